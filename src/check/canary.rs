@@ -1,0 +1,1 @@
+//! `canary` verdict engine — not yet implemented.

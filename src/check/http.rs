@@ -1,0 +1,1 @@
+//! `http` verdict engine — not yet implemented.

@@ -1,0 +1,1 @@
+//! `mtls` verdict engine — not yet implemented.

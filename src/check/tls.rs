@@ -1,0 +1,1 @@
+//! `tls` verdict engine — not yet implemented.

@@ -1,0 +1,40 @@
+//! The `meshproof` command line: argument parsing and dispatch. Each subcommand lives in its own
+//! module and returns an exit code; nothing here decides a verdict.
+
+pub mod check;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "meshproof", version, about = "End-to-end conformance harness for service meshes running OpenFaaS")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one verdict engine on its own.
+    #[command(subcommand)]
+    Check(check::CheckCmd),
+}
+
+/// Entry point used by `src/main.rs`; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match cli.command {
+        Command::Check(c) => check::run(c),
+    }
+}
+
+/// A multi-threaded tokio runtime for commands that do network I/O.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+}
