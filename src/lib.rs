@@ -3,3 +3,9 @@
 
 pub mod check;
 pub mod cli;
+pub mod plan;
+pub mod preflight;
+pub mod process;
+pub mod run;
+pub mod scenario;
+pub mod stack;

@@ -2,6 +2,11 @@
 //! module and returns an exit code; nothing here decides a verdict.
 
 pub mod check;
+pub mod doctor;
+pub mod list;
+pub mod plan;
+mod project;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +19,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check suites and scenarios; print `FILE:LINE:COL: error: MESSAGE` per problem.
+    Validate(validate::Args),
+    /// List the e2e trials (the names `cargo test --test e2e -- --list` prints).
+    List(list::Args),
+    /// Print the ordered, resolved steps a suite's run will take, without touching a cluster.
+    Plan(plan::Args),
+    /// Check the tools and daemons a real run needs.
+    Doctor(doctor::Args),
     /// Run one verdict engine on its own.
     #[command(subcommand)]
     Check(check::CheckCmd),
@@ -30,6 +43,10 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::List(a) => list::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Check(c) => check::run(c),
     }
 }

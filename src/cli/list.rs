@@ -1,0 +1,19 @@
+//! `meshproof list`: the trial names `cargo test --test e2e -- --list` prints.
+
+use super::project;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> i32 {
+    let catalog = match project::load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let envs = crate::plan::expand(&catalog);
+    for t in crate::plan::trials(&envs) {
+        // Same text as libtest-mimic's `--list`: `[kind] name: test`.
+        println!("[{}] {}: test", t.mesh, t.name);
+    }
+    0
+}

@@ -1,0 +1,56 @@
+//! `meshproof plan SUITE`: the ordered, resolved steps a run will take, touching no cluster.
+
+use super::project;
+use crate::plan::{expand, steps, Phase};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Suite name (`istio`) or suite file (`suites/istio.yaml`).
+    pub suite: String,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> i32 {
+    let catalog = match project::load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let wanted = std::path::Path::new(&args.suite);
+    let suite = catalog.suites.iter().find(|s| {
+        s.name.as_str() == args.suite || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
+    });
+    let Some(suite) = suite else {
+        let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
+        eprintln!("meshproof: error: no suite {:?} (suites: {})", args.suite, names.join(", "));
+        return 2;
+    };
+    let envs: Vec<_> = expand(&catalog).into_iter().filter(|e| e.suite.name == suite.name).collect();
+    if args.json {
+        let v: Vec<_> = envs
+            .iter()
+            .map(|e| serde_json::json!({ "environment": e.key, "steps": steps(e, &catalog) }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
+    for e in &envs {
+        println!("== environment {} ({} trial(s))", e.key, e.trials.len());
+        for (i, s) in steps(e, &catalog).iter().enumerate() {
+            let phase = match s.phase {
+                Phase::Preflight => "preflight",
+                Phase::Provision => "provision",
+                Phase::Install => "install",
+                Phase::Trial => "trial",
+                Phase::Teardown => "teardown",
+            };
+            println!("{:>3}. [{phase}] {}", i + 1, s.title);
+            for d in &s.detail {
+                println!("       {d}");
+            }
+        }
+        println!();
+    }
+    0
+}

@@ -1,0 +1,386 @@
+//! Planning: the pure expansion of suites × scenarios into environments, trials and the ordered
+//! steps a run will take. No I/O — `meshproof plan`, `meshproof list` and the e2e harness all read
+//! the same plan, so what is listed is what runs.
+
+use crate::scenario::template::{Template, Vars};
+use crate::scenario::*;
+use std::sync::Arc;
+
+/// Namespace OpenFaaS core services run in.
+pub const GATEWAY_NAMESPACE: &str = "openfaas";
+/// Namespace OpenFaaS functions run in.
+pub const FUNCTIONS_NAMESPACE: &str = "openfaas-fn";
+
+/// One environment instance: a cluster that some trials share.
+#[derive(Debug, Clone)]
+pub struct EnvPlan {
+    /// Unique key: the environment name, or `<env>::<scenario>` for a dedicated environment.
+    pub key: String,
+    pub suite: Arc<Suite>,
+    pub env: EnvironmentSpec,
+    pub trials: Vec<TrialPlan>,
+}
+
+/// One e2e trial: a scenario in an environment.
+#[derive(Debug, Clone)]
+pub struct TrialPlan {
+    /// `<environment>::<scenario>`, the libtest name.
+    pub name: String,
+    pub env_key: String,
+    /// The suite environment (its preflight requirements), shared by dedicated environments.
+    pub env: EnvironmentSpec,
+    pub mesh: Mesh,
+    pub scenario: Arc<Scenario>,
+    /// Static ignore reason (the scenario's `ignore`).
+    pub ignore: Option<String>,
+}
+
+/// Expands every suite of the catalog. Environments and trials come out sorted by name.
+pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
+    let mut envs = Vec::new();
+    for suite in &catalog.suites {
+        for env in &suite.environments {
+            let mesh = env.mesh.mesh();
+            let mut shared = EnvPlan { key: env.name.clone(), suite: suite.clone(), env: env.clone(), trials: Vec::new() };
+            for name in &suite.scenarios {
+                let Some(sc) = catalog.scenario(name) else { continue };
+                if !sc.applies_to(mesh) {
+                    continue;
+                }
+                let trial_name = format!("{}::{}", env.name, sc.name);
+                match sc.lifecycle {
+                    Lifecycle::Shared => shared.trials.push(TrialPlan {
+                        name: trial_name,
+                        env_key: shared.key.clone(),
+                        env: env.clone(),
+                        mesh,
+                        scenario: sc.clone(),
+                        ignore: sc.ignore.clone(),
+                    }),
+                    Lifecycle::Dedicated => envs.push(EnvPlan {
+                        key: trial_name.clone(),
+                        suite: suite.clone(),
+                        env: env.clone(),
+                        trials: vec![TrialPlan {
+                            name: trial_name.clone(),
+                            env_key: trial_name,
+                            env: env.clone(),
+                            mesh,
+                            scenario: sc.clone(),
+                            ignore: sc.ignore.clone(),
+                        }],
+                    }),
+                }
+            }
+            if !shared.trials.is_empty() {
+                envs.push(shared);
+            }
+        }
+    }
+    for e in &mut envs {
+        e.trials.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    envs.sort_by(|a, b| a.key.cmp(&b.key));
+    envs
+}
+
+/// Every trial of a plan, sorted by name.
+pub fn trials(envs: &[EnvPlan]) -> Vec<TrialPlan> {
+    let mut t: Vec<TrialPlan> = envs.iter().flat_map(|e| e.trials.iter().cloned()).collect();
+    t.sort_by(|a, b| a.name.cmp(&b.name));
+    t
+}
+
+/// The variables a scenario of this environment is rendered with. `run_id` is `None` when
+/// planning (it prints as `<run-id>`).
+pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_id: Option<&str>) -> Vars {
+    let mut v = Vars::default();
+    v.set("mesh", env.mesh.mesh().as_str());
+    v.set("suite", suite.name.as_str());
+    v.set("environment", env.name.as_str());
+    v.set("runId", run_id.unwrap_or("<run-id>"));
+    v.set("namespace.functions", FUNCTIONS_NAMESPACE);
+    v.set("namespace.gateway", GATEWAY_NAMESPACE);
+    let ports = match &env.cluster {
+        ClusterSpec::Kind { host_ports, .. } => *host_ports,
+        ClusterSpec::Existing { .. } => HostPorts::default(),
+    };
+    v.set("ingress.httpPort", ports.http.to_string());
+    v.set("ingress.httpsPort", ports.https.to_string());
+    // The chart runs the gateway as `<release>-controller`, or `<release>-operator` with the
+    // Pro operator (chart/openfaas/templates/gateway-dep.yaml); the release is `openfaas`.
+    let sa = match suite.openfaas.edition {
+        Edition::Ce => "openfaas-controller",
+        Edition::Pro { .. } => "openfaas-operator",
+    };
+    v.set("gateway.serviceAccount", sa);
+    let v = v.overlay(&scenario.vars);
+    // Suite values override scenario defaults (image digests, hosts).
+    v.overlay(&suite.vars)
+}
+
+/// A step as the plan prints it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlannedStep {
+    pub phase: Phase,
+    pub title: String,
+    /// Commands, values or sub-steps, one line each.
+    pub detail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Preflight,
+    Provision,
+    Install,
+    Trial,
+    Teardown,
+}
+
+fn render(t: &Template, vars: &Vars) -> String {
+    t.render(vars).unwrap_or_else(|e| format!("{} (render error: {e})", t.source()))
+}
+
+/// The ordered steps of one environment: provisioning, installs, each trial's steps (with the
+/// negative controls spelled out), teardown.
+pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
+    let suite = &env.suite;
+    let mut out = Vec::new();
+    let reqs = crate::preflight::env_requirements(suite, &env.env, catalog);
+    out.push(PlannedStep {
+        phase: Phase::Preflight,
+        title: "check the tools this environment needs".into(),
+        detail: reqs
+            .iter()
+            .map(|r| match r {
+                crate::preflight::Requirement::Tool(t) => format!("{} on PATH", t.program()),
+                crate::preflight::Requirement::DockerDaemon => "docker daemon answers `docker info`".into(),
+                crate::preflight::Requirement::Kubeconfig(p) => {
+                    format!("kubeconfig {}", p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "from KUBECONFIG".into()))
+                }
+            })
+            .collect(),
+    });
+    out.extend(crate::stack::plan::provision_and_install(suite, &env.env, &env.key));
+    for t in &env.trials {
+        let vars = vars_for(suite, &env.env, &t.scenario, None);
+        let mut detail = Vec::new();
+        if let Some(r) = &t.ignore {
+            detail.push(format!("ignored unless run with --ignored: {r}"));
+        }
+        for (i, s) in t.scenario.steps.iter().enumerate() {
+            for line in describe_step(s, t.mesh, &vars) {
+                detail.push(format!("{:>2}. {line}", i + 1));
+            }
+        }
+        detail.push("cleanup: delete every object this trial applied or deployed".into());
+        out.push(PlannedStep { phase: Phase::Trial, title: t.name.clone(), detail });
+    }
+    out.push(PlannedStep {
+        phase: Phase::Teardown,
+        title: "tear down".into(),
+        detail: match &env.env.cluster {
+            ClusterSpec::Kind { .. } => vec![
+                "on failure: export `kind export logs`, events, pod statuses and logs to the artifacts dir".into(),
+                "kind delete cluster (skipped with --keep-cluster / MESHPROOF_KEEP_CLUSTER=1)".into(),
+            ],
+            ClusterSpec::Existing { .. } => {
+                vec!["delete only the namespaces and cluster-scoped objects labelled with this run's id".into()]
+            }
+        },
+    });
+    out
+}
+
+fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
+    let v = vars.overlay(&m.vars);
+    let overrides = if m.vars.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", m.vars.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(", "))
+    };
+    match m.for_mesh(mesh) {
+        Some(Source::File { path, text }) => {
+            let kinds = kinds_of(&render(text, &v));
+            format!("{verb} {} ({kinds}){overrides} — server-side apply, field manager meshproof", path.display())
+        }
+        Some(Source::Inline(t)) => format!("{verb} inline manifest ({}){overrides}", kinds_of(&render(t, &v))),
+        None => format!("{verb}: no manifest for {mesh}"),
+    }
+}
+
+fn kinds_of(text: &str) -> String {
+    match crate::scenario::loader::manifest_documents(text) {
+        Ok(docs) => docs
+            .iter()
+            .map(|d| format!("{}/{}", d["kind"].as_str().unwrap_or("?"), d["metadata"]["name"].as_str().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("unparsable: {e}"),
+    }
+}
+
+/// One scenario step as plan lines, with each check's negative controls in run order.
+pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
+    match step {
+        Step::Apply(m) => vec![manifest_line("apply", m, mesh, vars)],
+        Step::Delete(m) => vec![manifest_line("delete", m, mesh, vars)],
+        Step::Deploy(d) => {
+            let injection = if d.meshed {
+                "meshed".to_string()
+            } else {
+                match mesh {
+                    Mesh::Istio => "unmeshed (annotation sidecar.istio.io/inject=false)".into(),
+                    Mesh::Linkerd => "unmeshed (annotation linkerd.io/inject=disabled)".into(),
+                }
+            };
+            let env: Vec<String> = d.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            vec![format!(
+                "deploy function {} image {} env [{}], {injection}, via the gateway REST API (CE) or Function CRD (Pro)",
+                d.function,
+                render(&d.image, vars),
+                env.join(", ")
+            )]
+        }
+        Step::Wait(w) => {
+            let what = match w.wait_for {
+                WaitFor::Rollout => "rolled out".to_string(),
+                WaitFor::PodsReady => "pods Ready".to_string(),
+                WaitFor::Established => "Established".to_string(),
+                WaitFor::Condition => {
+                    let (t, s) = w.condition.clone().unwrap_or_default();
+                    format!("condition {t}={s}")
+                }
+            };
+            let ns = w.namespace.as_ref().map(|n| format!(" in {}", render(n, vars))).unwrap_or_default();
+            vec![format!(
+                "wait until {}{ns} is {what} (timeout {})",
+                render(&w.target, vars),
+                humantime::format_duration(w.timeout)
+            )]
+        }
+        Step::Check(c) => describe_check(c, mesh, vars),
+    }
+}
+
+fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
+    let fns = vars.get("namespace.functions").unwrap_or(FUNCTIONS_NAMESPACE).to_string();
+    let gw_sa = vars.get("gateway.serviceAccount").unwrap_or("openfaas-controller").to_string();
+    match c {
+        Check::Mtls(m) => {
+            let rules = match mesh {
+                Mesh::Istio => "ClientHello ALPN one of istio-peer-exchange, istio-http/1.1, istio-http/1.0, istio-h2, istio",
+                Mesh::Linkerd => "ClientHello SNI ending in .serviceaccount.identity.linkerd.cluster.local",
+            };
+            let identity = match mesh {
+                Mesh::Istio => format!("X-Forwarded-Client-Cert has URI=spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}"),
+                Mesh::Linkerd => format!("l5d-client-id is {gw_sa}.{GATEWAY_NAMESPACE}.serviceaccount.identity.linkerd.cluster.local"),
+            };
+            let mut v = vec![
+                format!(
+                    "check mtls — negative control first: capture eth0 of {}'s pod (ephemeral container `tcpdump -i eth0 -U -w -`) while the gateway sends {} requests with fresh sentinels; the sentinel MUST be seen in plaintext, else the check errors (blind capture)",
+                    m.control, m.requests
+                ),
+                format!(
+                    "check mtls — capture eth0 of {}'s pod while the gateway sends {} requests with fresh sentinels on port {}: no sentinel in plaintext, every flow TLS, {rules}",
+                    m.function, m.requests, m.port
+                ),
+                format!("check mtls — every echoed request shows the gateway identity: {identity}"),
+            ];
+            if m.strict {
+                v.push(format!(
+                    "check mtls — strict: a plaintext client in an unmeshed namespace calling {}.{fns}:{} directly is refused",
+                    m.function, m.port
+                ));
+            }
+            v.push(format!("check mtls — timeout {}", humantime::format_duration(m.timeout)));
+            v
+        }
+        Check::Deny(d) => {
+            let mut v = vec![format!(
+                "check deny — probe pod in {} (service account {}, meshed)",
+                render(&d.probe.namespace, vars),
+                d.probe.service_account
+            )];
+            for e in &d.expectations {
+                v.push(format!(
+                    "check deny — negative control, before the policy: {} {} from {} must be {:?}",
+                    e.name,
+                    render(&e.url, vars),
+                    from_label(e.from),
+                    e.before
+                ));
+            }
+            v.push(manifest_line("check deny — apply policy", &d.policy, mesh, vars));
+            for e in &d.expectations {
+                v.push(format!(
+                    "check deny — after the policy: {} {} from {} must be {:?} (403/reset = denied; 401/404/5xx/timeout = error)",
+                    e.name,
+                    render(&e.url, vars),
+                    from_label(e.from),
+                    e.after
+                ));
+            }
+            v
+        }
+        Check::Canary(c) => {
+            let split: Vec<String> = c.split.variants().iter().map(|v| format!("{}={}", v.name, v.weight)).collect();
+            vec![
+                format!(
+                    "check canary — converge: {} consecutive classified responses from {} through the gateway",
+                    c.converge, c.function
+                ),
+                format!(
+                    "check canary — sequential test of split {} ±{} pp at confidence {} (at most {} requests, timeout {})",
+                    split.join("/"),
+                    c.tolerance.percentage_points(),
+                    c.confidence.value(),
+                    c.max_requests,
+                    humantime::format_duration(c.timeout)
+                ),
+            ]
+        }
+        Check::Tls(t) => {
+            let host = render(&t.host, vars);
+            let port = vars.get("ingress.httpsPort").unwrap_or("30443").to_string();
+            let proto = match t.min_protocol {
+                MinProtocol::Tls12 => "1.2",
+                MinProtocol::Tls13 => "1.3",
+            };
+            vec![
+                format!("check tls — read the CA from secret {}/{} key {}", t.ca_secret.namespace, t.ca_secret.name, t.ca_secret.key),
+                format!(
+                    "check tls --url https://{host}:{port}{} --resolve {host}:127.0.0.1 --ca <cluster CA> --min-days {} --min-protocol {proto}",
+                    t.path, t.min_days
+                ),
+                format!("check tls — negative control: the same endpoint judged as host wrong.{host} must fail"),
+                "check tls — negative control: the same endpoint judged against a freshly generated CA must fail".into(),
+            ]
+        }
+        Check::Restore(r) => vec![
+            "check restore — install sealed-secrets and flux; serve a git repository made by meshproof to the cluster".into(),
+            format!(
+                "check restore — commit functions [{}] and SealedSecrets [{}] sealed offline with the controller certificate",
+                r.functions.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
+                r.sealed_secrets.iter().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>().join(", ")
+            ),
+            "check restore — wait for Kustomization Ready at HEAD, SealedSecrets Synced=True, functions answering; record inventory".into(),
+            "check restore — back up sealing keys (0600 file in the run's temp dir)".into(),
+            "check restore — destroy the cluster; create a new one; install the stack again".into(),
+            "check restore — negative control: before the key is restored the SealedSecrets must fail to unseal".into(),
+            "check restore — restore keys, restart the controller, reconcile; inventories must match; report RTO by phase".into(),
+            format!(
+                "check restore — recovery budget {}",
+                r.max_recovery.map(|d| humantime::format_duration(d).to_string()).unwrap_or_else(|| "none (measured only)".into())
+            ),
+        ],
+    }
+}
+
+fn from_label(f: ProbeFrom) -> &'static str {
+    match f {
+        ProbeFrom::Probe => "the probe pod",
+        ProbeFrom::Outside => "outside, through the gateway",
+    }
+}

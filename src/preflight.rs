@@ -1,0 +1,203 @@
+//! Preflight: can this machine run a real environment, and if not, what exactly is missing?
+//!
+//! The answer drives three things: `meshproof doctor`, the banner `cargo test --test e2e` prints,
+//! and whether each e2e trial runs, is ignored (here, without Docker) or fails
+//! (`MESHPROOF_REQUIRE_CLUSTER=1`, the nightly CI).
+
+use crate::process::tools::Tool;
+use crate::process::Cmd;
+use crate::scenario::{Catalog, ClusterSpec, Component, EnvironmentSpec, Mesh, Suite};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Something an environment needs from the machine.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Requirement {
+    /// A CLI on PATH.
+    Tool(Tool),
+    /// A running Docker daemon (kind runs its nodes as containers).
+    DockerDaemon,
+    /// A kubeconfig for `provider: existing`.
+    Kubeconfig(Option<PathBuf>),
+}
+
+/// What every environment of the catalog's suites needs.
+pub fn requirements(catalog: &Catalog) -> BTreeMap<Requirement, BTreeSet<String>> {
+    let mut out: BTreeMap<Requirement, BTreeSet<String>> = BTreeMap::new();
+    for suite in &catalog.suites {
+        for env in &suite.environments {
+            for r in env_requirements(suite, env, catalog) {
+                out.entry(r).or_default().insert(env.name.clone());
+            }
+        }
+    }
+    out
+}
+
+/// What one environment needs.
+pub fn env_requirements(suite: &Suite, env: &EnvironmentSpec, catalog: &Catalog) -> BTreeSet<Requirement> {
+    let mut r = BTreeSet::new();
+    match &env.cluster {
+        ClusterSpec::Kind { .. } => {
+            r.insert(Requirement::Tool(Tool::Docker));
+            r.insert(Requirement::DockerDaemon);
+            r.insert(Requirement::Tool(Tool::Kind));
+        }
+        ClusterSpec::Existing { kubeconfig, .. } => {
+            r.insert(Requirement::Kubeconfig(kubeconfig.clone()));
+        }
+    }
+    r.insert(Requirement::Tool(Tool::Helm));
+    match env.mesh.mesh() {
+        Mesh::Istio => r.insert(Requirement::Tool(Tool::Istioctl)),
+        Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
+    };
+    let needs: BTreeSet<_> = suite
+        .scenarios
+        .iter()
+        .filter_map(|n| catalog.scenario(n))
+        .flat_map(|s| s.needs())
+        .map(|c| c.yaml_key())
+        .collect();
+    if needs.contains(Component::Flux.yaml_key()) {
+        r.insert(Requirement::Tool(Tool::Flux));
+        r.insert(Requirement::Tool(Tool::Git));
+    }
+    if needs.contains(Component::SealedSecrets.yaml_key()) {
+        r.insert(Requirement::Tool(Tool::Kubeseal));
+    }
+    r
+}
+
+/// The machine's answer to one requirement.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub requirement: Requirement,
+    pub ok: bool,
+    /// Version or location when found.
+    pub detail: String,
+    /// How to fix it when missing.
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    pub fn label(&self) -> String {
+        match &self.requirement {
+            Requirement::Tool(t) => t.program().to_string(),
+            Requirement::DockerDaemon => "docker daemon".into(),
+            Requirement::Kubeconfig(_) => "kubeconfig".into(),
+        }
+    }
+}
+
+/// Checks one requirement, with short timeouts: preflight must never hang.
+pub async fn check(req: &Requirement) -> Finding {
+    match req {
+        Requirement::Tool(t) => match crate::process::tools::find(t.program()) {
+            Err(_) => Finding { requirement: req.clone(), ok: false, detail: "not found on PATH".into(), hint: Some(t.hint().into()) },
+            Ok(path) => {
+                let version = Cmd::new(t.program())
+                    .args(t.version_args().iter().copied())
+                    .timeout(Duration::from_secs(10))
+                    .run_unchecked()
+                    .await
+                    .map(|o| {
+                        let s = if o.stdout.is_empty() { String::from_utf8_lossy(&o.stderr).into_owned() } else { o.stdout_str() };
+                        s.lines().next().unwrap_or("").trim().to_string()
+                    })
+                    .unwrap_or_else(|e| format!("version unknown ({e})"));
+                Finding { requirement: req.clone(), ok: true, detail: format!("{version} ({})", path.display()), hint: None }
+            }
+        },
+        Requirement::DockerDaemon => {
+            let res = Cmd::new("docker")
+                .args(["info", "--format", "{{.ServerVersion}}"])
+                .timeout(Duration::from_secs(10))
+                .run()
+                .await;
+            match res {
+                Ok(o) if !o.stdout_str().trim().is_empty() => {
+                    Finding { requirement: req.clone(), ok: true, detail: format!("server {}", o.stdout_str().trim()), hint: None }
+                }
+                Ok(_) => Finding {
+                    requirement: req.clone(),
+                    ok: false,
+                    detail: "`docker info` printed no server version".into(),
+                    hint: Some("start the Docker daemon (e.g. `sudo systemctl start docker`)".into()),
+                },
+                Err(e) => Finding {
+                    requirement: req.clone(),
+                    ok: false,
+                    detail: first_line(&e.to_string()),
+                    hint: Some("kind needs a running Docker daemon: start it (e.g. `sudo systemctl start docker`) or use `provider: existing`".into()),
+                },
+            }
+        }
+        Requirement::Kubeconfig(path) => {
+            let resolved = path.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from)).or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
+            });
+            match resolved {
+                Some(p) if p.is_file() => Finding { requirement: req.clone(), ok: true, detail: p.display().to_string(), hint: None },
+                Some(p) => Finding {
+                    requirement: req.clone(),
+                    ok: false,
+                    detail: format!("{} does not exist", p.display()),
+                    hint: Some("set `cluster.kubeconfig` in the suite or export KUBECONFIG".into()),
+                },
+                None => Finding {
+                    requirement: req.clone(),
+                    ok: false,
+                    detail: "no kubeconfig given".into(),
+                    hint: Some("set `cluster.kubeconfig` in the suite or export KUBECONFIG".into()),
+                },
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(160).collect()
+}
+
+/// All findings for a catalog, and which environments each missing piece blocks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub findings: Vec<(Finding, BTreeSet<String>)>,
+}
+
+impl Report {
+    pub async fn gather(catalog: &Catalog) -> Report {
+        let reqs = requirements(catalog);
+        let mut findings = Vec::new();
+        for (req, envs) in reqs {
+            findings.push((check(&req).await, envs));
+        }
+        Report { findings }
+    }
+
+    /// Missing pieces that block `env`, as short labels.
+    pub fn missing_for(&self, env: &str) -> Vec<String> {
+        self.findings.iter().filter(|(f, envs)| !f.ok && envs.contains(env)).map(|(f, _)| f.label()).collect()
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.findings.iter().all(|(f, _)| f.ok)
+    }
+
+    /// The banner: one line per missing piece with how to get it.
+    pub fn banner(&self) -> Option<String> {
+        let missing: Vec<&Finding> = self.findings.iter().filter(|(f, _)| !f.ok).map(|(f, _)| f).collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut s = String::from("meshproof preflight: this machine cannot provision the environments; missing:\n");
+        for f in missing {
+            s.push_str(&format!("  - {}: {} — {}\n", f.label(), f.detail, f.hint.as_deref().unwrap_or("")));
+        }
+        s.push_str("  (run `meshproof doctor` for details; MESHPROOF_REQUIRE_CLUSTER=1 turns this into a failure)\n");
+        Some(s)
+    }
+}

@@ -1,0 +1,62 @@
+//! Secret redaction for command lines, captured output and reports.
+
+use std::sync::Arc;
+
+/// A set of secret values to blank out of any text. Cheap to clone and share.
+#[derive(Clone, Default, Debug)]
+pub struct Redactor {
+    secrets: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    /// Adds a secret; values shorter than 4 characters are ignored (they would blank out
+    /// ordinary text and are not secrets worth the name).
+    pub fn add(&mut self, secret: &str) {
+        if secret.len() >= 4 && !self.secrets.iter().any(|s| s == secret) {
+            Arc::make_mut(&mut self.secrets).push(secret.to_string());
+        }
+    }
+
+    pub fn extend(&mut self, other: &Redactor) {
+        for s in other.secrets.iter() {
+            self.add(s);
+        }
+    }
+
+    /// `text` with every secret replaced by `***` (longest first, so overlapping secrets are
+    /// fully hidden).
+    pub fn apply(&self, text: &str) -> String {
+        let mut secrets: Vec<&String> = self.secrets.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hides_every_occurrence_and_ignores_trivial_values() {
+        let mut r = Redactor::default();
+        r.add("topsecret");
+        r.add("ab");
+        assert_eq!(r.apply("a topsecret, topsecret ab"), "a ***, *** ab");
+    }
+
+    #[test]
+    fn overlapping_secrets_are_fully_hidden() {
+        let mut r = Redactor::default();
+        r.add("secret");
+        r.add("secret-long-value");
+        assert_eq!(r.apply("x secret-long-value y"), "x *** y");
+    }
+}

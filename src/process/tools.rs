@@ -1,0 +1,75 @@
+//! The external tools meshproof drives, how to find them, and how a user gets them.
+
+use super::ProcessError;
+use std::path::PathBuf;
+
+/// A CLI meshproof needs for a real run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tool {
+    Docker,
+    Kind,
+    Helm,
+    Istioctl,
+    Linkerd,
+    Flux,
+    Kubeseal,
+    Git,
+}
+
+impl Tool {
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Docker => "docker",
+            Tool::Kind => "kind",
+            Tool::Helm => "helm",
+            Tool::Istioctl => "istioctl",
+            Tool::Linkerd => "linkerd",
+            Tool::Flux => "flux",
+            Tool::Kubeseal => "kubeseal",
+            Tool::Git => "git",
+        }
+    }
+
+    /// How to install it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Tool::Docker => "install Docker Engine (https://docs.docker.com/engine/install/) and start the daemon",
+            Tool::Kind => "install kind v0.30.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+            Tool::Helm => "install Helm 3 (https://helm.sh/docs/intro/install/)",
+            Tool::Istioctl => "install istioctl of the suite's Istio version (https://istio.io/latest/docs/setup/additional-setup/download-istio-release/)",
+            Tool::Linkerd => "install the linkerd CLI of the suite's edge release (https://linkerd.io/2/getting-started/)",
+            Tool::Flux => "install the flux CLI of the suite's version (https://fluxcd.io/flux/installation/)",
+            Tool::Kubeseal => "install kubeseal (https://github.com/bitnami-labs/sealed-secrets#kubeseal)",
+            Tool::Git => "install git (e.g. `apt-get install git`)",
+        }
+    }
+
+    /// Arguments that print the tool's own (client) version without touching a cluster.
+    pub fn version_args(self) -> &'static [&'static str] {
+        match self {
+            Tool::Docker => &["version", "--format", "{{.Client.Version}}"],
+            Tool::Kind => &["version"],
+            Tool::Helm => &["version", "--short"],
+            Tool::Istioctl => &["version", "--remote=false"],
+            Tool::Linkerd => &["version", "--client", "--short"],
+            Tool::Flux => &["version", "--client"],
+            Tool::Kubeseal => &["--version"],
+            Tool::Git => &["--version"],
+        }
+    }
+
+    pub fn from_program(p: &str) -> Option<Tool> {
+        [Tool::Docker, Tool::Kind, Tool::Helm, Tool::Istioctl, Tool::Linkerd, Tool::Flux, Tool::Kubeseal, Tool::Git]
+            .into_iter()
+            .find(|t| t.program() == p)
+    }
+}
+
+/// Finds `program` on `PATH` (or takes it as a path when it contains `/`).
+pub fn find(program: &str) -> Result<PathBuf, ProcessError> {
+    which::which(program).map_err(|_| ProcessError::NotFound {
+        program: program.to_string(),
+        hint: Tool::from_program(program).map(Tool::hint).unwrap_or("install it or put it on PATH").to_string(),
+    })
+}

@@ -1,0 +1,214 @@
+//! The loader: the one place that parses suite and scenario YAML.
+//!
+//! It reads a file, picks the schema from `kind`, deserializes the raw layer with the field
+//! path tracked, runs validation, and turns every problem into a [`Diagnostic`] with file, line
+//! and column. Nothing here panics on any input: the corpus test feeds it malformed files.
+
+use super::diag::{Diagnostic, Pos};
+use super::locate::Locator;
+use super::model::{Scenario, Suite};
+use super::path::FieldPath;
+use super::raw::{DocKind, RawScenario, RawSuite};
+use super::template::Template;
+use super::validate::{self, Problem, Where};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::path::Path;
+
+/// A validated document.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Suite(Suite),
+    Scenario(Scenario),
+}
+
+/// Loads and validates one file from disk.
+pub fn load_file(path: &Path) -> Result<Document, Vec<Diagnostic>> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => return Err(vec![Diagnostic::whole_file(path, "file is not valid UTF-8")]),
+        },
+        Err(e) => return Err(vec![Diagnostic::whole_file(path, format!("cannot read file: {e}"))]),
+    };
+    load_text(path, &text, &|p: &Path| std::fs::read_to_string(p))
+}
+
+/// Loads and validates a document from text; `path` names it in diagnostics and anchors
+/// relative manifest paths; `read` reads referenced manifest files.
+pub fn load_text(path: &Path, text: &str, read: validate::ReadFile<'_>) -> Result<Document, Vec<Diagnostic>> {
+    let diag = |pos: Pos, msg: String| vec![Diagnostic::new(path, pos, msg)];
+
+    // 1. Syntax, document count and emptiness, on the untyped value.
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        match serde_yaml::Value::deserialize(doc) {
+            Ok(v) => docs.push(v),
+            Err(e) => return Err(diag(location(&e).unwrap_or(Pos::START), format!("invalid YAML: {}", strip_location(&e.to_string())))),
+        }
+    }
+    let locator = Locator::new(text);
+    let value = match docs.len() {
+        0 => return Err(diag(Pos::START, "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into())),
+        1 => docs.remove(0),
+        n => return Err(diag(second_doc_pos(text), format!("expected one document per file, found {n}"))),
+    };
+    let map = match &value {
+        serde_yaml::Value::Null => {
+            return Err(diag(Pos::START, "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into()))
+        }
+        serde_yaml::Value::Mapping(m) => m,
+        _ => return Err(diag(Pos::START, "expected a mapping with `kind: Suite` or `kind: Scenario` at the top level".into())),
+    };
+
+    // 2. The kind decides the schema.
+    let kind = match map.get("kind") {
+        None => return Err(diag(Pos::START, "missing field `kind`: add `kind: Suite` or `kind: Scenario`".into())),
+        Some(k) => match serde_yaml::from_value::<DocKind>(k.clone()) {
+            Ok(k) => k,
+            Err(_) => {
+                let at = locator.value(&FieldPath::root().key("kind"));
+                return Err(diag(at, format!("kind: expected `Suite` or `Scenario`, got {}", short(k))));
+            }
+        },
+    };
+
+    // 3. Typed raw layer, 4. validation.
+    let res = match kind {
+        DocKind::Suite => typed::<RawSuite>(text, &locator)
+            .map_err(|(pos, msg)| diag(pos, msg))
+            .and_then(|raw| validate::suite(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
+            .map(Document::Suite),
+        DocKind::Scenario => typed::<RawScenario>(text, &locator)
+            .map_err(|(pos, msg)| diag(pos, msg))
+            .and_then(|raw| validate::scenario(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
+            .map(Document::Scenario),
+    };
+    res.map_err(|mut d| {
+        d.sort();
+        d.dedup();
+        d
+    })
+}
+
+fn typed<T: DeserializeOwned>(text: &str, locator: &Locator) -> Result<T, (Pos, String)> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
+    // Enums (steps, checks) are written as single-key maps (`- check: {canary: …}`), which
+    // serde_yaml 0.9 only accepts through this adapter; the path tracker sits beneath it.
+    let res = serde_yaml::with::singleton_map_recursive::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+    res.map_err(|inner: serde_yaml::Error| {
+        let path = FieldPath::from_serde(&track.path());
+        let inner = &inner;
+        let msg = strip_location(&inner.to_string());
+        // serde_yaml already prefixes nested errors with its own path; keep one path only.
+        let msg = strip_serde_yaml_path(&msg);
+        let pos = location(inner).unwrap_or_else(|| locator.value(&path));
+        let msg = if path.is_root() { msg.to_string() } else { format!("{path}: {msg}") };
+        (pos, msg)
+    })
+}
+
+fn to_diags(file: &Path, locator: &Locator, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|p| match p.at {
+            Where::Value(path) => Diagnostic::new(file, locator.value(&path), p.message),
+            Where::Key(path) => Diagnostic::new(file, locator.key(&path), p.message),
+            Where::File(other, pos) => Diagnostic::new(other, pos, p.message),
+        })
+        .collect()
+}
+
+fn location(e: &serde_yaml::Error) -> Option<Pos> {
+    e.location().map(|l| Pos { line: l.line(), col: l.column() })
+}
+
+/// Drops serde_yaml's trailing " at line L column C": the diagnostic carries the position.
+pub(crate) fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+/// serde_yaml 0.9 writes nested errors as `a.b[0]: message`; the loader adds its own path.
+fn strip_serde_yaml_path(msg: &str) -> &str {
+    match msg.split_once(": ") {
+        Some((head, tail))
+            if !head.is_empty()
+                && !head.contains(' ')
+                && head.chars().all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c)) =>
+        {
+            tail
+        }
+        _ => msg,
+    }
+}
+
+fn second_doc_pos(text: &str) -> Pos {
+    let mut seen_content = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t == "---" || t.starts_with("--- ") {
+            if seen_content {
+                return Pos { line: i + 1, col: 1 };
+            }
+        } else if !t.trim_start().is_empty() && !t.trim_start().starts_with('#') {
+            seen_content = true;
+        }
+    }
+    Pos::START
+}
+
+fn short(v: &serde_yaml::Value) -> String {
+    let s = serde_yaml::to_string(v).unwrap_or_default();
+    let s = s.trim();
+    if s.len() > 40 {
+        format!("{}…", &s[..s.char_indices().nth(40).map(|(i, _)| i).unwrap_or(s.len())])
+    } else {
+        s.to_string()
+    }
+}
+
+/// A manifest must be YAML whose documents are Kubernetes objects (`apiVersion`, `kind`,
+/// `metadata.name`). Checked with placeholders substituted, so `${x}` in a value is fine.
+pub(crate) fn check_manifest_docs(t: &Template) -> Result<(), (Pos, String)> {
+    let mut vars = super::template::Vars::default();
+    for (n, _) in t.vars() {
+        vars.set(n, "placeholder");
+    }
+    let text = t.render(&vars).map_err(|e| (Pos::START, e.to_string()))?;
+    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let v = match serde_yaml::Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                let pos = location(&e).unwrap_or(Pos::START);
+                return Err((pos, format!("document {}: invalid YAML: {}", i + 1, strip_location(&e.to_string()))));
+            }
+        };
+        if v.is_null() {
+            continue;
+        }
+        let ok = v.get("apiVersion").and_then(|x| x.as_str()).is_some()
+            && v.get("kind").and_then(|x| x.as_str()).is_some()
+            && v.get("metadata").and_then(|m| m.get("name")).and_then(|x| x.as_str()).is_some();
+        if !ok {
+            return Err((Pos::START, format!("document {}: a manifest needs apiVersion, kind and metadata.name", i + 1)));
+        }
+    }
+    Ok(())
+}
+
+/// Splits rendered manifest text into its YAML documents as JSON values (nulls dropped), for
+/// the kube layer and the schema validator.
+pub fn manifest_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let v = serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        if !v.is_null() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,19 @@
+//! Suites and scenarios: the declarative language of meshproof.
+//!
+//! Two layers: [`raw`] mirrors the YAML (serde, unknown fields denied); [`model`] is the
+//! validated meaning (newtypes, real durations, weights that sum to 100). [`loader`] is the only
+//! module that touches the YAML crate and turns every problem into a `FILE:LINE:COL` diagnostic;
+//! [`catalog`] loads sets of files and checks what spans files (duplicate names, references).
+
+pub mod catalog;
+pub mod diag;
+pub mod loader;
+pub mod locate;
+pub mod model;
+pub mod path;
+pub mod raw;
+pub mod template;
+pub mod validate;
+
+pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use model::*;

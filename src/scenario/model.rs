@@ -1,0 +1,740 @@
+//! The validated model: what a suite or scenario *means*, with every invariant already checked.
+//!
+//! Constructors here are the only way to build the constrained types (weights that sum to 100,
+//! a tolerance inside (0, 50), an image pinned by digest), so code downstream never re-checks.
+
+use super::raw::{Expectation, MeshName, ProtocolName};
+use super::template::Template;
+use indexmap::IndexMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use super::raw::{ProbeFrom, WaitFor};
+
+/// The two meshes meshproof certifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mesh {
+    Istio,
+    Linkerd,
+}
+
+impl Mesh {
+    pub const ALL: [Mesh; 2] = [Mesh::Istio, Mesh::Linkerd];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mesh::Istio => "istio",
+            Mesh::Linkerd => "linkerd",
+        }
+    }
+}
+
+impl From<MeshName> for Mesh {
+    fn from(m: MeshName) -> Self {
+        match m {
+            MeshName::Istio => Mesh::Istio,
+            MeshName::Linkerd => Mesh::Linkerd,
+        }
+    }
+}
+
+impl fmt::Display for Mesh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name usable in trial names, cluster names and Kubernetes labels:
+/// lowercase letters, digits and `-`, starting with a letter, at most 40 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Name(String);
+
+impl Name {
+    pub fn parse(s: &str) -> Result<Name, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Name(s.to_string()))
+        } else {
+            Err(format!(
+                "invalid name {s:?}: use 1-40 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A container image pinned by digest: `repo[:tag]@sha256:<64 hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct PinnedImage(String);
+
+impl PinnedImage {
+    pub fn parse(s: &str) -> Result<PinnedImage, String> {
+        let Some((repo, digest)) = s.split_once("@sha256:") else {
+            return Err(format!("image {s:?} is not pinned by digest: write it as `repo:tag@sha256:<64 hex digits>`"));
+        };
+        if repo.is_empty() || repo.contains(char::is_whitespace) {
+            return Err(format!("image {s:?} has an empty or invalid repository"));
+        }
+        if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            return Err(format!("image {s:?}: the sha256 digest must be 64 lowercase hex digits"));
+        }
+        Ok(PinnedImage(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The Kubernetes version a `kindest/node:vX.Y.Z@…` image carries, if its tag says so.
+    pub fn kube_version_tag(&self) -> Option<&str> {
+        let repo = self.0.split('@').next()?;
+        let tag = repo.rsplit_once(':')?.1;
+        tag.starts_with('v').then_some(tag)
+    }
+}
+
+impl fmt::Display for PinnedImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A version string checked against the format its project uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Version(String);
+
+impl Version {
+    /// `1.2.3`, optionally with a leading `v` when `allow_v` (cert-manager, flux use one).
+    pub fn semver(s: &str, allow_v: bool) -> Result<Version, String> {
+        let body = if allow_v { s.strip_prefix('v').unwrap_or(s) } else { s };
+        let parts: Vec<&str> = body.split('.').collect();
+        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+            Ok(Version(s.to_string()))
+        } else if allow_v {
+            Err(format!("version {s:?} is not of the form v1.2.3"))
+        } else {
+            Err(format!("version {s:?} is not of the form 1.2.3"))
+        }
+    }
+
+    /// Linkerd's release channels: `edge-YY.M.N`, `stable-X.Y.Z`, `enterprise-X.Y.Z`.
+    pub fn linkerd(s: &str) -> Result<Version, String> {
+        for prefix in ["edge-", "stable-", "enterprise-"] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                return Version::semver(rest, false)
+                    .map(|_| Version(s.to_string()))
+                    .map_err(|_| format!("linkerd version {s:?}: expected {prefix}X.Y.Z"));
+            }
+        }
+        Err(format!("linkerd version {s:?}: expected edge-YY.M.N, stable-X.Y.Z or enterprise-X.Y.Z"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------- suite
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Suite {
+    pub name: Name,
+    pub description: Option<String>,
+    pub cluster: ClusterSpec,
+    pub mesh: MeshSpec,
+    pub openfaas: OpenFaasSpec,
+    pub components: Components,
+    pub scenarios: Vec<Name>,
+    /// Environments this suite expands into (one when it has no matrix).
+    pub environments: Vec<EnvironmentSpec>,
+    /// Values for scenario variables (image digests, hosts…).
+    pub vars: IndexMap<String, String>,
+    pub source: PathBuf,
+}
+
+/// One concrete environment: a suite with its matrix coordinates applied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EnvironmentSpec {
+    /// `istio`, or `istio[k8s=1.33,mesh=1.30.3]` for a matrix cell.
+    pub name: String,
+    pub cluster: ClusterSpec,
+    pub mesh: MeshSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub enum ClusterSpec {
+    Kind { node_image: PinnedImage, host_ports: HostPorts },
+    Existing { kubeconfig: Option<PathBuf>, context: Option<String> },
+}
+
+/// Host ports that kind maps onto the ingress NodePorts (kind has no LoadBalancer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HostPorts {
+    pub http: u16,
+    pub https: u16,
+}
+
+impl Default for HostPorts {
+    fn default() -> Self {
+        HostPorts { http: 30080, https: 30443 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum MeshSpec {
+    Istio { version: Version, install: IstioInstall },
+    Linkerd { version: Version, install: LinkerdInstall },
+}
+
+impl MeshSpec {
+    pub fn mesh(&self) -> Mesh {
+        match self {
+            MeshSpec::Istio { .. } => Mesh::Istio,
+            MeshSpec::Linkerd { .. } => Mesh::Linkerd,
+        }
+    }
+
+    pub fn version(&self) -> &Version {
+        match self {
+            MeshSpec::Istio { version, .. } | MeshSpec::Linkerd { version, .. } => version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "method", rename_all = "lowercase")]
+pub enum IstioInstall {
+    Istioctl { profile: String },
+    Helm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkerdInstall {
+    Cli,
+    Helm,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpenFaasSpec {
+    pub chart: Version,
+    pub edition: Edition,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "edition", rename_all = "lowercase")]
+pub enum Edition {
+    Ce,
+    /// Pro needs a license; the file is read at install time and never logged.
+    Pro { license_file: PathBuf },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Components {
+    pub cert_manager: Option<Version>,
+    pub flux: Option<Version>,
+    pub sealed_secrets: Option<Version>,
+    pub gateway_api: Option<Version>,
+}
+
+// ---------------------------------------------------------------- scenario
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Scenario {
+    pub name: Name,
+    pub description: Option<String>,
+    pub meshes: Vec<Mesh>,
+    pub lifecycle: Lifecycle,
+    /// Like `#[ignore = "…"]`: the trial is listed, skipped by default, run with `--ignored`.
+    pub ignore: Option<String>,
+    pub vars: IndexMap<String, String>,
+    pub steps: Vec<Step>,
+    pub source: PathBuf,
+}
+
+impl Scenario {
+    pub fn applies_to(&self, mesh: Mesh) -> bool {
+        self.meshes.contains(&mesh)
+    }
+
+    /// Components the scenario's checks need installed.
+    pub fn needs(&self) -> Vec<Component> {
+        let mut out = Vec::new();
+        for s in &self.steps {
+            if let Step::Check(c) = s {
+                for n in c.needs() {
+                    if !out.contains(n) {
+                        out.push(*n);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Optional components a scenario can require from its suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Component {
+    CertManager,
+    Flux,
+    SealedSecrets,
+}
+
+impl Component {
+    pub fn yaml_key(self) -> &'static str {
+        match self {
+            Component::CertManager => "certManager",
+            Component::Flux => "flux",
+            Component::SealedSecrets => "sealedSecrets",
+        }
+    }
+}
+
+/// Whether a scenario can share its environment with others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Runs in the suite's shared environment.
+    Shared,
+    /// Gets an environment of its own (it destroys or rebuilds the cluster).
+    Dedicated,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Step {
+    Apply(Manifests),
+    Delete(Manifests),
+    Deploy(DeploySpec),
+    Wait(WaitSpec),
+    Check(Check),
+}
+
+/// Where a manifest's text comes from; file text is read and checked at load time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Source {
+    Inline(#[serde(serialize_with = "ser_template")] Template),
+    File {
+        path: PathBuf,
+        #[serde(skip)]
+        text: Template,
+    },
+}
+
+impl Source {
+    pub fn template(&self) -> &Template {
+        match self {
+            Source::Inline(t) | Source::File { text: t, .. } => t,
+        }
+    }
+}
+
+fn ser_template<S: serde::Serializer>(t: &Template, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.source())
+}
+
+fn ser_opt_template<S: serde::Serializer>(t: &Option<Template>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.source()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A manifest for every mesh, or one per mesh. Validation guarantees every mesh the scenario
+/// applies to has a source.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Manifests {
+    pub sources: ManifestSources,
+    pub vars: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ManifestSources {
+    Common(Source),
+    PerMesh { istio: Option<Source>, linkerd: Option<Source> },
+}
+
+impl Manifests {
+    pub fn for_mesh(&self, mesh: Mesh) -> Option<&Source> {
+        match &self.sources {
+            ManifestSources::Common(s) => Some(s),
+            ManifestSources::PerMesh { istio, linkerd } => match mesh {
+                Mesh::Istio => istio.as_ref(),
+                Mesh::Linkerd => linkerd.as_ref(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeploySpec {
+    pub function: Name,
+    #[serde(serialize_with = "ser_template")]
+    pub image: Template,
+    pub env: IndexMap<String, String>,
+    pub labels: IndexMap<String, String>,
+    pub annotations: IndexMap<String, String>,
+    pub meshed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WaitSpec {
+    pub wait_for: WaitFor,
+    /// `kind/name` (or a label selector for `podsReady`).
+    #[serde(serialize_with = "ser_template")]
+    pub target: Template,
+    #[serde(serialize_with = "ser_opt_template")]
+    pub namespace: Option<Template>,
+    /// `Type=Status` for `condition` waits.
+    pub condition: Option<(String, String)>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+impl serde::Serialize for WaitFor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            WaitFor::Rollout => "rollout",
+            WaitFor::PodsReady => "podsReady",
+            WaitFor::Established => "established",
+            WaitFor::Condition => "condition",
+        })
+    }
+}
+
+// ---------------------------------------------------------------- checks
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Check {
+    Mtls(MtlsCheck),
+    Deny(DenyCheck),
+    Canary(CanaryCheck),
+    Tls(TlsCheck),
+    Restore(RestoreCheck),
+}
+
+impl Check {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Mtls(_) => "mtls",
+            Check::Deny(_) => "deny",
+            Check::Canary(_) => "canary",
+            Check::Tls(_) => "tls",
+            Check::Restore(_) => "restore",
+        }
+    }
+
+    pub fn needs(&self) -> &'static [Component] {
+        match self {
+            Check::Tls(_) => &[Component::CertManager],
+            Check::Restore(_) => &[Component::Flux, Component::SealedSecrets],
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MtlsCheck {
+    pub function: Name,
+    /// The same function deployed without the mesh: its capture must show the sentinel.
+    pub control: Name,
+    pub requests: u32,
+    pub port: u16,
+    /// Also assert a plaintext client from an unmeshed namespace is refused.
+    pub strict: bool,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DenyCheck {
+    pub policy: Manifests,
+    pub probe: Probe,
+    pub expectations: Vec<ProbeExpectation>,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Probe {
+    #[serde(serialize_with = "ser_template")]
+    pub namespace: Template,
+    pub service_account: String,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeExpectation {
+    pub name: String,
+    pub from: ProbeFrom,
+    #[serde(serialize_with = "ser_template")]
+    pub url: Template,
+    /// Outcome required before the policy exists (the negative control).
+    pub before: Allowance,
+    /// Outcome required once the policy is applied.
+    pub after: Allowance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Allowance {
+    Allowed,
+    Denied,
+}
+
+impl From<Expectation> for Allowance {
+    fn from(e: Expectation) -> Self {
+        match e {
+            Expectation::Allowed => Allowance::Allowed,
+            Expectation::Denied => Allowance::Denied,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CanaryCheck {
+    pub function: Name,
+    pub split: Split,
+    pub tolerance: Tolerance,
+    pub confidence: Confidence,
+    pub max_requests: u32,
+    /// Consecutive classified responses required before sampling starts (route convergence).
+    pub converge: u32,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+/// Named variants with integer weights that sum to exactly 100 (at least two variants).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Split(Vec<Variant>);
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Variant {
+    pub name: String,
+    pub pattern: String,
+    pub weight: u8,
+}
+
+impl Split {
+    pub fn new(variants: Vec<Variant>) -> Result<Split, String> {
+        if variants.len() < 2 {
+            return Err(format!("a split needs at least two variants, got {}", variants.len()));
+        }
+        let sum: u32 = variants.iter().map(|v| u32::from(v.weight)).sum();
+        if sum != 100 {
+            let list = variants.iter().map(|v| v.weight.to_string()).collect::<Vec<_>>().join(" + ");
+            return Err(format!("weights must sum to 100, got {list} = {sum}"));
+        }
+        for (i, v) in variants.iter().enumerate() {
+            if variants[..i].iter().any(|w| w.name == v.name) {
+                return Err(format!("variant name {:?} is used twice", v.name));
+            }
+        }
+        Ok(Split(variants))
+    }
+
+    pub fn variants(&self) -> &[Variant] {
+        &self.0
+    }
+}
+
+/// Allowed deviation of each observed share from its weight, in percentage points, in (0, 50).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Tolerance(f64);
+
+impl Tolerance {
+    pub fn new(pp: f64) -> Result<Tolerance, String> {
+        if pp.is_finite() && pp > 0.0 && pp < 50.0 {
+            Ok(Tolerance(pp))
+        } else {
+            Err(format!("tolerance must be in (0, 50) percentage points, got {pp}"))
+        }
+    }
+
+    pub fn percentage_points(self) -> f64 {
+        self.0
+    }
+}
+
+/// Confidence level of a statistical decision, in (0.5, 1).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Confidence(f64);
+
+impl Confidence {
+    pub fn new(c: f64) -> Result<Confidence, String> {
+        if c.is_finite() && c > 0.5 && c < 1.0 {
+            Ok(Confidence(c))
+        } else {
+            Err(format!("confidence must be in (0.5, 1), got {c}"))
+        }
+    }
+
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum MinProtocol {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl From<ProtocolName> for MinProtocol {
+    fn from(p: ProtocolName) -> Self {
+        match p {
+            ProtocolName::Tls12 => MinProtocol::Tls12,
+            ProtocolName::Tls13 => MinProtocol::Tls13,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsCheck {
+    #[serde(serialize_with = "ser_template")]
+    pub host: Template,
+    pub path: String,
+    pub ca_secret: SecretKeyRef,
+    pub min_days: u32,
+    pub min_protocol: MinProtocol,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretKeyRef {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestoreCheck {
+    pub functions: Vec<Name>,
+    pub sealed_secrets: Vec<(String, String)>,
+    #[serde(with = "humantime_serde_compat_opt")]
+    pub max_recovery: Option<Duration>,
+}
+
+mod humantime_serde_compat_opt {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// A loaded, cross-checked set of suites and scenarios.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub suites: Vec<Arc<Suite>>,
+    pub scenarios: Vec<Arc<Scenario>>,
+}
+
+impl Catalog {
+    pub fn scenario(&self, name: &Name) -> Option<&Arc<Scenario>> {
+        self.scenarios.iter().find(|s| &s.name == name)
+    }
+
+    pub fn suite(&self, name: &str) -> Option<&Arc<Suite>> {
+        self.suites.iter().find(|s| s.name.as_str() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(name: &str, w: u8) -> Variant {
+        Variant { name: name.into(), pattern: name.into(), weight: w }
+    }
+
+    #[test]
+    fn split_requires_sum_100_two_variants_and_unique_names() {
+        assert!(Split::new(vec![v("a", 90), v("b", 10)]).is_ok());
+        assert!(Split::new(vec![v("a", 90), v("b", 20)]).unwrap_err().contains("= 110"));
+        assert!(Split::new(vec![v("a", 100)]).is_err());
+        assert!(Split::new(vec![v("a", 50), v("a", 50)]).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn tolerance_and_confidence_bounds_are_open() {
+        assert!(Tolerance::new(0.0).is_err());
+        assert!(Tolerance::new(50.0).is_err());
+        assert!(Tolerance::new(f64::NAN).is_err());
+        assert!(Tolerance::new(5.0).is_ok());
+        assert!(Confidence::new(0.5).is_err());
+        assert!(Confidence::new(1.0).is_err());
+        assert!(Confidence::new(0.99).is_ok());
+    }
+
+    #[test]
+    fn images_must_be_pinned() {
+        let d = "a".repeat(64);
+        assert!(PinnedImage::parse(&format!("kindest/node:v1.33.1@sha256:{d}")).is_ok());
+        assert!(PinnedImage::parse("kindest/node:v1.33.1").is_err());
+        assert!(PinnedImage::parse(&format!("kindest/node@sha256:{}", "A".repeat(64))).is_err());
+        assert!(PinnedImage::parse("kindest/node@sha256:abc").is_err());
+        let img = PinnedImage::parse(&format!("kindest/node:v1.33.1@sha256:{d}")).unwrap();
+        assert_eq!(img.kube_version_tag(), Some("v1.33.1"));
+    }
+
+    #[test]
+    fn versions_follow_each_projects_format() {
+        assert!(Version::semver("1.30.3", false).is_ok());
+        assert!(Version::semver("v1.30.3", false).is_err());
+        assert!(Version::semver("v1.21.1", true).is_ok());
+        assert!(Version::linkerd("edge-26.8.3").is_ok());
+        assert!(Version::linkerd("2.18").is_err());
+        assert!(Version::linkerd("edge-26.8").is_err());
+    }
+
+    #[test]
+    fn names_are_dns_friendly() {
+        assert!(Name::parse("canary-90-10").is_ok());
+        assert!(Name::parse("Canary").is_err());
+        assert!(Name::parse("-x").is_err());
+        assert!(Name::parse("x-").is_err());
+        assert!(Name::parse("").is_err());
+    }
+}
