@@ -16,8 +16,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic; the message is folded onto one line (one line per problem is the
+    /// contract of `meshproof validate`, and some library errors span several).
     pub fn new(file: impl Into<PathBuf>, pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.into(), line: pos.line, col: pos.col, message: message.into() }
+        let message: String = message.into().split_whitespace().collect::<Vec<_>>().join(" ");
+        Diagnostic { file: file.into(), line: pos.line, col: pos.col, message }
     }
 
     /// A problem that concerns a file as a whole (unreadable, empty).

@@ -440,7 +440,14 @@ fn source(cx: &mut Ctx, p: &FieldPath, path: &Option<String>, inline: &Option<St
             cx.err(p, "give the manifest as `path: FILE` or `inline: |`");
             None
         }
-        (None, Some(text)) => cx.template(&p.key("inline"), text, scope).map(Source::Inline),
+        (None, Some(text)) => {
+            let t = cx.template(&p.key("inline"), text, scope)?;
+            if let Err((_, msg)) = super::loader::check_manifest_docs(&t) {
+                cx.err(&p.key("inline"), msg);
+                return None;
+            }
+            Some(Source::Inline(t))
+        }
         (Some(rel), None) => {
             let full = cx.base_dir.join(rel);
             let text = match (cx.read)(&full) {
