@@ -384,3 +384,103 @@ fn from_label(f: ProbeFrom) -> &'static str {
         ProbeFrom::Outside => "outside, through the gateway",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::loader::{load_text, Document};
+    use std::path::Path;
+
+    const SUITE: &str = "kind: Suite
+name: s
+cluster:
+  provider: kind
+  nodeImage: kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a
+mesh: { name: linkerd, version: edge-26.8.3 }
+openfaas: { chart: 15.0.6 }
+components: { flux: { version: v2.9.4 }, sealedSecrets: { version: 2.18.5 } }
+scenarios: [b, a, only-istio, r]
+vars: { who: suite }
+matrix:
+  kubernetes:
+    - { name: '1.34', nodeImage: 'kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a' }
+    - { name: '1.33', nodeImage: 'kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2' }
+";
+
+    fn scenario(name: &str, extra: &str) -> String {
+        format!(
+            "kind: Scenario\nname: {name}\n{extra}vars: {{ who: scenario }}\nsteps:\n  - check:\n      deny:\n        policy: {{ inline: \"apiVersion: v1\\nkind: Namespace\\nmetadata: {{name: x}}\\n\" }}\n        expect: [{{ name: p, url: 'http://${{who}}', after: denied }}]\n"
+        )
+    }
+
+    fn catalog() -> Catalog {
+        let read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("none")) };
+        let mut c = Catalog::default();
+        let Document::Suite(s) = load_text(Path::new("s.yaml"), SUITE, &read).unwrap() else { panic!() };
+        c.suites.push(Arc::new(s));
+        for (n, extra) in [("a", ""), ("b", ""), ("only-istio", "meshes: [istio]\n")] {
+            let Document::Scenario(s) = load_text(Path::new("x.yaml"), &scenario(n, extra), &read).unwrap() else { panic!() };
+            c.scenarios.push(Arc::new(s));
+        }
+        let restore = "kind: Scenario\nname: r\nsteps:\n  - check:\n      restore: { functions: [env], sealedSecrets: [{ namespace: n, name: s }] }\n";
+        let Document::Scenario(s) = load_text(Path::new("r.yaml"), restore, &read).unwrap() else { panic!() };
+        c.scenarios.push(Arc::new(s));
+        c
+    }
+
+    #[test]
+    fn expands_matrix_cells_skips_other_meshes_and_sorts() {
+        let envs = expand(&catalog());
+        let names: Vec<String> = trials(&envs).into_iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "s[k8s=1.33]::a",
+                "s[k8s=1.33]::b",
+                "s[k8s=1.33]::r",
+                "s[k8s=1.34]::a",
+                "s[k8s=1.34]::b",
+                "s[k8s=1.34]::r",
+            ]
+        );
+    }
+
+    #[test]
+    fn destructive_scenarios_get_an_environment_of_their_own() {
+        let envs = expand(&catalog());
+        let keys: Vec<&str> = envs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["s[k8s=1.33]", "s[k8s=1.33]::r", "s[k8s=1.34]", "s[k8s=1.34]::r"]);
+        let shared = &envs[0];
+        assert_eq!(shared.trials.len(), 2);
+        assert!(shared.trials.iter().all(|t| t.env_key == "s[k8s=1.33]"));
+        assert_eq!(envs[1].trials[0].env_key, "s[k8s=1.33]::r");
+    }
+
+    #[test]
+    fn suite_vars_override_scenario_vars_and_builtins_are_set() {
+        let c = catalog();
+        let envs = expand(&c);
+        let t = &envs[0].trials[0];
+        let v = vars_for(&envs[0].suite, &envs[0].env, &t.scenario, Some("r1"));
+        assert_eq!(v.get("who"), Some("suite"));
+        assert_eq!(v.get("mesh"), Some("linkerd"));
+        assert_eq!(v.get("runId"), Some("r1"));
+        assert_eq!(v.get("namespace.functions"), Some("openfaas-fn"));
+        assert_eq!(v.get("gateway.serviceAccount"), Some("openfaas-controller"));
+        assert_eq!(v.get("environment"), Some("s[k8s=1.33]"));
+    }
+
+    #[test]
+    fn the_plan_spells_out_negative_controls_before_the_checks() {
+        let c = catalog();
+        let envs = expand(&c);
+        let steps = steps(&envs[0], &c);
+        let trial = steps.iter().find(|s| s.title == "s[k8s=1.33]::a").unwrap();
+        let before = trial.detail.iter().position(|d| d.contains("negative control, before the policy")).unwrap();
+        let apply = trial.detail.iter().position(|d| d.contains("apply policy")).unwrap();
+        let after = trial.detail.iter().position(|d| d.contains("after the policy")).unwrap();
+        assert!(before < apply && apply < after, "{:#?}", trial.detail);
+        assert!(steps.first().is_some_and(|s| s.phase == Phase::Preflight));
+        assert!(steps.last().is_some_and(|s| s.phase == Phase::Teardown));
+    }
+}
