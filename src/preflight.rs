@@ -54,18 +54,13 @@ pub fn env_requirements(suite: &Suite, env: &EnvironmentSpec, catalog: &Catalog)
         Mesh::Istio => r.insert(Requirement::Tool(Tool::Istioctl)),
         Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
     };
-    let needs: BTreeSet<_> = suite
-        .scenarios
-        .iter()
-        .filter_map(|n| catalog.scenario(n))
-        .flat_map(|s| s.needs())
-        .map(|c| c.yaml_key())
-        .collect();
-    if needs.contains(Component::Flux.yaml_key()) {
+    let needs: Vec<Component> =
+        suite.scenarios.iter().filter_map(|n| catalog.scenario(n)).flat_map(|s| s.needs()).collect();
+    if needs.contains(&Component::Flux) {
         r.insert(Requirement::Tool(Tool::Flux));
         r.insert(Requirement::Tool(Tool::Git));
     }
-    if needs.contains(Component::SealedSecrets.yaml_key()) {
+    if needs.contains(&Component::SealedSecrets) {
         r.insert(Requirement::Tool(Tool::Kubeseal));
     }
     r
