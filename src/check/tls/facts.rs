@@ -89,7 +89,7 @@ impl CertFacts {
 
     /// Whole days from `now` until `notAfter`, rounded down (negative once expired).
     pub fn days_left(&self, now: OffsetDateTime) -> i64 {
-        (self.not_after.unix_timestamp() - now.unix_timestamp()).div_euclid(86_400)
+        ((self.not_after - now).as_seconds_f64() / 86_400.0).floor() as i64
     }
 }
 

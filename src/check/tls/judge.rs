@@ -138,7 +138,11 @@ pub fn judge(obs: &Observed, criteria: &Criteria, now: OffsetDateTime) -> Judgem
     }
 
     if let Some(e) = &obs.handshake_signature_error {
-        reasons.push(format!("the server's handshake signature could not be verified with the leaf's key: {e}"));
+        let why = match obs.chain.first().map(|l| &l.key) {
+            Some(KeyFacts::Rsa { bits }) if *bits < MIN_RSA_BITS => " (the verifier refuses RSA keys below 2048 bits)",
+            _ => "",
+        };
+        reasons.push(format!("the server's handshake signature could not be verified with the leaf's key{why}: {e}"));
     }
 
     match obs.protocol {
