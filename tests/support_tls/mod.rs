@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
@@ -34,7 +37,10 @@ pub struct Leaf {
 /// A validity window relative to now, in days.
 pub fn window(from_days: i64, to_days: i64) -> (OffsetDateTime, OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
-    (now + time::Duration::days(from_days), now + time::Duration::days(to_days))
+    (
+        now + time::Duration::days(from_days),
+        now + time::Duration::days(to_days),
+    )
 }
 
 fn dn(cn: &str) -> DistinguishedName {
@@ -44,7 +50,9 @@ fn dn(cn: &str) -> DistinguishedName {
 }
 
 fn leaf_params(names: &[&str], validity: (OffsetDateTime, OffsetDateTime)) -> CertificateParams {
-    let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("valid SANs");
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("valid SANs");
     params.distinguished_name = dn(names.first().copied().unwrap_or("leaf"));
     params.not_before = validity.0;
     params.not_after = validity.1;
@@ -59,7 +67,11 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.distinguished_name = dn(cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key).expect("CA cert");
         Ca { cert, key }
     }
@@ -74,7 +86,9 @@ impl Ca {
     /// A P-256 leaf for `names` (DNS names or IP literals) signed by this CA.
     pub fn leaf(&self, names: &[&str], validity: (OffsetDateTime, OffsetDateTime)) -> Leaf {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("leaf key");
-        let cert = leaf_params(names, validity).signed_by(&key, &self.cert, &self.key).expect("sign leaf");
+        let cert = leaf_params(names, validity)
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign leaf");
         Leaf {
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
@@ -83,20 +97,32 @@ impl Ca {
 
     /// An RSA-1024 leaf signed by this CA. ring refuses RSA keys below 2048 bits, so the key is
     /// made and used for signing with the `rsa` crate.
-    pub fn rsa1024_leaf(&self, names: &[&str], validity: (OffsetDateTime, OffsetDateTime)) -> (Vec<CertificateDer<'static>>, Arc<dyn SigningKey>) {
+    pub fn rsa1024_leaf(
+        &self,
+        names: &[&str],
+        validity: (OffsetDateTime, OffsetDateTime),
+    ) -> (Vec<CertificateDer<'static>>, Arc<dyn SigningKey>) {
         use rsa::pkcs8::EncodePublicKey;
-        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).expect("RSA-1024 key");
+        let private =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).expect("RSA-1024 key");
         let spki = private.to_public_key().to_public_key_der().expect("SPKI");
         let public = rcgen::SubjectPublicKeyInfo::from_der(spki.as_bytes()).expect("rcgen SPKI");
-        let cert = leaf_params(names, validity).signed_by(&public, &self.cert, &self.key).expect("sign RSA leaf");
-        (vec![cert.der().clone()], Arc::new(Rsa1024(Arc::new(private))))
+        let cert = leaf_params(names, validity)
+            .signed_by(&public, &self.cert, &self.key)
+            .expect("sign RSA leaf");
+        (
+            vec![cert.der().clone()],
+            Arc::new(Rsa1024(Arc::new(private))),
+        )
     }
 }
 
 /// A self-signed leaf (its own issuer), as a misconfigured server would serve.
 pub fn self_signed_leaf(names: &[&str]) -> Leaf {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-    let cert = leaf_params(names, window(-1, 90)).self_signed(&key).expect("self-signed");
+    let cert = leaf_params(names, window(-1, 90))
+        .self_signed(&key)
+        .expect("self-signed");
     Leaf {
         chain: vec![cert.der().clone()],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
@@ -109,7 +135,9 @@ struct Rsa1024(Arc<rsa::RsaPrivateKey>);
 
 impl SigningKey for Rsa1024 {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        offered.contains(&SignatureScheme::RSA_PSS_SHA256).then(|| Box::new(PssSigner(self.0.clone())) as Box<dyn Signer>)
+        offered
+            .contains(&SignatureScheme::RSA_PSS_SHA256)
+            .then(|| Box::new(PssSigner(self.0.clone())) as Box<dyn Signer>)
     }
     fn algorithm(&self) -> SignatureAlgorithm {
         SignatureAlgorithm::RSA
@@ -123,7 +151,9 @@ impl Signer for PssSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
         use rsa::signature::{RandomizedSigner, SignatureEncoding};
         let key = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new((*self.0).clone());
-        let sig = key.try_sign_with_rng(&mut rsa::rand_core::OsRng, message).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let sig = key
+            .try_sign_with_rng(&mut rsa::rand_core::OsRng, message)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
         Ok(sig.to_vec())
     }
     fn scheme(&self) -> SignatureScheme {
@@ -140,7 +170,9 @@ impl ResolvesServerCert for Fixed {
     }
 }
 
-fn builder(versions: &[&'static SupportedProtocolVersion]) -> rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier> {
+fn builder(
+    versions: &[&'static SupportedProtocolVersion],
+) -> rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier> {
     ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(versions)
         .expect("protocol versions")
@@ -148,14 +180,22 @@ fn builder(versions: &[&'static SupportedProtocolVersion]) -> rustls::ConfigBuil
 
 /// A server config for a chain and key, restricted to `versions`, offering ALPN h2/http1.1.
 pub fn server_config(leaf: Leaf, versions: &[&'static SupportedProtocolVersion]) -> ServerConfig {
-    let mut cfg = builder(versions).with_no_client_auth().with_single_cert(leaf.chain, leaf.key).expect("server cert");
+    let mut cfg = builder(versions)
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain, leaf.key)
+        .expect("server cert");
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     cfg
 }
 
 /// A server config serving a chain with an arbitrary signing key.
-pub fn server_config_with_key(chain: Vec<CertificateDer<'static>>, key: Arc<dyn SigningKey>) -> ServerConfig {
-    builder(rustls::ALL_VERSIONS).with_no_client_auth().with_cert_resolver(Arc::new(Fixed(Arc::new(CertifiedKey::new(chain, key)))))
+pub fn server_config_with_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn SigningKey>,
+) -> ServerConfig {
+    builder(rustls::ALL_VERSIONS)
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Fixed(Arc::new(CertifiedKey::new(chain, key)))))
 }
 
 /// A server on 127.0.0.1 that stops when dropped.
@@ -171,6 +211,9 @@ impl Drop for Server {
 }
 
 impl Server {
+    pub fn from_parts(addr: SocketAddr, task: JoinHandle<()>) -> Server {
+        Server { addr, task }
+    }
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -181,7 +224,9 @@ impl Server {
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = l.local_addr().expect("local addr");
     (l, addr)
 }
@@ -194,8 +239,14 @@ pub async fn tls_server(config: ServerConfig) -> Server {
         while let Ok((tcp, _)) = l.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await {
-                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                if let Ok(Ok(mut tls)) =
+                    tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
+                {
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
                     let _ = tls.shutdown().await;
                 }
             });
@@ -245,3 +296,5 @@ pub async fn closed_port() -> u16 {
     drop(l);
     addr.port()
 }
+
+pub mod http_servers;

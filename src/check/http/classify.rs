@@ -20,7 +20,11 @@ pub const ISTIO_RBAC_BODY: &str = "RBAC: access denied";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observation {
     /// An HTTP status line and headers arrived (the body may be partial).
-    Response { status: u16, headers: Vec<(String, String)>, body_prefix: Vec<u8> },
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body_prefix: Vec<u8>,
+    },
     /// The host name did not resolve.
     DnsFailure(String),
     /// Connection refused at connect: nothing listens on the port.
@@ -71,10 +75,14 @@ pub enum Denial {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "class", rename_all = "lowercase")]
 pub enum Classification {
-    Allowed { status: u16 },
+    Allowed {
+        status: u16,
+    },
     Denied(Denial),
     /// Neither allowed nor denied: the check cannot decide from this observation.
-    Undecided { why: String },
+    Undecided {
+        why: String,
+    },
 }
 
 /// What the user expects the policy to do.
@@ -86,7 +94,10 @@ pub enum Expect {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Who sent a 403, from its headers and body.
@@ -134,24 +145,50 @@ pub fn classify(obs: &Observation) -> Classification {
 pub fn judge(expect: Expect, class: &Classification) -> (crate::check::Outcome, String) {
     use crate::check::Outcome;
     match (expect, class) {
-        (Expect::Allowed, Classification::Allowed { status }) => (Outcome::Pass, format!("allowed as expected (HTTP {status})")),
-        (Expect::Denied, Classification::Denied(d)) => (Outcome::Pass, format!("denied as expected ({})", describe(d))),
-        (Expect::Allowed, Classification::Denied(d)) => (Outcome::Fail, format!("expected allowed, but the request was denied ({})", describe(d))),
-        (Expect::Denied, Classification::Allowed { status }) => {
-            (Outcome::Fail, format!("expected denied, but the request was allowed (HTTP {status})"))
-        }
-        (_, Classification::Undecided { why }) => (Outcome::Error, format!("cannot tell allowed from denied: {why}")),
+        (Expect::Allowed, Classification::Allowed { status }) => (
+            Outcome::Pass,
+            format!("allowed as expected (HTTP {status})"),
+        ),
+        (Expect::Denied, Classification::Denied(d)) => (
+            Outcome::Pass,
+            format!("denied as expected ({})", describe(d)),
+        ),
+        (Expect::Allowed, Classification::Denied(d)) => (
+            Outcome::Fail,
+            format!(
+                "expected allowed, but the request was denied ({})",
+                describe(d)
+            ),
+        ),
+        (Expect::Denied, Classification::Allowed { status }) => (
+            Outcome::Fail,
+            format!("expected denied, but the request was allowed (HTTP {status})"),
+        ),
+        (_, Classification::Undecided { why }) => (
+            Outcome::Error,
+            format!("cannot tell allowed from denied: {why}"),
+        ),
     }
 }
 
 fn describe(d: &Denial) -> String {
     match d {
-        Denial::Forbidden { source: DenySource::IstioRbac } => "HTTP 403 with Istio's `RBAC: access denied` body".into(),
-        Denial::Forbidden { source: DenySource::LinkerdProxy } => "HTTP 403 from the Linkerd proxy (l5d-proxy-error header)".into(),
-        Denial::Forbidden { source: DenySource::Envoy } => "HTTP 403 from Envoy".into(),
-        Denial::Forbidden { source: DenySource::Unknown } => "HTTP 403 from an unidentified sender".into(),
+        Denial::Forbidden {
+            source: DenySource::IstioRbac,
+        } => "HTTP 403 with Istio's `RBAC: access denied` body".into(),
+        Denial::Forbidden {
+            source: DenySource::LinkerdProxy,
+        } => "HTTP 403 from the Linkerd proxy (l5d-proxy-error header)".into(),
+        Denial::Forbidden {
+            source: DenySource::Envoy,
+        } => "HTTP 403 from Envoy".into(),
+        Denial::Forbidden {
+            source: DenySource::Unknown,
+        } => "HTTP 403 from an unidentified sender".into(),
         Denial::ConnectionReset => "connection reset after it was established".into(),
-        Denial::ConnectionClosed => "connection closed after it was established, before any response".into(),
+        Denial::ConnectionClosed => {
+            "connection closed after it was established, before any response".into()
+        }
     }
 }
 
@@ -164,16 +201,28 @@ fn describe(d: &Denial) -> String {
 /// failure receiving data (the established connection was reset); 22 is `--fail`'s "HTTP error
 /// ≥ 400", where `http_code` still holds the status.
 pub fn observation_from_curl(exit_code: i32, http_code: u16) -> Observation {
-    let response = |status: u16| Observation::Response { status, headers: Vec::new(), body_prefix: Vec::new() };
+    let response = |status: u16| Observation::Response {
+        status,
+        headers: Vec::new(),
+        body_prefix: Vec::new(),
+    };
     match exit_code {
         0 | 22 if http_code > 0 => response(http_code),
-        0 | 22 => Observation::Unclassified(format!("curl exited {exit_code} without an HTTP status")),
+        0 | 22 => {
+            Observation::Unclassified(format!("curl exited {exit_code} without an HTTP status"))
+        }
         6 => Observation::DnsFailure("curl exit 6: could not resolve host".into()),
-        7 => Observation::ConnectFailed("curl exit 7: failed to connect (refused or unreachable)".into()),
-        28 => Observation::Unclassified("curl exit 28: timed out (connect or response), which is not a denial".into()),
+        7 => Observation::ConnectFailed(
+            "curl exit 7: failed to connect (refused or unreachable)".into(),
+        ),
+        28 => Observation::Unclassified(
+            "curl exit 28: timed out (connect or response), which is not a denial".into(),
+        ),
         52 => Observation::EofAfterConnect,
         55 | 56 => Observation::ResetAfterConnect,
-        other => Observation::Unclassified(format!("curl exit {other} has no allow/deny meaning here")),
+        other => {
+            Observation::Unclassified(format!("curl exit {other} has no allow/deny meaning here"))
+        }
     }
 }
 
@@ -190,7 +239,10 @@ mod tests {
     fn resp(status: u16, headers: &[(&str, &str)], body: &str) -> Observation {
         Observation::Response {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body_prefix: body.as_bytes().to_vec(),
         }
     }
@@ -202,20 +254,43 @@ mod tests {
     #[test]
     fn success_and_redirects_are_allowed() {
         for s in [200, 204, 301, 302, 399] {
-            assert_eq!(classify(&resp(s, &[], "")), Classification::Allowed { status: s });
+            assert_eq!(
+                classify(&resp(s, &[], "")),
+                Classification::Allowed { status: s }
+            );
         }
     }
 
     #[test]
     fn forbidden_is_denied_with_its_source() {
         let istio = classify(&resp(403, &[("server", "envoy")], "RBAC: access denied"));
-        assert_eq!(istio, Classification::Denied(Denial::Forbidden { source: DenySource::IstioRbac }));
+        assert_eq!(
+            istio,
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::IstioRbac
+            })
+        );
         let linkerd = classify(&resp(403, &[("L5d-Proxy-Error", "unauthorized")], ""));
-        assert_eq!(linkerd, Classification::Denied(Denial::Forbidden { source: DenySource::LinkerdProxy }));
+        assert_eq!(
+            linkerd,
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::LinkerdProxy
+            })
+        );
         let envoy = classify(&resp(403, &[("Server", "Envoy")], "no"));
-        assert_eq!(envoy, Classification::Denied(Denial::Forbidden { source: DenySource::Envoy }));
+        assert_eq!(
+            envoy,
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Envoy
+            })
+        );
         let app = classify(&resp(403, &[], "forbidden"));
-        assert_eq!(app, Classification::Denied(Denial::Forbidden { source: DenySource::Unknown }));
+        assert_eq!(
+            app,
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Unknown
+            })
+        );
     }
 
     #[test]
@@ -228,13 +303,25 @@ mod tests {
     #[test]
     fn refused_at_connect_is_not_a_denial_but_reset_after_connect_is() {
         assert!(undecided(&classify(&Observation::ConnectRefused)));
-        assert!(undecided(&classify(&Observation::ConnectFailed("unreachable".into()))));
+        assert!(undecided(&classify(&Observation::ConnectFailed(
+            "unreachable".into()
+        ))));
         assert!(undecided(&classify(&Observation::ConnectTimeout)));
-        assert!(undecided(&classify(&Observation::DnsFailure("NXDOMAIN".into()))));
+        assert!(undecided(&classify(&Observation::DnsFailure(
+            "NXDOMAIN".into()
+        ))));
         assert!(undecided(&classify(&Observation::ResponseTimeout)));
-        assert!(undecided(&classify(&Observation::Malformed("SSH-2.0".into()))));
-        assert_eq!(classify(&Observation::ResetAfterConnect), Classification::Denied(Denial::ConnectionReset));
-        assert_eq!(classify(&Observation::EofAfterConnect), Classification::Denied(Denial::ConnectionClosed));
+        assert!(undecided(&classify(&Observation::Malformed(
+            "SSH-2.0".into()
+        ))));
+        assert_eq!(
+            classify(&Observation::ResetAfterConnect),
+            Classification::Denied(Denial::ConnectionReset)
+        );
+        assert_eq!(
+            classify(&Observation::EofAfterConnect),
+            Classification::Denied(Denial::ConnectionClosed)
+        );
     }
 
     #[test]
@@ -252,17 +339,42 @@ mod tests {
 
     #[test]
     fn curl_exit_codes() {
-        assert_eq!(classify_curl(0, 200), Classification::Allowed { status: 200 });
-        assert_eq!(classify_curl(0, 403), Classification::Denied(Denial::Forbidden { source: DenySource::Unknown }));
-        assert_eq!(classify_curl(22, 403), Classification::Denied(Denial::Forbidden { source: DenySource::Unknown }));
+        assert_eq!(
+            classify_curl(0, 200),
+            Classification::Allowed { status: 200 }
+        );
+        assert_eq!(
+            classify_curl(0, 403),
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Unknown
+            })
+        );
+        assert_eq!(
+            classify_curl(22, 403),
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Unknown
+            })
+        );
         assert!(undecided(&classify_curl(22, 503)));
         assert!(undecided(&classify_curl(0, 0)), "exit 0 with http_code 000");
         assert!(undecided(&classify_curl(6, 0)), "DNS");
         assert!(undecided(&classify_curl(7, 0)), "couldn't connect");
         assert!(undecided(&classify_curl(28, 0)), "timeout");
-        assert_eq!(classify_curl(52, 0), Classification::Denied(Denial::ConnectionClosed));
-        assert_eq!(classify_curl(56, 0), Classification::Denied(Denial::ConnectionReset));
-        assert_eq!(classify_curl(55, 0), Classification::Denied(Denial::ConnectionReset));
-        assert!(undecided(&classify_curl(35, 0)), "TLS connect error is unmapped");
+        assert_eq!(
+            classify_curl(52, 0),
+            Classification::Denied(Denial::ConnectionClosed)
+        );
+        assert_eq!(
+            classify_curl(56, 0),
+            Classification::Denied(Denial::ConnectionReset)
+        );
+        assert_eq!(
+            classify_curl(55, 0),
+            Classification::Denied(Denial::ConnectionReset)
+        );
+        assert!(
+            undecided(&classify_curl(35, 0)),
+            "TLS connect error is unmapped"
+        );
     }
 }

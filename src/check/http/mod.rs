@@ -20,14 +20,23 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::check::{CheckName, Outcome, Verdict};
-pub use classify::{classify, classify_curl, observation_from_curl, Classification, Denial, DenySource, Expect, Observation};
+pub use classify::{
+    classify, classify_curl, observation_from_curl, Classification, Denial, DenySource, Expect,
+    Observation,
+};
 pub use probe::{HttpRequest, RequestError, Timings};
 
 /// Default for `--timeout`: the whole request (DNS, connect, response head) must end within it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Response headers worth keeping as evidence (they identify who answered).
-const EVIDENCE_HEADERS: [&str; 5] = ["server", "l5d-proxy-error", "content-type", "content-length", "x-envoy-upstream-service-time"];
+const EVIDENCE_HEADERS: [&str; 5] = [
+    "server",
+    "l5d-proxy-error",
+    "content-type",
+    "content-length",
+    "x-envoy-upstream-service-time",
+];
 
 /// Everything `check http` needs, as the user gave it.
 #[derive(Debug, Clone)]
@@ -42,7 +51,13 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     pub fn new(url: impl Into<String>, expect: Expect) -> Self {
-        HttpOptions { url: url.into(), expect, headers: Vec::new(), method: "GET".into(), timeout: DEFAULT_TIMEOUT }
+        HttpOptions {
+            url: url.into(),
+            expect,
+            headers: Vec::new(),
+            method: "GET".into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
     }
 }
 
@@ -101,14 +116,27 @@ pub async fn check_http(opts: &HttpOptions) -> Verdict<HttpEvidence> {
     ev.observed = Some(observation_kind(&attempt.observation).to_string());
     ev.connected_to = attempt.connected_to.map(|a| a.to_string());
     ev.timings = Some(attempt.timings.clone());
-    if let Observation::Response { status, headers, body_prefix } = &attempt.observation {
+    if let Observation::Response {
+        status,
+        headers,
+        body_prefix,
+    } = &attempt.observation
+    {
         ev.status = Some(*status);
         ev.body_prefix = Some(String::from_utf8_lossy(body_prefix).into_owned());
-        ev.headers = headers.iter().filter(|(k, _)| EVIDENCE_HEADERS.iter().any(|h| k.eq_ignore_ascii_case(h))).cloned().collect();
+        ev.headers = headers
+            .iter()
+            .filter(|(k, _)| EVIDENCE_HEADERS.iter().any(|h| k.eq_ignore_ascii_case(h)))
+            .cloned()
+            .collect();
     }
     let class = classify(&attempt.observation);
     let (outcome, reason) = classify::judge(opts.expect, &class);
     ev.classification = Some(class);
-    let reasons = if outcome == Outcome::Pass { Vec::new() } else { vec![reason] };
+    let reasons = if outcome == Outcome::Pass {
+        Vec::new()
+    } else {
+        vec![reason]
+    };
     Verdict::new(CheckName::Http, outcome, reasons, ev)
 }

@@ -47,16 +47,23 @@ pub struct HttpRequest {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl HttpRequest {
     pub fn parse(url: &str, method: &str, headers: &[String]) -> Result<HttpRequest, RequestError> {
-        let u = reqwest::Url::parse(url).map_err(|e| RequestError::BadUrl(url.to_string(), e.to_string()))?;
+        let u = reqwest::Url::parse(url)
+            .map_err(|e| RequestError::BadUrl(url.to_string(), e.to_string()))?;
         if u.scheme() != "http" {
             return Err(RequestError::UnsupportedScheme(url.to_string()));
         }
-        let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| RequestError::NoHost(url.to_string()))?.to_string();
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| RequestError::NoHost(url.to_string()))?
+            .to_string();
         let port = u.port_or_known_default().unwrap_or(80);
         let mut target = u.path().to_string();
         if let Some(q) = u.query() {
@@ -68,25 +75,49 @@ impl HttpRequest {
         }
         let mut parsed = Vec::new();
         for h in headers {
-            let (k, v) = h.split_once(':').ok_or_else(|| RequestError::BadHeader(h.clone()))?;
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| RequestError::BadHeader(h.clone()))?;
             let (k, v) = (k.trim(), v.trim());
             if !is_token(k) || v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err(RequestError::BadHeader(h.clone()));
             }
             parsed.push((k.to_string(), v.to_string()));
         }
-        Ok(HttpRequest { host, port, target, method: method.to_ascii_uppercase(), headers: parsed })
+        Ok(HttpRequest {
+            host,
+            port,
+            target,
+            method: method.to_ascii_uppercase(),
+            headers: parsed,
+        })
     }
 
     /// The request bytes. `Host` is added unless the user set one; `Connection: close` always.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
-        if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            let host = if self.port == 80 { self.host.clone() } else { format!("{}:{}", self.host, self.port) };
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("host"))
+        {
+            let host = if self.port == 80 {
+                self.host.clone()
+            } else {
+                format!("{}:{}", self.host, self.port)
+            };
             out.push_str(&format!("Host: {host}\r\n"));
         }
-        if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("user-agent")) {
-            out.push_str(concat!("User-Agent: meshproof/", env!("CARGO_PKG_VERSION"), "\r\n"));
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        {
+            out.push_str(concat!(
+                "User-Agent: meshproof/",
+                env!("CARGO_PKG_VERSION"),
+                "\r\n"
+            ));
         }
         out.push_str("Accept: */*\r\nConnection: close\r\n");
         for (k, v) in &self.headers {
@@ -124,7 +155,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn is_reset(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// Sends `req` once and observes what happens, all within `timeout`.
@@ -134,19 +170,40 @@ pub async fn observe(req: &HttpRequest, timeout: Duration) -> Attempt {
     let mut timings = Timings::default();
     let done = |observation, connected_to, mut timings: Timings| {
         timings.total_ms = ms(started.elapsed());
-        Attempt { observation, connected_to, timings }
+        Attempt {
+            observation,
+            connected_to,
+            timings,
+        }
     };
 
     // Resolve.
     let lookup_host = req.host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match timeout_at(deadline, tokio::net::lookup_host((lookup_host, req.port))).await {
-        Err(_) => return done(Observation::DnsFailure(format!("lookup of {} timed out", req.host)), None, timings),
-        Ok(Err(e)) => return done(Observation::DnsFailure(format!("{}: {e}", req.host)), None, timings),
-        Ok(Ok(a)) => a.collect(),
-    };
+    let addrs: Vec<SocketAddr> =
+        match timeout_at(deadline, tokio::net::lookup_host((lookup_host, req.port))).await {
+            Err(_) => {
+                return done(
+                    Observation::DnsFailure(format!("lookup of {} timed out", req.host)),
+                    None,
+                    timings,
+                )
+            }
+            Ok(Err(e)) => {
+                return done(
+                    Observation::DnsFailure(format!("{}: {e}", req.host)),
+                    None,
+                    timings,
+                )
+            }
+            Ok(Ok(a)) => a.collect(),
+        };
     timings.resolve_ms = Some(ms(started.elapsed()));
     if addrs.is_empty() {
-        return done(Observation::DnsFailure(format!("{} has no address", req.host)), None, timings);
+        return done(
+            Observation::DnsFailure(format!("{} has no address", req.host)),
+            None,
+            timings,
+        );
     }
 
     // Connect: the first address that accepts wins; otherwise report the last failure.
@@ -162,18 +219,30 @@ pub async fn observe(req: &HttpRequest, timeout: Duration) -> Attempt {
                 stream = Some((s, *addr));
                 break;
             }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => last = Observation::ConnectRefused,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                last = Observation::ConnectRefused
+            }
             Ok(Err(e)) => last = Observation::ConnectFailed(format!("{addr}: {e}")),
         }
     }
-    let Some((mut stream, addr)) = stream else { return done(last, None, timings) };
+    let Some((mut stream, addr)) = stream else {
+        return done(last, None, timings);
+    };
     timings.connect_ms = Some(ms(started.elapsed()));
 
     // Send. A reset here is already "after connect".
     match timeout_at(deadline, stream.write_all(&req.to_bytes())).await {
         Err(_) => return done(Observation::ResponseTimeout, Some(addr), timings),
-        Ok(Err(e)) if is_reset(&e) => return done(Observation::ResetAfterConnect, Some(addr), timings),
-        Ok(Err(e)) => return done(Observation::Malformed(format!("sending the request failed: {e}")), Some(addr), timings),
+        Ok(Err(e)) if is_reset(&e) => {
+            return done(Observation::ResetAfterConnect, Some(addr), timings)
+        }
+        Ok(Err(e)) => {
+            return done(
+                Observation::Malformed(format!("sending the request failed: {e}")),
+                Some(addr),
+                timings,
+            )
+        }
         Ok(Ok(())) => {}
     }
 
@@ -187,23 +256,48 @@ pub async fn observe(req: &HttpRequest, timeout: Duration) -> Attempt {
                     buf.drain(..len); // interim response (100 Continue…): the final one follows
                     continue;
                 }
-                Ok(Head { status, headers, len }) => break (status, headers, len),
+                Ok(Head {
+                    status,
+                    headers,
+                    len,
+                }) => break (status, headers, len),
                 Err(e) => return done(Observation::Malformed(e), Some(addr), timings),
             }
         }
         if buf.len() > MAX_HEAD {
-            return done(Observation::Malformed(format!("response head larger than {MAX_HEAD} bytes")), Some(addr), timings);
+            return done(
+                Observation::Malformed(format!("response head larger than {MAX_HEAD} bytes")),
+                Some(addr),
+                timings,
+            );
         }
         match timeout_at(deadline, stream.read(&mut chunk)).await {
             Err(_) => return done(Observation::ResponseTimeout, Some(addr), timings),
-            Ok(Err(e)) if is_reset(&e) && buf.is_empty() => return done(Observation::ResetAfterConnect, Some(addr), timings),
-            Ok(Err(e)) => {
-                return done(Observation::Malformed(format!("{e} after {} bytes of the response head", buf.len())), Some(addr), timings)
+            Ok(Err(e)) if is_reset(&e) && buf.is_empty() => {
+                return done(Observation::ResetAfterConnect, Some(addr), timings)
             }
-            Ok(Ok(0)) if buf.is_empty() => return done(Observation::EofAfterConnect, Some(addr), timings),
+            Ok(Err(e)) => {
+                return done(
+                    Observation::Malformed(format!(
+                        "{e} after {} bytes of the response head",
+                        buf.len()
+                    )),
+                    Some(addr),
+                    timings,
+                )
+            }
+            Ok(Ok(0)) if buf.is_empty() => {
+                return done(Observation::EofAfterConnect, Some(addr), timings)
+            }
             Ok(Ok(0)) => {
                 let seen = String::from_utf8_lossy(&buf[..buf.len().min(64)]).into_owned();
-                return done(Observation::Malformed(format!("connection closed inside the response head: {seen:?}")), Some(addr), timings);
+                return done(
+                    Observation::Malformed(format!(
+                        "connection closed inside the response head: {seen:?}"
+                    )),
+                    Some(addr),
+                    timings,
+                );
             }
             Ok(Ok(n)) => {
                 if buf.is_empty() {
@@ -220,8 +314,14 @@ pub async fn observe(req: &HttpRequest, timeout: Duration) -> Attempt {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
-    let want = if chunked { BODY_PREFIX_MAX + 16 } else { content_length.unwrap_or(usize::MAX).min(BODY_PREFIX_MAX) };
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    let want = if chunked {
+        BODY_PREFIX_MAX + 16
+    } else {
+        content_length.unwrap_or(usize::MAX).min(BODY_PREFIX_MAX)
+    };
     let body_deadline = deadline.min(TokioInstant::now() + Duration::from_secs(2));
     let no_body = req.method == "HEAD" || status == 204 || status == 304;
     let mut body = buf.split_off(body_start);
@@ -236,7 +336,15 @@ pub async fn observe(req: &HttpRequest, timeout: Duration) -> Attempt {
     }
     let mut body_prefix = if chunked { dechunk(&body) } else { body };
     body_prefix.truncate(BODY_PREFIX_MAX);
-    done(Observation::Response { status, headers, body_prefix }, Some(addr), timings)
+    done(
+        Observation::Response {
+            status,
+            headers,
+            body_prefix,
+        },
+        Some(addr),
+        timings,
+    )
 }
 
 struct Head {
@@ -252,7 +360,9 @@ fn parse_head(buf: &[u8]) -> Option<Result<Head, String>> {
     let n = buf.len().min(prefix.len());
     if buf[..n] != prefix[..n] {
         let seen = String::from_utf8_lossy(&buf[..buf.len().min(64)]).into_owned();
-        return Some(Err(format!("response does not start with an HTTP/1.x status line: {seen:?}")));
+        return Some(Err(format!(
+            "response does not start with an HTTP/1.x status line: {seen:?}"
+        )));
     }
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]);
@@ -268,7 +378,11 @@ fn parse_head(buf: &[u8]) -> Option<Result<Head, String>> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Some(Ok(Head { status, headers, len: end + 4 }))
+    Some(Ok(Head {
+        status,
+        headers,
+        len: end + 4,
+    }))
 }
 
 /// Best-effort decoding of the chunks present in `raw` (stops at the first incomplete one).
@@ -277,7 +391,10 @@ fn dechunk(raw: &[u8]) -> Vec<u8> {
     let mut rest = raw;
     while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
         let size_field = String::from_utf8_lossy(&rest[..eol]);
-        let Ok(size) = usize::from_str_radix(size_field.split(';').next().unwrap_or("").trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(size_field.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
         if size == 0 {
             break;
         }
@@ -298,33 +415,67 @@ mod tests {
 
     #[test]
     fn request_is_well_formed() {
-        let r = HttpRequest::parse("http://svc.ns:8080/a/b?x=1", "get", &["X-Test: yes".into(), "Host: other".into()]).unwrap();
+        let r = HttpRequest::parse(
+            "http://svc.ns:8080/a/b?x=1",
+            "get",
+            &["X-Test: yes".into(), "Host: other".into()],
+        )
+        .unwrap();
         let s = String::from_utf8(r.to_bytes()).unwrap();
         assert!(s.starts_with("GET /a/b?x=1 HTTP/1.1\r\n"), "{s}");
-        assert!(s.contains("\r\nHost: other\r\n") && !s.contains("Host: svc.ns"), "{s}");
+        assert!(
+            s.contains("\r\nHost: other\r\n") && !s.contains("Host: svc.ns"),
+            "{s}"
+        );
         assert!(s.contains("\r\nX-Test: yes\r\n"));
         assert!(s.ends_with("\r\n\r\n"));
         let d = HttpRequest::parse("http://svc", "POST", &[]).unwrap();
         let s = String::from_utf8(d.to_bytes()).unwrap();
-        assert!(s.contains("Host: svc\r\n") && s.contains("Content-Length: 0\r\n"), "{s}");
+        assert!(
+            s.contains("Host: svc\r\n") && s.contains("Content-Length: 0\r\n"),
+            "{s}"
+        );
     }
 
     #[test]
     fn bad_requests_are_rejected() {
-        assert!(matches!(HttpRequest::parse("https://a", "GET", &[]), Err(RequestError::UnsupportedScheme(_))));
-        assert!(matches!(HttpRequest::parse("nope", "GET", &[]), Err(RequestError::BadUrl(..))));
-        assert!(matches!(HttpRequest::parse("http://a", "GE T", &[]), Err(RequestError::BadMethod(_))));
-        assert!(matches!(HttpRequest::parse("http://a", "GET", &["novalue".into()]), Err(RequestError::BadHeader(_))));
-        assert!(matches!(HttpRequest::parse("http://a", "GET", &["X: a\r\nEvil: 1".into()]), Err(RequestError::BadHeader(_))));
-        assert!(matches!(HttpRequest::parse("http://a", "GET", &["Bad Name: 1".into()]), Err(RequestError::BadHeader(_))));
+        assert!(matches!(
+            HttpRequest::parse("https://a", "GET", &[]),
+            Err(RequestError::UnsupportedScheme(_))
+        ));
+        assert!(matches!(
+            HttpRequest::parse("nope", "GET", &[]),
+            Err(RequestError::BadUrl(..))
+        ));
+        assert!(matches!(
+            HttpRequest::parse("http://a", "GE T", &[]),
+            Err(RequestError::BadMethod(_))
+        ));
+        assert!(matches!(
+            HttpRequest::parse("http://a", "GET", &["novalue".into()]),
+            Err(RequestError::BadHeader(_))
+        ));
+        assert!(matches!(
+            HttpRequest::parse("http://a", "GET", &["X: a\r\nEvil: 1".into()]),
+            Err(RequestError::BadHeader(_))
+        ));
+        assert!(matches!(
+            HttpRequest::parse("http://a", "GET", &["Bad Name: 1".into()]),
+            Err(RequestError::BadHeader(_))
+        ));
     }
 
     #[test]
     fn heads_parse_incrementally() {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nA: b\r\n").is_none());
-        let h = parse_head(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\n\r\nRBAC").unwrap().unwrap();
+        let h = parse_head(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 19\r\n\r\nRBAC")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.status, 403);
-        assert_eq!(h.headers, vec![("content-length".to_string(), "19".to_string())]);
+        assert_eq!(
+            h.headers,
+            vec![("content-length".to_string(), "19".to_string())]
+        );
         assert_eq!(h.len, 46);
         assert!(parse_head(b"SSH-2.0-x").unwrap().is_err());
         assert!(parse_head(b"HTTP/1.1 abc\r\n\r\n").unwrap().is_err());
@@ -332,7 +483,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(dechunk(b"13\r\nRBAC: access denied\r\n0\r\n\r\n"), b"RBAC: access denied");
+        assert_eq!(
+            dechunk(b"13\r\nRBAC: access denied\r\n0\r\n\r\n"),
+            b"RBAC: access denied"
+        );
         assert_eq!(dechunk(b"5\r\nab"), b"ab");
         assert_eq!(dechunk(b"zz\r\n"), b"");
     }

@@ -39,12 +39,18 @@ impl Serialize for San {
 /// The subject public key, as far as key strength is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyFacts {
-    Rsa { bits: usize },
+    Rsa {
+        bits: usize,
+    },
     /// `curve` is the named-curve OID's common name (`P-256`…) or the dotted OID if unknown.
-    Ec { curve: String },
+    Ec {
+        curve: String,
+    },
     Ed25519,
     Ed448,
-    Other { algorithm_oid: String },
+    Other {
+        algorithm_oid: String,
+    },
 }
 
 impl std::fmt::Display for KeyFacts {
@@ -95,7 +101,8 @@ impl CertFacts {
 
 /// Formats a timestamp as RFC 3339 (UTC).
 pub fn format_rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
@@ -116,7 +123,8 @@ pub fn parse_cert(index: usize, der: &[u8]) -> Result<CertFacts, ParseError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| err(e.to_string()))?;
     let validity = cert.validity();
     let time_of = |t: &x509_parser::time::ASN1Time| {
-        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| err(format!("validity out of range: {e}")))
+        OffsetDateTime::from_unix_timestamp(t.timestamp())
+            .map_err(|e| err(format!("validity out of range: {e}")))
     };
     let sans = match cert.subject_alternative_name() {
         Ok(Some(ext)) => ext.value.general_names.iter().map(san_of).collect(),
@@ -140,8 +148,12 @@ fn san_of(g: &GeneralName<'_>) -> San {
     match g {
         GeneralName::DNSName(d) => San::Dns(d.to_string()),
         GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => San::Ip(IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())),
-            16 => San::Ip(IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())),
+            4 => San::Ip(IpAddr::from(
+                <[u8; 4]>::try_from(*bytes).unwrap_or_default(),
+            )),
+            16 => San::Ip(IpAddr::from(
+                <[u8; 16]>::try_from(*bytes).unwrap_or_default(),
+            )),
             _ => San::Other(format!("IP:<{} bytes>", bytes.len())),
         },
         GeneralName::URI(u) => San::Other(format!("URI:{u}")),
@@ -154,11 +166,18 @@ fn key_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> KeyFacts {
     let alg = spki.algorithm.algorithm.to_id_string();
     match alg.as_str() {
         "1.2.840.113549.1.1.1" => match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyFacts::Rsa { bits: rsa.key_size() },
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyFacts::Rsa {
+                bits: rsa.key_size(),
+            },
             _ => KeyFacts::Other { algorithm_oid: alg },
         },
         "1.2.840.10045.2.1" => {
-            let curve_oid = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+            let curve_oid = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
             let curve = match curve_oid.as_deref() {
                 Some("1.2.840.10045.3.1.7") => "P-256".to_string(),
                 Some("1.3.132.0.34") => "P-384".to_string(),
@@ -181,17 +200,36 @@ mod tests {
     #[test]
     fn parses_an_rcgen_certificate() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["a.test".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
         params.not_before = time::macros::datetime!(2030-01-02 03:04:05 UTC);
         params.not_after = time::macros::datetime!(2031-01-02 03:04:05 UTC);
         let cert = params.self_signed(&key).unwrap();
         let f = parse_cert(0, cert.der()).unwrap();
-        assert_eq!(f.sans, vec![San::Dns("a.test".into()), San::Ip("127.0.0.1".parse().unwrap())]);
-        assert_eq!(f.key, KeyFacts::Ec { curve: "P-384".into() });
+        assert_eq!(
+            f.sans,
+            vec![
+                San::Dns("a.test".into()),
+                San::Ip("127.0.0.1".parse().unwrap())
+            ]
+        );
+        assert_eq!(
+            f.key,
+            KeyFacts::Ec {
+                curve: "P-384".into()
+            }
+        );
         assert_eq!(format_rfc3339(f.not_before), "2030-01-02T03:04:05Z");
         assert!(f.is_self_issued());
-        assert_eq!(f.days_left(time::macros::datetime!(2031-01-01 03:04:06 UTC)), 0);
-        assert_eq!(f.days_left(time::macros::datetime!(2031-01-02 03:04:06 UTC)), -1);
+        assert_eq!(
+            f.days_left(time::macros::datetime!(2031-01-01 03:04:06 UTC)),
+            0
+        );
+        assert_eq!(
+            f.days_left(time::macros::datetime!(2031-01-02 03:04:06 UTC)),
+            -1
+        );
     }
 
     #[test]

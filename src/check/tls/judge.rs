@@ -35,10 +35,16 @@ impl std::str::FromStr for TlsVersion {
     type Err = String;
     /// Accepts `1.2`/`1.3` (the CLI form) and `TLSv1.2`/`TLSv1.3`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().trim_start_matches("TLSv").trim_start_matches("tlsv") {
+        match s
+            .trim()
+            .trim_start_matches("TLSv")
+            .trim_start_matches("tlsv")
+        {
             "1.2" => Ok(TlsVersion::Tls12),
             "1.3" => Ok(TlsVersion::Tls13),
-            _ => Err(format!("unsupported TLS version {s:?}: expected 1.2 or 1.3")),
+            _ => Err(format!(
+                "unsupported TLS version {s:?}: expected 1.2 or 1.3"
+            )),
         }
     }
 }
@@ -96,8 +102,14 @@ pub fn judge(obs: &Observed, criteria: &Criteria, now: OffsetDateTime) -> Judgem
         None => reasons.push("the server presented no parsable leaf certificate".to_string()),
         Some(leaf) => {
             if let ChainTrust::Untrusted(why) = &obs.trust {
-                let hint = if obs.chain.len() == 1 && leaf.is_self_issued() { " (the leaf is self-signed)" } else { "" };
-                reasons.push(format!("certificate chain does not lead to a trusted CA{hint}: {why}"));
+                let hint = if obs.chain.len() == 1 && leaf.is_self_issued() {
+                    " (the leaf is self-signed)"
+                } else {
+                    ""
+                };
+                reasons.push(format!(
+                    "certificate chain does not lead to a trusted CA{hint}: {why}"
+                ));
             }
             if !name_matches(&leaf.sans, &criteria.name) {
                 let sans: Vec<String> = leaf.sans.iter().map(|s| s.to_string()).collect();
@@ -124,13 +136,23 @@ pub fn judge(obs: &Observed, criteria: &Criteria, now: OffsetDateTime) -> Judgem
     }
 
     for (i, cert) in obs.chain.iter().enumerate() {
-        let who = if i == 0 { "leaf certificate".to_string() } else { format!("chain certificate #{i} ({})", cert.subject) };
+        let who = if i == 0 {
+            "leaf certificate".to_string()
+        } else {
+            format!("chain certificate #{i} ({})", cert.subject)
+        };
         if now < cert.not_before {
-            reasons.push(format!("{who} is not valid yet: notBefore is {}", format_rfc3339(cert.not_before)));
+            reasons.push(format!(
+                "{who} is not valid yet: notBefore is {}",
+                format_rfc3339(cert.not_before)
+            ));
         }
         if now > cert.not_after {
             let ago = (now.unix_timestamp() - cert.not_after.unix_timestamp()).div_euclid(86_400);
-            reasons.push(format!("{who} expired at {} ({ago} days ago)", format_rfc3339(cert.not_after)));
+            reasons.push(format!(
+                "{who} expired at {} ({ago} days ago)",
+                format_rfc3339(cert.not_after)
+            ));
         }
         if let Some(weak) = key_weakness(&cert.key) {
             reasons.push(format!("{who} has a weak key: {weak}"));
@@ -139,10 +161,14 @@ pub fn judge(obs: &Observed, criteria: &Criteria, now: OffsetDateTime) -> Judgem
 
     if let Some(e) = &obs.handshake_signature_error {
         let why = match obs.chain.first().map(|l| &l.key) {
-            Some(KeyFacts::Rsa { bits }) if *bits < MIN_RSA_BITS => " (the verifier refuses RSA keys below 2048 bits)",
+            Some(KeyFacts::Rsa { bits }) if *bits < MIN_RSA_BITS => {
+                " (the verifier refuses RSA keys below 2048 bits)"
+            }
             _ => "",
         };
-        reasons.push(format!("the server's handshake signature could not be verified with the leaf's key{why}: {e}"));
+        reasons.push(format!(
+            "the server's handshake signature could not be verified with the leaf's key{why}: {e}"
+        ));
     }
 
     match obs.protocol {
@@ -154,18 +180,28 @@ pub fn judge(obs: &Observed, criteria: &Criteria, now: OffsetDateTime) -> Judgem
         None => reasons.push("the negotiated protocol version is unknown".to_string()),
     }
 
-    let outcome = if reasons.is_empty() { Outcome::Pass } else { Outcome::Fail };
+    let outcome = if reasons.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    };
     Judgement { outcome, reasons }
 }
 
 /// Why a key is too weak, or `None` if it is acceptable.
 pub fn key_weakness(key: &KeyFacts) -> Option<String> {
     match key {
-        KeyFacts::Rsa { bits } if *bits < MIN_RSA_BITS => Some(format!("RSA {bits} bits < {MIN_RSA_BITS}")),
+        KeyFacts::Rsa { bits } if *bits < MIN_RSA_BITS => {
+            Some(format!("RSA {bits} bits < {MIN_RSA_BITS}"))
+        }
         KeyFacts::Rsa { .. } | KeyFacts::Ed25519 | KeyFacts::Ed448 => None,
         KeyFacts::Ec { curve } if matches!(curve.as_str(), "P-256" | "P-384" | "P-521") => None,
-        KeyFacts::Ec { curve } => Some(format!("EC curve {curve} is not one of P-256, P-384, P-521")),
-        KeyFacts::Other { algorithm_oid } => Some(format!("key algorithm {algorithm_oid} is not recognised as strong")),
+        KeyFacts::Ec { curve } => Some(format!(
+            "EC curve {curve} is not one of P-256, P-384, P-521"
+        )),
+        KeyFacts::Other { algorithm_oid } => Some(format!(
+            "key algorithm {algorithm_oid} is not recognised as strong"
+        )),
     }
 }
 
@@ -174,7 +210,9 @@ pub fn key_weakness(key: &KeyFacts) -> Option<String> {
 /// (and never for a label of a two-label name like `*.com`); IP addresses match IP SANs only.
 pub fn name_matches(sans: &[San], name: &CheckedName) -> bool {
     match name {
-        CheckedName::Ip(ip) => sans.iter().any(|s| matches!(s, San::Ip(sip) if ip_eq(sip, ip))),
+        CheckedName::Ip(ip) => sans
+            .iter()
+            .any(|s| matches!(s, San::Ip(sip) if ip_eq(sip, ip))),
         CheckedName::Dns(host) => {
             let host = normalise(host);
             sans.iter().any(|s| match s {
@@ -223,10 +261,15 @@ mod tests {
             subject: "CN=gw.example.test".into(),
             issuer: "CN=Test CA".into(),
             serial: "01".into(),
-            sans: vec![San::Dns("gw.example.test".into()), San::Ip("127.0.0.1".parse().unwrap())],
+            sans: vec![
+                San::Dns("gw.example.test".into()),
+                San::Ip("127.0.0.1".parse().unwrap()),
+            ],
             not_before: datetime!(2026-01-01 0:00 UTC),
             not_after: datetime!(2026-12-31 0:00 UTC),
-            key: KeyFacts::Ec { curve: "P-256".into() },
+            key: KeyFacts::Ec {
+                curve: "P-256".into(),
+            },
             is_ca: false,
         }
     }
@@ -242,13 +285,23 @@ mod tests {
     }
 
     fn criteria() -> Criteria {
-        Criteria { name: CheckedName::Dns("gw.example.test".into()), min_days: None, min_protocol: TlsVersion::Tls12 }
+        Criteria {
+            name: CheckedName::Dns("gw.example.test".into()),
+            min_days: None,
+            min_protocol: TlsVersion::Tls12,
+        }
     }
 
     #[test]
     fn a_good_endpoint_passes() {
         let j = judge(&observed(leaf()), &criteria(), NOW);
-        assert_eq!(j, Judgement { outcome: Outcome::Pass, reasons: vec![] });
+        assert_eq!(
+            j,
+            Judgement {
+                outcome: Outcome::Pass,
+                reasons: vec![]
+            }
+        );
     }
 
     #[test]
@@ -260,8 +313,14 @@ mod tests {
         let j = judge(&observed(l), &c, NOW);
         assert_eq!(j.outcome, Outcome::Fail);
         assert_eq!(j.reasons.len(), 2, "{:?}", j.reasons);
-        assert!(j.reasons.iter().any(|r| r.contains("not valid for host other.example.test")));
-        assert!(j.reasons.iter().any(|r| r.contains("expired at 2026-05-01T00:00:00Z (31 days ago)")));
+        assert!(j
+            .reasons
+            .iter()
+            .any(|r| r.contains("not valid for host other.example.test")));
+        assert!(j
+            .reasons
+            .iter()
+            .any(|r| r.contains("expired at 2026-05-01T00:00:00Z (31 days ago)")));
     }
 
     #[test]
@@ -301,13 +360,22 @@ mod tests {
         assert!(key_weakness(&KeyFacts::Rsa { bits: 1024 }).is_some());
         assert!(key_weakness(&KeyFacts::Rsa { bits: 2047 }).is_some());
         assert!(key_weakness(&KeyFacts::Rsa { bits: 2048 }).is_none());
-        assert!(key_weakness(&KeyFacts::Ec { curve: "P-256".into() }).is_none());
-        assert!(key_weakness(&KeyFacts::Ec { curve: "1.3.132.0.10".into() }).is_some());
+        assert!(key_weakness(&KeyFacts::Ec {
+            curve: "P-256".into()
+        })
+        .is_none());
+        assert!(key_weakness(&KeyFacts::Ec {
+            curve: "1.3.132.0.10".into()
+        })
+        .is_some());
         assert!(key_weakness(&KeyFacts::Ed25519).is_none());
         let mut l = leaf();
         l.key = KeyFacts::Rsa { bits: 1024 };
         let j = judge(&observed(l), &criteria(), NOW);
-        assert_eq!(j.reasons, vec!["leaf certificate has a weak key: RSA 1024 bits < 2048".to_string()]);
+        assert_eq!(
+            j.reasons,
+            vec!["leaf certificate has a weak key: RSA 1024 bits < 2048".to_string()]
+        );
     }
 
     #[test]
@@ -319,7 +387,11 @@ mod tests {
         c.min_protocol = TlsVersion::Tls13;
         let j = judge(&o, &c, NOW);
         assert_eq!(j.outcome, Outcome::Fail);
-        assert!(j.reasons[0].contains("negotiated TLSv1.2"), "{:?}", j.reasons);
+        assert!(
+            j.reasons[0].contains("negotiated TLSv1.2"),
+            "{:?}",
+            j.reasons
+        );
     }
 
     #[test]
@@ -332,7 +404,10 @@ mod tests {
         o.chain.push(inter);
         let j = judge(&o, &criteria(), NOW);
         assert_eq!(j.reasons.len(), 2, "{:?}", j.reasons);
-        assert!(j.reasons.iter().all(|r| r.contains("chain certificate #1 (CN=Intermediate)")));
+        assert!(j
+            .reasons
+            .iter()
+            .all(|r| r.contains("chain certificate #1 (CN=Intermediate)")));
     }
 
     #[test]
@@ -351,17 +426,36 @@ mod tests {
 
     #[test]
     fn san_matching() {
-        let sans = vec![San::Dns("*.svc.example.test".into()), San::Dns("Exact.Example.Test.".into()), San::Ip("::1".parse().unwrap())];
+        let sans = vec![
+            San::Dns("*.svc.example.test".into()),
+            San::Dns("Exact.Example.Test.".into()),
+            San::Ip("::1".parse().unwrap()),
+        ];
         let dns = |s: &str| CheckedName::Dns(s.into());
         assert!(name_matches(&sans, &dns("a.svc.example.test")));
-        assert!(!name_matches(&sans, &dns("a.b.svc.example.test")), "wildcard spans one label only");
-        assert!(!name_matches(&sans, &dns("svc.example.test")), "wildcard needs a label");
+        assert!(
+            !name_matches(&sans, &dns("a.b.svc.example.test")),
+            "wildcard spans one label only"
+        );
+        assert!(
+            !name_matches(&sans, &dns("svc.example.test")),
+            "wildcard needs a label"
+        );
         assert!(name_matches(&sans, &dns("exact.example.test")));
         assert!(!name_matches(&sans, &dns("example.test")));
-        assert!(name_matches(&sans, &CheckedName::Ip("::1".parse().unwrap())));
-        assert!(!name_matches(&sans, &CheckedName::Ip("127.0.0.1".parse().unwrap())));
+        assert!(name_matches(
+            &sans,
+            &CheckedName::Ip("::1".parse().unwrap())
+        ));
+        assert!(!name_matches(
+            &sans,
+            &CheckedName::Ip("127.0.0.1".parse().unwrap())
+        ));
         // A DNS SAN spelling an IP does not match an IP name (RFC 6125 §6.2.1).
-        assert!(!name_matches(&[San::Dns("127.0.0.1".into())], &CheckedName::Ip("127.0.0.1".parse().unwrap())));
+        assert!(!name_matches(
+            &[San::Dns("127.0.0.1".into())],
+            &CheckedName::Ip("127.0.0.1".parse().unwrap())
+        ));
         assert!(!name_matches(&[San::Dns("*.com".into())], &dns("a.com")));
     }
 }

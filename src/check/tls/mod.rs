@@ -149,7 +149,11 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
         Verdict::new(CheckName::Tls, Outcome::Error, vec![reason], ev)
     };
 
-    let target = match TlsTarget::parse(&opts.url, opts.resolve.as_deref(), opts.servername.as_deref()) {
+    let target = match TlsTarget::parse(
+        &opts.url,
+        opts.resolve.as_deref(),
+        opts.servername.as_deref(),
+    ) {
         Ok(t) => t,
         Err(e) => return error(ev, "input", e.to_string()),
     };
@@ -198,15 +202,34 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
             }
         }
     }
-    ev.chain = chain.iter().map(|c| ChainEntry { subject: c.subject.clone(), issuer: c.issuer.clone() }).collect();
+    ev.chain = chain
+        .iter()
+        .map(|c| ChainEntry {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+        })
+        .collect();
     // The leaf is chain[0] only when served[0] parsed (parsing stops at an unparsable leaf).
-    ev.leaf = chain.first().map(|f| LeafEvidence { days_left: f.days_left(now), facts: f.clone() });
+    ev.leaf = chain.first().map(|f| LeafEvidence {
+        days_left: f.days_left(now),
+        facts: f.clone(),
+    });
     let windows: Vec<_> = chain.iter().map(|c| (c.not_before, c.not_after)).collect();
     let trust = roots.verify_chain(&hs.served, &windows, now);
     ev.chain_trust = Some(trust.clone());
 
-    let observed = Observed { chain, unparseable, trust, handshake_signature_error: hs.signature_error, protocol: hs.protocol };
-    let criteria = Criteria { name: target.name, min_days: opts.min_days, min_protocol: opts.min_protocol };
+    let observed = Observed {
+        chain,
+        unparseable,
+        trust,
+        handshake_signature_error: hs.signature_error,
+        protocol: hs.protocol,
+    };
+    let criteria = Criteria {
+        name: target.name,
+        min_days: opts.min_days,
+        min_protocol: opts.min_protocol,
+    };
     let j = judge(&observed, &criteria, now);
     Verdict::new(CheckName::Tls, j.outcome, j.reasons, ev)
 }

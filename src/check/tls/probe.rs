@@ -41,10 +41,20 @@ pub enum ProbeError {
     #[error("TCP connect to {addr} failed: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
     #[error("timed out after {after:?} during {stage}")]
-    Timeout { stage: &'static str, after: Duration },
-    #[error("the peer at {addr} is not speaking TLS: it answered the ClientHello with {first_bytes:?}")]
-    NotTls { addr: SocketAddr, first_bytes: String },
-    #[error("the peer at {addr} closed the connection during the TLS handshake without a TLS alert")]
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+    },
+    #[error(
+        "the peer at {addr} is not speaking TLS: it answered the ClientHello with {first_bytes:?}"
+    )]
+    NotTls {
+        addr: SocketAddr,
+        first_bytes: String,
+    },
+    #[error(
+        "the peer at {addr} closed the connection during the TLS handshake without a TLS alert"
+    )]
     ClosedDuringHandshake { addr: SocketAddr },
     /// Decided, not an error: the server supports no protocol version ≥ TLS 1.2.
     #[error("the server negotiates no TLS version this check accepts (TLSv1.2 or TLSv1.3 were offered): {0}")]
@@ -83,17 +93,28 @@ pub struct Handshake {
 pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshake, ProbeError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
-    let timed_out = |stage| ProbeError::Timeout { stage, after: timeout };
+    let timed_out = |stage| ProbeError::Timeout {
+        stage,
+        after: timeout,
+    };
 
     let ip: IpAddr = match &target.connect {
         ConnectTo::Ip(ip) => *ip,
         ConnectTo::Lookup(host) => {
-            let found = timeout_at(deadline, tokio::net::lookup_host((host.as_str(), target.port)))
-                .await
-                .map_err(|_| timed_out("resolve"))?
-                .map_err(|e| ProbeError::Resolve { host: host.clone(), message: e.to_string() })?
-                .next();
-            found.ok_or_else(|| ProbeError::NoAddress { host: host.clone() })?.ip()
+            let found = timeout_at(
+                deadline,
+                tokio::net::lookup_host((host.as_str(), target.port)),
+            )
+            .await
+            .map_err(|_| timed_out("resolve"))?
+            .map_err(|e| ProbeError::Resolve {
+                host: host.clone(),
+                message: e.to_string(),
+            })?
+            .next();
+            found
+                .ok_or_else(|| ProbeError::NoAddress { host: host.clone() })?
+                .ip()
         }
     };
     let addr = SocketAddr::new(ip, target.port);
@@ -107,25 +128,39 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
-        .map_err(|e| ProbeError::Handshake { addr, message: format!("client configuration: {e}") })?
+        .map_err(|e| ProbeError::Handshake {
+            addr,
+            message: format!("client configuration: {e}"),
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     config.alpn_protocols = OFFERED_ALPN.iter().map(|p| p.as_bytes().to_vec()).collect();
     let server_name: ServerName<'static> = match &target.name {
         CheckedName::Ip(ip) => ServerName::IpAddress((*ip).into()),
-        CheckedName::Dns(d) => ServerName::try_from(d.clone())
-            .map_err(|e| ProbeError::Handshake { addr, message: format!("invalid server name {d:?}: {e}") })?,
+        CheckedName::Dns(d) => {
+            ServerName::try_from(d.clone()).map_err(|e| ProbeError::Handshake {
+                addr,
+                message: format!("invalid server name {d:?}: {e}"),
+            })?
+        }
     };
 
     let first = Arc::new(Mutex::new(Vec::with_capacity(FIRST_BYTES)));
-    let stream = Recorder { inner: tcp, first: first.clone() };
+    let stream = Recorder {
+        inner: tcp,
+        first: first.clone(),
+    };
     let hs_start = Instant::now();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let result = timeout_at(deadline, connector.connect(server_name, stream)).await;
     let first_bytes = first.lock().map(|b| b.clone()).unwrap_or_default();
     let tls = match result {
-        Err(_) => return Err(timed_out("handshake (the peer accepted TCP but did not complete a TLS handshake)")),
+        Err(_) => {
+            return Err(timed_out(
+                "handshake (the peer accepted TCP but did not complete a TLS handshake)",
+            ))
+        }
         Ok(Err(e)) => return Err(classify_handshake_error(addr, &e, &first_bytes)),
         Ok(Ok(tls)) => tls,
     };
@@ -138,10 +173,17 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
     });
     Ok(Handshake {
         peer: addr,
-        served: conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default(),
+        served: conn
+            .peer_certificates()
+            .map(|c| c.to_vec())
+            .unwrap_or_default(),
         protocol,
-        cipher_suite: conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())),
-        alpn: conn.alpn_protocol().map(|a| String::from_utf8_lossy(a).into_owned()),
+        cipher_suite: conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite())),
+        alpn: conn
+            .alpn_protocol()
+            .map(|a| String::from_utf8_lossy(a).into_owned()),
         signature_error: verifier.recorded(),
         connect_ms,
         handshake_ms,
@@ -164,22 +206,36 @@ pub fn looks_like_tls(bytes: &[u8]) -> bool {
 
 fn classify_handshake_error(addr: SocketAddr, e: &io::Error, first_bytes: &[u8]) -> ProbeError {
     if !looks_like_tls(first_bytes) {
-        return ProbeError::NotTls { addr, first_bytes: first_bytes.escape_ascii().to_string() };
+        return ProbeError::NotTls {
+            addr,
+            first_bytes: first_bytes.escape_ascii().to_string(),
+        };
     }
-    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         use rustls::PeerIncompatible as P;
         return match tls {
             rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
-            | rustls::Error::PeerIncompatible(P::ServerDoesNotSupportTls12Or13 | P::ServerTlsVersionIsDisabledByOurConfig) => {
-                ProbeError::NoCommonProtocol(tls.to_string())
-            }
-            other => ProbeError::Handshake { addr, message: other.to_string() },
+            | rustls::Error::PeerIncompatible(
+                P::ServerDoesNotSupportTls12Or13 | P::ServerTlsVersionIsDisabledByOurConfig,
+            ) => ProbeError::NoCommonProtocol(tls.to_string()),
+            other => ProbeError::Handshake {
+                addr,
+                message: other.to_string(),
+            },
         };
     }
-    if e.kind() == io::ErrorKind::UnexpectedEof || (e.kind() == io::ErrorKind::ConnectionReset && first_bytes.is_empty()) {
+    if e.kind() == io::ErrorKind::UnexpectedEof
+        || (e.kind() == io::ErrorKind::ConnectionReset && first_bytes.is_empty())
+    {
         return ProbeError::ClosedDuringHandshake { addr };
     }
-    ProbeError::Handshake { addr, message: e.to_string() }
+    ProbeError::Handshake {
+        addr,
+        message: e.to_string(),
+    }
 }
 
 /// Accepts any chain during the handshake (the chain is judged afterwards, from
@@ -200,7 +256,10 @@ impl RecordingVerifier {
         }
     }
 
-    fn record(&self, r: Result<HandshakeSignatureValid, rustls::Error>) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn record(
+        &self,
+        r: Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         if let Err(e) = r {
             if let Ok(mut slot) = self.signature_error.lock() {
                 slot.get_or_insert(e.to_string());
@@ -226,12 +285,26 @@ impl ServerCertVerifier for RecordingVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.record(rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs))
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.record(rustls::crypto::verify_tls12_signature(
+            message, cert, dss, &self.algs,
+        ))
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.record(rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs))
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.record(rustls::crypto::verify_tls13_signature(
+            message, cert, dss, &self.algs,
+        ))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -247,7 +320,11 @@ struct Recorder {
 }
 
 impl AsyncRead for Recorder {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &poll {
@@ -262,7 +339,11 @@ impl AsyncRead for Recorder {
 }
 
 impl AsyncWrite for Recorder {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -18,10 +18,20 @@ pub enum TargetError {
     NoHost(String),
     #[error("--resolve {0:?} must be HOST:IP or HOST:PORT:IP")]
     BadResolve(String),
-    #[error("--resolve {entry:?} is for host {resolve_host:?}, but the URL's host is {url_host:?}")]
-    ResolveHostMismatch { entry: String, resolve_host: String, url_host: String },
+    #[error(
+        "--resolve {entry:?} is for host {resolve_host:?}, but the URL's host is {url_host:?}"
+    )]
+    ResolveHostMismatch {
+        entry: String,
+        resolve_host: String,
+        url_host: String,
+    },
     #[error("--resolve {entry:?} is for port {resolve_port}, but the URL's port is {url_port}")]
-    ResolvePortMismatch { entry: String, resolve_port: u16, url_port: u16 },
+    ResolvePortMismatch {
+        entry: String,
+        resolve_port: u16,
+        url_port: u16,
+    },
     #[error("--servername {0:?} is neither a DNS name nor an IP address")]
     BadServerName(String),
 }
@@ -48,7 +58,10 @@ impl std::fmt::Display for CheckedName {
 impl CheckedName {
     /// Parses a host as it appears in a URL or `--servername` (IPv6 may be bracketed).
     pub fn parse(s: &str) -> Option<CheckedName> {
-        let unbracketed = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        let unbracketed = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
         if let Ok(ip) = unbracketed.parse::<IpAddr>() {
             return Some(CheckedName::Ip(ip));
         }
@@ -56,7 +69,10 @@ impl CheckedName {
         let valid = !name.is_empty()
             && name.len() <= 253
             && name.split('.').all(|l| {
-                !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
             });
         valid.then_some(CheckedName::Dns(name))
     }
@@ -84,25 +100,44 @@ impl TlsTarget {
     /// `--resolve HOST:IP` (or curl's own `HOST:PORT:IP`) changes only where the TCP connection
     /// goes; the URL's host stays the name that is sent as SNI and checked against the
     /// certificate, unless `--servername` overrides that name.
-    pub fn parse(url: &str, resolve: Option<&str>, servername: Option<&str>) -> Result<TlsTarget, TargetError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| TargetError::BadUrl(url.to_string(), e.to_string()))?;
+    pub fn parse(
+        url: &str,
+        resolve: Option<&str>,
+        servername: Option<&str>,
+    ) -> Result<TlsTarget, TargetError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| TargetError::BadUrl(url.to_string(), e.to_string()))?;
         if parsed.scheme() != "https" {
             return Err(TargetError::NotHttps(url.to_string()));
         }
-        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| TargetError::NoHost(url.to_string()))?;
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| TargetError::NoHost(url.to_string()))?;
         let port = parsed.port_or_known_default().unwrap_or(443);
-        let url_name = CheckedName::parse(host).ok_or_else(|| TargetError::NoHost(url.to_string()))?;
+        let url_name =
+            CheckedName::parse(host).ok_or_else(|| TargetError::NoHost(url.to_string()))?;
 
         let connect = match resolve {
             Some(entry) => {
                 let (rhost, rport, ip) = parse_resolve(entry)?;
                 let url_host = url_name.to_string();
-                if !rhost.eq_ignore_ascii_case(&url_host) && CheckedName::parse(&rhost).as_ref() != Some(&url_name) {
-                    return Err(TargetError::ResolveHostMismatch { entry: entry.to_string(), resolve_host: rhost, url_host });
+                if !rhost.eq_ignore_ascii_case(&url_host)
+                    && CheckedName::parse(&rhost).as_ref() != Some(&url_name)
+                {
+                    return Err(TargetError::ResolveHostMismatch {
+                        entry: entry.to_string(),
+                        resolve_host: rhost,
+                        url_host,
+                    });
                 }
                 if let Some(rp) = rport {
                     if rp != port {
-                        return Err(TargetError::ResolvePortMismatch { entry: entry.to_string(), resolve_port: rp, url_port: port });
+                        return Err(TargetError::ResolvePortMismatch {
+                            entry: entry.to_string(),
+                            resolve_port: rp,
+                            url_port: port,
+                        });
                     }
                 }
                 ConnectTo::Ip(ip)
@@ -113,10 +148,16 @@ impl TlsTarget {
             },
         };
         let name = match servername {
-            Some(s) => CheckedName::parse(s).ok_or_else(|| TargetError::BadServerName(s.to_string()))?,
+            Some(s) => {
+                CheckedName::parse(s).ok_or_else(|| TargetError::BadServerName(s.to_string()))?
+            }
             None => url_name,
         };
-        Ok(TlsTarget { port, connect, name })
+        Ok(TlsTarget {
+            port,
+            connect,
+            name,
+        })
     }
 }
 
@@ -128,7 +169,10 @@ fn parse_resolve(entry: &str) -> Result<(String, Option<u16>, IpAddr), TargetErr
         return Err(bad());
     }
     let ip_of = |s: &str| {
-        let s = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        let s = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
         s.parse::<IpAddr>().ok()
     };
     if let Some(ip) = ip_of(rest) {
@@ -146,7 +190,12 @@ mod tests {
 
     #[test]
     fn resolve_changes_only_the_address_not_the_name() {
-        let t = TlsTarget::parse("https://gw.example.test:8443/x", Some("gw.example.test:127.0.0.1"), None).unwrap();
+        let t = TlsTarget::parse(
+            "https://gw.example.test:8443/x",
+            Some("gw.example.test:127.0.0.1"),
+            None,
+        )
+        .unwrap();
         assert_eq!(t.port, 8443);
         assert_eq!(t.connect, ConnectTo::Ip("127.0.0.1".parse().unwrap()));
         assert_eq!(t.name, CheckedName::Dns("gw.example.test".into()));
@@ -156,7 +205,8 @@ mod tests {
     fn curl_style_resolve_with_port_must_match_the_url_port() {
         let ok = TlsTarget::parse("https://a.test:8443", Some("a.test:8443:::1"), None).unwrap();
         assert_eq!(ok.connect, ConnectTo::Ip("::1".parse().unwrap()));
-        let err = TlsTarget::parse("https://a.test:8443", Some("a.test:443:127.0.0.1"), None).unwrap_err();
+        let err = TlsTarget::parse("https://a.test:8443", Some("a.test:443:127.0.0.1"), None)
+            .unwrap_err();
         assert!(matches!(err, TargetError::ResolvePortMismatch { .. }));
     }
 
@@ -182,10 +232,25 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors() {
-        assert!(matches!(TlsTarget::parse("http://a.test", None, None), Err(TargetError::NotHttps(_))));
-        assert!(matches!(TlsTarget::parse("not a url", None, None), Err(TargetError::BadUrl(..))));
-        assert!(matches!(TlsTarget::parse("https://a.test", Some("a.test"), None), Err(TargetError::BadResolve(_))));
-        assert!(matches!(TlsTarget::parse("https://a.test", Some("a.test:nope"), None), Err(TargetError::BadResolve(_))));
-        assert!(matches!(TlsTarget::parse("https://a.test", None, Some("bad name!")), Err(TargetError::BadServerName(_))));
+        assert!(matches!(
+            TlsTarget::parse("http://a.test", None, None),
+            Err(TargetError::NotHttps(_))
+        ));
+        assert!(matches!(
+            TlsTarget::parse("not a url", None, None),
+            Err(TargetError::BadUrl(..))
+        ));
+        assert!(matches!(
+            TlsTarget::parse("https://a.test", Some("a.test"), None),
+            Err(TargetError::BadResolve(_))
+        ));
+        assert!(matches!(
+            TlsTarget::parse("https://a.test", Some("a.test:nope"), None),
+            Err(TargetError::BadResolve(_))
+        ));
+        assert!(matches!(
+            TlsTarget::parse("https://a.test", None, Some("bad name!")),
+            Err(TargetError::BadServerName(_))
+        ));
     }
 }

@@ -20,13 +20,24 @@ pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error("cannot read CA file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("CA file {path} contains no PEM certificate")]
     Empty { path: PathBuf },
     #[error("CA file {path}: certificate #{index} is not PEM-decodable: {message}")]
-    Pem { path: PathBuf, index: usize, message: String },
+    Pem {
+        path: PathBuf,
+        index: usize,
+        message: String,
+    },
     #[error("CA file {path}: certificate #{index} cannot be used as a trust anchor: {message}")]
-    Anchor { path: PathBuf, index: usize, message: String },
+    Anchor {
+        path: PathBuf,
+        index: usize,
+        message: String,
+    },
 }
 
 /// Loaded trust anchors and where they came from (for evidence).
@@ -40,24 +51,44 @@ impl TrustRoots {
     /// Loads every PEM certificate of `path` as a trust anchor. With `strict` false (the system
     /// bundle) undecodable entries are skipped; a user's `--ca` file must be entirely valid.
     pub fn from_pem_file(path: &Path, strict: bool) -> Result<TrustRoots, TrustError> {
-        let bytes = std::fs::read(path).map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| TrustError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut anchors = Vec::new();
         for (index, item) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
             let der = match item {
                 Ok(der) => der,
-                Err(e) if strict => return Err(TrustError::Pem { path: path.to_path_buf(), index, message: e.to_string() }),
+                Err(e) if strict => {
+                    return Err(TrustError::Pem {
+                        path: path.to_path_buf(),
+                        index,
+                        message: e.to_string(),
+                    })
+                }
                 Err(_) => continue,
             };
             match webpki::anchor_from_trusted_cert(&der) {
                 Ok(a) => anchors.push(a.to_owned()),
-                Err(e) if strict => return Err(TrustError::Anchor { path: path.to_path_buf(), index, message: format!("{e:?}") }),
+                Err(e) if strict => {
+                    return Err(TrustError::Anchor {
+                        path: path.to_path_buf(),
+                        index,
+                        message: format!("{e:?}"),
+                    })
+                }
                 Err(_) => continue,
             }
         }
         if anchors.is_empty() {
-            return Err(TrustError::Empty { path: path.to_path_buf() });
+            return Err(TrustError::Empty {
+                path: path.to_path_buf(),
+            });
         }
-        Ok(TrustRoots { source: format!("{} ({} certificates)", path.display(), anchors.len()), anchors })
+        Ok(TrustRoots {
+            source: format!("{} ({} certificates)", path.display(), anchors.len()),
+            anchors,
+        })
     }
 
     /// `--ca FILE` if given, else the system bundle.
@@ -81,7 +112,12 @@ impl TrustRoots {
     /// Validity windows are judged separately per certificate, so a time error at `now` is
     /// retried at an instant inside every served certificate's window: "expired" and "untrusted"
     /// then stay two distinct findings instead of webpki reporting only the first it meets.
-    pub fn verify_chain(&self, served: &[CertificateDer<'static>], windows: &[(OffsetDateTime, OffsetDateTime)], now: OffsetDateTime) -> ChainTrust {
+    pub fn verify_chain(
+        &self,
+        served: &[CertificateDer<'static>],
+        windows: &[(OffsetDateTime, OffsetDateTime)],
+        now: OffsetDateTime,
+    ) -> ChainTrust {
         let Some((leaf, intermediates)) = served.split_first() else {
             return ChainTrust::Untrusted("no certificate was served".into());
         };
@@ -89,7 +125,9 @@ impl TrustRoots {
             Ok(ee) => ee,
             Err(e) => return ChainTrust::Untrusted(format!("leaf certificate rejected: {e:?}")),
         };
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms.all;
+        let algs = rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .all;
         let verify_at = |t: OffsetDateTime| {
             let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
             ee.verify_for_usage(
@@ -125,7 +163,9 @@ impl TrustRoots {
 
 fn describe(e: &webpki::Error) -> String {
     match e {
-        webpki::Error::UnknownIssuer => "UnknownIssuer: no path to a trusted root (issuer not among the trust anchors)".into(),
+        webpki::Error::UnknownIssuer => {
+            "UnknownIssuer: no path to a trusted root (issuer not among the trust anchors)".into()
+        }
         other => format!("{other:?}"),
     }
 }

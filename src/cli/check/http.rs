@@ -39,7 +39,12 @@ pub fn run(args: Args) -> i32 {
     let rt = match crate::cli::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            let v = Verdict::new(CheckName::Http, Outcome::Error, vec![format!("cannot start the async runtime: {e}")], ());
+            let v = Verdict::new(
+                CheckName::Http,
+                Outcome::Error,
+                vec![format!("cannot start the async runtime: {e}")],
+                (),
+            );
             return crate::cli::check::emit(&v, args.json);
         }
     };
