@@ -96,6 +96,24 @@ async fn ip_san_matches_an_ip_url() {
 }
 
 #[tokio::test]
+async fn dns_name_without_resolve_is_looked_up() {
+    let f = fixture();
+    let server = tls_server(server_config(
+        f.ca.leaf(&["localhost"], window(-1, 90)),
+        rustls::ALL_VERSIONS,
+    ))
+    .await;
+    let mut o = TlsOptions::new(server.url("localhost"));
+    o.ca_file = Some(f.ca_file.clone());
+    let v = check_tls(&o).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(
+        v.evidence.connected_to.as_deref(),
+        Some(format!("127.0.0.1:{}", server.port()).as_str())
+    );
+}
+
+#[tokio::test]
 async fn expired_certificate_fails() {
     let f = fixture();
     let server = tls_server(server_config(

@@ -8,7 +8,7 @@
 //! make a bad endpoint pass.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -98,10 +98,10 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
         after: timeout,
     };
 
-    let ip: IpAddr = match &target.connect {
-        ConnectTo::Ip(ip) => *ip,
+    let addrs: Vec<SocketAddr> = match &target.connect {
+        ConnectTo::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
         ConnectTo::Lookup(host) => {
-            let found = timeout_at(
+            let found: Vec<SocketAddr> = timeout_at(
                 deadline,
                 tokio::net::lookup_host((host.as_str(), target.port)),
             )
@@ -111,17 +111,36 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
                 host: host.clone(),
                 message: e.to_string(),
             })?
-            .next();
+            .collect();
+            if found.is_empty() {
+                return Err(ProbeError::NoAddress { host: host.clone() });
+            }
             found
-                .ok_or_else(|| ProbeError::NoAddress { host: host.clone() })?
-                .ip()
         }
     };
-    let addr = SocketAddr::new(ip, target.port);
-    let tcp = timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| timed_out("connect"))?
-        .map_err(|source| ProbeError::Connect { addr, source })?;
+    // Try each address in order (e.g. `localhost` → ::1, then 127.0.0.1); report the last failure.
+    let mut connected = None;
+    let mut last_error = None;
+    for addr in &addrs {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timed_out("connect")),
+            Ok(Ok(tcp)) => {
+                connected = Some((tcp, *addr));
+                break;
+            }
+            Ok(Err(source)) => {
+                last_error = Some(ProbeError::Connect {
+                    addr: *addr,
+                    source,
+                })
+            }
+        }
+    }
+    let (tcp, addr) = match (connected, last_error) {
+        (Some(c), _) => c,
+        (None, Some(e)) => return Err(e),
+        (None, None) => return Err(timed_out("connect")),
+    };
     let connect_ms = ms(started.elapsed());
 
     let verifier = Arc::new(RecordingVerifier::new());
