@@ -329,7 +329,7 @@ async fn plain_http_on_the_port_is_an_error_saying_not_tls() {
     let v = check_tls(&opts(&server, &f.ca_file)).await;
     assert_eq!(v.outcome, Outcome::Error);
     assert!(
-        has_reason(&v.reasons, "not speaking TLS"),
+        has_reason(&v.reasons, "not speaking TLS (it looks like plain HTTP)"),
         "{:?}",
         v.reasons
     );

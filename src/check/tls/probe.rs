@@ -46,11 +46,14 @@ pub enum ProbeError {
         after: Duration,
     },
     #[error(
-        "the peer at {addr} is not speaking TLS: it answered the ClientHello with {first_bytes:?}"
+        "the peer at {addr} is not speaking TLS{hint}: it answered the ClientHello with \"{first_bytes}\""
     )]
     NotTls {
         addr: SocketAddr,
+        /// The first bytes received, ASCII-escaped.
         first_bytes: String,
+        /// " (it looks like plain HTTP)" when it does, else empty.
+        hint: &'static str,
     },
     #[error(
         "the peer at {addr} closed the connection during the TLS handshake without a TLS alert"
@@ -225,9 +228,18 @@ pub fn looks_like_tls(bytes: &[u8]) -> bool {
 
 fn classify_handshake_error(addr: SocketAddr, e: &io::Error, first_bytes: &[u8]) -> ProbeError {
     if !looks_like_tls(first_bytes) {
+        let lower = String::from_utf8_lossy(first_bytes).to_ascii_lowercase();
+        let http = lower.starts_with("http/")
+            || lower.contains("<html")
+            || lower.contains("<!doctype html");
         return ProbeError::NotTls {
             addr,
             first_bytes: first_bytes.escape_ascii().to_string(),
+            hint: if http {
+                " (it looks like plain HTTP)"
+            } else {
+                ""
+            },
         };
     }
     if let Some(tls) = e
