@@ -114,6 +114,30 @@ async fn dns_name_without_resolve_is_looked_up() {
 }
 
 #[tokio::test]
+async fn chain_through_an_intermediate_is_trusted_only_when_the_intermediate_is_served() {
+    let f = fixture();
+    let inter = f.ca.intermediate("meshproof intermediate");
+    let mut leaf = inter.leaf(&[HOST], window(-1, 90));
+    let leaf_only = Leaf {
+        chain: leaf.chain.clone(),
+        key: leaf.key.clone_key(),
+    };
+    leaf.chain.push(inter.cert.der().clone());
+
+    let full = tls_server(server_config(leaf, rustls::ALL_VERSIONS)).await;
+    let v = check_tls(&opts(&full, &f.ca_file)).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(v.evidence.chain_length, 2);
+    assert_eq!(v.evidence.chain[1].subject, "CN=meshproof intermediate");
+    assert_eq!(v.evidence.chain[1].issuer, "CN=meshproof test CA");
+
+    let missing = tls_server(server_config(leaf_only, rustls::ALL_VERSIONS)).await;
+    let v = check_tls(&opts(&missing, &f.ca_file)).await;
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert!(has_reason(&v.reasons, "UnknownIssuer"), "{:?}", v.reasons);
+}
+
+#[tokio::test]
 async fn expired_certificate_fails() {
     let f = fixture();
     let server = tls_server(server_config(

@@ -76,6 +76,23 @@ impl Ca {
         Ca { cert, key }
     }
 
+    /// An intermediate CA signed by this CA.
+    pub fn intermediate(&self, cn: &str) -> Ca {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("intermediate key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = dn(cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("intermediate cert");
+        Ca { cert, key }
+    }
+
     /// Writes the CA certificate as PEM into `dir` and returns the path.
     pub fn write_pem(&self, dir: &Path) -> PathBuf {
         let path = dir.join("ca.pem");
