@@ -49,5 +49,8 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let verdict = rt.block_on(check_http(&opts));
+    // A DNS lookup abandoned at the timeout still occupies a blocking thread; do not let the
+    // runtime's drop wait for it, or the command would outlive its --timeout.
+    rt.shutdown_background();
     crate::cli::check::emit(&verdict, args.json)
 }
