@@ -25,6 +25,10 @@ async fn ok_is_allowed() {
     let s = http_server(response("200 OK", &[("server", "test")], "hello")).await;
     let v = check_http(&opts(&s, Expect::Allowed)).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(
+        v.reasons,
+        vec!["allowed as expected (HTTP 200)".to_string()]
+    );
     assert_eq!(v.evidence.status, Some(200));
     assert_eq!(v.evidence.body_prefix.as_deref(), Some("hello"));
     assert_eq!(

@@ -133,10 +133,8 @@ pub async fn check_http(opts: &HttpOptions) -> Verdict<HttpEvidence> {
     let class = classify(&attempt.observation);
     let (outcome, reason) = classify::judge(opts.expect, &class);
     ev.classification = Some(class);
-    let reasons = if outcome == Outcome::Pass {
-        Vec::new()
-    } else {
-        vec![reason]
-    };
+    // Even a pass keeps its one-line reason: "denied as expected (HTTP 403 with Istio's body)"
+    // tells the reader *how* it was denied.
+    let reasons = vec![reason];
     Verdict::new(CheckName::Http, outcome, reasons, ev)
 }

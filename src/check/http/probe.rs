@@ -441,7 +441,9 @@ mod tests {
     fn ipv6_hosts_keep_brackets_in_the_host_header() {
         let r = HttpRequest::parse("http://[::1]:8080/", "GET", &[]).unwrap();
         assert_eq!(r.host, "[::1]");
-        assert!(String::from_utf8(r.to_bytes()).unwrap().contains("\r\nHost: [::1]:8080\r\n"));
+        assert!(String::from_utf8(r.to_bytes())
+            .unwrap()
+            .contains("\r\nHost: [::1]:8080\r\n"));
     }
 
     #[test]
