@@ -1,1 +1,0 @@
-//! `http` verdict engine — not yet implemented.

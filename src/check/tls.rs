@@ -1,1 +1,0 @@
-//! `tls` verdict engine — not yet implemented.
