@@ -417,14 +417,14 @@ matrix:
         let read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("none")) };
         let mut c = Catalog::default();
         let Document::Suite(s) = load_text(Path::new("s.yaml"), SUITE, &read).unwrap() else { panic!() };
-        c.suites.push(Arc::new(s));
+        c.suites.push(Arc::from(s));
         for (n, extra) in [("a", ""), ("b", ""), ("only-istio", "meshes: [istio]\n")] {
             let Document::Scenario(s) = load_text(Path::new("x.yaml"), &scenario(n, extra), &read).unwrap() else { panic!() };
-            c.scenarios.push(Arc::new(s));
+            c.scenarios.push(Arc::from(s));
         }
         let restore = "kind: Scenario\nname: r\nsteps:\n  - check:\n      restore: { functions: [env], sealedSecrets: [{ namespace: n, name: s }] }\n";
         let Document::Scenario(s) = load_text(Path::new("r.yaml"), restore, &read).unwrap() else { panic!() };
-        c.scenarios.push(Arc::new(s));
+        c.scenarios.push(Arc::from(s));
         c
     }
 

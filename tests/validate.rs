@@ -31,7 +31,7 @@ fn every_malformed_case_reports_the_expected_locations() {
             .map(str::to_string)
             .collect();
         assert!(!expected.is_empty(), "{}: expect.txt is empty", case.display());
-        let got: Vec<String> = match catalog::load(&[case.clone()]) {
+        let got: Vec<String> = match catalog::load(std::slice::from_ref(case)) {
             Ok(_) => vec!["(loaded without errors)".to_string()],
             Err(d) => d
                 .0

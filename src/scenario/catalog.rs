@@ -59,8 +59,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Catalog, Diagnostics> {
             return;
         }
         match load_file(f) {
-            Ok(Document::Suite(s)) => suites.push(s),
-            Ok(Document::Scenario(s)) => scenarios.push(s),
+            Ok(Document::Suite(s)) => suites.push(*s),
+            Ok(Document::Scenario(s)) => scenarios.push(*s),
             Err(d) => diags.extend(d),
         }
     };

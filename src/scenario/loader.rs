@@ -18,8 +18,8 @@ use std::path::Path;
 /// A validated document.
 #[derive(Debug, Clone)]
 pub enum Document {
-    Suite(Suite),
-    Scenario(Scenario),
+    Suite(Box<Suite>),
+    Scenario(Box<Scenario>),
 }
 
 /// Loads and validates one file from disk.
@@ -78,11 +78,11 @@ pub fn load_text(path: &Path, text: &str, read: validate::ReadFile<'_>) -> Resul
         DocKind::Suite => typed::<RawSuite>(text, &locator)
             .map_err(|(pos, msg)| diag(pos, msg))
             .and_then(|raw| validate::suite(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
-            .map(Document::Suite),
+            .map(|s| Document::Suite(Box::new(s))),
         DocKind::Scenario => typed::<RawScenario>(text, &locator)
             .map_err(|(pos, msg)| diag(pos, msg))
             .and_then(|raw| validate::scenario(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
-            .map(Document::Scenario),
+            .map(|s| Document::Scenario(Box::new(s))),
     };
     res.map_err(|mut d| {
         d.sort();
