@@ -44,12 +44,24 @@ fn yaml(text: &str) -> Value {
 
 fn assert_valid(set: &SchemaSet, text: &str) {
     let v = validate_yaml_text(set, text);
-    assert!(v.is_empty(), "expected valid, got:\n{}", v.iter().map(|(i, v)| format!("doc {i}: {v}")).collect::<Vec<_>>().join("\n"));
-    assert!(!meshproof::scenario::loader::manifest_documents(text).unwrap().is_empty());
+    assert!(
+        v.is_empty(),
+        "expected valid, got:\n{}",
+        v.iter()
+            .map(|(i, v)| format!("doc {i}: {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(!meshproof::scenario::loader::manifest_documents(text)
+        .unwrap()
+        .is_empty());
 }
 
 fn violations(set: &SchemaSet, text: &str) -> Vec<String> {
-    set.validate(&yaml(text)).iter().map(|v| v.to_string()).collect()
+    set.validate(&yaml(text))
+        .iter()
+        .map(|v| v.to_string())
+        .collect()
 }
 
 const VIRTUAL_SERVICE: &str = r#"
@@ -85,10 +97,21 @@ fn loads_every_provider_and_indexes_by_gvk() {
         ("apps", "v1", "Deployment"),
         ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
     ] {
-        assert!(set.is_known(&Gvk::new(g, v, k)), "{g}/{v} {k} should be known");
+        assert!(
+            set.is_known(&Gvk::new(g, v, k)),
+            "{g}/{v} {k} should be known"
+        );
     }
-    let istio = set.known_gvks().filter(|g| g.group.ends_with("istio.io")).map(|g| g.kind.clone()).collect::<std::collections::BTreeSet<_>>();
-    assert_eq!(istio.len(), 15, "Istio's crd-all.gen.yaml holds 15 CRDs: {istio:?}");
+    let istio = set
+        .known_gvks()
+        .filter(|g| g.group.ends_with("istio.io"))
+        .map(|g| g.kind.clone())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        istio.len(),
+        15,
+        "Istio's crd-all.gen.yaml holds 15 CRDs: {istio:?}"
+    );
     assert!(!set.is_known(&Gvk::new("authentication.istio.io", "v1alpha1", "Policy")));
 }
 
@@ -102,7 +125,13 @@ fn duplicate_httproute_prefers_the_gateway_api_bundle_and_keeps_linkerds() {
     assert!(providers[1].starts_with("linkerd/"), "{providers:?}");
     // A version only Linkerd's older experimental bundle serves is still validated, against it.
     let tcp = Gvk::new("gateway.networking.k8s.io", "v1alpha2", "TCPRoute");
-    assert!(set.providers(&tcp).iter().any(|p| p.starts_with("linkerd/")), "{:?}", set.providers(&tcp));
+    assert!(
+        set.providers(&tcp)
+            .iter()
+            .any(|p| p.starts_with("linkerd/")),
+        "{:?}",
+        set.providers(&tcp)
+    );
 }
 
 #[test]
@@ -118,23 +147,47 @@ fn istio_virtual_service_weights_are_integers() {
     assert_eq!(v.len(), 1, "{v:?}");
     // Out of the schema's range (`format: int32`).
     let v = violations(set, &VIRTUAL_SERVICE.replace("WEIGHT", "4294967296"));
-    assert!(v.iter().any(|m| m.starts_with("spec.http[0].route[0].weight: 4294967296 does not fit in int32")), "{v:?}");
+    assert!(
+        v.iter().any(
+            |m| m.starts_with("spec.http[0].route[0].weight: 4294967296 does not fit in int32")
+        ),
+        "{v:?}"
+    );
 }
 
 #[test]
 fn unknown_fields_are_rejected_with_a_suggestion() {
     let Some(set) = schemas() else { return };
-    let text = VIRTUAL_SERVICE.replace("WEIGHT", "90").replace("  http:", "  htpp:");
+    let text = VIRTUAL_SERVICE
+        .replace("WEIGHT", "90")
+        .replace("  http:", "  htpp:");
     let v = set.validate(&yaml(&text));
-    assert!(v.iter().any(|v| v.path == "spec.htpp" && v.message.contains("unknown field") && v.message.contains("\"http\"")), "{v:?}");
+    assert!(
+        v.iter().any(|v| v.path == "spec.htpp"
+            && v.message.contains("unknown field")
+            && v.message.contains("\"http\"")),
+        "{v:?}"
+    );
     // Unknown fields in a CRD's metadata are ObjectMeta's business.
-    let text = VIRTUAL_SERVICE.replace("WEIGHT", "90").replace("metadata: {", "metadata: { lables: { a: b },");
+    let text = VIRTUAL_SERVICE
+        .replace("WEIGHT", "90")
+        .replace("metadata: {", "metadata: { lables: { a: b },");
     let v = violations(set, &text);
-    assert!(v.iter().any(|m| m.starts_with("metadata.lables: unknown field")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("metadata.lables: unknown field")),
+        "{v:?}"
+    );
     // Label values are strings.
-    let text = VIRTUAL_SERVICE.replace("WEIGHT", "90").replace("metadata: {", "metadata: { labels: { weight: 90 },");
+    let text = VIRTUAL_SERVICE
+        .replace("WEIGHT", "90")
+        .replace("metadata: {", "metadata: { labels: { weight: 90 },");
     let v = violations(set, &text);
-    assert!(v.iter().any(|m| m.starts_with("metadata.labels.weight: must be of type string")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("metadata.labels.weight: must be of type string")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -145,7 +198,12 @@ fn peer_authentication_mode_is_an_enum() {
     let v = set.validate(&yaml(&pa.replace("MODE", "STRICTT")));
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].path, "spec.mtls.mode");
-    assert!(v[0].message.contains("unsupported value \"STRICTT\"") && v[0].message.contains("\"STRICT\""), "{}", v[0].message);
+    assert!(
+        v[0].message.contains("unsupported value \"STRICTT\"")
+            && v[0].message.contains("\"STRICT\""),
+        "{}",
+        v[0].message
+    );
 }
 
 #[test]
@@ -154,7 +212,11 @@ fn istio_one_of_string_match_is_enforced() {
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: x }\nspec:\n  hosts: [a]\n  http:\n    - match: [ { uri: URI } ]\n      route: [ { destination: { host: a } } ]\n";
     assert_valid(set, &vs.replace("URI", "{ prefix: /a }"));
     let v = violations(set, &vs.replace("URI", "{ prefix: /a, exact: /b }"));
-    assert!(v.iter().any(|m| m.starts_with("spec.http[0].match[0].uri: matches 2 oneOf alternatives")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.http[0].match[0].uri: matches 2 oneOf alternatives")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -177,8 +239,16 @@ fn linkerd_policy_objects_pass() {
         set,
         "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: { name: s }\nspec:\n  podSelector: { matchLabels: { app: x } }\n  externalWorkloadSelector: { matchLabels: { app: x } }\n  port: true\n",
     );
-    assert!(v.iter().any(|m| m.starts_with("spec: matches 2 oneOf alternatives")), "{v:?}");
-    assert!(v.iter().any(|m| m.starts_with("spec.port: must be an integer or a string")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec: matches 2 oneOf alternatives")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.port: must be an integer or a string")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -187,11 +257,29 @@ fn gateway_api_httproute_with_service_parent_and_weights_passes() {
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: openfaas-fn }\nspec:\n  parentRefs: [ { group: core, kind: Service, name: env, port: 8080 } ]\n  rules:\n    - backendRefs:\n        - { name: env, port: 8080, weight: 90 }\n        - { name: env-canary, port: 8080, weight: W }\n";
     assert_valid(set, &route.replace("W", "10"));
     let report = set.check(&yaml(&route.replace("W", "10")));
-    assert!(report.provider.as_deref().is_some_and(|p| p.starts_with("gateway-api/")), "{:?}", report.provider);
+    assert!(
+        report
+            .provider
+            .as_deref()
+            .is_some_and(|p| p.starts_with("gateway-api/")),
+        "{:?}",
+        report.provider
+    );
     // The Gateway API's CEL rules are listed as not evaluated, never counted as passed.
-    assert!(report.not_evaluated.iter().any(|n| matches!(n.what, Unchecked::CelRule { .. })), "{:?}", report.not_evaluated);
+    assert!(
+        report
+            .not_evaluated
+            .iter()
+            .any(|n| matches!(n.what, Unchecked::CelRule { .. })),
+        "{:?}",
+        report.not_evaluated
+    );
     let v = violations(set, &route.replace("W", "1000001"));
-    assert!(v.iter().any(|m| m.starts_with("spec.rules[0].backendRefs[1].weight: must be <= 1000000")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.rules[0].backendRefs[1].weight: must be <= 1000000")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -206,8 +294,16 @@ fn cert_manager_certificate_and_cluster_issuer_pass() {
         set,
         "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: { name: c }\nspec:\n  privateKey: { algorithm: DSA }\n  issuerRef: { name: x }\n",
     );
-    assert!(v.iter().any(|m| m.starts_with("spec.secretName: required field missing")), "{v:?}");
-    assert!(v.iter().any(|m| m.starts_with("spec.privateKey.algorithm: unsupported value")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.secretName: required field missing")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.privateKey.algorithm: unsupported value")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -221,14 +317,35 @@ fn core_kinds_use_the_kubernetes_openapi() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].path, "spec.replicas");
     // Unknown fields in built-in kinds, too (kubectl's strict field validation).
-    let v = violations(set, &deployment.replace("REPLICAS", "1").replace("      containers:", "      contianers: []\n      containers:"));
-    assert!(v.iter().any(|m| m.starts_with("spec.template.spec.contianers: unknown field")), "{v:?}");
+    let v = violations(
+        set,
+        &deployment.replace("REPLICAS", "1").replace(
+            "      containers:",
+            "      contianers: []\n      containers:",
+        ),
+    );
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.template.spec.contianers: unknown field")),
+        "{v:?}"
+    );
     // Secret data must be base64.
-    let v = violations(set, "apiVersion: v1\nkind: Secret\nmetadata: { name: s }\ndata: { password: not base64! }\n");
-    assert!(v.iter().any(|m| m.starts_with("data.password: must be base64")), "{v:?}");
+    let v = violations(
+        set,
+        "apiVersion: v1\nkind: Secret\nmetadata: { name: s }\ndata: { password: not base64! }\n",
+    );
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("data.password: must be base64")),
+        "{v:?}"
+    );
     // int32 range.
     let v = violations(set, &deployment.replace("REPLICAS", "4294967296"));
-    assert!(v.iter().any(|m| m.starts_with("spec.replicas:") && m.contains("int32")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.replicas:") && m.contains("int32")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -238,9 +355,20 @@ fn removed_istio_policy_api_is_an_unknown_gvk() {
         "apiVersion: authentication.istio.io/v1alpha1\nkind: Policy\nmetadata: { name: default, namespace: openfaas-fn }\nspec:\n  peers: [ { mtls: {} } ]\n",
     ));
     assert_eq!(v.len(), 1, "{v:?}");
-    assert!(v[0].message.contains("no schema for authentication.istio.io/v1alpha1 Policy"), "{}", v[0].message);
-    let v = violations(set, "apiVersion: networking.istio.io/v1alpha9\nkind: VirtualService\nmetadata: { name: x }\n");
-    assert!(v[0].contains("known versions of this kind: v1, v1alpha3, v1beta1"), "{v:?}");
+    assert!(
+        v[0].message
+            .contains("no schema for authentication.istio.io/v1alpha1 Policy"),
+        "{}",
+        v[0].message
+    );
+    let v = violations(
+        set,
+        "apiVersion: networking.istio.io/v1alpha9\nkind: VirtualService\nmetadata: { name: x }\n",
+    );
+    assert!(
+        v[0].contains("known versions of this kind: v1, v1alpha3, v1beta1"),
+        "{v:?}"
+    );
     let v = violations(set, "kind: Secret\nmetadata: { name: x }\n");
     assert_eq!(v, vec!["apiVersion: required field missing".to_string()]);
 }
@@ -253,7 +381,11 @@ fn openfaas_function_passes() {
         "apiVersion: openfaas.com/v1\nkind: Function\nmetadata: { name: env, namespace: openfaas-fn }\nspec:\n  name: env\n  image: ghcr.io/openfaas/alpine:latest\n  environment: { fprocess: env }\n  labels: { com.openfaas.scale.min: \"1\" }\n  annotations: { linkerd.io/inject: disabled }\n",
     );
     let v = violations(set, "apiVersion: openfaas.com/v1\nkind: Function\nmetadata: { name: env }\nspec:\n  name: env\n");
-    assert!(v.iter().any(|m| m.starts_with("spec.image: required field missing")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|m| m.starts_with("spec.image: required field missing")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -269,16 +401,83 @@ fn multi_document_text_reports_document_indexes() {
     assert!(bad[0].1.message.starts_with("invalid YAML"));
 }
 
+/// A false-positive check on 3.5 MB of real objects: every CRD in the schema directory is itself
+/// a valid `apiextensions.k8s.io/v1` CustomResourceDefinition (the API servers accepted them),
+/// which walks Kubernetes' recursive JSONSchemaProps through `$ref`s. A typo in one is caught.
+#[test]
+fn every_shipped_crd_validates_as_a_custom_resource_definition() {
+    let Some(set) = schemas() else { return };
+    let mut files = Vec::new();
+    let mut stack = vec![crds_dir()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    let mut crds = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let docs = meshproof::scenario::loader::manifest_documents(&text).unwrap();
+        for (i, d) in docs.iter().enumerate() {
+            if d["kind"] != "CustomResourceDefinition" {
+                continue;
+            }
+            crds += 1;
+            let v = set.validate(d);
+            assert!(v.is_empty(), "{} doc {}: {v:?}", f.display(), i + 1);
+        }
+    }
+    assert!(crds >= 60, "only {crds} CRDs found");
+    let server = std::fs::read_to_string(crds_dir().join("linkerd/policy_server.yaml")).unwrap();
+    let typo = server
+        .replacen("      served: true", "      servd: true", 1)
+        .replacen("type: object", "type: 7", 1);
+    let v: Vec<String> = validate_yaml_text(set, &typo)
+        .into_iter()
+        .map(|(_, v)| v.to_string())
+        .collect();
+    assert!(
+        v.contains(
+            &"spec.versions[0].servd: unknown field \"servd\" (did you mean \"served\"?)"
+                .to_string()
+        ),
+        "{v:?}"
+    );
+    assert!(
+        v.contains(&"spec.versions[0].served: required field missing".to_string()),
+        "{v:?}"
+    );
+    assert!(
+        v.iter().any(|m| m
+            .starts_with("spec.versions[0].schema.openAPIV3Schema.type: must be of type string")),
+        "{v:?}"
+    );
+}
+
 /// Every manifest the scenarios apply, rendered for every environment, validates — and the
 /// check is not vacuous: each manifest file is covered for each mesh that uses it, and the same
 /// documents with one unknown field added fail.
 #[test]
 fn every_shipped_scenario_manifest_validates_for_every_environment() {
     let Some(set) = schemas() else { return };
-    let catalog = meshproof::scenario::catalog::load_project(repo()).unwrap_or_else(|d| panic!("{d}"));
+    let catalog =
+        meshproof::scenario::catalog::load_project(repo()).unwrap_or_else(|d| panic!("{d}"));
     let rendered = render_catalog(&catalog, "run-1").unwrap_or_else(|e| panic!("{}", e.join("\n")));
     let (findings, cov) = check_rendered(set, &rendered);
-    assert!(findings.is_empty(), "shipped manifests do not validate:\n{}", findings.iter().map(|f| format!("{f}  [{}]", f.used_by)).collect::<Vec<_>>().join("\n"));
+    assert!(
+        findings.is_empty(),
+        "shipped manifests do not validate:\n{}",
+        findings
+            .iter()
+            .map(|f| format!("{f}  [{}]", f.used_by))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     // Coverage: every file under scenarios/manifests is rendered, by every environment of
     // every mesh.
@@ -288,25 +487,51 @@ fn every_shipped_scenario_manifest_validates_for_every_environment() {
             on_disk.push(f.unwrap().path().canonicalize().unwrap());
         }
     }
-    let covered: Vec<PathBuf> = cov.files.iter().map(|f| f.canonicalize().unwrap()).collect();
+    let covered: Vec<PathBuf> = cov
+        .files
+        .iter()
+        .map(|f| f.canonicalize().unwrap())
+        .collect();
     for f in &on_disk {
-        assert!(covered.contains(f), "{} is not applied by any trial", f.display());
+        assert!(
+            covered.contains(f),
+            "{} is not applied by any trial",
+            f.display()
+        );
     }
     for mesh in ["istio", "linkerd"] {
-        assert!(rendered.iter().any(|m| m.used_by.iter().any(|u| u.starts_with(mesh))), "no {mesh} manifests rendered");
+        assert!(
+            rendered
+                .iter()
+                .any(|m| m.used_by.iter().any(|u| u.starts_with(mesh))),
+            "no {mesh} manifests rendered"
+        );
     }
     // canary is applied three times with different weights; each distinct rendering counts.
-    assert!(cov.renderings >= on_disk.len() + 4, "renderings: {}", cov.renderings);
+    assert!(
+        cov.renderings >= on_disk.len() + 4,
+        "renderings: {}",
+        cov.renderings
+    );
     assert!(cov.documents >= 16, "documents: {}", cov.documents);
 
     // Non-vacuity: an unknown top-level spec field in each rendered document is caught.
     for m in &rendered {
-        for (i, mut doc) in meshproof::scenario::loader::manifest_documents(&m.rendered).unwrap().into_iter().enumerate() {
-            let target = if doc.get("spec").is_some() { &mut doc["spec"] } else { &mut doc["metadata"] };
+        for (i, mut doc) in meshproof::scenario::loader::manifest_documents(&m.rendered)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
+            let target = if doc.get("spec").is_some() {
+                &mut doc["spec"]
+            } else {
+                &mut doc["metadata"]
+            };
             target["meshproofTypo"] = Value::Bool(true);
             let v = set.validate(&doc);
             assert!(
-                v.iter().any(|v| v.message.starts_with("unknown field \"meshproofTypo\"")),
+                v.iter()
+                    .any(|v| v.message.starts_with("unknown field \"meshproofTypo\"")),
                 "{} doc {}: a typo'd field was not caught: {v:?}",
                 m.file.display(),
                 i + 1
@@ -323,9 +548,19 @@ fn cli_validate_with_schemas() {
     let bin = env!("CARGO_BIN_EXE_meshproof");
     let crds = crds_dir();
     // The project as shipped: exit 0.
-    let out = std::process::Command::new(bin).current_dir(repo()).args(["validate", "--schemas"]).arg(&crds).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .current_dir(repo())
+        .args(["validate", "--schemas"])
+        .arg(&crds)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("schemas: "), "{stdout}");
 
     // A copy with a quoted weight and a typo'd field: exit 1, one located line each.
@@ -334,26 +569,61 @@ fn cli_validate_with_schemas() {
     copy_dir(&repo().join("scenarios"), &tmp.path().join("scenarios"));
     let canary = tmp.path().join("scenarios/manifests/canary/istio.yaml");
     let text = std::fs::read_to_string(&canary).unwrap();
-    let broken = text.replacen("weight: ${stableWeight}", "weight: \"${stableWeight}\"", 1).replace("  hosts:", "  hots: []\n  hosts:");
+    let broken = text
+        .replacen("weight: ${stableWeight}", "weight: \"${stableWeight}\"", 1)
+        .replace("  hosts:", "  hots: []\n  hosts:");
     assert_ne!(broken, text);
     std::fs::write(&canary, &broken).unwrap();
-    let out = std::process::Command::new(bin).current_dir(tmp.path()).args(["validate", "--schemas"]).arg(&crds).output().unwrap();
+    let out = std::process::Command::new(bin)
+        .current_dir(tmp.path())
+        .args(["validate", "--schemas"])
+        .arg(&crds)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    let weight_line = broken.lines().position(|l| l.contains("weight: \"${stableWeight}\"")).unwrap() + 1;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weight_line = broken
+        .lines()
+        .position(|l| l.contains("weight: \"${stableWeight}\""))
+        .unwrap()
+        + 1;
     let hots_line = broken.lines().position(|l| l.contains("hots:")).unwrap() + 1;
     let expect_weight = format!(
         "scenarios/manifests/canary/istio.yaml:{weight_line}:19: error: doc 1 VirtualService/env-canary-split: spec.http[0].route[0].weight: must be of type integer, got string \"90\""
     );
     let expect_hots = format!("scenarios/manifests/canary/istio.yaml:{hots_line}:3: error: doc 1 VirtualService/env-canary-split: spec.hots: unknown field \"hots\"");
-    assert!(stdout.lines().any(|l| l == expect_weight), "missing {expect_weight:?} in:\n{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with(&expect_hots)), "missing {expect_hots:?} in:\n{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == expect_weight),
+        "missing {expect_weight:?} in:\n{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&expect_hots)),
+        "missing {expect_hots:?} in:\n{stdout}"
+    );
     // Each distinct problem once, although three environments and three weight pairs render it.
-    assert_eq!(stdout.lines().filter(|l| l.contains("spec.hots")).count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains("spec.hots")).count(),
+        1,
+        "{stdout}"
+    );
 
     // A schema directory that does not exist is a usage error, not a pass.
-    let out = std::process::Command::new(bin).current_dir(repo()).args(["validate", "--schemas", "/nonexistent/crds"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = std::process::Command::new(bin)
+        .current_dir(repo())
+        .args(["validate", "--schemas", "/nonexistent/crds"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

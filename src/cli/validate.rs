@@ -18,7 +18,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> i32 {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("suites"), PathBuf::from("scenarios")] } else { args.paths };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("suites"), PathBuf::from("scenarios")]
+    } else {
+        args.paths
+    };
     match catalog::load(&paths) {
         Ok(c) => {
             let envs: usize = c.suites.iter().map(|s| s.environments.len()).sum();
@@ -67,7 +71,11 @@ fn validate_manifests(c: &Catalog, dir: &Path) -> i32 {
     for f in &findings {
         println!("{f}");
     }
-    let cel = cov.not_evaluated.iter().filter(|n| matches!(n.what, Unchecked::CelRule { .. })).count();
+    let cel = cov
+        .not_evaluated
+        .iter()
+        .filter(|n| matches!(n.what, Unchecked::CelRule { .. }))
+        .count();
     let other = cov.not_evaluated.len() - cel;
     println!(
         "schemas: {} document(s) in {} rendering(s) of {} manifest file(s) checked against {}; {} CEL rule(s){} not evaluated",

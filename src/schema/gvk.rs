@@ -11,8 +11,16 @@ pub struct Gvk {
 }
 
 impl Gvk {
-    pub fn new(group: impl Into<String>, version: impl Into<String>, kind: impl Into<String>) -> Gvk {
-        Gvk { group: group.into(), version: version.into(), kind: kind.into() }
+    pub fn new(
+        group: impl Into<String>,
+        version: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> Gvk {
+        Gvk {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        }
     }
 
     /// From a manifest's `apiVersion` (`v1`, `apps/v1`) and `kind`. `None` for an apiVersion with
@@ -22,7 +30,11 @@ impl Gvk {
             None => ("", api_version),
             Some((g, v)) => (g, v),
         };
-        if version.is_empty() || version.contains('/') || (api_version.contains('/') && group.is_empty()) || kind.is_empty() {
+        if version.is_empty()
+            || version.contains('/')
+            || (api_version.contains('/') && group.is_empty())
+            || kind.is_empty()
+        {
             return None;
         }
         Some(Gvk::new(group, version, kind))
@@ -50,12 +62,21 @@ mod tests {
 
     #[test]
     fn parses_core_and_grouped_api_versions() {
-        assert_eq!(Gvk::from_api_version("v1", "Secret"), Some(Gvk::new("", "v1", "Secret")));
-        assert_eq!(Gvk::from_api_version("apps/v1", "Deployment"), Some(Gvk::new("apps", "v1", "Deployment")));
+        assert_eq!(
+            Gvk::from_api_version("v1", "Secret"),
+            Some(Gvk::new("", "v1", "Secret"))
+        );
+        assert_eq!(
+            Gvk::from_api_version("apps/v1", "Deployment"),
+            Some(Gvk::new("apps", "v1", "Deployment"))
+        );
         assert_eq!(Gvk::from_api_version("a/b/c", "X"), None);
         assert_eq!(Gvk::from_api_version("/v1", "X"), None);
         assert_eq!(Gvk::from_api_version("apps/", "X"), None);
         assert_eq!(Gvk::from_api_version("v1", ""), None);
-        assert_eq!(Gvk::new("apps", "v1", "Deployment").to_string(), "apps/v1 Deployment");
+        assert_eq!(
+            Gvk::new("apps", "v1", "Deployment").to_string(),
+            "apps/v1 Deployment"
+        );
     }
 }

@@ -22,8 +22,15 @@ use std::path::PathBuf;
 /// that does not parse is one violation on document 0.
 pub fn validate_yaml_text(set: &SchemaSet, text: &str) -> Vec<(usize, Violation)> {
     match crate::scenario::loader::manifest_documents(text) {
-        Ok(docs) => docs.iter().enumerate().flat_map(|(i, d)| set.validate(d).into_iter().map(move |v| (i, v))).collect(),
-        Err(e) => vec![(0, Violation::new(&FieldPath::root(), format!("invalid YAML: {e}")))],
+        Ok(docs) => docs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| set.validate(d).into_iter().map(move |v| (i, v)))
+            .collect(),
+        Err(e) => vec![(
+            0,
+            Violation::new(&FieldPath::root(), format!("invalid YAML: {e}")),
+        )],
     }
 }
 
@@ -43,14 +50,21 @@ pub struct RenderedManifest {
 
 /// Renders every manifest of every trial of every environment of `catalog`; identical
 /// renderings of the same file are merged (`used_by` lists them all).
-pub fn render_catalog(catalog: &Catalog, run_id: &str) -> Result<Vec<RenderedManifest>, Vec<String>> {
+pub fn render_catalog(
+    catalog: &Catalog,
+    run_id: &str,
+) -> Result<Vec<RenderedManifest>, Vec<String>> {
     let mut out: BTreeMap<(PathBuf, String), RenderedManifest> = BTreeMap::new();
     let mut errors = Vec::new();
     for env in plan::expand(catalog) {
         for trial in &env.trials {
             let sc = &trial.scenario;
             let vars = plan::vars_for(&env.suite, &env.env, sc, Some(run_id));
-            let base = sc.source.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+            let base = sc
+                .source
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
             for (i, step) in sc.steps.iter().enumerate() {
                 let (what, m): (&str, &Manifests) = match step {
                     Step::Apply(m) => ("apply", m),
@@ -168,7 +182,10 @@ pub fn check_rendered(set: &SchemaSet, manifests: &[RenderedManifest]) -> (Vec<F
             let object = format!(
                 "{}/{}",
                 doc.get("kind").and_then(|k| k.as_str()).unwrap_or("?"),
-                doc.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or("?")
+                doc.get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("?")
             );
             for v in report.violations {
                 let pos = match m.inline_at {
@@ -187,7 +204,9 @@ pub fn check_rendered(set: &SchemaSet, manifests: &[RenderedManifest]) -> (Vec<F
         }
     }
     findings.sort();
-    findings.dedup_by(|a, b| a.file == b.file && a.pos == b.pos && a.doc == b.doc && a.violation == b.violation);
+    findings.dedup_by(|a, b| {
+        a.file == b.file && a.pos == b.pos && a.doc == b.doc && a.violation == b.violation
+    });
     cov.not_evaluated.sort();
     cov.not_evaluated.dedup();
     (findings, cov)
@@ -228,7 +247,11 @@ impl DocChunks {
         let r = split_docs(raw);
         let d = split_docs(rendered);
         let docs = if r.len() == d.len() {
-            r.into_iter().zip(d).filter(|(_, (_, rd))| !is_empty_doc(rd)).map(|((l, rt), (_, rd))| (l, rt, rd)).collect()
+            r.into_iter()
+                .zip(d)
+                .filter(|(_, (_, rd))| !is_empty_doc(rd))
+                .map(|((l, rt), (_, rd))| (l, rt, rd))
+                .collect()
         } else {
             Vec::new()
         };
@@ -236,15 +259,24 @@ impl DocChunks {
     }
 
     fn locate(&self, doc: usize, v: &Violation) -> Pos {
-        let Some((first, raw, rendered)) = self.docs.get(doc) else { return Pos::START };
+        let Some((first, raw, rendered)) = self.docs.get(doc) else {
+            return Pos::START;
+        };
         // The raw template is usually YAML too; where a placeholder breaks it (inside a flow
         // collection), the rendered text gives the same lines.
         let mut loc = Locator::new(raw);
         if !loc.exists(&FieldPath::root()) {
             loc = Locator::new(rendered);
         }
-        let p = if v.message.starts_with("unknown field") { loc.key(&v.at) } else { loc.value(&v.at) };
-        Pos { line: first + p.line, col: p.col }
+        let p = if v.message.starts_with("unknown field") {
+            loc.key(&v.at)
+        } else {
+            loc.value(&v.at)
+        };
+        Pos {
+            line: first + p.line,
+            col: p.col,
+        }
     }
 }
 
@@ -265,9 +297,15 @@ mod tests {
         let raw = "a: 1\n---\nkind: X\napiVersion: v1\nspec:\n  w: ${w}\n";
         let rendered = raw.replace("${w}", "ninety");
         let c = DocChunks::new(raw, &rendered);
-        let v = Violation::new(&FieldPath::root().key("spec").key("w"), "must be of type integer");
+        let v = Violation::new(
+            &FieldPath::root().key("spec").key("w"),
+            "must be of type integer",
+        );
         assert_eq!(c.locate(1, &v), Pos { line: 6, col: 6 });
-        let unknown = Violation::new(&FieldPath::root().key("spec").key("w"), "unknown field \"w\"");
+        let unknown = Violation::new(
+            &FieldPath::root().key("spec").key("w"),
+            "unknown field \"w\"",
+        );
         assert_eq!(c.locate(1, &unknown), Pos { line: 6, col: 3 });
     }
 }

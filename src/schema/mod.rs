@@ -58,7 +58,11 @@ pub struct Violation {
 
 impl Violation {
     pub(crate) fn new(at: &FieldPath, message: impl Into<String>) -> Violation {
-        Violation { path: render_path(at), message: message.into(), at: at.clone() }
+        Violation {
+            path: render_path(at),
+            message: message.into(),
+            at: at.clone(),
+        }
     }
 }
 
@@ -71,7 +75,9 @@ impl PartialOrd for Violation {
 impl Ord for Violation {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // `at` renders to `path`; it only breaks ties between keys that render alike.
-        (&self.path, &self.message).cmp(&(&other.path, &other.message)).then_with(|| format!("{:?}", self.at).cmp(&format!("{:?}", other.at)))
+        (&self.path, &self.message)
+            .cmp(&(&other.path, &other.message))
+            .then_with(|| format!("{:?}", self.at).cmp(&format!("{:?}", other.at)))
     }
 }
 
@@ -91,7 +97,10 @@ pub struct NotEvaluated {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Unchecked {
     /// An `x-kubernetes-validations` CEL rule, with its message if the schema gives one.
-    CelRule { rule: String, message: Option<String> },
+    CelRule {
+        rule: String,
+        message: Option<String>,
+    },
     /// A `pattern` the regex crate cannot compile.
     Pattern { pattern: String, reason: String },
     /// The schema directory had no OpenAPI document with ObjectMeta, so `metadata` was only
@@ -102,11 +111,26 @@ pub enum Unchecked {
 impl std::fmt::Display for NotEvaluated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.what {
-            Unchecked::CelRule { rule, .. } => write!(f, "{}: CEL rule not evaluated: {rule}", self.path),
-            Unchecked::Pattern { pattern, reason } => {
-                write!(f, "{}: pattern not checked ({reason}): {pattern}", self.path)
+            Unchecked::CelRule { rule, .. } => {
+                write!(
+                    f,
+                    "{}: CEL rule not evaluated: {}",
+                    self.path,
+                    rule.split_whitespace().collect::<Vec<_>>().join(" ")
+                )
             }
-            Unchecked::NoObjectMetaSchema => write!(f, "{}: not checked against ObjectMeta (no OpenAPI schema for it)", self.path),
+            Unchecked::Pattern { pattern, reason } => {
+                write!(
+                    f,
+                    "{}: pattern not checked ({reason}): {pattern}",
+                    self.path
+                )
+            }
+            Unchecked::NoObjectMetaSchema => write!(
+                f,
+                "{}: not checked against ObjectMeta (no OpenAPI schema for it)",
+                self.path
+            ),
         }
     }
 }
@@ -133,7 +157,9 @@ pub fn render_path(p: &FieldPath) -> String {
     for seg in &p.0 {
         match seg {
             Seg::Key(k) => {
-                let plain = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
                 if plain {
                     if !out.is_empty() {
                         out.push('.');
@@ -158,10 +184,22 @@ mod tests {
 
     #[test]
     fn paths_render_like_kubernetes() {
-        let p = FieldPath::root().key("spec").key("http").index(0).key("route").index(1).key("weight");
+        let p = FieldPath::root()
+            .key("spec")
+            .key("http")
+            .index(0)
+            .key("route")
+            .index(1)
+            .key("weight");
         assert_eq!(render_path(&p), "spec.http[0].route[1].weight");
-        let p = FieldPath::root().key("metadata").key("annotations").key("linkerd.io/inject");
-        assert_eq!(render_path(&p), "metadata.annotations[\"linkerd.io/inject\"]");
+        let p = FieldPath::root()
+            .key("metadata")
+            .key("annotations")
+            .key("linkerd.io/inject");
+        assert_eq!(
+            render_path(&p),
+            "metadata.annotations[\"linkerd.io/inject\"]"
+        );
         assert_eq!(render_path(&FieldPath::root()), "(document)");
     }
 }

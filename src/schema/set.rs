@@ -24,13 +24,24 @@ pub enum SchemaError {
     #[error("{0}: not a directory")]
     NotADirectory(PathBuf),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: document {doc}: invalid YAML: {message}")]
-    Yaml { path: PathBuf, doc: usize, message: String },
+    Yaml {
+        path: PathBuf,
+        doc: usize,
+        message: String,
+    },
     #[error("{path}: invalid JSON: {message}")]
     Json { path: PathBuf, message: String },
     #[error("{path}: document {doc}: bad CustomResourceDefinition: {message}")]
-    BadCrd { path: PathBuf, doc: usize, message: String },
+    BadCrd {
+        path: PathBuf,
+        doc: usize,
+        message: String,
+    },
     #[error("{0}: no CustomResourceDefinition or OpenAPI v3 schema found")]
     Empty(PathBuf),
 }
@@ -96,12 +107,22 @@ impl SchemaSet {
         let mut files = Vec::new();
         walk(dir, &mut files)?;
         files.sort();
-        let mut set =
-            SchemaSet { index: BTreeMap::new(), object_meta: None, regexes: Mutex::new(HashMap::new()) };
+        let mut set = SchemaSet {
+            index: BTreeMap::new(),
+            object_meta: None,
+            regexes: Mutex::new(HashMap::new()),
+        };
         for f in &files {
             let rel = f.strip_prefix(dir).unwrap_or(f);
-            let provider = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>();
-            let dir_name = if provider.len() > 1 { provider[0].clone() } else { String::new() };
+            let provider = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>();
+            let dir_name = if provider.len() > 1 {
+                provider[0].clone()
+            } else {
+                String::new()
+            };
             let provider = provider.join("/");
             match f.extension().and_then(|e| e.to_str()) {
                 Some("yaml" | "yml") => set.load_yaml(f, &provider, &dir_name)?,
@@ -113,8 +134,11 @@ impl SchemaSet {
             return Err(SchemaError::Empty(dir.to_path_buf()));
         }
         for (gvk, cands) in set.index.iter_mut() {
-            let preferred: Vec<&str> =
-                PREFERRED_PROVIDERS.iter().filter(|(g, _)| *g == gvk.group).map(|(_, d)| *d).collect();
+            let preferred: Vec<&str> = PREFERRED_PROVIDERS
+                .iter()
+                .filter(|(g, _)| *g == gvk.group)
+                .map(|(_, d)| *d)
+                .collect();
             // Stable: load order is kept within each class.
             cands.sort_by_key(|c| !preferred.contains(&c.dir.as_str()));
         }
@@ -126,33 +150,59 @@ impl SchemaSet {
     }
 
     fn load_yaml(&mut self, path: &Path, provider: &str, dir: &str) -> Result<(), SchemaError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SchemaError::Io { path: path.into(), source: e })?;
-        let crd_ctx = Arc::new(Ctx { origin: Origin::Crd, refs: Map::new() });
+        let text = std::fs::read_to_string(path).map_err(|e| SchemaError::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        let crd_ctx = Arc::new(Ctx {
+            origin: Origin::Crd,
+            refs: Map::new(),
+        });
         for (i, de) in serde_yaml::Deserializer::from_str(&text).enumerate() {
             let doc = i + 1;
-            let v = Value::deserialize(de).map_err(|e| SchemaError::Yaml { path: path.into(), doc, message: e.to_string() })?;
+            let v = Value::deserialize(de).map_err(|e| SchemaError::Yaml {
+                path: path.into(),
+                doc,
+                message: e.to_string(),
+            })?;
             if v.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
                 continue;
             }
-            let bad = |message: String| SchemaError::BadCrd { path: path.into(), doc, message };
+            let bad = |message: String| SchemaError::BadCrd {
+                path: path.into(),
+                doc,
+                message,
+            };
             let spec = v.get("spec").ok_or_else(|| bad("no spec".into()))?;
-            let group = spec.get("group").and_then(Value::as_str).ok_or_else(|| bad("no spec.group".into()))?;
+            let group = spec
+                .get("group")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("no spec.group".into()))?;
             let kind = spec
                 .get("names")
                 .and_then(|n| n.get("kind"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("no spec.names.kind".into()))?;
-            let versions =
-                spec.get("versions").and_then(Value::as_array).ok_or_else(|| bad("no spec.versions".into()))?;
+            let versions = spec
+                .get("versions")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("no spec.versions".into()))?;
             for ver in versions {
-                let name = ver.get("name").and_then(Value::as_str).ok_or_else(|| bad("a version has no name".into()))?;
+                let name = ver
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("a version has no name".into()))?;
                 if ver.get("served").and_then(Value::as_bool) != Some(true) {
                     continue;
                 }
                 let schema = ver
                     .get("schema")
                     .and_then(|s| s.get("openAPIV3Schema"))
-                    .ok_or_else(|| bad(format!("served version {name} has no schema.openAPIV3Schema")))?;
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "served version {name} has no schema.openAPIV3Schema"
+                        ))
+                    })?;
                 self.add(
                     Gvk::new(group, name, kind),
                     Candidate {
@@ -168,32 +218,55 @@ impl SchemaSet {
     }
 
     fn load_json(&mut self, path: &Path, provider: &str, dir: &str) -> Result<(), SchemaError> {
-        let bytes = std::fs::read(path).map_err(|e| SchemaError::Io { path: path.into(), source: e })?;
-        let mut v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| SchemaError::Json { path: path.into(), message: e.to_string() })?;
-        let Some(Value::Object(schemas)) = v.get_mut("components").and_then(|c| c.get_mut("schemas")).map(Value::take)
+        let bytes = std::fs::read(path).map_err(|e| SchemaError::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        let mut v: Value = serde_json::from_slice(&bytes).map_err(|e| SchemaError::Json {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let Some(Value::Object(schemas)) = v
+            .get_mut("components")
+            .and_then(|c| c.get_mut("schemas"))
+            .map(Value::take)
         else {
             return Ok(());
         };
         let mut gvks = Vec::new();
         for (name, s) in &schemas {
-            let Some(list) = s.get("x-kubernetes-group-version-kind").and_then(Value::as_array) else { continue };
+            let Some(list) = s
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
+            else {
+                continue;
+            };
             for g in list {
                 let part = |k: &str| g.get(k).and_then(Value::as_str);
-                if let (Some(group), Some(version), Some(kind)) = (part("group"), part("version"), part("kind")) {
+                if let (Some(group), Some(version), Some(kind)) =
+                    (part("group"), part("version"), part("kind"))
+                {
                     gvks.push((Gvk::new(group, version, kind), name.clone()));
                 }
             }
         }
         let has_meta = schemas.contains_key(OBJECT_META);
-        let ctx = Arc::new(Ctx { origin: Origin::BuiltIn, refs: schemas });
+        let ctx = Arc::new(Ctx {
+            origin: Origin::BuiltIn,
+            refs: schemas,
+        });
         if has_meta && self.object_meta.is_none() {
             self.object_meta = Some(ctx.clone());
         }
         for (gvk, name) in gvks {
             self.add(
                 gvk,
-                Candidate { provider: provider.to_string(), dir: dir.to_string(), ctx: ctx.clone(), root: Root::Named(name) },
+                Candidate {
+                    provider: provider.to_string(),
+                    dir: dir.to_string(),
+                    ctx: ctx.clone(),
+                    root: Root::Named(name),
+                },
             );
         }
         Ok(())
@@ -210,12 +283,19 @@ impl SchemaSet {
 
     /// The files defining `gvk`, the one validation uses first.
     pub fn providers(&self, gvk: &Gvk) -> Vec<&str> {
-        self.index.get(gvk).map(|c| c.iter().map(|c| c.provider.as_str()).collect()).unwrap_or_default()
+        self.index
+            .get(gvk)
+            .map(|c| c.iter().map(|c| c.provider.as_str()).collect())
+            .unwrap_or_default()
     }
 
     /// Versions served for a group and kind (for "no schema" messages).
     pub fn versions_of(&self, group: &str, kind: &str) -> Vec<&str> {
-        self.index.keys().filter(|g| g.group == group && g.kind == kind).map(|g| g.version.as_str()).collect()
+        self.index
+            .keys()
+            .filter(|g| g.group == group && g.kind == kind)
+            .map(|g| g.version.as_str())
+            .collect()
     }
 
     pub(crate) fn candidate(&self, gvk: &Gvk) -> Option<&Candidate> {
@@ -263,16 +343,29 @@ impl SchemaSet {
                     .size_limit(1 << 22)
                     .build()
                     .map(Arc::new)
-                    .map_err(|e| e.to_string().lines().last().unwrap_or("does not compile").trim().to_string())
+                    .map_err(|e| {
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("does not compile")
+                            .trim()
+                            .to_string()
+                    })
             })
             .clone()
     }
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SchemaError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| SchemaError::Io { path: dir.into(), source: e })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| SchemaError::Io {
+        path: dir.into(),
+        source: e,
+    })?;
     for entry in rd {
-        let entry = entry.map_err(|e| SchemaError::Io { path: dir.into(), source: e })?;
+        let entry = entry.map_err(|e| SchemaError::Io {
+            path: dir.into(),
+            source: e,
+        })?;
         let p = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;

@@ -29,13 +29,26 @@ impl SchemaSet {
     /// Validates one object and also reports what was not evaluated and which schema was used.
     pub fn check(&self, doc: &Value) -> Report {
         let root = FieldPath::root();
-        let mut w = Walker { set: self, out: Vec::new(), unchecked: Vec::new() };
+        let mut w = Walker {
+            set: self,
+            out: Vec::new(),
+            unchecked: Vec::new(),
+        };
         let mut provider = None;
         match doc.as_object() {
-            None => w.fail(&root, format!("a manifest must be a mapping, got {}", describe(doc))),
-            Some(m) => match (type_meta(&mut w, m, "apiVersion"), type_meta(&mut w, m, "kind")) {
+            None => w.fail(
+                &root,
+                format!("a manifest must be a mapping, got {}", describe(doc)),
+            ),
+            Some(m) => match (
+                type_meta(&mut w, m, "apiVersion"),
+                type_meta(&mut w, m, "kind"),
+            ) {
                 (Some(av), Some(kind)) => match Gvk::from_api_version(av, kind) {
-                    None => w.fail(&root.key("apiVersion"), format!("malformed apiVersion {av:?}")),
+                    None => w.fail(
+                        &root.key("apiVersion"),
+                        format!("malformed apiVersion {av:?}"),
+                    ),
                     Some(gvk) => match self.candidate(&gvk) {
                         None => {
                             let known = self.versions_of(&gvk.group, &gvk.kind);
@@ -44,11 +57,23 @@ impl SchemaSet {
                             } else {
                                 format!(" (known versions of this kind: {})", known.join(", "))
                             };
-                            w.fail(&root.key("apiVersion"), format!("no schema for {gvk}{hint}"));
+                            w.fail(
+                                &root.key("apiVersion"),
+                                format!("no schema for {gvk}{hint}"),
+                            );
                         }
                         Some(c) => {
                             provider = Some(c.provider.clone());
-                            w.node(doc, c.schema(), &c.ctx, &root, Mode { strict: true, object_root: true });
+                            w.node(
+                                doc,
+                                c.schema(),
+                                &c.ctx,
+                                &root,
+                                Mode {
+                                    strict: true,
+                                    object_root: true,
+                                },
+                            );
                         }
                     },
                 },
@@ -60,7 +85,11 @@ impl SchemaSet {
         not_evaluated.dedup();
         let mut violations = w.out;
         violations.dedup();
-        Report { violations, not_evaluated, provider }
+        Report {
+            violations,
+            not_evaluated,
+            provider,
+        }
     }
 }
 
@@ -73,7 +102,10 @@ fn type_meta<'v>(w: &mut Walker<'_>, m: &'v Map<String, Value>, key: &str) -> Op
         }
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         Some(v) => {
-            w.fail(&p, format!("must be a non-empty string, got {}", describe(v)));
+            w.fail(
+                &p,
+                format!("must be a non-empty string, got {}", describe(v)),
+            );
             None
         }
     }
@@ -100,7 +132,10 @@ fn flag(s: &Value, key: &str) -> bool {
 }
 
 fn is_integer(v: &Value) -> bool {
-    v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+    v.is_i64()
+        || v.is_u64()
+        || v.as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
 }
 
 fn type_matches(t: &str, v: &Value) -> bool {
@@ -137,9 +172,13 @@ fn describe(v: &Value) -> String {
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -151,7 +190,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -167,11 +208,19 @@ impl<'s> Walker<'s> {
     fn resolve<'a>(&mut self, s: &'a Value, ctx: &'a Ctx, at: &FieldPath) -> Option<&'a Value> {
         let mut cur = s;
         for _ in 0..32 {
-            let Some(r) = cur.get("$ref").and_then(Value::as_str) else { return Some(cur) };
-            match r.strip_prefix("#/components/schemas/").and_then(|n| ctx.refs.get(n)) {
+            let Some(r) = cur.get("$ref").and_then(Value::as_str) else {
+                return Some(cur);
+            };
+            match r
+                .strip_prefix("#/components/schemas/")
+                .and_then(|n| ctx.refs.get(n))
+            {
                 Some(next) => cur = next,
                 None => {
-                    self.fail(at, format!("cannot check: schema reference {r} does not resolve"));
+                    self.fail(
+                        at,
+                        format!("cannot check: schema reference {r} does not resolve"),
+                    );
                     return None;
                 }
             }
@@ -181,24 +230,43 @@ impl<'s> Walker<'s> {
     }
 
     /// Runs `s` on `v` in a scratch walker; returns its violations (CEL notes are kept).
-    fn trial(&mut self, v: &Value, s: &Value, ctx: &Ctx, at: &FieldPath, mode: Mode) -> Vec<Violation> {
-        let mut w = Walker { set: self.set, out: Vec::new(), unchecked: Vec::new() };
+    fn trial(
+        &mut self,
+        v: &Value,
+        s: &Value,
+        ctx: &Ctx,
+        at: &FieldPath,
+        mode: Mode,
+    ) -> Vec<Violation> {
+        let mut w = Walker {
+            set: self.set,
+            out: Vec::new(),
+            unchecked: Vec::new(),
+        };
         w.node(v, s, ctx, at, mode);
         self.unchecked.append(&mut w.unchecked);
         w.out
     }
 
     fn node(&mut self, v: &Value, s: &Value, ctx: &Ctx, at: &FieldPath, mode: Mode) {
-        let Some(s) = self.resolve(s, ctx, at) else { return };
+        let Some(s) = self.resolve(s, ctx, at) else {
+            return;
+        };
         let Some(schema) = s.as_object() else { return };
 
-        if let Some(rules) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
+        if let Some(rules) = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+        {
             for r in rules {
                 if let Some(rule) = r.get("rule").and_then(Value::as_str) {
                     let message = r.get("message").and_then(Value::as_str).map(str::to_string);
                     self.unchecked.push(NotEvaluated {
                         path: super::render_path(at),
-                        what: Unchecked::CelRule { rule: rule.to_string(), message },
+                        what: Unchecked::CelRule {
+                            rule: rule.to_string(),
+                            message,
+                        },
                     });
                 }
             }
@@ -216,34 +284,67 @@ impl<'s> Walker<'s> {
                 return;
             }
             if let Some(t) = ty {
-                self.fail(at, format!("must be of type {t}, got null (the schema is not nullable)"));
+                self.fail(
+                    at,
+                    format!("must be of type {t}, got null (the schema is not nullable)"),
+                );
                 return;
             }
         }
 
         // Junctors. In Kubernetes' OpenAPI, `allOf: [{$ref}]` is how a field names its type,
         // so its branch is checked in full; in a CRD junctors only add value validations.
-        let branch_mode = Mode { strict: mode.strict && ctx.origin == Origin::BuiltIn, object_root: false };
+        let branch_mode = Mode {
+            strict: mode.strict && ctx.origin == Origin::BuiltIn,
+            object_root: false,
+        };
         if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
             for b in all {
                 self.node(v, b, ctx, at, branch_mode);
             }
         }
         if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-            let results: Vec<Vec<Violation>> = any.iter().map(|b| self.trial(v, b, ctx, at, branch_mode)).collect();
+            let results: Vec<Vec<Violation>> = any
+                .iter()
+                .map(|b| self.trial(v, b, ctx, at, branch_mode))
+                .collect();
             if !results.iter().any(Vec::is_empty) {
-                self.fail(at, format!("matches none of the anyOf alternatives: {}", summarize(any, &results)));
+                self.fail(
+                    at,
+                    format!(
+                        "matches none of the anyOf alternatives: {}",
+                        summarize(any, &results)
+                    ),
+                );
             }
         }
         if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
-            let results: Vec<Vec<Violation>> = one.iter().map(|b| self.trial(v, b, ctx, at, branch_mode)).collect();
-            let passing: Vec<usize> = (0..results.len()).filter(|i| results[*i].is_empty()).collect();
+            let results: Vec<Vec<Violation>> = one
+                .iter()
+                .map(|b| self.trial(v, b, ctx, at, branch_mode))
+                .collect();
+            let passing: Vec<usize> = (0..results.len())
+                .filter(|i| results[*i].is_empty())
+                .collect();
             match passing.len() {
                 1 => {}
-                0 => self.fail(at, format!("matches none of the oneOf alternatives: {}", summarize(one, &results))),
+                0 => self.fail(
+                    at,
+                    format!(
+                        "matches none of the oneOf alternatives: {}",
+                        summarize(one, &results)
+                    ),
+                ),
                 n => {
-                    let which: Vec<String> = passing.iter().map(|i| branch_name(&one[*i], *i)).collect();
-                    self.fail(at, format!("matches {n} oneOf alternatives ({}); exactly one is allowed", which.join("; ")))
+                    let which: Vec<String> =
+                        passing.iter().map(|i| branch_name(&one[*i], *i)).collect();
+                    self.fail(
+                        at,
+                        format!(
+                            "matches {n} oneOf alternatives ({}); exactly one is allowed",
+                            which.join("; ")
+                        ),
+                    )
                 }
             }
         }
@@ -255,7 +356,10 @@ impl<'s> Walker<'s> {
 
         if int_or_string {
             if !(is_integer(v) || v.is_string()) {
-                self.fail(at, format!("must be an integer or a string, got {}", describe(v)));
+                self.fail(
+                    at,
+                    format!("must be an integer or a string, got {}", describe(v)),
+                );
                 return;
             }
         } else if let Some(t) = ty {
@@ -272,7 +376,13 @@ impl<'s> Walker<'s> {
                     Value::String(_) | Value::Number(_) | Value::Bool(_) => v.to_string(),
                     _ => describe(v),
                 };
-                self.fail(at, format!("unsupported value {shown}: supported values: {}", list.join(", ")));
+                self.fail(
+                    at,
+                    format!(
+                        "unsupported value {shown}: supported values: {}",
+                        list.join(", ")
+                    ),
+                );
             }
         }
 
@@ -289,12 +399,18 @@ impl<'s> Walker<'s> {
         let len = text.chars().count() as u64;
         if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
             if len < min {
-                self.fail(at, format!("must be at least {min} characters long, got {len}"));
+                self.fail(
+                    at,
+                    format!("must be at least {min} characters long, got {len}"),
+                );
             }
         }
         if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
             if len > max {
-                self.fail(at, format!("may be at most {max} characters long, got {len}"));
+                self.fail(
+                    at,
+                    format!("may be at most {max} characters long, got {len}"),
+                );
             }
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
@@ -306,13 +422,19 @@ impl<'s> Walker<'s> {
                 }
                 Err(reason) => self.unchecked.push(NotEvaluated {
                     path: super::render_path(at),
-                    what: Unchecked::Pattern { pattern: p.to_string(), reason },
+                    what: Unchecked::Pattern {
+                        pattern: p.to_string(),
+                        reason,
+                    },
                 }),
             }
         }
         match s.get("format").and_then(Value::as_str) {
             Some("byte") => {
-                if base64::engine::general_purpose::STANDARD.decode(text).is_err() {
+                if base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .is_err()
+                {
                     self.fail(at, "must be base64 (format byte)");
                 }
             }
@@ -360,7 +482,14 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn array(&mut self, items: &[Value], s: &Map<String, Value>, ctx: &Ctx, at: &FieldPath, mode: Mode) {
+    fn array(
+        &mut self,
+        items: &[Value],
+        s: &Map<String, Value>,
+        ctx: &Ctx,
+        at: &FieldPath,
+        mode: Mode,
+    ) {
         let n = items.len() as u64;
         if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
             if n < min {
@@ -373,12 +502,19 @@ impl<'s> Walker<'s> {
             }
         }
         if let Some(item_schema) = s.get("items").filter(|i| i.is_object()) {
-            let item_mode = Mode { strict: mode.strict, object_root: false };
+            let item_mode = Mode {
+                strict: mode.strict,
+                object_root: false,
+            };
             for (i, x) in items.iter().enumerate() {
                 self.node(x, item_schema, ctx, &at.index(i), item_mode);
             }
         }
-        let list_type = if ctx.origin == Origin::Crd { s.get("x-kubernetes-list-type").and_then(Value::as_str) } else { None };
+        let list_type = if ctx.origin == Origin::Crd {
+            s.get("x-kubernetes-list-type").and_then(Value::as_str)
+        } else {
+            None
+        };
         if s.get("uniqueItems").and_then(Value::as_bool) == Some(true) || list_type == Some("set") {
             for (i, x) in items.iter().enumerate() {
                 if items[..i].iter().any(|y| json_eq(x, y)) {
@@ -393,27 +529,59 @@ impl<'s> Walker<'s> {
                 .map(|k| k.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             if !keys.is_empty() {
-                let key_of = |x: &Value| keys.iter().map(|k| x.get(*k).cloned().unwrap_or(Value::Null)).collect::<Vec<_>>();
+                let key_of = |x: &Value| {
+                    keys.iter()
+                        .map(|k| x.get(*k).cloned().unwrap_or(Value::Null))
+                        .collect::<Vec<_>>()
+                };
                 for (i, x) in items.iter().enumerate() {
                     let kx = key_of(x);
-                    if items[..i].iter().any(|y| key_of(y).iter().zip(&kx).all(|(a, b)| json_eq(a, b))) {
-                        let shown: Vec<String> = keys.iter().zip(&kx).map(|(k, v)| format!("{k}={v}")).collect();
-                        self.fail(&at.index(i), format!("duplicate entry for key [{}]", shown.join(", ")));
+                    if items[..i]
+                        .iter()
+                        .any(|y| key_of(y).iter().zip(&kx).all(|(a, b)| json_eq(a, b)))
+                    {
+                        let shown: Vec<String> = keys
+                            .iter()
+                            .zip(&kx)
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect();
+                        self.fail(
+                            &at.index(i),
+                            format!("duplicate entry for key [{}]", shown.join(", ")),
+                        );
                     }
                 }
             }
         }
     }
 
-    fn object(&mut self, fields: &Map<String, Value>, s: &Map<String, Value>, ctx: &Ctx, at: &FieldPath, mode: Mode) {
+    fn object(
+        &mut self,
+        fields: &Map<String, Value>,
+        s: &Map<String, Value>,
+        ctx: &Ctx,
+        at: &FieldPath,
+        mode: Mode,
+    ) {
         let props = s.get("properties").and_then(Value::as_object);
         let additional = s.get("additionalProperties");
-        let preserve = s.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
-        let embedded = s.get("x-kubernetes-embedded-resource").and_then(Value::as_bool) == Some(true);
-        let structural = s.get("type").and_then(Value::as_str) == Some("object") || props.is_some() || additional.is_some();
+        let preserve = s
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let embedded = s
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let structural = s.get("type").and_then(Value::as_str) == Some("object")
+            || props.is_some()
+            || additional.is_some();
         let free_form = ctx.origin == Origin::BuiltIn && props.is_none() && additional.is_none();
         let object_root = (mode.object_root && ctx.origin == Origin::Crd) || embedded;
-        let child = Mode { strict: mode.strict, object_root: false };
+        let child = Mode {
+            strict: mode.strict,
+            object_root: false,
+        };
 
         if embedded {
             for k in ["apiVersion", "kind"] {
@@ -428,11 +596,23 @@ impl<'s> Walker<'s> {
                 self.metadata(x, &p);
                 if let Some(ms) = props.and_then(|ps| ps.get(k)) {
                     // A CRD may restrict metadata.name; everything else is ObjectMeta's.
-                    self.node(x, ms, ctx, &p, Mode { strict: false, object_root: false });
+                    self.node(
+                        x,
+                        ms,
+                        ctx,
+                        &p,
+                        Mode {
+                            strict: false,
+                            object_root: false,
+                        },
+                    );
                 }
                 continue;
             }
-            if object_root && (k == "apiVersion" || k == "kind") && props.and_then(|ps| ps.get(k)).is_none() {
+            if object_root
+                && (k == "apiVersion" || k == "kind")
+                && props.and_then(|ps| ps.get(k)).is_none()
+            {
                 if !x.is_string() {
                     self.fail(&p, format!("must be of type string, got {}", describe(x)));
                 }
@@ -449,7 +629,9 @@ impl<'s> Walker<'s> {
                     }
                 }
                 Some(Value::Bool(true)) => {}
-                Some(Value::Bool(false)) if mode.strict => self.fail(&p, format!("unknown field {k:?}")),
+                Some(Value::Bool(false)) if mode.strict => {
+                    self.fail(&p, format!("unknown field {k:?}"))
+                }
                 _ => {
                     if mode.strict && structural && !preserve && !free_form {
                         let hint = props
@@ -489,12 +671,24 @@ impl<'s> Walker<'s> {
     fn metadata(&mut self, v: &Value, at: &FieldPath) {
         let set = self.set;
         match set.object_meta() {
-            Some((ctx, meta)) => self.node(v, meta, ctx, at, Mode { strict: true, object_root: false }),
+            Some((ctx, meta)) => self.node(
+                v,
+                meta,
+                ctx,
+                at,
+                Mode {
+                    strict: true,
+                    object_root: false,
+                },
+            ),
             None => {
                 if !v.is_object() {
                     self.fail(at, format!("must be of type object, got {}", describe(v)));
                 }
-                self.unchecked.push(NotEvaluated { path: super::render_path(at), what: Unchecked::NoObjectMetaSchema });
+                self.unchecked.push(NotEvaluated {
+                    path: super::render_path(at),
+                    what: Unchecked::NoObjectMetaSchema,
+                });
             }
         }
     }
@@ -502,10 +696,14 @@ impl<'s> Walker<'s> {
 
 /// A readable name for a junctor branch: `has field exact` for `{required: [exact]}`.
 fn branch_name(b: &Value, i: usize) -> String {
-    let only_required = b.as_object().is_some_and(|m| m.len() == 1 && m.contains_key("required"));
+    let only_required = b
+        .as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key("required"));
     if only_required {
-        let names: Vec<&str> =
-            b["required"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let names: Vec<&str> = b["required"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         return format!("has field {}", names.join(" and "));
     }
     if let Some(t) = b.get("type").and_then(Value::as_str) {
@@ -517,7 +715,11 @@ fn branch_name(b: &Value, i: usize) -> String {
         return format!("not ({})", branch_name(not, i));
     }
     if let Some(any) = b.get("anyOf").and_then(Value::as_array) {
-        let parts: Vec<String> = any.iter().enumerate().map(|(j, x)| branch_name(x, j)).collect();
+        let parts: Vec<String> = any
+            .iter()
+            .enumerate()
+            .map(|(j, x)| branch_name(x, j))
+            .collect();
         return format!("any of [{}]", parts.join(", "));
     }
     format!("alternative {}", i + 1)
@@ -529,7 +731,10 @@ fn summarize(branches: &[Value], results: &[Vec<Violation>]) -> String {
         .zip(results)
         .enumerate()
         .map(|(i, (b, r))| {
-            let first = r.first().map(|v| format!("{}: {}", v.path, v.message)).unwrap_or_default();
+            let first = r
+                .first()
+                .map(|v| format!("{}: {}", v.path, v.message))
+                .unwrap_or_default();
             format!("[{}: {first}]", branch_name(b, i))
         })
         .collect::<Vec<_>>()
@@ -539,6 +744,271 @@ fn summarize(branches: &[Value], results: &[Vec<Violation>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::validate_yaml_text;
+
+    /// A CRD exercising every rule, plus a minimal OpenAPI document with ObjectMeta and one
+    /// built-in kind, written to a temporary directory.
+    const CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: widgets.example.com }
+spec:
+  group: example.com
+  names: { kind: Widget, plural: widgets }
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            apiVersion: { type: string }
+            kind: { type: string }
+            metadata: { type: object }
+            spec:
+              type: object
+              required: [size]
+              x-kubernetes-validations:
+                - rule: self.size < 10
+                  message: too big
+              properties:
+                size: { type: integer, minimum: 1, maximum: 5, exclusiveMaximum: true }
+                port: { x-kubernetes-int-or-string: true, anyOf: [ { type: integer }, { type: string } ], pattern: '^[a-z]+$' }
+                note: { type: string, nullable: true, maxLength: 3 }
+                tag: { type: string, pattern: '^(?=x)' }
+                ratio: { type: number }
+                free: { type: object, x-kubernetes-preserve-unknown-fields: true, properties: { known: { type: boolean } } }
+                anything: { x-kubernetes-preserve-unknown-fields: true }
+                labels: { type: object, additionalProperties: { type: string } }
+                empty: { type: object }
+                tags: { type: array, items: { type: string }, x-kubernetes-list-type: set, maxItems: 2 }
+                ports:
+                  type: array
+                  x-kubernetes-list-type: map
+                  x-kubernetes-list-map-keys: [name]
+                  items: { type: object, properties: { name: { type: string }, n: { type: integer } } }
+                template:
+                  type: object
+                  x-kubernetes-embedded-resource: true
+                  x-kubernetes-preserve-unknown-fields: true
+                mode: { type: string, enum: [A, B] }
+    - name: v0
+      served: false
+      storage: false
+      schema: { openAPIV3Schema: { type: object } }
+"#;
+
+    const OPENAPI: &str = r##"{"components": {"schemas": {
+      "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {"type": "object", "properties": {
+          "name": {"type": "string"}, "namespace": {"type": "string"},
+          "labels": {"type": "object", "additionalProperties": {"type": "string", "default": ""}}}},
+      "io.k8s.apimachinery.pkg.runtime.RawExtension": {"type": "object"},
+      "io.k8s.api.core.v1.Thing": {"type": "object",
+          "x-kubernetes-group-version-kind": [{"group": "", "version": "v1", "kind": "Thing"}],
+          "properties": {
+            "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+            "metadata": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {}},
+            "raw": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.runtime.RawExtension"}]},
+            "count": {"type": "integer", "format": "int32"},
+            "broken": {"$ref": "#/components/schemas/nope"}}}}}}"##;
+
+    fn set() -> SchemaSet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("example")).expect("mkdir");
+        std::fs::write(dir.path().join("example/widgets.yaml"), CRD).expect("write");
+        std::fs::write(dir.path().join("core.json"), OPENAPI).expect("write");
+        std::fs::write(dir.path().join("example/values.yaml"), "replicas: 1\n").expect("write");
+        SchemaSet::load_dir(dir.path()).expect("load")
+    }
+
+    fn widget(spec: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{ name: w }}\nspec: {spec}\n"
+        );
+        validate_yaml_text(&set(), &text)
+            .into_iter()
+            .map(|(_, v)| v.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_widget_passes_and_unserved_versions_are_unknown() {
+        assert_eq!(widget("{ size: 2, port: 80, note: null, free: { known: true, extra: 1 }, anything: [1], labels: { a: b }, empty: {}, tags: [a, b], ports: [ { name: a }, { name: b } ], template: { apiVersion: v1, kind: Pod, metadata: { name: p }, spec: { x: 1 } }, mode: A, ratio: 1.5 }"), Vec::<String>::new());
+        let s = set();
+        assert!(s.is_known(&Gvk::new("example.com", "v1", "Widget")));
+        assert!(!s.is_known(&Gvk::new("example.com", "v0", "Widget")));
+        assert_eq!(
+            s.providers(&Gvk::new("example.com", "v1", "Widget")),
+            vec!["example/widgets.yaml"]
+        );
+    }
+
+    #[test]
+    fn each_rule_can_fail() {
+        let cases: &[(&str, &str)] = &[
+            ("{ port: 80 }", "spec.size: required field missing"),
+            ("{ size: 0 }", "spec.size: must be >= 1, got 0"),
+            ("{ size: 5 }", "spec.size: must be < 5, got 5"),
+            (
+                "{ size: 1.5 }",
+                "spec.size: must be of type integer, got number 1.5",
+            ),
+            (
+                "{ size: 1, port: true }",
+                "spec.port: must be an integer or a string, got boolean true",
+            ),
+            (
+                "{ size: 1, port: Http }",
+                "spec.port: \"Http\" does not match pattern ^[a-z]+$",
+            ),
+            (
+                "{ size: 1, note: abcd }",
+                "spec.note: may be at most 3 characters long, got 4",
+            ),
+            (
+                "{ size: 1, mode: C }",
+                "spec.mode: unsupported value \"C\": supported values: \"A\", \"B\"",
+            ),
+            (
+                "{ size: 1, mode: null }",
+                "spec.mode: must be of type string, got null (the schema is not nullable)",
+            ),
+            (
+                "{ size: 1, free: { known: 1 } }",
+                "spec.free.known: must be of type boolean, got integer 1",
+            ),
+            (
+                "{ size: 1, labels: { a: 1 } }",
+                "spec.labels.a: must be of type string, got integer 1",
+            ),
+            (
+                "{ size: 1, empty: { a: 1 } }",
+                "spec.empty.a: unknown field \"a\"",
+            ),
+            (
+                "{ size: 1, tags: [a, a] }",
+                "spec.tags[1]: duplicate value: \"a\"",
+            ),
+            (
+                "{ size: 1, tags: [a, b, c] }",
+                "spec.tags: may have at most 2 items, got 3",
+            ),
+            (
+                "{ size: 1, ports: [ { name: a, n: 1 }, { name: a, n: 2 } ] }",
+                "spec.ports[1]: duplicate entry for key [name=\"a\"]",
+            ),
+            (
+                "{ size: 1, template: { kind: Pod } }",
+                "spec.template.apiVersion: required field missing (embedded resource)",
+            ),
+            (
+                "{ size: 1, template: { apiVersion: v1, kind: Pod, metadata: { nam: x } } }",
+                "spec.template.metadata.nam: unknown field \"nam\" (did you mean \"name\"?)",
+            ),
+            (
+                "{ size: 1, sise: 2 }",
+                "spec.sise: unknown field \"sise\" (did you mean \"size\"?)",
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = widget(spec);
+            assert!(
+                got.iter().any(|g| g == want),
+                "spec {spec}: want {want:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_of_a_custom_resource_is_object_meta() {
+        let s = set();
+        let text = "apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w, labels: { a: 1 }, lables: {} }\nspec: { size: 1 }\n";
+        let got: Vec<String> = validate_yaml_text(&s, text)
+            .into_iter()
+            .map(|(_, v)| v.to_string())
+            .collect();
+        assert!(
+            got.contains(&"metadata.labels.a: must be of type string, got integer 1".to_string()),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|g| g.starts_with("metadata.lables: unknown field")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn cel_rules_and_uncompilable_patterns_are_reported_not_passed() {
+        let s = set();
+        let doc = crate::scenario::loader::manifest_documents(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\nspec: { size: 1, tag: x }\n",
+        )
+        .expect("yaml");
+        let r = s.check(&doc[0]);
+        assert!(r.is_valid(), "{:?}", r.violations);
+        assert!(r.not_evaluated.iter().any(|n| n.path == "spec"
+            && n.what
+                == Unchecked::CelRule {
+                    rule: "self.size < 10".into(),
+                    message: Some("too big".into())
+                }));
+        assert!(r.not_evaluated.iter().any(|n| n.path == "spec.tag"
+            && matches!(&n.what, Unchecked::Pattern { pattern, .. } if pattern == "^(?=x)")));
+        assert_eq!(
+            s.cel_rule_count(&Gvk::new("example.com", "v1", "Widget")),
+            1
+        );
+    }
+
+    #[test]
+    fn built_in_dialect_refs_free_form_objects_and_nulls() {
+        let s = set();
+        let ok = "apiVersion: v1\nkind: Thing\nmetadata: { name: t, labels: null }\nraw: { anything: [1, 2] }\ncount: 3\n";
+        assert_eq!(validate_yaml_text(&s, ok), vec![]);
+        let bad = "apiVersion: v1\nkind: Thing\nmetadata: { name: t, nme: x }\ncount: 3000000000\nbroken: 1\nextra: 1\n";
+        let got: Vec<String> = validate_yaml_text(&s, bad)
+            .into_iter()
+            .map(|(_, v)| v.to_string())
+            .collect();
+        for want in [
+            "metadata.nme: unknown field \"nme\" (did you mean \"name\"?)",
+            "count: 3000000000 does not fit in int32",
+            "broken: cannot check: schema reference #/components/schemas/nope does not resolve",
+            "extra: unknown field \"extra\"",
+        ] {
+            assert!(got.iter().any(|g| g == want), "want {want:?}, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn load_errors_are_reported_not_panicked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(
+            SchemaSet::load_dir(&dir.path().join("missing")),
+            Err(super::super::SchemaError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            SchemaSet::load_dir(dir.path()),
+            Err(super::super::SchemaError::Empty(_))
+        ));
+        std::fs::write(dir.path().join("bad.yaml"), "a: [1,\n").expect("write");
+        assert!(matches!(
+            SchemaSet::load_dir(dir.path()),
+            Err(super::super::SchemaError::Yaml { .. })
+        ));
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            "kind: CustomResourceDefinition\nspec: { group: g }\n",
+        )
+        .expect("write");
+        assert!(matches!(
+            SchemaSet::load_dir(dir.path()),
+            Err(super::super::SchemaError::BadCrd { .. })
+        ));
+    }
 
     #[test]
     fn integers_may_be_written_as_integral_floats() {
@@ -556,7 +1026,8 @@ mod tests {
 
     #[test]
     fn suggestions_use_edit_distance() {
-        assert_eq!(edit_distance("htpp", "http"), 2);
+        assert_eq!(edit_distance("htpp", "http"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("spec", "spec"), 0);
         assert_eq!(edit_distance("", "abc"), 3);
     }
