@@ -34,52 +34,16 @@ impl SchemaSet {
             out: Vec::new(),
             unchecked: Vec::new(),
         };
-        let mut provider = None;
-        match doc.as_object() {
-            None => w.fail(
-                &root,
-                format!("a manifest must be a mapping, got {}", describe(doc)),
-            ),
-            Some(m) => match (
-                type_meta(&mut w, m, "apiVersion"),
-                type_meta(&mut w, m, "kind"),
-            ) {
-                (Some(av), Some(kind)) => match Gvk::from_api_version(av, kind) {
-                    None => w.fail(
-                        &root.key("apiVersion"),
-                        format!("malformed apiVersion {av:?}"),
-                    ),
-                    Some(gvk) => match self.candidate(&gvk) {
-                        None => {
-                            let known = self.versions_of(&gvk.group, &gvk.kind);
-                            let hint = if known.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (known versions of this kind: {})", known.join(", "))
-                            };
-                            w.fail(
-                                &root.key("apiVersion"),
-                                format!("no schema for {gvk}{hint}"),
-                            );
-                        }
-                        Some(c) => {
-                            provider = Some(c.provider.clone());
-                            w.node(
-                                doc,
-                                c.schema(),
-                                &c.ctx,
-                                &root,
-                                Mode {
-                                    strict: true,
-                                    object_root: true,
-                                },
-                            );
-                        }
-                    },
-                },
-                _ => {}
-            },
-        }
+        let provider = match doc.as_object() {
+            None => {
+                w.fail(
+                    &root,
+                    format!("a manifest must be a mapping, got {}", describe(doc)),
+                );
+                None
+            }
+            Some(m) => self.check_object(&mut w, doc, m),
+        };
         let mut not_evaluated = w.unchecked;
         not_evaluated.sort();
         not_evaluated.dedup();
@@ -90,6 +54,52 @@ impl SchemaSet {
             not_evaluated,
             provider,
         }
+    }
+}
+
+impl SchemaSet {
+    /// Picks the schema by apiVersion/kind and walks the document; returns the provider used.
+    fn check_object(
+        &self,
+        w: &mut Walker<'_>,
+        doc: &Value,
+        m: &Map<String, Value>,
+    ) -> Option<String> {
+        let root = FieldPath::root();
+        let api_version = type_meta(w, m, "apiVersion");
+        let kind = type_meta(w, m, "kind");
+        let (av, kind) = (api_version?, kind?);
+        let Some(gvk) = Gvk::from_api_version(av, kind) else {
+            w.fail(
+                &root.key("apiVersion"),
+                format!("malformed apiVersion {av:?}"),
+            );
+            return None;
+        };
+        let Some(c) = self.candidate(&gvk) else {
+            let known = self.versions_of(&gvk.group, &gvk.kind);
+            let hint = if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (known versions of this kind: {})", known.join(", "))
+            };
+            w.fail(
+                &root.key("apiVersion"),
+                format!("no schema for {gvk}{hint}"),
+            );
+            return None;
+        };
+        w.node(
+            doc,
+            c.schema(),
+            &c.ctx,
+            &root,
+            Mode {
+                strict: true,
+                object_root: true,
+            },
+        );
+        Some(c.provider.clone())
     }
 }
 
@@ -430,13 +440,12 @@ impl<'s> Walker<'s> {
             }
         }
         match s.get("format").and_then(Value::as_str) {
-            Some("byte") => {
+            Some("byte")
                 if base64::engine::general_purpose::STANDARD
                     .decode(text)
-                    .is_err()
-                {
-                    self.fail(at, "must be base64 (format byte)");
-                }
+                    .is_err() =>
+            {
+                self.fail(at, "must be base64 (format byte)")
             }
             Some("ipv4") if !text.is_empty() && text.parse::<std::net::Ipv4Addr>().is_err() => {
                 self.fail(at, format!("{text:?} is not an IPv4 address"))
