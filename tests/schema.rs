@@ -612,6 +612,46 @@ fn cli_validate_with_schemas() {
         "{stdout}"
     );
 
+    // A later document of a multi-document file is located on its own line.
+    let deny = tmp.path().join("scenarios/manifests/deny/linkerd.yaml");
+    std::fs::write(&canary, &text).unwrap();
+    let text = std::fs::read_to_string(&deny).unwrap();
+    let broken = text.replacen(
+        "  requiredAuthenticationRefs:",
+        "  requiredAuthenticationRef:",
+        1,
+    );
+    std::fs::write(&deny, &broken).unwrap();
+    let out = std::process::Command::new(bin)
+        .current_dir(tmp.path())
+        .args(["validate", "--schemas"])
+        .arg(&crds)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("requiredAuthenticationRef:"))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "scenarios/manifests/deny/linkerd.yaml:{line}:3: error: doc 3 AuthorizationPolicy/functions-from-gateway: spec.requiredAuthenticationRef: unknown field \"requiredAuthenticationRef\""
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&want)),
+        "missing {want:?} in:\n{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.contains("doc 3 AuthorizationPolicy/functions-from-gateway: spec.requiredAuthenticationRefs: required field missing")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(": error: ")).count(),
+        2,
+        "{stdout}"
+    );
+
     // A schema directory that does not exist is a usage error, not a pass.
     let out = std::process::Command::new(bin)
         .current_dir(repo())

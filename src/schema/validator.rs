@@ -296,7 +296,7 @@ impl<'s> Walker<'s> {
             if let Some(t) = ty {
                 self.fail(
                     at,
-                    format!("must be of type {t}, got null (the schema is not nullable)"),
+                    format!("must be of type {t}, got null (not nullable: the API server drops the field)"),
                 );
                 return;
             }
@@ -659,7 +659,11 @@ impl<'s> Walker<'s> {
         }
         if let Some(req) = s.get("required").and_then(Value::as_array) {
             for r in req.iter().filter_map(Value::as_str) {
-                if !fields.contains_key(r) {
+                // A CRD's defaults are applied before validation; a built-in kind's `default`s
+                // are Go zero values and its required fields are really required.
+                let defaulted = ctx.origin == Origin::Crd
+                    && props.and_then(|ps| ps.get(r)).is_some_and(|p| p.get("default").is_some());
+                if !fields.contains_key(r) && !defaulted {
                     self.fail(&at.key(r), "required field missing");
                 }
             }
@@ -778,7 +782,7 @@ spec:
             metadata: { type: object }
             spec:
               type: object
-              required: [size]
+              required: [size, level]
               x-kubernetes-validations:
                 - rule: self.size < 10
                   message: too big
@@ -803,6 +807,7 @@ spec:
                   x-kubernetes-embedded-resource: true
                   x-kubernetes-preserve-unknown-fields: true
                 mode: { type: string, enum: [A, B] }
+                level: { type: integer, default: 3 }
     - name: v0
       served: false
       storage: false
@@ -882,7 +887,7 @@ spec:
             ),
             (
                 "{ size: 1, mode: null }",
-                "spec.mode: must be of type string, got null (the schema is not nullable)",
+                "spec.mode: must be of type string, got null (not nullable: the API server drops the field)",
             ),
             (
                 "{ size: 1, free: { known: 1 } }",
