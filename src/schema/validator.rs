@@ -2,12 +2,15 @@
 //!
 //! The walk is driven by the *value*: every field present is checked against the schema node for
 //! it, so recursive `$ref`s cannot loop. Rules, in the order applied at each node:
-//! `$ref` (followed), CEL rules (recorded as not evaluated), `nullable`, `allOf`/`anyOf`/`oneOf`/
-//! `not` (value validations; in a CRD their branches never reject unknown fields), `type` (or
-//! `x-kubernetes-int-or-string`; a mismatch stops the descent), `enum`, then per type: string
+//! `$ref` (followed), CEL rules (recorded as not evaluated), `nullable`, `type` (or
+//! `x-kubernetes-int-or-string`; a mismatch stops the descent), `allOf`/`anyOf`/`oneOf`/`not`
+//! (value validations; in a CRD their branches never reject unknown fields), `enum`, then per type: string
 //! lengths, `pattern` and a few `format`s; numeric bounds and `int32`/`int64` ranges; array
 //! lengths, `items`, uniqueness (`uniqueItems`, and `x-kubernetes-list-type` set/map in CRDs);
 //! object `properties`, `additionalProperties`, `required`, property counts, and unknown fields.
+//! A `null` is accepted where the schema is `nullable`, and anywhere in a built-in kind (Go
+//! decodes it to a zero value); in a CRD a non-nullable `null` is reported, because the API
+//! server drops the field.
 //!
 //! Unknown fields are rejected unless the node has `x-kubernetes-preserve-unknown-fields: true`
 //! or `additionalProperties` allows them. The two dialects differ in one place: in Kubernetes'
@@ -302,6 +305,21 @@ impl<'s> Walker<'s> {
             }
         }
 
+        if int_or_string {
+            if !(is_integer(v) || v.is_string()) {
+                self.fail(
+                    at,
+                    format!("must be an integer or a string, got {}", describe(v)),
+                );
+                return;
+            }
+        } else if let Some(t) = ty {
+            if !type_matches(t, v) {
+                self.fail(at, format!("must be of type {t}, got {}", describe(v)));
+                return;
+            }
+        }
+
         // Junctors. In Kubernetes' OpenAPI, `allOf: [{$ref}]` is how a field names its type,
         // so its branch is checked in full; in a CRD junctors only add value validations.
         let branch_mode = Mode {
@@ -361,21 +379,6 @@ impl<'s> Walker<'s> {
         if let Some(not) = schema.get("not") {
             if self.trial(v, not, ctx, at, branch_mode).is_empty() {
                 self.fail(at, format!("must not match: {}", branch_name(not, 0)));
-            }
-        }
-
-        if int_or_string {
-            if !(is_integer(v) || v.is_string()) {
-                self.fail(
-                    at,
-                    format!("must be an integer or a string, got {}", describe(v)),
-                );
-                return;
-            }
-        } else if let Some(t) = ty {
-            if !type_matches(t, v) {
-                self.fail(at, format!("must be of type {t}, got {}", describe(v)));
-                return;
             }
         }
 
@@ -662,7 +665,9 @@ impl<'s> Walker<'s> {
                 // A CRD's defaults are applied before validation; a built-in kind's `default`s
                 // are Go zero values and its required fields are really required.
                 let defaulted = ctx.origin == Origin::Crd
-                    && props.and_then(|ps| ps.get(r)).is_some_and(|p| p.get("default").is_some());
+                    && props
+                        .and_then(|ps| ps.get(r))
+                        .is_some_and(|p| p.get("default").is_some());
                 if !fields.contains_key(r) && !defaulted {
                     self.fail(&at.key(r), "required field missing");
                 }
