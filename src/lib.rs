@@ -8,4 +8,5 @@ pub mod preflight;
 pub mod process;
 pub mod run;
 pub mod scenario;
+pub mod schema;
 pub mod stack;
