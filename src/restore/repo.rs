@@ -132,8 +132,9 @@ impl GitRepo {
         FluxRevision::new(BRANCH, sha).ok_or_else(|| RepoError::BadCommit(sha.into()))
     }
 
-    /// Publishes the branch to `served/<name>.git` (a bare repository, created on first use),
-    /// and refreshes `info/refs` for dumb clients too.
+    /// Publishes the branch to `served/<name>.git` (a bare repository, created on first use).
+    /// No `update-server-info`: the repository is served over the smart protocol only, the one
+    /// Flux speaks.
     pub async fn publish(&self, name: &str) -> Result<PathBuf, RepoError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(RepoError::BadPath(name.into()));
@@ -149,14 +150,6 @@ impl GitRepo {
         let s = bare.to_string_lossy().into_owned();
         let refspec = format!("{BRANCH}:{BRANCH}");
         self.git(&["push", "--quiet", "--force", &s, &refspec]).await?;
-        Cmd::new(self.git.clone())
-            .args(["update-server-info"])
-            .cwd(&bare)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .timeout(self.timeout)
-            .run()
-            .await?;
         Ok(bare)
     }
 

@@ -29,7 +29,12 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub struct GitHttpServer {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    log: RequestLog,
 }
+
+/// `METHOD PATH STATUS` of every request served (no query strings, no bodies): evidence of
+/// what the cluster fetched, and a debugging aid.
+type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 impl Drop for GitHttpServer {
     fn drop(&mut self) {
@@ -42,6 +47,7 @@ struct Config {
     git: String,
     root: PathBuf,
     timeout: Duration,
+    log: RequestLog,
 }
 
 impl GitHttpServer {
@@ -49,7 +55,8 @@ impl GitHttpServer {
     pub async fn start(bind: SocketAddr, root: PathBuf, git: &str, timeout: Duration) -> std::io::Result<GitHttpServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let cfg = Config { git: git.into(), root, timeout };
+        let log = RequestLog::default();
+        let cfg = Config { git: git.into(), root, timeout, log: log.clone() };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else { continue };
@@ -59,7 +66,12 @@ impl GitHttpServer {
                 });
             }
         });
-        Ok(GitHttpServer { addr, task })
+        Ok(GitHttpServer { addr, task, log })
+    }
+
+    /// The requests served so far, oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -90,7 +102,15 @@ impl Request {
 async fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let resp = match read_request(&mut reader).await {
-        Ok(req) => respond(req, peer, cfg).await,
+        Ok(req) => {
+            let line = format!("{} {}", req.method, req.path);
+            let resp = respond(req, peer, cfg).await;
+            let status = String::from_utf8_lossy(&resp[..resp.len().min(12)]).chars().skip(9).collect::<String>();
+            if let Ok(mut l) = cfg.log.lock() {
+                l.push(format!("{line} {status}"));
+            }
+            resp
+        }
         Err(status) => simple(status, "bad request"),
     };
     let stream = reader.get_mut();
