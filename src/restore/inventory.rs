@@ -11,8 +11,8 @@ use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// `namespace/name` of a Secret.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// `namespace/name` of a Secret (serialized as that string, so it can key a JSON map).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecretRef {
     pub namespace: String,
     pub name: String,
@@ -21,6 +21,12 @@ pub struct SecretRef {
 impl SecretRef {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> SecretRef {
         SecretRef { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
