@@ -592,3 +592,22 @@ async fn prepare_failure_is_an_error_verdict() {
     assert_eq!(v.outcome, Outcome::Error);
     assert!(v.reasons[0].starts_with("phase prepare failed"), "{:?}", v.reasons);
 }
+
+#[tokio::test]
+async fn a_backup_without_the_sealing_key_is_an_error_before_anything_is_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert-of-cluster.pem"), cert_pem(1)).unwrap();
+    let clock = FakeClockDouble::default();
+    let first = ClusterDouble::new(1, Behaviour::default(), clock.clone(), dir.path());
+    first.install_controller();
+    let spec = spec(dir.path(), None, Duration::from_secs(1));
+    let mut lifecycle =
+        LifecycleDouble { current: first.clone(), behaviour: Behaviour::default(), clock: clock.clone(), dir: dir.path().into(), clusters: vec![] };
+    let prepared = restore::prepare(&spec, &first).await.unwrap();
+    // The key was rotated away after sealing: the cluster now holds only an unrelated key.
+    first.state.lock().unwrap().keys = vec![key_secret(9, "sealed-secrets-key9")];
+    let v = restore::run(&spec, &prepared, first.clone(), &mut lifecycle, &clock).await;
+    assert_eq!(v.outcome, Outcome::Error, "{}", v.render_human());
+    assert!(v.reasons[0].contains("phase back up sealing keys failed: none of the backed-up keys (sealed-secrets-key9)"), "{:?}", v.reasons);
+    assert!(!first.state.lock().unwrap().destroyed, "nothing may be destroyed without a usable backup");
+}

@@ -71,6 +71,7 @@ fn backup_is_0600_round_trips_and_is_removed_on_drop() {
     let path = backup.path().to_path_buf();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(backup.names(), ["sealed-secrets-key1", "sealed-secrets-key2"]);
+    assert_eq!(backup.certificates(), [k1.cert_pem.clone(), k2.cert_pem.clone()]);
 
     // The file is a YAML List of the stripped Secrets.
     let list: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

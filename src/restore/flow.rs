@@ -103,6 +103,39 @@ pub struct RestoreSpec {
 }
 
 impl RestoreSpec {
+    /// The spec for `check` in an environment of `suite`: the pinned Flux version from the
+    /// suite's components, the function format from its OpenFaaS edition, default controller,
+    /// timeouts and tools. `image` is the scenario's `image` variable.
+    pub fn for_suite(
+        suite: &crate::scenario::Suite,
+        check: &RestoreCheck,
+        image: impl Into<String>,
+        serve_bind: SocketAddr,
+        serve_host: impl Into<String>,
+    ) -> Result<RestoreSpec, String> {
+        let flux_version = suite
+            .components
+            .flux
+            .as_ref()
+            .ok_or_else(|| format!("suite {} has no flux component; the restore check needs one", suite.name))?;
+        let v = flux_version.as_str();
+        let version = if v.starts_with('v') { v.to_string() } else { format!("v{v}") };
+        Ok(RestoreSpec {
+            check: check.clone(),
+            image: image.into(),
+            format: match suite.openfaas.edition {
+                crate::scenario::Edition::Ce => FunctionFormat::Deployment,
+                crate::scenario::Edition::Pro { .. } => FunctionFormat::FunctionCr,
+            },
+            controller: Controller::default(),
+            flux: FluxSpec::new(version),
+            serve_bind,
+            serve_host: serve_host.into(),
+            timeouts: Timeouts::default(),
+            tools: Tools::default(),
+        })
+    }
+
     fn secret_refs(&self) -> Vec<SecretRef> {
         self.check.sealed_secrets.iter().map(|(ns, n)| SecretRef::new(ns.clone(), n.clone())).collect()
     }
@@ -133,6 +166,9 @@ pub enum PrepareError {
     TimedOut(Duration),
 }
 
+/// The controller certificate the secrets were sealed with, in the run's private dir.
+const CERT_FILE: &str = "sealing-cert.pem";
+
 /// The state in git, the server publishing it, and the run's private dir (key backup, cert).
 pub struct Prepared {
     pub repo: GitRepo,
@@ -162,7 +198,7 @@ async fn prepare_inner<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result
     let t = &spec.timeouts;
     let workdir = private_dir("meshproof-restore-")?;
     let cert_pem = seal::fetch_cert(&spec.tools.kubeseal, cluster.kubeconfig(), &spec.controller, t.command).await?;
-    let cert = workdir.path().join("sealing-cert.pem");
+    let cert = workdir.path().join(CERT_FILE);
     std::fs::write(&cert, cert_pem)?;
 
     let mut repo = GitRepo::init(&spec.tools.git, t.command).await?;
@@ -393,7 +429,17 @@ pub async fn run<L: Lifecycle, K: Clock>(
                 .list(ResourceKind::Secret, &spec.controller.namespace, Some(KEY_LABEL))
                 .await
                 .map_err(|e| format!("listing sealing keys: {e}"))?;
-            KeyBackup::write(prepared.workdir(), &keys).map_err(|e| e.to_string())
+            let backup = KeyBackup::write(prepared.workdir(), &keys).map_err(|e| e.to_string())?;
+            // The backup is only worth something if it holds the key the secrets were sealed for.
+            let sealed_with = std::fs::read_to_string(prepared.workdir().join(CERT_FILE))
+                .map_err(|e| format!("reading the sealing certificate: {e}"))?;
+            if !backup.certificates().iter().any(|c| c.trim() == sealed_with.trim()) {
+                return Err(format!(
+                    "none of the backed-up keys ({}) matches the certificate the secrets were sealed with",
+                    backup.names().join(", ")
+                ));
+            }
+            Ok(backup)
         })
         .await;
     let Some(backup) = backup else { return decide(rec.ev) };

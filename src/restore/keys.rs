@@ -67,6 +67,8 @@ pub fn strip(index: usize, secret: &serde_json::Value) -> Result<serde_json::Val
 pub struct KeyBackup {
     path: PathBuf,
     names: Vec<String>,
+    /// The keys' public certificates (`tls.crt`, PEM): not secret.
+    certificates: Vec<String>,
     redactor: Redactor,
 }
 
@@ -89,12 +91,18 @@ impl KeyBackup {
             .filter_map(|i| i.pointer("/metadata/name").and_then(|n| n.as_str()).map(String::from))
             .collect();
         let redactor = redactor_for(&items);
+        let certificates = items
+            .iter()
+            .filter_map(|i| i.pointer("/data/tls.crt").and_then(|c| c.as_str()))
+            .filter_map(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect();
         let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
         // serde_yaml cannot fail on a JSON value; an error would only be an empty backup.
         let yaml = serde_yaml::to_string(&list).map_err(|_| KeyError::Malformed { path: dir.into() })?;
         let path = dir.join("sealing-keys.yaml");
         create_private(&path, yaml.as_bytes()).map_err(|source| KeyError::Write { path: path.clone(), source })?;
-        Ok(KeyBackup { path, names, redactor })
+        Ok(KeyBackup { path, names, certificates, redactor })
     }
 
     pub fn path(&self) -> &Path {
@@ -104,6 +112,12 @@ impl KeyBackup {
     /// Names of the backed-up key Secrets (safe to report).
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The public certificates of the backed-up keys (PEM), to check that the backup holds the
+    /// key the secrets were sealed for.
+    pub fn certificates(&self) -> &[String] {
+        &self.certificates
     }
 
     /// Blanks the key material out of any text (for errors from applying the keys).
