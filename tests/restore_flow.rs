@@ -17,7 +17,9 @@ use meshproof::restore::desired::FunctionFormat;
 use meshproof::restore::flux::FluxSpec;
 use meshproof::restore::keys::KEY_LABEL;
 use meshproof::restore::seal::Controller;
-use meshproof::restore::{self, Clock, ClusterOps, Lifecycle, OpsError, ResourceKind, RestoreSpec, Timeouts, Tools};
+use meshproof::restore::{
+    self, Clock, ClusterOps, Lifecycle, OpsError, ResourceKind, RestoreSpec, Timeouts, Tools,
+};
 use meshproof::scenario::{Name, RestoreCheck};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -55,7 +57,11 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 
 /// `flux` double: appends its argv (one line) to `flux.log`, succeeds.
 fn flux_double(dir: &Path) -> String {
-    script(dir, "flux-double", &format!("echo \"$*\" >> '{}/flux.log'", dir.display()))
+    script(
+        dir,
+        "flux-double",
+        &format!("echo \"$*\" >> '{}/flux.log'", dir.display()),
+    )
 }
 
 /// `kubeseal` double. `--fetch-cert` prints the certificate in `cert-of-cluster.pem` (the
@@ -148,7 +154,9 @@ fn key_secret(cluster: u32, name: &str) -> Value {
 }
 
 fn key_cert(k: &Value) -> String {
-    let d = base64::engine::general_purpose::STANDARD.decode(k["data"]["tls.crt"].as_str().unwrap()).unwrap();
+    let d = base64::engine::general_purpose::STANDARD
+        .decode(k["data"]["tls.crt"].as_str().unwrap())
+        .unwrap();
     String::from_utf8(d).unwrap()
 }
 
@@ -176,7 +184,8 @@ impl ClusterDouble {
     fn install_controller(&self) {
         let mut s = self.state.lock().unwrap();
         let id = s.id;
-        s.keys.push(key_secret(id, &format!("sealed-secrets-key{id}")));
+        s.keys
+            .push(key_secret(id, &format!("sealed-secrets-key{id}")));
         s.loaded = s.keys.iter().map(key_cert).collect();
         if s.behaviour.new_cluster_has_old_key && id > 1 {
             s.loaded.push(cert_pem(1));
@@ -198,7 +207,10 @@ fn key_of(kind: &str, ns: &str, name: &str) -> (String, String, String) {
 
 /// The controller's unseal: DOUBLE-<cert id>-<reversed base64>.
 fn process_sealed(s: &mut State, ss: &Value) {
-    let ns = ss["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    let ns = ss["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let name = ss["metadata"]["name"].as_str().unwrap_or("").to_string();
     let tok = ss["spec"]["encryptedData"]["token"].as_str().unwrap_or("");
     let parts: Vec<&str> = tok.splitn(3, '-').collect();
@@ -207,7 +219,12 @@ fn process_sealed(s: &mut State, ss: &Value) {
     obj["metadata"]["generation"] = json!(1);
     if can {
         let b64v: String = parts[2].chars().rev().collect();
-        let mut plain = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&b64v).unwrap()).unwrap();
+        let mut plain = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&b64v)
+                .unwrap(),
+        )
+        .unwrap();
         if s.behaviour.corrupt_after_restore && s.restarted {
             plain.push_str("-corrupted");
         }
@@ -247,11 +264,20 @@ async fn flux_apply(url: &str) -> Result<(String, Vec<Value>), OpsError> {
         .run()
         .await
         .map_err(|e| OpsError(e.to_string()))?;
-    let sha = Cmd::new("git").args(["rev-parse", "HEAD"]).cwd(&dest).run().await.map_err(|e| OpsError(e.to_string()))?;
-    let k: Value = serde_yaml::from_str(&std::fs::read_to_string(dest.join("kustomization.yaml")).unwrap()).unwrap();
+    let sha = Cmd::new("git")
+        .args(["rev-parse", "HEAD"])
+        .cwd(&dest)
+        .run()
+        .await
+        .map_err(|e| OpsError(e.to_string()))?;
+    let k: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dest.join("kustomization.yaml")).unwrap())
+            .unwrap();
     let mut objects = Vec::new();
     for r in k["resources"].as_array().unwrap() {
-        objects.extend(docs(&std::fs::read_to_string(dest.join(r.as_str().unwrap())).unwrap()));
+        objects.extend(docs(
+            &std::fs::read_to_string(dest.join(r.as_str().unwrap())).unwrap(),
+        ));
     }
     Ok((format!("main@sha1:{}", sha.stdout_str().trim()), objects))
 }
@@ -261,11 +287,25 @@ impl ClusterOps for ClusterDouble {
         &self.kubeconfig
     }
 
-    async fn list(&self, kind: ResourceKind, namespace: &str, label_selector: Option<&str>) -> Result<Vec<Value>, OpsError> {
+    async fn list(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<Value>, OpsError> {
         let s = self.alive()?;
         Ok(match kind {
-            ResourceKind::Secret if label_selector == Some(KEY_LABEL) && namespace == "kube-system" => s.keys.clone(),
-            ResourceKind::Event => s.events.iter().filter(|e| e["involvedObject"]["namespace"] == namespace).cloned().collect(),
+            ResourceKind::Secret
+                if label_selector == Some(KEY_LABEL) && namespace == "kube-system" =>
+            {
+                s.keys.clone()
+            }
+            ResourceKind::Event => s
+                .events
+                .iter()
+                .filter(|e| e["involvedObject"]["namespace"] == namespace)
+                .cloned()
+                .collect(),
             _ => s
                 .objects
                 .iter()
@@ -279,12 +319,26 @@ impl ClusterOps for ClusterDouble {
         })
     }
 
-    async fn get(&self, kind: ResourceKind, namespace: &str, name: &str) -> Result<Option<Value>, OpsError> {
+    async fn get(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, OpsError> {
         let s = self.alive()?;
-        let Some(mut v) = s.objects.get(&key_of(kind.kind(), namespace, name)).cloned() else { return Ok(None) };
+        let Some(mut v) = s
+            .objects
+            .get(&key_of(kind.kind(), namespace, name))
+            .cloned()
+        else {
+            return Ok(None);
+        };
         if kind == ResourceKind::Deployment {
             // Available only when every mounted secret exists.
-            let sources = v.pointer("/spec/template/spec/volumes/0/projected/sources").and_then(|x| x.as_array()).cloned();
+            let sources = v
+                .pointer("/spec/template/spec/volumes/0/projected/sources")
+                .and_then(|x| x.as_array())
+                .cloned();
             let ok = sources.unwrap_or_default().iter().all(|src| {
                 let sn = src["secret"]["name"].as_str().unwrap_or("");
                 s.objects.contains_key(&key_of("Secret", namespace, sn))
@@ -301,12 +355,19 @@ impl ClusterOps for ClusterDouble {
             let mut s = self.alive()?;
             for d in docs(yaml) {
                 let kind = d["kind"].as_str().unwrap_or("").to_string();
-                let ns = d["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let ns = d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 let name = d["metadata"]["name"].as_str().unwrap_or("").to_string();
                 match kind.as_str() {
                     "Secret" if d["metadata"]["labels"].get(KEY_LABEL).is_some() => {
-                        assert!(d["metadata"].get("uid").is_none(), "restored keys must be stripped");
-                        s.keys.retain(|k| k["metadata"]["name"] != d["metadata"]["name"]);
+                        assert!(
+                            d["metadata"].get("uid").is_none(),
+                            "restored keys must be stripped"
+                        );
+                        s.keys
+                            .retain(|k| k["metadata"]["name"] != d["metadata"]["name"]);
                         s.keys.push(d);
                     }
                     "GitRepository" => {
@@ -332,7 +393,10 @@ impl ClusterOps for ClusterDouble {
             let mut s = self.alive()?;
             for o in objects {
                 let kind = o["kind"].as_str().unwrap_or("").to_string();
-                let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let ns = o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
                 if kind == "SealedSecret" {
                     process_sealed(&mut s, &o);
@@ -340,7 +404,10 @@ impl ClusterOps for ClusterDouble {
                     s.objects.insert(key_of(&kind, &ns, &name), o);
                 }
             }
-            if let Some(k) = s.objects.get_mut(&key_of("Kustomization", "flux-system", &kname)) {
+            if let Some(k) = s
+                .objects
+                .get_mut(&key_of("Kustomization", "flux-system", &kname))
+            {
                 k["metadata"]["generation"] = json!(1);
                 k["status"] = json!({
                     "observedGeneration": 1, "lastAppliedRevision": rev,
@@ -359,8 +426,12 @@ impl ClusterOps for ClusterDouble {
         s.clock.advance(Duration::from_secs(10));
         s.loaded = s.keys.iter().map(key_cert).collect();
         s.restarted = true;
-        let sealed: Vec<Value> =
-            s.objects.iter().filter(|((k, _, _), _)| k == "SealedSecret").map(|(_, v)| v.clone()).collect();
+        let sealed: Vec<Value> = s
+            .objects
+            .iter()
+            .filter(|((k, _, _), _)| k == "SealedSecret")
+            .map(|(_, v)| v.clone())
+            .collect();
         for ss in sealed {
             process_sealed(&mut s, &ss);
         }
@@ -442,7 +513,11 @@ fn spec(dir: &Path, max_recovery: Option<Duration>, control: Duration) -> Restor
             verify: Duration::from_secs(10),
             poll: Duration::from_millis(20),
         },
-        tools: Tools { git: "git".into(), kubeseal: kubeseal_double(dir), flux: flux_double(dir) },
+        tools: Tools {
+            git: "git".into(),
+            kubeseal: kubeseal_double(dir),
+            flux: flux_double(dir),
+        },
     }
 }
 
@@ -453,15 +528,26 @@ async fn run_with(behaviour: Behaviour, max_recovery: Option<Duration>) -> Run {
     let first = ClusterDouble::new(1, behaviour, clock.clone(), dir.path());
     first.install_controller();
     let spec = spec(dir.path(), max_recovery, Duration::from_secs(2));
-    let mut lifecycle =
-        LifecycleDouble { current: first.clone(), behaviour, clock: clock.clone(), dir: dir.path().into(), clusters: vec![] };
+    let mut lifecycle = LifecycleDouble {
+        current: first.clone(),
+        behaviour,
+        clock: clock.clone(),
+        dir: dir.path().into(),
+        clusters: vec![],
+    };
     let prepared = restore::prepare(&spec, &first).await.expect("prepare");
     let verdict = restore::run(&spec, &prepared, first.clone(), &mut lifecycle, &clock).await;
     let workdir_after = std::fs::read_dir(prepared.workdir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    Run { verdict, dir, lifecycle, first, workdir_after }
+    Run {
+        verdict,
+        dir,
+        lifecycle,
+        first,
+        workdir_after,
+    }
 }
 
 fn assert_no_plaintext(run: &Run) {
@@ -473,10 +559,16 @@ fn assert_no_plaintext(run: &Run) {
     }
     assert!(!values.is_empty());
     for v in values {
-        assert!(!json.contains(&v) && !human.contains(&v), "plaintext {v} in the verdict");
+        assert!(
+            !json.contains(&v) && !human.contains(&v),
+            "plaintext {v} in the verdict"
+        );
         assert!(!json.contains(&b64(&v)), "base64 plaintext in the verdict");
     }
-    for k in ["PRIVATE-KEY-OF-CLUSTER", &b64("PRIVATE-KEY-OF-CLUSTER-1-DOUBLE")] {
+    for k in [
+        "PRIVATE-KEY-OF-CLUSTER",
+        &b64("PRIVATE-KEY-OF-CLUSTER-1-DOUBLE"),
+    ] {
         assert!(!json.contains(k) && !human.contains(k));
     }
     let logs = std::fs::read_to_string(run.dir.path().join("kubeseal.log")).unwrap_or_default()
@@ -484,8 +576,16 @@ fn assert_no_plaintext(run: &Run) {
     assert!(!logs.contains("PRIVATE-KEY"));
 }
 
-fn phase_seconds(v: &meshproof::check::Verdict<meshproof::check::restore::RestoreEvidence>, p: Phase) -> f64 {
-    v.evidence.phases.iter().find(|r| r.phase == p).map(|r| r.seconds).unwrap_or(-1.0)
+fn phase_seconds(
+    v: &meshproof::check::Verdict<meshproof::check::restore::RestoreEvidence>,
+    p: Phase,
+) -> f64 {
+    v.evidence
+        .phases
+        .iter()
+        .find(|r| r.phase == p)
+        .map(|r| r.seconds)
+        .unwrap_or(-1.0)
 }
 
 // ---------------------------------------------------------------- the cases
@@ -515,32 +615,63 @@ async fn everything_comes_back_and_the_rto_is_measured_by_phase() {
             Phase::Verify
         ]
     );
-    assert!(e.expected_revision.as_deref().unwrap().starts_with("main@sha1:"));
+    assert!(e
+        .expected_revision
+        .as_deref()
+        .unwrap()
+        .starts_with("main@sha1:"));
     assert_eq!(e.revision_before, e.expected_revision);
     assert_eq!(e.revision_after, e.expected_revision);
-    assert!(matches!(e.control, Some(meshproof::check::restore::ControlJudgement::Held { .. })));
+    assert!(matches!(
+        e.control,
+        Some(meshproof::check::restore::ControlJudgement::Held { .. })
+    ));
     assert!(e.diff.as_ref().unwrap().is_identical());
     assert_eq!(e.keys_backed_up, ["sealed-secrets-key1"]);
     // The key backup is gone; the first cluster is destroyed; flux ran on both clusters.
-    assert!(!run.workdir_after.iter().any(|f| f.contains("sealing-keys")), "{:?}", run.workdir_after);
+    assert!(
+        !run.workdir_after.iter().any(|f| f.contains("sealing-keys")),
+        "{:?}",
+        run.workdir_after
+    );
     assert!(run.first.state.lock().unwrap().destroyed);
     let flux_log = std::fs::read_to_string(run.dir.path().join("flux.log")).unwrap();
-    let installs: Vec<&str> = flux_log.lines().filter(|l| l.starts_with("install")).collect();
+    let installs: Vec<&str> = flux_log
+        .lines()
+        .filter(|l| l.starts_with("install"))
+        .collect();
     assert_eq!(installs.len(), 2, "{flux_log}");
-    assert!(installs[0].contains("kubeconfig-1") && installs[1].contains("kubeconfig-2"), "{flux_log}");
-    assert!(flux_log.lines().any(|l| l.starts_with("reconcile kustomization meshproof-restore --with-source") && l.contains("kubeconfig-2")));
+    assert!(
+        installs[0].contains("kubeconfig-1") && installs[1].contains("kubeconfig-2"),
+        "{flux_log}"
+    );
+    assert!(flux_log.lines().any(|l| l
+        .starts_with("reconcile kustomization meshproof-restore --with-source")
+        && l.contains("kubeconfig-2")));
     let kubeseal_log = std::fs::read_to_string(run.dir.path().join("kubeseal.log")).unwrap();
-    assert!(kubeseal_log.lines().all(|l| l.contains("--controller-name sealed-secrets-controller --controller-namespace kube-system")));
+    assert!(kubeseal_log.lines().all(|l| l.contains(
+        "--controller-name sealed-secrets-controller --controller-namespace kube-system"
+    )));
     assert_no_plaintext(&run);
 }
 
 #[tokio::test]
 async fn a_changed_secret_fails_the_check() {
-    let run = run_with(Behaviour { corrupt_after_restore: true, ..Behaviour::default() }, None).await;
+    let run = run_with(
+        Behaviour {
+            corrupt_after_restore: true,
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await;
     let v = &run.verdict;
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.render_human());
     assert!(
-        v.reasons.iter().any(|r| r.contains("secret openfaas-fn/meshproof-restore: value of key \"token\" changed")),
+        v.reasons
+            .iter()
+            .any(|r| r
+                .contains("secret openfaas-fn/meshproof-restore: value of key \"token\" changed")),
         "{:?}",
         v.reasons
     );
@@ -549,26 +680,58 @@ async fn a_changed_secret_fails_the_check() {
 
 #[tokio::test]
 async fn secrets_that_unseal_before_the_key_restore_make_the_check_an_error() {
-    let run = run_with(Behaviour { new_cluster_has_old_key: true, ..Behaviour::default() }, None).await;
+    let run = run_with(
+        Behaviour {
+            new_cluster_has_old_key: true,
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await;
     let v = &run.verdict;
     assert_eq!(v.outcome, Outcome::Error, "{}", v.render_human());
-    assert!(v.reasons[0].contains("the restore proves nothing: secrets unsealed without the old key"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("the restore proves nothing: secrets unsealed without the old key"),
+        "{:?}",
+        v.reasons
+    );
     // The flow stopped before restoring keys.
-    assert!(!v.evidence.phases.iter().any(|p| p.phase == Phase::KeyRestore));
+    assert!(!v
+        .evidence
+        .phases
+        .iter()
+        .any(|p| p.phase == Phase::KeyRestore));
     assert!(!run.workdir_after.iter().any(|f| f.contains("sealing-keys")));
 }
 
 #[tokio::test]
 async fn a_phase_that_times_out_is_an_error() {
     let started = std::time::Instant::now();
-    let run = run_with(Behaviour { create_hangs: true, ..Behaviour::default() }, None).await;
+    let run = run_with(
+        Behaviour {
+            create_hangs: true,
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await;
     let v = &run.verdict;
     assert_eq!(v.outcome, Outcome::Error, "{}", v.render_human());
-    assert!(v.reasons[0].contains("phase create failed: timed out after 500ms"), "{:?}", v.reasons);
-    assert_eq!(v.evidence.failed_phase.as_ref().map(|f| f.0), Some(Phase::Create));
+    assert!(
+        v.reasons[0].contains("phase create failed: timed out after 500ms"),
+        "{:?}",
+        v.reasons
+    );
+    assert_eq!(
+        v.evidence.failed_phase.as_ref().map(|f| f.0),
+        Some(Phase::Create)
+    );
     assert!(v.evidence.rto_seconds.is_none());
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert!(!run.workdir_after.iter().any(|f| f.contains("sealing-keys")), "backup removed on the error path too");
+    assert!(
+        !run.workdir_after.iter().any(|f| f.contains("sealing-keys")),
+        "backup removed on the error path too"
+    );
 }
 
 #[tokio::test]
@@ -576,7 +739,13 @@ async fn recovery_over_budget_fails() {
     let run = run_with(Behaviour::default(), Some(Duration::from_secs(100))).await;
     let v = &run.verdict;
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.render_human());
-    assert!(v.reasons.iter().any(|r| r.contains("recovery took 3m 40s, over the budget of 1m 40s")), "{:?}", v.reasons);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("recovery took 3m 40s, over the budget of 1m 40s")),
+        "{:?}",
+        v.reasons
+    );
 }
 
 #[tokio::test]
@@ -586,11 +755,20 @@ async fn prepare_failure_is_an_error_verdict() {
     let clock = FakeClockDouble::default();
     let first = ClusterDouble::new(1, Behaviour::default(), clock.clone(), dir.path());
     let spec = spec(dir.path(), None, Duration::from_secs(1));
-    let mut lifecycle =
-        LifecycleDouble { current: first.clone(), behaviour: Behaviour::default(), clock: clock.clone(), dir: dir.path().into(), clusters: vec![] };
+    let mut lifecycle = LifecycleDouble {
+        current: first.clone(),
+        behaviour: Behaviour::default(),
+        clock: clock.clone(),
+        dir: dir.path().into(),
+        clusters: vec![],
+    };
     let v = restore::execute(&spec, first, &mut lifecycle, &clock).await;
     assert_eq!(v.outcome, Outcome::Error);
-    assert!(v.reasons[0].starts_with("phase prepare failed"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].starts_with("phase prepare failed"),
+        "{:?}",
+        v.reasons
+    );
 }
 
 #[tokio::test]
@@ -601,13 +779,27 @@ async fn a_backup_without_the_sealing_key_is_an_error_before_anything_is_destroy
     let first = ClusterDouble::new(1, Behaviour::default(), clock.clone(), dir.path());
     first.install_controller();
     let spec = spec(dir.path(), None, Duration::from_secs(1));
-    let mut lifecycle =
-        LifecycleDouble { current: first.clone(), behaviour: Behaviour::default(), clock: clock.clone(), dir: dir.path().into(), clusters: vec![] };
+    let mut lifecycle = LifecycleDouble {
+        current: first.clone(),
+        behaviour: Behaviour::default(),
+        clock: clock.clone(),
+        dir: dir.path().into(),
+        clusters: vec![],
+    };
     let prepared = restore::prepare(&spec, &first).await.unwrap();
     // The key was rotated away after sealing: the cluster now holds only an unrelated key.
     first.state.lock().unwrap().keys = vec![key_secret(9, "sealed-secrets-key9")];
     let v = restore::run(&spec, &prepared, first.clone(), &mut lifecycle, &clock).await;
     assert_eq!(v.outcome, Outcome::Error, "{}", v.render_human());
-    assert!(v.reasons[0].contains("phase back up sealing keys failed: none of the backed-up keys (sealed-secrets-key9)"), "{:?}", v.reasons);
-    assert!(!first.state.lock().unwrap().destroyed, "nothing may be destroyed without a usable backup");
+    assert!(
+        v.reasons[0].contains(
+            "phase back up sealing keys failed: none of the backed-up keys (sealed-secrets-key9)"
+        ),
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        !first.state.lock().unwrap().destroyed,
+        "nothing may be destroyed without a usable backup"
+    );
 }

@@ -12,9 +12,21 @@ const T: Duration = Duration::from_secs(30);
 
 async fn committed_repo() -> (GitRepo, String) {
     let mut repo = GitRepo::init("git", T).await.unwrap();
-    let f = FunctionSpec::echo("env", "ghcr.io/openfaas/alpine:latest", vec!["meshproof-restore".into()]);
-    repo.write_file("functions/env.yaml", &desired::function_manifests(&f, FunctionFormat::Deployment)).unwrap();
-    repo.write_file("secrets/openfaas-fn-meshproof-restore.sealedsecret.yaml", "kind: SealedSecret\n").unwrap();
+    let f = FunctionSpec::echo(
+        "env",
+        "ghcr.io/openfaas/alpine:latest",
+        vec!["meshproof-restore".into()],
+    );
+    repo.write_file(
+        "functions/env.yaml",
+        &desired::function_manifests(&f, FunctionFormat::Deployment),
+    )
+    .unwrap();
+    repo.write_file(
+        "secrets/openfaas-fn-meshproof-restore.sealedsecret.yaml",
+        "kind: SealedSecret\n",
+    )
+    .unwrap();
     repo.write_file(
         "kustomization.yaml",
         &desired::kustomization(&[
@@ -34,20 +46,39 @@ async fn commit_has_the_files_and_head_is_in_flux_format() {
     files.sort();
     assert_eq!(
         files,
-        ["functions/env.yaml", "kustomization.yaml", "secrets/openfaas-fn-meshproof-restore.sealedsecret.yaml"]
+        [
+            "functions/env.yaml",
+            "kustomization.yaml",
+            "secrets/openfaas-fn-meshproof-restore.sealedsecret.yaml"
+        ]
     );
     // Independent check of HEAD with plain git.
-    let head = Cmd::new("git").args(["rev-parse", "HEAD"]).cwd(repo.work_dir()).run().await.unwrap().stdout_str();
+    let head = Cmd::new("git")
+        .args(["rev-parse", "HEAD"])
+        .cwd(repo.work_dir())
+        .run()
+        .await
+        .unwrap()
+        .stdout_str();
     assert_eq!(head.trim(), sha);
-    assert_eq!(repo.head_revision().unwrap().as_str(), format!("main@sha1:{sha}"));
-    let branch = Cmd::new("git").args(["symbolic-ref", "--short", "HEAD"]).cwd(repo.work_dir()).run().await.unwrap();
+    assert_eq!(
+        repo.head_revision().unwrap().as_str(),
+        format!("main@sha1:{sha}")
+    );
+    let branch = Cmd::new("git")
+        .args(["symbolic-ref", "--short", "HEAD"])
+        .cwd(repo.work_dir())
+        .run()
+        .await
+        .unwrap();
     assert_eq!(branch.stdout_str().trim(), "main");
 }
 
 #[tokio::test]
 async fn a_second_commit_moves_head() {
     let (mut repo, first) = committed_repo().await;
-    repo.write_file("functions/env.yaml", "changed: true\n").unwrap();
+    repo.write_file("functions/env.yaml", "changed: true\n")
+        .unwrap();
     let second = repo.commit("change").await.unwrap();
     assert_ne!(first, second);
     assert!(repo.head_revision().unwrap().as_str().ends_with(&second));
@@ -65,9 +96,14 @@ async fn paths_outside_the_repository_are_refused() {
 async fn served_repository_clones_over_smart_http_at_head() {
     let (repo, sha) = committed_repo().await;
     repo.publish("desired").await.unwrap();
-    let server = GitHttpServer::start("127.0.0.1:0".parse().unwrap(), repo.served_root(), "git", T).await.unwrap();
+    let server = GitHttpServer::start("127.0.0.1:0".parse().unwrap(), repo.served_root(), "git", T)
+        .await
+        .unwrap();
     let url = server.url("127.0.0.1", "desired");
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/desired.git"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/desired.git"),
+        "{url}"
+    );
 
     // ls-remote: the smart protocol's ref advertisement.
     let refs = Cmd::new("git")
@@ -92,19 +128,38 @@ async fn served_repository_clones_over_smart_http_at_head() {
         .run()
         .await
         .unwrap();
-    let cloned_head =
-        Cmd::new("git").args(["rev-parse", "HEAD"]).cwd(&clone_dir).run().await.unwrap().stdout_str();
+    let cloned_head = Cmd::new("git")
+        .args(["rev-parse", "HEAD"])
+        .cwd(&clone_dir)
+        .run()
+        .await
+        .unwrap()
+        .stdout_str();
     assert_eq!(cloned_head.trim(), sha);
     let log = server.requests();
-    assert!(log.iter().any(|l| l == "POST /desired.git/git-upload-pack 200"), "{log:?}");
-    assert!(!repo.served_root().join("desired.git/info/refs").exists(), "no dumb-protocol file");
+    assert!(
+        log.iter()
+            .any(|l| l == "POST /desired.git/git-upload-pack 200"),
+        "{log:?}"
+    );
+    assert!(
+        !repo.served_root().join("desired.git/info/refs").exists(),
+        "no dumb-protocol file"
+    );
     let k = std::fs::read_to_string(clone_dir.join("kustomization.yaml")).unwrap();
     assert!(k.contains("functions/env.yaml"));
 
     // Read-only: a push is refused by http-backend (no authenticated user).
-    Cmd::new("git").args(["commit", "--quiet", "--allow-empty", "-m", "x"]).cwd(&clone_dir)
-        .env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@t").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@t")
-        .run().await.unwrap();
+    Cmd::new("git")
+        .args(["commit", "--quiet", "--allow-empty", "-m", "x"])
+        .cwd(&clone_dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .run()
+        .await
+        .unwrap();
     let push = Cmd::new("git")
         .args(["push", "origin", "main"])
         .cwd(&clone_dir)
@@ -113,7 +168,13 @@ async fn served_repository_clones_over_smart_http_at_head() {
         .run()
         .await;
     assert!(push.is_err(), "anonymous push must be refused");
-    let still = Cmd::new("git").args(["ls-remote", &url, "refs/heads/main"]).timeout(T).run().await.unwrap().stdout_str();
+    let still = Cmd::new("git")
+        .args(["ls-remote", &url, "refs/heads/main"])
+        .timeout(T)
+        .run()
+        .await
+        .unwrap()
+        .stdout_str();
     assert!(still.starts_with(&sha));
 }
 
@@ -121,7 +182,9 @@ async fn served_repository_clones_over_smart_http_at_head() {
 async fn unknown_repositories_and_traversal_are_not_served() {
     let (repo, _) = committed_repo().await;
     repo.publish("desired").await.unwrap();
-    let server = GitHttpServer::start("127.0.0.1:0".parse().unwrap(), repo.served_root(), "git", T).await.unwrap();
+    let server = GitHttpServer::start("127.0.0.1:0".parse().unwrap(), repo.served_root(), "git", T)
+        .await
+        .unwrap();
     let r = Cmd::new("git")
         .args(["ls-remote", &server.url("127.0.0.1", "nope")])
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -131,8 +194,12 @@ async fn unknown_repositories_and_traversal_are_not_served() {
     assert!(r.is_err());
     // Raw request with a traversal path.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
-    s.write_all(b"GET /../work/.git/config HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET /../work/.git/config HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");

@@ -39,11 +39,17 @@ fn key_secret(name: &str) -> Key {
         },
         "data": { "tls.crt": b(&cert_pem), "tls.key": b(&key_pem) },
     });
-    Key { cert_pem, key_pem, obj }
+    Key {
+        cert_pem,
+        key_pem,
+        obj,
+    }
 }
 
 fn key_body_lines(pem: &str) -> Vec<&str> {
-    pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16).collect()
+    pem.lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .collect()
 }
 
 #[test]
@@ -58,7 +64,17 @@ fn metadata_is_stripped_to_what_a_restore_needs() {
     assert_eq!(s["type"], "kubernetes.io/tls");
     assert_eq!(s["data"], k.obj["data"]);
     let text = s.to_string();
-    for gone in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "ownerReferences", "selfLink", "generation", "annotations", "last-applied"] {
+    for gone in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "ownerReferences",
+        "selfLink",
+        "generation",
+        "annotations",
+        "last-applied",
+    ] {
         assert!(!text.contains(gone), "{gone} survived: {text}");
     }
 }
@@ -66,15 +82,28 @@ fn metadata_is_stripped_to_what_a_restore_needs() {
 #[test]
 fn backup_is_0600_round_trips_and_is_removed_on_drop() {
     let dir = private_dir("keys-test").unwrap();
-    let (k1, k2) = (key_secret("sealed-secrets-key1"), key_secret("sealed-secrets-key2"));
+    let (k1, k2) = (
+        key_secret("sealed-secrets-key1"),
+        key_secret("sealed-secrets-key2"),
+    );
     let backup = KeyBackup::write(dir.path(), &[k1.obj.clone(), k2.obj.clone()]).unwrap();
     let path = backup.path().to_path_buf();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(backup.names(), ["sealed-secrets-key1", "sealed-secrets-key2"]);
-    assert_eq!(backup.certificates(), [k1.cert_pem.clone(), k2.cert_pem.clone()]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        backup.names(),
+        ["sealed-secrets-key1", "sealed-secrets-key2"]
+    );
+    assert_eq!(
+        backup.certificates(),
+        [k1.cert_pem.clone(), k2.cert_pem.clone()]
+    );
 
     // The file is a YAML List of the stripped Secrets.
-    let list: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let list: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 
@@ -86,7 +115,12 @@ fn backup_is_0600_round_trips_and_is_removed_on_drop() {
     assert_eq!(parsed.len(), 2);
     for (doc, k) in parsed.iter().zip([&k1, &k2]) {
         let dec = |f: &str| {
-            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(doc["data"][f].as_str().unwrap()).unwrap()).unwrap()
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(doc["data"][f].as_str().unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
         };
         assert_eq!(dec("tls.key"), k.key_pem);
         assert_eq!(dec("tls.crt"), k.cert_pem);
@@ -101,19 +135,28 @@ fn backup_is_0600_round_trips_and_is_removed_on_drop() {
         key_body_lines(&k1.key_pem).join("\n")
     ));
     for text in [&debug, &redacted] {
-        assert!(!text.contains(k1.obj["data"]["tls.key"].as_str().unwrap()), "{text}");
+        assert!(
+            !text.contains(k1.obj["data"]["tls.key"].as_str().unwrap()),
+            "{text}"
+        );
         for line in key_body_lines(&k1.key_pem) {
             assert!(!text.contains(line), "key line in {text}");
         }
     }
     drop(backup);
-    assert!(!path.exists(), "backup must be deleted when the guard drops");
+    assert!(
+        !path.exists(),
+        "backup must be deleted when the guard drops"
+    );
 }
 
 #[test]
 fn errors_name_the_secret_but_never_the_key() {
     let dir = private_dir("keys-test").unwrap();
-    assert!(matches!(KeyBackup::write(dir.path(), &[]), Err(KeyError::NoKeys)));
+    assert!(matches!(
+        KeyBackup::write(dir.path(), &[]),
+        Err(KeyError::NoKeys)
+    ));
     let k = key_secret("sealed-secrets-key1");
     let mut no_name = k.obj.clone();
     no_name["metadata"].as_object_mut().unwrap().remove("name");
@@ -122,7 +165,10 @@ fn errors_name_the_secret_but_never_the_key() {
     no_data["data"] = json!({});
     let e2 = KeyBackup::write(dir.path(), &[no_data]).unwrap_err();
     for text in [format!("{e} {e:?}"), format!("{e2} {e2:?}")] {
-        assert!(!text.contains(k.obj["data"]["tls.key"].as_str().unwrap()), "{text}");
+        assert!(
+            !text.contains(k.obj["data"]["tls.key"].as_str().unwrap()),
+            "{text}"
+        );
         for line in key_body_lines(&k.key_pem) {
             assert!(!text.contains(line), "{text}");
         }

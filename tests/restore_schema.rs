@@ -9,7 +9,9 @@ use serde_json::Value;
 use std::path::Path;
 
 fn crd_schema(file: &str, version: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds").join(file);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/crds")
+        .join(file);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let crd: Value = serde_yaml::from_str(&text).unwrap();
     crd["spec"]["versions"]
@@ -22,7 +24,9 @@ fn crd_schema(file: &str, version: &str) -> Value {
 }
 
 fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) && schema.get("properties").is_none() {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        && schema.get("properties").is_none()
+    {
         return;
     }
     if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
@@ -33,8 +37,15 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     }
     match schema.get("type").and_then(|t| t.as_str()) {
         Some("object") => {
-            let Some(obj) = v.as_object() else { return errors.push(format!("{path}: expected object")) };
-            for r in schema.get("required").and_then(|r| r.as_array()).into_iter().flatten() {
+            let Some(obj) = v.as_object() else {
+                return errors.push(format!("{path}: expected object"));
+            };
+            for r in schema
+                .get("required")
+                .and_then(|r| r.as_array())
+                .into_iter()
+                .flatten()
+            {
                 let r = r.as_str().unwrap();
                 if !obj.contains_key(r) {
                     errors.push(format!("{path}: missing required {r}"));
@@ -45,7 +56,9 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
                 let sub = format!("{path}.{k}");
                 if let Some(s) = props.and_then(|p| p.get(k)) {
                     validate(s, child, &sub, errors);
-                } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                } else if let Some(ap) =
+                    schema.get("additionalProperties").filter(|a| a.is_object())
+                {
                     validate(ap, child, &sub, errors);
                 } else if props.is_some() {
                     errors.push(format!("{sub}: unknown field"));
@@ -53,13 +66,17 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
             }
         }
         Some("array") => {
-            let Some(a) = v.as_array() else { return errors.push(format!("{path}: expected array")) };
+            let Some(a) = v.as_array() else {
+                return errors.push(format!("{path}: expected array"));
+            };
             for (i, item) in a.iter().enumerate() {
                 validate(&schema["items"], item, &format!("{path}[{i}]"), errors);
             }
         }
         Some("string") => {
-            let Some(s) = v.as_str() else { return errors.push(format!("{path}: expected string")) };
+            let Some(s) = v.as_str() else {
+                return errors.push(format!("{path}: expected string"));
+            };
             if let Some(p) = schema.get("pattern").and_then(|p| p.as_str()) {
                 if !regex::Regex::new(p).unwrap().is_match(s) {
                     errors.push(format!("{path}: {s:?} does not match {p}"));
@@ -72,7 +89,9 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
             }
         }
         Some("boolean") if !v.is_boolean() => errors.push(format!("{path}: expected boolean")),
-        Some("integer") if !(v.is_i64() || v.is_u64()) => errors.push(format!("{path}: expected integer")),
+        Some("integer") if !(v.is_i64() || v.is_u64()) => {
+            errors.push(format!("{path}: expected integer"))
+        }
         _ => {}
     }
 }
@@ -103,18 +122,30 @@ fn the_validator_catches_mistakes() {
     assert!(!errors(&gs, &flux::git_repository(&spec, "git://host/desired.git")).is_empty());
     let mut g = flux::git_repository(&spec, "http://h/d.git");
     g["spec"]["timeout"] = "1h".into();
-    assert!(!errors(&gs, &g).is_empty(), "timeout pattern allows only ms|s|m");
+    assert!(
+        !errors(&gs, &g).is_empty(),
+        "timeout pattern allows only ms|s|m"
+    );
     let mut k = flux::kustomization(&spec);
     k["spec"].as_object_mut().unwrap().remove("prune");
     k["spec"]["wiat"] = true.into();
     let e = errors(&ks, &k);
-    assert!(e.iter().any(|x| x.contains("missing required prune")) && e.iter().any(|x| x.contains("wiat")), "{e:?}");
+    assert!(
+        e.iter().any(|x| x.contains("missing required prune"))
+            && e.iter().any(|x| x.contains("wiat")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn pro_function_cr_validates() {
-    let f = FunctionSpec::echo("env", "ghcr.io/openfaas/alpine:latest", vec!["meshproof-restore".into()]);
-    let doc: Value = serde_yaml::from_str(&function_manifests(&f, FunctionFormat::FunctionCr)).unwrap();
+    let f = FunctionSpec::echo(
+        "env",
+        "ghcr.io/openfaas/alpine:latest",
+        vec!["meshproof-restore".into()],
+    );
+    let doc: Value =
+        serde_yaml::from_str(&function_manifests(&f, FunctionFormat::FunctionCr)).unwrap();
     let s = crd_schema("openfaas/openfaas.com_functions.yaml", "v1");
     assert_eq!(errors(&s, &doc), Vec::<String>::new());
 }

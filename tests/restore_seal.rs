@@ -69,16 +69,30 @@ async fn seals_offline_with_explicit_controller_and_stdin_only() {
             "kube-system"
         ]
     );
-    assert!(!argv.contains(VALUE), "the value never goes on the command line");
+    assert!(
+        !argv.contains(VALUE),
+        "the value never goes on the command line"
+    );
     let stdin: serde_json::Value =
         serde_yaml::from_str(&std::fs::read_to_string(rec.path().join("stdin")).unwrap()).unwrap();
     assert_eq!(stdin["kind"], "Secret");
     assert_eq!(stdin["metadata"]["name"], "meshproof-restore");
     use base64::Engine;
-    let got = base64::engine::general_purpose::STANDARD.decode(stdin["data"]["token"].as_str().unwrap()).unwrap();
+    let got = base64::engine::general_purpose::STANDARD
+        .decode(stdin["data"]["token"].as_str().unwrap())
+        .unwrap();
     assert_eq!(got, VALUE.as_bytes());
-    assert_eq!(std::fs::read_to_string(rec.path().join("mode")).unwrap().trim(), "600");
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "plaintext file removed after sealing");
+    assert_eq!(
+        std::fs::read_to_string(rec.path().join("mode"))
+            .unwrap()
+            .trim(),
+        "600"
+    );
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "plaintext file removed after sealing"
+    );
 }
 
 #[tokio::test]
@@ -87,9 +101,16 @@ async fn output_that_contains_the_plaintext_is_refused_without_repeating_it() {
     let work = meshproof::restore::private_file::private_dir("t").unwrap();
     // A broken "sealer" that echoes its input (base64 data included).
     let kubeseal = double(rec.path(), "cat");
-    let e = seal::seal(kubeseal.to_str().unwrap(), Path::new("/c"), &Controller::default(), &secret(), work.path(), T)
-        .await
-        .unwrap_err();
+    let e = seal::seal(
+        kubeseal.to_str().unwrap(),
+        Path::new("/c"),
+        &Controller::default(),
+        &secret(),
+        work.path(),
+        T,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, SealError::Leaked { .. }), "{e}");
     assert!(!format!("{e} {e:?}").contains(VALUE));
     assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
@@ -101,42 +122,85 @@ async fn a_failing_kubeseal_does_not_echo_the_secret_in_the_error() {
     let work = meshproof::restore::private_file::private_dir("t").unwrap();
     let body = format!("echo 'error: cannot seal {VALUE}' >&2\nbase64 >&2\nexit 1");
     let kubeseal = double(rec.path(), &body);
-    let e = seal::seal(kubeseal.to_str().unwrap(), Path::new("/c"), &Controller::default(), &secret(), work.path(), T)
-        .await
-        .unwrap_err();
+    let e = seal::seal(
+        kubeseal.to_str().unwrap(),
+        Path::new("/c"),
+        &Controller::default(),
+        &secret(),
+        work.path(),
+        T,
+    )
+    .await
+    .unwrap_err();
     let text = format!("{e} {e:?}");
     assert!(text.contains("exited with 1"), "{text}");
     assert!(!text.contains(VALUE), "{text}");
     use base64::Engine;
-    assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(VALUE)), "{text}");
+    assert!(
+        !text.contains(&base64::engine::general_purpose::STANDARD.encode(VALUE)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn output_for_another_secret_is_refused() {
     let rec = tempfile::tempdir().unwrap();
     let work = meshproof::restore::private_file::private_dir("t").unwrap();
-    let body = format!("cat >/dev/null\ncat <<'EOF'\n{}EOF", SEALED.replace("meshproof-restore", "other"));
+    let body = format!(
+        "cat >/dev/null\ncat <<'EOF'\n{}EOF",
+        SEALED.replace("meshproof-restore", "other")
+    );
     let kubeseal = double(rec.path(), &body);
-    let e = seal::seal(kubeseal.to_str().unwrap(), Path::new("/c"), &Controller::default(), &secret(), work.path(), T)
-        .await
-        .unwrap_err();
+    let e = seal::seal(
+        kubeseal.to_str().unwrap(),
+        Path::new("/c"),
+        &Controller::default(),
+        &secret(),
+        work.path(),
+        T,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, SealError::BadOutput { .. }), "{e}");
 }
 
 #[tokio::test]
 async fn fetch_cert_names_the_controller_and_checks_pem() {
     let rec = tempfile::tempdir().unwrap();
-    let kubeseal = double(rec.path(), "echo '-----BEGIN CERTIFICATE-----'; echo MIIB; echo '-----END CERTIFICATE-----'");
-    let c = Controller { name: "sealed-secrets".into(), namespace: "sealed".into() };
-    let pem = seal::fetch_cert(kubeseal.to_str().unwrap(), Path::new("/tmp/kubeconfig"), &c, T).await.unwrap();
+    let kubeseal = double(
+        rec.path(),
+        "echo '-----BEGIN CERTIFICATE-----'; echo MIIB; echo '-----END CERTIFICATE-----'",
+    );
+    let c = Controller {
+        name: "sealed-secrets".into(),
+        namespace: "sealed".into(),
+    };
+    let pem = seal::fetch_cert(
+        kubeseal.to_str().unwrap(),
+        Path::new("/tmp/kubeconfig"),
+        &c,
+        T,
+    )
+    .await
+    .unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
     let argv = std::fs::read_to_string(rec.path().join("argv")).unwrap();
     assert_eq!(
         argv.lines().collect::<Vec<_>>(),
-        ["--fetch-cert", "--controller-name", "sealed-secrets", "--controller-namespace", "sealed", "--kubeconfig", "/tmp/kubeconfig"]
+        [
+            "--fetch-cert",
+            "--controller-name",
+            "sealed-secrets",
+            "--controller-namespace",
+            "sealed",
+            "--kubeconfig",
+            "/tmp/kubeconfig"
+        ]
     );
     let not_pem = double(rec.path(), "echo 'Error: cannot fetch certificate'");
-    let e = seal::fetch_cert(not_pem.to_str().unwrap(), Path::new("/k"), &c, T).await.unwrap_err();
+    let e = seal::fetch_cert(not_pem.to_str().unwrap(), Path::new("/k"), &c, T)
+        .await
+        .unwrap_err();
     assert!(matches!(e, SealError::NotPem));
 }
 

@@ -38,7 +38,9 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
 }
 
 fn cond_status(c: &Value) -> &str {
-    c.get("status").and_then(|s| s.as_str()).unwrap_or("Unknown")
+    c.get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("Unknown")
 }
 
 fn cond_text(c: &Value) -> String {
@@ -53,8 +55,13 @@ fn cond_text(c: &Value) -> String {
 
 /// The status must describe the current spec, not an older one.
 fn stale(obj: &Value) -> Option<String> {
-    let gen = obj.pointer("/metadata/generation").and_then(|g| g.as_i64())?;
-    let seen = obj.pointer("/status/observedGeneration").and_then(|g| g.as_i64()).unwrap_or(-1);
+    let gen = obj
+        .pointer("/metadata/generation")
+        .and_then(|g| g.as_i64())?;
+    let seen = obj
+        .pointer("/status/observedGeneration")
+        .and_then(|g| g.as_i64())
+        .unwrap_or(-1);
     (seen < gen).then(|| format!("status is for generation {seen}, spec is generation {gen}"))
 }
 
@@ -93,8 +100,14 @@ pub fn deployment_available(obj: &Value) -> Readiness {
     if let Some(s) = stale(obj) {
         return Readiness::NotReady(s);
     }
-    let want = obj.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
-    let have = obj.pointer("/status/availableReplicas").and_then(|r| r.as_i64()).unwrap_or(0);
+    let want = obj
+        .pointer("/spec/replicas")
+        .and_then(|r| r.as_i64())
+        .unwrap_or(1);
+    let have = obj
+        .pointer("/status/availableReplicas")
+        .and_then(|r| r.as_i64())
+        .unwrap_or(0);
     if have >= want {
         Readiness::Ready
     } else {
@@ -126,7 +139,9 @@ pub fn sealed_secret_state(obj: &Value) -> UnsealState {
 
 fn object_ref(obj: &Value) -> Option<SecretRef> {
     Some(SecretRef::new(
-        obj.pointer("/metadata/namespace").and_then(|n| n.as_str()).unwrap_or(""),
+        obj.pointer("/metadata/namespace")
+            .and_then(|n| n.as_str())
+            .unwrap_or(""),
         obj.pointer("/metadata/name")?.as_str()?,
     ))
 }
@@ -137,10 +152,14 @@ pub fn unseal_failed_events(events: &[Value]) -> BTreeSet<SecretRef> {
         .iter()
         .filter(|e| e.get("reason").and_then(|r| r.as_str()) == Some(UNSEAL_FAILED_REASON))
         .filter(|e| e.get("type").and_then(|r| r.as_str()) == Some("Warning"))
-        .filter(|e| e.pointer("/involvedObject/kind").and_then(|k| k.as_str()) == Some("SealedSecret"))
+        .filter(|e| {
+            e.pointer("/involvedObject/kind").and_then(|k| k.as_str()) == Some("SealedSecret")
+        })
         .filter_map(|e| {
             Some(SecretRef::new(
-                e.pointer("/involvedObject/namespace").and_then(|n| n.as_str()).unwrap_or(""),
+                e.pointer("/involvedObject/namespace")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(""),
                 e.pointer("/involvedObject/name")?.as_str()?,
             ))
         })
@@ -173,16 +192,25 @@ pub fn judge_control(
     let mut waiting = Vec::new();
     let mut evidence = Vec::new();
     for want in expected {
-        let state = sealed.iter().find(|s| object_ref(s).as_ref() == Some(want)).map(sealed_secret_state);
+        let state = sealed
+            .iter()
+            .find(|s| object_ref(s).as_ref() == Some(want))
+            .map(sealed_secret_state);
         if secrets_present.contains(want) {
             unsealed.push(format!("{want}: the Secret exists"));
             continue;
         }
         match state {
             Some(UnsealState::Synced) => unsealed.push(format!("{want}: SealedSecret Synced=True")),
-            Some(UnsealState::Failed(why)) => evidence.push(format!("{want}: Synced=False ({why})")),
-            _ if failed_events.contains(want) => evidence.push(format!("{want}: Warning event {UNSEAL_FAILED_REASON}")),
-            Some(UnsealState::Pending) => waiting.push(format!("{want}: SealedSecret not processed yet")),
+            Some(UnsealState::Failed(why)) => {
+                evidence.push(format!("{want}: Synced=False ({why})"))
+            }
+            _ if failed_events.contains(want) => {
+                evidence.push(format!("{want}: Warning event {UNSEAL_FAILED_REASON}"))
+            }
+            Some(UnsealState::Pending) => {
+                waiting.push(format!("{want}: SealedSecret not processed yet"))
+            }
             None => waiting.push(format!("{want}: SealedSecret not applied yet")),
         }
     }
@@ -259,7 +287,8 @@ pub struct RestoreEvidence {
 }
 
 fn fmt_secs(s: f64) -> String {
-    humantime::format_duration(Duration::from_millis((s * 1000.0).round().max(0.0) as u64)).to_string()
+    humantime::format_duration(Duration::from_millis((s * 1000.0).round().max(0.0) as u64))
+        .to_string()
 }
 
 /// The verdict, from the evidence alone.
@@ -279,7 +308,10 @@ pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
             return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
         }
         Some(ControlJudgement::Undecided { waiting }) => {
-            reasons.push(format!("negative control undecided: {}", waiting.join("; ")));
+            reasons.push(format!(
+                "negative control undecided: {}",
+                waiting.join("; ")
+            ));
             return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
         }
         None => {
@@ -287,7 +319,8 @@ pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
             return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
         }
     }
-    let (Some(expected), Some(diff), Some(rto)) = (&e.expected_revision, &e.diff, e.rto_seconds) else {
+    let (Some(expected), Some(diff), Some(rto)) = (&e.expected_revision, &e.diff, e.rto_seconds)
+    else {
         reasons.push("the flow ended without an inventory diff, a revision or an RTO".into());
         return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
     };
@@ -313,14 +346,23 @@ pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
     if let Some(max) = e.max_recovery_seconds {
         if rto > max {
             outcome = Outcome::Fail;
-            reasons.push(format!("recovery took {}, over the budget of {}", fmt_secs(rto), fmt_secs(max)));
+            reasons.push(format!(
+                "recovery took {}, over the budget of {}",
+                fmt_secs(rto),
+                fmt_secs(max)
+            ));
         }
     }
     if outcome == Outcome::Pass {
         let breakdown: Vec<String> = e
             .phases
             .iter()
-            .filter(|p| !matches!(p.phase, Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys))
+            .filter(|p| {
+                !matches!(
+                    p.phase,
+                    Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys
+                )
+            })
             .map(|p| format!("{} {}", p.phase, fmt_secs(p.seconds)))
             .collect();
         reasons.push(format!(

@@ -48,7 +48,13 @@ impl FunctionSpec {
         let mut env = BTreeMap::new();
         env.insert("fprocess".into(), "env".into());
         env.insert("MESHPROOF_CONFIG".into(), format!("restore-{name}"));
-        FunctionSpec { name: name.into(), image: image.into(), env, secrets, replicas: 1 }
+        FunctionSpec {
+            name: name.into(),
+            image: image.into(),
+            env,
+            secrets,
+            replicas: 1,
+        }
     }
 }
 
@@ -93,7 +99,14 @@ impl PlainSecret {
         let data: serde_json::Map<String, serde_json::Value> = self
             .data
             .iter()
-            .map(|(k, v)| (k.clone(), base64::engine::general_purpose::STANDARD.encode(v.expose()).into()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    base64::engine::general_purpose::STANDARD
+                        .encode(v.expose())
+                        .into(),
+                )
+            })
             .collect();
         let obj = json!({
             "apiVersion": "v1",
@@ -112,11 +125,18 @@ fn yaml(v: &serde_json::Value) -> String {
 
 /// The manifests of one function, as YAML documents.
 pub fn function_manifests(f: &FunctionSpec, format: FunctionFormat) -> String {
-    let env: Vec<serde_json::Value> = f.env.iter().map(|(k, v)| json!({ "name": k, "value": v })).collect();
+    let env: Vec<serde_json::Value> = f
+        .env
+        .iter()
+        .map(|(k, v)| json!({ "name": k, "value": v }))
+        .collect();
     match format {
         FunctionFormat::FunctionCr => {
-            let env_map: serde_json::Map<String, serde_json::Value> =
-                f.env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            let env_map: serde_json::Map<String, serde_json::Value> = f
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
             let mut spec = json!({
                 "name": f.name,
                 "image": f.image,
@@ -145,11 +165,14 @@ pub fn function_manifests(f: &FunctionSpec, format: FunctionFormat) -> String {
             let mut pod_spec = json!({ "containers": [] });
             if !f.secrets.is_empty() {
                 // faas-netes mounts every function secret into one projected volume here.
-                container["volumeMounts"] =
-                    json!([{ "name": "secrets", "mountPath": "/var/openfaas/secrets", "readOnly": true }]);
-                let sources: Vec<serde_json::Value> =
-                    f.secrets.iter().map(|s| json!({ "secret": { "name": s } })).collect();
-                pod_spec["volumes"] = json!([{ "name": "secrets", "projected": { "sources": sources } }]);
+                container["volumeMounts"] = json!([{ "name": "secrets", "mountPath": "/var/openfaas/secrets", "readOnly": true }]);
+                let sources: Vec<serde_json::Value> = f
+                    .secrets
+                    .iter()
+                    .map(|s| json!({ "secret": { "name": s } }))
+                    .collect();
+                pod_spec["volumes"] =
+                    json!([{ "name": "secrets", "projected": { "sources": sources } }]);
             }
             pod_spec["containers"] = json!([container]);
             let deployment = json!({
@@ -193,9 +216,15 @@ mod tests {
     fn secret_value_debug_hides_the_value() {
         let v = SecretValue::new("hunter2-very-secret");
         assert_eq!(format!("{v:?}"), "SecretValue(***)");
-        let s = PlainSecret { namespace: "n".into(), name: "s".into(), data: [("k".to_string(), v)].into() };
+        let s = PlainSecret {
+            namespace: "n".into(),
+            name: "s".into(),
+            data: [("k".to_string(), v)].into(),
+        };
         assert!(!format!("{s:?}").contains("hunter2"));
-        assert!(s.manifest_yaml().contains(&base64::engine::general_purpose::STANDARD.encode("hunter2-very-secret")));
+        assert!(s
+            .manifest_yaml()
+            .contains(&base64::engine::general_purpose::STANDARD.encode("hunter2-very-secret")));
     }
 
     #[test]
@@ -214,7 +243,10 @@ mod tests {
         assert_eq!(docs[0]["kind"], "Deployment");
         assert_eq!(docs[0]["metadata"]["labels"]["faas_function"], "env");
         assert_eq!(docs[0]["metadata"]["namespace"], "openfaas-fn");
-        assert_eq!(docs[0]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
+        assert_eq!(
+            docs[0]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+            8080
+        );
         assert_eq!(docs[1]["kind"], "Service");
         assert_eq!(docs[1]["spec"]["selector"]["faas_function"], "env");
         let mut inv = crate::restore::Inventory::default();
@@ -226,7 +258,8 @@ mod tests {
     #[test]
     fn pro_functions_are_function_crs() {
         let f = FunctionSpec::echo("env", "img:1", vec![]);
-        let doc: serde_json::Value = serde_yaml::from_str(&function_manifests(&f, FunctionFormat::FunctionCr)).unwrap();
+        let doc: serde_json::Value =
+            serde_yaml::from_str(&function_manifests(&f, FunctionFormat::FunctionCr)).unwrap();
         assert_eq!(doc["apiVersion"], "openfaas.com/v1");
         assert_eq!(doc["kind"], "Function");
         assert_eq!(doc["spec"]["environment"]["fprocess"], "env");

@@ -8,8 +8,8 @@
 //! The RTO runs from the start of destruction to the end of the last check.
 
 use crate::check::restore::{
-    decide, deployment_available, judge_control, kustomization_ready, sealed_secret_state, ControlJudgement, Phase,
-    PhaseRecord, Readiness, RestoreEvidence, UnsealState,
+    decide, deployment_available, judge_control, kustomization_ready, sealed_secret_state,
+    ControlJudgement, Phase, PhaseRecord, Readiness, RestoreEvidence, UnsealState,
 };
 use crate::check::Verdict;
 use crate::plan::FUNCTIONS_NAMESPACE;
@@ -40,7 +40,11 @@ pub struct Tools {
 
 impl Default for Tools {
     fn default() -> Self {
-        Tools { git: "git".into(), kubeseal: "kubeseal".into(), flux: "flux".into() }
+        Tools {
+            git: "git".into(),
+            kubeseal: "kubeseal".into(),
+            flux: "flux".into(),
+        }
     }
 }
 
@@ -113,13 +117,18 @@ impl RestoreSpec {
         serve_bind: SocketAddr,
         serve_host: impl Into<String>,
     ) -> Result<RestoreSpec, String> {
-        let flux_version = suite
-            .components
-            .flux
-            .as_ref()
-            .ok_or_else(|| format!("suite {} has no flux component; the restore check needs one", suite.name))?;
+        let flux_version = suite.components.flux.as_ref().ok_or_else(|| {
+            format!(
+                "suite {} has no flux component; the restore check needs one",
+                suite.name
+            )
+        })?;
         let v = flux_version.as_str();
-        let version = if v.starts_with('v') { v.to_string() } else { format!("v{v}") };
+        let version = if v.starts_with('v') {
+            v.to_string()
+        } else {
+            format!("v{v}")
+        };
         Ok(RestoreSpec {
             check: check.clone(),
             image: image.into(),
@@ -137,7 +146,11 @@ impl RestoreSpec {
     }
 
     fn secret_refs(&self) -> Vec<SecretRef> {
-        self.check.sealed_secrets.iter().map(|(ns, n)| SecretRef::new(ns.clone(), n.clone())).collect()
+        self.check
+            .sealed_secrets
+            .iter()
+            .map(|(ns, n)| SecretRef::new(ns.clone(), n.clone()))
+            .collect()
     }
 
     fn function_names(&self) -> Vec<String> {
@@ -145,7 +158,10 @@ impl RestoreSpec {
     }
 
     fn namespaces(&self) -> BTreeSet<String> {
-        self.secret_refs().into_iter().map(|s| s.namespace).collect()
+        self.secret_refs()
+            .into_iter()
+            .map(|s| s.namespace)
+            .collect()
     }
 }
 
@@ -187,24 +203,40 @@ impl Prepared {
 
 /// Seals the scenario's secrets for the first cluster's controller, commits the desired state,
 /// serves it, bootstraps Flux and waits until the cluster runs it.
-pub async fn prepare<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result<Prepared, PrepareError> {
+pub async fn prepare<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+) -> Result<Prepared, PrepareError> {
     match tokio::time::timeout(spec.timeouts.prepare, prepare_inner(spec, cluster)).await {
         Ok(r) => r,
         Err(_) => Err(PrepareError::TimedOut(spec.timeouts.prepare)),
     }
 }
 
-async fn prepare_inner<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result<Prepared, PrepareError> {
+async fn prepare_inner<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+) -> Result<Prepared, PrepareError> {
     let t = &spec.timeouts;
     let workdir = private_dir("meshproof-restore-")?;
-    let cert_pem = seal::fetch_cert(&spec.tools.kubeseal, cluster.kubeconfig(), &spec.controller, t.command).await?;
+    let cert_pem = seal::fetch_cert(
+        &spec.tools.kubeseal,
+        cluster.kubeconfig(),
+        &spec.controller,
+        t.command,
+    )
+    .await?;
     let cert = workdir.path().join(CERT_FILE);
     std::fs::write(&cert, cert_pem)?;
 
     let mut repo = GitRepo::init(&spec.tools.git, t.command).await?;
     let mut resources = Vec::new();
-    let fn_secrets: Vec<String> =
-        spec.secret_refs().into_iter().filter(|s| s.namespace == FUNCTIONS_NAMESPACE).map(|s| s.name).collect();
+    let fn_secrets: Vec<String> = spec
+        .secret_refs()
+        .into_iter()
+        .filter(|s| s.namespace == FUNCTIONS_NAMESPACE)
+        .map(|s| s.name)
+        .collect();
     for name in spec.function_names() {
         let f = FunctionSpec::echo(&name, &spec.image, fn_secrets.clone());
         let path = format!("functions/{name}.yaml");
@@ -218,56 +250,119 @@ async fn prepare_inner<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result
             name: sref.name.clone(),
             data: BTreeMap::from([("token".to_string(), SecretValue::random())]),
         };
-        let sealed = seal::seal(&spec.tools.kubeseal, &cert, &spec.controller, &plain, workdir.path(), t.command).await?;
+        let sealed = seal::seal(
+            &spec.tools.kubeseal,
+            &cert,
+            &spec.controller,
+            &plain,
+            workdir.path(),
+            t.command,
+        )
+        .await?;
         let path = format!("secrets/{}-{}.sealedsecret.yaml", sref.namespace, sref.name);
         repo.write_file(&path, &sealed)?;
         resources.push(path);
     }
     repo.write_file("kustomization.yaml", &desired::kustomization(&resources))?;
-    repo.commit("meshproof: desired state for the restore scenario").await?;
+    repo.commit("meshproof: desired state for the restore scenario")
+        .await?;
     repo.publish("desired").await?;
     let revision = repo.head_revision()?;
-    let server = GitHttpServer::start(spec.serve_bind, repo.served_root(), &spec.tools.git, t.command)
-        .await
-        .map_err(PrepareError::Serve)?;
+    let server = GitHttpServer::start(
+        spec.serve_bind,
+        repo.served_root(),
+        &spec.tools.git,
+        t.command,
+    )
+    .await
+    .map_err(PrepareError::Serve)?;
     let url = server.url(&spec.serve_host, "desired");
 
-    bootstrap_flux(spec, cluster, &url).await.map_err(PrepareError::Step)?;
+    bootstrap_flux(spec, cluster, &url)
+        .await
+        .map_err(PrepareError::Step)?;
     reconcile(spec, cluster).await.map_err(PrepareError::Step)?;
-    let at = wait_kustomization(spec, cluster, t.verify).await.map_err(PrepareError::Step)?;
+    let at = wait_kustomization(spec, cluster, t.verify)
+        .await
+        .map_err(PrepareError::Step)?;
     if at != revision.as_str() {
-        return Err(PrepareError::Step(format!("Flux applied {at}, not the committed {revision}")));
+        return Err(PrepareError::Step(format!(
+            "Flux applied {at}, not the committed {revision}"
+        )));
     }
-    converged(spec, cluster, t.verify).await.map_err(PrepareError::Step)?;
-    Ok(Prepared { repo, server, revision, url, workdir })
+    converged(spec, cluster, t.verify)
+        .await
+        .map_err(PrepareError::Step)?;
+    Ok(Prepared {
+        repo,
+        server,
+        revision,
+        url,
+        workdir,
+    })
 }
 
 /// `flux install`, then the GitRepository and Kustomization.
-async fn bootstrap_flux<C: ClusterOps>(spec: &RestoreSpec, cluster: &C, url: &str) -> Result<(), String> {
-    flux::install_cmd(&spec.tools.flux, &spec.flux, cluster.kubeconfig(), spec.timeouts.command)
-        .run()
+async fn bootstrap_flux<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+    url: &str,
+) -> Result<(), String> {
+    flux::install_cmd(
+        &spec.tools.flux,
+        &spec.flux,
+        cluster.kubeconfig(),
+        spec.timeouts.command,
+    )
+    .run()
+    .await
+    .map_err(|e| e.to_string())?;
+    cluster
+        .apply(&flux::sources_yaml(&spec.flux, url))
         .await
-        .map_err(|e| e.to_string())?;
-    cluster.apply(&flux::sources_yaml(&spec.flux, url)).await.map_err(|e| format!("applying Flux sources: {e}"))
+        .map_err(|e| format!("applying Flux sources: {e}"))
 }
 
 async fn reconcile<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result<(), String> {
-    flux::reconcile_cmd(&spec.tools.flux, &spec.flux, cluster.kubeconfig(), spec.timeouts.command)
-        .run()
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    flux::reconcile_cmd(
+        &spec.tools.flux,
+        &spec.flux,
+        cluster.kubeconfig(),
+        spec.timeouts.command,
+    )
+    .run()
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// Waits for the Kustomization to be Ready (at whatever revision) and returns that revision;
 /// the verdict compares it with the commit.
-async fn wait_kustomization<C: ClusterOps>(spec: &RestoreSpec, cluster: &C, timeout: Duration) -> Result<String, String> {
-    let what = format!("Kustomization {}/{} Ready", spec.flux.namespace, spec.flux.name);
+async fn wait_kustomization<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+    timeout: Duration,
+) -> Result<String, String> {
+    let what = format!(
+        "Kustomization {}/{} Ready",
+        spec.flux.namespace, spec.flux.name
+    );
     wait::until(&what, timeout, spec.timeouts.poll, || async {
-        let Some(k) = cluster.get(ResourceKind::Kustomization, &spec.flux.namespace, &spec.flux.name).await? else {
+        let Some(k) = cluster
+            .get(
+                ResourceKind::Kustomization,
+                &spec.flux.namespace,
+                &spec.flux.name,
+            )
+            .await?
+        else {
             return Ok(Poll::Pending("Kustomization not found".into()));
         };
-        let rev = k.pointer("/status/lastAppliedRevision").and_then(|r| r.as_str()).unwrap_or("").to_string();
+        let rev = k
+            .pointer("/status/lastAppliedRevision")
+            .and_then(|r| r.as_str())
+            .unwrap_or("")
+            .to_string();
         Ok(match kustomization_ready(&k, &rev) {
             Readiness::Ready if !rev.is_empty() => Poll::Done(rev),
             Readiness::Ready => Poll::Pending("Ready without a revision".into()),
@@ -279,49 +374,88 @@ async fn wait_kustomization<C: ClusterOps>(spec: &RestoreSpec, cluster: &C, time
 }
 
 /// Every SealedSecret Synced with its Secret present, every function Deployment available.
-async fn converged<C: ClusterOps>(spec: &RestoreSpec, cluster: &C, timeout: Duration) -> Result<(), String> {
-    wait::until("SealedSecrets Synced and functions available", timeout, spec.timeouts.poll, || async {
-        let mut missing = Vec::new();
-        for s in spec.secret_refs() {
-            match cluster.get(ResourceKind::SealedSecret, &s.namespace, &s.name).await? {
-                None => missing.push(format!("SealedSecret {s} not applied")),
-                Some(obj) => match sealed_secret_state(&obj) {
-                    UnsealState::Synced => {}
-                    UnsealState::Failed(why) => missing.push(format!("SealedSecret {s} Synced=False ({why})")),
-                    UnsealState::Pending => missing.push(format!("SealedSecret {s} not processed")),
-                },
+async fn converged<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+    timeout: Duration,
+) -> Result<(), String> {
+    wait::until(
+        "SealedSecrets Synced and functions available",
+        timeout,
+        spec.timeouts.poll,
+        || async {
+            let mut missing = Vec::new();
+            for s in spec.secret_refs() {
+                match cluster
+                    .get(ResourceKind::SealedSecret, &s.namespace, &s.name)
+                    .await?
+                {
+                    None => missing.push(format!("SealedSecret {s} not applied")),
+                    Some(obj) => match sealed_secret_state(&obj) {
+                        UnsealState::Synced => {}
+                        UnsealState::Failed(why) => {
+                            missing.push(format!("SealedSecret {s} Synced=False ({why})"))
+                        }
+                        UnsealState::Pending => {
+                            missing.push(format!("SealedSecret {s} not processed"))
+                        }
+                    },
+                }
+                if cluster
+                    .get(ResourceKind::Secret, &s.namespace, &s.name)
+                    .await?
+                    .is_none()
+                {
+                    missing.push(format!("Secret {s} absent"));
+                }
             }
-            if cluster.get(ResourceKind::Secret, &s.namespace, &s.name).await?.is_none() {
-                missing.push(format!("Secret {s} absent"));
-            }
-        }
-        for f in spec.function_names() {
-            match cluster.get(ResourceKind::Deployment, FUNCTIONS_NAMESPACE, &f).await? {
-                None => missing.push(format!("function {f} not deployed")),
-                Some(d) => {
-                    if let Readiness::NotReady(why) = deployment_available(&d) {
-                        missing.push(format!("function {f}: {why}"));
+            for f in spec.function_names() {
+                match cluster
+                    .get(ResourceKind::Deployment, FUNCTIONS_NAMESPACE, &f)
+                    .await?
+                {
+                    None => missing.push(format!("function {f} not deployed")),
+                    Some(d) => {
+                        if let Readiness::NotReady(why) = deployment_available(&d) {
+                            missing.push(format!("function {f}: {why}"));
+                        }
                     }
                 }
             }
-        }
-        Ok(if missing.is_empty() { Poll::Done(()) } else { Poll::Pending(missing.join("; ")) })
-    })
+            Ok(if missing.is_empty() {
+                Poll::Done(())
+            } else {
+                Poll::Pending(missing.join("; "))
+            })
+        },
+    )
     .await
     .map_err(|e| e.to_string())
 }
 
 /// Functions (Deployments labelled `faas_function` in the functions' namespace) and the
 /// scenario's Secrets, as digests.
-async fn observe_inventory<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Result<Inventory, String> {
+async fn observe_inventory<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+) -> Result<Inventory, String> {
     let mut inv = Inventory::default();
     let deployments = cluster
-        .list(ResourceKind::Deployment, FUNCTIONS_NAMESPACE, Some("faas_function"))
+        .list(
+            ResourceKind::Deployment,
+            FUNCTIONS_NAMESPACE,
+            Some("faas_function"),
+        )
         .await
         .map_err(|e| format!("listing functions: {e}"))?;
-    inv.add_function_deployments(&deployments).map_err(|e| e.to_string())?;
+    inv.add_function_deployments(&deployments)
+        .map_err(|e| e.to_string())?;
     for s in spec.secret_refs() {
-        if let Some(obj) = cluster.get(ResourceKind::Secret, &s.namespace, &s.name).await.map_err(|e| e.to_string())? {
+        if let Some(obj) = cluster
+            .get(ResourceKind::Secret, &s.namespace, &s.name)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             inv.add_secret(&obj).map_err(|e| e.to_string())?;
         }
     }
@@ -337,14 +471,26 @@ struct Recorder<'a, K: Clock> {
 impl<K: Clock> Recorder<'_, K> {
     /// Runs one phase under `timeout`, timing it; `None` when it failed (recorded as the
     /// failed phase).
-    async fn phase<T>(&mut self, phase: Phase, timeout: Duration, fut: impl Future<Output = Result<T, String>>) -> Option<T> {
+    async fn phase<T>(
+        &mut self,
+        phase: Phase,
+        timeout: Duration,
+        fut: impl Future<Output = Result<T, String>>,
+    ) -> Option<T> {
         let start = self.clock.now();
         let r = match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(format!("timed out after {}", humantime::format_duration(timeout))),
+            Err(_) => Err(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            )),
         };
         let seconds = self.clock.now().saturating_sub(start).as_secs_f64();
-        self.ev.phases.push(PhaseRecord { phase, seconds, ok: r.is_ok() });
+        self.ev.phases.push(PhaseRecord {
+            phase,
+            seconds,
+            ok: r.is_ok(),
+        });
         match r {
             Ok(v) => Some(v),
             Err(why) => {
@@ -419,7 +565,9 @@ pub async fn run<L: Lifecycle, K: Clock>(
             }
         })
         .await;
-    let Some((rev_before, before)) = recorded else { return decide(rec.ev) };
+    let Some((rev_before, before)) = recorded else {
+        return decide(rec.ev);
+    };
     rec.ev.revision_before = Some(rev_before);
 
     // 2. The sealing keys, to a 0600 file removed when `backup` drops (end of this function).
@@ -442,16 +590,29 @@ pub async fn run<L: Lifecycle, K: Clock>(
             Ok(backup)
         })
         .await;
-    let Some(backup) = backup else { return decide(rec.ev) };
+    let Some(backup) = backup else {
+        return decide(rec.ev);
+    };
     rec.ev.keys_backed_up = backup.names().to_vec();
 
     // 3. Destruction: the RTO starts here.
     let t0 = clock.now();
     drop(cluster);
-    if rec.phase(Phase::Destroy, t.destroy, async { lifecycle.destroy().await.map_err(|e| e.0) }).await.is_none() {
+    if rec
+        .phase(Phase::Destroy, t.destroy, async {
+            lifecycle.destroy().await.map_err(|e| e.0)
+        })
+        .await
+        .is_none()
+    {
         return decide(rec.ev);
     }
-    let Some(new) = rec.phase(Phase::Create, t.create, async { lifecycle.create().await.map_err(|e| e.0) }).await else {
+    let Some(new) = rec
+        .phase(Phase::Create, t.create, async {
+            lifecycle.create().await.map_err(|e| e.0)
+        })
+        .await
+    else {
         return decide(rec.ev);
     };
     let installed = rec
@@ -466,10 +627,16 @@ pub async fn run<L: Lifecycle, K: Clock>(
 
     // 4. Negative control: without the old key, nothing may unseal.
     let control_start = clock.now();
-    let control = tokio::time::timeout(t.control + t.poll + Duration::from_secs(1), observe_control(spec, &new)).await;
+    let control = tokio::time::timeout(
+        t.control + t.poll + Duration::from_secs(1),
+        observe_control(spec, &new),
+    )
+    .await;
     let control = match control {
         Ok(j) => j,
-        Err(_) => ControlJudgement::Undecided { waiting: vec!["the observation itself hung".into()] },
+        Err(_) => ControlJudgement::Undecided {
+            waiting: vec!["the observation itself hung".into()],
+        },
     };
     let held = matches!(control, ControlJudgement::Held { .. });
     rec.ev.phases.push(PhaseRecord {
@@ -491,7 +658,12 @@ pub async fn run<L: Lifecycle, K: Clock>(
                 .map_err(|e| format!("applying sealing keys: {}", backup.redactor().apply(&e.0)))?;
             new.restart_deployment(&spec.controller.namespace, &spec.controller.name)
                 .await
-                .map_err(|e| format!("restarting {}/{}: {e}", spec.controller.namespace, spec.controller.name))
+                .map_err(|e| {
+                    format!(
+                        "restarting {}/{}: {e}",
+                        spec.controller.namespace, spec.controller.name
+                    )
+                })
         })
         .await;
     if restored.is_none() {
@@ -505,7 +677,9 @@ pub async fn run<L: Lifecycle, K: Clock>(
             wait_kustomization(spec, &new, t.reconcile).await
         })
         .await;
-    let Some(after_rev) = after_rev else { return decide(rec.ev) };
+    let Some(after_rev) = after_rev else {
+        return decide(rec.ev);
+    };
     rec.ev.revision_after = Some(after_rev);
 
     // 7. Everything back?
@@ -515,7 +689,9 @@ pub async fn run<L: Lifecycle, K: Clock>(
             observe_inventory(spec, &new).await
         })
         .await;
-    let Some(after) = after else { return decide(rec.ev) };
+    let Some(after) = after else {
+        return decide(rec.ev);
+    };
     rec.ev.rto_seconds = Some(clock.now().saturating_sub(t0).as_secs_f64());
     rec.ev.diff = Some(Inventory::diff(&before, &after));
     drop(backup);
@@ -529,9 +705,13 @@ async fn observe_control<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> Cont
     let deadline = tokio::time::Instant::now() + spec.timeouts.control;
     loop {
         let last = match observe_control_once(spec, cluster, &expected).await {
-            Ok(j @ (ControlJudgement::Held { .. } | ControlJudgement::Violated { .. })) => return j,
+            Ok(j @ (ControlJudgement::Held { .. } | ControlJudgement::Violated { .. })) => {
+                return j
+            }
             Ok(j) => j,
-            Err(e) => ControlJudgement::Undecided { waiting: vec![format!("error observing: {e}")] },
+            Err(e) => ControlJudgement::Undecided {
+                waiting: vec![format!("error observing: {e}")],
+            },
         };
         if tokio::time::Instant::now() + spec.timeouts.poll > deadline {
             return last;
@@ -553,7 +733,11 @@ async fn observe_control_once<C: ClusterOps>(
     }
     let mut present = BTreeSet::new();
     for s in expected {
-        if cluster.get(ResourceKind::Secret, &s.namespace, &s.name).await?.is_some() {
+        if cluster
+            .get(ResourceKind::Secret, &s.namespace, &s.name)
+            .await?
+            .is_some()
+        {
             present.insert(s.clone());
         }
     }

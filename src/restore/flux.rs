@@ -24,7 +24,11 @@ pub struct FluxSpec {
 
 impl FluxSpec {
     pub fn new(version: impl Into<String>) -> FluxSpec {
-        FluxSpec { version: version.into(), namespace: "flux-system".into(), name: "meshproof-restore".into() }
+        FluxSpec {
+            version: version.into(),
+            namespace: "flux-system".into(),
+            name: "meshproof-restore".into(),
+        }
     }
 }
 
@@ -49,7 +53,12 @@ pub fn install_cmd(flux: &str, spec: &FluxSpec, kubeconfig: &Path, timeout: Dura
 /// `flux reconcile kustomization NAME --with-source`: fetch the source now, then apply it.
 pub fn reconcile_cmd(flux: &str, spec: &FluxSpec, kubeconfig: &Path, timeout: Duration) -> Cmd {
     Cmd::new(flux)
-        .args(["reconcile", "kustomization", spec.name.as_str(), "--with-source"])
+        .args([
+            "reconcile",
+            "kustomization",
+            spec.name.as_str(),
+            "--with-source",
+        ])
         .arg(format!("--namespace={}", spec.namespace))
         .arg(format!("--timeout={}", humantime_flag(timeout)))
         .arg("--kubeconfig")
@@ -126,7 +135,15 @@ mod tests {
     fn reconcile_pulls_the_source_first() {
         let s = FluxSpec::new("v2.9.4");
         let c = reconcile_cmd("flux", &s, Path::new("/k"), Duration::from_secs(120));
-        assert_eq!(&c.argv()[..4], ["reconcile", "kustomization", "meshproof-restore", "--with-source"]);
+        assert_eq!(
+            &c.argv()[..4],
+            [
+                "reconcile",
+                "kustomization",
+                "meshproof-restore",
+                "--with-source"
+            ]
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub struct SecretRef {
 
 impl SecretRef {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> SecretRef {
-        SecretRef { namespace: namespace.into(), name: name.into() }
+        SecretRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -107,20 +110,40 @@ impl Inventory {
     /// `faas_function: <name>`; the function name is that label, falling back to the
     /// Deployment's name). The function container is the one named like the function, else the
     /// first (a mesh sidecar injected at admission does not appear in the Deployment spec).
-    pub fn add_function_deployments(&mut self, deployments: &[serde_json::Value]) -> Result<(), InventoryError> {
+    pub fn add_function_deployments(
+        &mut self,
+        deployments: &[serde_json::Value],
+    ) -> Result<(), InventoryError> {
         for d in deployments {
             let name = str_at(d, "/metadata/labels/faas_function")
                 .or_else(|| str_at(d, "/metadata/name"))
                 .ok_or(InventoryError::NoName { kind: "Deployment" })?
                 .to_string();
-            let containers = d.pointer("/spec/template/spec/containers").and_then(|c| c.as_array());
+            let containers = d
+                .pointer("/spec/template/spec/containers")
+                .and_then(|c| c.as_array());
             let container = containers
-                .and_then(|cs| cs.iter().find(|c| c.get("name").and_then(|n| n.as_str()) == Some(&name)).or(cs.first()))
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(&name))
+                        .or(cs.first())
+                })
                 .ok_or_else(|| InventoryError::NoContainer { name: name.clone() })?;
-            let image = container.get("image").and_then(|i| i.as_str()).unwrap_or("").to_string();
+            let image = container
+                .get("image")
+                .and_then(|i| i.as_str())
+                .unwrap_or("")
+                .to_string();
             let mut env = BTreeMap::new();
-            for e in container.get("env").and_then(|e| e.as_array()).into_iter().flatten() {
-                let Some(k) = e.get("name").and_then(|n| n.as_str()) else { continue };
+            for e in container
+                .get("env")
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let Some(k) = e.get("name").and_then(|n| n.as_str()) else {
+                    continue;
+                };
                 let v = if let Some(v) = e.get("value").and_then(|v| v.as_str()) {
                     v.to_string()
                 } else if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
@@ -141,8 +164,18 @@ impl Inventory {
                 env.insert(k.to_string(), v);
             }
             // Kubernetes defaults an absent `replicas` to 1.
-            let replicas = d.pointer("/spec/replicas").and_then(|r| r.as_i64()).unwrap_or(1);
-            self.functions.insert(name, FunctionRecord { image, env, replicas });
+            let replicas = d
+                .pointer("/spec/replicas")
+                .and_then(|r| r.as_i64())
+                .unwrap_or(1);
+            self.functions.insert(
+                name,
+                FunctionRecord {
+                    image,
+                    env,
+                    replicas,
+                },
+            );
         }
         Ok(())
     }
@@ -157,10 +190,16 @@ impl Inventory {
         let mut digests = BTreeMap::new();
         if let Some(data) = secret.get("data").and_then(|d| d.as_object()) {
             for (k, v) in data {
-                let s = v.as_str().ok_or_else(|| InventoryError::NotAString { secret: sref.clone(), key: k.clone() })?;
+                let s = v.as_str().ok_or_else(|| InventoryError::NotAString {
+                    secret: sref.clone(),
+                    key: k.clone(),
+                })?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
-                    .map_err(|_| InventoryError::NotBase64 { secret: sref.clone(), key: k.clone() })?;
+                    .map_err(|_| InventoryError::NotBase64 {
+                        secret: sref.clone(),
+                        key: k.clone(),
+                    })?;
                 digests.insert(k.clone(), ValueDigest::of(&bytes));
             }
         }
@@ -213,23 +252,29 @@ impl Inventory {
         }
         for (sref, b) in &before.secrets {
             match after.secrets.get(sref) {
-                None => changes.push(Change::SecretMissing { secret: sref.clone() }),
+                None => changes.push(Change::SecretMissing {
+                    secret: sref.clone(),
+                }),
                 Some(a) => {
                     let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
                     for k in keys {
                         match (b.get(k), a.get(k)) {
-                            (Some(_), None) => {
-                                changes.push(Change::SecretKeyMissing { secret: sref.clone(), key: k.clone() })
-                            }
-                            (None, Some(_)) => {
-                                changes.push(Change::SecretKeyAdded { secret: sref.clone(), key: k.clone() })
-                            }
-                            (Some(bd), Some(ad)) if bd != ad => changes.push(Change::SecretDigestChanged {
+                            (Some(_), None) => changes.push(Change::SecretKeyMissing {
                                 secret: sref.clone(),
                                 key: k.clone(),
-                                before: bd.clone(),
-                                after: ad.clone(),
                             }),
+                            (None, Some(_)) => changes.push(Change::SecretKeyAdded {
+                                secret: sref.clone(),
+                                key: k.clone(),
+                            }),
+                            (Some(bd), Some(ad)) if bd != ad => {
+                                changes.push(Change::SecretDigestChanged {
+                                    secret: sref.clone(),
+                                    key: k.clone(),
+                                    before: bd.clone(),
+                                    after: ad.clone(),
+                                })
+                            }
                             _ => {}
                         }
                     }
@@ -238,7 +283,9 @@ impl Inventory {
         }
         for sref in after.secrets.keys() {
             if !before.secrets.contains_key(sref) {
-                changes.push(Change::SecretAdded { secret: sref.clone() });
+                changes.push(Change::SecretAdded {
+                    secret: sref.clone(),
+                });
             }
         }
         InventoryDiff { changes }
@@ -268,33 +315,81 @@ impl fmt::Display for FunctionField {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
-    FunctionAdded { name: String },
-    FunctionRemoved { name: String },
-    FunctionChanged { name: String, field: FunctionField, before: Option<String>, after: Option<String> },
-    SecretAdded { secret: SecretRef },
-    SecretMissing { secret: SecretRef },
-    SecretKeyAdded { secret: SecretRef, key: String },
-    SecretKeyMissing { secret: SecretRef, key: String },
-    SecretDigestChanged { secret: SecretRef, key: String, before: ValueDigest, after: ValueDigest },
+    FunctionAdded {
+        name: String,
+    },
+    FunctionRemoved {
+        name: String,
+    },
+    FunctionChanged {
+        name: String,
+        field: FunctionField,
+        before: Option<String>,
+        after: Option<String>,
+    },
+    SecretAdded {
+        secret: SecretRef,
+    },
+    SecretMissing {
+        secret: SecretRef,
+    },
+    SecretKeyAdded {
+        secret: SecretRef,
+        key: String,
+    },
+    SecretKeyMissing {
+        secret: SecretRef,
+        key: String,
+    },
+    SecretDigestChanged {
+        secret: SecretRef,
+        key: String,
+        before: ValueDigest,
+        after: ValueDigest,
+    },
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn opt(v: &Option<String>) -> String {
-            v.as_ref().map(|s| format!("{s:?}")).unwrap_or_else(|| "(absent)".into())
+            v.as_ref()
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|| "(absent)".into())
         }
         match self {
             Change::FunctionAdded { name } => write!(f, "function {name} appeared"),
             Change::FunctionRemoved { name } => write!(f, "function {name} is missing"),
-            Change::FunctionChanged { name, field, before, after } => {
-                write!(f, "function {name}: {field} changed from {} to {}", opt(before), opt(after))
+            Change::FunctionChanged {
+                name,
+                field,
+                before,
+                after,
+            } => {
+                write!(
+                    f,
+                    "function {name}: {field} changed from {} to {}",
+                    opt(before),
+                    opt(after)
+                )
             }
             Change::SecretAdded { secret } => write!(f, "secret {secret} appeared"),
             Change::SecretMissing { secret } => write!(f, "secret {secret} is missing"),
-            Change::SecretKeyAdded { secret, key } => write!(f, "secret {secret}: key {key:?} appeared"),
-            Change::SecretKeyMissing { secret, key } => write!(f, "secret {secret}: key {key:?} is missing"),
-            Change::SecretDigestChanged { secret, key, before, after } => {
-                write!(f, "secret {secret}: value of key {key:?} changed ({before} → {after})")
+            Change::SecretKeyAdded { secret, key } => {
+                write!(f, "secret {secret}: key {key:?} appeared")
+            }
+            Change::SecretKeyMissing { secret, key } => {
+                write!(f, "secret {secret}: key {key:?} is missing")
+            }
+            Change::SecretDigestChanged {
+                secret,
+                key,
+                before,
+                after,
+            } => {
+                write!(
+                    f,
+                    "secret {secret}: value of key {key:?} changed ({before} → {after})"
+                )
             }
         }
     }

@@ -24,9 +24,15 @@ pub enum KeyError {
     #[error("sealing key Secret {name} has no data")]
     NoData { name: String },
     #[error("could not write the key backup {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not read the key backup {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key backup {path} is not a YAML List of Secrets")]
     Malformed { path: PathBuf },
 }
@@ -58,7 +64,13 @@ pub fn strip(index: usize, secret: &serde_json::Value) -> Result<serde_json::Val
     out.insert("apiVersion".into(), "v1".into());
     out.insert("kind".into(), "Secret".into());
     out.insert("metadata".into(), meta.into());
-    out.insert("type".into(), secret.get("type").cloned().unwrap_or_else(|| "kubernetes.io/tls".into()));
+    out.insert(
+        "type".into(),
+        secret
+            .get("type")
+            .cloned()
+            .unwrap_or_else(|| "kubernetes.io/tls".into()),
+    );
     out.insert("data".into(), serde_json::Value::Object(data.clone()));
     Ok(out.into())
 }
@@ -74,7 +86,10 @@ pub struct KeyBackup {
 
 impl fmt::Debug for KeyBackup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyBackup").field("path", &self.path).field("names", &self.names).finish()
+        f.debug_struct("KeyBackup")
+            .field("path", &self.path)
+            .field("names", &self.names)
+            .finish()
     }
 }
 
@@ -85,10 +100,18 @@ impl KeyBackup {
         if secrets.is_empty() {
             return Err(KeyError::NoKeys);
         }
-        let items = secrets.iter().enumerate().map(|(i, s)| strip(i, s)).collect::<Result<Vec<_>, _>>()?;
+        let items = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| strip(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
         let names = items
             .iter()
-            .filter_map(|i| i.pointer("/metadata/name").and_then(|n| n.as_str()).map(String::from))
+            .filter_map(|i| {
+                i.pointer("/metadata/name")
+                    .and_then(|n| n.as_str())
+                    .map(String::from)
+            })
             .collect();
         let redactor = redactor_for(&items);
         let certificates = items
@@ -99,10 +122,19 @@ impl KeyBackup {
             .collect();
         let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
         // serde_yaml cannot fail on a JSON value; an error would only be an empty backup.
-        let yaml = serde_yaml::to_string(&list).map_err(|_| KeyError::Malformed { path: dir.into() })?;
+        let yaml =
+            serde_yaml::to_string(&list).map_err(|_| KeyError::Malformed { path: dir.into() })?;
         let path = dir.join("sealing-keys.yaml");
-        create_private(&path, yaml.as_bytes()).map_err(|source| KeyError::Write { path: path.clone(), source })?;
-        Ok(KeyBackup { path, names, certificates, redactor })
+        create_private(&path, yaml.as_bytes()).map_err(|source| KeyError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(KeyBackup {
+            path,
+            names,
+            certificates,
+            redactor,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -127,18 +159,29 @@ impl KeyBackup {
 
     /// The key Secrets as a multi-document YAML string, ready for server-side apply.
     pub fn restore_documents(&self) -> Result<String, KeyError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| KeyError::Read { path: self.path.clone(), source })?;
+        let text = std::fs::read_to_string(&self.path).map_err(|source| KeyError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
         let list: serde_json::Value =
-            serde_yaml::from_str(&text).map_err(|_| KeyError::Malformed { path: self.path.clone() })?;
+            serde_yaml::from_str(&text).map_err(|_| KeyError::Malformed {
+                path: self.path.clone(),
+            })?;
         let items = list
             .get("items")
             .and_then(|i| i.as_array())
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| KeyError::Malformed { path: self.path.clone() })?;
+            .ok_or_else(|| KeyError::Malformed {
+                path: self.path.clone(),
+            })?;
         let mut out = String::new();
         for item in items {
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(item).map_err(|_| KeyError::Malformed { path: self.path.clone() })?);
+            out.push_str(
+                &serde_yaml::to_string(item).map_err(|_| KeyError::Malformed {
+                    path: self.path.clone(),
+                })?,
+            );
         }
         Ok(out)
     }
@@ -154,7 +197,12 @@ impl Drop for KeyBackup {
 fn redactor_for(items: &[serde_json::Value]) -> Redactor {
     let mut r = Redactor::default();
     for item in items {
-        for v in item.get("data").and_then(|d| d.as_object()).into_iter().flat_map(|d| d.values()) {
+        for v in item
+            .get("data")
+            .and_then(|d| d.as_object())
+            .into_iter()
+            .flat_map(|d| d.values())
+        {
             let Some(b64) = v.as_str() else { continue };
             r.add(b64);
             if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) {

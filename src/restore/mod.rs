@@ -19,6 +19,27 @@
 //!
 //! Nothing here logs or reports a secret value: plaintext only ever lives in memory, in 0600
 //! files inside a private temp dir, and on a child process's stdin.
+//!
+//! # Wiring (what the rest of meshproof provides)
+//!
+//! - **[`ClusterOps`]** — the kube layer, bound to one cluster: `list`/`get` by
+//!   [`ResourceKind`] (dynamic API: `api_version()`, `plural()`; `get` is `Ok(None)` on 404),
+//!   `apply` = server-side apply of every document of a multi-document YAML string (field
+//!   manager `meshproof`, force), `restart_deployment` = patch the pod template annotation
+//!   `kubectl.kubernetes.io/restartedAt` and wait for the rollout (updated = available =
+//!   desired replicas, observedGeneration current), `kubeconfig()` = the cluster's 0600
+//!   kubeconfig file. Errors must never include object bodies (Secrets pass through `apply`).
+//! - **[`Lifecycle`]** — the cluster provider and installers: `destroy` (`kind delete cluster`),
+//!   `create` (same kind config; returns a `ClusterOps` for the *new* kubeconfig), `install`
+//!   (mesh, OpenFaaS with the `openfaas-fn` namespace, sealed-secrets as
+//!   `sealed-secrets-controller` in `kube-system`). Installing Flux there too is harmless:
+//!   `flux install` is idempotent and the flow runs it itself.
+//! - **The scenario runner**, for `Check::Restore`: build
+//!   [`RestoreSpec::for_suite`]`(suite, check, <rendered var "image">, bind, host)` where `bind`
+//!   is `<kind network IPv4 gateway>:0` (`docker network inspect kind`) and `host` that address,
+//!   then `restore::execute(&spec, cluster, &mut lifecycle, &SystemClock::default())` → the
+//!   verdict. `execute` consumes the old cluster's client; afterwards the session must tear
+//!   down the cluster the lifecycle created last.
 
 pub mod desired;
 pub mod flow;

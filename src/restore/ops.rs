@@ -102,7 +102,11 @@ pub trait ClusterOps: Send + Sync {
 
     /// `kubectl rollout restart deployment/NAME`: patches the pod template annotation
     /// `kubectl.kubernetes.io/restartedAt` and returns once the new pods are Ready.
-    fn restart_deployment(&self, namespace: &str, name: &str) -> impl Future<Output = Result<(), OpsError>> + Send;
+    fn restart_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), OpsError>> + Send;
 }
 
 /// The life of the cluster under test: destroy it, create a new one, install the stack.
@@ -120,7 +124,10 @@ pub trait Lifecycle: Send {
     /// The sealed-secrets controller must come up as `sealed-secrets-controller` in
     /// `kube-system` (Helm: `fullnameOverride=sealed-secrets-controller`), which is what
     /// [`crate::restore::seal::Controller::default`] names explicitly.
-    fn install(&mut self, cluster: &Self::Cluster) -> impl Future<Output = Result<(), OpsError>> + Send;
+    fn install(
+        &mut self,
+        cluster: &Self::Cluster,
+    ) -> impl Future<Output = Result<(), OpsError>> + Send;
 }
 
 /// A monotonic clock, so that tests can measure phases on a clock they control.

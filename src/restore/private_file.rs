@@ -7,7 +7,11 @@ use std::path::Path;
 
 /// Creates `path` (which must not exist yet) with mode 0600 and writes `bytes` to it.
 pub fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -31,8 +35,17 @@ mod tests {
         let d = private_dir("mp-test").unwrap();
         let p = d.path().join("s");
         create_private(&p, b"x").unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(create_private(&p, b"y").is_err(), "an existing file must not be reused");
-        assert_eq!(std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            create_private(&p, b"y").is_err(),
+            "an existing file must not be reused"
+        );
+        assert_eq!(
+            std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

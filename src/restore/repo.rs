@@ -34,7 +34,10 @@ pub struct FluxRevision(String);
 impl FluxRevision {
     /// From a branch and a full commit id; `None` unless the id is 40 lowercase hex digits.
     pub fn new(branch: &str, commit: &str) -> Option<FluxRevision> {
-        let ok = commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = commit.len() == 40
+            && commit
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| FluxRevision(format!("{branch}@sha1:{commit}")))
     }
 
@@ -61,11 +64,19 @@ impl GitRepo {
     /// `git init` on branch `main`, with a local identity (the machine's global git config is
     /// neither needed nor touched) and signing off.
     pub async fn init(git: &str, timeout: Duration) -> Result<GitRepo, RepoError> {
-        let dir = tempfile::Builder::new().prefix("meshproof-gitops-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("meshproof-gitops-")
+            .tempdir()?;
         std::fs::create_dir(dir.path().join("work"))?;
         std::fs::create_dir(dir.path().join("served"))?;
-        let repo = GitRepo { git: git.into(), timeout, dir, head: None };
-        repo.git(&["init", "--quiet", "--initial-branch", BRANCH]).await?;
+        let repo = GitRepo {
+            git: git.into(),
+            timeout,
+            dir,
+            head: None,
+        };
+        repo.git(&["init", "--quiet", "--initial-branch", BRANCH])
+            .await?;
         for (k, v) in [
             ("user.name", "meshproof"),
             ("user.email", "meshproof@localhost"),
@@ -119,7 +130,15 @@ impl GitRepo {
     /// Commits everything and returns the full commit id.
     pub async fn commit(&mut self, message: &str) -> Result<String, RepoError> {
         self.git(&["add", "--all"]).await?;
-        self.git(&["commit", "--quiet", "--no-verify", "--allow-empty", "-m", message]).await?;
+        self.git(&[
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--allow-empty",
+            "-m",
+            message,
+        ])
+        .await?;
         let sha = self.git(&["rev-parse", "HEAD"]).await?.trim().to_string();
         FluxRevision::new(BRANCH, &sha).ok_or_else(|| RepoError::BadCommit(sha.clone()))?;
         self.head = Some(sha.clone());
@@ -136,7 +155,11 @@ impl GitRepo {
     /// No `update-server-info`: the repository is served over the smart protocol only, the one
     /// Flux speaks.
     pub async fn publish(&self, name: &str) -> Result<PathBuf, RepoError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(RepoError::BadPath(name.into()));
         }
         if self.head.is_none() {
@@ -145,17 +168,24 @@ impl GitRepo {
         let bare = self.served_root().join(format!("{name}.git"));
         if !bare.exists() {
             let s = bare.to_string_lossy().into_owned();
-            self.git(&["init", "--quiet", "--bare", "--initial-branch", BRANCH, &s]).await?;
+            self.git(&["init", "--quiet", "--bare", "--initial-branch", BRANCH, &s])
+                .await?;
         }
         let s = bare.to_string_lossy().into_owned();
         let refspec = format!("{BRANCH}:{BRANCH}");
-        self.git(&["push", "--quiet", "--force", &s, &refspec]).await?;
+        self.git(&["push", "--quiet", "--force", &s, &refspec])
+            .await?;
         Ok(bare)
     }
 
     /// Files tracked at HEAD (for tests and reports).
     pub async fn tracked_files(&self) -> Result<Vec<String>, RepoError> {
-        Ok(self.git(&["ls-files"]).await?.lines().map(String::from).collect())
+        Ok(self
+            .git(&["ls-files"])
+            .await?
+            .lines()
+            .map(String::from)
+            .collect())
     }
 }
 
@@ -166,7 +196,10 @@ mod tests {
     #[test]
     fn flux_revision_format() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        assert_eq!(FluxRevision::new("main", sha).unwrap().as_str(), format!("main@sha1:{sha}"));
+        assert_eq!(
+            FluxRevision::new("main", sha).unwrap().as_str(),
+            format!("main@sha1:{sha}")
+        );
         assert!(FluxRevision::new("main", "0123").is_none());
         assert!(FluxRevision::new("main", &sha.to_uppercase()).is_none());
     }

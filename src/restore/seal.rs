@@ -27,7 +27,10 @@ impl Default for Controller {
     /// installer must name the Helm release's controller the same
     /// (`fullnameOverride=sealed-secrets-controller`).
     fn default() -> Self {
-        Controller { name: "sealed-secrets-controller".into(), namespace: "kube-system".into() }
+        Controller {
+            name: "sealed-secrets-controller".into(),
+            namespace: "kube-system".into(),
+        }
     }
 }
 
@@ -49,7 +52,12 @@ pub enum SealError {
 pub fn fetch_cert_cmd(kubeseal: &str, kubeconfig: &Path, c: &Controller, timeout: Duration) -> Cmd {
     Cmd::new(kubeseal)
         .arg("--fetch-cert")
-        .args(["--controller-name", c.name.as_str(), "--controller-namespace", c.namespace.as_str()])
+        .args([
+            "--controller-name",
+            c.name.as_str(),
+            "--controller-namespace",
+            c.namespace.as_str(),
+        ])
         .arg("--kubeconfig")
         .arg(kubeconfig.as_os_str())
         .timeout(timeout)
@@ -61,13 +69,25 @@ pub fn seal_cmd(kubeseal: &str, cert: &Path, c: &Controller, timeout: Duration) 
         .arg("--cert")
         .arg(cert.as_os_str())
         .args(["--format", "yaml"])
-        .args(["--controller-name", c.name.as_str(), "--controller-namespace", c.namespace.as_str()])
+        .args([
+            "--controller-name",
+            c.name.as_str(),
+            "--controller-namespace",
+            c.namespace.as_str(),
+        ])
         .timeout(timeout)
 }
 
 /// Fetches the certificate and checks it looks like PEM.
-pub async fn fetch_cert(kubeseal: &str, kubeconfig: &Path, c: &Controller, timeout: Duration) -> Result<String, SealError> {
-    let out = fetch_cert_cmd(kubeseal, kubeconfig, c, timeout).run().await?;
+pub async fn fetch_cert(
+    kubeseal: &str,
+    kubeconfig: &Path,
+    c: &Controller,
+    timeout: Duration,
+) -> Result<String, SealError> {
+    let out = fetch_cert_cmd(kubeseal, kubeconfig, c, timeout)
+        .run()
+        .await?;
     let pem = out.stdout_str();
     if !pem.contains("-----BEGIN CERTIFICATE-----") {
         return Err(SealError::NotPem);
@@ -96,7 +116,11 @@ pub async fn seal(
             redactor.add(&String::from_utf8_lossy(v.expose()));
             redactor.add(&base64::engine::general_purpose::STANDARD.encode(v.expose()));
         }
-        let out = seal_cmd(kubeseal, cert, c, timeout).stdin(input).redact(&redactor).run().await?;
+        let out = seal_cmd(kubeseal, cert, c, timeout)
+            .stdin(input)
+            .redact(&redactor)
+            .run()
+            .await?;
         let sealed = out.stdout_str();
         check_sealed(&id, secret, &sealed)?;
         Ok(sealed)
@@ -117,17 +141,24 @@ fn check_sealed(id: &str, secret: &PlainSecret, sealed: &str) -> Result<(), Seal
             return Err(SealError::Leaked { secret: id.into() });
         }
     }
-    let bad = |why: &str| SealError::BadOutput { secret: id.into(), why: why.into() };
+    let bad = |why: &str| SealError::BadOutput {
+        secret: id.into(),
+        why: why.into(),
+    };
     let doc: serde_json::Value = serde_yaml::from_str(sealed).map_err(|_| bad("not YAML"))?;
     if doc.get("kind").and_then(|k| k.as_str()) != Some("SealedSecret") {
         return Err(bad("kind is not SealedSecret"));
     }
     if doc.pointer("/metadata/name").and_then(|n| n.as_str()) != Some(secret.name.as_str())
-        || doc.pointer("/metadata/namespace").and_then(|n| n.as_str()) != Some(secret.namespace.as_str())
+        || doc.pointer("/metadata/namespace").and_then(|n| n.as_str())
+            != Some(secret.namespace.as_str())
     {
         return Err(bad("name or namespace differ from the Secret's"));
     }
-    let enc = doc.pointer("/spec/encryptedData").and_then(|e| e.as_object()).ok_or_else(|| bad("no spec.encryptedData"))?;
+    let enc = doc
+        .pointer("/spec/encryptedData")
+        .and_then(|e| e.as_object())
+        .ok_or_else(|| bad("no spec.encryptedData"))?;
     for k in secret.data.keys() {
         if !enc.contains_key(k) {
             return Err(bad(&format!("no encrypted entry for key {k:?}")));
@@ -143,7 +174,13 @@ mod tests {
     #[test]
     fn controller_is_always_explicit() {
         let c = Controller::default();
-        let argv = seal_cmd("kubeseal", Path::new("/t/cert.pem"), &c, Duration::from_secs(5)).argv();
+        let argv = seal_cmd(
+            "kubeseal",
+            Path::new("/t/cert.pem"),
+            &c,
+            Duration::from_secs(5),
+        )
+        .argv();
         assert_eq!(
             argv,
             [

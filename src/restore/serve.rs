@@ -52,14 +52,26 @@ struct Config {
 
 impl GitHttpServer {
     /// Binds `bind` (port 0 picks one) and serves every repository under `root` read-only.
-    pub async fn start(bind: SocketAddr, root: PathBuf, git: &str, timeout: Duration) -> std::io::Result<GitHttpServer> {
+    pub async fn start(
+        bind: SocketAddr,
+        root: PathBuf,
+        git: &str,
+        timeout: Duration,
+    ) -> std::io::Result<GitHttpServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let log = RequestLog::default();
-        let cfg = Config { git: git.into(), root, timeout, log: log.clone() };
+        let cfg = Config {
+            git: git.into(),
+            root,
+            timeout,
+            log: log.clone(),
+        };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
                 let cfg = cfg.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(cfg.timeout, handle(stream, peer, &cfg)).await;
@@ -95,7 +107,10 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -105,7 +120,10 @@ async fn handle(stream: TcpStream, peer: SocketAddr, cfg: &Config) -> std::io::R
         Ok(req) => {
             let line = format!("{} {}", req.method, req.path);
             let resp = respond(req, peer, cfg).await;
-            let status = String::from_utf8_lossy(&resp[..resp.len().min(12)]).chars().skip(9).collect::<String>();
+            let status = String::from_utf8_lossy(&resp[..resp.len().min(12)])
+                .chars()
+                .skip(9)
+                .collect::<String>();
             if let Ok(mut l) = cfg.log.lock() {
                 l.push(format!("{line} {status}"));
             }
@@ -125,14 +143,17 @@ async fn read_line(r: &mut BufReader<TcpStream>, budget: &mut usize) -> Result<S
         return Err(400);
     }
     *budget = budget.checked_sub(n).ok_or(431u16)?;
-    Ok(String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string())
+    Ok(String::from_utf8_lossy(&line)
+        .trim_end_matches(['\r', '\n'])
+        .to_string())
 }
 
 async fn read_request(r: &mut BufReader<TcpStream>) -> Result<Request, u16> {
     let mut budget = MAX_HEADER_BYTES;
     let line = read_line(r, &mut budget).await?;
     let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(400);
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -145,11 +166,21 @@ async fn read_request(r: &mut BufReader<TcpStream>) -> Result<Request, u16> {
         let (k, v) = h.split_once(':').ok_or(400u16)?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let mut req = Request { method: method.into(), path: path.into(), query: query.into(), headers, body: Vec::new() };
-    if req.header("Transfer-Encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+    let mut req = Request {
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        headers,
+        body: Vec::new(),
+    };
+    if req
+        .header("Transfer-Encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
         loop {
             let size_line = read_line(r, &mut budget).await?;
-            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| 400u16)?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| 400u16)?;
             if req.body.len() + size > MAX_BODY_BYTES {
                 return Err(413);
             }
@@ -160,7 +191,9 @@ async fn read_request(r: &mut BufReader<TcpStream>) -> Result<Request, u16> {
             }
             let start = req.body.len();
             req.body.resize(start + size, 0);
-            r.read_exact(&mut req.body[start..]).await.map_err(|_| 400u16)?;
+            r.read_exact(&mut req.body[start..])
+                .await
+                .map_err(|_| 400u16)?;
             read_line(r, &mut budget).await?;
         }
     } else if let Some(len) = req.header("Content-Length") {
@@ -239,8 +272,11 @@ fn cgi_to_http(out: &[u8]) -> Option<Vec<u8>> {
             headers.push_str(&format!("{}: {}\r\n", k.trim(), v.trim()));
         }
     }
-    let mut resp =
-        format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     resp.extend_from_slice(body);
     Some(resp)
 }
@@ -263,7 +299,8 @@ mod tests {
 
     #[test]
     fn cgi_status_and_headers_are_translated() {
-        let r = cgi_to_http(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope").unwrap();
+        let r =
+            cgi_to_http(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope").unwrap();
         let s = String::from_utf8(r).unwrap();
         assert!(s.starts_with("HTTP/1.1 404 Not Found\r\n"), "{s}");
         assert!(s.contains("Content-Type: text/plain\r\n"));
