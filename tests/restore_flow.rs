@@ -117,6 +117,9 @@ struct Behaviour {
     new_cluster_has_old_key: bool,
     /// `create` never finishes.
     create_hangs: bool,
+    /// The first cluster's controller produces a different value from the start (a Secret that
+    /// is not the one meshproof sealed).
+    corrupt_from_the_start: bool,
 }
 
 struct State {
@@ -225,7 +228,8 @@ fn process_sealed(s: &mut State, ss: &Value) {
                 .unwrap(),
         )
         .unwrap();
-        if s.behaviour.corrupt_after_restore && s.restarted {
+        if (s.behaviour.corrupt_after_restore && s.restarted) || s.behaviour.corrupt_from_the_start
+        {
             plain.push_str("-corrupted");
         }
         s.plaintexts.push(plain.clone());
@@ -802,4 +806,24 @@ async fn a_backup_without_the_sealing_key_is_an_error_before_anything_is_destroy
         !first.state.lock().unwrap().destroyed,
         "nothing may be destroyed without a usable backup"
     );
+}
+
+#[tokio::test]
+async fn a_first_cluster_secret_that_is_not_the_sealed_one_is_an_error() {
+    let run = run_with(
+        Behaviour {
+            corrupt_from_the_start: true,
+            ..Behaviour::default()
+        },
+        None,
+    )
+    .await;
+    let v = &run.verdict;
+    assert_eq!(v.outcome, Outcome::Error, "{}", v.render_human());
+    assert!(
+        v.reasons[0].contains("does not hold the values meshproof sealed into git"),
+        "{:?}",
+        v.reasons
+    );
+    assert!(!run.first.state.lock().unwrap().destroyed);
 }

@@ -204,3 +204,69 @@ async fn unknown_repositories_and_traversal_are_not_served() {
     s.read_to_string(&mut resp).await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
 }
+
+/// A raw HTTP/1.1 exchange with the server.
+async fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
+#[tokio::test]
+async fn chunked_and_content_length_bodies_reach_upload_pack() {
+    let (repo, sha) = committed_repo().await;
+    repo.publish("desired").await.unwrap();
+    let server = GitHttpServer::start("127.0.0.1:0".parse().unwrap(), repo.served_root(), "git", T)
+        .await
+        .unwrap();
+    // A protocol-v0 upload-pack request that wants HEAD's commit, then "done".
+    let want = format!("want {sha}\n");
+    let body = format!(
+        "{:04x}{want}0000{:04x}done\n",
+        want.len() + 4,
+        "done\n".len() + 4
+    );
+    let head = "POST /desired.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-git-upload-pack-request\r\n";
+    let plain = raw(
+        server.local_addr(),
+        format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+    )
+    .await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    assert!(
+        plain.contains("application/x-git-upload-pack-result"),
+        "{plain}"
+    );
+    assert!(plain.contains("PACK"), "a pack file comes back: {plain}");
+    // The same body, chunked in two pieces.
+    let (a, b) = body.split_at(10);
+    let chunked = raw(
+        server.local_addr(),
+        format!(
+            "{head}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+            a.len(),
+            b.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(
+        chunked.starts_with("HTTP/1.1 200") && chunked.contains("PACK"),
+        "{chunked}"
+    );
+    // Malformed framing is a 400, not a hang.
+    let bad = raw(
+        server.local_addr(),
+        format!("{head}Transfer-Encoding: chunked\r\n\r\nzz\r\n").as_bytes(),
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let method = raw(server.local_addr(), b"DELETE /desired.git HTTP/1.1\r\n\r\n").await;
+    assert!(method.starts_with("HTTP/1.1 405"), "{method}");
+}

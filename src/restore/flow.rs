@@ -15,7 +15,7 @@ use crate::check::Verdict;
 use crate::plan::FUNCTIONS_NAMESPACE;
 use crate::restore::desired::{self, FunctionFormat, FunctionSpec, PlainSecret, SecretValue};
 use crate::restore::flux::{self, FluxSpec};
-use crate::restore::inventory::{Inventory, SecretRef};
+use crate::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::restore::keys::{KeyBackup, KEY_LABEL};
 use crate::restore::ops::{Clock, ClusterOps, Lifecycle, OpsError, ResourceKind};
 use crate::restore::private_file::private_dir;
@@ -192,6 +192,9 @@ pub struct Prepared {
     pub revision: FluxRevision,
     /// The URL the cluster fetches the repository from.
     pub url: String,
+    /// Digests of the values meshproof generated and sealed: the Secrets in the first cluster
+    /// must match them, or the inventory is not of the committed state.
+    pub sealed_digests: BTreeMap<SecretRef, BTreeMap<String, ValueDigest>>,
     workdir: tempfile::TempDir,
 }
 
@@ -231,6 +234,7 @@ async fn prepare_inner<C: ClusterOps>(
 
     let mut repo = GitRepo::init(&spec.tools.git, t.command).await?;
     let mut resources = Vec::new();
+    let mut sealed_digests = BTreeMap::new();
     let fn_secrets: Vec<String> = spec
         .secret_refs()
         .into_iter()
@@ -259,6 +263,14 @@ async fn prepare_inner<C: ClusterOps>(
             t.command,
         )
         .await?;
+        sealed_digests.insert(
+            sref.clone(),
+            plain
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), ValueDigest::of(v.expose())))
+                .collect(),
+        );
         let path = format!("secrets/{}-{}.sealedsecret.yaml", sref.namespace, sref.name);
         repo.write_file(&path, &sealed)?;
         resources.push(path);
@@ -298,6 +310,7 @@ async fn prepare_inner<C: ClusterOps>(
         server,
         revision,
         url,
+        sealed_digests,
         workdir,
     })
 }
@@ -554,8 +567,12 @@ pub async fn run<L: Lifecycle, K: Clock>(
                 }
             }
             for s in spec.secret_refs() {
-                if !inv.secrets.contains_key(&s) {
-                    gaps.push(format!("secret {s} does not exist"));
+                match (inv.secrets.get(&s), prepared.sealed_digests.get(&s)) {
+                    (None, _) => gaps.push(format!("secret {s} does not exist")),
+                    (Some(have), Some(sealed)) if have != sealed => gaps.push(format!(
+                        "secret {s} does not hold the values meshproof sealed into git"
+                    )),
+                    _ => {}
                 }
             }
             if gaps.is_empty() {

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+const MAX_CONCURRENT: usize = 8;
 
 /// A running server; stops when dropped.
 pub struct GitHttpServer {
@@ -67,14 +68,25 @@ impl GitHttpServer {
             timeout,
             log: log.clone(),
         };
+        // At most this many `git http-backend` processes at once; Flux fetches one at a time.
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
+                let (stream, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
                 };
                 let cfg = cfg.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(cfg.timeout, handle(stream, peer, &cfg)).await;
+                    drop(permit);
                 });
             }
         });
