@@ -175,7 +175,7 @@ fn errors_name_the_secret_but_never_the_key() {
     }
     assert!(e2.to_string().contains("sealed-secrets-key1"));
     // A second backup into the same dir must not silently reuse (or truncate) an existing file.
-    let _first = KeyBackup::write(dir.path(), &[k.obj.clone()]).unwrap();
-    let e3 = KeyBackup::write(dir.path(), &[k.obj.clone()]).unwrap_err();
+    let _first = KeyBackup::write(dir.path(), std::slice::from_ref(&k.obj)).unwrap();
+    let e3 = KeyBackup::write(dir.path(), std::slice::from_ref(&k.obj)).unwrap_err();
     assert!(matches!(e3, KeyError::Write { .. }));
 }

@@ -106,7 +106,7 @@ mod tests {
             "hang",
             Duration::from_millis(100),
             Duration::from_millis(10),
-            || futures::future::pending::<Result<Poll<()>, OpsError>>(),
+            futures::future::pending::<Result<Poll<()>, OpsError>>,
         )
         .await;
         assert!(e.is_err());
