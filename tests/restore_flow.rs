@@ -65,7 +65,7 @@ fn flux_double(dir: &Path) -> String {
 }
 
 /// `kubeseal` double. `--fetch-cert` prints the certificate in `cert-of-cluster.pem` (the
-/// test writes the first cluster's there). Sealing "encrypts" as `DOUBLE-<cert id>-<reversed
+/// test writes the first cluster's there). Sealing "encrypts" as `DOUBLE-<cert id>-<rot13 of the
 /// base64>`: useless as encryption, but bound to the certificate like real sealing, and free of
 /// the plaintext (raw or base64), which meshproof checks.
 fn kubeseal_double(dir: &Path) -> String {
@@ -78,7 +78,7 @@ while [ $# -gt 0 ]; do [ "$1" = "--cert" ] && CERT="$2"; shift; done
 IN=$(cat)
 NAME=$(printf '%s\n' "$IN" | sed -n 's/^  name: //p')
 NS=$(printf '%s\n' "$IN" | sed -n 's/^  namespace: //p')
-TOK=$(printf '%s\n' "$IN" | sed -n 's/^  token: //p' | rev)
+TOK=$(printf '%s\n' "$IN" | sed -n 's/^  token: //p' | tr 'A-Za-z' 'N-ZA-Mn-za-m')
 ID=$(sha256sum "$CERT" | cut -c1-16)
 cat <<EOF
 apiVersion: bitnami.com/v1alpha1
@@ -101,6 +101,14 @@ fn cert_pem(cluster: u32) -> String {
 
 fn cert_id(pem: &str) -> String {
     hex::encode(sha2::Sha256::digest(pem.as_bytes()))[..16].to_string()
+}
+
+fn rot13(c: char) -> char {
+    match c {
+        'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
+        'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
+        _ => c,
+    }
 }
 
 fn b64(s: &str) -> String {
@@ -208,7 +216,7 @@ fn key_of(kind: &str, ns: &str, name: &str) -> (String, String, String) {
     (kind.into(), ns.into(), name.into())
 }
 
-/// The controller's unseal: DOUBLE-<cert id>-<reversed base64>.
+/// The controller's unseal: DOUBLE-<cert id>-<rot13 of the base64>.
 fn process_sealed(s: &mut State, ss: &Value) {
     let ns = ss["metadata"]["namespace"]
         .as_str()
@@ -221,7 +229,7 @@ fn process_sealed(s: &mut State, ss: &Value) {
     let mut obj = ss.clone();
     obj["metadata"]["generation"] = json!(1);
     if can {
-        let b64v: String = parts[2].chars().rev().collect();
+        let b64v: String = parts[2].chars().map(rot13).collect();
         let mut plain = String::from_utf8(
             base64::engine::general_purpose::STANDARD
                 .decode(&b64v)
