@@ -8,6 +8,7 @@
 pub mod canary;
 pub mod http;
 pub mod mtls;
+pub mod restore;
 pub mod tls;
 pub mod verdict;
 

@@ -1,0 +1,377 @@
+//! The restore check's decision rules: readiness of Flux objects and SealedSecrets, the
+//! negative control, and the verdict. All pure — they take the JSON the API server returned and
+//! the observations the flow in [`crate::restore::flow`] collected.
+//!
+//! What a pass means: after the cluster was destroyed and rebuilt from git, the SealedSecrets
+//! could *not* be unsealed until the old sealing key was restored (otherwise the restore proves
+//! nothing), and afterwards Flux applied exactly the committed revision and every function and
+//! secret is identical to what ran before — within the recovery budget when one is given.
+
+use crate::check::{CheckName, Outcome, Verdict};
+use crate::restore::inventory::{InventoryDiff, SecretRef};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The reason sealed-secrets gives a failed unseal, as an event and in `Synced=False`.
+pub const UNSEAL_FAILED_REASON: &str = "ErrUnsealFailed";
+
+/// Whether an object has reached the state waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Readiness::Ready)
+    }
+}
+
+fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(kind))
+}
+
+fn cond_status(c: &Value) -> &str {
+    c.get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("Unknown")
+}
+
+fn cond_text(c: &Value) -> String {
+    let reason = c.get("reason").and_then(|s| s.as_str()).unwrap_or("");
+    let msg = c.get("message").and_then(|s| s.as_str()).unwrap_or("");
+    let mut m: String = msg.chars().take(300).collect();
+    if msg.chars().count() > 300 {
+        m.push('…');
+    }
+    format!("{reason}: {m}")
+}
+
+/// The status must describe the current spec, not an older one.
+fn stale(obj: &Value) -> Option<String> {
+    let gen = obj
+        .pointer("/metadata/generation")
+        .and_then(|g| g.as_i64())?;
+    let seen = obj
+        .pointer("/status/observedGeneration")
+        .and_then(|g| g.as_i64())
+        .unwrap_or(-1);
+    (seen < gen).then(|| format!("status is for generation {seen}, spec is generation {gen}"))
+}
+
+/// A Flux object is ready at `expected` when its `Ready` condition is `True`, its status is
+/// current, and `revision_field` (a JSON pointer) equals `expected`.
+fn flux_ready_at(obj: &Value, expected: &str, revision_field: &str) -> Readiness {
+    if let Some(s) = stale(obj) {
+        return Readiness::NotReady(s);
+    }
+    let Some(c) = condition(obj, "Ready") else {
+        return Readiness::NotReady("no Ready condition yet".into());
+    };
+    if cond_status(c) != "True" {
+        return Readiness::NotReady(format!("Ready={} ({})", cond_status(c), cond_text(c)));
+    }
+    match obj.pointer(revision_field).and_then(|r| r.as_str()) {
+        Some(r) if r == expected => Readiness::Ready,
+        Some(r) => Readiness::NotReady(format!("Ready at revision {r}, expected {expected}")),
+        None => Readiness::NotReady(format!("Ready but no {revision_field}")),
+    }
+}
+
+/// `Kustomization` Ready=True with `status.lastAppliedRevision == expected`.
+pub fn kustomization_ready(obj: &Value, expected: &str) -> Readiness {
+    flux_ready_at(obj, expected, "/status/lastAppliedRevision")
+}
+
+/// `GitRepository` Ready=True with `status.artifact.revision == expected`.
+pub fn git_repository_ready(obj: &Value, expected: &str) -> Readiness {
+    flux_ready_at(obj, expected, "/status/artifact/revision")
+}
+
+/// A Deployment whose available replicas reach its desired replicas (and whose status is
+/// current).
+pub fn deployment_available(obj: &Value) -> Readiness {
+    if let Some(s) = stale(obj) {
+        return Readiness::NotReady(s);
+    }
+    let want = obj
+        .pointer("/spec/replicas")
+        .and_then(|r| r.as_i64())
+        .unwrap_or(1);
+    let have = obj
+        .pointer("/status/availableReplicas")
+        .and_then(|r| r.as_i64())
+        .unwrap_or(0);
+    if have >= want {
+        Readiness::Ready
+    } else {
+        Readiness::NotReady(format!("{have}/{want} replicas available"))
+    }
+}
+
+/// What the controller has done with one SealedSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsealState {
+    /// `Synced=True`: the Secret was created from it.
+    Synced,
+    /// `Synced=False`: the controller tried and failed.
+    Failed(String),
+    /// No `Synced` condition yet (or a stale one).
+    Pending,
+}
+
+pub fn sealed_secret_state(obj: &Value) -> UnsealState {
+    if stale(obj).is_some() {
+        return UnsealState::Pending;
+    }
+    match condition(obj, "Synced") {
+        Some(c) if cond_status(c) == "True" => UnsealState::Synced,
+        Some(c) if cond_status(c) == "False" => UnsealState::Failed(cond_text(c)),
+        _ => UnsealState::Pending,
+    }
+}
+
+fn object_ref(obj: &Value) -> Option<SecretRef> {
+    Some(SecretRef::new(
+        obj.pointer("/metadata/namespace")
+            .and_then(|n| n.as_str())
+            .unwrap_or(""),
+        obj.pointer("/metadata/name")?.as_str()?,
+    ))
+}
+
+/// SealedSecrets that have a Warning event `ErrUnsealFailed`.
+pub fn unseal_failed_events(events: &[Value]) -> BTreeSet<SecretRef> {
+    events
+        .iter()
+        .filter(|e| e.get("reason").and_then(|r| r.as_str()) == Some(UNSEAL_FAILED_REASON))
+        .filter(|e| e.get("type").and_then(|r| r.as_str()) == Some("Warning"))
+        .filter(|e| {
+            e.pointer("/involvedObject/kind").and_then(|k| k.as_str()) == Some("SealedSecret")
+        })
+        .filter_map(|e| {
+            Some(SecretRef::new(
+                e.pointer("/involvedObject/namespace")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(""),
+                e.pointer("/involvedObject/name")?.as_str()?,
+            ))
+        })
+        .collect()
+}
+
+/// The negative control's outcome at one observation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ControlJudgement {
+    /// Every SealedSecret failed to unseal and none of their Secrets exists: the key is
+    /// needed, so restoring it is what brings the secrets back.
+    Held { evidence: Vec<String> },
+    /// Some secret was unsealed without the old key.
+    Violated { unsealed: Vec<String> },
+    /// Not decided yet (the controller has not processed every SealedSecret).
+    Undecided { waiting: Vec<String> },
+}
+
+/// Judges the negative control from what the new cluster shows before the key is restored:
+/// the SealedSecrets' status, the namespace events, and which of the target Secrets exist.
+pub fn judge_control(
+    expected: &[SecretRef],
+    sealed: &[Value],
+    events: &[Value],
+    secrets_present: &BTreeSet<SecretRef>,
+) -> ControlJudgement {
+    let failed_events = unseal_failed_events(events);
+    let mut unsealed = Vec::new();
+    let mut waiting = Vec::new();
+    let mut evidence = Vec::new();
+    for want in expected {
+        let state = sealed
+            .iter()
+            .find(|s| object_ref(s).as_ref() == Some(want))
+            .map(sealed_secret_state);
+        if secrets_present.contains(want) {
+            unsealed.push(format!("{want}: the Secret exists"));
+            continue;
+        }
+        match state {
+            Some(UnsealState::Synced) => unsealed.push(format!("{want}: SealedSecret Synced=True")),
+            Some(UnsealState::Failed(why)) => {
+                evidence.push(format!("{want}: Synced=False ({why})"))
+            }
+            _ if failed_events.contains(want) => {
+                evidence.push(format!("{want}: Warning event {UNSEAL_FAILED_REASON}"))
+            }
+            Some(UnsealState::Pending) => {
+                waiting.push(format!("{want}: SealedSecret not processed yet"))
+            }
+            None => waiting.push(format!("{want}: SealedSecret not applied yet")),
+        }
+    }
+    if !unsealed.is_empty() {
+        ControlJudgement::Violated { unsealed }
+    } else if !waiting.is_empty() {
+        ControlJudgement::Undecided { waiting }
+    } else {
+        ControlJudgement::Held { evidence }
+    }
+}
+
+/// The steps of the flow, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Sealing, committing, serving and converging the first cluster (not part of the RTO).
+    Prepare,
+    RecordInventory,
+    BackupKeys,
+    Destroy,
+    Create,
+    Install,
+    NegativeControl,
+    KeyRestore,
+    Reconcile,
+    Verify,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Prepare => "prepare",
+            Phase::RecordInventory => "record inventory",
+            Phase::BackupKeys => "back up sealing keys",
+            Phase::Destroy => "destroy",
+            Phase::Create => "create",
+            Phase::Install => "install",
+            Phase::NegativeControl => "negative control",
+            Phase::KeyRestore => "key restore",
+            Phase::Reconcile => "reconcile",
+            Phase::Verify => "verify",
+        })
+    }
+}
+
+/// How long one phase took and whether it completed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    pub seconds: f64,
+    pub ok: bool,
+}
+
+/// Everything the restore verdict is based on. No secret values: secrets appear as names and
+/// digest prefixes only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RestoreEvidence {
+    /// The committed HEAD (`main@sha1:<hex>`) Flux must be Ready at, before and after.
+    pub expected_revision: Option<String>,
+    pub revision_before: Option<String>,
+    pub revision_after: Option<String>,
+    pub phases: Vec<PhaseRecord>,
+    /// From the start of destruction to the last check.
+    pub rto_seconds: Option<f64>,
+    pub max_recovery_seconds: Option<f64>,
+    pub functions: Vec<String>,
+    pub secrets: Vec<String>,
+    pub keys_backed_up: Vec<String>,
+    pub control: Option<ControlJudgement>,
+    pub diff: Option<InventoryDiff>,
+    /// The phase that could not complete, and why.
+    pub failed_phase: Option<(Phase, String)>,
+}
+
+fn fmt_secs(s: f64) -> String {
+    humantime::format_duration(Duration::from_millis((s * 1000.0).round().max(0.0) as u64))
+        .to_string()
+}
+
+/// The verdict, from the evidence alone.
+pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
+    let mut reasons = Vec::new();
+    if let Some((phase, why)) = &e.failed_phase {
+        reasons.push(format!("phase {phase} failed: {why}"));
+        return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+    }
+    match &e.control {
+        Some(ControlJudgement::Held { .. }) => {}
+        Some(ControlJudgement::Violated { unsealed }) => {
+            reasons.push(format!(
+                "the restore proves nothing: secrets unsealed without the old key ({})",
+                unsealed.join("; ")
+            ));
+            return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+        }
+        Some(ControlJudgement::Undecided { waiting }) => {
+            reasons.push(format!(
+                "negative control undecided: {}",
+                waiting.join("; ")
+            ));
+            return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+        }
+        None => {
+            reasons.push("the negative control was not run".into());
+            return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+        }
+    }
+    let (Some(expected), Some(diff), Some(rto)) = (&e.expected_revision, &e.diff, e.rto_seconds)
+    else {
+        reasons.push("the flow ended without an inventory diff, a revision or an RTO".into());
+        return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+    };
+    if e.revision_before.as_deref() != Some(expected.as_str()) {
+        reasons.push(format!(
+            "before destruction the Kustomization was at {}, not at the committed {expected}: the recorded inventory is not the desired state",
+            e.revision_before.as_deref().unwrap_or("(none)")
+        ));
+        return Verdict::new(CheckName::Restore, Outcome::Error, reasons, e);
+    }
+    let mut outcome = Outcome::Pass;
+    if e.revision_after.as_deref() != Some(expected.as_str()) {
+        outcome = Outcome::Fail;
+        reasons.push(format!(
+            "after recovery Flux is at {}, expected {expected}",
+            e.revision_after.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if !diff.is_identical() {
+        outcome = Outcome::Fail;
+        reasons.extend(diff.changes.iter().map(|c| c.to_string()));
+    }
+    if let Some(max) = e.max_recovery_seconds {
+        if rto > max {
+            outcome = Outcome::Fail;
+            reasons.push(format!(
+                "recovery took {}, over the budget of {}",
+                fmt_secs(rto),
+                fmt_secs(max)
+            ));
+        }
+    }
+    if outcome == Outcome::Pass {
+        let breakdown: Vec<String> = e
+            .phases
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p.phase,
+                    Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys
+                )
+            })
+            .map(|p| format!("{} {}", p.phase, fmt_secs(p.seconds)))
+            .collect();
+        reasons.push(format!(
+            "{} function(s) and {} secret(s) came back identical at {expected}; RTO {} ({})",
+            e.functions.len(),
+            e.secrets.len(),
+            fmt_secs(rto),
+            breakdown.join(", ")
+        ));
+    }
+    Verdict::new(CheckName::Restore, outcome, reasons, e)
+}
