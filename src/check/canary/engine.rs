@@ -192,7 +192,9 @@ where
     let timeout = config.request_timeout;
 
     let stop = 'run: loop {
-        while in_flight.len() < config.concurrency && issued < config.max_requests {
+        // Outstanding = in flight + completed but not yet fed (waiting for an earlier one).
+        // Bounding both keeps at most `concurrency` responses discarded after the decision.
+        while issued - fed < config.concurrency as u64 && issued < config.max_requests {
             let seq = issued;
             let fut = send();
             in_flight.push(async move {
