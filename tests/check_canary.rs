@@ -668,3 +668,32 @@ fn cli_rejects_bad_flags_with_exit_2() {
         );
     }
 }
+
+/// A sample-source double cut short by `--max-requests`: the fixed-sample fallback cannot
+/// decide on 50 responses, and the verdict is ERROR ("undecided"), neither pass nor fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_reports_undecided_as_error_at_the_request_limit() {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = CanaryConfig::new("double", split_90_10(), params(5.0, 0.99))
+        .with_max_requests(50)
+        .unwrap();
+    let v = run_canary(&config, || {
+        // Exactly one canary in every ten: the right split, but too little data.
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { meshproof::check::canary::Sample::Variant(usize::from(k % 10 == 9)) }
+    })
+    .await;
+    assert_eq!(v.outcome, Outcome::Error, "{}", v.to_json_string());
+    assert!(v.reasons[0].starts_with("undecided"), "{:?}", v.reasons);
+    assert_eq!(v.evidence.requests_used, 50);
+    assert_eq!(v.evidence.requests_sent, 50);
+    let j: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
+    assert_eq!(
+        j["evidence"]["stop"]["decision"]["reason"]["kind"],
+        "max_requests"
+    );
+    assert_eq!(
+        j["evidence"]["stop"]["decision"]["reason"]["fallback"]["kind"],
+        "straddles"
+    );
+}

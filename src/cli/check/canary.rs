@@ -130,7 +130,11 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
             .sides
             .iter()
             .map(|s| {
-                let llr = serde_json::to_string(&s.llr).unwrap_or_default();
+                let llr = if s.llr.0.is_finite() {
+                    format!("{:.2}", s.llr.0)
+                } else {
+                    format!("{:+}", s.llr.0)
+                };
                 format!(
                     "{} LLR {} [{:.2}, {:.2}] {:?}",
                     s.direction, llr, s.accept_threshold, s.reject_threshold, s.status
