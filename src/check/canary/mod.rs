@@ -74,6 +74,9 @@
 //!
 //! # The fallback at `--max-requests` (default 2000)
 //!
+//! `--max-requests` bounds the requests *sent*, classified or not. When the test decides, up to
+//! `--concurrency` requests already sent may be outstanding; their responses are discarded
+//! (evidence: `requests_sent − requests_used`).
 //! If the request budget runs out before the SPRTs decide, the Wilson score interval of every
 //! share decides ([`interval::wilson`]): any interval at level `1 − α/K` entirely outside its
 //! band (`≥ w + δ` or `≤ w − δ`) → **fail**; every interval at level `c` strictly inside its
