@@ -388,6 +388,13 @@ async fn http_wrong_split_fails_fast() {
     let v = check(addr, None, Duration::from_secs(5)).await;
     assert_eq!(v.outcome, Outcome::Fail, "{}", v.to_json_string());
     assert!(v.evidence.requests_used < 100, "{}", v.to_json_string());
+    // The reason names the variant and the direction: too much canary or too little stable.
+    let r = &v.reasons[0];
+    assert!(
+        r.starts_with("canary's share is 5 pp or more above")
+            || r.starts_with("stable's share is 5 pp or more below"),
+        "{r}"
+    );
     // Requests in flight at the decision are discarded, never more than the concurrency.
     assert!(v.evidence.requests_sent <= v.evidence.requests_used + 4);
 }

@@ -370,20 +370,39 @@ fn finish(
                     Outcome::Pass
                 }
                 RuleResult::Fail => {
-                    let (v, dir, how) = match &decision.reason {
-                        StopReason::RejectedH0 { variant, direction } => (*variant, *direction, "the sequential test rejected share = weight"),
-                        StopReason::MaxRequests { fallback: Fallback::Outside { variant, direction } } => {
-                            (*variant, *direction, "at the request limit the share's interval lies entirely outside the band")
+                    let which = match &decision.reason {
+                        StopReason::RejectedH0 { variant, direction } => Some((
+                            *variant,
+                            *direction,
+                            "the sequential test rejected share = weight",
+                        )),
+                        StopReason::MaxRequests {
+                            fallback: Fallback::Outside { variant, direction },
+                        } => Some((
+                            *variant,
+                            *direction,
+                            "at the request limit its interval lies entirely outside the band",
+                        )),
+                        _ => None,
+                    };
+                    match which {
+                        Some((v, dir, how)) => {
+                            let side = match dir {
+                                Direction::Low => "below",
+                                Direction::High => "above",
+                            };
+                            reasons.push(format!(
+                                "{}'s share is {tol} pp or more {side} its weight of {} %: {how} after {} classified responses",
+                                variants[v].name, variants[v].weight_percent, decision.observations
+                            ));
+                            reasons.push(describe(v));
                         }
-                        // A Fail always carries one of the two reasons above.
-                        _ => (0, Direction::High, "the decision rule failed the split"),
-                    };
-                    let side = match dir {
-                        Direction::Low => "below",
-                        Direction::High => "above",
-                    };
-                    reasons.push(format!("{} is {side} its weight by {} pp or more: {how} after {} classified responses", variants[v].name, tol, decision.observations));
-                    reasons.push(describe(v));
+                        // A Fail always carries one of the reasons above; say so if not.
+                        None => reasons.push(format!(
+                            "the decision rule failed the split: {:?}",
+                            decision.reason
+                        )),
+                    }
                     Outcome::Fail
                 }
                 RuleResult::Undecided => {
