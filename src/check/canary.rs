@@ -1,1 +1,0 @@
-//! `canary` verdict engine — not yet implemented.
