@@ -13,14 +13,22 @@
 //!
 //! ## CRDs written for newer clusters
 //! Current CRD bundles carry fields an older API server does not know
-//! (`x-kubernetes-validations` in schemas, since 1.23; `selectableFields` in versions, since
-//! 1.30). Server-side apply builds a typed patch against the server's own CRD schema and fails
-//! with `field not declared in schema`. We first apply the CRD unchanged (so a current cluster
-//! gets the CEL rules), and only on that specific failure apply again with exactly those
-//! fields removed. We chose this over a create/replace fallback because it keeps server-side
-//! apply's semantics on old servers too: field ownership, conflict detection, and idempotence
-//! (a second run reports `unchanged`). The server would drop those fields anyway (README of
-//! kube-rig), so nothing enforceable is lost. The [`Applied::stripped_fields`] flag reports it.
+//! (`x-kubernetes-validations` in schemas: CEL rules, on by default since 1.25;
+//! `selectableFields` in versions: on by default since 1.31). An old server either rejects
+//! them under server-side apply (`field not declared in schema`) or, depending on where they
+//! sit, accepts the apply and silently drops them — and then *every* later apply differs from
+//! the stored object, so the CRD is rewritten on each run and never reported `unchanged`.
+//! Both were observed on v1.20 with the shared bundles.
+//!
+//! So the decision is made *before* applying, from the server's version (`/version`, fetched
+//! once per [`Applier`]): fields the server does not support are removed from the CRD, which
+//! is exactly what the server would store anyway, so nothing enforceable is lost. As a safety
+//! net, a `field not declared in schema` failure still triggers one retry with every known
+//! newer field removed. We chose stripping over a create/replace fallback because it keeps
+//! server-side apply's semantics on old servers too: field ownership, conflict detection and
+//! idempotence (a second run reports `unchanged`). [`Applied::stripped_fields`] reports it.
+//!
+//! A manifest's `status` is never applied: it is owned by the server and controllers.
 //!
 //! ## The run-id label
 //! With a run id, an object the run *creates* gets `meshproof.dev/run-id=<id>`; an object that
@@ -41,11 +49,51 @@ use super::manifest::{parse_manifests, ManifestObject};
 use super::run_label::{RunId, FIELD_MANAGER, RUN_ID_LABEL};
 use super::wait;
 
-/// Fields of CRDs that API servers older than their introduction reject under SSA.
-/// Schema keyword (any depth under `openAPIV3Schema`).
-pub const NEWER_SCHEMA_KEYWORDS: &[&str] = &["x-kubernetes-validations"];
-/// Fields of `spec.versions[]`.
-pub const NEWER_VERSION_FIELDS: &[&str] = &["selectableFields"];
+/// CRD schema keyword for CEL rules (any depth under `openAPIV3Schema`).
+pub const VALIDATIONS_KEYWORD: &str = "x-kubernetes-validations";
+/// CRD `spec.versions[]` field for field selectors.
+pub const SELECTABLE_FIELDS: &str = "selectableFields";
+
+/// Which newer CRD fields a server keeps. Decided from its version (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrdFieldSupport {
+    /// `x-kubernetes-validations` (CEL), enabled by default since 1.25.
+    pub validations: bool,
+    /// `selectableFields`, enabled by default since 1.31.
+    pub selectable_fields: bool,
+}
+
+impl CrdFieldSupport {
+    /// A server that keeps everything (nothing is stripped).
+    pub const ALL: CrdFieldSupport = CrdFieldSupport {
+        validations: true,
+        selectable_fields: true,
+    };
+    /// A server that keeps none of the newer fields.
+    pub const NONE: CrdFieldSupport = CrdFieldSupport {
+        validations: false,
+        selectable_fields: false,
+    };
+
+    /// From `/version`'s `major`/`minor` (e.g. `"1"`, `"20"` or `"27+"`). Unparsable versions
+    /// count as current: the `field not declared` retry still covers them.
+    pub fn for_version(major: &str, minor: &str) -> Self {
+        let num = |s: &str| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .ok()
+        };
+        match (num(major), num(minor)) {
+            (Some(1), Some(m)) => CrdFieldSupport {
+                validations: m >= 25,
+                selectable_fields: m >= 31,
+            },
+            _ => CrdFieldSupport::ALL,
+        }
+    }
+}
 
 /// The server's error for a field its typed schema does not know.
 const UNKNOWN_FIELD_MARKER: &str = "field not declared in schema";
@@ -187,6 +235,8 @@ pub struct Applier {
     cache: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
     /// Set after CRDs were established: unknown kinds are then retried until this deadline.
     discovery_deadline: Option<Instant>,
+    /// Learned from `/version` when the first CRD is applied.
+    crd_support: Option<CrdFieldSupport>,
 }
 
 impl Applier {
@@ -196,6 +246,7 @@ impl Applier {
             opts,
             cache: HashMap::new(),
             discovery_deadline: None,
+            crd_support: None,
         }
     }
 
@@ -282,11 +333,22 @@ impl Applier {
         if !m.is_crd() {
             return self.apply_object(m, m.object.clone(), false).await;
         }
-        match self.apply_object(m, m.object.clone(), false).await {
+        let support = match self.crd_support {
+            Some(s) => s,
+            None => {
+                let info = call("API server version", self.client.apiserver_version()).await?;
+                let s = CrdFieldSupport::for_version(&info.major, &info.minor);
+                self.crd_support = Some(s);
+                s
+            }
+        };
+        let mut obj = m.object.clone();
+        let stripped = strip_unsupported_crd_fields(&mut obj.data, support);
+        match self.apply_object(m, obj, stripped).await {
             Err(KubeError::Api { message, .. }) if message.contains(UNKNOWN_FIELD_MARKER) => {
-                let mut stripped = m.object.clone();
-                strip_newer_crd_fields(&mut stripped.data);
-                self.apply_object(m, stripped, true).await
+                let mut obj = m.object.clone();
+                strip_unsupported_crd_fields(&mut obj.data, CrdFieldSupport::NONE);
+                self.apply_object(m, obj, true).await
             }
             other => other,
         }
@@ -311,6 +373,12 @@ impl Applier {
             Scope::Cluster => None,
         };
         obj.metadata.namespace = ns.clone();
+        // Status belongs to the server and controllers. Some shipped manifests carry a stub
+        // (`status: {acceptedNames: ..., conditions: []}` in Linkerd's CRDs); applying it would
+        // make `meshproof` claim those fields and conflict with `kube-apiserver`.
+        if let Some(data) = obj.data.as_object_mut() {
+            data.remove("status");
+        }
         let object = display_name(&ar.kind, ns.as_deref(), &name);
         let api: Api<DynamicObject> = match &ns {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
@@ -369,40 +437,45 @@ fn comparable(o: &DynamicObject) -> Value {
     v
 }
 
-/// Removes [`NEWER_SCHEMA_KEYWORDS`] from every schema and [`NEWER_VERSION_FIELDS`] from every
-/// version of a CRD's data (`spec...`).
-pub fn strip_newer_crd_fields(data: &mut Value) {
+/// Removes the CRD fields `support` says the server does not keep from a CRD's data; true if
+/// anything was removed.
+pub fn strip_unsupported_crd_fields(data: &mut Value, support: CrdFieldSupport) -> bool {
     let Some(versions) = data
         .get_mut("spec")
         .and_then(|s| s.get_mut("versions"))
         .and_then(Value::as_array_mut)
     else {
-        return;
+        return false;
     };
+    let mut removed = false;
     for v in versions {
-        if let Some(vo) = v.as_object_mut() {
-            for f in NEWER_VERSION_FIELDS {
-                vo.remove(*f);
+        if !support.selectable_fields {
+            if let Some(vo) = v.as_object_mut() {
+                removed |= vo.remove(SELECTABLE_FIELDS).is_some();
             }
         }
-        if let Some(schema) = v.get_mut("schema") {
-            strip_keywords(schema);
+        if !support.validations {
+            if let Some(schema) = v.get_mut("schema") {
+                removed |= strip_keyword(schema, VALIDATIONS_KEYWORD);
+            }
         }
     }
+    removed
 }
 
-fn strip_keywords(v: &mut Value) {
+fn strip_keyword(v: &mut Value, key: &str) -> bool {
     match v {
         Value::Object(map) => {
-            for k in NEWER_SCHEMA_KEYWORDS {
-                map.remove(*k);
-            }
+            let mut removed = map.remove(key).is_some();
             for child in map.values_mut() {
-                strip_keywords(child);
+                removed |= strip_keyword(child, key);
             }
+            removed
         }
-        Value::Array(items) => items.iter_mut().for_each(strip_keywords),
-        _ => {}
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, i| strip_keyword(i, key) || acc),
+        _ => false,
     }
 }
 
@@ -417,11 +490,37 @@ mod tests {
             "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "true"}],
               "properties": {"spec": {"type": "object", "x-kubernetes-validations": [{"rule": "1 == 1"}],
                 "properties": {"x": {"type": "string", "maxLength": 3}}}}}}}]}});
-        strip_newer_crd_fields(&mut d);
+        let original = d.clone();
+        assert!(!strip_unsupported_crd_fields(&mut d, CrdFieldSupport::ALL));
+        assert_eq!(d, original);
+        let mut only_cel = d.clone();
+        assert!(strip_unsupported_crd_fields(
+            &mut only_cel,
+            CrdFieldSupport::for_version("1", "28")
+        ));
+        let s = only_cel.to_string();
+        assert!(!s.contains("selectableFields") && s.contains("x-kubernetes-validations"));
+        assert!(strip_unsupported_crd_fields(
+            &mut d,
+            CrdFieldSupport::for_version("1", "20+")
+        ));
         let s = d.to_string();
         assert!(!s.contains("x-kubernetes-validations"), "{s}");
         assert!(!s.contains("selectableFields"), "{s}");
         assert!(s.contains("maxLength"), "{s}");
+    }
+
+    #[test]
+    fn support_follows_the_server_version() {
+        assert_eq!(
+            CrdFieldSupport::for_version("1", "20"),
+            CrdFieldSupport::NONE
+        );
+        assert_eq!(
+            CrdFieldSupport::for_version("1", "33"),
+            CrdFieldSupport::ALL
+        );
+        assert_eq!(CrdFieldSupport::for_version("", ""), CrdFieldSupport::ALL);
     }
 
     #[test]
