@@ -382,10 +382,10 @@ async fn cleanup_removes_only_what_the_run_labelled() {
         ..ApplyOptions::default()
     };
     let batch = format!(
-        "{}---\n{}---\n{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: {ns_run}\n",
+        "{}---\n{}---\n{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: {ns_run}\n",
         ns_yaml(&ns_run),
         role(&cr_run),
-        format!("{}---\n", ns_yaml(&ns_keep))
+        ns_yaml(&ns_keep)
     );
     apply_yaml(&client, &batch, &with_run).await.unwrap();
 
@@ -454,6 +454,25 @@ async fn a_deployment_that_cannot_roll_out_times_out_with_its_current_state() {
         .await
         .expect_err("pods never become ready");
     assert!(err.to_string().contains("phase Pending"), "{err}");
+
+    // Exec and logs need a kubelet; without one they must fail promptly with an error, not hang.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    let started = std::time::Instant::now();
+    let exec = meshproof::kubeops::exec::exec(
+        &client,
+        &ns,
+        &pod,
+        Some("env"),
+        &["true"],
+        Duration::from_secs(20),
+    )
+    .await;
+    match exec {
+        Err(KubeError::Timeout { .. }) | Ok(_) => panic!("exec without a kubelet: {exec:?}"),
+        Err(e) => assert!(e.to_string().contains(&pod), "{e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
     drop_ns(&client, &ns).await;
 }
 

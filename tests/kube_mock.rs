@@ -13,6 +13,7 @@ use kube::client::Body;
 use kube::Client;
 use meshproof::kubeops::apply::{apply_yaml, dry_run_all, ApplyAction, ApplyOptions};
 use meshproof::kubeops::capture::{start_capture, CaptureSpec};
+use meshproof::kubeops::portforward::resolve_service;
 use meshproof::kubeops::{wait, KubeError, RunId};
 use serde_json::{json, Value};
 
@@ -495,4 +496,48 @@ async fn ephemeral_capture_container_request_shapes() {
         assert!(attach.query.contains(q), "{q} missing in {}", attach.query);
     }
     assert!(!attach.query.contains("tty=true"), "{}", attach.query);
+}
+
+#[tokio::test]
+async fn service_port_forward_resolves_selector_to_a_ready_pod_and_named_port() {
+    let pod = |name: &str, ready: &str| {
+        json!({"metadata": {"name": name, "namespace": "openfaas"},
+               "spec": {"containers": [{"name": "gw", "image": "x", "ports": [{"name": "http", "containerPort": 8081}]}]},
+               "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready}]}})
+    };
+    let (a, b) = (pod("gateway-a", "False"), pod("gateway-b", "True"));
+    let double = ApiServerDouble::start(move |s| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", "/api/v1/namespaces/openfaas/services/gateway") => Reply::Json(
+            200,
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "namespace": "openfaas"},
+                   "spec": {"selector": {"app": "gateway"}, "ports": [{"port": 8080, "targetPort": "http"}]}}),
+        ),
+        ("GET", "/api/v1/namespaces/openfaas/pods") => Reply::Json(
+            200,
+            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [a.clone(), b.clone()]}),
+        ),
+        _ => not_found(),
+    });
+    let (pod, port) = resolve_service(&double.client, "openfaas", "gateway", 8080)
+        .await
+        .unwrap();
+    assert_eq!(
+        (pod.as_str(), port),
+        ("gateway-b", 8081),
+        "the Ready pod, the named port"
+    );
+    let list = double
+        .seen()
+        .into_iter()
+        .find(|s| s.path.ends_with("/pods"))
+        .unwrap();
+    assert!(
+        list.query.contains("labelSelector=app%3Dgateway"),
+        "{}",
+        list.query
+    );
+    match resolve_service(&double.client, "openfaas", "gateway", 9999).await {
+        Err(KubeError::Invalid(msg)) => assert!(msg.contains("no port 9999"), "{msg}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
 }

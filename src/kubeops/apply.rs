@@ -472,9 +472,14 @@ fn strip_keyword(v: &mut Value, key: &str) -> bool {
             }
             removed
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |acc, i| strip_keyword(i, key) || acc),
+        Value::Array(items) => {
+            // Every item must be visited: no short-circuiting `any`.
+            let mut removed = false;
+            for item in items {
+                removed |= strip_keyword(item, key);
+            }
+            removed
+        }
         _ => false,
     }
 }

@@ -6,6 +6,9 @@
 //! objects of every listable kind are deleted, CRDs last because deleting a CRD deletes all its
 //! custom resources. Unlabelled objects of the same kinds are never touched.
 //!
+//! Namespaced objects a run created inside a namespace it did *not* create (e.g. a Function
+//! in an existing `openfaas-fn`) are not covered here: scenario steps delete those explicitly.
+//!
 //! Kinds are enumerated per API group (preferred version) instead of with one
 //! `Discovery::run`, so that one broken aggregated API (a metrics server that is not ready)
 //! cannot stop a cleanup; groups that could not be listed are reported in `skipped_groups`.

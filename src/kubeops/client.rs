@@ -19,9 +19,13 @@ pub struct ClientOptions {
     pub context: Option<String>,
     /// TCP+TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Read timeout for ordinary requests. Watches used by waits ask the server for a shorter
-    /// `timeoutSeconds`, so this also bounds a watch that silently stalls.
-    pub read_timeout: Duration,
+    /// Read timeout of the connection. Watches used by waits ask the server for a shorter
+    /// `timeoutSeconds` ([`super::wait::WATCH_TIMEOUT_SECS`]), so this also bounds a watch that
+    /// silently stalls. It also applies to exec/attach/port-forward streams, which may idle
+    /// longer (a packet capture of a quiet pod): build their client with
+    /// [`ClientOptions::streaming`] (no read timeout; those operations have their own deadlines
+    /// and stop). Every request of this module also has its own deadline regardless.
+    pub read_timeout: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -29,7 +33,18 @@ impl Default for ClientOptions {
         ClientOptions {
             context: None,
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            read_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Options for a client used for long-lived, possibly idle streams (capture,
+    /// port-forward): the default connect timeout and no read timeout.
+    pub fn streaming() -> Self {
+        ClientOptions {
+            read_timeout: None,
+            ..ClientOptions::default()
         }
     }
 }
@@ -53,7 +68,7 @@ pub async fn client_from_kubeconfig(
         .await
         .map_err(|e| err(e.to_string()))?;
     config.connect_timeout = Some(opts.connect_timeout);
-    config.read_timeout = Some(opts.read_timeout);
+    config.read_timeout = opts.read_timeout;
     // A pooled connection's idle time must not count against the next response.
     config.reset_reader_on_write = true;
     Client::try_from(config).map_err(|e| err(format!("building client: {e}")))
