@@ -1,0 +1,632 @@
+//! The kube layer against a real Kubernetes API server (`../shared/kube-rig`, v1.20.2, no
+//! kubelet). Run with `.ci/apiserver-tests`, which starts the rig and sets
+//! `MESHPROOF_TEST_KUBECONFIG` (an explicit variable, so a developer's `KUBECONFIG` is never
+//! used by accident). Without it each test prints why it skips — except under `CI=true`, where
+//! a missing rig fails the test.
+//!
+//! Every test works in its own uniquely named namespaces so they run in parallel against one
+//! server. CRDs are cluster-wide; the shared bundle is installed once per process.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, ResourceExt};
+use meshproof::kubeops::apply::{apply_yaml, dry_run_all, Applied, ApplyAction, ApplyOptions};
+use meshproof::kubeops::cleanup::cleanup_run;
+use meshproof::kubeops::client::{client_from_kubeconfig, ClientOptions};
+use meshproof::kubeops::dump::dump_namespaces;
+use meshproof::kubeops::wait;
+use meshproof::kubeops::{KubeError, RunId, RUN_ID_LABEL};
+use tokio::sync::OnceCell;
+
+// ---------- rig plumbing ----------
+
+fn rig_kubeconfig() -> Option<PathBuf> {
+    match std::env::var_os("MESHPROOF_TEST_KUBECONFIG") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "CI=true but MESHPROOF_TEST_KUBECONFIG is not set: the API server tests must \
+                     run in CI (use .ci/apiserver-tests, which starts ../shared/kube-rig)"
+                );
+            }
+            eprintln!(
+                "SKIP: MESHPROOF_TEST_KUBECONFIG is not set; run .ci/apiserver-tests to start a \
+                 kube-rig API server and run these tests against it"
+            );
+            None
+        }
+    }
+}
+
+async fn rig_client() -> Option<Client> {
+    let path = rig_kubeconfig()?;
+    Some(
+        client_from_kubeconfig(&path, &ClientOptions::default())
+            .await
+            .expect("client from the rig's kubeconfig"),
+    )
+}
+
+/// The rig's client, or return from the test (after printing the skip reason).
+macro_rules! rig {
+    () => {
+        match rig_client().await {
+            Some(c) => c,
+            None => return,
+        }
+    };
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let r: u32 = rand::random::<u32>() % 100_000;
+    format!("{prefix}-{}-{n}-{r}", std::process::id() % 100_000)
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(rel: &str) -> String {
+    let p = repo().join("tests/fixtures/kube").join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn opts_in(ns: &str) -> ApplyOptions {
+    ApplyOptions {
+        default_namespace: ns.to_string(),
+        ..ApplyOptions::default()
+    }
+}
+
+fn ns_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+}
+
+async fn make_ns(client: &Client, name: &str) {
+    apply_yaml(client, &ns_yaml(name), &ApplyOptions::default())
+        .await
+        .expect("create namespace");
+}
+
+/// Best-effort removal of a test namespace (not waited on).
+async fn drop_ns(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::background()).await;
+}
+
+// ---------- the shared CRD bundle ----------
+
+/// Every CRD file under `../shared/crds`, except: `kubernetes/` (OpenAPI JSON), OpenFaaS's
+/// `Chart.yaml`/`values.yaml` (not CRDs), and Linkerd's own older copies of the Gateway API
+/// CRDs (`linkerd/gateway.networking.k8s.io_*`): they define the same CRD names as
+/// `gateway-api/`, and one cluster can hold only one definition per name, so the Gateway API
+/// project's set is the one installed (Linkerd's policy/workload CRDs are still applied).
+fn shared_crd_files() -> Vec<PathBuf> {
+    let root = repo().join("../shared/crds");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && !p.ends_with("kubernetes"))
+        .collect();
+    dirs.sort();
+    let mut files = Vec::new();
+    for d in dirs {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                let dir = d.file_name().unwrap().to_string_lossy().to_string();
+                !(dir == "openfaas" && (name == "Chart.yaml" || name == "values.yaml"))
+                    && !(dir == "linkerd" && name.starts_with("gateway.networking.k8s.io_"))
+            })
+            .collect();
+        fs.sort();
+        files.extend(fs);
+    }
+    files
+}
+
+fn shared_crd_bundle() -> String {
+    shared_crd_files()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+static CRDS: OnceCell<Vec<Applied>> = OnceCell::const_new();
+
+/// Installs the shared CRD bundle once per test process; returns the first application's report.
+async fn ensure_crds(client: &Client) -> &'static [Applied] {
+    CRDS.get_or_init(|| async {
+        let opts = ApplyOptions {
+            crd_timeout: Duration::from_secs(90),
+            ..ApplyOptions::default()
+        };
+        apply_yaml(client, &shared_crd_bundle(), &opts)
+            .await
+            .expect("installing the shared CRD bundle")
+    })
+    .await
+}
+
+// ---------- tests ----------
+
+#[tokio::test]
+async fn shared_crds_install_become_established_and_resolve_in_discovery() {
+    let client = rig!();
+    let first = ensure_crds(&client).await;
+    let files = shared_crd_files();
+    assert!(
+        files.len() >= 40,
+        "expected the whole bundle, got {} files",
+        files.len()
+    );
+    let expected = meshproof::kubeops::manifest::parse_manifests(&shared_crd_bundle())
+        .unwrap()
+        .len();
+    assert!(expected >= 50, "only {expected} CRDs in the bundle");
+    assert_eq!(first.len(), expected, "every CRD of the bundle is applied");
+    assert!(first.iter().all(|a| a.kind == "CustomResourceDefinition"));
+    // The rig is v1.20: CEL rules and selectableFields are stripped before applying.
+    assert!(
+        first.iter().any(|a| a.stripped_fields),
+        "no CRD needed stripping on a v1.20 server?"
+    );
+
+    // Idempotence over the whole bundle, including the stripped CRDs.
+    let again = apply_yaml(&client, &shared_crd_bundle(), &ApplyOptions::default())
+        .await
+        .expect("re-applying the bundle");
+    let changed: Vec<_> = again
+        .iter()
+        .filter(|a| a.action != ApplyAction::Unchanged)
+        .map(|a| format!("{} {:?}", a.object, a.action))
+        .collect();
+    assert!(changed.is_empty(), "second apply changed: {changed:?}");
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for a in first {
+        let crd = crds.get(&a.name).await.expect("CRD exists");
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        assert!(established, "{} is not Established", a.name);
+    }
+
+    for (group, version, kind) in [
+        ("networking.istio.io", "v1", "VirtualService"),
+        ("security.istio.io", "v1", "AuthorizationPolicy"),
+        ("policy.linkerd.io", "v1beta3", "Server"),
+        ("policy.linkerd.io", "v1alpha1", "AuthorizationPolicy"),
+        ("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        ("openfaas.com", "v1", "Function"),
+        ("bitnami.com", "v1alpha1", "SealedSecret"),
+        ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
+        ("cert-manager.io", "v1", "Certificate"),
+    ] {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, _) = kube::discovery::pinned_kind(&client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("discovery does not resolve {gvk:?}: {e}"));
+        assert_eq!(ar.kind, kind);
+    }
+}
+
+#[tokio::test]
+async fn fixtures_pass_server_dry_run_and_a_string_weight_is_rejected() {
+    let client = rig!();
+    ensure_crds(&client).await;
+    let dir = repo().join("tests/fixtures/kube/valid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5);
+    let mut accepted = 0;
+    for f in &files {
+        let yaml = std::fs::read_to_string(f).unwrap();
+        let report = dry_run_all(&client, &yaml).await.expect("parsable");
+        assert!(
+            report.all_accepted(),
+            "{}: server rejected {:?}",
+            f.display(),
+            report.rejected()
+        );
+        accepted += report.results.len();
+    }
+    assert!(accepted >= 10, "only {accepted} objects dry-run");
+
+    let broken = fixture("broken/virtualservice-string-weight.yaml");
+    let report = dry_run_all(&client, &broken).await.expect("parsable");
+    let rejected = report.rejected();
+    assert_eq!(
+        rejected.len(),
+        1,
+        "the string weight must be rejected: {:?}",
+        report.results
+    );
+    let (object, err) = rejected[0];
+    assert!(object.contains("broken-weight"), "{object}");
+    match err {
+        KubeError::Api { code, message, .. } => {
+            assert_eq!(*code, 422, "{message}");
+            assert!(message.contains("weight"), "{message}");
+        }
+        other => panic!("expected an API validation error, got {other}"),
+    }
+
+    // Dry run stored nothing.
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService"),
+        "virtualservices",
+    );
+    let vs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    assert!(vs.get_opt("env-split").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn apply_is_idempotent_owned_by_meshproof_and_conflicts_are_typed() {
+    let client = rig!();
+    let ns = unique("mp-ssa");
+    make_ns(&client, &ns).await;
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {value}\n"
+        )
+    };
+    let opts = opts_in(&ns);
+    let first = apply_yaml(&client, &cm("strict"), &opts).await.unwrap();
+    assert_eq!(first[0].action, ApplyAction::Created);
+    assert_eq!(first[0].object, format!("ConfigMap {ns}/settings"));
+    let second = apply_yaml(&client, &cm("strict"), &opts).await.unwrap();
+    assert_eq!(second[0].action, ApplyAction::Unchanged);
+    assert_eq!(second[0].resource_version, first[0].resource_version);
+
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let live = cms.get("settings").await.unwrap();
+    let managers: Vec<(String, String)> = live
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("meshproof".into(), "Apply".into())),
+        "managedFields: {managers:?}"
+    );
+
+    let third = apply_yaml(&client, &cm("permissive"), &opts).await.unwrap();
+    assert_eq!(third[0].action, ApplyAction::Configured);
+
+    // Another manager takes the field over with a different value...
+    let other = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": ns},
+        "data": {"mode": "off"}
+    });
+    cms.patch(
+        "settings",
+        &PatchParams::apply("other-tool").force(),
+        &Patch::Apply(&other),
+    )
+    .await
+    .unwrap();
+    // ...so our non-forced apply of another value is a typed conflict naming it.
+    match apply_yaml(&client, &cm("strict"), &opts).await {
+        Err(KubeError::Conflict {
+            object, manager, ..
+        }) => {
+            assert_eq!(manager, "other-tool");
+            assert_eq!(object, format!("ConfigMap {ns}/settings"));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // With force, we take it back.
+    let forced = ApplyOptions {
+        force: true,
+        ..opts.clone()
+    };
+    let fourth = apply_yaml(&client, &cm("strict"), &forced).await.unwrap();
+    assert_eq!(fourth[0].action, ApplyAction::Configured);
+    assert_eq!(
+        cms.get("settings").await.unwrap().data.unwrap()["mode"],
+        "strict"
+    );
+    drop_ns(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn cleanup_removes_only_what_the_run_labelled() {
+    let client = rig!();
+    let run = RunId::new(unique("run")).unwrap();
+    let (ns_run, ns_keep) = (unique("mp-run"), unique("mp-keep"));
+    let (cr_run, cr_keep) = (unique("mp-run-role"), unique("mp-keep-role"));
+    let role = |name: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules:\n  - apiGroups: [\"\"]\n    resources: [\"pods\"]\n    verbs: [\"get\"]\n"
+        )
+    };
+    // Pre-existing, unlabelled objects (the "existing cluster").
+    let plain = ApplyOptions::default();
+    apply_yaml(
+        &client,
+        &format!("{}---\n{}", ns_yaml(&ns_keep), role(&cr_keep)),
+        &plain,
+    )
+    .await
+    .unwrap();
+    // The run creates its own, and re-applies the pre-existing namespace.
+    let with_run = ApplyOptions {
+        run_id: Some(run.clone()),
+        ..ApplyOptions::default()
+    };
+    let batch = format!(
+        "{}---\n{}---\n{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: {ns_run}\n",
+        ns_yaml(&ns_run),
+        role(&cr_run),
+        ns_yaml(&ns_keep)
+    );
+    apply_yaml(&client, &batch, &with_run).await.unwrap();
+
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let label_of =
+        |labels: &std::collections::BTreeMap<String, String>| labels.get(RUN_ID_LABEL).cloned();
+    assert_eq!(
+        label_of(namespaces.get(&ns_run).await.unwrap().labels()),
+        Some(run.to_string())
+    );
+    assert_eq!(
+        label_of(namespaces.get(&ns_keep).await.unwrap().labels()),
+        None,
+        "a pre-existing namespace must not be claimed by the run"
+    );
+
+    let report = cleanup_run(&client, &run, Duration::from_secs(90))
+        .await
+        .expect("cleanup");
+    assert_eq!(report.deleted_namespaces, vec![ns_run.clone()]);
+    assert_eq!(
+        report.deleted_cluster_objects,
+        vec![format!("ClusterRole {cr_run}")]
+    );
+    // The namespace deletion completed (cleanup waited), the role is gone...
+    assert!(namespaces.get_opt(&ns_run).await.unwrap().is_none());
+    assert!(roles.get_opt(&cr_run).await.unwrap().is_none());
+    // ...and the unlabelled ones are untouched.
+    let kept = namespaces.get(&ns_keep).await.unwrap();
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    assert!(roles.get_opt(&cr_keep).await.unwrap().is_some());
+
+    let _ = roles.delete(&cr_keep, &DeleteParams::default()).await;
+    drop_ns(&client, &ns_keep).await;
+}
+
+#[tokio::test]
+async fn a_deployment_that_cannot_roll_out_times_out_with_its_current_state() {
+    let client = rig!();
+    let ns = unique("mp-roll");
+    make_ns(&client, &ns).await;
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: env\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: env}\n  template:\n    metadata:\n      labels: {app: env}\n    spec:\n      containers:\n        - name: env\n          image: registry.invalid/never:1\n";
+    apply_yaml(&client, deployment, &opts_in(&ns))
+        .await
+        .unwrap();
+    let err = wait::deployment_rolled_out(&client, &ns, "env", Duration::from_secs(6))
+        .await
+        .expect_err("no kubelet: it can never roll out");
+    let text = err.to_string();
+    match &err {
+        KubeError::Timeout { what, state, .. } => {
+            assert_eq!(what, &format!("Deployment {ns}/env"));
+            assert!(
+                state.starts_with(&format!("deployment {ns}/env: ")),
+                "{state}"
+            );
+            assert!(state.contains("0 available"), "{state}");
+            assert!(state.contains("Progressing=True"), "{state}");
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    assert!(text.contains("current state"), "{text}");
+
+    let err = wait::pods_ready(&client, &ns, "app=env", 1, Duration::from_secs(3))
+        .await
+        .expect_err("pods never become ready");
+    assert!(err.to_string().contains("phase Pending"), "{err}");
+
+    // Exec and logs need a kubelet; without one they must fail promptly with an error, not hang.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    let started = std::time::Instant::now();
+    let exec = meshproof::kubeops::exec::exec(
+        &client,
+        &ns,
+        &pod,
+        Some("env"),
+        &["true"],
+        Duration::from_secs(20),
+    )
+    .await;
+    match exec {
+        Err(KubeError::Timeout { .. }) | Ok(_) => panic!("exec without a kubelet: {exec:?}"),
+        Err(e) => assert!(e.to_string().contains(&pod), "{e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop_ns(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn a_custom_status_condition_ends_the_wait() {
+    let client = rig!();
+    let ns = unique("mp-cond");
+    make_ns(&client, &ns).await;
+    // CRD and its custom resource in one batch: the CRD is applied and Established first.
+    let batch = format!(
+        "apiVersion: test.meshproof.dev/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 3\n---\n{}",
+        fixture("widget-crd.yaml")
+    );
+    let applied = apply_yaml(&client, &batch, &opts_in(&ns)).await.unwrap();
+    assert_eq!(applied[0].kind, "CustomResourceDefinition");
+    assert_eq!(applied[1].object, format!("Widget {ns}/w"));
+
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("test.meshproof.dev", "v1", "Widget"),
+        "widgets",
+    );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let set = |status: &'static str| {
+        serde_json::json!({"status": {"conditions": [
+            {"type": "Ready", "status": status, "reason": "Test", "message": "set by the test"}]}})
+    };
+    widgets
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(set("False")))
+        .await
+        .unwrap();
+    let err = wait::custom_condition(
+        &client,
+        &ar,
+        Some(&ns),
+        "w",
+        "Ready",
+        "True",
+        Duration::from_secs(2),
+    )
+    .await
+    .expect_err("Ready is False");
+    assert!(err.to_string().contains("Ready=False (Test)"), "{err}");
+
+    let waiter = {
+        let (client, ar, ns) = (client.clone(), ar.clone(), ns.clone());
+        tokio::spawn(async move {
+            wait::custom_condition(
+                &client,
+                &ar,
+                Some(&ns),
+                "w",
+                "Ready",
+                "True",
+                Duration::from_secs(30),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    widgets
+        .patch_status("w", &PatchParams::default(), &Patch::Merge(set("True")))
+        .await
+        .unwrap();
+    let obj = waiter.await.unwrap().expect("wait returns once Ready=True");
+    assert_eq!(obj.data["status"]["conditions"][0]["status"], "True");
+    drop_ns(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn failure_dump_has_events_and_statuses_and_no_secret_data() {
+    let client = rig!();
+    let ns = unique("mp-dump");
+    make_ns(&client, &ns).await;
+    let secret_value = "s3cr3t-meshproof-value";
+    let manifests = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: {secret_value}\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n        - name: web\n          image: registry.invalid/web:1\n          env:\n            - name: PASSWORD\n              valueFrom:\n                secretKeyRef: {{name: creds, key: password}}\n"
+    );
+    apply_yaml(&client, &manifests, &opts_in(&ns))
+        .await
+        .unwrap();
+    // The controllers create a ReplicaSet and a Pod and record events; wait for both.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        let p = pods.list(&ListParams::default()).await.unwrap().items.len();
+        if e > 0 && p > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no events/pods after 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dump_namespaces(&client, &[ns.as_str()], dir.path())
+        .await
+        .unwrap();
+    let nsdir = dir.path().join(&ns);
+    let events_txt = std::fs::read_to_string(nsdir.join("events.txt")).unwrap();
+    assert!(
+        events_txt.contains("SuccessfulCreate") || events_txt.contains("ScalingReplicaSet"),
+        "{events_txt}"
+    );
+    let pods_yaml = std::fs::read_to_string(nsdir.join("pods.yaml")).unwrap();
+    assert!(pods_yaml.contains("Pending"), "{pods_yaml}");
+    assert!(!pods_yaml.contains("managedFields"));
+    let deployments_yaml = std::fs::read_to_string(nsdir.join("deployments.yaml")).unwrap();
+    assert!(deployments_yaml.contains("name: web"));
+    // Every container got a log file (empty here: no kubelet ever ran it).
+    let pod_name = pods.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    let log = nsdir.join("logs").join(format!("{pod_name}.web.log"));
+    assert!(
+        log.is_file(),
+        "missing {}; dump errors: {:?}",
+        log.display(),
+        report.errors
+    );
+
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, secret_value);
+    for f in walk(dir.path()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains(secret_value),
+            "{} leaks the secret",
+            f.display()
+        );
+        assert!(
+            !text.contains(&encoded),
+            "{} leaks the secret (base64)",
+            f.display()
+        );
+    }
+    drop_ns(&client, &ns).await;
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
