@@ -3,10 +3,17 @@
 //!
 //! A trial holds its environment's lock for its whole run, so trials that share a cluster never
 //! overlap, while trials of different environments may run in parallel (`--test-threads`).
+//!
+//! Cleanup is guaranteed three ways: [`Session::teardown`] at the end of a run; each
+//! environment's teardown guard when the session is dropped (also on panic unwinding); and the
+//! SIGINT/SIGTERM handler ([`crate::stack::signals`]), installed when the first environment is
+//! provisioned, for an interrupted run.
 
 use crate::plan::{EnvPlan, TrialPlan};
+use crate::stack::environment::{self, Environment};
+use crate::stack::{signals, RunDirs, StackOptions};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a trial could not produce a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -20,55 +27,113 @@ pub enum RunError {
 /// The state of one environment.
 enum Slot {
     NotStarted,
+    /// Provisioned and installed; `failed` once any of its trials failed (logs are exported
+    /// before teardown).
+    Ready { env: Box<Environment>, failed: bool },
     /// Provisioning failed once; every later trial of the environment reports the same reason
     /// instead of trying again.
     Failed(String),
+    TornDown,
+}
+
+/// What provisioning needs, created on first use (listing trials creates nothing).
+struct Stack {
+    rt: tokio::runtime::Runtime,
+    run: Mutex<RunDirs>,
 }
 
 /// All environments of one run.
 pub struct Session {
-    slots: BTreeMap<String, Arc<Mutex<Slot>>>,
+    slots: BTreeMap<String, (Arc<Mutex<Slot>>, EnvPlan)>,
+    opts: StackOptions,
+    stack: OnceLock<Result<Stack, String>>,
 }
 
+const TRIAL_STEPS_NOT_YET: &str = "running scenario steps in the cluster (issue #5)";
+
 impl Session {
+    /// A session with the options from the environment (`MESHPROOF_KEEP_CLUSTER`, …).
     pub fn new(envs: &[EnvPlan]) -> Session {
-        Session { slots: envs.iter().map(|e| (e.key.clone(), Arc::new(Mutex::new(Slot::NotStarted)))).collect() }
+        Session::with_options(envs, StackOptions::from_env())
+    }
+
+    pub fn with_options(envs: &[EnvPlan], opts: StackOptions) -> Session {
+        Session {
+            slots: envs.iter().map(|e| (e.key.clone(), (Arc::new(Mutex::new(Slot::NotStarted)), e.clone()))).collect(),
+            opts,
+            stack: OnceLock::new(),
+        }
+    }
+
+    fn stack(&self) -> Result<&Stack, String> {
+        self.stack
+            .get_or_init(|| {
+                signals::install(self.opts.log.clone())?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime: {e}"))?;
+                let run = RunDirs::new(&self.opts).map_err(|e| e.to_string())?;
+                (self.opts.log)(&format!("run {} (temp dir {})", run.run_id, run.temp().display()));
+                Ok(Stack { rt, run: Mutex::new(run) })
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
     }
 
     /// Runs one trial in its environment, provisioning the environment on first use.
     pub fn run_trial(&self, trial: &TrialPlan) -> Result<(), RunError> {
-        let slot = self.slots.get(&trial.env_key).ok_or_else(|| RunError::Environment {
-            env: trial.env_key.clone(),
-            reason: "no such environment in this session".into(),
-        })?;
+        let env_err = |reason: String| RunError::Environment { env: trial.env_key.clone(), reason };
+        let (slot, plan) = self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;
         // A poisoned lock means another trial panicked mid-run; the environment is unusable.
-        let mut guard = slot.lock().map_err(|_| RunError::Environment {
-            env: trial.env_key.clone(),
-            reason: "an earlier trial of this environment panicked".into(),
-        })?;
-        match &*guard {
-            Slot::Failed(reason) => {
-                Err(RunError::Environment { env: trial.env_key.clone(), reason: reason.clone() })
-            }
-            Slot::NotStarted => {
-                let reason = "provisioning kind/existing clusters and installing the mesh and OpenFaaS (issue #4), \
-                              then running scenario steps in the cluster (issue #5)"
-                    .to_string();
-                *guard = Slot::Failed(format!("not yet implemented: {reason}"));
-                Err(RunError::NotYet(
-                    "provisioning kind/existing clusters and installing the mesh and OpenFaaS (issue #4), \
-                     then running scenario steps in the cluster (issue #5)",
-                ))
+        let mut guard = slot.lock().map_err(|_| env_err("an earlier trial of this environment panicked".into()))?;
+        if let Slot::NotStarted = &*guard {
+            let stack = match self.stack() {
+                Ok(s) => s,
+                Err(reason) => {
+                    *guard = Slot::Failed(reason.clone());
+                    return Err(env_err(reason));
+                }
+            };
+            let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
+            let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
+            drop(run);
+            *guard = match up {
+                Ok(env) => Slot::Ready { env: Box::new(env), failed: false },
+                Err(e) => Slot::Failed(e.to_string()),
+            };
+        }
+        match &mut *guard {
+            Slot::Failed(reason) => Err(env_err(reason.clone())),
+            Slot::TornDown => Err(env_err("the environment was already torn down".into())),
+            Slot::NotStarted => Err(env_err("the environment was not provisioned".into())),
+            Slot::Ready { failed, .. } => {
+                *failed = true;
+                Err(RunError::NotYet(TRIAL_STEPS_NOT_YET))
             }
         }
     }
 
-    /// Tears down every environment this session created. Called explicitly at the end of a
-    /// run (and again, harmlessly, on drop).
+    /// Tears down every environment this session created (exporting kind logs first for
+    /// environments with a failed trial). Called explicitly at the end of a run, and again,
+    /// harmlessly, on drop.
     pub fn teardown(&self) {
-        for slot in self.slots.values() {
-            if let Ok(mut g) = slot.lock() {
-                *g = Slot::NotStarted;
+        for (slot, _) in self.slots.values() {
+            let mut g = match slot.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::TornDown) {
+                if self.opts.keep_cluster {
+                    (self.opts.log)(&format!("kept environment {}: kubeconfig {}", env.key, env.target.kubeconfig.display()));
+                    if let Some(Ok(stack)) = self.stack.get() {
+                        if let Ok(mut run) = stack.run.lock() {
+                            run.persist();
+                        }
+                    }
+                }
+                let _ = env.teardown(failed);
             }
         }
     }
