@@ -68,3 +68,26 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
     }
     out
 }
+
+/// The teardown lines of an environment: the exact delete command, or what cleanup removes on
+/// an existing cluster.
+pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
+    let Some(run) = RunId::fixed(PLAN_RUN_ID) else { return vec![] };
+    match layout(env, key, &run, Path::new("<run-dir>")) {
+        Ok((_, ClusterLayout::Kind(k))) => vec![
+            format!(
+                "on failure first: $ {}",
+                k.export_logs_cmd(Path::new("<artifacts>/xxxxxx").join(super::names::sanitize(key)).join("kind-logs").as_path()).display()
+            ),
+            format!("$ {}", k.delete_cmd().display()),
+            "skipped with --keep-cluster / MESHPROOF_KEEP_CLUSTER=1 (prints the delete command instead)".into(),
+            "also on panic (teardown guard) and on SIGINT/SIGTERM (exit 130/143; a second signal skips cleanup)".into(),
+        ],
+        Ok((_, ClusterLayout::Existing(t))) => vec![format!(
+            "delete only the namespaces and cluster-scoped objects labelled {}=xxxxxx (kubeconfig {}); never the cluster",
+            super::cluster::api::RUN_ID_LABEL,
+            t.kubeconfig.display()
+        )],
+        Err(e) => vec![format!("error: {e}")],
+    }
+}
