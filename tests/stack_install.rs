@@ -46,7 +46,9 @@ impl Run {
     fn env(&self) -> &Environment {
         match self.result.as_ref().unwrap() {
             Ok(e) => e,
-            Err(e) => panic!("up failed: {e}\nlog:\n{}\ncalls:\n{}", self.log_text(), self.doubles.call_lines().join("\n")),
+            Err(e) => {
+                panic!("up failed: {e}\nlog:\n{}\ncalls:\n{}", self.log_text(), self.doubles.call_lines().join("\n"))
+            }
         }
     }
 }
@@ -60,7 +62,14 @@ const KNOBS: [&str; 6] = [
     "MESHPROOF_DOUBLE_SLEEP_SECS",
 ];
 
-fn up(suite: &Suite, env: &EnvironmentSpec, knobs: &[(&str, &str)], keep: bool, api: RecordingApi, gateway_base: Option<String>) -> Run {
+fn up(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    knobs: &[(&str, &str)],
+    keep: bool,
+    api: RecordingApi,
+    gateway_base: Option<String>,
+) -> Run {
     let doubles = Doubles::new();
     std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, doubles.bin());
     std::env::set_var("MESHPROOF_DOUBLE_LOG", doubles.log());
@@ -88,7 +97,10 @@ fn up(suite: &Suite, env: &EnvironmentSpec, knobs: &[(&str, &str)], keep: bool, 
 }
 
 fn find_call<'a>(calls: &'a [(String, Vec<String>)], tool: &str, prefix: &[&str]) -> Option<&'a Vec<String>> {
-    calls.iter().find(|(t, a)| t == tool && a.len() >= prefix.len() && a.iter().zip(prefix).all(|(x, y)| x == y)).map(|(_, a)| a)
+    calls
+        .iter()
+        .find(|(t, a)| t == tool && a.len() >= prefix.len() && a.iter().zip(prefix).all(|(x, y)| x == y))
+        .map(|(_, a)| a)
 }
 
 fn password_of(api: &RecordingApi) -> String {
@@ -121,9 +133,13 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
     // The kind config the double received pins the digest and maps the host ports.
-    let cfg: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(copy.path().join("kind-config.yaml")).unwrap()).unwrap();
+    let cfg: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(copy.path().join("kind-config.yaml")).unwrap()).unwrap();
     let node = &cfg["nodes"][0];
-    assert_eq!(node["image"].as_str(), Some("kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2"));
+    assert_eq!(
+        node["image"].as_str(),
+        Some("kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
+    );
     assert_eq!(node["extraPortMappings"][0]["hostPort"].as_u64(), Some(30080));
     assert_eq!(node["extraPortMappings"][1]["containerPort"].as_u64(), Some(30443));
 
@@ -138,8 +154,14 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     assert_eq!(flag(of, "--version"), Some("15.0.6"));
     assert_eq!(flag(of, "--namespace"), Some("openfaas"));
     assert_eq!(flag(of, "--kubeconfig"), Some(kubeconfig.as_str()));
-    let sets: Vec<&str> = of.iter().enumerate().filter(|(i, _)| *i > 0 && of[i - 1] == "--set").map(|(_, s)| s.as_str()).collect();
-    for want in ["functionNamespace=openfaas-fn", "generateBasicAuth=false", "gateway.directFunctions=true", "gateway.probeFunctions=true"] {
+    let sets: Vec<&str> =
+        of.iter().enumerate().filter(|(i, _)| *i > 0 && of[i - 1] == "--set").map(|(_, s)| s.as_str()).collect();
+    for want in [
+        "functionNamespace=openfaas-fn",
+        "generateBasicAuth=false",
+        "gateway.directFunctions=true",
+        "gateway.probeFunctions=true",
+    ] {
         assert!(sets.contains(&want), "missing --set {want}: {sets:?}");
     }
     assert!(!sets.iter().any(|s| s.starts_with("istio.mtls")), "{sets:?}");
@@ -182,12 +204,22 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
 fn a_failed_install_exports_logs_then_deletes_the_cluster() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
-    let r = up(&suite, &env, &[("MESHPROOF_DOUBLE_FAIL_ON", "helm upgrade --install openfaas")], false, RecordingApi::default(), None);
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FAIL_ON", "helm upgrade --install openfaas")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
     let err = r.result.as_ref().unwrap().as_ref().err().expect("install must fail").to_string();
     assert!(err.contains("exited with 1") && err.contains("failing on purpose"), "{err}");
     let lines = r.doubles.call_lines();
     let export = lines.iter().position(|l| l.starts_with("kind export logs")).expect("logs exported");
-    let delete = lines.iter().position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-")).expect("deleted");
+    let delete = lines
+        .iter()
+        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
+        .expect("deleted");
     assert!(export < delete, "{lines:?}");
     let exported = files_under(r.artifacts.path());
     assert!(exported.iter().any(|(p, _)| p.ends_with("kind-logs/double-export.txt")), "{exported:?}");
@@ -258,7 +290,10 @@ fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() 
         .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
         .collect();
     let pos = |s: &str| applied.iter().position(|a| a == s).unwrap_or_else(|| panic!("{s} not applied: {applied:?}"));
-    assert!(pos("CustomResourceDefinition/httproutes.gateway.networking.k8s.io") < pos("CustomResourceDefinition/servers.policy.linkerd.io"));
+    assert!(
+        pos("CustomResourceDefinition/httproutes.gateway.networking.k8s.io")
+            < pos("CustomResourceDefinition/servers.policy.linkerd.io")
+    );
     assert!(pos("CustomResourceDefinition/servers.policy.linkerd.io") < pos("Secret/linkerd-identity-issuer"));
     assert!(pos("Secret/linkerd-identity-issuer") < pos("Namespace/openfaas"));
     let lines = r.doubles.call_lines();
@@ -272,7 +307,11 @@ fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() 
     // linkerd install's output (it holds the issuer key) is applied, never logged.
     assert!(!r.log_text().contains("DOUBLE-ISSUER-KEY"), "{}", r.log_text());
     drop(r.result.take());
-    assert!(r.doubles.call_lines().iter().any(|l| l.starts_with("kind delete cluster --name meshproof-linkerd-k8s-1-34-")));
+    assert!(r
+        .doubles
+        .call_lines()
+        .iter()
+        .any(|l| l.starts_with("kind delete cluster --name meshproof-linkerd-k8s-1-34-")));
 }
 
 #[test]
@@ -288,13 +327,21 @@ fn linkerd_helm_install_uses_generated_identity_files_and_never_shows_the_key() 
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), Some(base));
     let _ = r.env();
     let calls = r.doubles.calls();
-    let cp = find_call(&calls, "helm", &["upgrade", "--install", "linkerd-control-plane", "linkerd-edge/linkerd-control-plane"]).unwrap();
+    let cp = find_call(
+        &calls,
+        "helm",
+        &["upgrade", "--install", "linkerd-control-plane", "linkerd-edge/linkerd-control-plane"],
+    )
+    .unwrap();
     assert_eq!(flag(cp, "--version"), Some("2026.8.3"));
     assert!(find_call(&calls, "helm", &["upgrade", "--install", "linkerd-crds", "linkerd-edge/linkerd-crds"]).is_some());
-    let files: Vec<&str> = cp.iter().enumerate().filter(|(i, _)| *i > 0 && cp[i - 1] == "--set-file").map(|(_, s)| s.as_str()).collect();
+    let files: Vec<&str> =
+        cp.iter().enumerate().filter(|(i, _)| *i > 0 && cp[i - 1] == "--set-file").map(|(_, s)| s.as_str()).collect();
     assert_eq!(files.len(), 3, "{cp:?}");
     let mut key_pem = String::new();
-    for (f, key) in files.iter().zip(["identityTrustAnchorsPEM=", "identity.issuer.tls.crtPEM=", "identity.issuer.tls.keyPEM="]) {
+    for (f, key) in
+        files.iter().zip(["identityTrustAnchorsPEM=", "identity.issuer.tls.crtPEM=", "identity.issuer.tls.keyPEM="])
+    {
         let path = f.strip_prefix(key).unwrap_or_else(|| panic!("{f} should start with {key}"));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{path}");
@@ -317,7 +364,10 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
     let kcfg = tempfile::NamedTempFile::new().unwrap();
     let env = EnvironmentSpec {
         name: "istio-existing".into(),
-        cluster: meshproof::scenario::ClusterSpec::Existing { kubeconfig: Some(kcfg.path().to_path_buf()), context: Some("ctx".into()) },
+        cluster: meshproof::scenario::ClusterSpec::Existing {
+            kubeconfig: Some(kcfg.path().to_path_buf()),
+            context: Some("ctx".into()),
+        },
         mesh: suite.mesh.clone(),
     };
     suite.components.cert_manager = None;

@@ -24,7 +24,10 @@ fn assert_has(text: &str, needle: &str) {
 fn istio_plan_shows_exact_commands_and_values() {
     let p = plan("suites/istio.yaml");
     assert_has(&p, "$ kind create cluster --name meshproof-istio-k8s-1-33-xxxxxx --config '<run-dir>/istio-k8s-1-33/kind-config.yaml' --kubeconfig '<run-dir>/istio-k8s-1-33/kubeconfig' --wait 120s");
-    assert_has(&p, "image: kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2");
+    assert_has(
+        &p,
+        "image: kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2",
+    );
     assert_has(&p, "listenAddress: 127.0.0.1");
     assert_has(&p, "$ istioctl version --remote=false   # must report 1.30.3");
     assert_has(&p, "$ istioctl install -y --set profile=default --set values.gateways.istio-ingressgateway.type=NodePort --kubeconfig");
@@ -33,7 +36,10 @@ fn istio_plan_shows_exact_commands_and_values() {
     assert_has(&p, "--set gateway.probeFunctions=true");
     assert_has(&p, "chart value generateBasicAuth=false");
     assert_has(&p, "istio-injection: enabled");
-    assert_has(&p, "$ helm upgrade --install cert-manager jetstack/cert-manager --version v1.21.1 --namespace cert-manager");
+    assert_has(
+        &p,
+        "$ helm upgrade --install cert-manager jetstack/cert-manager --version v1.21.1 --namespace cert-manager",
+    );
     assert_has(&p, "not yet implemented: installing sealed-secrets (issue #6)");
     assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5 --namespace kube-system");
     assert_has(&p, "--set fullnameOverride=sealed-secrets-controller");

@@ -82,7 +82,10 @@ impl Proc {
 
 fn created_name(d: &Doubles) -> String {
     let calls = d.calls();
-    let (_, create) = calls.iter().find(|(t, a)| t == "kind" && a.starts_with(&["create".into(), "cluster".into()])).expect("kind create");
+    let (_, create) = calls
+        .iter()
+        .find(|(t, a)| t == "kind" && a.starts_with(&["create".into(), "cluster".into()]))
+        .expect("kind create");
     flag(create, "--name").unwrap().to_string()
 }
 

@@ -20,7 +20,8 @@ fn every_set_key_exists_in_the_chart_values() {
     let chart = chart_values();
     assert_eq!(
         serde_yaml::from_str::<serde_yaml::Value>(
-            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/Chart.yaml")).unwrap()
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/Chart.yaml"))
+                .unwrap()
         )
         .unwrap()["version"]
             .as_str(),
@@ -52,7 +53,8 @@ fn the_lookup_rejects_unknown_keys() {
 
 #[test]
 fn values_follow_the_field_notes() {
-    let has = |mesh, pro, k: &str, v: &str| openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v));
+    let has =
+        |mesh, pro, k: &str, v: &str| openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v));
     for mesh in Mesh::ALL {
         assert!(has(mesh, false, "gateway.directFunctions", "true"));
         assert!(has(mesh, false, "functionNamespace", "openfaas-fn"));

@@ -35,12 +35,21 @@ pub fn run(args: Args) -> i32 {
         Some(n) => suite.environments.iter().find(|e| &e.name == n),
         None if suite.environments.len() == 1 => suite.environments.first(),
         None => {
-            eprintln!("meshproof: error: suite {} has several environments; pick one with --env ({})", suite.name, names.join(", "));
+            eprintln!(
+                "meshproof: error: suite {} has several environments; pick one with --env ({})",
+                suite.name,
+                names.join(", ")
+            );
             return 2;
         }
     };
     let Some(env) = env else {
-        eprintln!("meshproof: error: no environment {:?} in suite {} ({})", args.env.unwrap_or_default(), suite.name, names.join(", "));
+        eprintln!(
+            "meshproof: error: no environment {:?} in suite {} ({})",
+            args.env.unwrap_or_default(),
+            suite.name,
+            names.join(", ")
+        );
         return 2;
     };
     let mut opts = StackOptions::from_env();

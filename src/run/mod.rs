@@ -29,7 +29,10 @@ enum Slot {
     NotStarted,
     /// Provisioned and installed; `failed` once any of its trials failed (logs are exported
     /// before teardown).
-    Ready { env: Box<Environment>, failed: bool },
+    Ready {
+        env: Box<Environment>,
+        failed: bool,
+    },
     /// Provisioning failed once; every later trial of the environment reports the same reason
     /// instead of trying again.
     Failed(String),
@@ -85,7 +88,8 @@ impl Session {
     /// Runs one trial in its environment, provisioning the environment on first use.
     pub fn run_trial(&self, trial: &TrialPlan) -> Result<(), RunError> {
         let env_err = |reason: String| RunError::Environment { env: trial.env_key.clone(), reason };
-        let (slot, plan) = self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;
+        let (slot, plan) =
+            self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;
         // A poisoned lock means another trial panicked mid-run; the environment is unusable.
         let mut guard = slot.lock().map_err(|_| env_err("an earlier trial of this environment panicked".into()))?;
         if let Slot::NotStarted = &*guard {
@@ -126,7 +130,11 @@ impl Session {
             };
             if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::TornDown) {
                 if self.opts.keep_cluster {
-                    (self.opts.log)(&format!("kept environment {}: kubeconfig {}", env.key, env.target.kubeconfig.display()));
+                    (self.opts.log)(&format!(
+                        "kept environment {}: kubeconfig {}",
+                        env.key,
+                        env.target.kubeconfig.display()
+                    ));
                     if let Some(Ok(stack)) = self.stack.get() {
                         if let Ok(mut run) = stack.run.lock() {
                             run.persist();

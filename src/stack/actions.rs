@@ -66,10 +66,14 @@ impl Action {
         match self {
             Action::CheckVersion { cmd, pinned } => vec![format!("$ {}   # must report {pinned}", cmd.display())],
             Action::Run { cmd } => vec![format!("$ {}", cmd.display())],
-            Action::ApplyOutput { cmd } => vec![format!("$ {} | server-side apply (output never logged)", cmd.display())],
+            Action::ApplyOutput { cmd } => {
+                vec![format!("$ {} | server-side apply (output never logged)", cmd.display())]
+            }
             Action::Apply { what, manifest, secret } => {
                 if *secret {
-                    vec![format!("server-side apply {what} (holds a secret generated or read at run time; never printed)")]
+                    vec![format!(
+                        "server-side apply {what} (holds a secret generated or read at run time; never printed)"
+                    )]
                 } else {
                     let mut v = vec![format!("server-side apply {what}:")];
                     v.extend(manifest.lines().map(|l| format!("    {l}")));
@@ -77,7 +81,9 @@ impl Action {
                 }
             }
             Action::Namespace { name, labelled, .. } => {
-                let mut v = vec![format!("create Namespace {name} (if it already exists: apply only its mesh settings, no run-id label):")];
+                let mut v = vec![format!(
+                    "create Namespace {name} (if it already exists: apply only its mesh settings, no run-id label):"
+                )];
                 v.extend(labelled.lines().map(|l| format!("    {l}")));
                 v
             }
@@ -156,18 +162,30 @@ impl Exec<'_> {
                 if text.trim().is_empty() {
                     return Err(StackError::Invalid(format!("`{}` printed no manifest", cmd.display())));
                 }
-                self.api.apply(self.target, &text).await.map_err(|e| StackError::Api { what: format!("output of `{}`", cmd.display()), source: e })
+                self.api
+                    .apply(self.target, &text)
+                    .await
+                    .map_err(|e| StackError::Api { what: format!("output of `{}`", cmd.display()), source: e })
             }
             Action::Apply { what, manifest, .. } => {
                 self.say(&format!("apply {what}"));
-                self.api.apply(self.target, manifest).await.map_err(|e| StackError::Api { what: what.clone(), source: e })
+                self.api
+                    .apply(self.target, manifest)
+                    .await
+                    .map_err(|e| StackError::Api { what: what.clone(), source: e })
             }
             Action::Namespace { name, labelled, unlabelled } => {
                 let what = format!("Namespace {name}");
                 self.say(&format!("create {what}"));
-                let created = self.api.create(self.target, labelled).await.map_err(|e| StackError::Api { what: what.clone(), source: e })?;
+                let created = self
+                    .api
+                    .create(self.target, labelled)
+                    .await
+                    .map_err(|e| StackError::Api { what: what.clone(), source: e })?;
                 if !created {
-                    self.say(&format!("{what} existed before this run: applying its mesh settings only; cleanup will not delete it"));
+                    self.say(&format!(
+                        "{what} existed before this run: applying its mesh settings only; cleanup will not delete it"
+                    ));
                     self.api.apply(self.target, unlabelled).await.map_err(|e| StackError::Api { what, source: e })?;
                 }
                 Ok(())
@@ -234,7 +252,11 @@ mod tests {
 
     #[test]
     fn secret_applies_are_not_printed() {
-        let a = Action::Apply { what: "Secret openfaas/basic-auth".into(), manifest: "password: hunter22".into(), secret: true };
+        let a = Action::Apply {
+            what: "Secret openfaas/basic-auth".into(),
+            manifest: "password: hunter22".into(),
+            secret: true,
+        };
         let lines = a.plan_lines().join("\n");
         assert!(!lines.contains("hunter22"), "{lines}");
         let b = Action::Apply { what: "Namespace openfaas".into(), manifest: "kind: Namespace".into(), secret: false };

@@ -32,13 +32,20 @@ impl ClusterLayout {
 }
 
 /// The environment's private directory and cluster location.
-pub fn layout(env: &EnvironmentSpec, key: &str, run: &RunId, temp_root: &Path) -> Result<(PathBuf, ClusterLayout), StackError> {
+pub fn layout(
+    env: &EnvironmentSpec,
+    key: &str,
+    run: &RunId,
+    temp_root: &Path,
+) -> Result<(PathBuf, ClusterLayout), StackError> {
     let work_dir = temp_root.join(names::sanitize(key));
     let cluster = match &env.cluster {
         ClusterSpec::Kind { .. } => ClusterLayout::Kind(KindCluster::new(names::cluster_name(key, run), &work_dir)),
         ClusterSpec::Existing { kubeconfig, context } => {
             ClusterLayout::Existing(existing::target(kubeconfig.as_ref(), context.as_ref()).ok_or_else(|| {
-                StackError::Invalid("provider existing: no kubeconfig (set cluster.kubeconfig, KUBECONFIG or HOME)".into())
+                StackError::Invalid(
+                    "provider existing: no kubeconfig (set cluster.kubeconfig, KUBECONFIG or HOME)".into(),
+                )
             })?)
         }
     };
@@ -97,12 +104,19 @@ fn export_logs_blocking(k: &KindCluster, dir: &Path, log: &Log) {
 }
 
 /// Creates (or attaches to) the environment's cluster and installs every component.
-pub async fn up(suite: &Suite, env: &EnvironmentSpec, key: &str, opts: &StackOptions, run: &RunDirs) -> Result<Environment, StackError> {
+pub async fn up(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    key: &str,
+    opts: &StackOptions,
+    run: &RunDirs,
+) -> Result<Environment, StackError> {
     let prefix = key.to_string();
     let base_log = opts.log.clone();
     let log: Log = std::sync::Arc::new(move |l: &str| base_log(&format!("[{prefix}] {l}")));
     let (work_dir, cluster) = layout(env, key, &run.run_id, run.temp())?;
-    super::private_dir(&work_dir).map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
+    super::private_dir(&work_dir)
+        .map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
     let artifacts = run.artifacts.join(names::sanitize(key));
 
     // Secrets first: everything printed from here on is redacted.
@@ -123,7 +137,8 @@ pub async fn up(suite: &Suite, env: &EnvironmentSpec, key: &str, opts: &StackOpt
     if let MeshSpec::Linkerd { install: LinkerdInstall::Helm, .. } = &env.mesh {
         let id = linkerd::generate_identity().map_err(|e| StackError::Invalid(e.to_string()))?;
         redactor.add(id.issuer_key_pem.trim());
-        linkerd::write_identity(&id, &linkerd::CertFiles::in_dir(&work_dir)).map_err(|e| StackError::Invalid(e.to_string()))?;
+        linkerd::write_identity(&id, &linkerd::CertFiles::in_dir(&work_dir))
+            .map_err(|e| StackError::Invalid(e.to_string()))?;
     }
     let secrets = Secrets { basic_auth_password: password, license };
     let target = cluster.target();
@@ -141,9 +156,11 @@ pub async fn up(suite: &Suite, env: &EnvironmentSpec, key: &str, opts: &StackOpt
 
     // Fail fast on a wrong CLI version, before a cluster exists.
     for p in &plans {
-        let checks: Vec<Action> = p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })).cloned().collect();
+        let checks: Vec<Action> =
+            p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })).cloned().collect();
         if !checks.is_empty() {
-            let only = ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: checks };
+            let only =
+                ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: checks };
             exec.component(&only).await?;
         }
     }
@@ -199,7 +216,8 @@ pub async fn up(suite: &Suite, env: &EnvironmentSpec, key: &str, opts: &StackOpt
         guard,
     };
     for p in &plans {
-        let rest: Vec<Action> = p.actions.iter().filter(|a| !matches!(a, Action::CheckVersion { .. })).cloned().collect();
+        let rest: Vec<Action> =
+            p.actions.iter().filter(|a| !matches!(a, Action::CheckVersion { .. })).cloned().collect();
         let p2 = ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: rest };
         match exec.component(&p2).await {
             Ok(i) => environment.installed.push(i),

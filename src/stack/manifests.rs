@@ -30,7 +30,8 @@ fn run_labels(run_id: &str) -> Map<String, Value> {
 /// The kind cluster: one control-plane node on the pinned image, the suite's host ports mapped
 /// onto the same NodePorts, on loopback only.
 pub fn kind_config(image: &PinnedImage, ports: HostPorts) -> String {
-    let mapping = |p: u16| json!({ "containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP" });
+    let mapping =
+        |p: u16| json!({ "containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP" });
     to_yaml(&json!({
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
@@ -165,10 +166,12 @@ mod tests {
 
     #[test]
     fn namespaces_carry_the_run_id_and_the_mesh_switches() {
-        let v: serde_yaml::Value = serde_yaml::from_str(&namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio))).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio))).unwrap();
         assert_eq!(v["metadata"]["labels"][RUN_ID_LABEL].as_str(), Some("a1b2c3"));
         assert_eq!(v["metadata"]["labels"]["istio-injection"].as_str(), Some("enabled"));
-        let v: serde_yaml::Value = serde_yaml::from_str(&namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd))).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd))).unwrap();
         let a = &v["metadata"]["annotations"];
         assert_eq!(a["linkerd.io/inject"].as_str(), Some("enabled"));
         assert_eq!(a["config.linkerd.io/skip-inbound-ports"].as_str(), Some("4222"));
@@ -198,7 +201,13 @@ mod tests {
         let maps = nodes[0]["extraPortMappings"].as_sequence().unwrap();
         let got: Vec<(u64, u64, &str)> = maps
             .iter()
-            .map(|m| (m["containerPort"].as_u64().unwrap(), m["hostPort"].as_u64().unwrap(), m["listenAddress"].as_str().unwrap()))
+            .map(|m| {
+                (
+                    m["containerPort"].as_u64().unwrap(),
+                    m["hostPort"].as_u64().unwrap(),
+                    m["listenAddress"].as_str().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(got, vec![(30080, 30080, "127.0.0.1"), (30443, 30443, "127.0.0.1")]);
     }

@@ -22,7 +22,11 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
     let (work_dir, cluster) = match layout(env, key, &run, temp_root) {
         Ok(l) => l,
         Err(e) => {
-            out.push(PlannedStep { phase: Phase::Provision, title: format!("provision {key}"), detail: vec![format!("error: {e}")] });
+            out.push(PlannedStep {
+                phase: Phase::Provision,
+                title: format!("provision {key}"),
+                detail: vec![format!("error: {e}")],
+            });
             return out;
         }
     };
@@ -34,14 +38,21 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
             ];
             detail.extend(manifests::kind_config(node_image, *host_ports).lines().map(|l| format!("    {l}")));
             detail.push(format!("$ {}", k.create_cmd().display()));
-            detail.push(format!("kubeconfig {} (0600, in the run's 0700 temp dir; never ~/.kube/config)", k.kubeconfig.display()));
+            detail.push(format!(
+                "kubeconfig {} (0600, in the run's 0700 temp dir; never ~/.kube/config)",
+                k.kubeconfig.display()
+            ));
             out.push(PlannedStep { phase: Phase::Provision, title: format!("create kind cluster for {key}"), detail });
         }
         (ClusterLayout::Existing(t), _) => out.push(PlannedStep {
             phase: Phase::Provision,
             title: format!("use existing cluster for {key}"),
             detail: vec![
-                format!("kubeconfig {} context {}", t.kubeconfig.display(), t.context.as_deref().unwrap_or("(current)")),
+                format!(
+                    "kubeconfig {} context {}",
+                    t.kubeconfig.display(),
+                    t.context.as_deref().unwrap_or("(current)")
+                ),
                 "never created or deleted by meshproof; namespaces it creates carry the run-id label".into(),
             ],
         }),
@@ -61,10 +72,16 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
     for p in install::plans(&ctx) {
         let mut detail = Vec::new();
         if p.actions.iter().any(|a| matches!(a, Action::Run { cmd } if cmd.program() == "helm")) {
-            detail.push("helm repositories: HELM_REPOSITORY_CONFIG/HELM_REPOSITORY_CACHE inside the run's temp dir".into());
+            detail.push(
+                "helm repositories: HELM_REPOSITORY_CONFIG/HELM_REPOSITORY_CACHE inside the run's temp dir".into(),
+            );
         }
         detail.extend(p.plan_lines());
-        out.push(PlannedStep { phase: Phase::Install, title: format!("install {} {}", p.component, p.version), detail });
+        out.push(PlannedStep {
+            phase: Phase::Install,
+            title: format!("install {} {}", p.component, p.version),
+            detail,
+        });
     }
     out
 }

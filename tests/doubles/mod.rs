@@ -40,7 +40,8 @@ impl Doubles {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
         text.lines()
             .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad double log line {l:?}: {e}"));
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad double log line {l:?}: {e}"));
                 let tool = v["tool"].as_str().unwrap().to_string();
                 let argv = v["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
                 (tool, argv)
@@ -97,7 +98,9 @@ impl RecordingApi {
     }
 
     pub fn object(&self, kind: &str, name: &str) -> Option<serde_yaml::Value> {
-        self.objects().into_iter().find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
+        self.objects()
+            .into_iter()
+            .find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
     }
 }
 

@@ -99,7 +99,10 @@ impl Inner {
         unlist(self.id);
         if self.keep {
             self.phase.store(FINISHED, Ordering::SeqCst);
-            (self.log)(&format!("keeping the environment (--keep-cluster / MESHPROOF_KEEP_CLUSTER=1); remove it with: {}", self.manual()));
+            (self.log)(&format!(
+                "keeping the environment (--keep-cluster / MESHPROOF_KEEP_CLUSTER=1); remove it with: {}",
+                self.manual()
+            ));
             return Ok(());
         }
         let me = self.clone();
@@ -127,7 +130,8 @@ impl Inner {
             Teardown::Existing { target, run_id, api } => {
                 (self.log)(&format!("removing objects labelled {RUN_ID_LABEL}={run_id}"));
                 rt.block_on(async {
-                    tokio::time::timeout(EXISTING_CLEANUP_TIMEOUT, api.cleanup_labelled(target, RUN_ID_LABEL, run_id)).await
+                    tokio::time::timeout(EXISTING_CLEANUP_TIMEOUT, api.cleanup_labelled(target, RUN_ID_LABEL, run_id))
+                        .await
                 })
                 .map_err(|_| format!("cleanup timed out after {}s", EXISTING_CLEANUP_TIMEOUT.as_secs()))?
                 .map_err(|e| e.to_string())

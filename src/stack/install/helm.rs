@@ -42,7 +42,8 @@ impl Helm<'_> {
 
     /// `helm upgrade --install` (idempotent), pinned, waiting until every resource is ready.
     pub fn upgrade_install(&self, release: &str, chart: &str, version: &str, namespace: &str, values: &[Value]) -> Cmd {
-        let mut c = self.base().args(["upgrade", "--install", release, chart, "--version", version, "--namespace", namespace]);
+        let mut c =
+            self.base().args(["upgrade", "--install", release, chart, "--version", version, "--namespace", namespace]);
         c = c.arg("--kubeconfig").arg(self.target.kubeconfig.as_os_str());
         if let Some(ctx) = &self.target.context {
             c = c.args(["--kube-context", ctx.as_str()]);

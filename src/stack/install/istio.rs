@@ -57,7 +57,10 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
         IstioInstall::Istioctl { profile } => ComponentPlan {
             component: "Istio",
             version: version.to_string(),
-            notes: vec![format!("istioctl, profile {profile}; ingress gateway as NodePort {} / {}", ports.http, ports.https)],
+            notes: vec![format!(
+                "istioctl, profile {profile}; ingress gateway as NodePort {} / {}",
+                ports.http, ports.https
+            )],
             actions: vec![
                 Action::CheckVersion {
                     cmd: Cmd::new("istioctl").args(["version", "--remote=false"]).timeout(Duration::from_secs(30)),

@@ -70,14 +70,20 @@ pub fn generate_identity() -> Result<Identity, IdentityError> {
     let anchor = params(ANCHOR_CN, BasicConstraints::Unconstrained)?.self_signed(&anchor_key)?;
     let issuer_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let issuer = params(ISSUER_CN, BasicConstraints::Constrained(0))?.signed_by(&issuer_key, &anchor, &anchor_key)?;
-    Ok(Identity { trust_anchor_pem: anchor.pem(), issuer_crt_pem: issuer.pem(), issuer_key_pem: issuer_key.serialize_pem() })
+    Ok(Identity {
+        trust_anchor_pem: anchor.pem(),
+        issuer_crt_pem: issuer.pem(),
+        issuer_key_pem: issuer_key.serialize_pem(),
+    })
 }
 
 /// Writes the identity into `files`, each file 0600 (created with that mode, never wider).
 pub fn write_identity(id: &Identity, files: &CertFiles) -> Result<(), IdentityError> {
-    for (path, text) in
-        [(&files.trust_anchor, &id.trust_anchor_pem), (&files.issuer_crt, &id.issuer_crt_pem), (&files.issuer_key, &id.issuer_key_pem)]
-    {
+    for (path, text) in [
+        (&files.trust_anchor, &id.trust_anchor_pem),
+        (&files.issuer_crt, &id.issuer_crt_pem),
+        (&files.issuer_key, &id.issuer_key_pem),
+    ] {
         crate::stack::write_private(path, text.as_bytes())
             .map_err(|source| IdentityError::Write { path: path.clone(), source })?;
     }
@@ -120,11 +126,15 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                     pinned: version.to_string(),
                 },
                 Action::ApplyOutput {
-                    cmd: with_target(Cmd::new("linkerd").args(["install", "--crds"]), ctx).timeout(Duration::from_secs(120)),
+                    cmd: with_target(Cmd::new("linkerd").args(["install", "--crds"]), ctx)
+                        .timeout(Duration::from_secs(120)),
                 },
-                Action::ApplyOutput { cmd: with_target(Cmd::new("linkerd").arg("install"), ctx).timeout(Duration::from_secs(120)) },
+                Action::ApplyOutput {
+                    cmd: with_target(Cmd::new("linkerd").arg("install"), ctx).timeout(Duration::from_secs(120)),
+                },
                 Action::Run {
-                    cmd: with_target(Cmd::new("linkerd").args(["check", "--wait", "5m"]), ctx).timeout(Duration::from_secs(360)),
+                    cmd: with_target(Cmd::new("linkerd").args(["check", "--wait", "5m"]), ctx)
+                        .timeout(Duration::from_secs(360)),
                 },
             ],
         },
@@ -193,7 +203,7 @@ mod tests {
         assert_eq!(cn(&issuer), ISSUER_CN);
         assert_eq!(cn(&anchor), ANCHOR_CN);
         assert_eq!(issuer.issuer(), anchor.subject());
-        assert!(issuer.verify_signature(Some(anchor.public_key())).is_ok());
+        assert!(chain_verifies(&id), "a leaf signed by the issuer must verify up to the anchor");
         assert!(anchor.is_ca() && issuer.is_ca());
         let bc = issuer.basic_constraints().unwrap().unwrap().value;
         assert_eq!(bc.path_len_constraint, Some(0));
@@ -202,6 +212,49 @@ mod tests {
         let curve = issuer.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap();
         assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7");
         assert!(id.issuer_key_pem.contains("PRIVATE KEY"));
+    }
+
+    /// Signs a leaf with the issuer, as Linkerd's identity controller does for every proxy, and
+    /// verifies leaf → issuer → anchor with webpki.
+    fn chain_verifies(id: &Identity) -> bool {
+        use rcgen::{CertificateParams, KeyPair};
+        use rustls_pki_types::{CertificateDer, UnixTime};
+        let issuer_key = KeyPair::from_pem(&id.issuer_key_pem).unwrap();
+        let issuer_params = CertificateParams::from_ca_cert_pem(&id.issuer_crt_pem).unwrap();
+        let issuer = issuer_params.self_signed(&issuer_key).unwrap();
+        let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let leaf = CertificateParams::new(vec!["web.ns.serviceaccount.identity.linkerd.cluster.local".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer, &issuer_key)
+            .unwrap();
+        let der = |pem: &str| x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1.contents;
+        let anchor_der = CertificateDer::from(der(&id.trust_anchor_pem));
+        let issuer_der = CertificateDer::from(der(&id.issuer_crt_pem));
+        let anchor = webpki::anchor_from_trusted_cert(&anchor_der).unwrap();
+        let ee = webpki::EndEntityCert::try_from(leaf.der()).unwrap();
+        ee.verify_for_usage(
+            &[webpki::ring::ECDSA_P256_SHA256],
+            &[anchor],
+            &[issuer_der],
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .is_ok()
+    }
+
+    #[test]
+    fn a_foreign_issuer_does_not_verify_against_the_anchor() {
+        // Guards the chain check above against passing vacuously.
+        let a = generate_identity().unwrap();
+        let b = generate_identity().unwrap();
+        let mixed = Identity {
+            trust_anchor_pem: a.trust_anchor_pem,
+            issuer_crt_pem: b.issuer_crt_pem,
+            issuer_key_pem: b.issuer_key_pem,
+        };
+        assert!(!chain_verifies(&mixed));
     }
 
     #[test]

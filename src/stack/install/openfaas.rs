@@ -63,13 +63,23 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
     ];
     if let Edition::Pro { license_file } = &spec.edition {
         actions.push(Action::Apply {
-            what: format!("Secret {GATEWAY_NAMESPACE}/{} (key license, from {})", manifests::LICENSE_SECRET, license_file.display()),
-            manifest: manifests::license_secret(GATEWAY_NAMESPACE, ctx.run_id, ctx.secrets.license.as_deref().unwrap_or("")),
+            what: format!(
+                "Secret {GATEWAY_NAMESPACE}/{} (key license, from {})",
+                manifests::LICENSE_SECRET,
+                license_file.display()
+            ),
+            manifest: manifests::license_secret(
+                GATEWAY_NAMESPACE,
+                ctx.run_id,
+                ctx.secrets.license.as_deref().unwrap_or(""),
+            ),
             secret: true,
         });
     }
     actions.push(Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) });
-    actions.push(Action::Run { cmd: helm.upgrade_install(RELEASE, CHART, spec.chart.as_str(), GATEWAY_NAMESPACE, &values) });
+    actions.push(Action::Run {
+        cmd: helm.upgrade_install(RELEASE, CHART, spec.chart.as_str(), GATEWAY_NAMESPACE, &values),
+    });
     let mut notes = vec![format!("{} edition", if pro { "Pro" } else { "CE" })];
     notes.extend(values.iter().map(|v| match v {
         Value::Set(k, v) | Value::File(k, v) => format!("chart value {k}={v}"),
