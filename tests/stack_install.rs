@@ -400,3 +400,58 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
     assert_eq!(run_id, r.run.run_id.as_str());
     assert_eq!(target.kubeconfig, kcfg.path());
 }
+
+#[test]
+fn the_commands_a_run_executes_are_exactly_the_planned_ones() {
+    use meshproof::stack::actions::Action;
+    use meshproof::stack::install::{self, InstallCtx, Secrets};
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.32]");
+    let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
+    let target = r.env().target.clone();
+    let work_dir = r.run.temp().join(meshproof::stack::names::sanitize(&env.name));
+    let secrets = Secrets::placeholder();
+    let ctx = InstallCtx {
+        suite: &suite,
+        env: &env,
+        target: &target,
+        run_id: r.run.run_id.as_str(),
+        work_dir: &work_dir,
+        secrets: &secrets,
+        gateway_api_base: "unused",
+    };
+    let planned: Vec<(String, Vec<String>)> = install::plans(&ctx)
+        .iter()
+        .flat_map(|p| p.actions.clone())
+        .filter_map(|a| match a {
+            Action::Run { cmd } | Action::CheckVersion { cmd, .. } | Action::ApplyOutput { cmd } => {
+                Some((cmd.program().to_string(), cmd.argv()))
+            }
+            _ => None,
+        })
+        .collect();
+    let ran: Vec<(String, Vec<String>)> = r.doubles.calls().into_iter().filter(|(t, _)| t != "kind").collect();
+    assert_eq!(ran, planned);
+    drop(r.result.take());
+}
+
+#[test]
+fn pro_edition_applies_the_license_secret_and_never_logs_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let lic_dir = tempfile::tempdir().unwrap();
+    let lic_path = lic_dir.path().join("license");
+    let license = "eyJhbGciOiJSUzI1NiJ9.meshproof-test-license-value.c2lnbmF0dXJl";
+    std::fs::write(&lic_path, format!("{license}\n")).unwrap();
+    suite.openfaas.edition = meshproof::scenario::Edition::Pro { license_file: lic_path };
+    let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
+    let _ = r.env();
+    let s = r.api.object("Secret", "openfaas-license").expect("license secret");
+    assert_eq!(s["stringData"]["license"].as_str(), Some(license));
+    assert_eq!(s["metadata"]["namespace"].as_str(), Some("openfaas"));
+    let of = find_call(&r.doubles.calls(), "helm", &["upgrade", "--install", "openfaas"]).unwrap().clone();
+    assert!(of.contains(&"openfaasPro=true".to_string()) && of.contains(&"operator.create=true".to_string()), "{of:?}");
+    assert!(!r.log_text().contains(license));
+    assert!(!std::fs::read_to_string(r.doubles.log()).unwrap().contains(license));
+    drop(r.result.take());
+}
