@@ -63,7 +63,10 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
     assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1, "{:?}", d.call_lines());
     // Its trials failed: logs were exported first.
     let lines = d.call_lines();
-    assert!(lines.iter().position(|l| l.starts_with("kind export logs")) < lines.iter().position(|l| l.starts_with("kind delete")));
+    assert!(
+        lines.iter().position(|l| l.starts_with("kind export logs"))
+            < lines.iter().position(|l| l.starts_with("kind delete"))
+    );
     drop(s);
     assert_eq!(count(&d, "kind delete cluster"), 1, "teardown runs once");
 }
@@ -95,10 +98,40 @@ fn a_failed_provisioning_is_reported_to_every_trial_without_retrying() {
     let shared = envs.iter().find(|e| e.key == "istio[k8s=1.32]").unwrap();
     for t in &shared.trials[..2] {
         let e = s.run_trial(t).unwrap_err().to_string();
-        assert!(e.contains("environment istio[k8s=1.32] could not be set up") && e.contains("failing on purpose"), "{e}");
+        assert!(
+            e.contains("environment istio[k8s=1.32] could not be set up") && e.contains("failing on purpose"),
+            "{e}"
+        );
     }
     std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
     assert_eq!(count(&d, "kind create cluster"), 1);
     // A failed create is still deleted (it may have left containers behind).
     assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-32-"), 1, "{:?}", d.call_lines());
+}
+
+#[test]
+fn environments_sharing_host_ports_take_turns_instead_of_colliding() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let s = session(&d, artifacts.path());
+    let envs = envs();
+    let trial = |key: &str, i: usize| envs.iter().find(|e| e.key == key).unwrap().trials[i].clone();
+    let _ = s.run_trial(&trial("istio[k8s=1.34]", 0));
+    // Another cell of the matrix binds the same 30080/30443: the first cluster goes first.
+    let _ = s.run_trial(&trial("istio[k8s=1.33]", 0));
+    let lines = d.call_lines();
+    let del34 = lines
+        .iter()
+        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
+        .expect("evicted");
+    let create33 =
+        lines.iter().position(|l| l.starts_with("kind create cluster --name meshproof-istio-k8s-1-33-")).unwrap();
+    assert!(del34 < create33, "{lines:?}");
+    // Coming back to the first environment re-creates it (after evicting the second).
+    let _ = s.run_trial(&trial("istio[k8s=1.34]", 1));
+    assert_eq!(count(&d, "kind create cluster --name meshproof-istio-k8s-1-34-"), 2);
+    assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1);
+    s.teardown();
+    assert_eq!(count(&d, "kind create cluster"), count(&d, "kind delete cluster"), "{:?}", d.call_lines());
 }

@@ -4,12 +4,19 @@
 //! A trial holds its environment's lock for its whole run, so trials that share a cluster never
 //! overlap, while trials of different environments may run in parallel (`--test-threads`).
 //!
+//! kind clusters bind the suite's host ports on 127.0.0.1, so two of them with the same ports
+//! cannot exist at once: before provisioning an environment, the session tears down the
+//! environment that holds its ports (re-creating that one later if more of its trials run). This
+//! keeps matrix cells and dedicated environments from failing on "port is already allocated",
+//! serially and with `--test-threads` > 1.
+//!
 //! Cleanup is guaranteed three ways: [`Session::teardown`] at the end of a run; each
 //! environment's teardown guard when the session is dropped (also on panic unwinding); and the
 //! SIGINT/SIGTERM handler ([`crate::stack::signals`]), installed when the first environment is
 //! provisioned, for an interrupted run.
 
 use crate::plan::{EnvPlan, TrialPlan};
+use crate::scenario::{ClusterSpec, EnvironmentSpec};
 use crate::stack::environment::{self, Environment};
 use crate::stack::{signals, RunDirs, StackOptions};
 use std::collections::BTreeMap;
@@ -50,6 +57,17 @@ pub struct Session {
     slots: BTreeMap<String, (Arc<Mutex<Slot>>, EnvPlan)>,
     opts: StackOptions,
     stack: OnceLock<Result<Stack, String>>,
+    /// Which environment's kind cluster binds each (http, https) host-port pair. Lock order:
+    /// an environment's slot, then this, then the holder's slot (the holder is always `Ready`,
+    /// so its thread never waits for this lock).
+    port_holders: Mutex<BTreeMap<(u16, u16), String>>,
+}
+
+fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
+    match &env.cluster {
+        ClusterSpec::Kind { host_ports, .. } => Some((host_ports.http, host_ports.https)),
+        ClusterSpec::Existing { .. } => None,
+    }
 }
 
 const TRIAL_STEPS_NOT_YET: &str = "running scenario steps in the cluster (issue #5)";
@@ -65,6 +83,7 @@ impl Session {
             slots: envs.iter().map(|e| (e.key.clone(), (Arc::new(Mutex::new(Slot::NotStarted)), e.clone()))).collect(),
             opts,
             stack: OnceLock::new(),
+            port_holders: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -100,13 +119,31 @@ impl Session {
                     return Err(env_err(reason));
                 }
             };
+            let ports = kind_ports(&plan.env);
+            let mut holders = match ports {
+                Some(_) => Some(self.port_holders.lock().unwrap_or_else(|p| p.into_inner())),
+                None => None,
+            };
+            if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
+                if let Some(other) = h.remove(&p) {
+                    if other != trial.env_key {
+                        self.evict(&other, &trial.env_key, p);
+                    }
+                }
+            }
             let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
             let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
             drop(run);
             *guard = match up {
-                Ok(env) => Slot::Ready { env: Box::new(env), failed: false },
+                Ok(env) => {
+                    if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
+                        h.insert(p, trial.env_key.clone());
+                    }
+                    Slot::Ready { env: Box::new(env), failed: false }
+                }
                 Err(e) => Slot::Failed(e.to_string()),
             };
+            drop(holders);
         }
         match &mut *guard {
             Slot::Failed(reason) => Err(env_err(reason.clone())),
@@ -116,6 +153,28 @@ impl Session {
                 *failed = true;
                 Err(RunError::NotYet(TRIAL_STEPS_NOT_YET))
             }
+        }
+    }
+
+    /// Tears down `key`'s environment so that `for_key` can bind the same host ports; it goes
+    /// back to `NotStarted` and is re-created if another of its trials runs.
+    fn evict(&self, key: &str, for_key: &str, ports: (u16, u16)) {
+        let Some((slot, _)) = self.slots.get(key) else { return };
+        let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(&*g, Slot::Ready { .. }) {
+            return;
+        }
+        if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::NotStarted) {
+            (self.opts.log)(&format!(
+                "tearing down {key} to free host ports {}/{} for {for_key} (it is re-created if more of its trials run)",
+                ports.0, ports.1
+            ));
+            if self.opts.keep_cluster {
+                (self.opts.log)(&format!(
+                    "--keep-cluster keeps {key}, so {for_key} cannot bind the same host ports: run one environment at a time (a trial filter) with --keep-cluster"
+                ));
+            }
+            let _ = env.teardown(failed);
         }
     }
 
