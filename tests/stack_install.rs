@@ -53,7 +53,8 @@ impl Run {
     }
 }
 
-const KNOBS: [&str; 6] = [
+const KNOBS: [&str; 7] = [
+    "MESHPROOF_DOUBLE_FAIL_MSG",
     "MESHPROOF_DOUBLE_SLEEP_ON",
     "MESHPROOF_DOUBLE_FAIL_ON",
     "MESHPROOF_DOUBLE_ISTIO_VERSION",
@@ -454,4 +455,22 @@ fn pro_edition_applies_the_license_secret_and_never_logs_it() {
     assert!(!r.log_text().contains(license));
     assert!(!std::fs::read_to_string(r.doubles.log()).unwrap().contains(license));
     drop(r.result.take());
+}
+
+#[test]
+fn a_taken_host_port_is_explained() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let msg = "Error response from daemon: Bind for 127.0.0.1:30080 failed: port is already allocated";
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FAIL_ON", "kind create"), ("MESHPROOF_DOUBLE_FAIL_MSG", msg)],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r.result.as_ref().unwrap().as_ref().err().expect("create fails").to_string();
+    assert!(err.contains("host port 30080 or 30443 on 127.0.0.1 is taken"), "{err}");
+    assert!(r.doubles.call_lines().iter().any(|l| l.starts_with("kind delete cluster")));
 }

@@ -188,7 +188,7 @@ pub async fn up(
                     guard,
                 };
                 let _ = env.teardown(true);
-                return Err(e.into());
+                return Err(port_hint(e, *host_ports));
             }
             // kind writes it 0600 already; make sure, since it holds cluster-admin credentials.
             set_private(&k.kubeconfig)?;
@@ -229,6 +229,20 @@ pub async fn up(
         }
     }
     Ok(environment)
+}
+
+/// kind's error for a taken host port is a Docker message; say what to do about it.
+fn port_hint(e: crate::process::ProcessError, ports: crate::scenario::HostPorts) -> StackError {
+    let text = e.to_string();
+    if text.contains("port is already allocated") || text.contains("address already in use") {
+        StackError::Invalid(format!(
+            "{text}\nhint: host port {} or {} on 127.0.0.1 is taken (another kind cluster? `kind get clusters`); \
+             free it or change the suite's cluster.hostPorts",
+            ports.http, ports.https
+        ))
+    } else {
+        e.into()
+    }
 }
 
 fn set_private(path: &Path) -> Result<(), StackError> {
