@@ -74,6 +74,10 @@ pub fn run(args: Args) -> i32 {
     };
     eprintln!("meshproof: run {} for {} (temp dir {})", run.run_id, env.name, run.temp().display());
     let result = rt.block_on(environment::up(suite, env, &env.name, &opts, &run));
+    if opts.keep_cluster {
+        // A kept cluster's kubeconfig lives in the temp dir.
+        run.persist();
+    }
     let code = match result {
         Ok(e) => {
             for i in &e.installed {
@@ -81,9 +85,6 @@ pub fn run(args: Args) -> i32 {
             }
             if let Some(n) = &e.cluster_name {
                 println!("cluster {n} ready (kubeconfig {})", e.target.kubeconfig.display());
-            }
-            if opts.keep_cluster {
-                run.persist();
             }
             match e.teardown(false) {
                 Ok(()) => 0,

@@ -120,10 +120,7 @@ impl Session {
                 }
             };
             let ports = kind_ports(&plan.env);
-            let mut holders = match ports {
-                Some(_) => Some(self.port_holders.lock().unwrap_or_else(|p| p.into_inner())),
-                None => None,
-            };
+            let mut holders = ports.map(|_| self.port_holders.lock().unwrap_or_else(|p| p.into_inner()));
             if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
                 if let Some(other) = h.remove(&p) {
                     if other != trial.env_key {
@@ -182,6 +179,14 @@ impl Session {
     /// environments with a failed trial). Called explicitly at the end of a run, and again,
     /// harmlessly, on drop.
     pub fn teardown(&self) {
+        if self.opts.keep_cluster {
+            // Kept clusters' kubeconfigs live in the run's temp dir.
+            if let Some(Ok(stack)) = self.stack.get() {
+                if let Ok(mut run) = stack.run.lock() {
+                    run.persist();
+                }
+            }
+        }
         for (slot, _) in self.slots.values() {
             let mut g = match slot.lock() {
                 Ok(g) => g,

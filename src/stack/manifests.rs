@@ -43,11 +43,14 @@ pub fn kind_config(image: &PinnedImage, ports: HostPorts) -> String {
     }))
 }
 
+/// A label or annotation.
+pub type Pair = (&'static str, &'static str);
+
 /// Labels and annotations that turn on the mesh for a namespace's pods.
 ///
 /// Linkerd: injection is an annotation, and NATS (4222, server-speaks-first) is skipped in both
 /// directions, otherwise the proxy waits for a client preface NATS never sends.
-pub fn mesh_injection(mesh: Mesh) -> (Vec<(&'static str, &'static str)>, Vec<(&'static str, &'static str)>) {
+pub fn mesh_injection(mesh: Mesh) -> (Vec<Pair>, Vec<Pair>) {
     match mesh {
         Mesh::Istio => (vec![("istio-injection", "enabled")], vec![]),
         Mesh::Linkerd => (
