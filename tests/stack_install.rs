@@ -379,6 +379,9 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
     assert!(!calls.iter().any(|(t, _)| t == "kind"), "{:?}", r.doubles.call_lines());
     let install = find_call(&calls, "istioctl", &["install"]).unwrap();
     assert_eq!(flag(install, "--context"), Some("ctx"));
+    let of = find_call(&calls, "helm", &["upgrade", "--install", "openfaas"]).unwrap();
+    assert_eq!(flag(of, "--kube-context"), Some("ctx"));
+    assert_eq!(flag(of, "--kubeconfig"), kcfg.path().to_str());
     // openfaas existed: its mesh settings are applied without the run-id label.
     let applied_ns: Vec<serde_yaml::Value> = r
         .api
@@ -390,7 +393,7 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
         })
         .filter(|v| v["kind"].as_str() == Some("Namespace"))
         .collect();
-    assert_eq!(applied_ns.len(), 1, "{applied_ns:?}");
+    assert_eq!(applied_ns.len(), 1, "only the pre-existing namespace is applied rather than created: {applied_ns:?}");
     assert!(applied_ns[0]["metadata"]["labels"]["meshproof.dev/run-id"].is_null());
     assert_eq!(applied_ns[0]["metadata"]["labels"]["istio-injection"].as_str(), Some("enabled"));
     drop(r.result.take());

@@ -67,3 +67,25 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(&p, "--set gateway.nodePort=30080");
     assert_has(&p, "--set gateway.directFunctions=true");
 }
+
+#[test]
+fn run_needs_an_environment_when_the_suite_has_a_matrix() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["run", "istio"])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pick one with --env") && err.contains("istio[k8s=1.33]"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["run", "istio", "--env", "istio[k8s=9.99]"])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no environment \"istio[k8s=9.99]\""));
+}
