@@ -112,6 +112,23 @@ fn sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(!d.call_lines().iter().any(|l| l.starts_with("istioctl install")), "nothing new starts after the signal");
     assert!(stderr.contains("received SIGINT"), "{stderr}");
+    assert!(survivors(&d).is_empty(), "a double outlived meshproof: {:?}", survivors(&d));
+}
+
+/// Processes still running one of this test's doubles (their command line names its bin dir).
+fn survivors(d: &Doubles) -> Vec<String> {
+    let needle = d.bin().to_string_lossy().into_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                out.push(cmd);
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -122,6 +139,7 @@ fn sigterm_mid_install_deletes_the_cluster_and_exits_143() {
     let (code, _, stderr, d, _) = p.finish();
     assert_eq!(code, 143, "{stderr}");
     assert_eq!(deleted_names(&d), vec![created_name(&d)], "{stderr}");
+    assert!(survivors(&d).is_empty(), "the interrupted istioctl outlived meshproof: {:?}", survivors(&d));
 }
 
 #[test]

@@ -66,9 +66,6 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
                     cmd: Cmd::new("istioctl").args(["version", "--remote=false"]).timeout(Duration::from_secs(30)),
                     pinned: version.to_string(),
                 },
-                // Created first so that, on an existing cluster without Istio, it carries the run-id
-                // label and cleanup removes it; an istio-system that was there is left alone.
-                Action::namespace(NAMESPACE, ctx.run_id, None),
                 Action::Run { cmd: istioctl_install(ctx, profile) },
                 patch,
             ],
