@@ -132,7 +132,8 @@ impl Exec<'_> {
         Ok(Installed { component: plan.component.to_string(), version: plan.version.clone() })
     }
 
-    async fn action(&self, component: &str, a: &Action) -> Result<(), StackError> {
+    /// Runs one action of `component`.
+    pub async fn action(&self, component: &str, a: &Action) -> Result<(), StackError> {
         match a {
             Action::CheckVersion { cmd, pinned } => {
                 self.say(&format!("$ {}", cmd.display()));

@@ -156,12 +156,8 @@ pub async fn up(
 
     // Fail fast on a wrong CLI version, before a cluster exists.
     for p in &plans {
-        let checks: Vec<Action> =
-            p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })).cloned().collect();
-        if !checks.is_empty() {
-            let only =
-                ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: checks };
-            exec.component(&only).await?;
+        for a in p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })) {
+            exec.action(p.component, a).await?;
         }
     }
 
