@@ -180,15 +180,7 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
     out.push(PlannedStep {
         phase: Phase::Teardown,
         title: "tear down".into(),
-        detail: match &env.env.cluster {
-            ClusterSpec::Kind { .. } => vec![
-                "on failure: export `kind export logs`, events, pod statuses and logs to the artifacts dir".into(),
-                "kind delete cluster (skipped with --keep-cluster / MESHPROOF_KEEP_CLUSTER=1)".into(),
-            ],
-            ClusterSpec::Existing { .. } => {
-                vec!["delete only the namespaces and cluster-scoped objects labelled with this run's id".into()]
-            }
-        },
+        detail: crate::stack::plan::teardown(&env.env, &env.key),
     });
     out
 }

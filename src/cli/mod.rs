@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod list;
 pub mod plan;
 mod project;
+pub mod run;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Check the tools and daemons a real run needs.
     Doctor(doctor::Args),
+    /// Provision one suite environment and install its stack, then tear it down (debug aid).
+    Run(run::Args),
     /// Run one verdict engine on its own.
     #[command(subcommand)]
     Check(check::CheckCmd),
@@ -47,6 +50,7 @@ pub fn main() -> i32 {
         Command::List(a) => list::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Run(a) => run::run(a),
         Command::Check(c) => check::run(c),
     }
 }

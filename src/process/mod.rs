@@ -11,9 +11,12 @@ pub mod tools;
 
 pub use redact::Redactor;
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -34,6 +37,38 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     redactor: Redactor,
+    /// Allowed to start after [`begin_shutdown`] (the cleanup commands themselves).
+    during_shutdown: bool,
+}
+
+/// Process groups of children that are running right now, so that a signal handler can kill
+/// them before `std::process::exit` (which runs no destructors, so no [`GroupGuard`] would).
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+/// Set once the harness is shutting down on a signal: no new ordinary command may start.
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Starts shutting down: from now on only commands marked [`Cmd::during_shutdown`] start, and
+/// every running child's process group is killed (a half-done `helm install` is not worth
+/// waiting for when the cluster is about to be deleted).
+pub fn begin_shutdown() {
+    SHUTTING_DOWN.store(true, Ordering::SeqCst);
+    kill_running_groups();
+}
+
+/// Whether [`begin_shutdown`] was called.
+pub fn shutting_down() -> bool {
+    SHUTTING_DOWN.load(Ordering::SeqCst)
+}
+
+/// Kills the process group of every child started by [`Cmd`] that is still running.
+pub fn kill_running_groups() {
+    let groups: Vec<i32> = match LIVE_GROUPS.lock() {
+        Ok(g) => g.iter().copied().collect(),
+        Err(p) => p.into_inner().iter().copied().collect(),
+    };
+    for pid in groups {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 /// What a finished process produced.
@@ -63,6 +98,8 @@ pub enum ProcessError {
     Failed { cmdline: String, status: i32, stdout: String, stderr: String },
     #[error("I/O with `{cmdline}` failed: {source}")]
     Io { cmdline: String, source: std::io::Error },
+    #[error("`{cmdline}` not started: meshproof is shutting down on a signal")]
+    ShuttingDown { cmdline: String },
 }
 
 /// Keeps the last `max` bytes of captured output, redacted, for error messages.
@@ -90,7 +127,25 @@ impl Cmd {
             stdin: None,
             timeout: Duration::from_secs(60),
             redactor: Redactor::default(),
+            during_shutdown: false,
         }
+    }
+
+    /// Marks a cleanup command (`kind delete cluster`, `kind export logs`): it may still start
+    /// after [`begin_shutdown`].
+    pub fn during_shutdown(mut self) -> Cmd {
+        self.during_shutdown = true;
+        self
+    }
+
+    /// The configured timeout.
+    pub fn timeout_value(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Extra environment variables the process gets (not shown by [`Cmd::display`]).
+    pub fn envs(&self) -> &[(OsString, OsString)] {
+        &self.env
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Cmd {
@@ -188,6 +243,9 @@ impl Cmd {
     pub async fn run_unchecked(&self) -> Result<Output, ProcessError> {
         let path = tools::find(&self.program)?;
         let cmdline = self.display();
+        if shutting_down() && !self.during_shutdown {
+            return Err(ProcessError::ShuttingDown { cmdline });
+        }
         let mut cmd = tokio::process::Command::new(&path);
         for a in &self.args {
             match a {
@@ -207,7 +265,7 @@ impl Cmd {
             .kill_on_drop(true);
         let started = std::time::Instant::now();
         let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { cmdline: cmdline.clone(), source })?;
-        let guard = GroupGuard(child.id());
+        let guard = GroupGuard::new(child.id());
         if let (Some(bytes), Some(mut sin)) = (self.stdin.clone(), child.stdin.take()) {
             // Write in the background so a process that does not read stdin cannot block us.
             tokio::spawn(async move {
@@ -237,10 +295,30 @@ impl Cmd {
 }
 
 /// Kills a process group when dropped, unless disarmed after a normal exit.
-struct GroupGuard(Option<u32>);
+/// While armed, the group is listed in [`LIVE_GROUPS`].
+struct GroupGuard(Option<i32>);
 
 impl GroupGuard {
+    fn new(pid: Option<u32>) -> GroupGuard {
+        let pid = pid.and_then(|p| i32::try_from(p).ok());
+        if let Some(p) = pid {
+            if let Ok(mut g) = LIVE_GROUPS.lock() {
+                g.insert(p);
+            }
+        }
+        GroupGuard(pid)
+    }
+
+    fn unlist(&self) {
+        if let Some(p) = self.0 {
+            if let Ok(mut g) = LIVE_GROUPS.lock() {
+                g.remove(&p);
+            }
+        }
+    }
+
     fn disarm(mut self) {
+        self.unlist();
         self.0 = None;
     }
 }
@@ -248,10 +326,9 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            if let Ok(pid) = i32::try_from(pid) {
-                let pg = nix::unistd::Pid::from_raw(pid);
-                let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
-            }
+            self.unlist();
+            let pg = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

@@ -66,8 +66,22 @@ impl Tool {
     }
 }
 
-/// Finds `program` on `PATH` (or takes it as a path when it contains `/`).
+/// Directories searched before `PATH` (colon-separated). Tests point it at a directory of
+/// test-double CLIs for the child processes they spawn, without touching their own `PATH`.
+pub const TOOL_PATH_ENV: &str = "MESHPROOF_TOOL_PATH";
+
+/// Finds `program` in `MESHPROOF_TOOL_PATH`, then on `PATH` (or takes it as a path when it
+/// contains `/`).
 pub fn find(program: &str) -> Result<PathBuf, ProcessError> {
+    if let Some(dirs) = std::env::var_os(TOOL_PATH_ENV).filter(|d| !d.is_empty()) {
+        if !program.contains('/') {
+            if let Ok(cwd) = std::env::current_dir() {
+                if let Ok(p) = which::which_in(program, Some(dirs), cwd) {
+                    return Ok(p);
+                }
+            }
+        }
+    }
     which::which(program).map_err(|_| ProcessError::NotFound {
         program: program.to_string(),
         hint: Tool::from_program(program).map(Tool::hint).unwrap_or("install it or put it on PATH").to_string(),

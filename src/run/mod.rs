@@ -3,10 +3,24 @@
 //!
 //! A trial holds its environment's lock for its whole run, so trials that share a cluster never
 //! overlap, while trials of different environments may run in parallel (`--test-threads`).
+//!
+//! kind clusters bind the suite's host ports on 127.0.0.1, so two of them with the same ports
+//! cannot exist at once: before provisioning an environment, the session tears down the
+//! environment that holds its ports (re-creating that one later if more of its trials run). This
+//! keeps matrix cells and dedicated environments from failing on "port is already allocated",
+//! serially and with `--test-threads` > 1.
+//!
+//! Cleanup is guaranteed three ways: [`Session::teardown`] at the end of a run; each
+//! environment's teardown guard when the session is dropped (also on panic unwinding); and the
+//! SIGINT/SIGTERM handler ([`crate::stack::signals`]), installed when the first environment is
+//! provisioned, for an interrupted run.
 
 use crate::plan::{EnvPlan, TrialPlan};
+use crate::scenario::{ClusterSpec, EnvironmentSpec};
+use crate::stack::environment::{self, Environment};
+use crate::stack::{signals, RunDirs, StackOptions};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a trial could not produce a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -20,55 +34,178 @@ pub enum RunError {
 /// The state of one environment.
 enum Slot {
     NotStarted,
+    /// Provisioned and installed; `failed` once any of its trials failed (logs are exported
+    /// before teardown).
+    Ready {
+        env: Box<Environment>,
+        failed: bool,
+    },
     /// Provisioning failed once; every later trial of the environment reports the same reason
     /// instead of trying again.
     Failed(String),
+    TornDown,
+}
+
+/// What provisioning needs, created on first use (listing trials creates nothing).
+struct Stack {
+    rt: tokio::runtime::Runtime,
+    run: Mutex<RunDirs>,
 }
 
 /// All environments of one run.
 pub struct Session {
-    slots: BTreeMap<String, Arc<Mutex<Slot>>>,
+    slots: BTreeMap<String, (Arc<Mutex<Slot>>, EnvPlan)>,
+    opts: StackOptions,
+    stack: OnceLock<Result<Stack, String>>,
+    /// Which environment's kind cluster binds each (http, https) host-port pair. Lock order:
+    /// an environment's slot, then this, then the holder's slot (the holder is always `Ready`,
+    /// so its thread never waits for this lock).
+    port_holders: Mutex<BTreeMap<(u16, u16), String>>,
 }
 
+fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
+    match &env.cluster {
+        ClusterSpec::Kind { host_ports, .. } => Some((host_ports.http, host_ports.https)),
+        ClusterSpec::Existing { .. } => None,
+    }
+}
+
+const TRIAL_STEPS_NOT_YET: &str = "running scenario steps in the cluster (issue #5)";
+
 impl Session {
+    /// A session with the options from the environment (`MESHPROOF_KEEP_CLUSTER`, …).
     pub fn new(envs: &[EnvPlan]) -> Session {
-        Session { slots: envs.iter().map(|e| (e.key.clone(), Arc::new(Mutex::new(Slot::NotStarted)))).collect() }
+        Session::with_options(envs, StackOptions::from_env())
+    }
+
+    pub fn with_options(envs: &[EnvPlan], opts: StackOptions) -> Session {
+        Session {
+            slots: envs.iter().map(|e| (e.key.clone(), (Arc::new(Mutex::new(Slot::NotStarted)), e.clone()))).collect(),
+            opts,
+            stack: OnceLock::new(),
+            port_holders: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn stack(&self) -> Result<&Stack, String> {
+        self.stack
+            .get_or_init(|| {
+                signals::install(self.opts.log.clone())?;
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime: {e}"))?;
+                let run = RunDirs::new(&self.opts).map_err(|e| e.to_string())?;
+                (self.opts.log)(&format!("run {} (temp dir {})", run.run_id, run.temp().display()));
+                Ok(Stack { rt, run: Mutex::new(run) })
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
     }
 
     /// Runs one trial in its environment, provisioning the environment on first use.
     pub fn run_trial(&self, trial: &TrialPlan) -> Result<(), RunError> {
-        let slot = self.slots.get(&trial.env_key).ok_or_else(|| RunError::Environment {
-            env: trial.env_key.clone(),
-            reason: "no such environment in this session".into(),
-        })?;
+        let env_err = |reason: String| RunError::Environment { env: trial.env_key.clone(), reason };
+        let (slot, plan) =
+            self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;
         // A poisoned lock means another trial panicked mid-run; the environment is unusable.
-        let mut guard = slot.lock().map_err(|_| RunError::Environment {
-            env: trial.env_key.clone(),
-            reason: "an earlier trial of this environment panicked".into(),
-        })?;
-        match &*guard {
-            Slot::Failed(reason) => {
-                Err(RunError::Environment { env: trial.env_key.clone(), reason: reason.clone() })
+        let mut guard = slot.lock().map_err(|_| env_err("an earlier trial of this environment panicked".into()))?;
+        if let Slot::NotStarted = &*guard {
+            let stack = match self.stack() {
+                Ok(s) => s,
+                Err(reason) => {
+                    *guard = Slot::Failed(reason.clone());
+                    return Err(env_err(reason));
+                }
+            };
+            let ports = kind_ports(&plan.env);
+            let mut holders = ports.map(|_| self.port_holders.lock().unwrap_or_else(|p| p.into_inner()));
+            if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
+                if let Some(other) = h.remove(&p) {
+                    if other != trial.env_key {
+                        self.evict(&other, &trial.env_key, p);
+                    }
+                }
             }
-            Slot::NotStarted => {
-                let reason = "provisioning kind/existing clusters and installing the mesh and OpenFaaS (issue #4), \
-                              then running scenario steps in the cluster (issue #5)"
-                    .to_string();
-                *guard = Slot::Failed(format!("not yet implemented: {reason}"));
-                Err(RunError::NotYet(
-                    "provisioning kind/existing clusters and installing the mesh and OpenFaaS (issue #4), \
-                     then running scenario steps in the cluster (issue #5)",
-                ))
+            let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
+            let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
+            drop(run);
+            *guard = match up {
+                Ok(env) => {
+                    if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
+                        h.insert(p, trial.env_key.clone());
+                    }
+                    Slot::Ready { env: Box::new(env), failed: false }
+                }
+                Err(e) => Slot::Failed(e.to_string()),
+            };
+            drop(holders);
+        }
+        match &mut *guard {
+            Slot::Failed(reason) => Err(env_err(reason.clone())),
+            Slot::TornDown => Err(env_err("the environment was already torn down".into())),
+            Slot::NotStarted => Err(env_err("the environment was not provisioned".into())),
+            Slot::Ready { failed, .. } => {
+                *failed = true;
+                Err(RunError::NotYet(TRIAL_STEPS_NOT_YET))
             }
         }
     }
 
-    /// Tears down every environment this session created. Called explicitly at the end of a
-    /// run (and again, harmlessly, on drop).
+    /// Tears down `key`'s environment so that `for_key` can bind the same host ports; it goes
+    /// back to `NotStarted` and is re-created if another of its trials runs.
+    fn evict(&self, key: &str, for_key: &str, ports: (u16, u16)) {
+        let Some((slot, _)) = self.slots.get(key) else { return };
+        let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(&*g, Slot::Ready { .. }) {
+            return;
+        }
+        if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::NotStarted) {
+            (self.opts.log)(&format!(
+                "tearing down {key} to free host ports {}/{} for {for_key} (it is re-created if more of its trials run)",
+                ports.0, ports.1
+            ));
+            if self.opts.keep_cluster {
+                (self.opts.log)(&format!(
+                    "--keep-cluster keeps {key}, so {for_key} cannot bind the same host ports: run one environment at a time (a trial filter) with --keep-cluster"
+                ));
+            }
+            let _ = env.teardown(failed);
+        }
+    }
+
+    /// Tears down every environment this session created (exporting kind logs first for
+    /// environments with a failed trial). Called explicitly at the end of a run, and again,
+    /// harmlessly, on drop.
     pub fn teardown(&self) {
-        for slot in self.slots.values() {
-            if let Ok(mut g) = slot.lock() {
-                *g = Slot::NotStarted;
+        if self.opts.keep_cluster {
+            // Kept clusters' kubeconfigs live in the run's temp dir.
+            if let Some(Ok(stack)) = self.stack.get() {
+                if let Ok(mut run) = stack.run.lock() {
+                    run.persist();
+                }
+            }
+        }
+        for (slot, _) in self.slots.values() {
+            let mut g = match slot.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::TornDown) {
+                if self.opts.keep_cluster {
+                    (self.opts.log)(&format!(
+                        "kept environment {}: kubeconfig {}",
+                        env.key,
+                        env.target.kubeconfig.display()
+                    ));
+                    if let Some(Ok(stack)) = self.stack.get() {
+                        if let Ok(mut run) = stack.run.lock() {
+                            run.persist();
+                        }
+                    }
+                }
+                let _ = env.teardown(failed);
             }
         }
     }

@@ -1,5 +1,139 @@
-//! The environment a suite describes: cluster providers and component installers.
+//! The environment a suite describes: cluster providers, component installers, and guaranteed
+//! cleanup.
 //!
-//! Only the planning half exists so far; provisioning real clusters is being built (issue #4).
+//! - [`cluster`]: `kind` and `existing` providers, the [`ClusterApi`](cluster::api::ClusterApi)
+//!   seam to the Kubernetes API, and the [`TeardownGuard`](cluster::guard::TeardownGuard).
+//! - [`install`]: one module per component, each building its exact commands and manifests.
+//! - [`actions`]: those steps as data, printed by `meshproof plan` and executed by a run.
+//! - [`environment`]: provisioning + installing one environment, and tearing it down.
+//! - [`signals`]: SIGINT/SIGTERM → teardown, then exit 130/143.
+//! - [`manifests`]: every manifest meshproof generates, one function each.
 
+pub mod actions;
+pub mod cluster;
+pub mod environment;
+pub mod install;
+pub mod manifests;
+pub mod names;
 pub mod plan;
+pub mod signals;
+
+use crate::process::ProcessError;
+use cluster::api::{ApiError, ClusterApi, UnwiredClusterApi};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where progress lines go (stderr for the CLI; a buffer in tests). Lines are already redacted.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A log that prints `meshproof: LINE` to stderr.
+pub fn stderr_log() -> Log {
+    Arc::new(|line: &str| eprintln!("meshproof: {line}"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("applying {what}: {source}")]
+    Api { what: String, source: ApiError },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("downloading {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("{component}: `{tool}` reports {found:?} but the suite pins {pinned}; install that version of {tool}")]
+    VersionMismatch { component: String, tool: String, found: String, pinned: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not yet implemented: {0}")]
+    NotYet(String),
+}
+
+/// How a session provisions environments.
+#[derive(Clone)]
+pub struct StackOptions {
+    /// The Kubernetes API seam (the kube layer at merge; a recording double in tests).
+    pub api: Arc<dyn ClusterApi>,
+    /// Keep clusters after the run (`--keep-cluster`, `MESHPROOF_KEEP_CLUSTER=1`).
+    pub keep_cluster: bool,
+    /// Artifacts of all runs go under `<artifacts_root>/<run id>/`.
+    pub artifacts_root: PathBuf,
+    /// Base URL for Gateway API release downloads.
+    pub gateway_api_base: String,
+    pub log: Log,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).map(|v| v == "1" || v.eq_ignore_ascii_case("true")).unwrap_or(false)
+}
+
+impl StackOptions {
+    /// Defaults, overridable by `MESHPROOF_KEEP_CLUSTER`, `MESHPROOF_ARTIFACTS_DIR` (default
+    /// `meshproof-artifacts`) and `MESHPROOF_GATEWAY_API_BASE_URL`.
+    pub fn from_env() -> StackOptions {
+        StackOptions {
+            api: Arc::new(UnwiredClusterApi),
+            keep_cluster: env_flag("MESHPROOF_KEEP_CLUSTER"),
+            artifacts_root: std::env::var_os("MESHPROOF_ARTIFACTS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("meshproof-artifacts")),
+            gateway_api_base: std::env::var("MESHPROOF_GATEWAY_API_BASE_URL")
+                .unwrap_or_else(|_| install::gateway_api::DEFAULT_BASE_URL.to_string()),
+            log: stderr_log(),
+        }
+    }
+}
+
+/// One run's identity and private directories.
+pub struct RunDirs {
+    pub run_id: names::RunId,
+    /// 0700 temp dir: kubeconfigs, kind configs, generated keys, Helm repository config.
+    temp: Option<tempfile::TempDir>,
+    temp_path: PathBuf,
+    /// `<artifacts_root>/<run id>`: logs exported on failure.
+    pub artifacts: PathBuf,
+}
+
+impl RunDirs {
+    pub fn new(opts: &StackOptions) -> Result<RunDirs, StackError> {
+        let run_id = names::RunId::random();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("meshproof-{run_id}-"))
+            .tempdir()
+            .map_err(|source| StackError::Io { what: "creating the run's temp dir".into(), source })?;
+        let temp_path = temp.path().to_path_buf();
+        let artifacts = opts.artifacts_root.join(run_id.as_str());
+        Ok(RunDirs { run_id, temp: Some(temp), temp_path, artifacts })
+    }
+
+    pub fn temp(&self) -> &Path {
+        &self.temp_path
+    }
+
+    /// Keeps the temp dir after the run (a kept cluster's kubeconfig lives there).
+    pub fn persist(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = t.keep();
+        }
+    }
+}
+
+/// Creates a directory (and parents) readable by the owner only.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Writes a file created with mode 0600 (and forces 0600 if it existed).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        private_dir(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}

@@ -1,75 +1,110 @@
-//! What provisioning and installing an environment will do, as plan steps.
+//! What provisioning and installing an environment will do, as plan steps: the exact commands
+//! (the same [`Cmd`](crate::process::Cmd)s a run executes, shown with `display()`), the chart
+//! values and the generated manifests. Paths inside the run's temp dir print as `<run-dir>/…`,
+//! and the run's random id as `xxxxxx`.
 
+use super::actions::Action;
+use super::environment::{layout, ClusterLayout};
+use super::install::{self, InstallCtx, Secrets};
+use super::manifests;
+use super::names::RunId;
 use crate::plan::{Phase, PlannedStep};
 use crate::scenario::*;
+use std::path::Path;
+
+/// The id plans print in place of the run's random one.
+pub const PLAN_RUN_ID: &str = "xxxxxx";
 
 pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) -> Vec<PlannedStep> {
     let mut out = Vec::new();
-    out.push(match &env.cluster {
-        ClusterSpec::Kind { node_image, host_ports } => PlannedStep {
-            phase: Phase::Provision,
-            title: format!("create kind cluster for {key}"),
-            detail: vec![
-                format!("node image {node_image}"),
-                format!("host ports {} (http) and {} (https) mapped to the same NodePorts", host_ports.http, host_ports.https),
-                "kubeconfig written to a 0600 file in the run's temp dir, never ~/.kube/config".into(),
-            ],
-        },
-        ClusterSpec::Existing { kubeconfig, context } => PlannedStep {
+    let Some(run) = RunId::fixed(PLAN_RUN_ID) else { return out };
+    let temp_root = Path::new("<run-dir>");
+    let (work_dir, cluster) = match layout(env, key, &run, temp_root) {
+        Ok(l) => l,
+        Err(e) => {
+            out.push(PlannedStep {
+                phase: Phase::Provision,
+                title: format!("provision {key}"),
+                detail: vec![format!("error: {e}")],
+            });
+            return out;
+        }
+    };
+    match (&cluster, &env.cluster) {
+        (ClusterLayout::Kind(k), ClusterSpec::Kind { node_image, host_ports }) => {
+            let mut detail = vec![
+                format!("cluster name {} ({PLAN_RUN_ID} = the run's random id)", k.name),
+                format!("write {} (0600):", k.config.display()),
+            ];
+            detail.extend(manifests::kind_config(node_image, *host_ports).lines().map(|l| format!("    {l}")));
+            detail.push(format!("$ {}", k.create_cmd().display()));
+            detail.push(format!(
+                "kubeconfig {} (0600, in the run's 0700 temp dir; never ~/.kube/config)",
+                k.kubeconfig.display()
+            ));
+            out.push(PlannedStep { phase: Phase::Provision, title: format!("create kind cluster for {key}"), detail });
+        }
+        (ClusterLayout::Existing(t), _) => out.push(PlannedStep {
             phase: Phase::Provision,
             title: format!("use existing cluster for {key}"),
-            detail: vec![format!(
-                "kubeconfig {} context {}",
-                kubeconfig.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "$KUBECONFIG".into()),
-                context.as_deref().unwrap_or("(current)")
-            )],
-        },
-    });
-    let c = &suite.components;
-    if let (MeshSpec::Linkerd { .. }, Some(v)) = (&env.mesh, &c.gateway_api) {
-        out.push(install("Gateway API CRDs", v.as_str(), "standard channel, before Linkerd"));
+            detail: vec![
+                format!(
+                    "kubeconfig {} context {}",
+                    t.kubeconfig.display(),
+                    t.context.as_deref().unwrap_or("(current)")
+                ),
+                "never created or deleted by meshproof; namespaces it creates carry the run-id label".into(),
+            ],
+        }),
+        _ => {}
     }
-    match &env.mesh {
-        MeshSpec::Istio { version, install: m } => out.push(install(
-            "Istio",
-            version.as_str(),
-            &match m {
-                IstioInstall::Istioctl { profile } => format!("istioctl install -y, profile {profile}"),
-                IstioInstall::Helm => "Helm charts base, istiod, gateway".into(),
-            },
-        )),
-        MeshSpec::Linkerd { version, install: m } => out.push(install(
-            "Linkerd",
-            version.as_str(),
-            match m {
-                LinkerdInstall::Cli => "linkerd install --crds, linkerd install, linkerd check",
-                LinkerdInstall::Helm => "Helm charts linkerd-crds, linkerd-control-plane with meshproof-generated trust anchor",
-            },
-        )),
-    }
-    if let Some(v) = &c.cert_manager {
-        out.push(install("cert-manager", v.as_str(), "Helm chart"));
-    }
-    out.push(install(
-        "OpenFaaS",
-        suite.openfaas.chart.as_str(),
-        &format!(
-            "Helm chart, {} edition, functionNamespace=openfaas-fn, gateway.directFunctions=true",
-            match suite.openfaas.edition {
-                Edition::Ce => "CE",
-                Edition::Pro { .. } => "Pro",
-            }
-        ),
-    ));
-    if let Some(v) = &c.sealed_secrets {
-        out.push(install("sealed-secrets", v.as_str(), "Helm chart"));
-    }
-    if let Some(v) = &c.flux {
-        out.push(install("Flux", v.as_str(), "flux install"));
+    let target = cluster.target();
+    let secrets = Secrets::placeholder();
+    let ctx = InstallCtx {
+        suite,
+        env,
+        target: &target,
+        run_id: PLAN_RUN_ID,
+        work_dir: &work_dir,
+        secrets: &secrets,
+        gateway_api_base: install::gateway_api::DEFAULT_BASE_URL,
+    };
+    for p in install::plans(&ctx) {
+        let mut detail = Vec::new();
+        if p.actions.iter().any(|a| matches!(a, Action::Run { cmd } if cmd.program() == "helm")) {
+            detail.push(
+                "helm repositories: HELM_REPOSITORY_CONFIG/HELM_REPOSITORY_CACHE inside the run's temp dir".into(),
+            );
+        }
+        detail.extend(p.plan_lines());
+        out.push(PlannedStep {
+            phase: Phase::Install,
+            title: format!("install {} {}", p.component, p.version),
+            detail,
+        });
     }
     out
 }
 
-fn install(what: &str, version: &str, how: &str) -> PlannedStep {
-    PlannedStep { phase: Phase::Install, title: format!("install {what} {version}"), detail: vec![how.to_string()] }
+/// The teardown lines of an environment: the exact delete command, or what cleanup removes on
+/// an existing cluster.
+pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
+    let Some(run) = RunId::fixed(PLAN_RUN_ID) else { return vec![] };
+    match layout(env, key, &run, Path::new("<run-dir>")) {
+        Ok((_, ClusterLayout::Kind(k))) => vec![
+            format!(
+                "on failure first: $ {}",
+                k.export_logs_cmd(Path::new("<artifacts>/xxxxxx").join(super::names::sanitize(key)).join("kind-logs").as_path()).display()
+            ),
+            format!("$ {}", k.delete_cmd().display()),
+            "skipped with --keep-cluster / MESHPROOF_KEEP_CLUSTER=1 (prints the delete command instead)".into(),
+            "also on panic (teardown guard) and on SIGINT/SIGTERM (exit 130/143; a second signal skips cleanup)".into(),
+        ],
+        Ok((_, ClusterLayout::Existing(t))) => vec![format!(
+            "delete only the namespaces and cluster-scoped objects labelled {}=xxxxxx (kubeconfig {}); never the cluster",
+            super::cluster::api::RUN_ID_LABEL,
+            t.kubeconfig.display()
+        )],
+        Err(e) => vec![format!("error: {e}")],
+    }
 }

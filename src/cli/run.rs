@@ -1,0 +1,106 @@
+//! `meshproof run SUITE --env NAME`: provision one environment and install its stack, then tear
+//! it down (or keep it with `--keep-cluster`). A debugging aid for the stack; trials run through
+//! `cargo test --test e2e`.
+
+use super::project;
+use crate::stack::{environment, signals, RunDirs, StackOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Suite name (`istio`) or suite file (`suites/istio.yaml`).
+    pub suite: String,
+    /// Environment name (`istio[k8s=1.33]`); required when the suite has a matrix.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Keep the cluster afterwards and print how to delete it (also MESHPROOF_KEEP_CLUSTER=1).
+    #[arg(long)]
+    pub keep_cluster: bool,
+}
+
+pub fn run(args: Args) -> i32 {
+    let catalog = match project::load() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let wanted = std::path::Path::new(&args.suite);
+    let Some(suite) = catalog.suites.iter().find(|s| {
+        s.name.as_str() == args.suite || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
+    }) else {
+        let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
+        eprintln!("meshproof: error: no suite {:?} (suites: {})", args.suite, names.join(", "));
+        return 2;
+    };
+    let names: Vec<&str> = suite.environments.iter().map(|e| e.name.as_str()).collect();
+    let env = match &args.env {
+        Some(n) => suite.environments.iter().find(|e| &e.name == n),
+        None if suite.environments.len() == 1 => suite.environments.first(),
+        None => {
+            eprintln!(
+                "meshproof: error: suite {} has several environments; pick one with --env ({})",
+                suite.name,
+                names.join(", ")
+            );
+            return 2;
+        }
+    };
+    let Some(env) = env else {
+        eprintln!(
+            "meshproof: error: no environment {:?} in suite {} ({})",
+            args.env.unwrap_or_default(),
+            suite.name,
+            names.join(", ")
+        );
+        return 2;
+    };
+    let mut opts = StackOptions::from_env();
+    opts.keep_cluster |= args.keep_cluster;
+    if let Err(e) = signals::install(opts.log.clone()) {
+        eprintln!("meshproof: error: cannot install signal handlers: {e}");
+        return 2;
+    }
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshproof: error: cannot start a runtime: {e}");
+            return 2;
+        }
+    };
+    let mut run = match RunDirs::new(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("meshproof: error: {e}");
+            return 2;
+        }
+    };
+    eprintln!("meshproof: run {} for {} (temp dir {})", run.run_id, env.name, run.temp().display());
+    let result = rt.block_on(environment::up(suite, env, &env.name, &opts, &run));
+    if opts.keep_cluster {
+        // A kept cluster's kubeconfig lives in the temp dir.
+        run.persist();
+    }
+    let code = match result {
+        Ok(e) => {
+            for i in &e.installed {
+                println!("installed {} {}", i.component, i.version);
+            }
+            if let Some(n) = &e.cluster_name {
+                println!("cluster {n} ready (kubeconfig {})", e.target.kubeconfig.display());
+            }
+            match e.teardown(false) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+        Err(e) => {
+            eprintln!("meshproof: error: {e}");
+            1
+        }
+    };
+    if crate::process::shutting_down() {
+        // The signal handler is tearing down and will exit with 130/143; do not race it.
+        loop {
+            std::thread::park();
+        }
+    }
+    code
+}

@@ -1,0 +1,81 @@
+//! The seam between the stack and the Kubernetes API.
+//!
+//! Installers need exactly two things from a cluster besides the CLIs they drive: apply a
+//! manifest meshproof generated (namespaces, secrets, a Service patch, the Gateway API CRDs, the
+//! output of `linkerd install`), and, for clusters meshproof did not create, remove what a run
+//! labelled. The kube layer (`src/kube/`, built separately) implements [`ClusterApi`]; tests use
+//! a recording double. Keeping the trait this small keeps the stack testable without a cluster.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// Label every namespace and cluster-scoped object a run creates carries, valued with the run
+/// id, so that cleanup on an existing cluster deletes exactly those.
+pub const RUN_ID_LABEL: &str = "meshproof.dev/run-id";
+/// Marks objects meshproof manages (informational; cleanup keys on [`RUN_ID_LABEL`]).
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "meshproof");
+
+/// The server-side-apply field manager of everything the stack applies. Deliberately not the
+/// scenarios' manager (`meshproof`): a scenario that re-applies `Namespace openfaas-fn` with one
+/// annotation would otherwise take ownership of the whole object and SSA would *remove* the
+/// stack's injection annotations and run-id label.
+pub const STACK_FIELD_MANAGER: &str = "meshproof-stack";
+
+/// Which cluster to talk to: a kubeconfig file and, optionally, a context in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    pub kubeconfig: PathBuf,
+    pub context: Option<String>,
+}
+
+/// A failed Kubernetes API operation, already readable (and free of secret values: callers
+/// hand manifests that may hold secrets, and the implementation must not echo their data).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ApiError(pub String);
+
+/// A boxed future, so that `dyn ClusterApi` works (async fns in traits are not object-safe).
+pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// What the stack needs from the Kubernetes API. **The lead wires this to `src/kube/` at merge.**
+///
+/// Contract:
+/// - [`apply`](ClusterApi::apply): server-side apply (field manager [`STACK_FIELD_MANAGER`],
+///   `force: true`)
+///   of every document of a multi-document YAML, in order, resolving kinds by discovery; returns
+///   when every object is accepted and every `CustomResourceDefinition` in it is `Established`
+///   (bounded by the implementation's own timeout). The text may contain Secrets: never log it.
+/// - [`create`](ClusterApi::create): create the single object in `manifest` (a POST, not an
+///   apply); `Ok(true)` if created, `Ok(false)` if an object of that name already existed (left
+///   untouched). Used for namespaces, so that a namespace that was there before the run is never
+///   labelled with the run id — and so never deleted by cleanup.
+/// - [`cleanup_labelled`](ClusterApi::cleanup_labelled): delete every namespace and every
+///   cluster-scoped object labelled `label=run_id` (waiting, bounded, for namespaces to go), and
+///   nothing else. Used on clusters meshproof did not create.
+pub trait ClusterApi: Send + Sync {
+    fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()>;
+    fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool>;
+    fn cleanup_labelled<'a>(&'a self, target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()>;
+}
+
+/// The implementation used until the kube layer is merged: every call fails with a clear
+/// "not yet implemented", never a fake success.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnwiredClusterApi;
+
+const UNWIRED: &str = "not yet implemented: the Kubernetes API layer (src/kube/) is not wired into the stack yet";
+
+impl ClusterApi for UnwiredClusterApi {
+    fn apply<'a>(&'a self, _target: &'a KubeTarget, _manifest: &'a str) -> ApiFuture<'a, ()> {
+        Box::pin(async { Err(ApiError(format!("{UNWIRED} (apply)"))) })
+    }
+
+    fn create<'a>(&'a self, _target: &'a KubeTarget, _manifest: &'a str) -> ApiFuture<'a, bool> {
+        Box::pin(async { Err(ApiError(format!("{UNWIRED} (create)"))) })
+    }
+
+    fn cleanup_labelled<'a>(&'a self, _target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()> {
+        Box::pin(async move { Err(ApiError(format!("{UNWIRED} (cleanup of objects labelled {label}={run_id})"))) })
+    }
+}

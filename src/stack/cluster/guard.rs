@@ -1,0 +1,176 @@
+//! The teardown guard: whatever way a run ends — success, failed assertion, error, panic,
+//! SIGINT/SIGTERM — what the session created is removed exactly once.
+//!
+//! Each environment owns a [`TeardownGuard`]; dropping it tears down synchronously (with the
+//! commands' own timeouts). The same state is also listed in a process-wide registry that the
+//! signal handler ([`crate::stack::signals`]) reads, because a signal ends the process with
+//! `exit`, which runs no destructors.
+
+use super::api::{ClusterApi, KubeTarget, RUN_ID_LABEL};
+use super::kind::KindCluster;
+use crate::stack::Log;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long removing labelled objects from an existing cluster may take.
+pub const EXISTING_CLEANUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What tearing down one environment means.
+#[derive(Clone)]
+pub enum Teardown {
+    /// Delete the kind cluster the session created.
+    Kind(KindCluster),
+    /// Remove only what this run labelled; never the cluster.
+    Existing { target: KubeTarget, run_id: String, api: Arc<dyn ClusterApi> },
+}
+
+impl Teardown {
+    /// The command or instruction to do it by hand.
+    pub fn manual(&self) -> String {
+        match self {
+            Teardown::Kind(k) => k.manual_delete(),
+            Teardown::Existing { target, run_id, .. } => format!(
+                "delete the namespaces and cluster-scoped objects labelled {RUN_ID_LABEL}={run_id} (kubeconfig {}), e.g. `kubectl delete namespace -l {RUN_ID_LABEL}={run_id}`",
+                target.kubeconfig.display()
+            ),
+        }
+    }
+}
+
+const ARMED: u8 = 0;
+const RUNNING: u8 = 1;
+/// Torn down (or deliberately kept).
+const FINISHED: u8 = 2;
+/// Attempted and failed: the environment may still exist.
+const FAILED: u8 = 3;
+
+/// Shared state of one guard.
+pub struct Inner {
+    id: u64,
+    teardown: Teardown,
+    keep: bool,
+    log: Log,
+    /// Held for the whole teardown, so a second caller waits for the first to finish instead of
+    /// returning while the cluster still exists.
+    lock: Mutex<()>,
+    /// Readable without the lock (the signal watcher must never block on it).
+    phase: AtomicU8,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static LIVE: Mutex<Vec<Arc<Inner>>> = Mutex::new(Vec::new());
+
+/// Guards not yet torn down, oldest first.
+pub fn live() -> Vec<Arc<Inner>> {
+    match LIVE.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn unlist(id: u64) {
+    if let Ok(mut g) = LIVE.lock() {
+        g.retain(|i| i.id != id);
+    }
+}
+
+impl Inner {
+    pub fn manual(&self) -> String {
+        self.teardown.manual()
+    }
+
+    /// Whether the environment is gone (or deliberately kept): nothing left to do by hand.
+    pub fn is_finished(&self) -> bool {
+        self.phase.load(Ordering::SeqCst) == FINISHED
+    }
+
+    /// Tears down once; later and concurrent calls wait for the first and return. Safe from any
+    /// thread, inside or outside an async runtime: the work runs on a thread of its own.
+    pub fn run_once(self: &Arc<Self>) -> Result<(), String> {
+        let _held = match self.lock.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if self.phase.load(Ordering::SeqCst) != ARMED {
+            return Ok(());
+        }
+        self.phase.store(RUNNING, Ordering::SeqCst);
+        unlist(self.id);
+        if self.keep {
+            self.phase.store(FINISHED, Ordering::SeqCst);
+            (self.log)(&format!(
+                "keeping the environment (--keep-cluster / MESHPROOF_KEEP_CLUSTER=1); remove it with: {}",
+                self.manual()
+            ));
+            return Ok(());
+        }
+        let me = self.clone();
+        let res = std::thread::spawn(move || me.teardown_now())
+            .join()
+            .unwrap_or_else(|_| Err("teardown thread panicked".into()));
+        match &res {
+            Ok(()) => self.phase.store(FINISHED, Ordering::SeqCst),
+            Err(e) => {
+                self.phase.store(FAILED, Ordering::SeqCst);
+                (self.log)(&format!("teardown failed: {e}; remove it by hand: {}", self.manual()));
+            }
+        }
+        res
+    }
+
+    fn teardown_now(&self) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        match &self.teardown {
+            Teardown::Kind(k) => {
+                let cmd = k.delete_cmd();
+                (self.log)(&format!("$ {}", cmd.display()));
+                rt.block_on(cmd.run()).map(|_| ()).map_err(|e| e.to_string())
+            }
+            Teardown::Existing { target, run_id, api } => {
+                (self.log)(&format!("removing objects labelled {RUN_ID_LABEL}={run_id}"));
+                rt.block_on(async {
+                    tokio::time::timeout(EXISTING_CLEANUP_TIMEOUT, api.cleanup_labelled(target, RUN_ID_LABEL, run_id))
+                        .await
+                })
+                .map_err(|_| format!("cleanup timed out after {}s", EXISTING_CLEANUP_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Owns one environment's teardown; listed in the registry from *before* the cluster is created
+/// (a half-created kind cluster must be deleted too) until torn down.
+pub struct TeardownGuard(Arc<Inner>);
+
+impl TeardownGuard {
+    pub fn new(teardown: Teardown, keep: bool, log: Log) -> TeardownGuard {
+        let inner = Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            teardown,
+            keep,
+            log,
+            lock: Mutex::new(()),
+            phase: AtomicU8::new(ARMED),
+        });
+        if let Ok(mut g) = LIVE.lock() {
+            g.push(inner.clone());
+        }
+        TeardownGuard(inner)
+    }
+
+    pub fn teardown(&self) -> Result<(), String> {
+        self.0.run_once()
+    }
+
+    pub fn manual(&self) -> String {
+        self.0.manual()
+    }
+}
+
+impl Drop for TeardownGuard {
+    fn drop(&mut self) {
+        let _ = self.0.run_once();
+    }
+}

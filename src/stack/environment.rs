@@ -1,0 +1,248 @@
+//! Provisioning one environment — cluster, then every component — and tearing it down.
+//!
+//! Order matters for cleanup: the teardown guard is armed *before* `kind create cluster` runs,
+//! so an interrupted or failed create is still deleted. On failure the kind logs are exported to
+//! the run's artifacts dir first, then the cluster is deleted.
+
+use super::actions::{Action, ComponentPlan, Exec, Installed};
+use super::cluster::api::KubeTarget;
+use super::cluster::guard::{Teardown, TeardownGuard};
+use super::cluster::{existing, kind::KindCluster};
+use super::install::{self, linkerd, InstallCtx, Secrets};
+use super::names::{self, RunId};
+use super::{manifests, Log, RunDirs, StackError, StackOptions};
+use crate::process::Redactor;
+use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, LinkerdInstall, MeshSpec, Suite};
+use std::path::{Path, PathBuf};
+
+/// Where an environment's cluster is, decided before anything runs.
+#[derive(Debug, Clone)]
+pub enum ClusterLayout {
+    Kind(KindCluster),
+    Existing(KubeTarget),
+}
+
+impl ClusterLayout {
+    pub fn target(&self) -> KubeTarget {
+        match self {
+            ClusterLayout::Kind(k) => KubeTarget { kubeconfig: k.kubeconfig.clone(), context: None },
+            ClusterLayout::Existing(t) => t.clone(),
+        }
+    }
+}
+
+/// The environment's private directory and cluster location.
+pub fn layout(
+    env: &EnvironmentSpec,
+    key: &str,
+    run: &RunId,
+    temp_root: &Path,
+) -> Result<(PathBuf, ClusterLayout), StackError> {
+    let work_dir = temp_root.join(names::sanitize(key));
+    let cluster = match &env.cluster {
+        ClusterSpec::Kind { .. } => ClusterLayout::Kind(KindCluster::new(names::cluster_name(key, run), &work_dir)),
+        ClusterSpec::Existing { kubeconfig, context } => {
+            ClusterLayout::Existing(existing::target(kubeconfig.as_ref(), context.as_ref()).ok_or_else(|| {
+                StackError::Invalid(
+                    "provider existing: no kubeconfig (set cluster.kubeconfig, KUBECONFIG or HOME)".into(),
+                )
+            })?)
+        }
+    };
+    Ok((work_dir, cluster))
+}
+
+/// A provisioned, installed environment. Dropping it tears it down.
+pub struct Environment {
+    pub key: String,
+    pub target: KubeTarget,
+    /// The kind cluster's name (`None` for an existing cluster).
+    pub cluster_name: Option<String>,
+    pub installed: Vec<Installed>,
+    /// Secret values of this environment, for redacting anything printed about it.
+    pub redactor: Redactor,
+    kind: Option<KindCluster>,
+    artifacts: PathBuf,
+    log: Log,
+    guard: TeardownGuard,
+}
+
+impl Environment {
+    /// Exports kind's logs to the artifacts dir (after a failure), then tears down.
+    pub fn teardown(&self, export_logs: bool) -> Result<(), String> {
+        if export_logs && !crate::process::shutting_down() {
+            if let Some(k) = &self.kind {
+                export_logs_blocking(k, &self.artifacts, &self.log);
+            }
+        }
+        self.guard.teardown()
+    }
+
+    /// What a user runs to remove the environment by hand.
+    pub fn manual_teardown(&self) -> String {
+        self.guard.manual()
+    }
+}
+
+fn export_logs_blocking(k: &KindCluster, dir: &Path, log: &Log) {
+    let cmd = k.export_logs_cmd(&dir.join("kind-logs"));
+    let log2 = log.clone();
+    let dir = dir.to_path_buf();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        if let Err(e) = super::private_dir(&dir) {
+            log2(&format!("cannot create {}: {e}", dir.display()));
+            return None;
+        }
+        log2(&format!("$ {}", cmd.display()));
+        if let Err(e) = rt.block_on(cmd.run()) {
+            log2(&format!("exporting kind logs failed: {e}"));
+        }
+        Some(())
+    })
+    .join();
+}
+
+/// Creates (or attaches to) the environment's cluster and installs every component.
+pub async fn up(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    key: &str,
+    opts: &StackOptions,
+    run: &RunDirs,
+) -> Result<Environment, StackError> {
+    let prefix = key.to_string();
+    let base_log = opts.log.clone();
+    let log: Log = std::sync::Arc::new(move |l: &str| base_log(&format!("[{prefix}] {l}")));
+    let (work_dir, cluster) = layout(env, key, &run.run_id, run.temp())?;
+    super::private_dir(&work_dir)
+        .map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
+    let artifacts = run.artifacts.join(names::sanitize(key));
+
+    // Secrets first: everything printed from here on is redacted.
+    let mut redactor = Redactor::default();
+    let password = Secrets::generate_password();
+    redactor.add(&password);
+    let license = match &suite.openfaas.edition {
+        Edition::Ce => None,
+        Edition::Pro { license_file } => {
+            let text = std::fs::read_to_string(license_file).map_err(|source| StackError::Io {
+                what: format!("reading the OpenFaaS Pro license {}", license_file.display()),
+                source,
+            })?;
+            redactor.add(text.trim());
+            Some(text)
+        }
+    };
+    if let MeshSpec::Linkerd { install: LinkerdInstall::Helm, .. } = &env.mesh {
+        let id = linkerd::generate_identity().map_err(|e| StackError::Invalid(e.to_string()))?;
+        redactor.add(id.issuer_key_pem.trim());
+        linkerd::write_identity(&id, &linkerd::CertFiles::in_dir(&work_dir))
+            .map_err(|e| StackError::Invalid(e.to_string()))?;
+    }
+    let secrets = Secrets { basic_auth_password: password, license };
+    let target = cluster.target();
+    let ctx = InstallCtx {
+        suite,
+        env,
+        target: &target,
+        run_id: run.run_id.as_str(),
+        work_dir: &work_dir,
+        secrets: &secrets,
+        gateway_api_base: &opts.gateway_api_base,
+    };
+    let plans = install::plans(&ctx);
+    let exec = Exec { api: opts.api.as_ref(), target: &target, log: &log, redactor: &redactor };
+
+    // Fail fast on a wrong CLI version, before a cluster exists.
+    for p in &plans {
+        for a in p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })) {
+            exec.action(p.component, a).await?;
+        }
+    }
+
+    let (guard, kind) = match &cluster {
+        ClusterLayout::Kind(k) => {
+            let ClusterSpec::Kind { node_image, host_ports } = &env.cluster else {
+                return Err(StackError::Invalid("kind layout without a kind spec".into()));
+            };
+            let guard = TeardownGuard::new(Teardown::Kind(k.clone()), opts.keep_cluster, log.clone());
+            super::write_private(&k.config, manifests::kind_config(node_image, *host_ports).as_bytes())
+                .map_err(|source| StackError::Io { what: format!("writing {}", k.config.display()), source })?;
+            let cmd = k.create_cmd();
+            log(&format!("$ {}", cmd.display()));
+            if let Err(e) = cmd.run().await {
+                let env = Environment {
+                    key: key.to_string(),
+                    target: target.clone(),
+                    cluster_name: Some(k.name.clone()),
+                    installed: vec![],
+                    redactor,
+                    kind: Some(k.clone()),
+                    artifacts,
+                    log: log.clone(),
+                    guard,
+                };
+                let _ = env.teardown(true);
+                return Err(port_hint(e, *host_ports));
+            }
+            // kind writes it 0600 already; make sure, since it holds cluster-admin credentials.
+            set_private(&k.kubeconfig)?;
+            (guard, Some(k.clone()))
+        }
+        ClusterLayout::Existing(t) => {
+            let guard = TeardownGuard::new(
+                Teardown::Existing { target: t.clone(), run_id: run.run_id.to_string(), api: opts.api.clone() },
+                opts.keep_cluster,
+                log.clone(),
+            );
+            (guard, None)
+        }
+    };
+
+    let mut environment = Environment {
+        key: key.to_string(),
+        target: target.clone(),
+        cluster_name: kind.as_ref().map(|k| k.name.clone()),
+        installed: vec![],
+        redactor: redactor.clone(),
+        kind,
+        artifacts,
+        log: log.clone(),
+        guard,
+    };
+    for p in &plans {
+        let rest: Vec<Action> =
+            p.actions.iter().filter(|a| !matches!(a, Action::CheckVersion { .. })).cloned().collect();
+        let p2 = ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: rest };
+        match exec.component(&p2).await {
+            Ok(i) => environment.installed.push(i),
+            Err(e) => {
+                log(&format!("installing {} failed: {}", p.component, redactor.apply(&e.to_string())));
+                let _ = environment.teardown(true);
+                return Err(e);
+            }
+        }
+    }
+    Ok(environment)
+}
+
+/// kind's error for a taken host port is a Docker message; say what to do about it.
+fn port_hint(e: crate::process::ProcessError, ports: crate::scenario::HostPorts) -> StackError {
+    let text = e.to_string();
+    if text.contains("port is already allocated") || text.contains("address already in use") {
+        StackError::Invalid(format!(
+            "{text}\nhint: host port {} or {} on 127.0.0.1 is taken (another kind cluster? `kind get clusters`); \
+             free it or change the suite's cluster.hostPorts",
+            ports.http, ports.https
+        ))
+    } else {
+        e.into()
+    }
+}
+
+fn set_private(path: &Path) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| StackError::Io { what: format!("kind wrote no kubeconfig at {}", path.display()), source })
+}

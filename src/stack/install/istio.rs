@@ -1,0 +1,101 @@
+//! Istio, with `istioctl install` (the CLI must be the suite's version: it installs its own) or
+//! the Helm charts `base`, `istiod` and `gateway`.
+//!
+//! kind has no LoadBalancer, so the ingress gateway becomes a NodePort Service
+//! (`values.gateways.istio-ingressgateway.type=NodePort`, or the gateway chart's `service.type`)
+//! and its http/https NodePorts are then pinned to the host ports kind maps, with a
+//! server-side-apply patch of the Service (IstioOperator has no flat `--set` for per-port
+//! NodePorts).
+
+use super::helm::{Helm, Value};
+use super::InstallCtx;
+use crate::process::Cmd;
+use crate::scenario::IstioInstall;
+use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::manifests;
+use std::time::Duration;
+
+pub const REPO: (&str, &str) = ("istio", "https://istio-release.storage.googleapis.com/charts");
+pub const NAMESPACE: &str = "istio-system";
+
+fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {
+    c = c.arg("--kubeconfig").arg(ctx.target.kubeconfig.as_os_str());
+    if let Some(context) = &ctx.target.context {
+        c = c.args(["--context", context.as_str()]);
+    }
+    c
+}
+
+pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str) -> Cmd {
+    let c = Cmd::new("istioctl").args([
+        "install".to_string(),
+        "-y".into(),
+        "--set".into(),
+        format!("profile={profile}"),
+        "--set".into(),
+        "values.gateways.istio-ingressgateway.type=NodePort".into(),
+    ]);
+    // istioctl waits for the control plane and gateways to be ready (its own readiness timeout
+    // is 300 s); ours is longer so istioctl's message wins.
+    with_target(c, ctx).timeout(Duration::from_secs(420))
+}
+
+pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> ComponentPlan {
+    let ports = ctx.host_ports();
+    let patch = Action::Apply {
+        what: format!(
+            "Service {}/{} NodePorts http2→{} https→{}",
+            manifests::ISTIO_INGRESS.0,
+            manifests::ISTIO_INGRESS.1,
+            ports.http,
+            ports.https
+        ),
+        manifest: manifests::istio_ingress_nodeports(ports),
+        secret: false,
+    };
+    match how {
+        IstioInstall::Istioctl { profile } => ComponentPlan {
+            component: "Istio",
+            version: version.to_string(),
+            notes: vec![format!(
+                "istioctl, profile {profile}; ingress gateway as NodePort {} / {}",
+                ports.http, ports.https
+            )],
+            actions: vec![
+                Action::CheckVersion {
+                    cmd: Cmd::new("istioctl").args(["version", "--remote=false"]).timeout(Duration::from_secs(30)),
+                    pinned: version.to_string(),
+                },
+                Action::Run { cmd: istioctl_install(ctx, profile) },
+                patch,
+            ],
+        },
+        IstioInstall::Helm => {
+            let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+            ComponentPlan {
+                component: "Istio",
+                version: version.to_string(),
+                notes: vec![format!(
+                    "Helm charts base, istiod, gateway (release istio-ingressgateway); ingress NodePort {} / {}",
+                    ports.http, ports.https
+                )],
+                actions: vec![
+                    Action::namespace(NAMESPACE, ctx.run_id, None),
+                    Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
+                    Action::Run { cmd: helm.upgrade_install("istio-base", "istio/base", version, NAMESPACE, &[]) },
+                    Action::Run { cmd: helm.upgrade_install("istiod", "istio/istiod", version, NAMESPACE, &[]) },
+                    Action::Run {
+                        cmd: helm.upgrade_install(
+                            "istio-ingressgateway",
+                            "istio/gateway",
+                            version,
+                            NAMESPACE,
+                            &[Value::set("service.type", "NodePort")],
+                        ),
+                    },
+                    patch,
+                ],
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Component installers. Each module builds its component's [`ComponentPlan`] — pinned
+//! versions from the suite, the exact commands, the manifests to apply — without side effects;
+//! [`crate::stack::actions::Exec`] runs them. All installs are idempotent (`helm upgrade
+//! --install`, server-side apply, `istioctl install`), so re-running on a half-installed
+//! cluster converges.
+
+pub mod cert_manager;
+pub mod gateway_api;
+pub mod helm;
+pub mod istio;
+pub mod linkerd;
+pub mod openfaas;
+
+use super::actions::{Action, ComponentPlan};
+use super::cluster::api::KubeTarget;
+use crate::process::Cmd;
+use crate::scenario::{ClusterSpec, EnvironmentSpec, HostPorts, MeshSpec, Suite};
+use std::path::Path;
+use std::time::Duration;
+
+/// Values generated or read at run time. In a plan they are placeholders (and never printed).
+pub struct Secrets {
+    /// The OpenFaaS admin password.
+    pub basic_auth_password: String,
+    /// The OpenFaaS Pro license text, for Pro suites.
+    pub license: Option<String>,
+}
+
+impl Secrets {
+    pub fn placeholder() -> Secrets {
+        Secrets { basic_auth_password: "<generated at run time>".into(), license: None }
+    }
+
+    /// 32 random alphanumeric characters from the OS-seeded CSPRNG.
+    pub fn generate_password() -> String {
+        use rand::distr::{Alphanumeric, SampleString};
+        Alphanumeric.sample_string(&mut rand::rng(), 32)
+    }
+}
+
+/// Everything an installer needs to build its plan.
+pub struct InstallCtx<'a> {
+    pub suite: &'a Suite,
+    pub env: &'a EnvironmentSpec,
+    pub target: &'a KubeTarget,
+    pub run_id: &'a str,
+    /// The environment's private directory in the run's temp dir.
+    pub work_dir: &'a Path,
+    pub secrets: &'a Secrets,
+    /// Base URL of Gateway API release downloads.
+    pub gateway_api_base: &'a str,
+}
+
+impl InstallCtx<'_> {
+    /// Host ports the ingress NodePorts use (kind maps them; on an existing cluster they are the
+    /// defaults, as in the scenario variables).
+    pub fn host_ports(&self) -> HostPorts {
+        match &self.env.cluster {
+            ClusterSpec::Kind { host_ports, .. } => *host_ports,
+            ClusterSpec::Existing { .. } => HostPorts::default(),
+        }
+    }
+}
+
+/// Every component of the environment, in install order: Gateway API CRDs (Linkerd), the mesh,
+/// cert-manager, OpenFaaS, then sealed-secrets and Flux (issue #6: planned, not yet runnable).
+pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
+    let c = &ctx.suite.components;
+    let mut out = Vec::new();
+    match &ctx.env.mesh {
+        MeshSpec::Istio { version, install } => out.push(istio::plan(ctx, version.as_str(), install)),
+        MeshSpec::Linkerd { version, install } => {
+            if let Some(v) = &c.gateway_api {
+                out.push(gateway_api::plan(ctx.gateway_api_base, v.as_str()));
+            }
+            out.push(linkerd::plan(ctx, version.as_str(), *install));
+        }
+    }
+    if let Some(v) = &c.cert_manager {
+        out.push(cert_manager::plan(ctx, v.as_str()));
+    }
+    out.push(openfaas::plan(ctx));
+    if let Some(v) = &c.sealed_secrets {
+        let helm = helm::Helm { target: ctx.target, work_dir: ctx.work_dir };
+        out.push(ComponentPlan {
+            component: "sealed-secrets",
+            version: v.to_string(),
+            notes: vec![],
+            actions: vec![Action::NotYet {
+                what: "installing sealed-secrets".into(),
+                reason: "issue #6".into(),
+                commands: vec![
+                    helm.repo_add("sealed-secrets", "https://bitnami-labs.github.io/sealed-secrets"),
+                    helm.upgrade_install(
+                        "sealed-secrets",
+                        "sealed-secrets/sealed-secrets",
+                        v.as_str(),
+                        "kube-system",
+                        &[helm::Value::set("fullnameOverride", "sealed-secrets-controller")],
+                    ),
+                ],
+            }],
+        });
+    }
+    if let Some(v) = &c.flux {
+        let mut cmd = Cmd::new("flux").args(["install".to_string(), format!("--version={v}")]);
+        cmd = cmd.arg("--kubeconfig").arg(ctx.target.kubeconfig.as_os_str());
+        if let Some(context) = &ctx.target.context {
+            cmd = cmd.args(["--context", context.as_str()]);
+        }
+        out.push(ComponentPlan {
+            component: "Flux",
+            version: v.to_string(),
+            notes: vec![],
+            actions: vec![Action::NotYet {
+                what: "installing Flux".into(),
+                reason: "issue #6".into(),
+                commands: vec![cmd.timeout(Duration::from_secs(600))],
+            }],
+        });
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! `meshproof plan` prints every provisioning and install step with the exact commands and
+//! chart values.
+
+use std::path::Path;
+use std::process::Command;
+
+fn plan(suite: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["plan", suite])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "plan lacks {needle:?}:\n{text}");
+}
+
+#[test]
+fn istio_plan_shows_exact_commands_and_values() {
+    let p = plan("suites/istio.yaml");
+    assert_has(&p, "$ kind create cluster --name meshproof-istio-k8s-1-33-xxxxxx --config '<run-dir>/istio-k8s-1-33/kind-config.yaml' --kubeconfig '<run-dir>/istio-k8s-1-33/kubeconfig' --wait 120s");
+    assert_has(
+        &p,
+        "image: kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2",
+    );
+    assert_has(&p, "listenAddress: 127.0.0.1");
+    assert_has(&p, "$ istioctl version --remote=false   # must report 1.30.3");
+    assert_has(&p, "$ istioctl install -y --set profile=default --set values.gateways.istio-ingressgateway.type=NodePort --kubeconfig");
+    assert_has(&p, "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas");
+    assert_has(&p, "--set gateway.directFunctions=true");
+    assert_has(&p, "--set gateway.probeFunctions=true");
+    assert_has(&p, "chart value generateBasicAuth=false");
+    assert_has(&p, "istio-injection: enabled");
+    assert_has(
+        &p,
+        "$ helm upgrade --install cert-manager jetstack/cert-manager --version v1.21.1 --namespace cert-manager",
+    );
+    assert_has(&p, "not yet implemented: installing sealed-secrets (issue #6)");
+    assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5 --namespace kube-system");
+    assert_has(&p, "--set fullnameOverride=sealed-secrets-controller");
+    assert_has(&p, "$ flux install --version=v2.9.4");
+    assert_has(&p, "$ kind delete cluster --name meshproof-istio-k8s-1-33-xxxxxx --kubeconfig");
+    assert!(!p.contains("istio.mtls"));
+    // The basic-auth secret is announced, never shown.
+    assert_has(&p, "Secret openfaas/basic-auth");
+    assert!(!p.contains("basic-auth-password:"), "{p}");
+}
+
+#[test]
+fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
+    let p = plan("suites/linkerd.yaml");
+    assert_has(&p, "$ kind create cluster --name meshproof-linkerd-k8s-1-34-xxxxxx");
+    let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/standard-install.yaml").expect(&p);
+    let crds = p.find("$ linkerd install --crds --kubeconfig").expect(&p);
+    let cp = p.find("$ linkerd install --kubeconfig").expect(&p);
+    let check = p.find("$ linkerd check --wait 5m").expect(&p);
+    assert!(gw < crds && crds < cp && cp < check);
+    assert_has(&p, "$ linkerd version --client --short   # must report edge-26.8.3");
+    assert_has(&p, "linkerd.io/inject: enabled");
+    assert_has(&p, "config.linkerd.io/skip-inbound-ports: '4222'");
+    assert_has(&p, "config.linkerd.io/skip-outbound-ports: '4222'");
+    assert_has(&p, "--set gateway.nodePort=30080");
+    assert_has(&p, "--set gateway.directFunctions=true");
+}
+
+#[test]
+fn run_needs_an_environment_when_the_suite_has_a_matrix() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["run", "istio"])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pick one with --env") && err.contains("istio[k8s=1.33]"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["run", "istio", "--env", "istio[k8s=9.99]"])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no environment \"istio[k8s=9.99]\""));
+}

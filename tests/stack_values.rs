@@ -1,0 +1,72 @@
+//! Every chart value meshproof sets on OpenFaaS exists in the chart's own values.yaml (a typo in
+//! a `--set` key is silently ignored by Helm, so only this test would notice).
+
+use meshproof::scenario::{HostPorts, Mesh};
+use meshproof::stack::install::helm::Value;
+use meshproof::stack::install::openfaas;
+use std::path::Path;
+
+fn chart_values() -> serde_yaml::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/values.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn lookup<'a>(v: &'a serde_yaml::Value, dotted: &str) -> Option<&'a serde_yaml::Value> {
+    dotted.split('.').try_fold(v, |node, key| node.as_mapping()?.get(serde_yaml::Value::String(key.into())))
+}
+
+#[test]
+fn every_set_key_exists_in_the_chart_values() {
+    let chart = chart_values();
+    assert_eq!(
+        serde_yaml::from_str::<serde_yaml::Value>(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/Chart.yaml"))
+                .unwrap()
+        )
+        .unwrap()["version"]
+            .as_str(),
+        Some("15.0.6"),
+        "the values file must be the chart version the suites pin"
+    );
+    let mut checked = 0;
+    for mesh in Mesh::ALL {
+        for pro in [false, true] {
+            for v in openfaas::values(mesh, pro, HostPorts::default()) {
+                let Value::Set(k, val) = v else { panic!("OpenFaaS takes no --set-file") };
+                let node = lookup(&chart, &k).unwrap_or_else(|| panic!("--set {k}={val}: no such key in values.yaml"));
+                assert!(!node.is_mapping() && !node.is_sequence(), "--set {k} would overwrite a whole section");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20);
+}
+
+#[test]
+fn the_lookup_rejects_unknown_keys() {
+    // The test above could pass vacuously if lookup accepted anything.
+    let chart = chart_values();
+    assert!(lookup(&chart, "gateway.directFunctions").is_some());
+    assert!(lookup(&chart, "gateway.directFunction").is_none());
+    assert!(lookup(&chart, "gatewayy.directFunctions").is_none());
+}
+
+#[test]
+fn values_follow_the_field_notes() {
+    let has =
+        |mesh, pro, k: &str, v: &str| openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v));
+    for mesh in Mesh::ALL {
+        assert!(has(mesh, false, "gateway.directFunctions", "true"));
+        assert!(has(mesh, false, "functionNamespace", "openfaas-fn"));
+        assert!(has(mesh, false, "generateBasicAuth", "false"));
+        assert!(!has(mesh, false, "operator.create", "true"), "the operator is Pro only");
+        assert!(has(mesh, true, "operator.create", "true") && has(mesh, true, "openfaasPro", "true"));
+        for pro in [false, true] {
+            assert!(!openfaas::values(mesh, pro, HostPorts::default())
+                .iter()
+                .any(|v| matches!(v, Value::Set(k, _) if k.starts_with("istio"))));
+        }
+    }
+    assert!(has(Mesh::Istio, false, "gateway.probeFunctions", "true"));
+    assert!(!has(Mesh::Linkerd, false, "gateway.probeFunctions", "true"));
+}
