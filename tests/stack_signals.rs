@@ -158,12 +158,12 @@ fn a_second_sigint_skips_cleanup_and_prints_the_delete_command() {
 
 #[test]
 fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
-    // The first Kubernetes API call (the ingress NodePort patch) fails: the kube layer is not
-    // wired into the CLI on this branch.
+    // The first Kubernetes API call (the ingress NodePort patch) fails: the kind double's
+    // kubeconfig points at an API server that does not exist.
     let p = spawn(&[], &[]);
     let (code, _, stderr, d, artifacts) = p.finish();
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("not yet implemented: the Kubernetes API layer"), "{stderr}");
+    assert!(stderr.contains("installing Istio failed: applying Service istio-system/istio-ingressgateway"), "{stderr}");
     let lines = d.call_lines();
     let export = lines.iter().position(|l| l.starts_with("kind export logs ")).expect("logs exported");
     let delete = lines.iter().position(|l| l.starts_with("kind delete cluster ")).expect("deleted");

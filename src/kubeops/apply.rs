@@ -111,6 +111,9 @@ pub struct ApplyOptions {
     pub default_namespace: String,
     /// Deadline for each CRD to become Established, and for its kinds to appear in discovery.
     pub crd_timeout: Duration,
+    /// Server-side-apply field manager ([`FIELD_MANAGER`] for scenarios; the stack uses its
+    /// own so a scenario re-applying a namespace never takes over the stack's fields).
+    pub field_manager: String,
 }
 
 impl Default for ApplyOptions {
@@ -121,6 +124,7 @@ impl Default for ApplyOptions {
             run_id: None,
             default_namespace: "default".into(),
             crd_timeout: Duration::from_secs(60),
+            field_manager: FIELD_MANAGER.to_string(),
         }
     }
 }
@@ -394,7 +398,7 @@ impl Applier {
                 obj.labels_mut().insert(RUN_ID_LABEL.to_string(), value);
             }
         }
-        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        let mut pp = PatchParams::apply(&self.opts.field_manager);
         if self.opts.force {
             pp = pp.force();
         }

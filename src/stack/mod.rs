@@ -19,7 +19,7 @@ pub mod plan;
 pub mod signals;
 
 use crate::process::ProcessError;
-use cluster::api::{ApiError, ClusterApi, UnwiredClusterApi};
+use cluster::api::{ApiError, ClusterApi};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -72,7 +72,7 @@ impl StackOptions {
     /// `meshproof-artifacts`) and `MESHPROOF_GATEWAY_API_BASE_URL`.
     pub fn from_env() -> StackOptions {
         StackOptions {
-            api: Arc::new(UnwiredClusterApi),
+            api: Arc::new(cluster::kube_api::KubeClusterApi),
             keep_cluster: env_flag("MESHPROOF_KEEP_CLUSTER"),
             artifacts_root: std::env::var_os("MESHPROOF_ARTIFACTS_DIR")
                 .map(PathBuf::from)

@@ -3,7 +3,7 @@
 //! Installers need exactly two things from a cluster besides the CLIs they drive: apply a
 //! manifest meshproof generated (namespaces, secrets, a Service patch, the Gateway API CRDs, the
 //! output of `linkerd install`), and, for clusters meshproof did not create, remove what a run
-//! labelled. The kube layer (`src/kube/`, built separately) implements [`ClusterApi`]; tests use
+//! labelled. The kube layer implements [`ClusterApi`] (`kube_api::KubeClusterApi`); tests use
 //! a recording double. Keeping the trait this small keeps the stack testable without a cluster.
 
 use std::future::Future;
@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 /// Label every namespace and cluster-scoped object a run creates carries, valued with the run
-/// id, so that cleanup on an existing cluster deletes exactly those.
-pub const RUN_ID_LABEL: &str = "meshproof.dev/run-id";
+/// id, so that cleanup on an existing cluster deletes exactly those (spelled once, in kubeops).
+pub use crate::kubeops::run_label::RUN_ID_LABEL;
 /// Marks objects meshproof manages (informational; cleanup keys on [`RUN_ID_LABEL`]).
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "meshproof");
 
@@ -38,7 +38,7 @@ pub struct ApiError(pub String);
 /// A boxed future, so that `dyn ClusterApi` works (async fns in traits are not object-safe).
 pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
 
-/// What the stack needs from the Kubernetes API. **The lead wires this to `src/kube/` at merge.**
+/// What the stack needs from the Kubernetes API.
 ///
 /// Contract:
 /// - [`apply`](ClusterApi::apply): server-side apply (field manager [`STACK_FIELD_MANAGER`],
@@ -57,25 +57,4 @@ pub trait ClusterApi: Send + Sync {
     fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()>;
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool>;
     fn cleanup_labelled<'a>(&'a self, target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()>;
-}
-
-/// The implementation used until the kube layer is merged: every call fails with a clear
-/// "not yet implemented", never a fake success.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UnwiredClusterApi;
-
-const UNWIRED: &str = "not yet implemented: the Kubernetes API layer (src/kube/) is not wired into the stack yet";
-
-impl ClusterApi for UnwiredClusterApi {
-    fn apply<'a>(&'a self, _target: &'a KubeTarget, _manifest: &'a str) -> ApiFuture<'a, ()> {
-        Box::pin(async { Err(ApiError(format!("{UNWIRED} (apply)"))) })
-    }
-
-    fn create<'a>(&'a self, _target: &'a KubeTarget, _manifest: &'a str) -> ApiFuture<'a, bool> {
-        Box::pin(async { Err(ApiError(format!("{UNWIRED} (create)"))) })
-    }
-
-    fn cleanup_labelled<'a>(&'a self, _target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()> {
-        Box::pin(async move { Err(ApiError(format!("{UNWIRED} (cleanup of objects labelled {label}={run_id})"))) })
-    }
 }

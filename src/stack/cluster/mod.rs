@@ -5,3 +5,4 @@ pub mod api;
 pub mod existing;
 pub mod guard;
 pub mod kind;
+pub mod kube_api;
