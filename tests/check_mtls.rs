@@ -35,7 +35,8 @@ struct Capture {
 
 /// Starts `tool args…` and waits until it reports that it is capturing.
 fn start(tool: &str, args: &[String], path: PathBuf, stdout: Stdio) -> Result<Capture, String> {
-    let exe = which::which(tool).map_err(|_| format!("`{tool}` is not installed (Debian package tcpdump / tshark)"))?;
+    let exe = which::which(tool)
+        .map_err(|_| format!("`{tool}` is not installed (Debian package tcpdump / tshark)"))?;
     let mut child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -65,25 +66,44 @@ fn start(tool: &str, args: &[String], path: PathBuf, stdout: Stdio) -> Result<Ca
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let _ = child.wait();
-                return Err(format!("{tool} exited before capturing: {}", seen.join(" | ")));
+                return Err(format!(
+                    "{tool} exited before capturing: {}",
+                    seen.join(" | ")
+                ));
             }
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("{tool} did not report capturing within {IO_TIMEOUT:?}: {}", seen.join(" | ")));
+            return Err(format!(
+                "{tool} did not report capturing within {IO_TIMEOUT:?}: {}",
+                seen.join(" | ")
+            ));
         }
     }
 }
 
 impl Capture {
     /// tcpdump on `iface` for `tcp port P` (one or more ports) into `dir/name`.
-    fn tcpdump(dir: &Path, name: &str, iface: &str, ports: &[u16], extra: &[&str]) -> Result<Capture, String> {
+    fn tcpdump(
+        dir: &Path,
+        name: &str,
+        iface: &str,
+        ports: &[u16],
+        extra: &[&str],
+    ) -> Result<Capture, String> {
         let path = dir.join(name);
         // --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over only when a
         // block fills or times out (~1 s), and packets still in the ring are lost at SIGINT.
-        let mut args: Vec<String> =
-            vec!["-i".into(), iface.into(), "-U".into(), "--immediate-mode".into(), "-n".into(), "-Z".into(), "root".into()];
+        let mut args: Vec<String> = vec![
+            "-i".into(),
+            iface.into(),
+            "-U".into(),
+            "--immediate-mode".into(),
+            "-n".into(),
+            "-Z".into(),
+            "root".into(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(["-w".into(), path.display().to_string(), port_filter(ports)]);
         start("tcpdump", &args, path, Stdio::null())
@@ -93,7 +113,10 @@ impl Capture {
     fn stop(mut self) -> PathBuf {
         // Let the last packets reach the capture buffer.
         thread::sleep(Duration::from_millis(500));
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGINT);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
         let deadline = Instant::now() + IO_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -117,7 +140,11 @@ impl Drop for Capture {
 }
 
 fn port_filter(ports: &[u16]) -> String {
-    ports.iter().map(|p| format!("tcp port {p}")).collect::<Vec<_>>().join(" or ")
+    ports
+        .iter()
+        .map(|p| format!("tcp port {p}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// Capture unavailable: fail under CI, skip (loudly) elsewhere.
@@ -161,10 +188,12 @@ fn plaintext_exchange(l: &TcpListener, parts: &[&[u8]]) {
             s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
             let mut got = vec![0u8; total];
             s.read_exact(&mut got).expect("server read");
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").expect("server write");
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .expect("server write");
         })
     };
-    let mut c = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_TIMEOUT).expect("connect");
+    let mut c =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_TIMEOUT).expect("connect");
     c.set_nodelay(true).expect("nodelay");
     c.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     for (i, p) in parts.iter().enumerate() {
@@ -235,7 +264,8 @@ fn tls_exchange(l: &TcpListener, sni: &str, alpn: &[&str], payload: &[u8]) {
     ccfg.alpn_protocols = alpn;
     let name = ServerName::try_from(sni.to_string()).expect("server name");
     let conn = rustls::ClientConnection::new(Arc::new(ccfg), name).expect("client conn");
-    let tcp = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_TIMEOUT).expect("connect");
+    let tcp =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), IO_TIMEOUT).expect("connect");
     tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     tls.write_all(payload).expect("client tls write");
@@ -246,12 +276,25 @@ fn tls_exchange(l: &TcpListener, sni: &str, alpn: &[&str], payload: &[u8]) {
 }
 
 fn http_request(sentinel: &str) -> Vec<u8> {
-    format!("POST /function/echo HTTP/1.1\r\nHost: echo\r\ncontent-length: {}\r\n\r\n{sentinel}", sentinel.len()).into_bytes()
+    format!(
+        "POST /function/echo HTTP/1.1\r\nHost: echo\r\ncontent-length: {}\r\n\r\n{sentinel}",
+        sentinel.len()
+    )
+    .into_bytes()
 }
 
-fn judge_file(path: &Path, sentinel: &str, port: Option<u16>, mesh: Option<Mesh>) -> meshproof::check::Verdict<mtls::MtlsEvidence> {
+fn judge_file(
+    path: &Path,
+    sentinel: &str,
+    port: Option<u16>,
+    mesh: Option<Mesh>,
+) -> meshproof::check::Verdict<mtls::MtlsEvidence> {
     let f = std::fs::File::open(path).expect("open capture");
-    let spec = CheckSpec { sentinel: sentinel.into(), port, rules: HelloRules::build(mesh, &[], None) };
+    let spec = CheckSpec {
+        sentinel: sentinel.into(),
+        port,
+        rules: HelloRules::build(mesh, &[], None),
+    };
     mtls::check(f, &path.display().to_string(), &spec)
 }
 
@@ -275,19 +318,38 @@ fn plaintext_http_with_sentinel_fails_with_packet_number() {
     let t = "plaintext_http_with_sentinel_fails_with_packet_number";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "plain.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "plain.pcap", "lo", &[port], &[])
+    );
     let s = sentinel("plain");
     plaintext_exchange(&l, &[&http_request(&s)]);
     let path = cap.stop();
     let v = judge_file(&path, &s, Some(port), Some(Mesh::Istio));
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     let hit = &v.evidence.sentinel_hits[0];
-    assert_eq!(frames_containing(&path, s.as_bytes()), vec![hit.packet], "hit packet must be the frame holding it");
-    assert!(v.reasons[0].contains(&format!("packet {}", hit.packet)), "{:?}", v.reasons);
+    assert_eq!(
+        frames_containing(&path, s.as_bytes()),
+        vec![hit.packet],
+        "hit packet must be the frame holding it"
+    );
+    assert!(
+        v.reasons[0].contains(&format!("packet {}", hit.packet)),
+        "{:?}",
+        v.reasons
+    );
     let cap = v.evidence.capture.as_ref().expect("stats");
-    assert!(cap.linktypes[0].contains("(1)"), "lo captures as Ethernet: {:?}", cap.linktypes);
+    assert!(
+        cap.linktypes[0].contains("(1)"),
+        "lo captures as Ethernet: {:?}",
+        cap.linktypes
+    );
     // The flow itself fails too: it starts in cleartext.
-    assert!(v.evidence.flows.iter().any(|f| matches!(f.rule, mtls::FlowResult::Fail(_))));
+    assert!(v
+        .evidence
+        .flows
+        .iter()
+        .any(|f| matches!(f.rule, mtls::FlowResult::Fail(_))));
 }
 
 #[test]
@@ -295,23 +357,44 @@ fn tls_with_istio_alpn_passes_with_istio_preset() {
     let t = "tls_with_istio_alpn_passes_with_istio_preset";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "istio.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "istio.pcap", "lo", &[port], &[])
+    );
     let s = sentinel("istio");
-    tls_exchange(&l, "echo.openfaas-fn.svc.cluster.local", &["istio-peer-exchange", "istio"], &http_request(&s));
+    tls_exchange(
+        &l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-peer-exchange", "istio"],
+        &http_request(&s),
+    );
     let path = cap.stop();
     let v = judge_file(&path, &s, Some(port), Some(Mesh::Istio));
-    assert_eq!(v.outcome, Outcome::Pass, "{:?}\n{}", v.reasons, v.to_json_string());
+    assert_eq!(
+        v.outcome,
+        Outcome::Pass,
+        "{:?}\n{}",
+        v.reasons,
+        v.to_json_string()
+    );
     assert_eq!(v.evidence.sentinel_hits_total, 0);
     let f = &v.evidence.flows[0].flow;
-    let Some(mtls::tls_hello::FirstRecord::ClientHello { hello, .. }) = &f.first_client_record else {
+    let Some(mtls::tls_hello::FirstRecord::ClientHello { hello, .. }) = &f.first_client_record
+    else {
         panic!("no ClientHello: {f:?}")
     };
-    assert_eq!(hello.sni.as_deref(), Some("echo.openfaas-fn.svc.cluster.local"));
+    assert_eq!(
+        hello.sni.as_deref(),
+        Some("echo.openfaas-fn.svc.cluster.local")
+    );
     assert_eq!(hello.alpn, vec!["istio-peer-exchange", "istio"]);
     assert_eq!(hello.max_version, "TLS1.3");
     assert!(f.client_to_server.payload_bytes > 0 && f.server_to_client.payload_bytes > 0);
     // The same capture under Linkerd's rules fails: wrong SNI.
-    assert_eq!(judge_file(&path, &s, Some(port), Some(Mesh::Linkerd)).outcome, Outcome::Fail);
+    assert_eq!(
+        judge_file(&path, &s, Some(port), Some(Mesh::Linkerd)).outcome,
+        Outcome::Fail
+    );
 }
 
 #[test]
@@ -319,16 +402,30 @@ fn tls_without_istio_alpn_fails_with_istio_preset() {
     let t = "tls_without_istio_alpn_fails_with_istio_preset";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "h2.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "h2.pcap", "lo", &[port], &[])
+    );
     let s = sentinel("noalpn");
-    tls_exchange(&l, "echo.openfaas-fn.svc.cluster.local", &["h2", "http/1.1"], &http_request(&s));
+    tls_exchange(
+        &l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["h2", "http/1.1"],
+        &http_request(&s),
+    );
     let path = cap.stop();
     let v = judge_file(&path, &s, Some(port), Some(Mesh::Istio));
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert!(v.reasons[0].contains("ALPN"), "{:?}", v.reasons);
-    assert_eq!(v.evidence.sentinel_hits_total, 0, "the sentinel was inside TLS");
+    assert_eq!(
+        v.evidence.sentinel_hits_total, 0,
+        "the sentinel was inside TLS"
+    );
     // Without mesh rules the same capture is plain "all TLS, no sentinel": pass.
-    assert_eq!(judge_file(&path, &s, Some(port), None).outcome, Outcome::Pass);
+    assert_eq!(
+        judge_file(&path, &s, Some(port), None).outcome,
+        Outcome::Pass
+    );
 }
 
 #[test]
@@ -336,19 +433,37 @@ fn linkerd_sni_passes_on_an_any_interface_capture() {
     let t = "linkerd_sni_passes_on_an_any_interface_capture";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "any.pcap", "any", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "any.pcap", "any", &[port], &[])
+    );
     let s = sentinel("linkerd");
-    tls_exchange(&l, "x.ns.serviceaccount.identity.linkerd.cluster.local", &[], &http_request(&s));
+    tls_exchange(
+        &l,
+        "x.ns.serviceaccount.identity.linkerd.cluster.local",
+        &[],
+        &http_request(&s),
+    );
     let path = cap.stop();
     let v = judge_file(&path, &s, Some(port), Some(Mesh::Linkerd));
-    assert_eq!(v.outcome, Outcome::Pass, "{:?}\n{}", v.reasons, v.to_json_string());
+    assert_eq!(
+        v.outcome,
+        Outcome::Pass,
+        "{:?}\n{}",
+        v.reasons,
+        v.to_json_string()
+    );
     let lt = &v.evidence.capture.as_ref().expect("stats").linktypes;
     assert!(
-        lt.iter().any(|l| l.contains("(276)") || l.contains("(113)")),
+        lt.iter()
+            .any(|l| l.contains("(276)") || l.contains("(113)")),
         "`-i any` writes Linux cooked captures: {lt:?}"
     );
     // Istio's rules need an istio ALPN, which this flow does not offer.
-    assert_eq!(judge_file(&path, &s, Some(port), Some(Mesh::Istio)).outcome, Outcome::Fail);
+    assert_eq!(
+        judge_file(&path, &s, Some(port), Some(Mesh::Istio)).outcome,
+        Outcome::Fail
+    );
 }
 
 #[test]
@@ -359,19 +474,44 @@ fn mixed_tls_and_plaintext_fails_on_a_nanosecond_capture() {
     let (plain_l, plain_port) = listener();
     let cap = capture_or_skip!(
         t,
-        Capture::tcpdump(dir.path(), "mixed.pcap", "lo", &[tls_port, plain_port], &["--time-stamp-precision=nano"])
+        Capture::tcpdump(
+            dir.path(),
+            "mixed.pcap",
+            "lo",
+            &[tls_port, plain_port],
+            &["--time-stamp-precision=nano"]
+        )
     );
     let s = sentinel("mixed");
-    tls_exchange(&tls_l, "echo.openfaas-fn.svc.cluster.local", &["istio-peer-exchange"], &http_request(&s));
+    tls_exchange(
+        &tls_l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-peer-exchange"],
+        &http_request(&s),
+    );
     plaintext_exchange(&plain_l, &[&http_request(&s)]);
     let path = cap.stop();
     let v = judge_file(&path, &s, None, Some(Mesh::Istio));
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
-    assert!(v.evidence.capture.as_ref().expect("stats").nanosecond_timestamps);
+    assert!(
+        v.evidence
+            .capture
+            .as_ref()
+            .expect("stats")
+            .nanosecond_timestamps
+    );
     assert_eq!(v.evidence.sentinel_hits_total, 1);
-    assert_eq!(v.evidence.sentinel_hits[0].flow_label.split(" -> ").nth(1), Some(format!("127.0.0.1:{plain_port}").as_str()));
+    assert_eq!(
+        v.evidence.sentinel_hits[0].flow_label.split(" -> ").nth(1),
+        Some(format!("127.0.0.1:{plain_port}").as_str())
+    );
     // Judged per port, the TLS flow alone still passes (the plaintext sentinel fails any run).
-    let tls_flow = v.evidence.flows.iter().find(|f| f.flow.server.port() == tls_port).expect("tls flow");
+    let tls_flow = v
+        .evidence
+        .flows
+        .iter()
+        .find(|f| f.flow.server.port() == tls_port)
+        .expect("tls flow");
     assert_eq!(tls_flow.rule, mtls::FlowResult::Pass);
 }
 
@@ -380,20 +520,30 @@ fn sentinel_split_across_two_segments_is_found() {
     let t = "sentinel_split_across_two_segments_is_found";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "split.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "split.pcap", "lo", &[port], &[])
+    );
     let s = sentinel("split");
     let req = http_request(&s);
     let cut = req.len() - s.len() / 2;
     plaintext_exchange(&l, &[&req[..cut], &req[cut..]]);
     let path = cap.stop();
     // Independent check that no single frame holds the whole sentinel.
-    assert!(frames_containing(&path, s.as_bytes()).is_empty(), "the sentinel was not split on the wire");
+    assert!(
+        frames_containing(&path, s.as_bytes()).is_empty(),
+        "the sentinel was not split on the wire"
+    );
     let head = &s.as_bytes()[..s.len() - s.len() / 2];
     let first_frames = frames_containing(&path, head);
     let v = judge_file(&path, &s, Some(port), None);
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert_eq!(v.evidence.sentinel_hits_total, 1);
-    assert_eq!(vec![v.evidence.sentinel_hits[0].packet], first_frames, "hit begins in the first segment");
+    assert_eq!(
+        vec![v.evidence.sentinel_hits[0].packet],
+        first_frames,
+        "hit begins in the first segment"
+    );
 }
 
 #[test]
@@ -401,7 +551,10 @@ fn empty_capture_is_an_error() {
     let t = "empty_capture_is_an_error";
     let dir = tempfile::tempdir().expect("tempdir");
     let (_l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "empty.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "empty.pcap", "lo", &[port], &[])
+    );
     let path = cap.stop();
     let v = judge_file(&path, &sentinel("empty"), Some(port), Some(Mesh::Istio));
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
@@ -413,21 +566,44 @@ fn truncated_and_garbage_files_are_clean_errors() {
     let t = "truncated_and_garbage_files_are_clean_errors";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
-    let cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "full.pcap", "lo", &[port], &[]));
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "full.pcap", "lo", &[port], &[])
+    );
     let s = sentinel("trunc");
-    tls_exchange(&l, "echo.openfaas-fn.svc.cluster.local", &["istio-peer-exchange"], &http_request(&s));
+    tls_exchange(
+        &l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-peer-exchange"],
+        &http_request(&s),
+    );
     let path = cap.stop();
-    assert_eq!(judge_file(&path, &s, Some(port), Some(Mesh::Istio)).outcome, Outcome::Pass);
+    assert_eq!(
+        judge_file(&path, &s, Some(port), Some(Mesh::Istio)).outcome,
+        Outcome::Pass
+    );
     let bytes = std::fs::read(&path).expect("read");
     // Cut in the middle of the last packet record.
     let cut = dir.path().join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() - 20]).expect("write");
     let v = judge_file(&cut, &s, Some(port), Some(Mesh::Istio));
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
-    assert!(v.evidence.capture.as_ref().expect("stats").truncated.is_some());
-    assert!(v.evidence.capture.as_ref().expect("stats").packets > 0, "the valid packets were analysed");
+    assert!(v
+        .evidence
+        .capture
+        .as_ref()
+        .expect("stats")
+        .truncated
+        .is_some());
+    assert!(
+        v.evidence.capture.as_ref().expect("stats").packets > 0,
+        "the valid packets were analysed"
+    );
     // Header cut short, and garbage.
-    for (name, data) in [("hdr.pcap", bytes[..10].to_vec()), ("garbage.pcap", b"<html>not a capture</html>".repeat(100))] {
+    for (name, data) in [
+        ("hdr.pcap", bytes[..10].to_vec()),
+        ("garbage.pcap", b"<html>not a capture</html>".repeat(100)),
+    ] {
         let p = dir.path().join(name);
         std::fs::write(&p, data).expect("write");
         let v = judge_file(&p, &s, None, None);
@@ -442,21 +618,44 @@ fn pcapng_capture_from_dumpcap_is_judged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
     let path = dir.path().join("cap.pcapng");
-    let args: Vec<String> = ["-i", "lo", "-q", "-f", &port_filter(&[port]), "-w", &path.display().to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "-i",
+        "lo",
+        "-q",
+        "-f",
+        &port_filter(&[port]),
+        "-w",
+        &path.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let cap = capture_or_skip!(t, start("dumpcap", &args, path, Stdio::null()));
     let s = sentinel("pcapng");
-    tls_exchange(&l, "echo.openfaas-fn.svc.cluster.local", &["istio-h2"], &http_request(&s));
+    tls_exchange(
+        &l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-h2"],
+        &http_request(&s),
+    );
     plaintext_exchange(&l, &[&http_request(&s)]);
     let path = cap.stop();
     let v = judge_file(&path, &s, Some(port), Some(Mesh::Istio));
-    assert_eq!(v.evidence.capture.as_ref().map(|c| c.format), Some(capture::CaptureFormat::Pcapng));
+    assert_eq!(
+        v.evidence.capture.as_ref().map(|c| c.format),
+        Some(capture::CaptureFormat::Pcapng)
+    );
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert_eq!(v.evidence.flows_total, 2);
-    assert!(v.evidence.flows.iter().any(|f| f.rule == mtls::FlowResult::Pass));
-    assert_eq!(frames_containing(&path, s.as_bytes()), vec![v.evidence.sentinel_hits[0].packet]);
+    assert!(v
+        .evidence
+        .flows
+        .iter()
+        .any(|f| f.rule == mtls::FlowResult::Pass));
+    assert_eq!(
+        frames_containing(&path, s.as_bytes()),
+        vec![v.evidence.sentinel_hits[0].packet]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,10 +686,21 @@ fn cli_exit_codes_json_and_stdin() {
     let (tls_l, tls_port) = listener();
     let (plain_l, plain_port) = listener();
     let s = sentinel("cli");
-    let tls_cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "tls.pcap", "lo", &[tls_port], &[]));
-    tls_exchange(&tls_l, "echo.openfaas-fn.svc.cluster.local", &["istio-peer-exchange"], &http_request(&s));
+    let tls_cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "tls.pcap", "lo", &[tls_port], &[])
+    );
+    tls_exchange(
+        &tls_l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-peer-exchange"],
+        &http_request(&s),
+    );
     let tls_path = tls_cap.stop();
-    let plain_cap = capture_or_skip!(t, Capture::tcpdump(dir.path(), "plain.pcap", "lo", &[plain_port], &[]));
+    let plain_cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "plain.pcap", "lo", &[plain_port], &[])
+    );
     plaintext_exchange(&plain_l, &[&http_request(&s)]);
     let plain_path = plain_cap.stop();
     let garbage = dir.path().join("garbage.pcap");
@@ -504,7 +714,10 @@ fn cli_exit_codes_json_and_stdin() {
             .args(extra)
             .output()
             .expect("run meshproof");
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (code, out) = run(&tls_path, &["--port", &tls_port.to_string()]);
     assert_eq!(code, Some(0), "{out}");
@@ -518,7 +731,11 @@ fn cli_exit_codes_json_and_stdin() {
     assert_eq!(j["outcome"], "error");
     assert!(j["evidence"]["input_error"].is_string());
     let (code, _) = run(&tls_path, &["--expect-sni-suffix", ".svc.example"]);
-    assert_eq!(code, Some(1), "an explicit SNI rule the flow breaks fails it");
+    assert_eq!(
+        code,
+        Some(1),
+        "an explicit SNI rule the flow breaks fails it"
+    );
 
     // --pcap - with the file on stdin, JSON evidence.
     let mut child = meshproof()
@@ -543,25 +760,62 @@ fn cli_exit_codes_json_and_stdin() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(j["outcome"], "fail");
     assert_eq!(j["evidence"]["input"], "-");
-    assert!(j["evidence"]["sentinel_hits"][0]["packet"].as_u64().is_some());
-    assert!(j["evidence"]["flows"][0]["first_client_record"]["kind"] == "not_tls", "{j}");
+    assert!(j["evidence"]["sentinel_hits"][0]["packet"]
+        .as_u64()
+        .is_some());
+    assert!(
+        j["evidence"]["flows"][0]["first_client_record"]["kind"] == "not_tls",
+        "{j}"
+    );
 }
 
 #[test]
 fn cli_judges_a_live_tcpdump_stream_on_stdin() {
     let t = "cli_judges_a_live_tcpdump_stream_on_stdin";
     let (l, port) = listener();
-    let args: Vec<String> = ["-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-", &port_filter(&[port])].iter().map(|s| s.to_string()).collect();
-    let mut cap = capture_or_skip!(t, start("tcpdump", &args, PathBuf::from("-"), Stdio::piped()));
+    let args: Vec<String> = [
+        "-i",
+        "lo",
+        "-U",
+        "--immediate-mode",
+        "-n",
+        "-w",
+        "-",
+        &port_filter(&[port]),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut cap = capture_or_skip!(
+        t,
+        start("tcpdump", &args, PathBuf::from("-"), Stdio::piped())
+    );
     let stream = cap.child.stdout.take().expect("tcpdump stdout");
     let s = sentinel("live");
     let judge = meshproof()
-        .args(["check", "mtls", "--pcap", "-", "--sentinel", &s, "--mesh", "istio", "--port", &port.to_string(), "--json"])
+        .args([
+            "check",
+            "mtls",
+            "--pcap",
+            "-",
+            "--sentinel",
+            &s,
+            "--mesh",
+            "istio",
+            "--port",
+            &port.to_string(),
+            "--json",
+        ])
         .stdin(Stdio::from(stream))
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn meshproof");
-    tls_exchange(&l, "echo.openfaas-fn.svc.cluster.local", &["istio-peer-exchange"], &http_request(&s));
+    tls_exchange(
+        &l,
+        "echo.openfaas-fn.svc.cluster.local",
+        &["istio-peer-exchange"],
+        &http_request(&s),
+    );
     cap.stop();
     let out = wait_with_timeout(judge);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -88,7 +88,11 @@ pub fn read_packets<R: Read>(
     }
     let format = match sniff_format(first) {
         Some(f) => f,
-        None => return Err(CaptureError::NotACapture { first_bytes: hex_preview(first, 16) }),
+        None => {
+            return Err(CaptureError::NotACapture {
+                first_bytes: hex_preview(first, 16),
+            })
+        }
     };
     let first_len = first.len();
     let mut reader: Box<dyn PcapReaderIterator> = match format {
@@ -98,7 +102,9 @@ pub fn read_packets<R: Read>(
             .map(|r| Box::new(r) as Box<dyn PcapReaderIterator>),
     }
     .map_err(|e| match e {
-        PcapError::Incomplete(_) | PcapError::UnexpectedEof => CaptureError::HeaderTruncated(first_len),
+        PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
+            CaptureError::HeaderTruncated(first_len)
+        }
         PcapError::ReadError => CaptureError::Io(std::io::Error::other("read error")),
         other => CaptureError::Header(other.to_string()),
     })?;
@@ -147,7 +153,10 @@ pub fn read_packets<R: Read>(
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         stats.packets += 1;
-                        let lt = interfaces.get(epb.if_id as usize).copied().unwrap_or(Linktype(-1));
+                        let lt = interfaces
+                            .get(epb.if_id as usize)
+                            .copied()
+                            .unwrap_or(Linktype(-1));
                         let caplen = (epb.caplen as usize).min(epb.data.len());
                         on_packet(RawPacket {
                             number: stats.packets,
@@ -174,9 +183,14 @@ pub fn read_packets<R: Read>(
             Err(PcapError::Eof) => Step::Done,
             Err(PcapError::Incomplete(_)) => Step::Refill,
             Err(PcapError::BufferTooSmall) => Step::Grow,
-            Err(PcapError::UnexpectedEof) => Step::Stop("input ended in the middle of a packet record".into()),
+            Err(PcapError::UnexpectedEof) => {
+                Step::Stop("input ended in the middle of a packet record".into())
+            }
             Err(PcapError::ReadError) => Step::Stop("read error".into()),
-            Err(e) => Step::Stop(format!("unparseable record: {}", short_error(&e.to_owned_vec()))),
+            Err(e) => Step::Stop(format!(
+                "unparseable record: {}",
+                short_error(&e.to_owned_vec())
+            )),
         };
         match step {
             Step::Consume(n) => {
@@ -186,7 +200,10 @@ pub fn read_packets<R: Read>(
             Step::Refill => {
                 if let Err(e) = reader.refill() {
                     let msg = short_error(&e.to_owned_vec());
-                    stats.truncated = Some(format!("after {} bytes ({} packets): {msg}", stats.bytes_read, stats.packets));
+                    stats.truncated = Some(format!(
+                        "after {} bytes ({} packets): {msg}",
+                        stats.bytes_read, stats.packets
+                    ));
                     break;
                 }
             }
@@ -203,12 +220,18 @@ pub fn read_packets<R: Read>(
                 }
                 if let Err(e) = reader.refill() {
                     let msg = short_error(&e.to_owned_vec());
-                    stats.truncated = Some(format!("after {} bytes ({} packets): {msg}", stats.bytes_read, stats.packets));
+                    stats.truncated = Some(format!(
+                        "after {} bytes ({} packets): {msg}",
+                        stats.bytes_read, stats.packets
+                    ));
                     break;
                 }
             }
             Step::Stop(why) => {
-                stats.truncated = Some(format!("after {} bytes ({} packets): {why}", stats.bytes_read, stats.packets));
+                stats.truncated = Some(format!(
+                    "after {} bytes ({} packets): {why}",
+                    stats.bytes_read, stats.packets
+                ));
                 break;
             }
             Step::Done => break,
@@ -292,7 +315,9 @@ pub fn link_payload(linktype: Linktype, data: &[u8]) -> LinkPayload<'_> {
             None => LinkPayload::Undecodable,
         },
         276 => match data.get(0..2) {
-            Some(p) if data.len() >= 20 => by_ethertype(u16::from_be_bytes([p[0], p[1]]), &data[20..]),
+            Some(p) if data.len() >= 20 => {
+                by_ethertype(u16::from_be_bytes([p[0], p[1]]), &data[20..])
+            }
             _ => LinkPayload::Undecodable,
         },
         12 | 14 | 101 => by_version_nibble(data),
@@ -307,13 +332,17 @@ pub fn link_payload(linktype: Linktype, data: &[u8]) -> LinkPayload<'_> {
 }
 
 fn ethernet(data: &[u8]) -> LinkPayload<'_> {
-    let Some(et) = data.get(12..14) else { return LinkPayload::Undecodable };
+    let Some(et) = data.get(12..14) else {
+        return LinkPayload::Undecodable;
+    };
     let mut ethertype = u16::from_be_bytes([et[0], et[1]]);
     let mut off = 14;
     // 802.1Q / 802.1ad tags (up to two).
     for _ in 0..2 {
         if ethertype == 0x8100 || ethertype == 0x88a8 {
-            let Some(et) = data.get(off + 2..off + 4) else { return LinkPayload::Undecodable };
+            let Some(et) = data.get(off + 2..off + 4) else {
+                return LinkPayload::Undecodable;
+            };
             ethertype = u16::from_be_bytes([et[0], et[1]]);
             off += 4;
         }
@@ -348,7 +377,12 @@ struct ProbeFirst<R> {
 
 impl<R: Read> ProbeFirst<R> {
     fn new(inner: R, limit: usize) -> Self {
-        ProbeFirst { inner, prefix: Vec::new(), pos: 0, limit }
+        ProbeFirst {
+            inner,
+            prefix: Vec::new(),
+            pos: 0,
+            limit,
+        }
     }
 
     /// Reads up to `limit` bytes (fewer only at end of input) and returns them without consuming.
@@ -391,7 +425,10 @@ mod tests {
 
     #[test]
     fn empty_input_is_an_error() {
-        assert!(matches!(read_packets(&b""[..], |_| {}), Err(CaptureError::Empty)));
+        assert!(matches!(
+            read_packets(&b""[..], |_| {}),
+            Err(CaptureError::Empty)
+        ));
     }
 
     #[test]
@@ -419,9 +456,21 @@ mod tests {
         assert!(matches!(link_payload(Linktype(276), &sll2), LinkPayload::Ip(p) if p[0] == 0x60));
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&[0x08, 0x06, 1, 2]);
-        assert!(matches!(link_payload(Linktype(113), &sll), LinkPayload::NotIp));
-        assert!(matches!(link_payload(Linktype(0), &[2, 0, 0, 0, 0x45]), LinkPayload::Ip(_)));
-        assert!(matches!(link_payload(Linktype(147), &ip), LinkPayload::Undecodable));
-        assert!(matches!(link_payload(Linktype(1), &[0u8; 5]), LinkPayload::Undecodable));
+        assert!(matches!(
+            link_payload(Linktype(113), &sll),
+            LinkPayload::NotIp
+        ));
+        assert!(matches!(
+            link_payload(Linktype(0), &[2, 0, 0, 0, 0x45]),
+            LinkPayload::Ip(_)
+        ));
+        assert!(matches!(
+            link_payload(Linktype(147), &ip),
+            LinkPayload::Undecodable
+        ));
+        assert!(matches!(
+            link_payload(Linktype(1), &[0u8; 5]),
+            LinkPayload::Undecodable
+        ));
     }
 }

@@ -131,8 +131,9 @@ pub struct SentinelHit {
     pub direction: Dir,
     /// Frame number of the packet holding the sentinel's first byte.
     pub packet: u64,
-    /// Offset of the sentinel's first byte in the reassembled direction stream.
-    pub stream_offset: u64,
+    /// Offset of the sentinel's first byte in the reassembled direction stream; `None` for a
+    /// segment that could not be placed in its stream (found in that packet alone).
+    pub stream_offset: Option<u64>,
 }
 
 /// Everything the analysis of one capture found: the judge's only input besides the rules.
@@ -257,7 +258,11 @@ impl FlowTable {
             self.counts.ip_fragments += 1;
             return;
         }
-        let missing = if payload.incomplete { declared_missing(&ip) } else { 0 };
+        let missing = if payload.incomplete {
+            declared_missing(&ip)
+        } else {
+            0
+        };
         let Ok(tcp) = TcpSlice::from_slice(payload.payload) else {
             self.counts.undecodable += 1;
             return;
@@ -288,7 +293,10 @@ impl FlowTable {
                 let f = &self.flows[i];
                 // A new SYN on the same ports after the old connection ended (or with another
                 // ISN) is a new connection.
-                if fresh_syn && f.client_isn != Some(seg.seq) && (f.ending || f.client_isn.is_some()) {
+                if fresh_syn
+                    && f.client_isn != Some(seg.seq)
+                    && (f.ending || f.client_isn.is_some())
+                {
                     self.retire(i);
                     self.open(key, src, dst, &seg)
                 } else {
@@ -327,7 +335,11 @@ impl FlowTable {
         }
         stream.summary.payload_bytes += seg.payload.len() as u64;
         // Data on a SYN (TFO) starts at ISN+1.
-        let seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+        let seq = if seg.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         if stream.base.is_none() {
             stream.base = Some(seq);
         }
@@ -340,10 +352,17 @@ impl FlowTable {
             finder: &self.finder,
             sentinel_len: self.sentinel_len,
             flow: flow.id,
-            label: format!("{} -> {}", sock(flow.client), sock(flow.server)),
-            dir: if d == 0 { Dir::ClientToServer } else { Dir::ServerToClient },
+            ends: (flow.client, flow.server),
+            dir: if d == 0 {
+                Dir::ClientToServer
+            } else {
+                Dir::ServerToClient
+            },
         };
-        let mut sink = HitSink { hits: &mut self.hits, total: &mut self.hits_total };
+        let mut sink = HitSink {
+            hits: &mut self.hits,
+            total: &mut self.hits_total,
+        };
         if off < 0 {
             // Before the stream start (reordered before the first segment we anchored on):
             // cannot be placed, but must not hide a sentinel.
@@ -351,10 +370,24 @@ impl FlowTable {
             search_standalone(&ctx, seg.frame, seg.payload, &mut sink);
             return;
         }
-        accept(stream, &ctx, off as u64, seg.frame, seg.payload, seg.missing, &mut sink);
+        accept(
+            stream,
+            &ctx,
+            off as u64,
+            seg.frame,
+            seg.payload,
+            seg.missing,
+            &mut sink,
+        );
     }
 
-    fn open(&mut self, key: (Endpoint, Endpoint), src: Endpoint, dst: Endpoint, seg: &Segment<'_>) -> usize {
+    fn open(
+        &mut self,
+        key: (Endpoint, Endpoint),
+        src: Endpoint,
+        dst: Endpoint,
+        seg: &Segment<'_>,
+    ) -> usize {
         let (client, server, orientation) = if seg.syn {
             if seg.ack_flag {
                 (dst, src, Orientation::Handshake)
@@ -393,10 +426,17 @@ impl FlowTable {
                 finder: &self.finder,
                 sentinel_len: self.sentinel_len,
                 flow: flow.id,
-                label: format!("{} -> {}", sock(flow.client), sock(flow.server)),
-                dir: if d == 0 { Dir::ClientToServer } else { Dir::ServerToClient },
+                ends: (flow.client, flow.server),
+                dir: if d == 0 {
+                    Dir::ClientToServer
+                } else {
+                    Dir::ServerToClient
+                },
             };
-            let mut sink = HitSink { hits: &mut self.hits, total: &mut self.hits_total };
+            let mut sink = HitSink {
+                hits: &mut self.hits,
+                total: &mut self.hits_total,
+            };
             flush_all(stream, &ctx, &mut sink);
             finish_first(stream);
         }
@@ -418,7 +458,8 @@ impl FlowTable {
                     server: SocketAddr::new(f.server.0, f.server.1),
                     orientation: f.orientation,
                     first_packet: f.first_packet,
-                    client_stream_start_seen: c.start_known && c.summary.gaps.first().is_none_or(|g| g.stream_offset > 0),
+                    client_stream_start_seen: c.start_known
+                        && c.summary.gaps.first().is_none_or(|g| g.stream_offset > 0),
                     first_client_record: c.first,
                     first_server_record: s.first,
                     client_to_server: c.summary,
@@ -426,7 +467,12 @@ impl FlowTable {
                 }
             })
             .collect();
-        FlowAnalysis { counts: self.counts, flows, sentinel_hits: self.hits, sentinel_hits_total: self.hits_total }
+        FlowAnalysis {
+            counts: self.counts,
+            flows,
+            sentinel_hits: self.hits,
+            sentinel_hits_total: self.hits_total,
+        }
     }
 }
 
@@ -446,7 +492,8 @@ struct Ctx<'a> {
     finder: &'a regex::bytes::Regex,
     sentinel_len: usize,
     flow: usize,
-    label: String,
+    /// (client, server), rendered only when a hit is recorded.
+    ends: (Endpoint, Endpoint),
     dir: Dir,
 }
 
@@ -456,12 +503,12 @@ struct HitSink<'a> {
 }
 
 impl HitSink<'_> {
-    fn push(&mut self, ctx: &Ctx<'_>, packet: u64, stream_offset: u64) {
+    fn push(&mut self, ctx: &Ctx<'_>, packet: u64, stream_offset: Option<u64>) {
         *self.total += 1;
         if self.hits.len() < MAX_HITS_KEPT {
             self.hits.push(SentinelHit {
                 flow: ctx.flow,
-                flow_label: ctx.label.clone(),
+                flow_label: format!("{} -> {}", sock(ctx.ends.0), sock(ctx.ends.1)),
                 direction: ctx.dir,
                 packet,
                 stream_offset,
@@ -480,7 +527,15 @@ fn set_base(stream: &mut Stream, base: u32) {
 
 /// Places a segment at stream offset `off`: delivers it if it is next, queues it if early, trims
 /// what was already delivered.
-fn accept(stream: &mut Stream, ctx: &Ctx<'_>, off: u64, frame: u64, payload: &[u8], missing: u64, sink: &mut HitSink<'_>) {
+fn accept(
+    stream: &mut Stream,
+    ctx: &Ctx<'_>,
+    off: u64,
+    frame: u64,
+    payload: &[u8],
+    missing: u64,
+    sink: &mut HitSink<'_>,
+) {
     let end = off + payload.len() as u64 + missing;
     if end <= stream.next {
         stream.summary.retransmitted_bytes += payload.len() as u64;
@@ -505,12 +560,16 @@ fn accept(stream: &mut Stream, ctx: &Ctx<'_>, off: u64, frame: u64, payload: &[u
         return;
     }
     stream.pending_bytes += payload.len();
-    stream.pending.insert(off, (frame, payload.to_vec(), missing));
+    stream
+        .pending
+        .insert(off, (frame, payload.to_vec(), missing));
     while stream.pending_bytes > MAX_PENDING_BYTES {
         // The hole before the backlog is not going to fill in time: skip it.
-        let Some((&first, _)) = stream.pending.iter().next() else { break };
+        let Some((&first, _)) = stream.pending.iter().next() else {
+            break;
+        };
         let hole_start = stream.next;
-        skip_gap(stream, hole_start, first - hole_start);
+        skip_gap(stream, hole_start, first.saturating_sub(hole_start));
         drain_pending(stream, ctx, sink);
     }
 }
@@ -558,7 +617,10 @@ fn skip_gap(stream: &mut Stream, at: u64, bytes: u64) {
     stream.summary.gap_count += 1;
     stream.summary.gap_bytes += bytes;
     if stream.summary.gaps.len() < MAX_GAPS_LISTED {
-        stream.summary.gaps.push(Gap { stream_offset: at, bytes });
+        stream.summary.gaps.push(Gap {
+            stream_offset: at,
+            bytes,
+        });
     }
     stream.next = at + bytes;
     // Nothing spans a hole: neither a sentinel nor the record at the stream start.
@@ -594,12 +656,12 @@ fn deliver(stream: &mut Stream, ctx: &Ctx<'_>, frame: u64, data: &[u8], sink: &m
                     .find(|(o, _)| *o <= at)
                     .map(|(_, f)| *f)
                     .unwrap_or(frame);
-                sink.push(ctx, hit_frame, at);
+                sink.push(ctx, hit_frame, Some(at));
             }
         }
     }
     for m in ctx.finder.find_iter(data) {
-        sink.push(ctx, frame, start + m.start() as u64);
+        sink.push(ctx, frame, Some(start + m.start() as u64));
     }
     // Keep the last l-1 bytes for the next boundary.
     if l > 1 {
@@ -608,7 +670,9 @@ fn deliver(stream: &mut Stream, ctx: &Ctx<'_>, frame: u64, data: &[u8], sink: &m
             stream.carry.clear();
             stream.carry.extend_from_slice(&data[data.len() - keep..]);
             stream.carry_frames.clear();
-            stream.carry_frames.push_back((start + (data.len() - keep) as u64, frame));
+            stream
+                .carry_frames
+                .push_back((start + (data.len() - keep) as u64, frame));
         } else {
             stream.carry.extend_from_slice(data);
             stream.carry_frames.push_back((start, frame));
@@ -629,7 +693,9 @@ fn deliver(stream: &mut Stream, ctx: &Ctx<'_>, frame: u64, data: &[u8], sink: &m
             stream.prefix_open = false;
         } else {
             let room = HELLO_PREFIX_CAP.saturating_sub(stream.prefix.len());
-            stream.prefix.extend_from_slice(&data[..data.len().min(room)]);
+            stream
+                .prefix
+                .extend_from_slice(&data[..data.len().min(room)]);
             if let Inspect::Done(first) = tls_hello::inspect(&stream.prefix) {
                 stream.first = Some(first);
                 stream.prefix = Vec::new();
@@ -644,8 +710,7 @@ fn deliver(stream: &mut Stream, ctx: &Ctx<'_>, frame: u64, data: &[u8], sink: &m
 /// Sentinel search in one packet's payload alone, for bytes that cannot be placed in a stream.
 fn search_standalone(ctx: &Ctx<'_>, frame: u64, payload: &[u8], sink: &mut HitSink<'_>) {
     for _ in ctx.finder.find_iter(payload) {
-        // No stream offset: report the packet; offset u64::MAX marks "outside the stream".
-        sink.push(ctx, frame, u64::MAX);
+        sink.push(ctx, frame, None);
     }
 }
 
@@ -663,11 +728,12 @@ fn declared_missing(ip: &LaxIpSlice<'_>) -> u64 {
     let declared = match ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            (h.total_len() as u64).saturating_sub(h.slice().len() as u64 + v4.extensions().auth.map_or(0, |a| a.slice().len() as u64))
+            (h.total_len() as u64).saturating_sub(
+                h.slice().len() as u64 + v4.extensions().auth.map_or(0, |a| a.slice().len() as u64),
+            )
         }
-        LaxIpSlice::Ipv6(v6) => {
-            (v6.header().payload_length() as u64).saturating_sub(v6.extensions().slice().len() as u64)
-        }
+        LaxIpSlice::Ipv6(v6) => (v6.header().payload_length() as u64)
+            .saturating_sub(v6.extensions().slice().len() as u64),
     };
     declared.saturating_sub(captured)
 }

@@ -55,8 +55,7 @@ pub struct MtlsEvidence {
     pub rules: HelloRules,
     pub sentinel_len: usize,
     pub sentinel_hits_total: u64,
-    /// The first hits (at most 100), in capture order. `stream_offset` 18446744073709551615 marks
-    /// a hit in a segment that could not be placed in its stream (found in that packet alone).
+    /// The first hits (at most 100), in capture order.
     pub sentinel_hits: Vec<SentinelHit>,
     pub flows_total: usize,
     pub flows: Vec<FlowEvidence>,
@@ -80,7 +79,11 @@ const MAX_REASONS_PER_KIND: usize = 5;
 pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
     let fa = &analysis.flows;
     let cap = &analysis.capture;
-    let results: Vec<FlowResult> = fa.flows.iter().map(|f| judge_flow(f, j.rules, j.port)).collect();
+    let results: Vec<FlowResult> = fa
+        .flows
+        .iter()
+        .map(|f| judge_flow(f, j.rules, j.port))
+        .collect();
 
     let mut fail = Vec::new();
     let mut error = Vec::new();
@@ -92,7 +95,9 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
             h.flow_label,
             dir_name(h.direction),
             h.packet,
-            if h.stream_offset == u64::MAX { String::new() } else { format!(", stream offset {}", h.stream_offset) }
+            h.stream_offset
+                .map(|o| format!(", stream offset {o}"))
+                .unwrap_or_default()
         ));
     }
     if fa.sentinel_hits_total > MAX_REASONS_PER_KIND as u64 {
@@ -103,7 +108,10 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
     let mut n_pass = 0;
     let mut n_judged = 0;
     for (f, r) in fa.flows.iter().zip(&results) {
-        let label = format!("flow {} ({} -> {}, first packet {})", f.id, f.client, f.server, f.first_packet);
+        let label = format!(
+            "flow {} ({} -> {}, first packet {})",
+            f.id, f.client, f.server, f.first_packet
+        );
         match r {
             FlowResult::Pass => {
                 n_pass += 1;
@@ -133,9 +141,15 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
         error.push(format!("… {n_undetermined} undetermined flows in all"));
     }
 
-    let truncated = cap.truncated.as_ref().map(|t| format!("capture truncated {t}; only the part before was analysed"));
+    let truncated = cap
+        .truncated
+        .as_ref()
+        .map(|t| format!("capture truncated {t}; only the part before was analysed"));
     let (outcome, mut reasons) = if cap.packets == 0 {
-        (Outcome::Error, vec!["capture holds no packets: nothing to judge".to_string()])
+        (
+            Outcome::Error,
+            vec!["capture holds no packets: nothing to judge".to_string()],
+        )
     } else if !fail.is_empty() {
         (Outcome::Fail, fail)
     } else if fa.counts.tcp_with_payload == 0 {
@@ -155,7 +169,9 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
     } else if let Some(t) = &truncated {
         (
             Outcome::Error,
-            vec![format!("{t}: no violation in what was read, but the rest cannot be certified")],
+            vec![format!(
+                "{t}: no violation in what was read, but the rest cannot be certified"
+            )],
         )
     } else if n_undetermined > 0 {
         (Outcome::Error, error)
@@ -193,7 +209,10 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
     let flows = order
         .into_iter()
         .take(MAX_FLOWS_LISTED)
-        .map(|i| FlowEvidence { flow: fa.flows[i].clone(), rule: results[i].clone() })
+        .map(|i| FlowEvidence {
+            flow: fa.flows[i].clone(),
+            rule: results[i].clone(),
+        })
         .collect();
     let evidence = MtlsEvidence {
         input: j.input.to_string(),
@@ -226,12 +245,18 @@ pub fn unreadable(j: &JudgeInput<'_>, error: String) -> Verdict<MtlsEvidence> {
         flows_total: 0,
         flows: Vec::new(),
     };
-    Verdict::new(CheckName::Mtls, Outcome::Error, vec![format!("cannot read capture {}: {error}", j.input)], evidence)
+    Verdict::new(
+        CheckName::Mtls,
+        Outcome::Error,
+        vec![format!("cannot read capture {}: {error}", j.input)],
+        evidence,
+    )
 }
 
 fn judge_flow(f: &FlowRecord, rules: &HelloRules, port: Option<u16>) -> FlowResult {
     if let Some(p) = port {
-        let to_port = f.server.port() == p || (f.orientation != Orientation::Handshake && f.client.port() == p);
+        let to_port = f.server.port() == p
+            || (f.orientation != Orientation::Handshake && f.client.port() == p);
         if !to_port {
             return FlowResult::NotJudged(format!("not a flow to port {p}"));
         }

@@ -57,7 +57,10 @@ pub fn analyze<R: Read>(input: R, cfg: &AnalyzerConfig) -> Result<Analysis, Mtls
     }
     let mut table = flows::FlowTable::new(cfg)?;
     let capture = capture::read_packets(input, |p| table.packet(&p))?;
-    Ok(Analysis { capture, flows: table.finish() })
+    Ok(Analysis {
+        capture,
+        flows: table.finish(),
+    })
 }
 
 /// What to look for and how to judge it.
@@ -71,8 +74,16 @@ pub struct CheckSpec {
 /// Analyses `input` and judges it: the whole `check mtls` as a function. `input_name` is only
 /// used in the evidence.
 pub fn check<R: Read>(input: R, input_name: &str, spec: &CheckSpec) -> Verdict<MtlsEvidence> {
-    let j = JudgeInput { input: input_name, rules: &spec.rules, port: spec.port, sentinel_len: spec.sentinel.len() };
-    let cfg = AnalyzerConfig { sentinel: spec.sentinel.clone(), port: spec.port };
+    let j = JudgeInput {
+        input: input_name,
+        rules: &spec.rules,
+        port: spec.port,
+        sentinel_len: spec.sentinel.len(),
+    };
+    let cfg = AnalyzerConfig {
+        sentinel: spec.sentinel.clone(),
+        port: spec.port,
+    };
     match analyze(input, &cfg) {
         Ok(a) => judge(&a, &j),
         Err(e) => judge::unreadable(&j, e.to_string()),
@@ -80,8 +91,17 @@ pub fn check<R: Read>(input: R, input_name: &str, spec: &CheckSpec) -> Verdict<M
 }
 
 /// The error verdict for an input that could not even be opened.
-pub fn unopenable(input_name: &str, spec: &CheckSpec, error: &std::io::Error) -> Verdict<MtlsEvidence> {
-    let j = JudgeInput { input: input_name, rules: &spec.rules, port: spec.port, sentinel_len: spec.sentinel.len() };
+pub fn unopenable(
+    input_name: &str,
+    spec: &CheckSpec,
+    error: &std::io::Error,
+) -> Verdict<MtlsEvidence> {
+    let j = JudgeInput {
+        input: input_name,
+        rules: &spec.rules,
+        port: spec.port,
+        sentinel_len: spec.sentinel.len(),
+    };
     judge::unreadable(&j, format!("cannot open: {error}"))
 }
 

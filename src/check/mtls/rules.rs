@@ -10,7 +10,13 @@ use super::tls_hello::ClientHelloInfo;
 use serde::Serialize;
 
 /// ALPN values an Istio sidecar offers to another sidecar.
-pub const ISTIO_ALPN: &[&str] = &["istio-peer-exchange", "istio-http/1.1", "istio-http/1.0", "istio-h2", "istio"];
+pub const ISTIO_ALPN: &[&str] = &[
+    "istio-peer-exchange",
+    "istio-http/1.1",
+    "istio-http/1.0",
+    "istio-h2",
+    "istio",
+];
 /// SNI suffix of a Linkerd proxy-to-proxy connection.
 pub const LINKERD_SNI_SUFFIX: &str = ".serviceaccount.identity.linkerd.cluster.local";
 
@@ -36,7 +42,11 @@ pub struct HelloRules {
 impl HelloRules {
     /// Preset rules for `mesh`, then explicit expectations: `--expect-alpn` values join the
     /// accepted ALPN set, `--expect-sni-suffix` replaces the preset's suffix.
-    pub fn build(mesh: Option<Mesh>, expect_alpn: &[String], expect_sni_suffix: Option<&str>) -> Self {
+    pub fn build(
+        mesh: Option<Mesh>,
+        expect_alpn: &[String],
+        expect_sni_suffix: Option<&str>,
+    ) -> Self {
         let mut rules = match mesh {
             Some(Mesh::Istio) => HelloRules {
                 mesh,
@@ -64,7 +74,8 @@ impl HelloRules {
     /// Checks one ClientHello; `Err` says which rule it broke.
     pub fn check(&self, hello: &ClientHelloInfo) -> Result<(), String> {
         let mut broken = Vec::new();
-        if !self.alpn_any_of.is_empty() && !hello.alpn.iter().any(|a| self.alpn_any_of.contains(a)) {
+        if !self.alpn_any_of.is_empty() && !hello.alpn.iter().any(|a| self.alpn_any_of.contains(a))
+        {
             broken.push(format!(
                 "ALPN {:?} offers none of the expected {:?}",
                 hello.alpn, self.alpn_any_of
@@ -102,7 +113,12 @@ mod tests {
     #[test]
     fn istio_needs_an_istio_alpn() {
         let r = HelloRules::build(Some(Mesh::Istio), &[], None);
-        assert!(r.check(&hello(Some("outbound_.8080_._.x"), &["istio-peer-exchange", "istio"])).is_ok());
+        assert!(r
+            .check(&hello(
+                Some("outbound_.8080_._.x"),
+                &["istio-peer-exchange", "istio"]
+            ))
+            .is_ok());
         assert!(r.check(&hello(None, &["istio-h2"])).is_ok());
         let e = r.check(&hello(Some("x"), &["h2", "http/1.1"])).unwrap_err();
         assert!(e.contains("ALPN"), "{e}");
@@ -112,26 +128,52 @@ mod tests {
     #[test]
     fn linkerd_needs_the_identity_sni_and_not_alpn() {
         let r = HelloRules::build(Some(Mesh::Linkerd), &[], None);
-        assert!(r.check(&hello(Some("x.ns.serviceaccount.identity.linkerd.cluster.local"), &[])).is_ok());
-        assert!(r.check(&hello(Some("x.ns.serviceaccount.identity.linkerd.cluster.local"), &["transport.l5d.io/v1"])).is_ok());
-        assert!(r.check(&hello(Some("gateway.openfaas.svc.cluster.local"), &[])).is_err());
+        assert!(r
+            .check(&hello(
+                Some("x.ns.serviceaccount.identity.linkerd.cluster.local"),
+                &[]
+            ))
+            .is_ok());
+        assert!(r
+            .check(&hello(
+                Some("x.ns.serviceaccount.identity.linkerd.cluster.local"),
+                &["transport.l5d.io/v1"]
+            ))
+            .is_ok());
+        assert!(r
+            .check(&hello(Some("gateway.openfaas.svc.cluster.local"), &[]))
+            .is_err());
         assert!(r.check(&hello(None, &["transport.l5d.io/v1"])).is_err());
         // The bare suffix (no identity in front) is not an identity.
-        assert!(r.check(&hello(Some(".serviceaccount.identity.linkerd.cluster.local"), &[])).is_err());
+        assert!(r
+            .check(&hello(
+                Some(".serviceaccount.identity.linkerd.cluster.local"),
+                &[]
+            ))
+            .is_err());
     }
 
     #[test]
     fn explicit_flags_add_alpn_and_override_sni() {
-        let r = HelloRules::build(Some(Mesh::Linkerd), &["transport.l5d.io/v1".into()], Some(".example"));
+        let r = HelloRules::build(
+            Some(Mesh::Linkerd),
+            &["transport.l5d.io/v1".into()],
+            Some(".example"),
+        );
         assert_eq!(r.alpn_any_of, vec!["transport.l5d.io/v1"]);
         assert_eq!(r.sni_suffix.as_deref(), Some(".example"));
         let r = HelloRules::build(Some(Mesh::Istio), &["my-proto".into()], None);
-        assert!(r.alpn_any_of.contains(&"istio".to_string()) && r.alpn_any_of.contains(&"my-proto".to_string()));
+        assert!(
+            r.alpn_any_of.contains(&"istio".to_string())
+                && r.alpn_any_of.contains(&"my-proto".to_string())
+        );
         assert!(r.check(&hello(None, &["my-proto"])).is_ok());
     }
 
     #[test]
     fn no_rules_accept_any_hello() {
-        assert!(HelloRules::build(None, &[], None).check(&hello(None, &[])).is_ok());
+        assert!(HelloRules::build(None, &[], None)
+            .check(&hello(None, &[]))
+            .is_ok());
     }
 }

@@ -15,15 +15,34 @@ pub struct PcapWriter<W: Write> {
     big_endian: bool,
     snaplen: u32,
     packets: u64,
+    bytes: u64,
 }
 
 impl<W: Write> PcapWriter<W> {
     /// Writes the file header. `linktype` e.g. 1 (Ethernet), 101 (raw IP).
-    pub fn new(mut out: W, linktype: u32, nanos: bool, big_endian: bool, snaplen: u32) -> io::Result<Self> {
+    pub fn new(
+        mut out: W,
+        linktype: u32,
+        nanos: bool,
+        big_endian: bool,
+        snaplen: u32,
+    ) -> io::Result<Self> {
         let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
         let mut h = Vec::with_capacity(24);
-        let put32 = |h: &mut Vec<u8>, v: u32| h.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() });
-        let put16 = |h: &mut Vec<u8>, v: u16| h.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() });
+        let put32 = |h: &mut Vec<u8>, v: u32| {
+            h.extend_from_slice(&if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
+        let put16 = |h: &mut Vec<u8>, v: u16| {
+            h.extend_from_slice(&if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })
+        };
         put32(&mut h, magic);
         put16(&mut h, 2);
         put16(&mut h, 4);
@@ -32,18 +51,39 @@ impl<W: Write> PcapWriter<W> {
         put32(&mut h, snaplen);
         put32(&mut h, linktype);
         out.write_all(&h)?;
-        Ok(PcapWriter { out, big_endian, snaplen, packets: 0 })
+        Ok(PcapWriter {
+            out,
+            big_endian,
+            snaplen,
+            packets: 0,
+            bytes: 24,
+        })
     }
 
     /// Writes one packet record, cutting it to the snap length like a real capture.
     pub fn packet(&mut self, frame: &[u8]) -> io::Result<()> {
         self.packets += 1;
         let caplen = frame.len().min(self.snaplen as usize);
-        let fields = [(self.packets / 1000) as u32, (self.packets % 1000) as u32, caplen as u32, frame.len() as u32];
+        let fields = [
+            (self.packets / 1000) as u32,
+            (self.packets % 1000) as u32,
+            caplen as u32,
+            frame.len() as u32,
+        ];
         for v in fields {
-            self.out.write_all(&if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() })?;
+            self.out.write_all(&if self.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            })?;
         }
+        self.bytes += 16 + caplen as u64;
         self.out.write_all(&frame[..caplen])
+    }
+
+    /// Bytes written so far (header included).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn packets(&self) -> u64 {
@@ -65,7 +105,14 @@ pub struct Flags {
 }
 
 /// An Ethernet/IPv4/TCP frame with valid checksums.
-pub fn tcp_frame(src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
+pub fn tcp_frame(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4(src.ip().octets(), dst.ip().octets(), 64)
         .tcp(src.port(), dst.port(), seq, 65535);
@@ -98,35 +145,92 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(client: SocketAddrV4, server: SocketAddrV4, client_isn: u32, server_isn: u32) -> Self {
-        Conn { client, server, cseq: client_isn, sseq: server_isn }
+    pub fn new(
+        client: SocketAddrV4,
+        server: SocketAddrV4,
+        client_isn: u32,
+        server_isn: u32,
+    ) -> Self {
+        Conn {
+            client,
+            server,
+            cseq: client_isn,
+            sseq: server_isn,
+        }
     }
 
     /// SYN, SYN-ACK, ACK.
     pub fn handshake<W: Write>(&mut self, w: &mut PcapWriter<W>) -> io::Result<()> {
-        w.packet(&tcp_frame(self.client, self.server, self.cseq, 0, Flags { syn: true, ..Flags::default() }, &[]))?;
+        w.packet(&tcp_frame(
+            self.client,
+            self.server,
+            self.cseq,
+            0,
+            Flags {
+                syn: true,
+                ..Flags::default()
+            },
+            &[],
+        ))?;
         self.cseq = self.cseq.wrapping_add(1);
-        w.packet(&tcp_frame(self.server, self.client, self.sseq, self.cseq, Flags { syn: true, ack: true, ..Flags::default() }, &[]))?;
+        w.packet(&tcp_frame(
+            self.server,
+            self.client,
+            self.sseq,
+            self.cseq,
+            Flags {
+                syn: true,
+                ack: true,
+                ..Flags::default()
+            },
+            &[],
+        ))?;
         self.sseq = self.sseq.wrapping_add(1);
-        w.packet(&tcp_frame(self.client, self.server, self.cseq, self.sseq, ack(), &[]))
+        w.packet(&tcp_frame(
+            self.client,
+            self.server,
+            self.cseq,
+            self.sseq,
+            ack(),
+            &[],
+        ))
     }
 
     /// A client→server segment; returns the frame so that tests can replay or reorder it.
     pub fn client_segment(&mut self, payload: &[u8]) -> Vec<u8> {
-        let f = tcp_frame(self.client, self.server, self.cseq, self.sseq, ack(), payload);
+        let f = tcp_frame(
+            self.client,
+            self.server,
+            self.cseq,
+            self.sseq,
+            ack(),
+            payload,
+        );
         self.cseq = self.cseq.wrapping_add(payload.len() as u32);
         f
     }
 
     /// A server→client segment.
     pub fn server_segment(&mut self, payload: &[u8]) -> Vec<u8> {
-        let f = tcp_frame(self.server, self.client, self.sseq, self.cseq, ack(), payload);
+        let f = tcp_frame(
+            self.server,
+            self.client,
+            self.sseq,
+            self.cseq,
+            ack(),
+            payload,
+        );
         self.sseq = self.sseq.wrapping_add(payload.len() as u32);
         f
     }
 
     /// Sends `data` client→server in segments of at most `mss` bytes.
-    pub fn client_send<W: Write>(&mut self, w: &mut PcapWriter<W>, data: &[u8], mss: usize) -> io::Result<()> {
+    pub fn client_send<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        data: &[u8],
+        mss: usize,
+    ) -> io::Result<()> {
         for chunk in data.chunks(mss.max(1)) {
             let f = self.client_segment(chunk);
             w.packet(&f)?;
@@ -135,7 +239,12 @@ impl Conn {
     }
 
     /// Sends `data` server→client in segments of at most `mss` bytes.
-    pub fn server_send<W: Write>(&mut self, w: &mut PcapWriter<W>, data: &[u8], mss: usize) -> io::Result<()> {
+    pub fn server_send<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        data: &[u8],
+        mss: usize,
+    ) -> io::Result<()> {
         for chunk in data.chunks(mss.max(1)) {
             let f = self.server_segment(chunk);
             w.packet(&f)?;
@@ -145,12 +254,26 @@ impl Conn {
 
     /// FIN from the client.
     pub fn close<W: Write>(&mut self, w: &mut PcapWriter<W>) -> io::Result<()> {
-        w.packet(&tcp_frame(self.client, self.server, self.cseq, self.sseq, Flags { fin: true, ack: true, ..Flags::default() }, &[]))
+        w.packet(&tcp_frame(
+            self.client,
+            self.server,
+            self.cseq,
+            self.sseq,
+            Flags {
+                fin: true,
+                ack: true,
+                ..Flags::default()
+            },
+            &[],
+        ))
     }
 }
 
 fn ack() -> Flags {
-    Flags { ack: true, ..Flags::default() }
+    Flags {
+        ack: true,
+        ..Flags::default()
+    }
 }
 
 /// A ClientHello handshake message (not yet in records) with SNI, ALPN and supported_versions.

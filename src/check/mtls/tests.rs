@@ -13,11 +13,22 @@ fn ep(s: &str) -> SocketAddrV4 {
 }
 
 fn istio_hello() -> Vec<u8> {
-    records(22, &client_hello_message(Some("outbound_.8080_._.echo.default.svc.cluster.local"), &["istio-peer-exchange", "istio"]), 16384)
+    records(
+        22,
+        &client_hello_message(
+            Some("outbound_.8080_._.echo.default.svc.cluster.local"),
+            &["istio-peer-exchange", "istio"],
+        ),
+        16384,
+    )
 }
 
 fn spec(mesh: Option<Mesh>, port: Option<u16>) -> CheckSpec {
-    CheckSpec { sentinel: SENTINEL.into(), port, rules: HelloRules::build(mesh, &[], None) }
+    CheckSpec {
+        sentinel: SENTINEL.into(),
+        port,
+        rules: HelloRules::build(mesh, &[], None),
+    }
 }
 
 fn run(bytes: &[u8], spec: &CheckSpec) -> Verdict<MtlsEvidence> {
@@ -33,24 +44,40 @@ fn plaintext_sentinel_fails_with_the_packet_number() {
     let mut w = writer();
     let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1000, 5000);
     c.handshake(&mut w).unwrap();
-    c.client_send(&mut w, format!("POST / HTTP/1.1\r\n\r\n{SENTINEL}").as_bytes(), 1400).unwrap();
+    c.client_send(
+        &mut w,
+        format!("POST / HTTP/1.1\r\n\r\n{SENTINEL}").as_bytes(),
+        1400,
+    )
+    .unwrap();
     let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert_eq!(v.evidence.sentinel_hits.len(), 1);
     let h = &v.evidence.sentinel_hits[0];
     assert_eq!(h.packet, 4);
-    assert_eq!(h.stream_offset, 19);
-    assert!(v.reasons.iter().any(|r| r.contains("packet 4")), "{:?}", v.reasons);
+    assert_eq!(h.stream_offset, Some(19));
+    assert!(
+        v.reasons.iter().any(|r| r.contains("packet 4")),
+        "{:?}",
+        v.reasons
+    );
 }
 
 #[test]
 fn tls_with_istio_alpn_passes_and_without_fails() {
     let mut w = writer();
-    let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), u32::MAX - 3, 5000); // wraps
+    let mut c = Conn::new(
+        ep("10.0.0.1:40000"),
+        ep("10.0.0.2:8080"),
+        u32::MAX - 3,
+        5000,
+    ); // wraps
     c.handshake(&mut w).unwrap();
     c.client_send(&mut w, &istio_hello(), 100).unwrap();
-    c.server_send(&mut w, &records(22, &[2, 0, 0, 4, 3, 3, 0, 0], 100), 1400).unwrap();
-    c.client_send(&mut w, &records(23, &[0x55; 3000], 1000), 1400).unwrap();
+    c.server_send(&mut w, &records(22, &[2, 0, 0, 4, 3, 3, 0, 0], 100), 1400)
+        .unwrap();
+    c.client_send(&mut w, &records(23, &[0x55; 3000], 1000), 1400)
+        .unwrap();
     let bytes = w.into_inner();
     let v = run(&bytes, &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
@@ -74,9 +101,13 @@ fn sentinel_split_across_reordered_and_retransmitted_segments_is_found() {
     w.packet(&s2).unwrap(); // frame 7: fills the hole
     let v = run(&w.into_inner(), &spec(None, None));
     assert_eq!(v.outcome, Outcome::Fail);
-    assert_eq!(v.evidence.sentinel_hits_total, 1, "{:?}", v.evidence.sentinel_hits);
+    assert_eq!(
+        v.evidence.sentinel_hits_total, 1,
+        "{:?}",
+        v.evidence.sentinel_hits
+    );
     assert_eq!(v.evidence.sentinel_hits[0].packet, 4);
-    assert_eq!(v.evidence.sentinel_hits[0].stream_offset, 8);
+    assert_eq!(v.evidence.sentinel_hits[0].stream_offset, Some(8));
     let f = &v.evidence.flows[0].flow;
     assert_eq!(f.client_to_server.retransmitted_bytes, 21);
     assert_eq!(f.client_to_server.gap_count, 0);
@@ -113,7 +144,10 @@ fn mixed_capture_fails_on_the_plaintext_flow() {
     let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Fail);
     let results: Vec<_> = v.evidence.flows.iter().map(|f| f.rule.clone()).collect();
-    assert!(matches!(results[0], FlowResult::Fail(_)) && results[1] == FlowResult::Pass, "{results:?}");
+    assert!(
+        matches!(results[0], FlowResult::Fail(_)) && results[1] == FlowResult::Pass,
+        "{results:?}"
+    );
 }
 
 #[test]
@@ -123,7 +157,9 @@ fn no_packets_no_payload_and_wrong_port_are_errors() {
     assert!(v.reasons[0].contains("no packets"));
 
     let mut w = writer();
-    Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2).handshake(&mut w).unwrap();
+    Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2)
+        .handshake(&mut w)
+        .unwrap();
     let v = run(&w.into_inner(), &spec(None, None));
     assert_eq!(v.outcome, Outcome::Error);
     assert!(v.reasons[0].contains("no TCP payload"), "{:?}", v.reasons);
@@ -142,7 +178,8 @@ fn midstream_flows_are_undetermined_not_passed() {
     let mut w = writer();
     let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2);
     // No handshake in the capture: only application data records.
-    c.client_send(&mut w, &records(23, &[9; 500], 500), 1400).unwrap();
+    c.client_send(&mut w, &records(23, &[9; 500], 500), 1400)
+        .unwrap();
     let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
     assert!(v.reasons[0].contains("not captured"), "{:?}", v.reasons);
@@ -156,8 +193,19 @@ fn a_synack_alone_anchors_the_client_stream() {
     c.handshake(&mut scratch).unwrap();
     // Replay only the SYN-ACK (frame 2 of the scratch capture) is not possible directly, so
     // rebuild it: the server's ISN 200, acknowledging client ISN+1.
-    w.packet(&super::synth::tcp_frame(c.server, c.client, 200, 101, super::synth::Flags { syn: true, ack: true, ..Default::default() }, &[]))
-        .unwrap();
+    w.packet(&super::synth::tcp_frame(
+        c.server,
+        c.client,
+        200,
+        101,
+        super::synth::Flags {
+            syn: true,
+            ack: true,
+            ..Default::default()
+        },
+        &[],
+    ))
+    .unwrap();
     c.client_send(&mut w, &istio_hello(), 1400).unwrap();
     let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), None));
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
@@ -182,7 +230,8 @@ fn snapped_packets_leave_a_gap_not_a_false_pass() {
     let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2);
     c.handshake(&mut w).unwrap();
     c.client_send(&mut w, &istio_hello(), 1400).unwrap();
-    c.client_send(&mut w, b"more data after the hello", 1400).unwrap();
+    c.client_send(&mut w, b"more data after the hello", 1400)
+        .unwrap();
     let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
     assert!(v.evidence.packets.as_ref().unwrap().snapped > 0);
@@ -195,7 +244,8 @@ fn truncated_capture_is_error_unless_a_violation_was_read() {
     let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2);
     c.handshake(&mut w).unwrap();
     c.client_send(&mut w, &istio_hello(), 1400).unwrap();
-    c.client_send(&mut w, &records(23, &[1; 800], 800), 1400).unwrap();
+    c.client_send(&mut w, &records(23, &[1; 800], 800), 1400)
+        .unwrap();
     let mut bytes = w.into_inner();
     bytes.truncate(bytes.len() - 100);
     let v = run(&bytes, &spec(Some(Mesh::Istio), Some(8080)));
@@ -217,10 +267,23 @@ fn truncated_capture_is_error_unless_a_violation_was_read() {
 
 #[test]
 fn short_sentinels_and_garbage_are_clean_errors() {
-    let v = check(&b"junk"[..], "x", &CheckSpec { sentinel: "abc".into(), port: None, rules: HelloRules::default() });
+    let v = check(
+        &b"junk"[..],
+        "x",
+        &CheckSpec {
+            sentinel: "abc".into(),
+            port: None,
+            rules: HelloRules::default(),
+        },
+    );
     assert_eq!(v.outcome, Outcome::Error);
     assert!(v.reasons[0].contains("at least"), "{:?}", v.reasons);
-    for garbage in [&b""[..], b"\xd4\xc3\xb2\xa1", b"not a capture at all, just text", &[0xff; 4096]] {
+    for garbage in [
+        &b""[..],
+        b"\xd4\xc3\xb2\xa1",
+        b"not a capture at all, just text",
+        &[0xff; 4096],
+    ] {
         let v = run(garbage, &spec(None, None));
         assert_eq!(v.outcome, Outcome::Error);
         assert!(v.evidence.input_error.is_some());
@@ -253,13 +316,28 @@ fn judging_is_pure() {
     let mut c = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2);
     c.handshake(&mut w).unwrap();
     c.client_send(&mut w, &istio_hello(), 1400).unwrap();
-    let a = analyze(&w.into_inner()[..], &AnalyzerConfig { sentinel: SENTINEL.into(), port: Some(8080) }).unwrap();
+    let a = analyze(
+        &w.into_inner()[..],
+        &AnalyzerConfig {
+            sentinel: SENTINEL.into(),
+            port: Some(8080),
+        },
+    )
+    .unwrap();
     let istio = HelloRules::build(Some(Mesh::Istio), &[], None);
-    let j = JudgeInput { input: "x", rules: &istio, port: Some(8080), sentinel_len: SENTINEL.len() };
+    let j = JudgeInput {
+        input: "x",
+        rules: &istio,
+        port: Some(8080),
+        sentinel_len: SENTINEL.len(),
+    };
     let v1 = judge(&a, &j);
     let v2 = judge(&a, &j);
     assert_eq!(v1.to_json_string(), v2.to_json_string());
     let strict = HelloRules::build(None, &["h2".into()], None);
-    let j2 = JudgeInput { rules: &strict, ..j };
+    let j2 = JudgeInput {
+        rules: &strict,
+        ..j
+    };
     assert_eq!(judge(&a, &j2).outcome, Outcome::Fail);
 }

@@ -22,13 +22,25 @@ const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FirstRecord {
     /// A TLS handshake record carrying a ClientHello that parsed.
-    ClientHello { record_version: String, hello: ClientHelloInfo },
+    ClientHello {
+        record_version: String,
+        hello: ClientHelloInfo,
+    },
     /// A TLS handshake record whose content is not a parseable ClientHello.
-    MalformedHandshake { record_version: String, detail: String },
+    MalformedHandshake {
+        record_version: String,
+        detail: String,
+    },
     /// A well-formed TLS record header of another content type (e.g. application data first).
-    OtherTlsRecord { content_type: u8, record_version: String },
+    OtherTlsRecord {
+        content_type: u8,
+        record_version: String,
+    },
     /// Not a TLS record: the connection starts in cleartext (or some other protocol).
-    NotTls { first_bytes_hex: String, first_bytes_text: String },
+    NotTls {
+        first_bytes_hex: String,
+        first_bytes_text: String,
+    },
     /// The stream ended before a whole record header / ClientHello arrived.
     Incomplete { bytes: usize },
 }
@@ -66,7 +78,11 @@ pub fn inspect(stream: &[u8]) -> Inspect {
             _ => Inspect::NeedMore,
         };
     };
-    let (ctype, version, len) = (hdr[0], u16::from_be_bytes([hdr[1], hdr[2]]), u16::from_be_bytes([hdr[3], hdr[4]]) as usize);
+    let (ctype, version, len) = (
+        hdr[0],
+        u16::from_be_bytes([hdr[1], hdr[2]]),
+        u16::from_be_bytes([hdr[3], hdr[4]]) as usize,
+    );
     let sane_version = (0x0300..=0x0304).contains(&version);
     let sane_len = (1..=MAX_PLAINTEXT_RECORD + 2048).contains(&len);
     if !(20..=24).contains(&ctype) || !sane_version || !sane_len {
@@ -74,34 +90,49 @@ pub fn inspect(stream: &[u8]) -> Inspect {
     }
     let record_version = version_name(version);
     if ctype != CONTENT_HANDSHAKE {
-        return Inspect::Done(FirstRecord::OtherTlsRecord { content_type: ctype, record_version });
+        return Inspect::Done(FirstRecord::OtherTlsRecord {
+            content_type: ctype,
+            record_version,
+        });
     }
     if len > MAX_PLAINTEXT_RECORD {
         return Inspect::Done(FirstRecord::MalformedHandshake {
             record_version,
-            detail: format!("handshake record length {len} exceeds the TLS limit {MAX_PLAINTEXT_RECORD}"),
+            detail: format!(
+                "handshake record length {len} exceeds the TLS limit {MAX_PLAINTEXT_RECORD}"
+            ),
         });
     }
     // Gather the handshake message from consecutive handshake records.
     let mut msg: Vec<u8> = Vec::new();
     let mut rest = stream;
     loop {
-        let Some(h) = rest.get(..5) else { return Inspect::NeedMore };
+        let Some(h) = rest.get(..5) else {
+            return Inspect::NeedMore;
+        };
         let rlen = u16::from_be_bytes([h[3], h[4]]) as usize;
         if h[0] != CONTENT_HANDSHAKE || rlen == 0 || rlen > MAX_PLAINTEXT_RECORD {
             return Inspect::Done(FirstRecord::MalformedHandshake {
                 record_version,
-                detail: format!("ClientHello interrupted by a record of type {} length {rlen}", h[0]),
+                detail: format!(
+                    "ClientHello interrupted by a record of type {} length {rlen}",
+                    h[0]
+                ),
             });
         }
-        let Some(body) = rest.get(5..5 + rlen) else { return Inspect::NeedMore };
+        let Some(body) = rest.get(5..5 + rlen) else {
+            return Inspect::NeedMore;
+        };
         msg.extend_from_slice(body);
         rest = &rest[5 + rlen..];
         if msg.len() >= 4 {
             if msg[0] != HANDSHAKE_CLIENT_HELLO {
                 return Inspect::Done(FirstRecord::MalformedHandshake {
                     record_version,
-                    detail: format!("first handshake message has type {}, not ClientHello (1)", msg[0]),
+                    detail: format!(
+                        "first handshake message has type {}, not ClientHello (1)",
+                        msg[0]
+                    ),
                 });
             }
             let hlen = u32::from_be_bytes([0, msg[1], msg[2], msg[3]]) as usize;
@@ -113,8 +144,14 @@ pub fn inspect(stream: &[u8]) -> Inspect {
             }
             if msg.len() >= 4 + hlen {
                 return Inspect::Done(match parse_client_hello(&msg[4..4 + hlen]) {
-                    Ok(hello) => FirstRecord::ClientHello { record_version, hello },
-                    Err(detail) => FirstRecord::MalformedHandshake { record_version, detail },
+                    Ok(hello) => FirstRecord::ClientHello {
+                        record_version,
+                        hello,
+                    },
+                    Err(detail) => FirstRecord::MalformedHandshake {
+                        record_version,
+                        detail,
+                    },
                 });
             }
         }
@@ -123,7 +160,9 @@ pub fn inspect(stream: &[u8]) -> Inspect {
 
 /// What to conclude when the stream ended while [`inspect`] still wanted more.
 pub fn incomplete(stream: &[u8]) -> FirstRecord {
-    FirstRecord::Incomplete { bytes: stream.len() }
+    FirstRecord::Incomplete {
+        bytes: stream.len(),
+    }
 }
 
 fn parse_client_hello(body: &[u8]) -> Result<ClientHelloInfo, String> {
@@ -150,7 +189,10 @@ fn parse_client_hello(body: &[u8]) -> Result<ClientHelloInfo, String> {
                 }
             }
             TlsExtension::ALPN(protos) => {
-                info.alpn = protos.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                info.alpn = protos
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect();
             }
             TlsExtension::SupportedVersions(vs) => {
                 let real: Vec<TlsVersion> = vs.into_iter().filter(|v| !is_grease(v.0)).collect();
@@ -189,7 +231,16 @@ fn not_tls(stream: &[u8]) -> FirstRecord {
     let head = &stream[..stream.len().min(16)];
     FirstRecord::NotTls {
         first_bytes_hex: hex::encode(head),
-        first_bytes_text: head.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect(),
+        first_bytes_text: head
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect(),
     }
 }
 
@@ -205,10 +256,25 @@ mod tests {
 
     #[test]
     fn reads_sni_alpn_and_versions() {
-        let wire = records(&client_hello(Some("outbound_.8080_._.gw.openfaas.svc.cluster.local"), &["istio-peer-exchange", "istio"]), 4096);
-        let Inspect::Done(FirstRecord::ClientHello { record_version, hello }) = inspect(&wire) else { panic!("{:?}", inspect(&wire)) };
+        let wire = records(
+            &client_hello(
+                Some("outbound_.8080_._.gw.openfaas.svc.cluster.local"),
+                &["istio-peer-exchange", "istio"],
+            ),
+            4096,
+        );
+        let Inspect::Done(FirstRecord::ClientHello {
+            record_version,
+            hello,
+        }) = inspect(&wire)
+        else {
+            panic!("{:?}", inspect(&wire))
+        };
         assert_eq!(record_version, "TLS1.2");
-        assert_eq!(hello.sni.as_deref(), Some("outbound_.8080_._.gw.openfaas.svc.cluster.local"));
+        assert_eq!(
+            hello.sni.as_deref(),
+            Some("outbound_.8080_._.gw.openfaas.svc.cluster.local")
+        );
         assert_eq!(hello.alpn, vec!["istio-peer-exchange", "istio"]);
         assert_eq!(hello.supported_versions, vec!["TLS1.3", "TLS1.2"]);
         assert_eq!(hello.max_version, "TLS1.3");
@@ -216,28 +282,51 @@ mod tests {
 
     #[test]
     fn a_hello_split_over_records_and_segments_needs_more_then_parses() {
-        let wire = records(&client_hello(Some("a.b.serviceaccount.identity.linkerd.cluster.local"), &["h2"]), 20);
+        let wire = records(
+            &client_hello(
+                Some("a.b.serviceaccount.identity.linkerd.cluster.local"),
+                &["h2"],
+            ),
+            20,
+        );
         for cut in [1, 4, 5, 6, 30, wire.len() - 1] {
             assert_eq!(inspect(&wire[..cut]), Inspect::NeedMore, "cut at {cut}");
         }
-        assert!(matches!(inspect(&wire), Inspect::Done(FirstRecord::ClientHello { .. })));
+        assert!(matches!(
+            inspect(&wire),
+            Inspect::Done(FirstRecord::ClientHello { .. })
+        ));
     }
 
     #[test]
     fn cleartext_is_not_tls() {
-        let Inspect::Done(FirstRecord::NotTls { first_bytes_text, .. }) = inspect(b"GET / HTTP/1.1\r\n") else { panic!() };
+        let Inspect::Done(FirstRecord::NotTls {
+            first_bytes_text, ..
+        }) = inspect(b"GET / HTTP/1.1\r\n")
+        else {
+            panic!()
+        };
         assert_eq!(first_bytes_text, "GET / HTTP/1.1..");
         // One byte is enough when it cannot start a record.
-        assert!(matches!(inspect(b"P"), Inspect::Done(FirstRecord::NotTls { .. })));
+        assert!(matches!(
+            inspect(b"P"),
+            Inspect::Done(FirstRecord::NotTls { .. })
+        ));
         // A plausible first byte with an insane version is not TLS either.
-        assert!(matches!(inspect(&[22, 9, 9, 0, 5, 1]), Inspect::Done(FirstRecord::NotTls { .. })));
+        assert!(matches!(
+            inspect(&[22, 9, 9, 0, 5, 1]),
+            Inspect::Done(FirstRecord::NotTls { .. })
+        ));
     }
 
     #[test]
     fn application_data_first_is_another_record_type() {
         assert!(matches!(
             inspect(&[23, 3, 3, 0, 2, 0, 0]),
-            Inspect::Done(FirstRecord::OtherTlsRecord { content_type: 23, .. })
+            Inspect::Done(FirstRecord::OtherTlsRecord {
+                content_type: 23,
+                ..
+            })
         ));
     }
 

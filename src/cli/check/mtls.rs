@@ -33,7 +33,11 @@ pub fn run(args: Args) -> i32 {
     let spec = CheckSpec {
         sentinel: args.sentinel.clone(),
         port: args.port,
-        rules: HelloRules::build(args.mesh, &args.expect_alpn, args.expect_sni_suffix.as_deref()),
+        rules: HelloRules::build(
+            args.mesh,
+            &args.expect_alpn,
+            args.expect_sni_suffix.as_deref(),
+        ),
     };
     let name = args.pcap.display().to_string();
     let verdict = if name == "-" {
