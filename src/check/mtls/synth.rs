@@ -7,7 +7,7 @@
 
 use etherparse::PacketBuilder;
 use std::io::{self, Write};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// Writes a classic pcap file (little- or big-endian, µs or ns timestamps).
 pub struct PcapWriter<W: Write> {
@@ -104,18 +104,23 @@ pub struct Flags {
     pub rst: bool,
 }
 
-/// An Ethernet/IPv4/TCP frame with valid checksums.
+/// An Ethernet/IPv4 or IPv6/TCP frame with valid checksums (both ends must be the same family;
+/// a mixed pair yields an empty frame).
 pub fn tcp_frame(
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
+    src: SocketAddr,
+    dst: SocketAddr,
     seq: u32,
     ack: u32,
     flags: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .tcp(src.port(), dst.port(), seq, 65535);
+    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let ip = match (src, dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => eth.ipv4(s.ip().octets(), d.ip().octets(), 64),
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => eth.ipv6(s.ip().octets(), d.ip().octets(), 64),
+        _ => return Vec::new(),
+    };
+    let mut b = ip.tcp(src.port(), dst.port(), seq, 65535);
     if flags.syn {
         b = b.syn();
     }
@@ -138,22 +143,22 @@ pub fn tcp_frame(
 
 /// One TCP connection being written, tracking both sequence spaces.
 pub struct Conn {
-    pub client: SocketAddrV4,
-    pub server: SocketAddrV4,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
     cseq: u32,
     sseq: u32,
 }
 
 impl Conn {
     pub fn new(
-        client: SocketAddrV4,
-        server: SocketAddrV4,
+        client: impl Into<SocketAddr>,
+        server: impl Into<SocketAddr>,
         client_isn: u32,
         server_isn: u32,
     ) -> Self {
         Conn {
-            client,
-            server,
+            client: client.into(),
+            server: server.into(),
             cseq: client_isn,
             sseq: server_isn,
         }

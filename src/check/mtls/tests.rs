@@ -296,6 +296,28 @@ fn short_sentinels_and_garbage_are_clean_errors() {
 }
 
 #[test]
+fn ipv6_flows_are_judged() {
+    let client: std::net::SocketAddr = "[fd00::1]:40000".parse().unwrap();
+    let server: std::net::SocketAddr = "[fd00::2]:8080".parse().unwrap();
+    let mut w = writer();
+    let mut t = Conn::new(client, server, 1, 2);
+    t.handshake(&mut w).unwrap();
+    t.client_send(&mut w, &istio_hello(), 100).unwrap();
+    let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(v.evidence.flows[0].flow.server, server);
+
+    let mut w = writer();
+    let mut p = Conn::new(client, server, 1, 2);
+    p.handshake(&mut w).unwrap();
+    p.client_send(&mut w, format!("x{SENTINEL}").as_bytes(), 10)
+        .unwrap();
+    let v = run(&w.into_inner(), &spec(Some(Mesh::Istio), Some(8080)));
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert_eq!(v.evidence.sentinel_hits[0].packet, 4);
+}
+
+#[test]
 fn port_reuse_starts_a_new_flow() {
     let mut w = writer();
     let mut a = Conn::new(ep("10.0.0.1:40000"), ep("10.0.0.2:8080"), 1, 2);
