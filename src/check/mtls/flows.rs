@@ -185,6 +185,8 @@ struct Stream {
     /// Last `sentinel_len - 1` delivered bytes and the frames they came from.
     carry: Vec<u8>,
     carry_frames: VecDeque<(u64, u64)>,
+    /// Scratch for the boundary search (reused: no allocation per segment).
+    window: Vec<u8>,
     /// Start of the stream, kept until its first record is decided.
     prefix: Vec<u8>,
     prefix_open: bool,
@@ -202,6 +204,7 @@ impl Stream {
             pending_bytes: 0,
             carry: Vec::new(),
             carry_frames: VecDeque::new(),
+            window: Vec::new(),
             prefix: Vec::new(),
             prefix_open: true,
             first: None,
@@ -644,9 +647,12 @@ fn deliver(stream: &mut Stream, ctx: &Ctx<'_>, frame: u64, data: &[u8], sink: &m
     let l = ctx.sentinel_len;
     // Hits that begin in the carry (previous segments) and end in this one.
     if !stream.carry.is_empty() {
-        let mut window = stream.carry.clone();
-        window.extend_from_slice(&data[..data.len().min(l - 1)]);
-        for m in ctx.finder.find_iter(&window) {
+        stream.window.clear();
+        stream.window.extend_from_slice(&stream.carry);
+        stream
+            .window
+            .extend_from_slice(&data[..data.len().min(l - 1)]);
+        for m in ctx.finder.find_iter(&stream.window) {
             if m.start() < stream.carry.len() {
                 let at = start - stream.carry.len() as u64 + m.start() as u64;
                 let hit_frame = stream
