@@ -6,6 +6,7 @@ pub mod cli;
 pub mod plan;
 pub mod preflight;
 pub mod process;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod stack;
