@@ -192,7 +192,7 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
     ));
     md.push_str(&format!(
         "| Report integrity | {} |\n\n",
-        cell(&integrity_line(integrity))
+        cell(integrity_line(integrity).trim_start_matches("integrity: "))
     ));
 
     md.push_str("## Suites\n\n| Suite | Result | Passed | Failed | Errored | Ignored | Environments |\n|---|---|---|---|---|---|---|\n");
