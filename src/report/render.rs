@@ -60,8 +60,27 @@ fn integrity_line(i: &Integrity) -> String {
     }
 }
 
+/// Text safe for a terminal: control characters (ESC sequences, newlines inside a name) are
+/// shown as visible `\u{…}` escapes instead of being interpreted.
+fn term(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Left-aligned columns separated by two spaces.
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| term(c)).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -90,7 +109,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The terminal summary: header, integrity, suites, trials.
 pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
-    let mut out = format!(
+    let out = format!(
         "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nresult: {}\n\n",
         report.meshproof.version,
         report.meshproof.git_revision,
@@ -100,6 +119,7 @@ pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
         integrity_line(integrity),
         report.summary.status.as_str().to_uppercase(),
     );
+    let mut out = out.lines().map(|l| term(l) + "\n").collect::<String>();
     let suites: Vec<Vec<String>> = report
         .suites
         .iter()
