@@ -114,8 +114,19 @@ pub fn run(args: Args) -> i32 {
     }
     let report_dir = absolute(&report_dir);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let cmd = Cmd::new(cargo)
-        .args(["test", "--test", "e2e", "--", &filter])
+    // Run through `env -u …` so that the variables cargo sets for a running crate (present when
+    // certify itself runs under `cargo run` or a test) do not reach the nested cargo: build
+    // scripts watch some of them (ring: CARGO_MANIFEST_DIR, CARGO_PKG_NAME), and a changed value
+    // rebuilds them every time.
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    for name in inherited_crate_vars(std::env::vars_os().map(|(k, _)| k)) {
+        argv.push("-u".into());
+        argv.push(name);
+    }
+    argv.push(cargo.into());
+    argv.extend(["test", "--test", "e2e", "--", filter.as_str()].map(Into::into));
+    let cmd = Cmd::new("env")
+        .args(argv)
         .cwd(&root)
         .env("MESHPROOF_REQUIRE_CLUSTER", "1")
         .env(dir::ENV, report_dir.as_os_str())
@@ -174,6 +185,35 @@ pub fn run(args: Args) -> i32 {
     }
 }
 
+/// Variables cargo sets for the crate it runs (not user configuration such as CARGO_HOME or
+/// CARGO_TARGET_DIR, which must pass through).
+fn inherited_crate_vars(
+    names: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    const EXACT: [&str; 10] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+        "CARGO_CFG_FEATURE",
+    ];
+    let mut out: Vec<std::ffi::OsString> = names
+        .filter(|n| {
+            let n = n.to_string_lossy();
+            EXACT.contains(&n.as_ref())
+                || n.starts_with("CARGO_PKG_")
+                || n.starts_with("CARGO_BIN_EXE_")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -193,6 +233,27 @@ mod tests {
 
     fn catalog() -> crate::scenario::Catalog {
         crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn only_crate_variables_are_dropped() {
+        let names = [
+            "CARGO_HOME",
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_TARGET_DIR",
+            "CARGO_BIN_EXE_meshproof",
+            "PATH",
+        ];
+        let dropped = inherited_crate_vars(names.iter().map(Into::into));
+        assert_eq!(
+            dropped,
+            [
+                "CARGO_BIN_EXE_meshproof",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_PKG_NAME"
+            ]
+        );
     }
 
     #[test]
