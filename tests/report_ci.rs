@@ -351,3 +351,96 @@ fn certify_rejects_unknown_suites_and_environments() {
         assert!(!out.path().join("report/report.json").exists());
     }
 }
+
+#[test]
+fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
+    let env_name = "linkerd[k8s=1.32]";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let missing = rt
+        .block_on(meshproof::preflight::Report::gather(&catalog()))
+        .missing_for(env_name);
+    if missing.is_empty() {
+        eprintln!("skipped: this machine can provision {env_name}; the ignored path is for machines without a cluster");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("r");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "test",
+        "-q",
+        "--test",
+        "e2e",
+        "--",
+        env_name,
+        "--report-dir",
+    ])
+    .arg(&dir)
+    .current_dir(root());
+    // As in `meshproof certify`: crate variables of this test must not reach the nested cargo.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&k.as_str())
+        {
+            cmd.env_remove(k);
+        }
+    }
+    let res = cmd
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .env_remove("MESHPROOF_REPORT_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("e2e: report: {}", dir.display())),
+        "the report dir is printed at the end: {stderr}"
+    );
+    let report = integrity::verify(&dir.join("report.json")).expect("report written and sealed");
+    assert_eq!(
+        report.summary.status,
+        Status::Partial,
+        "ignored trials are not a success"
+    );
+    assert_eq!(report.environments.len(), 1);
+    let trials: Vec<_> = report.trials().map(|(_, t)| t.clone()).collect();
+    assert_eq!(trials.len(), 4, "{trials:#?}");
+    for t in &trials {
+        assert_eq!(t.outcome.label(), "ignored");
+        assert!(
+            t.outcome.reasons()[0].starts_with("no cluster: missing "),
+            "{:?}",
+            t.outcome
+        );
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(
+        junit
+            .matches("<skipped message=\"no cluster: missing ")
+            .count(),
+        4,
+        "{junit}"
+    );
+    assert!(
+        report
+            .invocation
+            .as_deref()
+            .is_some_and(|i| i.starts_with("cargo test --test e2e -- ")
+                && i.contains("'linkerd[k8s=1.32]'")
+                && !i.contains("--report-dir")),
+        "{:?}",
+        report.invocation
+    );
+}
