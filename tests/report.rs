@@ -278,8 +278,7 @@ fn junit_is_valid_against_the_jenkins_schema_and_reads_back_exactly() {
     // Attributes are single-line; control characters XML cannot carry are visible escapes.
     assert_eq!(err_case["name"], "scenario \"<&>\" next");
     let expected_message = NASTY
-        .replace('\n', " ")
-        .replace('\t', " ")
+        .replace(['\n', '\t'], " ")
         .replace('\u{1b}', "\\u{1b}")
         .replace('\u{0}', "\\u{0}")
         .replace('\u{7}', "\\u{7}")
