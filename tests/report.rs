@@ -623,6 +623,17 @@ fn events_out_of_order_are_rejected_and_unfinished_trials_are_errors() {
     assert_eq!(rep.summary.status, Status::Failure);
 }
 
+#[test]
+fn a_report_directory_is_never_reused() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    drop(r);
+    let err = Reporter::create(d.path(), "second", Redactor::default())
+        .err()
+        .expect("second run into the same dir");
+    assert!(matches!(err, report::ReportError::Occupied { .. }), "{err}");
+}
+
 // ------------------------------------------------------------------ secrets
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -56,6 +56,8 @@ pub enum ReportError {
         stored: String,
         computed: String,
     },
+    #[error("{} exists: the directory holds an earlier run's report; choose another report directory or remove it", path.display())]
+    Occupied { path: PathBuf },
     #[error("{}: the report carries no sha256", path.display())]
     Unsealed { path: PathBuf },
 }

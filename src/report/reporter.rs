@@ -54,13 +54,23 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// A reporter writing into `dir` (created if needed).
+    /// A reporter writing into `dir` (created if needed), which must not hold an earlier run's
+    /// report.
     pub fn create(
         dir: impl Into<PathBuf>,
         run_id: impl Into<String>,
         redactor: Redactor,
     ) -> Result<Reporter, ReportError> {
         let dir = dir.into();
+        // Never mix runs: a stale artifacts/ would be attributed to this run's trials, and an
+        // overwritten report.json may be someone's certification.
+        for old in [REPORT_JSON, JUNIT_XML, ARTIFACTS] {
+            if dir.join(old).exists() {
+                return Err(ReportError::Occupied {
+                    path: dir.join(old),
+                });
+            }
+        }
         std::fs::create_dir_all(&dir).map_err(|source| ReportError::Io {
             path: dir.clone(),
             source,
