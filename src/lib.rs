@@ -7,6 +7,7 @@ pub mod kubeops;
 pub mod plan;
 pub mod preflight;
 pub mod process;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod scenario;

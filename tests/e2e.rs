@@ -7,21 +7,129 @@
 //!
 //! When this machine cannot provision clusters, every trial is ignored with a one-line reason and
 //! a preflight banner names what is missing; with `MESHPROOF_REQUIRE_CLUSTER=1` the same trials fail.
+//!
+//! Every run (not `--list`) writes a report directory — `junit.xml`, `report.json`,
+//! `artifacts/` — to `--report-dir DIR` (taken out of the arguments before libtest sees them),
+//! `MESHPROOF_REPORT_DIR`, or `target/meshproof/<run id>/`, and prints its path on stderr. The
+//! harness only emits events; `meshproof::report::Reporter` writes the files.
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use meshproof::plan;
 use meshproof::preflight::Report;
+use meshproof::process::Redactor;
+use meshproof::report::progress::Progress;
+use meshproof::report::{dir, revision, Event, Fingerprint, Reporter, TrialOutcome};
 use meshproof::run::Session;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 fn require_cluster() -> bool {
-    std::env::var("MESHPROOF_REQUIRE_CLUSTER").map(|v| v == "1" || v.eq_ignore_ascii_case("true")).unwrap_or(false)
+    std::env::var("MESHPROOF_REQUIRE_CLUSTER")
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        .unwrap_or(false)
+}
+
+/// Takes `--report-dir DIR` / `--report-dir=DIR` out of the arguments (libtest would reject it).
+fn take_report_dir(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<PathBuf>), String> {
+    let mut rest = Vec::new();
+    let mut dir = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--report-dir" {
+            dir = Some(
+                it.next()
+                    .map(PathBuf::from)
+                    .ok_or("--report-dir needs a directory")?,
+            );
+        } else if let Some(v) = s.strip_prefix("--report-dir=") {
+            dir = Some(PathBuf::from(v));
+        } else {
+            rest.push(a);
+        }
+    }
+    Ok((rest, dir))
+}
+
+/// The command line that reproduces this run.
+fn invocation(args: &[OsString]) -> String {
+    let mut s = String::from("cargo test --test e2e");
+    if args.len() > 1 {
+        s.push_str(" --");
+        for a in &args[1..] {
+            s.push(' ');
+            s.push_str(&meshproof::report::render::shell_quote(
+                &a.to_string_lossy(),
+            ));
+        }
+    }
+    s
+}
+
+/// Emits report events from the trials (on several threads) and remembers whether any was
+/// rejected — a harness bug that must fail the run.
+struct Emitter {
+    reporter: Reporter,
+    fingerprints: BTreeMap<String, Fingerprint>,
+    started: Mutex<BTreeSet<String>>,
+    broken: AtomicBool,
+}
+
+impl Emitter {
+    fn emit(&self, e: Event) {
+        if let Err(err) = self.reporter.emit(e) {
+            eprintln!("e2e: report: {err}");
+            self.broken.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts the environment on its first trial.
+    fn environment(&self, env: &str) {
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if started.insert(env.to_string()) {
+            let fingerprint = Box::new(self.fingerprints.get(env).cloned().unwrap_or_default());
+            self.emit(Event::EnvironmentStarted {
+                environment: env.to_string(),
+                fingerprint,
+            });
+        }
+    }
+
+    /// Records a finished trial; returns the outcome after reconciliation (what libtest reports).
+    fn trial(
+        &self,
+        env: &str,
+        scenario: &str,
+        outcome: TrialOutcome,
+        started: Instant,
+    ) -> TrialOutcome {
+        let outcome = outcome.reconcile(&[], &[]);
+        self.emit(Event::TrialFinished {
+            environment: env.to_string(),
+            scenario: scenario.to_string(),
+            outcome: outcome.clone(),
+            duration: started.elapsed(),
+            verdicts: Vec::new(),
+            controls: Vec::new(),
+        });
+        outcome
+    }
 }
 
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
+    let (raw_args, report_dir_flag) = match take_report_dir(std::env::args_os().collect()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("e2e: error: {e}");
+            return ExitCode::from(101);
+        }
+    };
+    let args = Arguments::from_iter(raw_args.clone());
     let root = std::env::var_os("MESHPROOF_PROJECT_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
@@ -36,52 +144,16 @@ fn main() -> ExitCode {
     let envs = plan::expand(&catalog);
     let plans = plan::trials(&envs);
 
-    // Preflight once, only when trials will actually run.
-    let preflight: Option<Arc<Report>> = if args.list {
-        None
-    } else {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("e2e: cannot start a runtime for preflight: {e}");
-                return ExitCode::from(101);
-            }
-        };
-        let report = rt.block_on(Report::gather(&catalog));
-        if let Some(b) = report.banner() {
-            eprint!("{b}");
-        }
-        Some(Arc::new(report))
-    };
-
-    let session = Arc::new(Session::new(&envs));
-    let require = require_cluster();
-    let trials: Vec<Trial> = plans
-        .iter()
-        .map(|t| {
-            let t2 = t.clone();
-            let session = session.clone();
-            let preflight = preflight.clone();
-            Trial::ignorable_test(t.name.clone(), move || {
-                let missing = preflight.as_ref().map(|p| p.missing_for(&t2.env.name)).unwrap_or_default();
-                if !missing.is_empty() {
-                    let reason = format!("no cluster: missing {} (see the preflight banner)", missing.join(", "));
-                    return if require {
-                        Err(Failed::from(format!("{reason}; MESHPROOF_REQUIRE_CLUSTER=1 requires a real cluster")))
-                    } else {
-                        Ok(Completion::ignored_with(reason))
-                    };
-                }
-                session.run_trial(&t2).map(|()| Completion::Completed).map_err(|e| Failed::from(e.to_string()))
-            })
-            .with_kind(t.mesh.as_str())
-            .with_ignored_flag(t.ignore.is_some())
-        })
-        .collect();
-
     // A filter that matches nothing is a typo, not a green run.
     if args.filter.is_some() && !args.list {
-        let matched = trials.iter().filter(|t| !args.is_filtered_out(t)).count();
+        let matched = plans
+            .iter()
+            .filter(|t| {
+                !args.is_filtered_out(
+                    &Trial::test(t.name.clone(), || Ok(())).with_kind(t.mesh.as_str()),
+                )
+            })
+            .count();
         if matched == 0 {
             eprintln!(
                 "e2e: error: no trial matches filter {:?}{}; `cargo test --test e2e -- --list` shows the names",
@@ -92,8 +164,169 @@ fn main() -> ExitCode {
         }
     }
 
+    // Preflight once, only when trials will actually run; the report likewise.
+    let mut preflight: Option<Arc<Report>> = None;
+    let mut emitter: Option<Arc<Emitter>> = None;
+    if !args.list {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("e2e: cannot start a runtime for preflight: {e}");
+                return ExitCode::from(101);
+            }
+        };
+        let report = rt.block_on(Report::gather(&catalog));
+        if let Some(b) = report.banner() {
+            eprint!("{b}");
+        }
+        let run_id = dir::new_run_id();
+        let report_dir = dir::from_env(report_dir_flag.as_deref(), &root, &run_id);
+        let reporter = match Reporter::create(&report_dir, &run_id, Redactor::default()) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("e2e: error: cannot create the report directory: {e}");
+                return ExitCode::from(101);
+            }
+        };
+        let mut fingerprints = BTreeMap::new();
+        for e in &envs {
+            fingerprints
+                .entry(e.env.name.clone())
+                .or_insert_with(|| Fingerprint::declared(&e.suite, &e.env).with_tools(&report));
+        }
+        let em = Emitter {
+            reporter,
+            fingerprints,
+            started: Mutex::new(BTreeSet::new()),
+            broken: AtomicBool::new(false),
+        };
+        em.emit(Event::RunStarted {
+            at: time::OffsetDateTime::now_utc(),
+            git_revision: rt.block_on(revision::git_revision(&root)),
+            invocation: Some(invocation(&raw_args)),
+        });
+        preflight = Some(Arc::new(report));
+        emitter = Some(Arc::new(em));
+    }
+    let progress = Arc::new(Progress::stderr(args.quiet));
+
+    let session = Arc::new(Session::new(&envs));
+    let require = require_cluster();
+    let trials: Vec<Trial> = plans
+        .iter()
+        .map(|t| {
+            let t2 = t.clone();
+            let session = session.clone();
+            let preflight = preflight.clone();
+            let emitter = emitter.clone();
+            let progress = progress.clone();
+            Trial::ignorable_test(t.name.clone(), move || {
+                let started = Instant::now();
+                let (env, scenario) = (t2.env.name.as_str(), t2.scenario.name.as_str());
+                if let Some(em) = &emitter {
+                    em.environment(env);
+                    em.emit(Event::TrialStarted {
+                        environment: env.into(),
+                        scenario: scenario.into(),
+                    });
+                }
+                let missing = preflight
+                    .as_ref()
+                    .map(|p| p.missing_for(&t2.env.name))
+                    .unwrap_or_default();
+                let outcome = if !missing.is_empty() {
+                    let reason = format!(
+                        "no cluster: missing {} (see the preflight banner)",
+                        missing.join(", ")
+                    );
+                    if require {
+                        TrialOutcome::errored(vec![format!(
+                            "{reason}; MESHPROOF_REQUIRE_CLUSTER=1 requires a real cluster"
+                        )])
+                    } else {
+                        TrialOutcome::ignored(reason)
+                    }
+                } else {
+                    // Only trials that do real work report progress; ignored ones would be noise.
+                    progress.phase(
+                        &t2.name,
+                        "provisioning its environment on first use, then running",
+                    );
+                    match session.run_trial(&t2) {
+                        // No verdicts are collected yet: reconciliation turns this into an error
+                        // rather than a pass without evidence.
+                        Ok(()) => TrialOutcome::Passed,
+                        Err(e) => TrialOutcome::errored(vec![e.to_string()]),
+                    }
+                };
+                let outcome = match &emitter {
+                    Some(em) => em.trial(env, scenario, outcome, started),
+                    None => outcome.reconcile(&[], &[]),
+                };
+                if !matches!(outcome, TrialOutcome::Ignored { .. }) {
+                    progress.finished(&t2.name, outcome.label(), started.elapsed());
+                }
+                match outcome {
+                    TrialOutcome::Passed => Ok(Completion::Completed),
+                    TrialOutcome::Ignored { reason } => Ok(Completion::ignored_with(reason)),
+                    TrialOutcome::Failed { reasons } | TrialOutcome::Errored { reasons } => {
+                        Err(Failed::from(reasons.join("; ")))
+                    }
+                }
+            })
+            .with_kind(t.mesh.as_str())
+            .with_ignored_flag(t.ignore.is_some())
+        })
+        .collect();
+
+    // Trials marked `ignore:` are not run by libtest; the report still lists them, with why.
+    if let Some(em) = &emitter {
+        for (trial, t) in trials.iter().zip(&plans) {
+            if !args.is_filtered_out(trial) && args.is_ignored(trial) {
+                let (env, scenario) = (t.env.name.as_str(), t.scenario.name.as_str());
+                em.environment(env);
+                em.emit(Event::TrialStarted {
+                    environment: env.into(),
+                    scenario: scenario.into(),
+                });
+                let reason = match &t.ignore {
+                    Some(r) => format!("ignored unless run with --ignored: {r}"),
+                    None => "not run: only benchmarks were requested".into(),
+                };
+                em.trial(env, scenario, TrialOutcome::ignored(reason), Instant::now());
+            }
+        }
+    }
+
     let conclusion = libtest_mimic::run(&args, trials);
     session.teardown();
     drop(session);
+
+    if let Some(em) = emitter {
+        let started: Vec<String> = em
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for env in started {
+            em.emit(Event::EnvironmentFinished {
+                environment: env,
+                teardown_error: None,
+            });
+        }
+        em.emit(Event::RunFinished {
+            at: time::OffsetDateTime::now_utc(),
+        });
+        eprintln!("e2e: report: {}", em.reporter.dir().display());
+        if em.broken.load(Ordering::SeqCst) {
+            eprintln!("e2e: error: the report could not be written completely (see above)");
+            return ExitCode::from(101);
+        }
+    }
     conclusion.exit_code()
 }

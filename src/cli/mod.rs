@@ -1,12 +1,14 @@
 //! The `meshproof` command line: argument parsing and dispatch. Each subcommand lives in its own
 //! module and returns an exit code; nothing here decides a verdict.
 
+pub mod certify;
 pub mod check;
 pub mod doctor;
 pub mod list;
 pub mod plan;
 mod project;
 pub mod run;
+pub mod report;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +35,10 @@ pub enum Command {
     /// Run one verdict engine on its own.
     #[command(subcommand)]
     Check(check::CheckCmd),
+    /// Show a run's report.json (table, or --markdown for the certification README).
+    Report(report::Args),
+    /// Run a suite as a vendor certification: report, README and artifacts in one directory.
+    Certify(certify::Args),
 }
 
 /// Entry point used by `src/main.rs`; returns the process exit code.
@@ -52,6 +58,8 @@ pub fn main() -> i32 {
         Command::Doctor(a) => doctor::run(a),
         Command::Run(a) => run::run(a),
         Command::Check(c) => check::run(c),
+        Command::Report(a) => report::run(a),
+        Command::Certify(a) => certify::run(a),
     }
 }
 

@@ -38,6 +38,26 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
+
+    /// Overwrites every secret in binary data (a packet capture) with `*` bytes of the same
+    /// length, so that the file's structure (record lengths) stays valid.
+    pub fn mask_bytes(&self, bytes: &mut [u8]) {
+        // Longest first: masking a shorter secret inside a longer one would leave its rest.
+        let mut secrets: Vec<&String> = self.secrets.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in secrets {
+            let needle = s.as_bytes();
+            let mut i = 0;
+            while i + needle.len() <= bytes.len() {
+                if &bytes[i..i + needle.len()] == needle {
+                    bytes[i..i + needle.len()].fill(b'*');
+                    i += needle.len();
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +70,17 @@ mod tests {
         r.add("topsecret");
         r.add("ab");
         assert_eq!(r.apply("a topsecret, topsecret ab"), "a ***, *** ab");
+    }
+
+    #[test]
+    fn masking_bytes_keeps_the_length() {
+        let mut r = Redactor::default();
+        r.add("hunter2");
+        let mut data = b"\x00\xffpass=hunter2;hunter2\x01".to_vec();
+        let len = data.len();
+        r.mask_bytes(&mut data);
+        assert_eq!(data.len(), len);
+        assert_eq!(&data[2..], b"pass=*******;*******\x01");
     }
 
     #[test]

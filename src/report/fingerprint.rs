@@ -1,0 +1,208 @@
+//! What an environment *was*: the versions a verdict was reached against.
+//!
+//! A certification is only reproducible if the report says exactly what it ran on. Every field is
+//! always present in `report.json`; what is not known yet (the server version before the cluster
+//! answers) is `null`, never omitted, so consumers can tell "unknown" from "forgot to record".
+
+use crate::preflight;
+use crate::process::tools::Tool;
+use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, Suite};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fingerprint {
+    pub suite: String,
+    pub environment: String,
+    pub kubernetes: KubernetesFacts,
+    pub mesh: MeshFacts,
+    pub openfaas: OpenFaasFacts,
+    /// Declared version of each optional component (certManager, flux, sealedSecrets,
+    /// gatewayApi); `null` when the suite does not install it.
+    pub components: BTreeMap<String, Option<String>>,
+    /// Client version of each tool a run drives; `null` when missing or not checked.
+    pub tools: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubernetesFacts {
+    /// `kind` or `existing`.
+    pub provider: Option<String>,
+    /// The version the suite asks for (the node image tag), e.g. `v1.34.0`.
+    pub requested_version: Option<String>,
+    /// What the API server says (`/version` gitVersion) once the cluster answers.
+    pub server_version: Option<String>,
+    /// The node image reference, `kindest/node:v1.34.0@sha256:…`.
+    pub node_image: Option<String>,
+    /// The digest part of the node image, `sha256:…`.
+    pub node_image_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshFacts {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    /// What the mesh reports about itself once installed (control-plane version).
+    pub installed_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenFaasFacts {
+    pub chart_version: Option<String>,
+    /// `ce` or `pro`.
+    pub edition: Option<String>,
+}
+
+/// Component keys always present in `components`.
+pub const COMPONENTS: [&str; 4] = ["certManager", "flux", "gatewayApi", "sealedSecrets"];
+
+/// Tools always present in `tools`.
+pub const TOOLS: [Tool; 8] = [
+    Tool::Docker,
+    Tool::Kind,
+    Tool::Helm,
+    Tool::Istioctl,
+    Tool::Linkerd,
+    Tool::Flux,
+    Tool::Kubeseal,
+    Tool::Git,
+];
+
+impl Fingerprint {
+    /// What the suite declares for this environment; run-time facts are `null`.
+    pub fn declared(suite: &Suite, env: &EnvironmentSpec) -> Fingerprint {
+        let (provider, node_image) = match &env.cluster {
+            ClusterSpec::Kind { node_image, .. } => ("kind", Some(node_image)),
+            ClusterSpec::Existing { .. } => ("existing", None),
+        };
+        let c = &suite.components;
+        let version = |v: &Option<crate::scenario::Version>| v.as_ref().map(|v| v.to_string());
+        let components = BTreeMap::from([
+            ("certManager".to_string(), version(&c.cert_manager)),
+            ("flux".to_string(), version(&c.flux)),
+            ("gatewayApi".to_string(), version(&c.gateway_api)),
+            ("sealedSecrets".to_string(), version(&c.sealed_secrets)),
+        ]);
+        Fingerprint {
+            suite: suite.name.to_string(),
+            environment: env.name.clone(),
+            kubernetes: KubernetesFacts {
+                provider: Some(provider.into()),
+                requested_version: node_image
+                    .and_then(|i| i.kube_version_tag())
+                    .map(str::to_string),
+                server_version: None,
+                node_image: node_image.map(|i| i.to_string()),
+                node_image_digest: node_image
+                    .and_then(|i| i.as_str().split_once('@'))
+                    .map(|(_, d)| d.to_string()),
+            },
+            mesh: MeshFacts {
+                name: Some(env.mesh.mesh().as_str().to_string()),
+                version: Some(env.mesh.version().to_string()),
+                installed_version: None,
+            },
+            openfaas: OpenFaasFacts {
+                chart_version: Some(suite.openfaas.chart.to_string()),
+                edition: Some(match suite.openfaas.edition {
+                    Edition::Ce => "ce".into(),
+                    Edition::Pro { .. } => "pro".into(),
+                }),
+            },
+            components,
+            tools: TOOLS
+                .iter()
+                .map(|t| (t.program().to_string(), None))
+                .collect(),
+        }
+    }
+
+    /// Adds the tool versions preflight found (without their paths on this machine).
+    pub fn with_tools(mut self, report: &preflight::Report) -> Fingerprint {
+        for (finding, _) in &report.findings {
+            if let preflight::Requirement::Tool(t) = &finding.requirement {
+                let v = finding
+                    .ok
+                    .then(|| strip_location(&finding.detail))
+                    .filter(|v| !v.is_empty());
+                self.tools.insert(t.program().to_string(), v);
+            }
+        }
+        self
+    }
+
+    /// Overlays the known (non-null) facts of `other` onto this fingerprint.
+    pub fn merge(&mut self, other: &Fingerprint) {
+        fn put(dst: &mut Option<String>, src: &Option<String>) {
+            if src.is_some() {
+                dst.clone_from(src);
+            }
+        }
+        let (k, o) = (&mut self.kubernetes, &other.kubernetes);
+        put(&mut k.provider, &o.provider);
+        put(&mut k.requested_version, &o.requested_version);
+        put(&mut k.server_version, &o.server_version);
+        put(&mut k.node_image, &o.node_image);
+        put(&mut k.node_image_digest, &o.node_image_digest);
+        put(&mut self.mesh.name, &other.mesh.name);
+        put(&mut self.mesh.version, &other.mesh.version);
+        put(
+            &mut self.mesh.installed_version,
+            &other.mesh.installed_version,
+        );
+        put(
+            &mut self.openfaas.chart_version,
+            &other.openfaas.chart_version,
+        );
+        put(&mut self.openfaas.edition, &other.openfaas.edition);
+        for (map, src) in [
+            (&mut self.components, &other.components),
+            (&mut self.tools, &other.tools),
+        ] {
+            for (key, v) in src {
+                let slot = map.entry(key.clone()).or_insert(None);
+                put(slot, v);
+            }
+        }
+    }
+}
+
+/// `"v0.30.0 (/usr/local/bin/kind)"` → `"v0.30.0"`: the path is this machine's business.
+fn strip_location(detail: &str) -> String {
+    match detail.rfind(" (") {
+        Some(i) if detail.ends_with(')') => detail[..i].trim().to_string(),
+        _ => detail.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_path_but_keeps_the_version() {
+        assert_eq!(
+            strip_location("kind v0.30.0 go1.24 linux/amd64 (/usr/bin/kind)"),
+            "kind v0.30.0 go1.24 linux/amd64"
+        );
+        assert_eq!(strip_location("v3.19.0"), "v3.19.0");
+    }
+
+    #[test]
+    fn merge_keeps_known_facts_and_adds_new_ones() {
+        let mut a = Fingerprint::default();
+        a.mesh.version = Some("1.30.3".into());
+        a.tools.insert("kind".into(), None);
+        let mut b = Fingerprint::default();
+        b.kubernetes.server_version = Some("v1.34.0".into());
+        b.tools.insert("kind".into(), Some("v0.30.0".into()));
+        a.merge(&b);
+        assert_eq!(a.mesh.version.as_deref(), Some("1.30.3"));
+        assert_eq!(a.kubernetes.server_version.as_deref(), Some("v1.34.0"));
+        assert_eq!(a.tools["kind"].as_deref(), Some("v0.30.0"));
+    }
+}

@@ -1,0 +1,869 @@
+//! The report directory from the outside: JUnit validity (a real XSD validator and a real JUnit
+//! consumer, both Python), escaping of hostile text, every `report.json` field, the integrity
+//! hash, the success/partial/failure rule, secret redaction across every written file, and the
+//! renderings (`meshproof report`, `--markdown`).
+//!
+//! The Python side needs `python3` with the PyPI packages `xmlschema` and `junitparser`; without
+//! them these tests say why they skipped, and fail instead under `CI=true`.
+
+use meshproof::check::verdict::{CheckName, Outcome, Verdict};
+use meshproof::process::Redactor;
+use meshproof::report::{
+    self, integrity, Control, Event, Fingerprint, Integrity, Reporter, Status, TrialOutcome,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn at() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn catalog() -> meshproof::scenario::Catalog {
+    meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("project validates")
+}
+
+/// The real fingerprint of a suite environment of this project.
+fn fingerprint(env_name: &str) -> Fingerprint {
+    let c = catalog();
+    for s in &c.suites {
+        for e in &s.environments {
+            if e.name == env_name {
+                return Fingerprint::declared(s, e);
+            }
+        }
+    }
+    panic!("no environment {env_name}")
+}
+
+fn verdict(
+    check: CheckName,
+    outcome: Outcome,
+    reasons: &[&str],
+    evidence: Value,
+) -> Verdict<Value> {
+    Verdict::new(
+        check,
+        outcome,
+        reasons.iter().map(|r| r.to_string()).collect(),
+        evidence,
+    )
+}
+
+/// Emits one trial.
+fn trial(
+    r: &Reporter,
+    env: &str,
+    scenario: &str,
+    outcome: TrialOutcome,
+    verdicts: Vec<Verdict<Value>>,
+    controls: Vec<Control>,
+) {
+    r.emit(Event::TrialStarted {
+        environment: env.into(),
+        scenario: scenario.into(),
+    })
+    .unwrap();
+    r.emit(Event::TrialFinished {
+        environment: env.into(),
+        scenario: scenario.into(),
+        outcome,
+        duration: Duration::from_millis(1234),
+        verdicts,
+        controls,
+    })
+    .unwrap();
+}
+
+fn start(r: &Reporter, envs: &[(&str, Fingerprint)]) {
+    r.emit(Event::RunStarted {
+        at: at(),
+        git_revision: "0123456789abcdef0123456789abcdef01234567".into(),
+        invocation: None,
+    })
+    .unwrap();
+    for (name, f) in envs {
+        r.emit(Event::EnvironmentStarted {
+            environment: name.to_string(),
+            fingerprint: Box::new(f.clone()),
+        })
+        .unwrap();
+    }
+}
+
+const NASTY: &str = "expected <b>&amp; \"quoted\" 'single'\nsecond line\twith tab, ESC \u{1b}[31m, NUL \u{0}, BEL \u{7}, U+FFFE \u{FFFE}, ]]> and emoji 🚀";
+
+/// A run with one trial of each outcome, hostile text everywhere a string goes.
+fn nasty_run(dir: &Path) -> Reporter {
+    let r = Reporter::create(dir, "run-nasty", Redactor::default()).unwrap();
+    let mut odd = fingerprint("istio[k8s=1.34]");
+    odd.environment = "env <&\"'>\u{1b}".into();
+    start(
+        &r,
+        &[
+            ("istio[k8s=1.34]", fingerprint("istio[k8s=1.34]")),
+            ("env <&\"'>\u{1b}", odd),
+        ],
+    );
+    let pass = verdict(
+        CheckName::Tls,
+        Outcome::Pass,
+        &[],
+        json!({"daysLeft": 89.5}),
+    );
+    trial(
+        &r,
+        "istio[k8s=1.34]",
+        "tls",
+        TrialOutcome::Passed,
+        vec![pass],
+        vec![Control::compare("wrong host", "rejected", "rejected")],
+    );
+    let fail = verdict(
+        CheckName::Canary,
+        Outcome::Fail,
+        &[NASTY],
+        json!({"observed": {"stable": 0.5}}),
+    );
+    trial(
+        &r,
+        "istio[k8s=1.34]",
+        "canary",
+        TrialOutcome::Passed,
+        vec![fail],
+        vec![],
+    );
+    trial(
+        &r,
+        "env <&\"'>\u{1b}",
+        "scenario \"<&>\"\nnext",
+        TrialOutcome::errored(vec![NASTY.into()]),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        "env <&\"'>\u{1b}",
+        "ignored one",
+        TrialOutcome::ignored(NASTY),
+        vec![],
+        vec![],
+    );
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    r
+}
+
+// ------------------------------------------------------------------ Python consumers
+
+/// Runs a Python snippet; `None` (after saying why) when Python or a package is missing
+/// outside CI.
+fn python(script: &str, args: &[&str]) -> Option<std::process::Output> {
+    let probe = Command::new("python3")
+        .args(["-c", "import xmlschema, junitparser"])
+        .output();
+    let ok = matches!(&probe, Ok(o) if o.status.success());
+    if !ok {
+        let why = match probe {
+            Ok(o) => String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string(),
+            Err(e) => format!("python3: {e}"),
+        };
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("CI=true: python3 with xmlschema and junitparser is required (pip install xmlschema junitparser): {why}");
+        }
+        eprintln!("skipped: python3 with xmlschema and junitparser not available ({why}); pip install xmlschema junitparser");
+        return None;
+    }
+    Some(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3 runs"),
+    )
+}
+
+fn xsd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/junit-10.xsd")
+}
+
+const VALIDATE: &str = r#"
+import sys, xmlschema
+schema = xmlschema.XMLSchema(sys.argv[1])
+errors = list(schema.iter_errors(sys.argv[2]))
+for e in errors[:5]:
+    print(e.reason, e.path)
+sys.exit(1 if errors else 0)
+"#;
+
+/// The same file read by junitparser, the way CI JUnit readers see it.
+const CONSUME: &str = r#"
+import sys, json, junitparser
+xml = junitparser.JUnitXml.fromfile(sys.argv[1])
+suites = []
+for s in xml:
+    cases = []
+    for c in s:
+        cases.append({
+            "classname": c.classname, "name": c.name, "time": c.time,
+            "results": [{"kind": type(r).__name__, "message": r.message, "text": r.text} for r in c.result],
+        })
+    suites.append({"name": s.name, "tests": s.tests, "failures": s.failures, "errors": s.errors,
+                   "skipped": s.skipped, "cases": cases})
+print(json.dumps({"tests": xml.tests, "failures": xml.failures, "errors": xml.errors, "suites": suites}))
+"#;
+
+#[test]
+fn junit_is_valid_against_the_jenkins_schema_and_reads_back_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    let junit = r.junit_path();
+    let text = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{0}') && !text.contains('\u{FFFE}'),
+        "forbidden characters leaked"
+    );
+
+    let Some(out) = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "junit.xml is not valid: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "junitparser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            j["tests"].as_u64(),
+            j["failures"].as_u64(),
+            j["errors"].as_u64()
+        ),
+        (Some(4), Some(1), Some(1)),
+        "{j:#}"
+    );
+    let suites = j["suites"].as_array().unwrap();
+    assert_eq!(suites.len(), 2);
+    let odd = suites
+        .iter()
+        .find(|s| s["name"] == "env <&\"'>\\u{1b}")
+        .unwrap_or_else(|| panic!("{j:#}"));
+    assert_eq!(odd["skipped"], 1);
+    let err_case = odd["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["results"][0]["kind"] == "Error")
+        .unwrap();
+    assert_eq!(err_case["classname"], "env <&\"'>\\u{1b}");
+    // Attributes are single-line; control characters XML cannot carry are visible escapes.
+    assert_eq!(err_case["name"], "scenario \"<&>\" next");
+    let expected_message = NASTY
+        .replace(['\n', '\t'], " ")
+        .replace('\u{1b}', "\\u{1b}")
+        .replace('\u{0}', "\\u{0}")
+        .replace('\u{7}', "\\u{7}")
+        .replace('\u{FFFE}', "\\u{fffe}");
+    assert_eq!(err_case["results"][0]["message"], expected_message.as_str());
+    // The element text keeps the newline and the tab.
+    let body = err_case["results"][0]["text"].as_str().unwrap();
+    assert!(
+        body.contains("\"quoted\" 'single'\nsecond line\twith tab"),
+        "{body:?}"
+    );
+    let skipped = odd["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["results"][0]["kind"] == "Skipped")
+        .unwrap();
+    assert_eq!(skipped["results"][0]["message"], expected_message.as_str());
+    let main = suites
+        .iter()
+        .find(|s| s["name"] == "istio[k8s=1.34]")
+        .unwrap();
+    let canary = main["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "canary")
+        .unwrap();
+    assert_eq!(canary["results"][0]["kind"], "Failure");
+    assert_eq!(canary["time"], 1.234);
+    let tls = main["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "tls")
+        .unwrap();
+    assert_eq!(
+        tls["results"].as_array().unwrap().len(),
+        0,
+        "a pass carries no result element"
+    );
+}
+
+#[test]
+fn the_schema_check_can_fail() {
+    // A validator that accepts everything would make the test above worthless.
+    let d = tempfile::tempdir().unwrap();
+    let bad = d.path().join("bad.xml");
+    std::fs::write(
+        &bad,
+        "<testsuites skipped=\"1\"><testsuite name=\"e\" tests=\"1\"><testcase name=\"t\"><failure/><skipped/></testcase></testsuite></testsuites>",
+    )
+    .unwrap();
+    let Some(out) = python(VALIDATE, &[xsd().to_str().unwrap(), bad.to_str().unwrap()]) else {
+        return;
+    };
+    assert!(
+        !out.status.success(),
+        "the schema accepted skipped-after-failure and testsuites@skipped"
+    );
+}
+
+// ------------------------------------------------------------------ report.json
+
+/// Every field a consumer may rely on, as JSON pointers: present even when null.
+const FIELDS: &[&str] = &[
+    "/schema",
+    "/runId",
+    "/meshproof/version",
+    "/meshproof/gitRevision",
+    "/startedAt",
+    "/finishedAt",
+    "/invocation",
+    "/sha256",
+    "/summary/status",
+    "/summary/counts/passed",
+    "/summary/counts/failed",
+    "/summary/counts/errored",
+    "/summary/counts/ignored",
+    "/summary/durationMs",
+    "/suites/0/name",
+    "/suites/0/status",
+    "/suites/0/counts/passed",
+    "/suites/0/environments/0",
+    "/environments/0/name",
+    "/environments/0/suite",
+    "/environments/0/startedAt",
+    "/environments/0/finishedAt",
+    "/environments/0/teardownError",
+    "/environments/0/fingerprint/suite",
+    "/environments/0/fingerprint/environment",
+    "/environments/0/fingerprint/kubernetes/provider",
+    "/environments/0/fingerprint/kubernetes/requestedVersion",
+    "/environments/0/fingerprint/kubernetes/serverVersion",
+    "/environments/0/fingerprint/kubernetes/nodeImage",
+    "/environments/0/fingerprint/kubernetes/nodeImageDigest",
+    "/environments/0/fingerprint/mesh/name",
+    "/environments/0/fingerprint/mesh/version",
+    "/environments/0/fingerprint/mesh/installedVersion",
+    "/environments/0/fingerprint/openfaas/chartVersion",
+    "/environments/0/fingerprint/openfaas/edition",
+    "/environments/0/fingerprint/components/certManager",
+    "/environments/0/fingerprint/components/flux",
+    "/environments/0/fingerprint/components/gatewayApi",
+    "/environments/0/fingerprint/components/sealedSecrets",
+    "/environments/0/fingerprint/tools/docker",
+    "/environments/0/fingerprint/tools/kind",
+    "/environments/0/fingerprint/tools/helm",
+    "/environments/0/fingerprint/tools/istioctl",
+    "/environments/0/fingerprint/tools/linkerd",
+    "/environments/0/fingerprint/tools/flux",
+    "/environments/0/fingerprint/tools/kubeseal",
+    "/environments/0/fingerprint/tools/git",
+    "/environments/0/trials/0/id",
+    "/environments/0/trials/0/scenario",
+    "/environments/0/trials/0/outcome/status",
+    "/environments/0/trials/0/durationMs",
+    "/environments/0/trials/0/artifacts",
+    "/environments/0/trials/0/verdicts/0/check",
+    "/environments/0/trials/0/verdicts/0/outcome",
+    "/environments/0/trials/0/verdicts/0/reasons",
+    "/environments/0/trials/0/verdicts/0/evidence",
+    "/environments/0/trials/0/controls/0/name",
+    "/environments/0/trials/0/controls/0/expected",
+    "/environments/0/trials/0/controls/0/observed",
+    "/environments/0/trials/0/controls/0/held",
+];
+
+#[test]
+fn report_json_has_every_field() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-fields", Redactor::default()).unwrap();
+    start(
+        &r,
+        &[("linkerd[k8s=1.33]", fingerprint("linkerd[k8s=1.33]"))],
+    );
+    let v = verdict(
+        CheckName::Mtls,
+        Outcome::Pass,
+        &[],
+        json!({"flows": 12, "alpn": ["istio"], "ratio": 0.1 + 0.2}),
+    );
+    let control = Control::compare(
+        "unmeshed twin shows the sentinel",
+        "sentinel seen",
+        "sentinel seen",
+    );
+    trial(
+        &r,
+        "linkerd[k8s=1.33]",
+        "mtls",
+        TrialOutcome::Passed,
+        vec![v],
+        vec![control],
+    );
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.json_path()).unwrap()).unwrap();
+    let missing: Vec<&&str> = FIELDS.iter().filter(|p| doc.pointer(p).is_none()).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in {doc:#}");
+    assert_eq!(doc["schema"], "meshproof-report/1");
+    assert_eq!(doc["meshproof"]["version"], env!("CARGO_PKG_VERSION"));
+    let f = &doc["environments"][0]["fingerprint"];
+    assert_eq!(f["kubernetes"]["requestedVersion"], "v1.33.4");
+    assert_eq!(
+        f["kubernetes"]["nodeImageDigest"],
+        "sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2"
+    );
+    assert_eq!(
+        f["kubernetes"]["serverVersion"],
+        Value::Null,
+        "unknown until a cluster answers"
+    );
+    assert_eq!(f["mesh"]["version"], "edge-26.8.3");
+    assert_eq!(f["openfaas"]["chartVersion"], "15.0.6");
+    assert_eq!(f["openfaas"]["edition"], "ce");
+    assert_eq!(f["components"]["gatewayApi"], "v1.6.1");
+    let t = &doc["environments"][0]["trials"][0];
+    assert_eq!(t["id"], "linkerd[k8s=1.33]::mtls");
+    assert_eq!(t["outcome"]["status"], "passed");
+    assert_eq!(t["durationMs"], 1234);
+    assert_eq!(t["verdicts"][0]["evidence"]["flows"], 12);
+    assert_eq!(t["controls"][0]["held"], true);
+    for key in ["startedAt", "finishedAt"] {
+        let s = doc[key].as_str().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{key}={s}"
+        );
+    }
+    assert_eq!(doc["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn the_hash_detects_an_edit_but_not_reformatting() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    let path = r.json_path();
+    let original = std::fs::read_to_string(&path).unwrap();
+    integrity::verify(&path).expect("a fresh report verifies");
+
+    // Reformatting (compact, keys in another order) is not an edit.
+    let doc: Value = serde_json::from_str(&original).unwrap();
+    std::fs::write(&path, serde_json::to_string(&doc).unwrap()).unwrap();
+    integrity::verify(&path).expect("re-serialized report still verifies");
+
+    // Turning the failed canary into a pass is.
+    let mut edited = doc.clone();
+    let trials = edited["environments"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .flat_map(|e| e["trials"].as_array_mut().unwrap().iter_mut());
+    let canary = trials
+        .into_iter()
+        .find(|t| t["scenario"] == "canary")
+        .unwrap();
+    canary["outcome"] = json!({"status": "passed"});
+    std::fs::write(&path, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    let err = integrity::verify(&path).unwrap_err();
+    assert!(matches!(err, report::ReportError::Tampered { .. }), "{err}");
+    let (_, i) = integrity::load(&path).unwrap();
+    assert!(matches!(i, Integrity::Mismatch { .. }));
+
+    // A one-millisecond change to a duration is, too.
+    let tweaked = original.replacen("\"durationMs\": 1234", "\"durationMs\": 1235", 1);
+    assert_ne!(tweaked, original);
+    std::fs::write(&path, &tweaked).unwrap();
+    assert!(integrity::verify(&path).is_err());
+
+    // Removing the hash does not make a report trustworthy.
+    let mut unsealed = doc.clone();
+    unsealed.as_object_mut().unwrap().remove("sha256");
+    std::fs::write(&path, serde_json::to_string(&unsealed).unwrap()).unwrap();
+    assert!(matches!(
+        integrity::verify(&path).unwrap_err(),
+        report::ReportError::Unsealed { .. }
+    ));
+}
+
+// ------------------------------------------------------------------ summary rule
+
+#[test]
+fn suites_are_success_partial_or_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-summary", Redactor::default()).unwrap();
+    let mut a = fingerprint("istio[k8s=1.34]");
+    a.suite = "all-pass".into();
+    let mut b = fingerprint("istio[k8s=1.33]");
+    b.suite = "some-ignored".into();
+    let mut c = fingerprint("linkerd[k8s=1.34]");
+    c.suite = "one-failed".into();
+    start(&r, &[("a", a), ("b", b), ("c", c)]);
+    let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
+    trial(&r, "a", "x", TrialOutcome::Passed, pass(), vec![]);
+    trial(&r, "a", "y", TrialOutcome::Passed, pass(), vec![]);
+    trial(&r, "b", "x", TrialOutcome::Passed, pass(), vec![]);
+    trial(
+        &r,
+        "b",
+        "y",
+        TrialOutcome::ignored("flaky upstream"),
+        vec![],
+        vec![],
+    );
+    trial(&r, "c", "x", TrialOutcome::Passed, pass(), vec![]);
+    // Claimed a pass, but the verdict failed: the reporter does not believe the claim.
+    trial(
+        &r,
+        "c",
+        "y",
+        TrialOutcome::Passed,
+        vec![verdict(
+            CheckName::Http,
+            Outcome::Fail,
+            &["403 expected, got 200"],
+            json!({}),
+        )],
+        vec![],
+    );
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    let status = |n: &str| rep.suites.iter().find(|s| s.name == n).map(|s| s.status);
+    assert_eq!(status("all-pass"), Some(Status::Success));
+    assert_eq!(status("some-ignored"), Some(Status::Partial));
+    assert_eq!(status("one-failed"), Some(Status::Failure));
+    assert_eq!(rep.summary.status, Status::Failure);
+    assert_eq!(
+        (
+            rep.summary.counts.passed,
+            rep.summary.counts.failed,
+            rep.summary.counts.ignored
+        ),
+        (4, 1, 1)
+    );
+}
+
+#[test]
+fn events_out_of_order_are_rejected_and_unfinished_trials_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-protocol", Redactor::default()).unwrap();
+    assert!(
+        r.emit(Event::TrialStarted {
+            environment: "e".into(),
+            scenario: "s".into()
+        })
+        .is_err(),
+        "before RunStarted"
+    );
+    start(&r, &[("e", fingerprint("istio[k8s=1.34]"))]);
+    assert!(
+        r.emit(Event::TrialStarted {
+            environment: "nope".into(),
+            scenario: "s".into()
+        })
+        .is_err(),
+        "unknown environment"
+    );
+    let finished_unstarted = Event::TrialFinished {
+        environment: "e".into(),
+        scenario: "s".into(),
+        outcome: TrialOutcome::Passed,
+        duration: Duration::ZERO,
+        verdicts: vec![],
+        controls: vec![],
+    };
+    assert!(r.emit(finished_unstarted).is_err());
+    r.emit(Event::TrialStarted {
+        environment: "e".into(),
+        scenario: "panics".into(),
+    })
+    .unwrap();
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    assert!(
+        r.emit(Event::RunFinished { at: at() }).is_err(),
+        "after RunFinished"
+    );
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    let t = &rep.environments[0].trials[0];
+    assert_eq!(t.outcome.label(), "errored");
+    assert!(t.outcome.reasons()[0].contains("did not finish"));
+    assert_eq!(rep.summary.status, Status::Failure);
+}
+
+#[test]
+fn a_report_directory_is_never_reused() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    drop(r);
+    let err = Reporter::create(d.path(), "second", Redactor::default())
+        .err()
+        .expect("second run into the same dir");
+    assert!(matches!(err, report::ReportError::Occupied { .. }), "{err}");
+}
+
+// ------------------------------------------------------------------ secrets
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn secrets_never_reach_any_file() {
+    const EARLY: &str = "gw-admin-password-7f3a9c";
+    const LATE: &str = "license-token-LATE-51d2";
+    let d = tempfile::tempdir().unwrap();
+    let mut red = Redactor::default();
+    red.add(EARLY);
+    let r = Reporter::create(d.path(), "run-secrets", red).unwrap();
+    let mut f = fingerprint("istio[k8s=1.34]");
+    f.tools
+        .insert("helm".into(), Some(format!("v3.19.0 --password {EARLY}")));
+    r.emit(Event::RunStarted {
+        at: at(),
+        git_revision: "unknown".into(),
+        invocation: Some(format!("cargo test --test e2e -- --password={EARLY}")),
+    })
+    .unwrap();
+    r.emit(Event::EnvironmentStarted {
+        environment: "istio[k8s=1.34]".into(),
+        fingerprint: Box::new(f),
+    })
+    .unwrap();
+    let trial_id = "istio[k8s=1.34]::deny";
+    // Artifacts written before the late secret is known.
+    r.write_artifact(
+        trial_id,
+        "gateway.log",
+        format!("auth ok for admin:{EARLY}\ntoken={LATE}\n").as_bytes(),
+    )
+    .unwrap();
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0xff, 0xfe];
+    pcap.extend_from_slice(format!("Authorization: Basic {EARLY} {LATE}").as_bytes());
+    pcap.extend_from_slice(&[0x00, 0x80, 0xff]);
+    r.write_artifact(trial_id, "eth0.pcap", &pcap).unwrap();
+    let src = d.path().join("events.txt");
+    std::fs::write(&src, format!("Warning secret {EARLY} mounted")).unwrap();
+    r.copy_artifact(trial_id, &src).unwrap();
+    std::fs::remove_file(&src).unwrap();
+    r.add_secret(LATE);
+    let evidence = json!({
+        "headers": {"authorization": format!("Basic {EARLY}"), format!("x-{LATE}"): "key holds it"},
+        "nested": [[format!("pw={LATE}")]],
+    });
+    r.emit(Event::TrialStarted {
+        environment: "istio[k8s=1.34]".into(),
+        scenario: "deny".into(),
+    })
+    .unwrap();
+    r.emit(Event::TrialFinished {
+        environment: "istio[k8s=1.34]".into(),
+        scenario: "deny".into(),
+        outcome: TrialOutcome::failed(vec![format!("probe with password {EARLY} got 200")]),
+        duration: Duration::from_secs(3),
+        verdicts: vec![verdict(
+            CheckName::Http,
+            Outcome::Fail,
+            &[&format!("token {LATE} accepted")],
+            evidence,
+        )],
+        controls: vec![Control::compare(
+            format!("control {LATE}"),
+            format!("denied {EARLY}"),
+            "allowed",
+        )],
+    })
+    .unwrap();
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+
+    let mut files = Vec::new();
+    all_files(d.path(), &mut files);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(d.path()).unwrap().display().to_string())
+        .collect();
+    for want in [
+        "junit.xml",
+        "report.json",
+        "artifacts/istio[k8s=1.34]--deny/gateway.log",
+        "artifacts/istio[k8s=1.34]--deny/eth0.pcap",
+        "artifacts/istio[k8s=1.34]--deny/events.txt",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} not written; files: {names:?}"
+        );
+    }
+    for p in &files {
+        let bytes = std::fs::read(p).unwrap();
+        for s in [EARLY, LATE] {
+            assert!(
+                !contains(&bytes, s.as_bytes()),
+                "{} contains the secret {s}",
+                p.display()
+            );
+        }
+    }
+    // Redacted, not dropped: the surrounding text is still there.
+    let json = std::fs::read_to_string(d.path().join("report.json")).unwrap();
+    assert!(json.contains("probe with password *** got 200"), "{json}");
+    assert!(json.contains("x-***"), "keys are redacted too");
+    let log = std::fs::read_to_string(d.path().join("artifacts/istio[k8s=1.34]--deny/gateway.log"))
+        .unwrap();
+    assert_eq!(log, "auth ok for admin:***\ntoken=***\n");
+    let masked = std::fs::read(d.path().join("artifacts/istio[k8s=1.34]--deny/eth0.pcap")).unwrap();
+    assert_eq!(
+        masked.len(),
+        pcap.len(),
+        "binary artifacts keep their length"
+    );
+    // The report records where the failing trial's artifacts are, and stays verifiable.
+    let rep = integrity::verify(&d.path().join("report.json")).unwrap();
+    assert_eq!(
+        rep.environments[0].trials[0].artifacts.as_deref(),
+        Some("artifacts/istio[k8s=1.34]--deny")
+    );
+}
+
+// ------------------------------------------------------------------ rendering
+
+fn meshproof(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn report_command_renders_a_table_and_refuses_an_edited_report() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    let path = r.json_path();
+    let (code, out, err) = meshproof(&["report", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("integrity: ok"), "{out}");
+    assert!(out.contains("result: FAILURE"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("istio[k8s=1.34]::canary"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("failed") && row.contains("1.2s") && row.contains("canary: expected <b>"),
+        "{row}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("istio ") && l.contains("failure")),
+        "suite line: {out}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "control characters must not reach the terminal"
+    );
+    // A directory works as well as the file.
+    assert_eq!(meshproof(&["report", d.path().to_str().unwrap()]).0, 0);
+
+    let edited = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"status\": \"failed\"",
+        "\"status\": \"passed\"",
+        1,
+    );
+    std::fs::write(&path, edited).unwrap();
+    let (code, out, err) = meshproof(&["report", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "an edited report must fail: {out}{err}");
+    assert!(
+        out.contains("MISMATCH") && err.contains("does not match"),
+        "{out}{err}"
+    );
+
+    std::fs::write(&path, "{not json").unwrap();
+    assert_eq!(meshproof(&["report", path.to_str().unwrap()]).0, 2);
+}
+
+#[test]
+fn markdown_is_a_submission_readme() {
+    let d = tempfile::tempdir().unwrap();
+    let r = nasty_run(d.path());
+    let (code, md, err) = meshproof(&["report", "--markdown", r.json_path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(md.starts_with("# meshproof conformance report"), "{md}");
+    assert!(md.contains("Result: **failure**"), "{md}");
+    assert!(md.contains("| Suite | Result | Passed | Failed | Errored | Ignored | Environments |"));
+    assert!(md.contains("## Reproduce"));
+    assert!(
+        md.contains("git checkout 0123456789abcdef0123456789abcdef01234567\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.34]'\n"),
+        "{md}"
+    );
+    // Every table row has as many cells as its header, whatever the reasons contained.
+    let mut cols = 0;
+    for line in md.lines() {
+        if line.starts_with("| Environment | Scenario") {
+            cols = line.matches(" | ").count();
+        } else if cols > 0 && line.starts_with('|') && !line.starts_with("|---") {
+            assert_eq!(
+                line.replace("\\|", "").matches(" | ").count(),
+                cols,
+                "broken row: {line}"
+            );
+        } else if !line.starts_with('|') {
+            cols = 0;
+        }
+    }
+    assert!(
+        !md.contains("<b>"),
+        "raw HTML from a reason reached the Markdown"
+    );
+    assert!(md.contains("&lt;b&gt;"));
+}

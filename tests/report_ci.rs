@@ -1,0 +1,446 @@
+//! The CI and certification plumbing from the outside: `ci/nightly.yml` runs what the suites
+//! declare, with pinned tools, and always keeps its reports; `meshproof certify` leaves a complete
+//! submission directory whose verdict, here without a cluster, is failure.
+
+use meshproof::report::{integrity, render, Status};
+use meshproof::scenario::{Catalog, ClusterSpec};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn catalog() -> Catalog {
+    meshproof::scenario::catalog::load_project(root()).expect("project validates")
+}
+
+fn workflow() -> Value {
+    let text =
+        std::fs::read_to_string(root().join("ci/nightly.yml")).expect("ci/nightly.yml exists");
+    serde_yaml::from_str(&text).expect("ci/nightly.yml is YAML")
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+fn steps(job: &Value) -> &Vec<Value> {
+    job["steps"].as_array().expect("steps")
+}
+
+fn step_using<'a>(job: &'a Value, action: &str) -> &'a Value {
+    steps(job)
+        .iter()
+        .find(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("{action}@")))
+        })
+        .unwrap_or_else(|| panic!("no step uses {action}"))
+}
+
+/// A `${{ … }}` expression and `${VAR}` references substituted for one matrix cell.
+fn expand(s: &str, vars: &[(&str, String)]) -> String {
+    let mut out = s.to_string();
+    for (k, v) in vars {
+        out = out
+            .replace(&format!("${{{{ {k} }}}}"), v)
+            .replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+#[test]
+fn nightly_runs_every_suite_environment_with_a_required_cluster() {
+    let wf = workflow();
+    assert!(
+        wf["on"]["schedule"][0]["cron"].is_string(),
+        "nightly schedule"
+    );
+    assert!(
+        wf["on"].get("workflow_dispatch").is_some(),
+        "manual dispatch"
+    );
+    let job = &wf["jobs"]["e2e"];
+    let strategy = &job["strategy"];
+    assert_eq!(
+        strategy["fail-fast"],
+        Value::Bool(false),
+        "one broken cell must not cancel the others"
+    );
+    let meshes = strings(&strategy["matrix"]["mesh"]);
+    let kubes = strings(&strategy["matrix"]["kubernetes"]);
+    assert_eq!(meshes, ["istio", "linkerd"]);
+    assert_eq!(kubes, ["1.32", "1.33", "1.34"]);
+
+    // The matrix is exactly the suites' environments.
+    let c = catalog();
+    let envs: BTreeSet<String> = c
+        .suites
+        .iter()
+        .flat_map(|s| s.environments.iter().map(|e| e.name.clone()))
+        .collect();
+    let cells: BTreeSet<String> = meshes
+        .iter()
+        .flat_map(|m| kubes.iter().map(move |k| format!("{m}[k8s={k}]")))
+        .collect();
+    assert_eq!(cells, envs);
+
+    let env = &job["env"];
+    assert_eq!(env["MESHPROOF_REQUIRE_CLUSTER"], "1");
+    let report_dir = env["MESHPROOF_REPORT_DIR"]
+        .as_str()
+        .expect("MESHPROOF_REPORT_DIR");
+    let rel = report_dir
+        .strip_prefix("${{ github.workspace }}/")
+        .expect("report dir inside the workspace");
+
+    // The e2e command selects exactly one environment per cell.
+    let run = steps(job)
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("--test e2e"))
+        .expect("a step runs the e2e harness");
+    assert!(run.trim_start().starts_with("cargo test"), "{run}");
+    for m in &meshes {
+        for k in &kubes {
+            let cmd = expand(
+                run,
+                &[("matrix.mesh", m.clone()), ("matrix.kubernetes", k.clone())],
+            );
+            let env_name = format!("{m}[k8s={k}]");
+            assert!(
+                cmd.ends_with(&format!(
+                    "-- {}",
+                    render::shell_quote(&render::libtest_filter(&env_name))
+                )),
+                "{cmd}"
+            );
+        }
+    }
+
+    let upload = step_using(job, "actions/upload-artifact");
+    assert_eq!(upload["uses"], "actions/upload-artifact@v4");
+    assert_eq!(
+        upload["if"], "always()",
+        "reports of failed runs are the ones that matter"
+    );
+    assert_eq!(upload["with"]["path"], rel);
+    let junit = step_using(job, "mikepenz/action-junit-report");
+    assert_eq!(junit["uses"], "mikepenz/action-junit-report@v5");
+    assert_eq!(junit["if"], "always()");
+    assert_eq!(
+        junit["with"]["report_paths"],
+        format!("{rel}/junit.xml").as_str()
+    );
+}
+
+#[test]
+fn nightly_pins_every_tool_to_the_suites_versions() {
+    let wf = workflow();
+    let job = &wf["jobs"]["e2e"];
+    let c = catalog();
+    let genv = &wf["env"];
+    let suite = |n: &str| {
+        c.suites
+            .iter()
+            .find(|s| s.name.as_str() == n)
+            .unwrap_or_else(|| panic!("suite {n}"))
+    };
+    assert_eq!(
+        genv["KIND_VERSION"], "v0.30.0",
+        "the kind release whose node images the suites pin"
+    );
+    assert_eq!(
+        genv["ISTIO_VERSION"],
+        suite("istio").mesh.version().as_str()
+    );
+    assert_eq!(
+        genv["LINKERD_VERSION"],
+        suite("linkerd").mesh.version().as_str()
+    );
+    for s in &c.suites {
+        let flux = s.components.flux.as_ref().expect("flux").to_string();
+        assert_eq!(format!("v{}", genv["FLUX_VERSION"].as_str().unwrap()), flux);
+        // sealed-secrets chart 2.18.5 ships controller and kubeseal 0.36.6.
+        assert_eq!(
+            s.components
+                .sealed_secrets
+                .as_ref()
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("2.18.5")
+        );
+    }
+    assert_eq!(genv["KUBESEAL_VERSION"], "0.36.6");
+    assert!(genv["HELM_VERSION"]
+        .as_str()
+        .is_some_and(|v| v.starts_with('v') && v.split('.').count() == 3));
+
+    // kubectl matches the node image of each Kubernetes minor.
+    let include = job["strategy"]["matrix"]["include"]
+        .as_array()
+        .expect("include");
+    for s in &c.suites {
+        for e in &s.environments {
+            let ClusterSpec::Kind { node_image, .. } = &e.cluster else {
+                continue;
+            };
+            let minor = e.name.split("k8s=").nth(1).unwrap().trim_end_matches(']');
+            let row = include
+                .iter()
+                .find(|r| r["kubernetes"] == minor)
+                .unwrap_or_else(|| panic!("no kubectl for {minor}"));
+            assert_eq!(
+                row["kubectl"].as_str(),
+                node_image.kube_version_tag(),
+                "{}",
+                e.name
+            );
+        }
+    }
+
+    // Every download is a versioned release URL, every action a version tag.
+    let mut urls = 0;
+    let tools: BTreeSet<&str> = [
+        "kind", "kubectl", "helm", "istioctl", "linkerd", "flux", "kubeseal",
+    ]
+    .into();
+    let mut installed = BTreeSet::new();
+    for step in steps(job) {
+        if let Some(u) = step["uses"].as_str() {
+            let tag = u.split('@').nth(1).unwrap_or("");
+            assert!(
+                tag.starts_with('v') || tag.chars().next().is_some_and(|c| c.is_ascii_digit()),
+                "{u} is not pinned to a version"
+            );
+        }
+        let Some(run) = step["run"].as_str() else {
+            continue;
+        };
+        for url in run.split_whitespace().filter(|w| w.contains("https://")) {
+            urls += 1;
+            let url = url.trim_matches('"');
+            assert!(
+                !url.contains("latest") && !url.contains("stable.txt"),
+                "unpinned download {url}"
+            );
+            assert!(
+                url.contains("_VERSION}"),
+                "download without a pinned version: {url}"
+            );
+        }
+        for t in &tools {
+            if run.contains(&format!("/usr/local/bin/{t}\n"))
+                || run.contains(&format!("/usr/local/bin/{t} "))
+            {
+                installed.insert(*t);
+            }
+        }
+    }
+    assert!(urls >= 7, "expected a download per tool, found {urls}");
+    assert_eq!(installed, tools, "every tool is installed");
+}
+
+#[test]
+fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("submission");
+    let res = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args([
+            "certify",
+            "--suite",
+            "istio",
+            "--env",
+            "istio[k8s=1.34]",
+            "--out",
+        ])
+        .arg(&dir)
+        .current_dir(root())
+        .env_remove("MESHPROOF_REPORT_DIR")
+        .env_remove("MESHPROOF_PROJECT_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr),
+    );
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "certify must fail without a cluster\n{stdout}\n{stderr}"
+    );
+    for f in [
+        "README.md",
+        "e2e.log",
+        "report/report.json",
+        "report/junit.xml",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing\n{stderr}");
+    }
+    let report = integrity::verify(&dir.join("report/report.json")).expect("the report verifies");
+    assert_eq!(
+        report.summary.status,
+        Status::Failure,
+        "no cluster is a failure, never a success or partial"
+    );
+    assert_eq!(report.suites.len(), 1);
+    assert_eq!(report.environments.len(), 1);
+    assert_eq!(report.environments[0].name, "istio[k8s=1.34]");
+    let ids: Vec<&str> = report.trials().map(|(_, t)| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "istio[k8s=1.34]::canary",
+            "istio[k8s=1.34]::deny",
+            "istio[k8s=1.34]::mtls",
+            "istio[k8s=1.34]::restore",
+            "istio[k8s=1.34]::tls"
+        ]
+    );
+    assert!(
+        report.trials().all(|(_, t)| t.outcome.label() == "errored"),
+        "{report:#?}"
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("Result: **failure**"), "{readme}");
+    assert!(
+        readme.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.34]'"),
+        "{readme}"
+    );
+    assert!(readme.contains("report/report.json"), "{readme}");
+    assert!(stdout.contains("result: FAILURE"), "{stdout}");
+
+    // A second run into the same directory refuses to mix reports.
+    let again = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["certify", "--suite", "istio", "--out"])
+        .arg(&dir)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+}
+
+#[test]
+fn certify_rejects_unknown_suites_and_environments() {
+    for args in [
+        vec!["certify", "--suite", "nope"],
+        vec!["certify", "--suite", "istio", "--env", "linkerd[k8s=1.34]"],
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let res = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+            .args(&args)
+            .arg("--out")
+            .arg(out.path())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert_eq!(
+            res.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        assert!(!out.path().join("report/report.json").exists());
+    }
+}
+
+#[test]
+fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
+    let env_name = "linkerd[k8s=1.32]";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let missing = rt
+        .block_on(meshproof::preflight::Report::gather(&catalog()))
+        .missing_for(env_name);
+    if missing.is_empty() {
+        eprintln!("skipped: this machine can provision {env_name}; the ignored path is for machines without a cluster");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("r");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "test",
+        "-q",
+        "--test",
+        "e2e",
+        "--",
+        env_name,
+        "--report-dir",
+    ])
+    .arg(&dir)
+    .current_dir(root());
+    // As in `meshproof certify`: crate variables of this test must not reach the nested cargo.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&k.as_str())
+        {
+            cmd.env_remove(k);
+        }
+    }
+    let res = cmd
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .env_remove("MESHPROOF_REPORT_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("e2e: report: {}", dir.display())),
+        "the report dir is printed at the end: {stderr}"
+    );
+    let report = integrity::verify(&dir.join("report.json")).expect("report written and sealed");
+    assert_eq!(
+        report.summary.status,
+        Status::Partial,
+        "ignored trials are not a success"
+    );
+    assert_eq!(report.environments.len(), 1);
+    let trials: Vec<_> = report.trials().map(|(_, t)| t.clone()).collect();
+    assert_eq!(trials.len(), 4, "{trials:#?}");
+    for t in &trials {
+        assert_eq!(t.outcome.label(), "ignored");
+        assert!(
+            t.outcome.reasons()[0].starts_with("no cluster: missing "),
+            "{:?}",
+            t.outcome
+        );
+    }
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(
+        junit
+            .matches("<skipped message=\"no cluster: missing ")
+            .count(),
+        4,
+        "{junit}"
+    );
+    assert!(
+        report
+            .invocation
+            .as_deref()
+            .is_some_and(|i| i.starts_with("cargo test --test e2e -- ")
+                && i.contains("'linkerd[k8s=1.32]'")
+                && !i.contains("--report-dir")),
+        "{:?}",
+        report.invocation
+    );
+}
