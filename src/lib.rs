@@ -10,5 +10,6 @@ pub mod process;
 pub mod restore;
 pub mod run;
 pub mod scenario;
+pub mod scenario_run;
 pub mod schema;
 pub mod stack;
