@@ -20,8 +20,8 @@ use std::time::Duration;
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Deadline of the failure dump.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(120);
-/// Extra time a `wait` step gets over its own timeout, so the wait reports the object's state
-/// (its own timeout) rather than being cut by the step deadline.
+/// Extra time a `wait` step gets over its own timeout (half of it, at most this), so the wait
+/// reports the object's state (its own timeout) rather than being cut by the step deadline.
 const WAIT_SLACK: Duration = Duration::from_secs(15);
 
 /// One applied object, and whether this apply created it.
@@ -124,7 +124,7 @@ impl TrialReport {
 pub fn step_timeout(step: &Step) -> Duration {
     match step {
         Step::Apply(_) | Step::Delete(_) | Step::Deploy(_) => DEFAULT_STEP_TIMEOUT,
-        Step::Wait(w) => w.timeout + WAIT_SLACK,
+        Step::Wait(w) => w.timeout + WAIT_SLACK.min(w.timeout / 2),
         Step::Check(c) => super::checks::check_budget(c),
     }
 }
