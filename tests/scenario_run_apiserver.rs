@@ -17,7 +17,9 @@ use kube::core::GroupVersionKind;
 use kube::Client;
 use meshproof::check::Verdict;
 use meshproof::kubeops::apply::{apply_yaml, ApplyOptions};
-use meshproof::kubeops::{client_from_kubeconfig, ClientOptions, RunId, FIELD_MANAGER, RUN_ID_LABEL};
+use meshproof::kubeops::{
+    client_from_kubeconfig, ClientOptions, RunId, FIELD_MANAGER, RUN_ID_LABEL,
+};
 use meshproof::process::Redactor;
 use meshproof::scenario::loader::{load_text, Document};
 use meshproof::scenario::template::Vars;
@@ -48,7 +50,11 @@ fn repo() -> PathBuf {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id() % 100_000, rand::random::<u32>() % 100_000)
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 100_000,
+        rand::random::<u32>() % 100_000
+    )
 }
 
 /// Istio's CRDs (the project's policies are Istio objects), installed once per process.
@@ -56,8 +62,18 @@ async fn istio_crds(client: &Client) {
     static DONE: OnceCell<()> = OnceCell::const_new();
     DONE.get_or_init(|| async {
         let path = repo().join("../shared/crds/istio/crd-all.gen.yaml");
-        let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        apply_yaml(client, &yaml, &ApplyOptions { force: true, ..ApplyOptions::default() }).await.expect("Istio CRDs apply");
+        let yaml =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        apply_yaml(
+            client,
+            &yaml,
+            &ApplyOptions {
+                force: true,
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .expect("Istio CRDs apply");
     })
     .await;
 }
@@ -71,13 +87,22 @@ struct Rig {
 
 async fn rig() -> Option<Rig> {
     let kubeconfig = rig_kubeconfig()?;
-    let client = client_from_kubeconfig(&kubeconfig, &ClientOptions::default()).await.expect("rig client");
+    let client = client_from_kubeconfig(&kubeconfig, &ClientOptions::default())
+        .await
+        .expect("rig client");
     istio_crds(&client).await;
     let ns = unique("sr");
     // The namespace exists before the trial: the trial must leave it alone.
     let doc = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
-    apply_yaml(&client, &doc, &ApplyOptions::default()).await.expect("namespace");
-    Some(Rig { kubeconfig, client, ns, run_id: unique("run") })
+    apply_yaml(&client, &doc, &ApplyOptions::default())
+        .await
+        .expect("namespace");
+    Some(Rig {
+        kubeconfig,
+        client,
+        ns,
+        run_id: unique("run"),
+    })
 }
 
 async fn trial(r: &Rig) -> KubeTrial {
@@ -96,7 +121,11 @@ async fn trial(r: &Rig) -> KubeTrial {
 
 fn project_scenario(name: &str) -> Scenario {
     let c = meshproof::scenario::catalog::load_project(&repo()).expect("project loads");
-    (**c.scenarios.iter().find(|s| s.name.as_str() == name).expect("scenario")).clone()
+    (**c.scenarios
+        .iter()
+        .find(|s| s.name.as_str() == name)
+        .expect("scenario"))
+    .clone()
 }
 
 fn parse(text: &str) -> Scenario {
@@ -127,14 +156,18 @@ struct Inspecting {
 }
 
 async fn read_back(client: &Client, o: &ObjectRef) -> Option<DynamicObject> {
-    let (g, v) = o.api_version.split_once('/').unwrap_or(("", &o.api_version));
+    let (g, v) = o
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", &o.api_version));
     let lower = o.kind.to_ascii_lowercase();
     let plural = match lower.strip_suffix('y') {
         Some(stem) => format!("{stem}ies"),
         None => format!("{lower}s"),
     };
     let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, &o.kind), &plural);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), o.namespace.as_deref().unwrap(), &ar);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), o.namespace.as_deref().unwrap(), &ar);
     api.get_opt(&o.name).await.expect("get")
 }
 
@@ -142,7 +175,9 @@ impl TrialOps for Inspecting {
     async fn apply(&mut self, yaml: &str) -> Result<Vec<AppliedObject>, String> {
         let r = self.inner.apply(yaml).await?;
         for a in &r {
-            let obj = read_back(&self.client, &a.object).await.expect("applied object exists");
+            let obj = read_back(&self.client, &a.object)
+                .await
+                .expect("applied object exists");
             let managers: Vec<String> = obj
                 .metadata
                 .managed_fields
@@ -150,8 +185,19 @@ impl TrialOps for Inspecting {
                 .flatten()
                 .filter_map(|m| m.manager.clone())
                 .collect();
-            let label = obj.metadata.labels.as_ref().and_then(|l| l.get(RUN_ID_LABEL)).cloned().unwrap_or_default();
-            self.stored.push(format!("{} managers={} label={label} created={}", a.object, managers.join(","), a.created));
+            let label = obj
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(RUN_ID_LABEL))
+                .cloned()
+                .unwrap_or_default();
+            self.stored.push(format!(
+                "{} managers={} label={label} created={}",
+                a.object,
+                managers.join(","),
+                a.created
+            ));
         }
         Ok(r)
     }
@@ -167,7 +213,12 @@ impl TrialOps for Inspecting {
     async fn wait(&mut self, target: &WaitTarget, timeout: Duration) -> Result<(), String> {
         self.inner.wait(target, timeout).await
     }
-    async fn check(&mut self, check: &Check, vars: &Vars, tracker: &mut Tracker) -> Verdict<serde_json::Value> {
+    async fn check(
+        &mut self,
+        check: &Check,
+        vars: &Vars,
+        tracker: &mut Tracker,
+    ) -> Verdict<serde_json::Value> {
         self.inner.check(check, vars, tracker).await
     }
     async fn dump(&mut self, dir: &Path) -> Result<(), String> {
@@ -182,8 +233,15 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
     // project's own manifests), a ConfigMap, and a delete step for the ConfigMap.
     let mtls = project_scenario("mtls");
     let deny = project_scenario("deny");
-    let Some(Step::Apply(peer_auth)) = mtls.steps.first().cloned() else { panic!("mtls starts with an apply") };
-    let Some(Step::Check(Check::Deny(d))) = deny.steps.iter().find(|s| matches!(s, Step::Check(_))).cloned() else {
+    let Some(Step::Apply(peer_auth)) = mtls.steps.first().cloned() else {
+        panic!("mtls starts with an apply")
+    };
+    let Some(Step::Check(Check::Deny(d))) = deny
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Check(_)))
+        .cloned()
+    else {
         panic!()
     };
     let mut s = parse(&format!(
@@ -193,7 +251,11 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
     s.steps.pop(); // the check needs running pods; the rig has none
     s.steps.insert(0, Step::Apply(d.policy.clone()));
     s.steps.insert(0, Step::Apply(peer_auth));
-    let mut ops = Inspecting { inner: trial(&r).await, client: r.client.clone(), stored: vec![] };
+    let mut ops = Inspecting {
+        inner: trial(&r).await,
+        client: r.client.clone(),
+        stored: vec![],
+    };
     let dir = tempfile::tempdir().unwrap();
     let spec = TrialSpec {
         name: "rig::apply",
@@ -214,22 +276,43 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
     ];
     for (line, want) in ops.stored.iter().zip(&expect) {
         assert!(line.starts_with(want.as_str()), "{line} vs {want}");
-        assert!(line.contains(&format!("managers={FIELD_MANAGER} ")), "only the meshproof manager: {line}");
+        assert!(
+            line.contains(&format!("managers={FIELD_MANAGER} ")),
+            "only the meshproof manager: {line}"
+        );
         assert!(!line.contains("meshproof-stack"), "{line}");
-        assert!(line.contains(&format!("label={}", r.run_id)) && line.contains("created=true"), "{line}");
+        assert!(
+            line.contains(&format!("label={}", r.run_id)) && line.contains("created=true"),
+            "{line}"
+        );
     }
     assert_eq!(ops.stored.len(), 4, "{:?}", ops.stored);
     // Everything the trial created is gone; the namespace that existed before is not.
-    let pa = ObjectRef { api_version: "security.istio.io/v1".into(), kind: "PeerAuthentication".into(), namespace: Some(ns.clone()), name: "default".into() };
-    assert!(read_back(&r.client, &pa).await.is_none(), "PeerAuthentication removed");
+    let pa = ObjectRef {
+        api_version: "security.istio.io/v1".into(),
+        kind: "PeerAuthentication".into(),
+        namespace: Some(ns.clone()),
+        name: "default".into(),
+    };
+    assert!(
+        read_back(&r.client, &pa).await.is_none(),
+        "PeerAuthentication removed"
+    );
     for name in ["functions-from-gateway-only", "deny-from-functions"] {
-        let ap = ObjectRef { kind: "AuthorizationPolicy".into(), name: name.into(), ..pa.clone() };
+        let ap = ObjectRef {
+            kind: "AuthorizationPolicy".into(),
+            name: name.into(),
+            ..pa.clone()
+        };
         assert!(read_back(&r.client, &ap).await.is_none(), "{name} removed");
     }
     let cms: Api<ConfigMap> = Api::namespaced(r.client.clone(), ns);
     assert!(cms.get_opt("cm").await.unwrap().is_none());
     let nss: Api<Namespace> = Api::all(r.client.clone());
-    assert!(nss.get_opt(ns).await.unwrap().is_some(), "a namespace the trial did not create stays");
+    assert!(
+        nss.get_opt(ns).await.unwrap().is_some(),
+        "a namespace the trial did not create stays"
+    );
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
 
@@ -255,21 +338,42 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
     };
     let report = run_trial(&mut ops, &spec).await;
     match &report.step_error {
-        Some(StepError::Failed { index: 2, title, reason }) => {
+        Some(StepError::Failed {
+            index: 2,
+            title,
+            reason,
+        }) => {
             assert!(title.contains("deployment/env"), "{title}");
-            assert!(reason.contains(&format!("Deployment {ns}/env")) && reason.contains("timed out"), "{reason}");
+            assert!(
+                reason.contains(&format!("Deployment {ns}/env")) && reason.contains("timed out"),
+                "{reason}"
+            );
             // The state says why: no replica became available.
-            assert!(reason.to_ascii_lowercase().contains("available") || reason.contains("replicas"), "{reason}");
+            assert!(
+                reason.to_ascii_lowercase().contains("available") || reason.contains("replicas"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
-    assert!(report.verdicts.is_empty(), "the check after a failed step does not run");
+    assert!(
+        report.verdicts.is_empty(),
+        "the check after a failed step does not run"
+    );
     // The failure dump went to the artifacts dir (the OpenFaaS namespaces do not exist here,
     // so it reports what it could not read, but it ran before cleanup).
     assert!(report.dump.is_some());
-    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(r.client.clone(), ns);
-    assert!(deployments.get_opt("env").await.unwrap().is_none(), "the Deployment was removed");
-    assert!(report.cleanup_errors.is_empty(), "{:?}", report.cleanup_errors);
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(r.client.clone(), ns);
+    assert!(
+        deployments.get_opt("env").await.unwrap().is_none(),
+        "the Deployment was removed"
+    );
+    assert!(
+        report.cleanup_errors.is_empty(),
+        "{:?}",
+        report.cleanup_errors
+    );
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }

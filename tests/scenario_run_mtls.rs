@@ -32,11 +32,31 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct SentinelSearchDouble;
 
 impl MtlsJudge for SentinelSearchDouble {
-    fn judge(&self, pcap: &[u8], input_name: &str, sentinel: &str, _mesh: Mesh, _port: u16) -> EngineVerdict {
-        let hits = pcap.windows(sentinel.len()).filter(|w| *w == sentinel.as_bytes()).count() as u64;
+    fn judge(
+        &self,
+        pcap: &[u8],
+        input_name: &str,
+        sentinel: &str,
+        _mesh: Mesh,
+        _port: u16,
+    ) -> EngineVerdict {
+        let hits = pcap
+            .windows(sentinel.len())
+            .filter(|w| *w == sentinel.as_bytes())
+            .count() as u64;
         EngineVerdict {
-            outcome: if hits > 0 { Outcome::Fail } else { Outcome::Pass },
-            reasons: if hits > 0 { vec![format!("sentinel seen {hits}x in plaintext in {input_name}")] } else { vec![] },
+            outcome: if hits > 0 {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            },
+            reasons: if hits > 0 {
+                vec![format!(
+                    "sentinel seen {hits}x in plaintext in {input_name}"
+                )]
+            } else {
+                vec![]
+            },
             sentinel_hits: hits,
             evidence: serde_json::Value::Null,
         }
@@ -81,7 +101,9 @@ async fn record<F: std::future::Future<Output = ()>>(port: u16, traffic: F) -> O
     if !first.contains("listening on") {
         let _ = child.kill();
         let _ = child.wait();
-        skip(&format!("tcpdump could not capture on lo: {first:?} (needs root or CAP_NET_RAW)"));
+        skip(&format!(
+            "tcpdump could not capture on lo: {first:?} (needs root or CAP_NET_RAW)"
+        ));
         return None;
     }
     // The filter is attached a moment after the banner.
@@ -89,7 +111,9 @@ async fn record<F: std::future::Future<Output = ()>>(port: u16, traffic: F) -> O
     traffic.await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // SIGTERM: tcpdump flushes and closes the file.
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     Some(std::fs::read(&file).unwrap())
 }
@@ -102,7 +126,9 @@ async fn plaintext_capture(sentinel: &str) -> Option<Vec<u8>> {
         while let Ok((mut s, _)) = l.accept().await {
             let mut buf = vec![0u8; 4096];
             let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
         }
     });
     let s = sentinel.to_string();
@@ -119,15 +145,21 @@ async fn plaintext_capture(sentinel: &str) -> Option<Vec<u8>> {
 /// The same request inside TLS (a real rustls handshake with a test CA).
 async fn tls_capture(sentinel: &str) -> Option<Vec<u8>> {
     let ca = Ca::new("meshproof test CA");
-    let server = tls_server(server_config(ca.leaf(&["localhost"], window(-1, 30)), rustls::ALL_VERSIONS)).await;
+    let server = tls_server(server_config(
+        ca.leaf(&["localhost"], window(-1, 30)),
+        rustls::ALL_VERSIONS,
+    ))
+    .await;
     let port = server.port();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let s = sentinel.to_string();
     let got = record(port, async move {
@@ -151,15 +183,22 @@ fn judge_all<J: MtlsJudge>(j: &J, pcap: &[u8], sentinel: &str) -> Vec<EngineVerd
 #[tokio::test]
 async fn a_plaintext_control_capture_proves_the_capture_can_see() {
     let s = new_sentinel();
-    let Some(pcap) = plaintext_capture(&s).await else { return };
+    let Some(pcap) = plaintext_capture(&s).await else {
+        return;
+    };
     assert!(pcap.len() > 24, "a pcap with packets");
-    assert_eq!(control_judgement(&judge_all(&SentinelSearchDouble, &pcap, &s)), Ok(()));
+    assert_eq!(
+        control_judgement(&judge_all(&SentinelSearchDouble, &pcap, &s)),
+        Ok(())
+    );
 }
 
 #[tokio::test]
 async fn a_tls_only_control_capture_is_blind() {
     let s = new_sentinel();
-    let Some(pcap) = tls_capture(&s).await else { return };
+    let Some(pcap) = tls_capture(&s).await else {
+        return;
+    };
     assert!(pcap.len() > 24);
     let e = control_judgement(&judge_all(&SentinelSearchDouble, &pcap, &s)).unwrap_err();
     assert!(e.starts_with("capture is blind"), "{e}");
@@ -168,9 +207,14 @@ async fn a_tls_only_control_capture_is_blind() {
 #[tokio::test]
 async fn until_the_engine_is_merged_the_control_is_an_engine_error_never_blind_or_pass() {
     let s = new_sentinel();
-    let Some(pcap) = plaintext_capture(&s).await else { return };
+    let Some(pcap) = plaintext_capture(&s).await else {
+        return;
+    };
     let e = control_judgement(&judge_all(&Engine, &pcap, &s)).unwrap_err();
-    assert!(e.contains("could not judge the control capture") && e.contains(ENGINE_NOT_MERGED), "{e}");
+    assert!(
+        e.contains("could not judge the control capture") && e.contains(ENGINE_NOT_MERGED),
+        "{e}"
+    );
 }
 
 /// TEST DOUBLE of the cluster side: serves recorded captures per function and scripted echoes.
@@ -189,13 +233,24 @@ impl MtlsDriver for RecordedTraffic {
     async fn capture_traffic(&mut self, function: &str, _requests: u32) -> Result<Traffic, String> {
         self.calls.push(format!("capture {function}"));
         let tls = function == "env" || self.control_is_tls;
-        let (pcap, sentinel) =
-            if tls { (self.tls.clone(), self.tls_sentinel.clone()) } else { (self.plaintext.clone(), self.plaintext_sentinel.clone()) };
-        Ok(Traffic { pcap, sentinels: vec![sentinel], responses: vec![self.echo.clone()], capture_log: String::new() })
+        let (pcap, sentinel) = if tls {
+            (self.tls.clone(), self.tls_sentinel.clone())
+        } else {
+            (self.plaintext.clone(), self.plaintext_sentinel.clone())
+        };
+        Ok(Traffic {
+            pcap,
+            sentinels: vec![sentinel],
+            responses: vec![self.echo.clone()],
+            capture_log: String::new(),
+        })
     }
     async fn plaintext_probe(&mut self, function: &str, _port: u16) -> Result<Observed, String> {
         self.calls.push(format!("plaintext {function}"));
-        Ok(Observed { classification: self.strict.clone(), detail: "scripted".into() })
+        Ok(Observed {
+            classification: self.strict.clone(),
+            detail: "scripted".into(),
+        })
     }
 }
 
@@ -231,41 +286,120 @@ async fn recorded() -> Option<RecordedTraffic> {
 
 #[tokio::test]
 async fn the_check_runs_control_first_then_function_identity_and_strict() {
-    let Some(mut d) = recorded().await else { return };
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Istio, "openfaas", "openfaas-controller").await;
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
-    assert_eq!(d.calls, ["capture env-nomesh", "capture env", "plaintext env"]);
+    assert_eq!(
+        d.calls,
+        ["capture env-nomesh", "capture env", "plaintext env"]
+    );
 
     // A blind control stops the check before the function is captured.
-    let Some(mut d) = recorded().await else { return };
+    let Some(mut d) = recorded().await else {
+        return;
+    };
     d.control_is_tls = true;
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Istio, "openfaas", "openfaas-controller").await;
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Error);
-    assert!(v.reasons[0].starts_with("capture is blind"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].starts_with("capture is blind"),
+        "{:?}",
+        v.reasons
+    );
     assert_eq!(d.calls, ["capture env-nomesh"]);
 }
 
 #[tokio::test]
 async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
-    let Some(mut d) = recorded().await else { return };
+    let Some(mut d) = recorded().await else {
+        return;
+    };
     d.echo = "Http_Host=env.openfaas-fn:8080\n".into();
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Istio, "openfaas", "openfaas-controller").await;
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Fail);
-    assert!(v.reasons.iter().any(|r| r.contains("lack the gateway identity")), "{:?}", v.reasons);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("lack the gateway identity")),
+        "{:?}",
+        v.reasons
+    );
 
-    let Some(mut d) = recorded().await else { return };
+    let Some(mut d) = recorded().await else {
+        return;
+    };
     d.strict = Classification::Allowed { status: 200 };
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Istio, "openfaas", "openfaas-controller").await;
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Fail);
-    assert!(v.reasons.iter().any(|r| r.starts_with("strict:")), "{:?}", v.reasons);
+    assert!(
+        v.reasons.iter().any(|r| r.starts_with("strict:")),
+        "{:?}",
+        v.reasons
+    );
 
     // Linkerd's client id must equal the identity exactly.
-    let Some(mut d) = recorded().await else { return };
+    let Some(mut d) = recorded().await else {
+        return;
+    };
     d.echo = "Http_L5d_Client_Id=openfaas-controller.openfaas.serviceaccount.identity.linkerd.cluster.local\n".into();
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Linkerd, "openfaas", "openfaas-controller").await;
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Linkerd,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
-    let Some(mut d) = recorded().await else { return };
-    d.echo = "Http_L5d_Client_Id=default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local\n".into();
-    let v = run_mtls(&mut d, &SentinelSearchDouble, &check(), Mesh::Linkerd, "openfaas", "openfaas-controller").await;
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo =
+        "Http_L5d_Client_Id=default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local\n"
+            .into();
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Linkerd,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Fail);
 }

@@ -36,7 +36,9 @@ pub async fn run(
         redactor: env.redactor.clone(),
         work_dir: temp.join(&dir_name),
     };
-    let mut ops = KubeTrial::connect(cfg).await.map_err(|e| fail(format!("connecting to {}: {e}", env.key)))?;
+    let mut ops = KubeTrial::connect(cfg)
+        .await
+        .map_err(|e| fail(format!("connecting to {}: {e}", env.key)))?;
     let artifacts = env.artifacts().join(&dir_name);
     let spec = TrialSpec {
         name: &trial.name,
@@ -46,19 +48,29 @@ pub async fn run(
         run_id: run_id.to_string(),
         artifacts: Some(artifacts.clone()),
     };
-    log(&format!("[{}] running {} steps", trial.name, trial.scenario.steps.len()));
+    log(&format!(
+        "[{}] running {} steps",
+        trial.name,
+        trial.scenario.steps.len()
+    ));
     let report = run_trial(&mut ops, &spec).await;
+    let redactor = ops.redactor().clone();
+    let fail = |m: String| RunError::Trial(redactor.apply(&m));
     let verdicts_file = artifacts.join("verdicts.json");
     let saved = crate::stack::private_dir(&artifacts).and_then(|()| {
-        let json = serde_json::to_string_pretty(&report.verdicts).unwrap_or_else(|e| format!("\"{e}\""));
-        crate::stack::write_private(&verdicts_file, env.redactor.apply(&json).as_bytes())
+        let json =
+            serde_json::to_string_pretty(&report.verdicts).unwrap_or_else(|e| format!("\"{e}\""));
+        crate::stack::write_private(&verdicts_file, redactor.apply(&json).as_bytes())
     });
     match report.failure_message() {
         None => Ok(()),
         Some(m) => {
             let pointer = match saved {
                 Ok(()) => format!("evidence: {}", verdicts_file.display()),
-                Err(e) => format!("evidence could not be saved to {}: {e}", verdicts_file.display()),
+                Err(e) => format!(
+                    "evidence could not be saved to {}: {e}",
+                    verdicts_file.display()
+                ),
             };
             Err(fail(format!("{m}\n{pointer}")))
         }

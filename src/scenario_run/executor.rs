@@ -64,9 +64,17 @@ pub struct TrialSpec<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     #[error("step {index} ({title}) timed out after {after}")]
-    Timeout { index: usize, title: String, after: String },
+    Timeout {
+        index: usize,
+        title: String,
+        after: String,
+    },
     #[error("step {index} ({title}) failed: {reason}")]
-    Failed { index: usize, title: String, reason: String },
+    Failed {
+        index: usize,
+        title: String,
+        reason: String,
+    },
 }
 
 /// The result of a trial.
@@ -90,7 +98,10 @@ impl TrialReport {
 
     /// The worst outcome (an incomplete step is an error).
     pub fn outcome(&self) -> Outcome {
-        let mut o = self.verdicts.iter().fold(Outcome::Pass, |o, v| o.worst(v.outcome));
+        let mut o = self
+            .verdicts
+            .iter()
+            .fold(Outcome::Pass, |o, v| o.worst(v.outcome));
         if self.step_error.is_some() || !self.cleanup_errors.is_empty() {
             o = o.worst(Outcome::Error);
         }
@@ -105,7 +116,12 @@ impl TrialReport {
         let mut lines = Vec::new();
         for v in self.verdicts.iter().filter(|v| v.outcome != Outcome::Pass) {
             let reasons: Vec<&str> = v.reasons.iter().take(3).map(String::as_str).collect();
-            lines.push(format!("check {} {}: {}", v.check, v.outcome, reasons.join("; ")));
+            lines.push(format!(
+                "check {} {}: {}",
+                v.check,
+                v.outcome,
+                reasons.join("; ")
+            ));
         }
         if let Some(e) = &self.step_error {
             lines.push(e.to_string());
@@ -131,7 +147,10 @@ pub fn step_timeout(step: &Step) -> Duration {
 
 /// The plan's title of a step (the same words `meshproof plan` prints).
 pub fn step_title(step: &Step, mesh: Mesh, vars: &Vars) -> String {
-    crate::plan::describe_step(step, mesh, vars).into_iter().next().unwrap_or_else(|| "step".into())
+    crate::plan::describe_step(step, mesh, vars)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "step".into())
 }
 
 async fn run_step<O: TrialOps>(
@@ -142,31 +161,40 @@ async fn run_step<O: TrialOps>(
 ) -> Result<Option<Verdict<Value>>, String> {
     match step {
         Step::Apply(m) => {
-            let r = render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
-            let applied = ops.apply(&r.yaml).await.map_err(|e| format!("applying {}: {e}", r.origin))?;
+            let r =
+                render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
+            let applied = ops
+                .apply(&r.yaml)
+                .await
+                .map_err(|e| format!("applying {}: {e}", r.origin))?;
             for a in &applied {
                 tracker.object(&a.object, a.created);
             }
             Ok(None)
         }
         Step::Delete(m) => {
-            let r = render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
+            let r =
+                render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
             let objects = render::objects_of(&r.yaml, "default").map_err(|e| e.to_string())?;
-            ops.delete(&objects).await.map_err(|e| format!("deleting {}: {e}", r.origin))?;
+            ops.delete(&objects)
+                .await
+                .map_err(|e| format!("deleting {}: {e}", r.origin))?;
             for o in &objects {
                 tracker.forget_object(o);
             }
             Ok(None)
         }
         Step::Deploy(d) => {
-            let f = render::render_deploy(d, spec.mesh, &spec.vars, &spec.run_id).map_err(|e| e.to_string())?;
+            let f = render::render_deploy(d, spec.mesh, &spec.vars, &spec.run_id)
+                .map_err(|e| e.to_string())?;
             // Recorded first: a deploy that times out half-way must still be removed.
             tracker.function(&f.service);
             ops.deploy(&f).await?;
             Ok(None)
         }
         Step::Wait(w) => {
-            let (target, timeout) = render::render_wait(w, &spec.vars).map_err(|e| e.to_string())?;
+            let (target, timeout) =
+                render::render_wait(w, &spec.vars).map_err(|e| e.to_string())?;
             ops.wait(&target, timeout).await?;
             Ok(None)
         }
@@ -178,7 +206,12 @@ async fn run_step<O: TrialOps>(
 /// first check that does not pass (later steps build on earlier ones).
 pub async fn run_trial<O: TrialOps>(ops: &mut O, spec: &TrialSpec<'_>) -> TrialReport {
     let mut tracker = Tracker::default();
-    let mut report = TrialReport { verdicts: Vec::new(), step_error: None, cleanup_errors: Vec::new(), dump: None };
+    let mut report = TrialReport {
+        verdicts: Vec::new(),
+        step_error: None,
+        cleanup_errors: Vec::new(),
+        dump: None,
+    };
     for (i, step) in spec.scenario.steps.iter().enumerate() {
         let index = i + 1;
         let title = step_title(step, spec.mesh, &spec.vars);
@@ -193,7 +226,11 @@ pub async fn run_trial<O: TrialOps>(ops: &mut O, spec: &TrialSpec<'_>) -> TrialR
                 break;
             }
             Ok(Err(reason)) => {
-                report.step_error = Some(StepError::Failed { index, title, reason });
+                report.step_error = Some(StepError::Failed {
+                    index,
+                    title,
+                    reason,
+                });
                 break;
             }
             Ok(Ok(Some(v))) => {
@@ -228,12 +265,15 @@ pub async fn cleanup<O: TrialOps>(ops: &mut O, tracker: &Tracker) -> Vec<String>
     let mut errors = Vec::new();
     for c in tracker.cleanup_order() {
         let (what, r) = match &c {
-            Created::Function(name) => {
-                (format!("function {name}"), tokio::time::timeout(DEFAULT_STEP_TIMEOUT, ops.remove_function(name)).await)
-            }
-            Created::Object(o) => {
-                (o.to_string(), tokio::time::timeout(DEFAULT_STEP_TIMEOUT, ops.delete(std::slice::from_ref(o))).await)
-            }
+            Created::Function(name) => (
+                format!("function {name}"),
+                tokio::time::timeout(DEFAULT_STEP_TIMEOUT, ops.remove_function(name)).await,
+            ),
+            Created::Object(o) => (
+                o.to_string(),
+                tokio::time::timeout(DEFAULT_STEP_TIMEOUT, ops.delete(std::slice::from_ref(o)))
+                    .await,
+            ),
         };
         match r {
             Ok(Ok(())) => {}

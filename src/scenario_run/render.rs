@@ -24,13 +24,20 @@ pub struct RenderedManifest {
 }
 
 fn render(t: &Template, vars: &Vars, what: &str) -> Result<String, RenderError> {
-    t.render(vars).map_err(|e| RenderError(format!("{what}: {e}")))
+    t.render(vars)
+        .map_err(|e| RenderError(format!("{what}: {e}")))
 }
 
 /// The manifest variant for `mesh`, rendered with `vars` overlaid by the step's own `vars`.
-pub fn render_manifests(m: &Manifests, mesh: Mesh, vars: &Vars) -> Result<RenderedManifest, RenderError> {
+pub fn render_manifests(
+    m: &Manifests,
+    mesh: Mesh,
+    vars: &Vars,
+) -> Result<RenderedManifest, RenderError> {
     let v = vars.overlay(&m.vars);
-    let src = m.for_mesh(mesh).ok_or_else(|| RenderError(format!("the step has no manifest for {mesh}")))?;
+    let src = m
+        .for_mesh(mesh)
+        .ok_or_else(|| RenderError(format!("the step has no manifest for {mesh}")))?;
     let origin = match src {
         Source::Inline(_) => "inline manifest".to_string(),
         Source::File { path, .. } => path.display().to_string(),
@@ -65,15 +72,29 @@ pub fn objects_of(yaml: &str, default_namespace: &str) -> Result<Vec<ObjectRef>,
     Ok(objs
         .iter()
         .map(|m| {
-            let api_version =
-                if m.gvk.group.is_empty() { m.gvk.version.clone() } else { format!("{}/{}", m.gvk.group, m.gvk.version) };
+            let api_version = if m.gvk.group.is_empty() {
+                m.gvk.version.clone()
+            } else {
+                format!("{}/{}", m.gvk.group, m.gvk.version)
+            };
             let cluster_scoped = is_cluster_scoped_kind(&m.gvk.kind);
             let namespace = if cluster_scoped {
                 None
             } else {
-                Some(m.object.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_string()))
+                Some(
+                    m.object
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| default_namespace.to_string()),
+                )
             };
-            ObjectRef { api_version, kind: m.gvk.kind.clone(), namespace, name: m.name().to_string() }
+            ObjectRef {
+                api_version,
+                kind: m.gvk.kind.clone(),
+                namespace,
+                name: m.name().to_string(),
+            }
         })
         .collect())
 }
@@ -118,7 +139,12 @@ pub fn unmeshed_annotation(mesh: Mesh) -> (&'static str, &'static str) {
 /// The deploy request of a `deploy` step: `fprocess` becomes the watchdog process, the other
 /// `env` entries plain variables; the function carries the run-id label (so a person can see
 /// which run made it); `meshed: false` adds the mesh's opt-out annotation.
-pub fn render_deploy(d: &DeploySpec, mesh: Mesh, vars: &Vars, run_id: &str) -> Result<FunctionRequest, RenderError> {
+pub fn render_deploy(
+    d: &DeploySpec,
+    mesh: Mesh,
+    vars: &Vars,
+    run_id: &str,
+) -> Result<FunctionRequest, RenderError> {
     let image = render(&d.image, vars, &format!("image of function {}", d.function))?;
     let mut env_vars = d.env.clone();
     let env_process = env_vars.shift_remove("fprocess");
@@ -129,7 +155,14 @@ pub fn render_deploy(d: &DeploySpec, mesh: Mesh, vars: &Vars, run_id: &str) -> R
         let (k, v) = unmeshed_annotation(mesh);
         annotations.insert(k.to_string(), v.to_string());
     }
-    Ok(FunctionRequest { service: d.function.as_str().to_string(), image, env_process, env_vars, labels, annotations })
+    Ok(FunctionRequest {
+        service: d.function.as_str().to_string(),
+        image,
+        env_process,
+        env_vars,
+        labels,
+        annotations,
+    })
 }
 
 impl FunctionRequest {
@@ -181,16 +214,33 @@ pub enum WaitTarget {
     /// `crd/NAME` Established.
     Established { name: String },
     /// `KIND/NAME` has `status.conditions[type].status == status`.
-    Condition { kind: String, namespace: Option<String>, name: String, type_: String, status: String },
+    Condition {
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        type_: String,
+        status: String,
+    },
 }
 
 impl std::fmt::Display for WaitTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WaitTarget::Rollout { namespace, name } => write!(f, "deployment {namespace}/{name} rolled out"),
-            WaitTarget::PodsReady { namespace, selector } => write!(f, "pods {selector} in {namespace} Ready"),
+            WaitTarget::Rollout { namespace, name } => {
+                write!(f, "deployment {namespace}/{name} rolled out")
+            }
+            WaitTarget::PodsReady {
+                namespace,
+                selector,
+            } => write!(f, "pods {selector} in {namespace} Ready"),
             WaitTarget::Established { name } => write!(f, "CRD {name} Established"),
-            WaitTarget::Condition { kind, namespace, name, type_, status } => match namespace {
+            WaitTarget::Condition {
+                kind,
+                namespace,
+                name,
+                type_,
+                status,
+            } => match namespace {
                 Some(ns) => write!(f, "{kind} {ns}/{name} {type_}={status}"),
                 None => write!(f, "{kind} {name} {type_}={status}"),
             },
@@ -222,11 +272,25 @@ pub fn render_wait(w: &WaitSpec, vars: &Vars) -> Result<(WaitTarget, Duration), 
             }
             WaitTarget::Rollout { namespace, name }
         }
-        WaitFor::PodsReady => WaitTarget::PodsReady { namespace, selector: target },
+        WaitFor::PodsReady => WaitTarget::PodsReady {
+            namespace,
+            selector: target,
+        },
         WaitFor::Established => {
             let name = match target.split_once('/') {
-                Some((k, n)) if matches!(k.to_ascii_lowercase().as_str(), "crd" | "crds" | "customresourcedefinition" | "customresourcedefinitions") => n.to_string(),
-                Some(_) => return Err(RenderError(format!("wait for: established needs crd/NAME, got {target:?}"))),
+                Some((k, n))
+                    if matches!(
+                        k.to_ascii_lowercase().as_str(),
+                        "crd" | "crds" | "customresourcedefinition" | "customresourcedefinitions"
+                    ) =>
+                {
+                    n.to_string()
+                }
+                Some(_) => {
+                    return Err(RenderError(format!(
+                        "wait for: established needs crd/NAME, got {target:?}"
+                    )))
+                }
                 None => target,
             };
             WaitTarget::Established { name }
@@ -240,8 +304,18 @@ pub fn render_wait(w: &WaitSpec, vars: &Vars) -> Result<(WaitTarget, Duration), 
             // A namespaced wait without `namespace:` is unusual for conditions; keep `None`
             // only when the user gave none *and* the kind turns out cluster-scoped (resolved
             // at run time), so carry the rendered default here.
-            let ns = if w.namespace.is_some() { Some(namespace) } else { None };
-            WaitTarget::Condition { kind, namespace: ns, name, type_, status }
+            let ns = if w.namespace.is_some() {
+                Some(namespace)
+            } else {
+                None
+            };
+            WaitTarget::Condition {
+                kind,
+                namespace: ns,
+                name,
+                type_,
+                status,
+            }
         }
     };
     Ok((t, w.timeout))

@@ -43,14 +43,26 @@ impl Tracker {
     }
 
     pub fn forget_function(&mut self, name: &str) {
-        self.created.retain(|c| c != &Created::Function(name.to_string()));
+        self.created
+            .retain(|c| c != &Created::Function(name.to_string()));
     }
 
     /// Everything still to remove, functions first, then objects newest first.
     pub fn cleanup_order(&self) -> Vec<Created> {
-        let mut fns: Vec<Created> =
-            self.created.iter().rev().filter(|c| matches!(c, Created::Function(_))).cloned().collect();
-        fns.extend(self.created.iter().rev().filter(|c| matches!(c, Created::Object(_))).cloned());
+        let mut fns: Vec<Created> = self
+            .created
+            .iter()
+            .rev()
+            .filter(|c| matches!(c, Created::Function(_)))
+            .cloned()
+            .collect();
+        fns.extend(
+            self.created
+                .iter()
+                .rev()
+                .filter(|c| matches!(c, Created::Object(_)))
+                .cloned(),
+        );
         fns
     }
 
@@ -64,7 +76,12 @@ mod tests {
     use super::*;
 
     fn obj(kind: &str, name: &str) -> ObjectRef {
-        ObjectRef { api_version: "v1".into(), kind: kind.into(), namespace: Some("n".into()), name: name.into() }
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("n".into()),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -77,10 +94,17 @@ mod tests {
         t.object(&obj("ConfigMap", "a"), true); // re-applied: tracked once
         assert_eq!(
             t.cleanup_order(),
-            vec![Created::Function("env".into()), Created::Object(obj("ConfigMap", "b")), Created::Object(obj("ConfigMap", "a"))]
+            vec![
+                Created::Function("env".into()),
+                Created::Object(obj("ConfigMap", "b")),
+                Created::Object(obj("ConfigMap", "a"))
+            ]
         );
         t.forget_object(&obj("ConfigMap", "b"));
         t.forget_function("env");
-        assert_eq!(t.cleanup_order(), vec![Created::Object(obj("ConfigMap", "a"))]);
+        assert_eq!(
+            t.cleanup_order(),
+            vec![Created::Object(obj("ConfigMap", "a"))]
+        );
     }
 }

@@ -25,13 +25,20 @@ pub struct ConvergeEvidence {
 
 /// Sends requests one at a time until `required` consecutive ones are classified, or
 /// `deadline` passes (`Err` with what was seen).
-pub async fn converge<F, Fut>(required: u32, deadline: Duration, mut sample: F) -> Result<ConvergeEvidence, ConvergeEvidence>
+pub async fn converge<F, Fut>(
+    required: u32,
+    deadline: Duration,
+    mut sample: F,
+) -> Result<ConvergeEvidence, ConvergeEvidence>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Sample>,
 {
     let start = Instant::now();
-    let mut ev = ConvergeEvidence { required, ..ConvergeEvidence::default() };
+    let mut ev = ConvergeEvidence {
+        required,
+        ..ConvergeEvidence::default()
+    };
     let mut streak = 0u32;
     while streak < required {
         let remaining = deadline.saturating_sub(start.elapsed());
@@ -68,19 +75,28 @@ pub fn engine_config(c: &CanaryCheck, target: &str) -> Result<CanaryConfig, Stri
         .map(|v| {
             Ok(canary::VariantSpec {
                 name: v.name.clone(),
-                pattern: regex::Regex::new(&v.pattern).map_err(|e| format!("variant {}: {e}", v.name))?,
-                weight: canary::Weight::new(v.weight).ok_or_else(|| format!("variant {}: weight {}", v.name, v.weight))?,
+                pattern: regex::Regex::new(&v.pattern)
+                    .map_err(|e| format!("variant {}: {e}", v.name))?,
+                weight: canary::Weight::new(v.weight)
+                    .ok_or_else(|| format!("variant {}: weight {}", v.name, v.weight))?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let split = canary::Split::new(variants).map_err(|e| e.to_string())?;
     let tolerance = canary::Tolerance::from_points(c.tolerance.percentage_points())
         .ok_or_else(|| format!("tolerance {}", c.tolerance.percentage_points()))?;
-    let confidence =
-        canary::Confidence::new(c.confidence.value()).ok_or_else(|| format!("confidence {}", c.confidence.value()))?;
-    CanaryConfig::new(target, split, TestParams { tolerance, confidence })
-        .with_max_requests(u64::from(c.max_requests))
-        .map_err(|e| e.to_string())
+    let confidence = canary::Confidence::new(c.confidence.value())
+        .ok_or_else(|| format!("confidence {}", c.confidence.value()))?;
+    CanaryConfig::new(
+        target,
+        split,
+        TestParams {
+            tolerance,
+            confidence,
+        },
+    )
+    .with_max_requests(u64::from(c.max_requests))
+    .map_err(|e| e.to_string())
 }
 
 /// The classifier for the check's variants (the sampler's job).
@@ -89,7 +105,11 @@ pub fn classifier(config: &CanaryConfig) -> Classifier {
 }
 
 /// Converge, then the sequential test; the whole check bounded by `c.timeout`.
-pub async fn run_canary_check<F, Fut>(c: &CanaryCheck, config: &CanaryConfig, mut sample: F) -> Verdict<serde_json::Value>
+pub async fn run_canary_check<F, Fut>(
+    c: &CanaryCheck,
+    config: &CanaryConfig,
+    mut sample: F,
+) -> Verdict<serde_json::Value>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Sample>,
@@ -107,7 +127,12 @@ where
                 ev.unclassified,
                 ev.last_unclassified.as_deref().unwrap_or("none")
             );
-            return Verdict::new(CheckName::Canary, Outcome::Error, vec![reason], serde_json::json!({ "converge": ev }));
+            return Verdict::new(
+                CheckName::Canary,
+                Outcome::Error,
+                vec![reason],
+                serde_json::json!({ "converge": ev }),
+            );
         }
     };
     let remaining = c.timeout.saturating_sub(start.elapsed());
@@ -115,14 +140,20 @@ where
         Ok(v) => {
             let mut erased = v.erase();
             if let serde_json::Value::Object(m) = &mut erased.evidence {
-                m.insert("converge".into(), serde_json::to_value(&conv_ev).unwrap_or_default());
+                m.insert(
+                    "converge".into(),
+                    serde_json::to_value(&conv_ev).unwrap_or_default(),
+                );
             }
             erased
         }
         Err(_) => Verdict::new(
             CheckName::Canary,
             Outcome::Error,
-            vec![format!("the sequential test did not decide within the check's timeout {}", humantime::format_duration(c.timeout))],
+            vec![format!(
+                "the sequential test did not decide within the check's timeout {}",
+                humantime::format_duration(c.timeout)
+            )],
             serde_json::json!({ "converge": conv_ev }),
         ),
     }

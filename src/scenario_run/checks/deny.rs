@@ -44,7 +44,10 @@ pub fn render_probes(d: &DenyCheck, vars: &Vars) -> Result<Vec<RenderedProbe>, S
             Ok(RenderedProbe {
                 name: e.name.clone(),
                 from: e.from,
-                url: e.url.render(vars).map_err(|err| format!("probe {}: {err}", e.name))?,
+                url: e
+                    .url
+                    .render(vars)
+                    .map_err(|err| format!("probe {}: {err}", e.name))?,
                 before: e.before,
                 after: e.after,
             })
@@ -71,7 +74,9 @@ impl Observed {
 
     fn describe(&self) -> String {
         match &self.classification {
-            Classification::Allowed { status } => format!("allowed (HTTP {status}; {})", self.detail),
+            Classification::Allowed { status } => {
+                format!("allowed (HTTP {status}; {})", self.detail)
+            }
             Classification::Denied(d) => format!("denied ({d:?}; {})", self.detail),
             Classification::Undecided { why } => format!("undecided ({why}; {})", self.detail),
         }
@@ -101,7 +106,11 @@ pub struct DenyTiming {
 
 impl DenyTiming {
     pub fn for_check(d: &DenyCheck) -> DenyTiming {
-        DenyTiming { settle: d.timeout, poll: Duration::from_millis(500), before_attempts: 3 }
+        DenyTiming {
+            settle: d.timeout,
+            poll: Duration::from_millis(500),
+            before_attempts: 3,
+        }
     }
 }
 
@@ -138,11 +147,21 @@ fn from_word(f: ProbeFrom) -> &'static str {
 }
 
 /// Runs the deny check (see the module docs for the order and the verdict rules).
-pub async fn run_deny<D: DenyDriver>(driver: &mut D, probes: &[RenderedProbe], timing: DenyTiming) -> Verdict<DenyEvidence> {
+pub async fn run_deny<D: DenyDriver>(
+    driver: &mut D,
+    probes: &[RenderedProbe],
+    timing: DenyTiming,
+) -> Verdict<DenyEvidence> {
     let mut ev = DenyEvidence {
         probes: probes
             .iter()
-            .map(|p| ProbeEvidence { probe: p.clone(), observed_before: None, observed_after: None, after_attempts: 0, after_seconds: None })
+            .map(|p| ProbeEvidence {
+                probe: p.clone(),
+                observed_before: None,
+                observed_after: None,
+                after_attempts: 0,
+                after_seconds: None,
+            })
             .collect(),
         policy_applied: false,
         workloads_not_ready: None,
@@ -182,7 +201,12 @@ pub async fn run_deny<D: DenyDriver>(driver: &mut D, probes: &[RenderedProbe], t
     }
     // 2. The policy.
     if let Err(e) = driver.apply_policy().await {
-        return Verdict::new(CheckName::Http, Outcome::Error, vec![format!("applying the policy failed: {e}")], ev);
+        return Verdict::new(
+            CheckName::Http,
+            Outcome::Error,
+            vec![format!("applying the policy failed: {e}")],
+            ev,
+        );
     }
     ev.policy_applied = true;
     // 3. Until each probe flips.

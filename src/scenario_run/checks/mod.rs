@@ -29,6 +29,8 @@ pub fn check_budget(c: &Check) -> Duration {
         Check::Canary(c) => c.timeout + Duration::from_secs(30),
         // Retries up to the timeout, then two controls of at most 10 s each.
         Check::Tls(t) => t.timeout + Duration::from_secs(60),
-        Check::Restore(r) => r.max_recovery.unwrap_or(Duration::from_secs(3600)) + Duration::from_secs(3600),
+        Check::Restore(r) => {
+            r.max_recovery.unwrap_or(Duration::from_secs(3600)) + Duration::from_secs(3600)
+        }
     }
 }

@@ -33,7 +33,14 @@ pub struct EngineVerdict {
 
 /// Judges a pcap byte stream. The production judge is [`super::mtls_engine::Engine`].
 pub trait MtlsJudge {
-    fn judge(&self, pcap: &[u8], input_name: &str, sentinel: &str, mesh: Mesh, port: u16) -> EngineVerdict;
+    fn judge(
+        &self,
+        pcap: &[u8],
+        input_name: &str,
+        sentinel: &str,
+        mesh: Mesh,
+        port: u16,
+    ) -> EngineVerdict;
 }
 
 /// What one capture phase produced.
@@ -80,7 +87,9 @@ pub fn identity_expectation(mesh: Mesh, gateway_ns: &str, gateway_sa: &str) -> (
 /// Checks one echoed environment: Istio's XFCC must *contain* the URI; Linkerd's client id must
 /// *equal* the identity.
 pub fn identity_ok(mesh: Mesh, body: &str, var: &str, expected: &str) -> Result<(), String> {
-    let value = body.lines().find_map(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')));
+    let value = body
+        .lines()
+        .find_map(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')));
     match (mesh, value) {
         (_, None) => Err(format!("no {var} in the echoed request")),
         (Mesh::Istio, Some(v)) if v.contains(expected) => Ok(()),
@@ -111,14 +120,27 @@ pub struct MtlsTrialEvidence {
     pub strict: Option<Observed>,
 }
 
-fn judge_all<J: MtlsJudge>(judge: &J, t: &Traffic, name: &str, mesh: Mesh, port: u16) -> (Vec<EngineVerdict>, PhaseEvidence) {
-    let verdicts: Vec<EngineVerdict> = t.sentinels.iter().map(|s| judge.judge(&t.pcap, name, s, mesh, port)).collect();
+fn judge_all<J: MtlsJudge>(
+    judge: &J,
+    t: &Traffic,
+    name: &str,
+    mesh: Mesh,
+    port: u16,
+) -> (Vec<EngineVerdict>, PhaseEvidence) {
+    let verdicts: Vec<EngineVerdict> = t
+        .sentinels
+        .iter()
+        .map(|s| judge.judge(&t.pcap, name, s, mesh, port))
+        .collect();
     let ev = PhaseEvidence {
         function: name.to_string(),
         requests: t.sentinels.len() as u32,
         pcap_bytes: t.pcap.len(),
         capture_log: t.capture_log.clone(),
-        judgements: verdicts.iter().map(|v| (v.outcome, v.sentinel_hits)).collect(),
+        judgements: verdicts
+            .iter()
+            .map(|v| (v.outcome, v.sentinel_hits))
+            .collect(),
         engine_evidence: verdicts.first().map(|v| v.evidence.clone()),
     };
     (verdicts, ev)
@@ -130,9 +152,15 @@ pub fn control_judgement(verdicts: &[EngineVerdict]) -> Result<(), String> {
         return Err("capture is blind: no request was sent to the control".into());
     }
     if let Some(v) = verdicts.iter().find(|v| v.outcome == Outcome::Error) {
-        return Err(format!("the mtls engine could not judge the control capture: {}", v.reasons.join("; ")));
+        return Err(format!(
+            "the mtls engine could not judge the control capture: {}",
+            v.reasons.join("; ")
+        ));
     }
-    let unseen = verdicts.iter().filter(|v| !(v.outcome == Outcome::Fail && v.sentinel_hits > 0)).count();
+    let unseen = verdicts
+        .iter()
+        .filter(|v| !(v.outcome == Outcome::Fail && v.sentinel_hits > 0))
+        .count();
     if unseen > 0 {
         return Err(format!(
             "capture is blind: {unseen} of {} sentinels sent to the UNMESHED control were not seen in plaintext on its eth0, so a clean capture of the meshed function would prove nothing",
@@ -152,7 +180,8 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     gateway_sa: &str,
 ) -> Verdict<MtlsTrialEvidence> {
     let mut ev = MtlsTrialEvidence::default();
-    let error = |ev, reason: String| Verdict::new(CheckName::Mtls, Outcome::Error, vec![reason], ev);
+    let error =
+        |ev, reason: String| Verdict::new(CheckName::Mtls, Outcome::Error, vec![reason], ev);
     // 1. The control.
     let control = match driver.capture_traffic(m.control.as_str(), m.requests).await {
         Ok(t) => t,
@@ -164,7 +193,10 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         return error(ev, e);
     }
     // 2. The meshed function.
-    let traffic = match driver.capture_traffic(m.function.as_str(), m.requests).await {
+    let traffic = match driver
+        .capture_traffic(m.function.as_str(), m.requests)
+        .await
+    {
         Ok(t) => t,
         Err(e) => return error(ev, format!("capturing {}: {e}", m.function)),
     };
@@ -191,7 +223,8 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         }
     }
     if traffic.responses.is_empty() {
-        ev.identity_failures.push("no echoed request to check".into());
+        ev.identity_failures
+            .push("no echoed request to check".into());
     }
     if !ev.identity_failures.is_empty() {
         outcome = outcome.worst(Outcome::Fail);

@@ -28,7 +28,14 @@ pub const ENGINE_NOT_MERGED: &str =
     "not yet implemented: the mtls packet-capture engine (issue #3, branch wt-mtls) is not merged into this build";
 
 impl MtlsJudge for Engine {
-    fn judge(&self, pcap: &[u8], input_name: &str, _sentinel: &str, mesh: Mesh, port: u16) -> EngineVerdict {
+    fn judge(
+        &self,
+        pcap: &[u8],
+        input_name: &str,
+        _sentinel: &str,
+        mesh: Mesh,
+        port: u16,
+    ) -> EngineVerdict {
         EngineVerdict {
             outcome: Outcome::Error,
             reasons: vec![ENGINE_NOT_MERGED.to_string()],

@@ -36,7 +36,10 @@ fn resource(kind: ResourceKind) -> ApiResource {
         Some((g, v)) => (g, v),
         None => ("", kind.api_version()),
     };
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind.kind()), kind.plural())
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.kind()),
+        kind.plural(),
+    )
 }
 
 fn ops_err(e: impl std::fmt::Display) -> OpsError {
@@ -48,22 +51,38 @@ impl ClusterOps for KubeClusterOps {
         &self.kubeconfig
     }
 
-    async fn list(&self, kind: ResourceKind, namespace: &str, label_selector: Option<&str>) -> Result<Vec<serde_json::Value>, OpsError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource(kind));
+    async fn list(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, OpsError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource(kind));
         let mut lp = ListParams::default();
         if let Some(s) = label_selector {
             lp = lp.labels(s);
         }
         let what = format!("{} in {namespace}", kind.plural());
         match call(&what, api.list(&lp)).await {
-            Ok(l) => l.items.iter().map(|o| serde_json::to_value(o).map_err(ops_err)).collect(),
+            Ok(l) => l
+                .items
+                .iter()
+                .map(|o| serde_json::to_value(o).map_err(ops_err))
+                .collect(),
             Err(e) if e.is_not_found() => Ok(Vec::new()),
             Err(e) => Err(ops_err(e)),
         }
     }
 
-    async fn get(&self, kind: ResourceKind, namespace: &str, name: &str) -> Result<Option<serde_json::Value>, OpsError> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource(kind));
+    async fn get(
+        &self,
+        kind: ResourceKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, OpsError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource(kind));
         let what = format!("{} {namespace}/{name}", kind.kind());
         match call(&what, api.get_opt(name)).await {
             Ok(Some(o)) => serde_json::to_value(&o).map(Some).map_err(ops_err),
@@ -73,21 +92,35 @@ impl ClusterOps for KubeClusterOps {
     }
 
     async fn apply(&self, yaml: &str) -> Result<(), OpsError> {
-        let opts = ApplyOptions { force: true, run_id: self.run_id.clone(), ..ApplyOptions::default() };
-        apply_yaml(&self.client, yaml, &opts).await.map(|_| ()).map_err(ops_err)
+        let opts = ApplyOptions {
+            force: true,
+            run_id: self.run_id.clone(),
+            ..ApplyOptions::default()
+        };
+        apply_yaml(&self.client, yaml, &opts)
+            .await
+            .map(|_| ())
+            .map_err(ops_err)
     }
 
     async fn restart_deployment(&self, namespace: &str, name: &str) -> Result<(), OpsError> {
-        let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(self.client.clone(), namespace);
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(ops_err)?;
         let patch = serde_json::json!({
             "spec": { "template": { "metadata": { "annotations": { "kubectl.kubernetes.io/restartedAt": now } } } }
         });
-        call(&format!("deployment {namespace}/{name}"), api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
+        call(
+            &format!("deployment {namespace}/{name}"),
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)),
+        )
+        .await
+        .map_err(ops_err)?;
+        wait::deployment_rolled_out(&self.client, namespace, name, RESTART_TIMEOUT)
             .await
-            .map_err(ops_err)?;
-        wait::deployment_rolled_out(&self.client, namespace, name, RESTART_TIMEOUT).await.map(|_| ()).map_err(ops_err)
+            .map(|_| ())
+            .map_err(ops_err)
     }
 }

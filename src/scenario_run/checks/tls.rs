@@ -10,7 +10,9 @@
 //! for that name closes the handshake), the control re-judges the chain the main check was
 //! served with the wrong name — the same rules, on the same certificate.
 
-use crate::check::tls::{self, judge, CheckedName, Criteria, Observed, TlsEvidence, TlsOptions, TlsVersion};
+use crate::check::tls::{
+    self, judge, CheckedName, Criteria, Observed, TlsEvidence, TlsOptions, TlsVersion,
+};
 use crate::check::{CheckName, Outcome, Verdict};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -60,7 +62,8 @@ fn options(i: &TlsTrialInput, ca: &Path, per_attempt: Duration) -> TlsOptions {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    crate::stack::write_private(path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))
+    crate::stack::write_private(path, text.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// A CA nobody has signed anything with.
@@ -68,14 +71,22 @@ pub fn fresh_ca_pem() -> Result<String, String> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "meshproof foreign CA (negative control)");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        "meshproof foreign CA (negative control)",
+    );
     let key = KeyPair::generate().map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     Ok(cert.pem())
 }
 
 /// Re-judges the chain served to the main check as `name` (the wrong-host fallback).
-fn rejudge_as(ev: &TlsEvidence, name: &str, min_days: u32, min_protocol: TlsVersion) -> Option<(Outcome, Vec<String>)> {
+fn rejudge_as(
+    ev: &TlsEvidence,
+    name: &str,
+    min_days: u32,
+    min_protocol: TlsVersion,
+) -> Option<(Outcome, Vec<String>)> {
     let leaf = ev.leaf.as_ref()?;
     let observed = Observed {
         chain: vec![leaf.facts.clone()],
@@ -84,7 +95,11 @@ fn rejudge_as(ev: &TlsEvidence, name: &str, min_days: u32, min_protocol: TlsVers
         handshake_signature_error: ev.handshake_signature_error.clone(),
         protocol: ev.protocol,
     };
-    let criteria = Criteria { name: CheckedName::parse(name)?, min_days: Some(min_days), min_protocol };
+    let criteria = Criteria {
+        name: CheckedName::parse(name)?,
+        min_days: Some(min_days),
+        min_protocol,
+    };
     let j = judge(&observed, &criteria, time::OffsetDateTime::now_utc());
     Some((j.outcome, j.reasons))
 }
@@ -100,7 +115,12 @@ pub async fn run_tls_check(i: &TlsTrialInput, work_dir: &Path) -> Verdict<TlsChe
             vec![reason],
             TlsCheckEvidence {
                 attempts: 0,
-                main: Verdict::new(CheckName::Tls, Outcome::Error, vec!["not run".into()], empty_evidence(i)),
+                main: Verdict::new(
+                    CheckName::Tls,
+                    Outcome::Error,
+                    vec!["not run".into()],
+                    empty_evidence(i),
+                ),
                 wrong_host: None,
                 foreign_ca: None,
             },
@@ -121,7 +141,12 @@ pub async fn run_tls_check(i: &TlsTrialInput, work_dir: &Path) -> Verdict<TlsChe
         }
         tokio::time::sleep(i.retry_pause).await;
     };
-    let mut ev = TlsCheckEvidence { attempts, main: main.clone(), wrong_host: None, foreign_ca: None };
+    let mut ev = TlsCheckEvidence {
+        attempts,
+        main: main.clone(),
+        wrong_host: None,
+        foreign_ca: None,
+    };
     if main.outcome != Outcome::Pass {
         let mut reasons = vec![format!(
             "the ingress certificate did not pass within {} ({attempts} attempts); last verdict {}:",
@@ -140,31 +165,58 @@ pub async fn run_tls_check(i: &TlsTrialInput, work_dir: &Path) -> Verdict<TlsChe
         Outcome::Error => match rejudge_as(&main.evidence, &wrong, i.min_days, i.min_protocol) {
             Some((outcome, reasons)) => ControlEvidence {
                 outcome,
-                reasons: std::iter::once(format!("the server refused SNI {wrong}: {}", w.reasons.join("; ")))
-                    .chain(reasons)
-                    .collect(),
+                reasons: std::iter::once(format!(
+                    "the server refused SNI {wrong}: {}",
+                    w.reasons.join("; ")
+                ))
+                .chain(reasons)
+                .collect(),
                 judged_by: "served-chain".into(),
             },
-            None => ControlEvidence { outcome: Outcome::Error, reasons: w.reasons.clone(), judged_by: "handshake".into() },
+            None => ControlEvidence {
+                outcome: Outcome::Error,
+                reasons: w.reasons.clone(),
+                judged_by: "handshake".into(),
+            },
         },
-        outcome => ControlEvidence { outcome, reasons: w.reasons.clone(), judged_by: "handshake".into() },
+        outcome => ControlEvidence {
+            outcome,
+            reasons: w.reasons.clone(),
+            judged_by: "handshake".into(),
+        },
     };
     ev.wrong_host = Some(wrong_ev.clone());
     // Control 2: a CA that signed nothing.
     let foreign_ev = match fresh_ca_pem().and_then(|pem| write_private(&foreign_file, &pem)) {
         Ok(()) => {
             let f = tls::check_tls(&options(i, &foreign_file, per_attempt)).await;
-            ControlEvidence { outcome: f.outcome, reasons: f.reasons, judged_by: "handshake".into() }
+            ControlEvidence {
+                outcome: f.outcome,
+                reasons: f.reasons,
+                judged_by: "handshake".into(),
+            }
         }
-        Err(e) => ControlEvidence { outcome: Outcome::Error, reasons: vec![format!("generating a CA: {e}")], judged_by: "none".into() },
+        Err(e) => ControlEvidence {
+            outcome: Outcome::Error,
+            reasons: vec![format!("generating a CA: {e}")],
+            judged_by: "none".into(),
+        },
     };
     ev.foreign_ca = Some(foreign_ev.clone());
     let _ = std::fs::remove_file(&foreign_file);
     let mut reasons = Vec::new();
-    for (label, c) in [(format!("judged as host {wrong}"), &wrong_ev), ("judged against a freshly generated CA".to_string(), &foreign_ev)] {
+    for (label, c) in [
+        (format!("judged as host {wrong}"), &wrong_ev),
+        (
+            "judged against a freshly generated CA".to_string(),
+            &foreign_ev,
+        ),
+    ] {
         match c.outcome {
             Outcome::Fail => {}
-            Outcome::Pass => reasons.push(format!("the TLS judge is blind: the endpoint PASSED when {label}, which must fail")),
+            Outcome::Pass => reasons.push(format!(
+                "the TLS judge is blind: the endpoint PASSED when {label}, which must fail"
+            )),
             Outcome::Error => reasons.push(format!(
                 "the negative control could not be judged ({label}): {}",
                 c.reasons.join("; ")
