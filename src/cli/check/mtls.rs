@@ -1,14 +1,52 @@
 //! `meshproof check mtls` — argument parsing and wiring to [`crate::check::mtls`].
 
+use crate::check::mtls::{self, CheckSpec, HelloRules, Mesh};
+use std::path::PathBuf;
+
 /// Arguments of `meshproof check mtls`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Capture to judge (pcap or pcapng); `-` reads it from stdin (e.g. `tcpdump -w -`).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: PathBuf,
+    /// Token the test traffic carries; it must never appear in cleartext (at least 8 bytes).
+    #[arg(long, value_name = "TOKEN")]
+    pub sentinel: String,
+    /// Judge only flows to this TCP port (otherwise every flow carrying payload).
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// Preset ClientHello rules for a mesh.
+    #[arg(long, value_enum)]
+    pub mesh: Option<Mesh>,
+    /// ALPN protocol a ClientHello may offer to be accepted (repeatable; adds to the preset).
+    #[arg(long = "expect-alpn", value_name = "A")]
+    pub expect_alpn: Vec<String>,
+    /// Required SNI suffix (replaces the preset's).
+    #[arg(long = "expect-sni-suffix", value_name = "S")]
+    pub expect_sni_suffix: Option<String>,
     /// Print the verdict and its evidence as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(_args: Args) -> i32 {
-    eprintln!("meshproof: error: `check mtls` is not implemented yet");
-    2
+pub fn run(args: Args) -> i32 {
+    let spec = CheckSpec {
+        sentinel: args.sentinel.clone(),
+        port: args.port,
+        rules: HelloRules::build(
+            args.mesh,
+            &args.expect_alpn,
+            args.expect_sni_suffix.as_deref(),
+        ),
+    };
+    let name = args.pcap.display().to_string();
+    let verdict = if name == "-" {
+        mtls::check(std::io::stdin().lock(), "-", &spec)
+    } else {
+        match std::fs::File::open(&args.pcap) {
+            Ok(f) => mtls::check(std::io::BufReader::with_capacity(1 << 20, f), &name, &spec),
+            Err(e) => mtls::unopenable(&name, &spec, &e),
+        }
+    };
+    crate::cli::check::emit(&verdict, args.json)
 }

@@ -1,1 +1,0 @@
-//! `mtls` verdict engine — not yet implemented.
