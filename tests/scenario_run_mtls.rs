@@ -1,11 +1,10 @@
 //! The mTLS check's control rule over pcaps recorded by tcpdump on loopback: the unmeshed
 //! control's capture must show the sentinel in plaintext, otherwise the capture is blind.
 //!
-//! The packet-capture engine itself is tested on its own; here the judge is
-//! `SentinelSearchDouble` (a test double: plaintext byte search over the capture), so the
-//! trial's rules — control first, then the function, identity, strict — are what is tested.
-//! The production judge is also exercised: until the engine is merged it must make the check
-//! an error naming it, never a pass and never "blind".
+//! The control rule is tested with the production judge (the mtls engine, Istio preset rules)
+//! on real recordings. The order tests — control first, then the function, identity, strict —
+//! use `SentinelSearchDouble` (a test double: plaintext byte search over the capture), because
+//! their recorded flows are on ports of their own.
 //!
 //! Needs `tcpdump` and the right to capture on `lo` (root or CAP_NET_RAW); without them each
 //! test prints why it skips, except under `CI=true` where it fails.
@@ -19,7 +18,7 @@ use meshproof::scenario_run::checks::deny::Observed;
 use meshproof::scenario_run::checks::mtls::{
     control_judgement, new_sentinel, run_mtls, EngineVerdict, MtlsDriver, MtlsJudge, Traffic,
 };
-use meshproof::scenario_run::checks::mtls_engine::{Engine, ENGINE_NOT_MERGED};
+use meshproof::scenario_run::checks::mtls_engine::Engine;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -119,7 +118,7 @@ async fn record<F: std::future::Future<Output = ()>>(port: u16, traffic: F) -> O
 }
 
 /// A plaintext echo server; the request carries the sentinel in a header and the body.
-async fn plaintext_capture(sentinel: &str) -> Option<Vec<u8>> {
+async fn plaintext_capture(sentinel: &str) -> Option<(Vec<u8>, u16)> {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -132,34 +131,39 @@ async fn plaintext_capture(sentinel: &str) -> Option<Vec<u8>> {
         }
     });
     let s = sentinel.to_string();
-    record(port, async move {
+    let got = record(port, async move {
         let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let req = format!("POST /function/env HTTP/1.1\r\nHost: x\r\nX-Meshproof-Sentinel: {s}\r\ncontent-length: {}\r\n\r\n{s}", s.len());
         c.write_all(req.as_bytes()).await.unwrap();
         let mut out = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out)).await;
     })
-    .await
+    .await;
+    got.map(|p| (p, port))
 }
 
-/// The same request inside TLS (a real rustls handshake with a test CA).
-async fn tls_capture(sentinel: &str) -> Option<Vec<u8>> {
+/// The same request inside TLS (a real rustls handshake with a test CA), the client offering
+/// the ALPN protocols `alpn`.
+async fn tls_capture(sentinel: &str, alpn: &[&str]) -> Option<(Vec<u8>, u16)> {
     let ca = Ca::new("meshproof test CA");
-    let server = tls_server(server_config(
+    let mut sc = server_config(
         ca.leaf(&["localhost"], window(-1, 30)),
         rustls::ALL_VERSIONS,
-    ))
-    .await;
+    );
+    // The server speaks whatever the client offers, as a mesh peer would.
+    sc.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let server = tls_server(sc).await;
     let port = server.port();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let s = sentinel.to_string();
     let got = record(port, async move {
@@ -173,48 +177,58 @@ async fn tls_capture(sentinel: &str) -> Option<Vec<u8>> {
     })
     .await;
     drop(server);
-    got
+    got.map(|p| (p, port))
 }
 
-fn judge_all<J: MtlsJudge>(j: &J, pcap: &[u8], sentinel: &str) -> Vec<EngineVerdict> {
-    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, 8080)]
+fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> Vec<EngineVerdict> {
+    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, *port)]
 }
 
 #[tokio::test]
 async fn a_plaintext_control_capture_proves_the_capture_can_see() {
     let s = new_sentinel();
-    let Some(pcap) = plaintext_capture(&s).await else {
+    let Some(rec) = plaintext_capture(&s).await else {
         return;
     };
-    assert!(pcap.len() > 24, "a pcap with packets");
-    assert_eq!(
-        control_judgement(&judge_all(&SentinelSearchDouble, &pcap, &s)),
-        Ok(())
+    assert!(rec.0.len() > 24, "a pcap with packets");
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(control_judgement(&v), Ok(()), "{:?}", v[0].reasons);
+    assert!(
+        v[0].sentinel_hits >= 2,
+        "header and body: {}",
+        v[0].sentinel_hits
     );
+    // The same capture judged for a sentinel that was never sent: blind for that sentinel.
+    let other = new_sentinel();
+    let e = control_judgement(&judge(&Engine, &rec, &other)).unwrap_err();
+    assert!(e.starts_with("capture is blind"), "{e}");
 }
 
 #[tokio::test]
 async fn a_tls_only_control_capture_is_blind() {
     let s = new_sentinel();
-    let Some(pcap) = tls_capture(&s).await else {
+    let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
         return;
     };
-    assert!(pcap.len() > 24);
-    let e = control_judgement(&judge_all(&SentinelSearchDouble, &pcap, &s)).unwrap_err();
+    assert!(rec.0.len() > 24);
+    let e = control_judgement(&judge(&Engine, &rec, &s)).unwrap_err();
     assert!(e.starts_with("capture is blind"), "{e}");
 }
 
 #[tokio::test]
-async fn until_the_engine_is_merged_the_control_is_an_engine_error_never_blind_or_pass() {
+async fn the_engine_passes_istio_mtls_on_the_wire_and_fails_tls_without_the_mesh_alpn() {
     let s = new_sentinel();
-    let Some(pcap) = plaintext_capture(&s).await else {
+    let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
         return;
     };
-    let e = control_judgement(&judge_all(&Engine, &pcap, &s)).unwrap_err();
-    assert!(
-        e.contains("could not judge the control capture") && e.contains(ENGINE_NOT_MERGED),
-        "{e}"
-    );
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(v[0].outcome, Outcome::Pass, "{:?}", v[0].reasons);
+    let Some(rec) = tls_capture(&s, &["http/1.1"]).await else {
+        return;
+    };
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(v[0].outcome, Outcome::Fail, "{:?}", v[0].reasons);
+    assert_eq!(v[0].sentinel_hits, 0);
 }
 
 /// TEST DOUBLE of the cluster side: serves recorded captures per function and scripted echoes.
@@ -269,9 +283,9 @@ const XFCC: &str = "Http_X_Forwarded_Client_Cert=By=spiffe://cluster.local/ns/op
 
 async fn recorded() -> Option<RecordedTraffic> {
     let ps = new_sentinel();
-    let plaintext = plaintext_capture(&ps).await?;
+    let (plaintext, _) = plaintext_capture(&ps).await?;
     let ts = new_sentinel();
-    let tls = tls_capture(&ts).await?;
+    let (tls, _) = tls_capture(&ts, &["istio-http/1.1"]).await?;
     Some(RecordedTraffic {
         plaintext,
         plaintext_sentinel: ps,
