@@ -377,3 +377,51 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
+
+#[tokio::test]
+async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
+    use meshproof::restore::{ClusterOps, ResourceKind};
+    use meshproof::scenario_run::checks::restore::KubeClusterOps;
+    let Some(r) = rig().await else { return };
+    let ops = KubeClusterOps {
+        client: r.client.clone(),
+        kubeconfig: r.kubeconfig.clone(),
+        run_id: None,
+    };
+    assert_eq!(ops.kubeconfig(), r.kubeconfig.as_path());
+    let ns = &r.ns;
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: fn1, namespace: {ns}, labels: {{faas_function: fn1}}}}\nspec:\n  selector: {{matchLabels: {{faas_function: fn1}}}}\n  template:\n    metadata: {{labels: {{faas_function: fn1}}}}\n    spec: {{containers: [{{name: fn1, image: ghcr.io/openfaas/alpine:latest}}]}}\n"
+    );
+    ops.apply(&yaml).await.expect("apply");
+    let listed = ops
+        .list(ResourceKind::Deployment, ns, Some("faas_function=fn1"))
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["metadata"]["name"], "fn1");
+    assert!(ops
+        .list(ResourceKind::Deployment, ns, Some("faas_function=other"))
+        .await
+        .unwrap()
+        .is_empty());
+    let got = ops
+        .get(ResourceKind::Deployment, ns, "fn1")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got["kind"], "Deployment");
+    assert!(ops
+        .get(ResourceKind::Deployment, ns, "missing")
+        .await
+        .unwrap()
+        .is_none());
+    // Kinds whose CRDs are not installed read as empty, not as errors of the flow.
+    assert!(ops
+        .list(ResourceKind::SealedSecret, ns, None)
+        .await
+        .unwrap()
+        .is_empty());
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(ns, &DeleteParams::background()).await;
+}
