@@ -153,7 +153,8 @@ impl Session {
                 let stack = self.stack().map_err(env_err)?;
                 let run_id = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.run_id.clone();
                 let temp = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.temp().to_path_buf();
-                let result = stack.rt.block_on(trial::run(trial, plan, env, run_id.as_str(), &temp, &self.opts.log));
+                let ctx = trial::SessionCtx { plan, env, opts: &self.opts, run: &stack.run };
+                let result = stack.rt.block_on(trial::run(trial, ctx, run_id.as_str(), &temp, &self.opts.log));
                 if result.is_err() {
                     *failed = true;
                 }

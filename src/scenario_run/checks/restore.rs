@@ -1,11 +1,10 @@
 //! The `restore` check in a trial.
 //!
-//! Half wired: [`KubeClusterOps`] implements [`crate::restore::ClusterOps`] on the kube layer
-//! (dynamic list/get, server-side apply, rollout restart). The other half — a
-//! [`crate::restore::Lifecycle`] that destroys the trial's environment and provisions a new
-//! one for the same `EnvironmentSpec` through the stack — needs the session to hand a trial
-//! ownership of its environment, which it does not yet; until then the check is an **error**
-//! that says so ([`LIFECYCLE_NOT_YET`]), never a pass.
+//! [`KubeClusterOps`] implements [`crate::restore::ClusterOps`] on the kube layer (dynamic
+//! list/get, server-side apply, rollout restart). The [`crate::restore::Lifecycle`] — destroy
+//! the trial's environment, provision a new one for the same `EnvironmentSpec` — needs the
+//! session's environment slot, so it lives with the session (`run/trial.rs`); a trial without
+//! one (`KubeTrial` on its own) answers the check with [`LIFECYCLE_NOT_YET`], an **error**.
 
 use crate::kubeops::apply::{apply_yaml, ApplyOptions};
 use crate::kubeops::call::call;
@@ -122,5 +121,61 @@ impl ClusterOps for KubeClusterOps {
             .await
             .map(|_| ())
             .map_err(ops_err)
+    }
+}
+
+/// The first IPv4 address among the gateways `docker network inspect` printed (one per IPAM
+/// config, space-separated; IPv6 ones are skipped).
+pub fn first_ipv4(gateways: &str) -> Option<std::net::Ipv4Addr> {
+    gateways.split_whitespace().find_map(|g| g.parse().ok())
+}
+
+/// The kind network's IPv4 gateway: the address of this machine as the kind nodes see it, where
+/// the restore flow serves its git repository (outside the cluster, so it survives it).
+pub async fn kind_network_gateway() -> Result<std::net::Ipv4Addr, String> {
+    let out = crate::process::Cmd::new("docker")
+        .args([
+            "network",
+            "inspect",
+            "kind",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+        ])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = out.stdout_str();
+    first_ipv4(&text).ok_or_else(|| {
+        format!(
+            "the kind network has no IPv4 gateway (docker said {:?})",
+            text.trim()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipv4_gateway_is_picked_over_ipv6() {
+        assert_eq!(
+            first_ipv4("fc00:f853:ccd:e793::1 172.18.0.1 "),
+            Some(std::net::Ipv4Addr::new(172, 18, 0, 1))
+        );
+        assert_eq!(first_ipv4("fc00::1"), None);
+        assert_eq!(first_ipv4(""), None);
+    }
+
+    #[test]
+    fn resources_are_built_from_the_flows_kinds() {
+        let ar = resource(ResourceKind::SealedSecret);
+        assert_eq!(
+            (ar.group.as_str(), ar.version.as_str(), ar.plural.as_str()),
+            ("bitnami.com", "v1alpha1", "sealedsecrets")
+        );
+        let ar = resource(ResourceKind::Secret);
+        assert_eq!((ar.group.as_str(), ar.api_version.as_str()), ("", "v1"));
     }
 }
