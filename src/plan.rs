@@ -286,7 +286,11 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                     m.function, m.port
                 ));
             }
-            v.push(format!("check mtls — timeout {}", humantime::format_duration(m.timeout)));
+            v.push(format!(
+                "check mtls — timeout {} for traffic and judging, plus {} for the capture containers and client pod it starts",
+                humantime::format_duration(m.timeout),
+                humantime::format_duration(2 * crate::scenario_run::checks::POD_START)
+            ));
             v
         }
         Check::Deny(d) => {
