@@ -11,5 +11,6 @@ pub mod report;
 pub mod restore;
 pub mod run;
 pub mod scenario;
+pub mod scenario_run;
 pub mod schema;
 pub mod stack;

@@ -271,7 +271,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             };
             let mut v = vec![
                 format!(
-                    "check mtls — negative control first: capture eth0 of {}'s pod (ephemeral container `tcpdump -i eth0 -U -w -`) while the gateway sends {} requests with fresh sentinels; the sentinel MUST be seen in plaintext, else the check errors (blind capture)",
+                    "check mtls — negative control first: capture eth0 of {}'s pod (ephemeral container `tcpdump -i eth0 -U -w -`) while the gateway sends {} requests, each with a fresh sentinel in a header and the body; every sentinel MUST be seen in plaintext, else the check errors (blind capture)",
                     m.control, m.requests
                 ),
                 format!(
@@ -286,12 +286,17 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                     m.function, m.port
                 ));
             }
-            v.push(format!("check mtls — timeout {}", humantime::format_duration(m.timeout)));
+            v.push(format!(
+                "check mtls — timeout {} for traffic and judging, plus {} for the capture containers and client pod it starts",
+                humantime::format_duration(m.timeout),
+                humantime::format_duration(2 * crate::scenario_run::checks::POD_START)
+            ));
             v
         }
         Check::Deny(d) => {
+            let image = d.probe.image.clone().or_else(|| vars.get("probeImage").map(str::to_string)).unwrap_or_else(|| "<probeImage>".into());
             let mut v = vec![format!(
-                "check deny — probe pod in {} (service account {}, meshed)",
+                "check deny — probe pod in {} (service account {}, created if missing; image {image}, `sleep infinity`; meshed by the namespace's injection), Ready",
                 render(&d.probe.namespace, vars),
                 d.probe.service_account
             )];
@@ -307,20 +312,22 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             v.push(manifest_line("check deny — apply policy", &d.policy, mesh, vars));
             for e in &d.expectations {
                 v.push(format!(
-                    "check deny — after the policy: {} {} from {} must be {:?} (403/reset = denied; 401/404/5xx/timeout = error)",
+                    "check deny — after the policy: {} {} from {} must be {:?} within {} (403/reset = denied; 401/404/5xx/timeout = error)",
                     e.name,
                     render(&e.url, vars),
                     from_label(e.from),
-                    e.after
+                    e.after,
+                    humantime::format_duration(d.timeout)
                 ));
             }
+            v.push(format!("check deny — every pod in {GATEWAY_NAMESPACE} and {fns} is still Ready (the policy did not cut kubelet probes)"));
             v
         }
         Check::Canary(c) => {
             let split: Vec<String> = c.split.variants().iter().map(|v| format!("{}={}", v.name, v.weight)).collect();
             vec![
                 format!(
-                    "check canary — converge: {} consecutive classified responses from {} through the gateway",
+                    "check canary — converge: {} consecutive classified responses from {} through the gateway (an unclassified one restarts the count)",
                     c.converge, c.function
                 ),
                 format!(
@@ -343,11 +350,13 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             vec![
                 format!("check tls — read the CA from secret {}/{} key {}", t.ca_secret.namespace, t.ca_secret.name, t.ca_secret.key),
                 format!(
-                    "check tls --url https://{host}:{port}{} --resolve {host}:127.0.0.1 --ca <cluster CA> --min-days {} --min-protocol {proto}",
-                    t.path, t.min_days
+                    "check tls --url https://{host}:{port}{} --resolve {host}:127.0.0.1 --ca <cluster CA> --min-days {} --min-protocol {proto}, retried until it passes (timeout {})",
+                    t.path,
+                    t.min_days,
+                    humantime::format_duration(t.timeout)
                 ),
-                format!("check tls — negative control: the same endpoint judged as host wrong.{host} must fail"),
-                "check tls — negative control: the same endpoint judged against a freshly generated CA must fail".into(),
+                format!("check tls — negative control: the same endpoint judged as host wrong.{host} must fail (if the server refuses that SNI, its served chain is re-judged as wrong.{host})"),
+                "check tls — negative control: the same endpoint judged against a freshly generated CA must fail; a control that passes makes the check an error (blind judge)".into(),
             ]
         }
         Check::Restore(r) => vec![

@@ -22,6 +22,8 @@ use crate::stack::{signals, RunDirs, StackOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod trial;
+
 /// Why a trial could not produce a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -29,6 +31,9 @@ pub enum RunError {
     Environment { env: String, reason: String },
     #[error("not yet implemented: {0}")]
     NotYet(&'static str),
+    /// The trial ran and did not pass: the first reasons and where the evidence is.
+    #[error("{0}")]
+    Trial(String),
 }
 
 /// The state of one environment.
@@ -69,8 +74,6 @@ fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
         ClusterSpec::Existing { .. } => None,
     }
 }
-
-const TRIAL_STEPS_NOT_YET: &str = "running scenario steps in the cluster (issue #5)";
 
 impl Session {
     /// A session with the options from the environment (`MESHPROOF_KEEP_CLUSTER`, …).
@@ -146,9 +149,16 @@ impl Session {
             Slot::Failed(reason) => Err(env_err(reason.clone())),
             Slot::TornDown => Err(env_err("the environment was already torn down".into())),
             Slot::NotStarted => Err(env_err("the environment was not provisioned".into())),
-            Slot::Ready { failed, .. } => {
-                *failed = true;
-                Err(RunError::NotYet(TRIAL_STEPS_NOT_YET))
+            Slot::Ready { env, failed } => {
+                let stack = self.stack().map_err(env_err)?;
+                let run_id = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.run_id.clone();
+                let temp = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.temp().to_path_buf();
+                let ctx = trial::SessionCtx { plan, env, opts: &self.opts, run: &stack.run };
+                let result = stack.rt.block_on(trial::run(trial, ctx, run_id.as_str(), &temp, &self.opts.log));
+                if result.is_err() {
+                    *failed = true;
+                }
+                result
             }
         }
     }

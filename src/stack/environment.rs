@@ -78,6 +78,11 @@ impl Environment {
         self.guard.teardown()
     }
 
+    /// The environment's artifacts directory (`<artifacts root>/<run id>/<environment>`).
+    pub fn artifacts(&self) -> &Path {
+        &self.artifacts
+    }
+
     /// What a user runs to remove the environment by hand.
     pub fn manual_teardown(&self) -> String {
         self.guard.manual()

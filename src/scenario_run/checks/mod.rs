@@ -1,0 +1,36 @@
+//! The five checks as a trial runs them: each one's order of events, negative controls and
+//! verdict rules, over small driver traits so that the order is testable without a cluster.
+//! The drivers' cluster implementations live in [`super::kube_ops`].
+
+pub mod canary;
+pub mod deny;
+pub mod mtls;
+pub mod mtls_engine;
+pub mod restore;
+pub mod tls;
+
+use crate::scenario::Check;
+use std::time::Duration;
+
+/// Time to start a pod (image pull included) that a check creates for itself.
+pub const POD_START: Duration = Duration::from_secs(180);
+
+/// The whole budget of a check step, derived from the check's own timeouts: the executor cuts
+/// a check that exceeds it and reports the step as timed out.
+pub fn check_budget(c: &Check) -> Duration {
+    match c {
+        // Two captures (each: ephemeral container start + traffic) and the strict probe.
+        Check::Mtls(m) => m.timeout + 2 * POD_START,
+        // Probe pod start, before-probes, after-probes each up to the settle time, pod checks.
+        Check::Deny(d) => {
+            let n = d.expectations.len() as u32;
+            POD_START + d.timeout * (n + 1) + Duration::from_secs(60) * (n + 1)
+        }
+        Check::Canary(c) => c.timeout + Duration::from_secs(30),
+        // Retries up to the timeout, then two controls of at most 10 s each.
+        Check::Tls(t) => t.timeout + Duration::from_secs(60),
+        Check::Restore(r) => {
+            r.max_recovery.unwrap_or(Duration::from_secs(3600)) + Duration::from_secs(3600)
+        }
+    }
+}

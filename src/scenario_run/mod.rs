@@ -1,0 +1,15 @@
+//! Running a scenario's steps in a provisioned environment (issue #5).
+//!
+//! - [`render`]: pure rendering of each step for the trial's mesh and variables;
+//! - [`executor`]: the step loop — timeouts, stop at the first failure, failure dump, cleanup
+//!   of everything the trial created ([`tracker`]) — over the [`executor::TrialOps`] trait;
+//! - [`checks`]: each check's order of events and negative controls, over driver traits;
+//! - [`kube_ops`]: the cluster implementations (kube layer + OpenFaaS gateway).
+
+pub mod checks;
+pub mod executor;
+pub mod kube_ops;
+pub mod render;
+pub mod tracker;
+
+pub use executor::{run_trial, StepError, TrialOps, TrialReport, TrialSpec};

@@ -1,0 +1,419 @@
+//! The mTLS check's control rule over pcaps recorded by tcpdump on loopback: the unmeshed
+//! control's capture must show the sentinel in plaintext, otherwise the capture is blind.
+//!
+//! The control rule is tested with the production judge (the mtls engine, Istio preset rules)
+//! on real recordings. The order tests — control first, then the function, identity, strict —
+//! use `SentinelSearchDouble` (a test double: plaintext byte search over the capture), because
+//! their recorded flows are on ports of their own.
+//!
+//! Needs `tcpdump` and the right to capture on `lo` (root or CAP_NET_RAW); without them each
+//! test prints why it skips, except under `CI=true` where it fails.
+
+mod support_tls;
+
+use meshproof::check::http::{Classification, Denial};
+use meshproof::check::Outcome;
+use meshproof::scenario::{Mesh, MtlsCheck, Name};
+use meshproof::scenario_run::checks::deny::Observed;
+use meshproof::scenario_run::checks::mtls::{
+    control_judgement, new_sentinel, run_mtls, EngineVerdict, MtlsDriver, MtlsJudge, Traffic,
+};
+use meshproof::scenario_run::checks::mtls_engine::Engine;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use support_tls::{server_config, tls_server, window, Ca};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// TEST DOUBLE of the mtls engine: counts plaintext occurrences of the sentinel anywhere in
+/// the capture bytes; any hit is a fail, none a pass.
+struct SentinelSearchDouble;
+
+impl MtlsJudge for SentinelSearchDouble {
+    fn judge(
+        &self,
+        pcap: &[u8],
+        input_name: &str,
+        sentinel: &str,
+        _mesh: Mesh,
+        _port: u16,
+    ) -> EngineVerdict {
+        let hits = pcap
+            .windows(sentinel.len())
+            .filter(|w| *w == sentinel.as_bytes())
+            .count() as u64;
+        EngineVerdict {
+            outcome: if hits > 0 {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            },
+            reasons: if hits > 0 {
+                vec![format!(
+                    "sentinel seen {hits}x in plaintext in {input_name}"
+                )]
+            } else {
+                vec![]
+            },
+            sentinel_hits: hits,
+            evidence: serde_json::Value::Null,
+        }
+    }
+}
+
+fn skip(why: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    true
+}
+
+/// Records loopback traffic on `port` while `traffic` runs; returns the pcap bytes.
+async fn record<F: std::future::Future<Output = ()>>(port: u16, traffic: F) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.pcap");
+    let mut child = match Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-n", "-w"])
+        .arg(&file)
+        .args(["tcp", "port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            skip(&format!("tcpdump cannot run: {e} (install tcpdump)"));
+            return None;
+        }
+    };
+    // tcpdump says "listening on lo" once the capture is live.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    if !first.contains("listening on") {
+        let _ = child.kill();
+        let _ = child.wait();
+        skip(&format!(
+            "tcpdump could not capture on lo: {first:?} (needs root or CAP_NET_RAW)"
+        ));
+        return None;
+    }
+    // The filter is attached a moment after the banner.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    traffic.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // SIGTERM: tcpdump flushes and closes the file.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    Some(std::fs::read(&file).unwrap())
+}
+
+/// A plaintext echo server; the request carries the sentinel in a header and the body.
+async fn plaintext_capture(sentinel: &str) -> Option<(Vec<u8>, u16)> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let s = sentinel.to_string();
+    let got = record(port, async move {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let req = format!("POST /function/env HTTP/1.1\r\nHost: x\r\nX-Meshproof-Sentinel: {s}\r\ncontent-length: {}\r\n\r\n{s}", s.len());
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out)).await;
+    })
+    .await;
+    got.map(|p| (p, port))
+}
+
+/// The same request inside TLS (a real rustls handshake with a test CA), the client offering
+/// the ALPN protocols `alpn`.
+async fn tls_capture(sentinel: &str, alpn: &[&str]) -> Option<(Vec<u8>, u16)> {
+    let ca = Ca::new("meshproof test CA");
+    let mut sc = server_config(
+        ca.leaf(&["localhost"], window(-1, 30)),
+        rustls::ALL_VERSIONS,
+    );
+    // The server speaks whatever the client offers, as a mesh peer would.
+    sc.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let server = tls_server(sc).await;
+    let port = server.port();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let s = sentinel.to_string();
+    let got = record(port, async move {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let req = format!("POST /function/env HTTP/1.1\r\nHost: x\r\nX-Meshproof-Sentinel: {s}\r\ncontent-length: {}\r\n\r\n{s}", s.len());
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    })
+    .await;
+    drop(server);
+    got.map(|p| (p, port))
+}
+
+fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> Vec<EngineVerdict> {
+    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, *port)]
+}
+
+#[tokio::test]
+async fn a_plaintext_control_capture_proves_the_capture_can_see() {
+    let s = new_sentinel();
+    let Some(rec) = plaintext_capture(&s).await else {
+        return;
+    };
+    assert!(rec.0.len() > 24, "a pcap with packets");
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(control_judgement(&v), Ok(()), "{:?}", v[0].reasons);
+    assert!(
+        v[0].sentinel_hits >= 2,
+        "header and body: {}",
+        v[0].sentinel_hits
+    );
+    // The same capture judged for a sentinel that was never sent: blind for that sentinel.
+    let other = new_sentinel();
+    let e = control_judgement(&judge(&Engine, &rec, &other)).unwrap_err();
+    assert!(e.starts_with("capture is blind"), "{e}");
+}
+
+#[tokio::test]
+async fn a_tls_only_control_capture_is_blind() {
+    let s = new_sentinel();
+    let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
+        return;
+    };
+    assert!(rec.0.len() > 24);
+    let e = control_judgement(&judge(&Engine, &rec, &s)).unwrap_err();
+    assert!(e.starts_with("capture is blind"), "{e}");
+}
+
+#[tokio::test]
+async fn the_engine_passes_istio_mtls_on_the_wire_and_fails_tls_without_the_mesh_alpn() {
+    let s = new_sentinel();
+    let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
+        return;
+    };
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(v[0].outcome, Outcome::Pass, "{:?}", v[0].reasons);
+    let Some(rec) = tls_capture(&s, &["http/1.1"]).await else {
+        return;
+    };
+    let v = judge(&Engine, &rec, &s);
+    assert_eq!(v[0].outcome, Outcome::Fail, "{:?}", v[0].reasons);
+    assert_eq!(v[0].sentinel_hits, 0);
+}
+
+/// TEST DOUBLE of the cluster side: serves recorded captures per function and scripted echoes.
+struct RecordedTraffic {
+    plaintext: Vec<u8>,
+    plaintext_sentinel: String,
+    tls: Vec<u8>,
+    tls_sentinel: String,
+    control_is_tls: bool,
+    echo: String,
+    strict: Classification,
+    calls: Vec<String>,
+}
+
+impl MtlsDriver for RecordedTraffic {
+    async fn capture_traffic(&mut self, function: &str, _requests: u32) -> Result<Traffic, String> {
+        self.calls.push(format!("capture {function}"));
+        let tls = function == "env" || self.control_is_tls;
+        let (pcap, sentinel) = if tls {
+            (self.tls.clone(), self.tls_sentinel.clone())
+        } else {
+            (self.plaintext.clone(), self.plaintext_sentinel.clone())
+        };
+        Ok(Traffic {
+            pcap,
+            sentinels: vec![sentinel],
+            responses: vec![self.echo.clone()],
+            capture_log: String::new(),
+        })
+    }
+    async fn plaintext_probe(&mut self, function: &str, _port: u16) -> Result<Observed, String> {
+        self.calls.push(format!("plaintext {function}"));
+        Ok(Observed {
+            classification: self.strict.clone(),
+            detail: "scripted".into(),
+        })
+    }
+}
+
+fn check() -> MtlsCheck {
+    MtlsCheck {
+        function: Name::parse("env").unwrap(),
+        control: Name::parse("env-nomesh").unwrap(),
+        requests: 1,
+        port: 8080,
+        strict: true,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+const XFCC: &str = "Http_X_Forwarded_Client_Cert=By=spiffe://cluster.local/ns/openfaas-fn/sa/default;Hash=ab;Subject=\"\";URI=spiffe://cluster.local/ns/openfaas/sa/openfaas-controller\nHttp_Host=env.openfaas-fn:8080\n";
+
+async fn recorded() -> Option<RecordedTraffic> {
+    let ps = new_sentinel();
+    let (plaintext, _) = plaintext_capture(&ps).await?;
+    let ts = new_sentinel();
+    let (tls, _) = tls_capture(&ts, &["istio-http/1.1"]).await?;
+    Some(RecordedTraffic {
+        plaintext,
+        plaintext_sentinel: ps,
+        tls,
+        tls_sentinel: ts,
+        control_is_tls: false,
+        echo: XFCC.into(),
+        strict: Classification::Denied(Denial::ConnectionReset),
+        calls: vec![],
+    })
+}
+
+#[tokio::test]
+async fn the_check_runs_control_first_then_function_identity_and_strict() {
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(
+        d.calls,
+        ["capture env-nomesh", "capture env", "plaintext env"]
+    );
+
+    // A blind control stops the check before the function is captured.
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.control_is_tls = true;
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Error);
+    assert!(
+        v.reasons[0].starts_with("capture is blind"),
+        "{:?}",
+        v.reasons
+    );
+    assert_eq!(d.calls, ["capture env-nomesh"]);
+}
+
+#[tokio::test]
+async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo = "Http_Host=env.openfaas-fn:8080\n".into();
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("lack the gateway identity")),
+        "{:?}",
+        v.reasons
+    );
+
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.strict = Classification::Allowed { status: 200 };
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Istio,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Fail);
+    assert!(
+        v.reasons.iter().any(|r| r.starts_with("strict:")),
+        "{:?}",
+        v.reasons
+    );
+
+    // Linkerd's client id must equal the identity exactly.
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo = "Http_L5d_Client_Id=openfaas-controller.openfaas.serviceaccount.identity.linkerd.cluster.local\n".into();
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Linkerd,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo =
+        "Http_L5d_Client_Id=default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local\n"
+            .into();
+    let v = run_mtls(
+        &mut d,
+        &SentinelSearchDouble,
+        &check(),
+        Mesh::Linkerd,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Fail);
+}
