@@ -324,7 +324,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             v
         }
         Check::Canary(c) => {
-            let split: Vec<String> = c.split.variants().iter().map(|v| format!("{}={}", v.name, v.weight)).collect();
+            let split: Vec<String> = c.split.variants().iter().map(|v| format!("{}={}", v.name, v.weight.percent())).collect();
             vec![
                 format!(
                     "check canary — converge: {} consecutive classified responses from {} through the gateway (an unclassified one restarts the count)",
@@ -333,8 +333,8 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 format!(
                     "check canary — sequential test of split {} ±{} pp at confidence {} (at most {} requests, timeout {})",
                     split.join("/"),
-                    c.tolerance.percentage_points(),
-                    c.confidence.value(),
+                    c.tolerance.points(),
+                    c.confidence.level(),
                     c.max_requests,
                     humantime::format_duration(c.timeout)
                 ),

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::raw::{ProbeFrom, WaitFor};
+/// The canary engine's own validated types: a scenario's split *is* the engine's input, so the
+/// invariants (weights sum to 100, tolerance in (0, 50), confidence in (0.5, 1)) live in one place.
+pub use crate::check::canary::{Confidence, Split, Tolerance, VariantSpec as Variant, Weight};
 
 /// The two meshes meshproof certifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -540,76 +543,6 @@ pub struct CanaryCheck {
     pub timeout: Duration,
 }
 
-/// Named variants with integer weights that sum to exactly 100 (at least two variants).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Split(Vec<Variant>);
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Variant {
-    pub name: String,
-    pub pattern: String,
-    pub weight: u8,
-}
-
-impl Split {
-    pub fn new(variants: Vec<Variant>) -> Result<Split, String> {
-        if variants.len() < 2 {
-            return Err(format!("a split needs at least two variants, got {}", variants.len()));
-        }
-        let sum: u32 = variants.iter().map(|v| u32::from(v.weight)).sum();
-        if sum != 100 {
-            let list = variants.iter().map(|v| v.weight.to_string()).collect::<Vec<_>>().join(" + ");
-            return Err(format!("weights must sum to 100, got {list} = {sum}"));
-        }
-        for (i, v) in variants.iter().enumerate() {
-            if variants[..i].iter().any(|w| w.name == v.name) {
-                return Err(format!("variant name {:?} is used twice", v.name));
-            }
-        }
-        Ok(Split(variants))
-    }
-
-    pub fn variants(&self) -> &[Variant] {
-        &self.0
-    }
-}
-
-/// Allowed deviation of each observed share from its weight, in percentage points, in (0, 50).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Tolerance(f64);
-
-impl Tolerance {
-    pub fn new(pp: f64) -> Result<Tolerance, String> {
-        if pp.is_finite() && pp > 0.0 && pp < 50.0 {
-            Ok(Tolerance(pp))
-        } else {
-            Err(format!("tolerance must be in (0, 50) percentage points, got {pp}"))
-        }
-    }
-
-    pub fn percentage_points(self) -> f64 {
-        self.0
-    }
-}
-
-/// Confidence level of a statistical decision, in (0.5, 1).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Confidence(f64);
-
-impl Confidence {
-    pub fn new(c: f64) -> Result<Confidence, String> {
-        if c.is_finite() && c > 0.5 && c < 1.0 {
-            Ok(Confidence(c))
-        } else {
-            Err(format!("confidence must be in (0.5, 1), got {c}"))
-        }
-    }
-
-    pub fn value(self) -> f64 {
-        self.0
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum MinProtocol {
     #[serde(rename = "1.2")]
@@ -684,29 +617,6 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(name: &str, w: u8) -> Variant {
-        Variant { name: name.into(), pattern: name.into(), weight: w }
-    }
-
-    #[test]
-    fn split_requires_sum_100_two_variants_and_unique_names() {
-        assert!(Split::new(vec![v("a", 90), v("b", 10)]).is_ok());
-        assert!(Split::new(vec![v("a", 90), v("b", 20)]).unwrap_err().contains("= 110"));
-        assert!(Split::new(vec![v("a", 100)]).is_err());
-        assert!(Split::new(vec![v("a", 50), v("a", 50)]).unwrap_err().contains("twice"));
-    }
-
-    #[test]
-    fn tolerance_and_confidence_bounds_are_open() {
-        assert!(Tolerance::new(0.0).is_err());
-        assert!(Tolerance::new(50.0).is_err());
-        assert!(Tolerance::new(f64::NAN).is_err());
-        assert!(Tolerance::new(5.0).is_ok());
-        assert!(Confidence::new(0.5).is_err());
-        assert!(Confidence::new(1.0).is_err());
-        assert!(Confidence::new(0.99).is_ok());
-    }
 
     #[test]
     fn images_must_be_pinned() {

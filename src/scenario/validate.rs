@@ -646,20 +646,39 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
             let mut ok = true;
             for (i, v) in c.variants.iter().enumerate() {
                 let vp = p.key("variants").index(i);
-                if v.weight > 100 {
+                let Some(weight) = u8::try_from(v.weight).ok().and_then(Weight::new) else {
                     cx.err(&vp.key("weight"), format!("weight must be 0..=100, got {}", v.weight));
                     ok = false;
                     continue;
+                };
+                match regex::Regex::new(&v.pattern) {
+                    Ok(pattern) => variants.push(Variant { name: v.name.clone(), pattern, weight }),
+                    Err(e) => {
+                        cx.err(&vp.key("pattern"), format!("invalid regular expression: {e}"));
+                        ok = false;
+                    }
                 }
-                if let Err(e) = regex::Regex::new(&v.pattern) {
-                    cx.err(&vp.key("pattern"), format!("invalid regular expression: {e}"));
-                    ok = false;
-                }
-                variants.push(Variant { name: v.name.clone(), pattern: v.pattern.clone(), weight: v.weight as u8 });
             }
-            let split = if ok { Split::new(variants).map_err(|e| cx.err(&p.key("variants"), e)).ok() } else { None };
-            let tolerance = Tolerance::new(c.tolerance).map_err(|e| cx.err(&p.key("tolerance"), e)).ok();
-            let confidence = Confidence::new(c.confidence).map_err(|e| cx.err(&p.key("confidence"), e)).ok();
+            let split = if ok {
+                let weights: Vec<String> = variants.iter().map(|v| v.weight.percent().to_string()).collect();
+                Split::new(variants)
+                    .map_err(|e| match e {
+                        // Show the addition, so the fix is obvious.
+                        crate::check::canary::spec::SpecError::WeightSum(sum) => {
+                            cx.err(&p.key("variants"), format!("weights must sum to 100, got {} = {sum}", weights.join(" + ")))
+                        }
+                        other => cx.err(&p.key("variants"), other.to_string()),
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            let tolerance = Tolerance::from_points(c.tolerance)
+                .ok_or_else(|| cx.err(&p.key("tolerance"), format!("tolerance must be in (0, 50) percentage points, got {}", c.tolerance)))
+                .ok();
+            let confidence = Confidence::new(c.confidence)
+                .ok_or_else(|| cx.err(&p.key("confidence"), format!("confidence must be in (0.5, 1), got {}", c.confidence)))
+                .ok();
             let max_requests = c.max_requests.unwrap_or(2000);
             if !(10..=100_000).contains(&max_requests) {
                 cx.err(&p.key("maxRequests"), format!("maxRequests must be in 10..=100000, got {max_requests}"));

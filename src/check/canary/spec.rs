@@ -177,6 +177,25 @@ impl FromStr for VariantSpec {
     }
 }
 
+/// Compared by what the user wrote (name, pattern text, weight): two compiled regexes of the
+/// same text are the same variant.
+impl PartialEq for VariantSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.pattern.as_str() == other.pattern.as_str() && self.weight == other.weight
+    }
+}
+
+impl serde::Serialize for VariantSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("VariantSpec", 3)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("pattern", self.pattern.as_str())?;
+        st.serialize_field("weight", &self.weight)?;
+        st.end()
+    }
+}
+
 impl fmt::Display for VariantSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -190,7 +209,8 @@ impl fmt::Display for VariantSpec {
 }
 
 /// A validated split: ≥ 2 uniquely named variants whose weights sum to 100.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Split {
     variants: Vec<VariantSpec>,
 }

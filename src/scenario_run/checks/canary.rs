@@ -68,33 +68,7 @@ where
 
 /// The engine's split, tolerance and confidence from the scenario's check.
 pub fn engine_config(c: &CanaryCheck, target: &str) -> Result<CanaryConfig, String> {
-    let variants = c
-        .split
-        .variants()
-        .iter()
-        .map(|v| {
-            Ok(canary::VariantSpec {
-                name: v.name.clone(),
-                pattern: regex::Regex::new(&v.pattern)
-                    .map_err(|e| format!("variant {}: {e}", v.name))?,
-                weight: canary::Weight::new(v.weight)
-                    .ok_or_else(|| format!("variant {}: weight {}", v.name, v.weight))?,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let split = canary::Split::new(variants).map_err(|e| e.to_string())?;
-    let tolerance = canary::Tolerance::from_points(c.tolerance.percentage_points())
-        .ok_or_else(|| format!("tolerance {}", c.tolerance.percentage_points()))?;
-    let confidence = canary::Confidence::new(c.confidence.value())
-        .ok_or_else(|| format!("confidence {}", c.confidence.value()))?;
-    CanaryConfig::new(
-        target,
-        split,
-        TestParams {
-            tolerance,
-            confidence,
-        },
-    )
+    CanaryConfig::new(target, c.split.clone(), TestParams { tolerance: c.tolerance, confidence: c.confidence })
     .with_max_requests(u64::from(c.max_requests))
     .map_err(|e| e.to_string())
 }
