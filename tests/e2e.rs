@@ -19,7 +19,8 @@ use meshproof::preflight::Report;
 use meshproof::process::Redactor;
 use meshproof::report::progress::Progress;
 use meshproof::report::{dir, revision, Event, Fingerprint, Reporter, TrialOutcome};
-use meshproof::run::Session;
+use meshproof::check::Verdict;
+use meshproof::run::{RunError, Session};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -106,9 +107,10 @@ impl Emitter {
         env: &str,
         scenario: &str,
         outcome: TrialOutcome,
+        verdicts: &[Verdict<serde_json::Value>],
         started: Instant,
     ) -> TrialOutcome {
-        let outcome = outcome.reconcile(&[], &[]);
+        let outcome = outcome.reconcile(verdicts, &[]);
         self.emit(Event::TrialFinished {
             environment: env.to_string(),
             scenario: scenario.to_string(),
@@ -167,6 +169,7 @@ fn main() -> ExitCode {
     // Preflight once, only when trials will actually run; the report likewise.
     let mut preflight: Option<Arc<Report>> = None;
     let mut emitter: Option<Arc<Emitter>> = None;
+    let mut artifacts_root: Option<PathBuf> = None;
     if !args.list {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
         }
         let run_id = dir::new_run_id();
         let report_dir = dir::from_env(report_dir_flag.as_deref(), &root, &run_id);
+        artifacts_root = Some(report_dir.join("artifacts"));
         let reporter = match Reporter::create(&report_dir, &run_id, Redactor::default()) {
             Ok(r) => r,
             Err(e) => {
@@ -213,7 +217,13 @@ fn main() -> ExitCode {
     }
     let progress = Arc::new(Progress::stderr(args.quiet));
 
-    let session = Arc::new(Session::new(&envs));
+    // Failure artifacts (kind logs, dumps, verdicts) go into the report directory, so one
+    // directory holds a run's whole record; MESHPROOF_ARTIFACTS_DIR still overrides.
+    let mut stack_opts = meshproof::stack::StackOptions::from_env();
+    if let (Some(dir), None) = (&artifacts_root, std::env::var_os("MESHPROOF_ARTIFACTS_DIR")) {
+        stack_opts.artifacts_root = dir.clone();
+    }
+    let session = Arc::new(Session::with_options(&envs, stack_opts));
     let require = require_cluster();
     let trials: Vec<Trial> = plans
         .iter()
@@ -233,6 +243,7 @@ fn main() -> ExitCode {
                         scenario: scenario.into(),
                     });
                 }
+                let mut verdicts = Vec::new();
                 let missing = preflight
                     .as_ref()
                     .map(|p| p.missing_for(&t2.env.name))
@@ -256,15 +267,18 @@ fn main() -> ExitCode {
                         "provisioning its environment on first use, then running",
                     );
                     match session.run_trial(&t2) {
-                        // No verdicts are collected yet: reconciliation turns this into an error
-                        // rather than a pass without evidence.
-                        Ok(()) => TrialOutcome::Passed,
+                        // Reconciliation still turns a pass without verdicts into an error.
+                        Ok(v) => {
+                            verdicts = v;
+                            TrialOutcome::Passed
+                        }
+                        Err(RunError::Failed(m)) => TrialOutcome::Failed { reasons: vec![m] },
                         Err(e) => TrialOutcome::errored(vec![e.to_string()]),
                     }
                 };
                 let outcome = match &emitter {
-                    Some(em) => em.trial(env, scenario, outcome, started),
-                    None => outcome.reconcile(&[], &[]),
+                    Some(em) => em.trial(env, scenario, outcome, &verdicts, started),
+                    None => outcome.reconcile(&verdicts, &[]),
                 };
                 if !matches!(outcome, TrialOutcome::Ignored { .. }) {
                     progress.finished(&t2.name, outcome.label(), started.elapsed());
@@ -296,7 +310,7 @@ fn main() -> ExitCode {
                     Some(r) => format!("ignored unless run with --ignored: {r}"),
                     None => "not run: only benchmarks were requested".into(),
                 };
-                em.trial(env, scenario, TrialOutcome::ignored(reason), Instant::now());
+                em.trial(env, scenario, TrialOutcome::ignored(reason), &[], Instant::now());
             }
         }
     }

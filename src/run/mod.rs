@@ -31,9 +31,13 @@ pub enum RunError {
     Environment { env: String, reason: String },
     #[error("not yet implemented: {0}")]
     NotYet(&'static str),
-    /// The trial ran and did not pass: the first reasons and where the evidence is.
+    /// The trial ran and could not decide (a step broke, a check errored): the first reasons
+    /// and where the evidence is.
     #[error("{0}")]
     Trial(String),
+    /// The trial ran and a check failed — the mesh does not conform.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The state of one environment.
@@ -108,7 +112,9 @@ impl Session {
     }
 
     /// Runs one trial in its environment, provisioning the environment on first use.
-    pub fn run_trial(&self, trial: &TrialPlan) -> Result<(), RunError> {
+    /// On success, the verdicts of the trial's checks (every one a pass); a trial that failed,
+    /// errored or could not run is an error carrying the reasons.
+    pub fn run_trial(&self, trial: &TrialPlan) -> Result<Vec<crate::check::Verdict<serde_json::Value>>, RunError> {
         let env_err = |reason: String| RunError::Environment { env: trial.env_key.clone(), reason };
         let (slot, plan) =
             self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;

@@ -44,7 +44,7 @@ pub async fn run(
     run_id: &str,
     temp: &Path,
     log: &Log,
-) -> Result<(), RunError> {
+) -> Result<Vec<Verdict<Value>>, RunError> {
     let env_redactor = ctx.env.redactor.clone();
     let fail = |m: String| RunError::Trial(env_redactor.apply(&m));
     let kube_run_id = RunId::new(run_id).map_err(|e| fail(e.to_string()))?;
@@ -85,7 +85,6 @@ pub async fn run(
     };
     let report = run_trial(&mut ops, &spec).await;
     let redactor = ops.kube.redactor().clone();
-    let fail = |m: String| RunError::Trial(redactor.apply(&m));
     let verdicts_file = artifacts.join("verdicts.json");
     let saved = crate::stack::private_dir(&artifacts).and_then(|()| {
         let json =
@@ -93,7 +92,12 @@ pub async fn run(
         crate::stack::write_private(&verdicts_file, redactor.apply(&json).as_bytes())
     });
     match report.failure_message() {
-        None => Ok(()),
+        // Redacted like the evidence file: the verdicts go on into the run's report.
+        None => Ok(report
+            .verdicts
+            .iter()
+            .map(|v| serde_json::from_str(&redactor.apply(&serde_json::to_string(v).unwrap_or_default())).unwrap_or_else(|_| v.clone()))
+            .collect()),
         Some(m) => {
             let pointer = match saved {
                 Ok(()) => format!("evidence: {}", verdicts_file.display()),
@@ -102,7 +106,14 @@ pub async fn run(
                     verdicts_file.display()
                 ),
             };
-            Err(fail(format!("{m}\n{pointer}")))
+            let m = redactor.apply(&format!("{m}\n{pointer}"));
+            // A failed check (and nothing that errored) is a non-conformance; anything else is
+            // a trial that could not decide.
+            if report.outcome() == crate::check::Outcome::Fail {
+                Err(RunError::Failed(m))
+            } else {
+                Err(RunError::Trial(m))
+            }
         }
     }
 }
