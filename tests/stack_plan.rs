@@ -40,10 +40,10 @@ fn istio_plan_shows_exact_commands_and_values() {
         &p,
         "$ helm upgrade --install cert-manager jetstack/cert-manager --version v1.21.1 --namespace cert-manager",
     );
-    assert_has(&p, "not yet implemented: installing sealed-secrets (issue #6)");
     assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5 --namespace kube-system");
     assert_has(&p, "--set fullnameOverride=sealed-secrets-controller");
-    assert_has(&p, "$ flux install --version=v2.9.4");
+    assert_has(&p, "$ flux install --version=v2.9.4 --components=source-controller,kustomize-controller");
+    assert!(!p.contains("not yet implemented"), "{p}");
     assert_has(&p, "$ kind delete cluster --name meshproof-istio-k8s-1-33-xxxxxx --kubeconfig");
     assert!(!p.contains("istio.mtls"));
     // The basic-auth secret is announced, never shown.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// The istio suite's environments, without the not-yet-installable components of issue #6.
+/// The istio suite's environments, without sealed-secrets and Flux (not exercised here).
 fn envs() -> Vec<plan::EnvPlan> {
     let mut c = meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     c.suites.retain(|s| s.name.as_str() == "istio");

@@ -29,8 +29,6 @@ mod trial;
 pub enum RunError {
     #[error("environment {env} could not be set up: {reason}")]
     Environment { env: String, reason: String },
-    #[error("not yet implemented: {0}")]
-    NotYet(&'static str),
     /// The trial ran and could not decide (a step broke, a check errored): the first reasons
     /// and where the evidence is.
     #[error("{0}")]

@@ -13,7 +13,6 @@ pub mod openfaas;
 
 use super::actions::{Action, ComponentPlan};
 use super::cluster::api::KubeTarget;
-use crate::process::Cmd;
 use crate::scenario::{ClusterSpec, EnvironmentSpec, HostPorts, MeshSpec, Suite};
 use std::path::Path;
 use std::time::Duration;
@@ -63,7 +62,7 @@ impl InstallCtx<'_> {
 }
 
 /// Every component of the environment, in install order: Gateway API CRDs (Linkerd), the mesh,
-/// cert-manager, OpenFaaS, then sealed-secrets and Flux (issue #6: planned, not yet runnable).
+/// cert-manager, OpenFaaS, then sealed-secrets and Flux.
 pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
     let c = &ctx.suite.components;
     let mut out = Vec::new();
@@ -85,38 +84,35 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
         out.push(ComponentPlan {
             component: "sealed-secrets",
             version: v.to_string(),
-            notes: vec![],
-            actions: vec![Action::NotYet {
-                what: "installing sealed-secrets".into(),
-                reason: "issue #6".into(),
-                commands: vec![
-                    helm.repo_add("sealed-secrets", "https://bitnami-labs.github.io/sealed-secrets"),
-                    helm.upgrade_install(
+            notes: vec![
+                "controller named sealed-secrets-controller in kube-system: kubeseal's defaults, and what the restore flow passes explicitly".into(),
+            ],
+            actions: vec![
+                Action::Run { cmd: helm.repo_add("sealed-secrets", "https://bitnami-labs.github.io/sealed-secrets") },
+                Action::Run {
+                    cmd: helm.upgrade_install(
                         "sealed-secrets",
                         "sealed-secrets/sealed-secrets",
                         v.as_str(),
                         "kube-system",
                         &[helm::Value::set("fullnameOverride", "sealed-secrets-controller")],
                     ),
-                ],
-            }],
+                },
+            ],
         });
     }
     if let Some(v) = &c.flux {
-        let mut cmd = Cmd::new("flux").args(["install".to_string(), format!("--version={v}")]);
-        cmd = cmd.arg("--kubeconfig").arg(ctx.target.kubeconfig.as_os_str());
+        // One spelling of the command line: the restore flow's.
+        let spec = crate::restore::flux::FluxSpec::new(v.as_str());
+        let mut cmd = crate::restore::flux::install_cmd("flux", &spec, &ctx.target.kubeconfig, Duration::from_secs(600));
         if let Some(context) = &ctx.target.context {
             cmd = cmd.args(["--context", context.as_str()]);
         }
         out.push(ComponentPlan {
             component: "Flux",
             version: v.to_string(),
-            notes: vec![],
-            actions: vec![Action::NotYet {
-                what: "installing Flux".into(),
-                reason: "issue #6".into(),
-                commands: vec![cmd.timeout(Duration::from_secs(600))],
-            }],
+            notes: vec!["source-controller and kustomize-controller only: the restore scenario needs nothing else".into()],
+            actions: vec![Action::Run { cmd }],
         });
     }
     out
