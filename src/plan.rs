@@ -114,6 +114,15 @@ pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_i
         Edition::Pro { .. } => "openfaas-operator",
     };
     v.set("gateway.serviceAccount", sa);
+    // Where the ingress's TLS secret lives: Istio's ingress gateway reads `credentialName` from
+    // its own namespace; on Linkerd, Traefik reads it from the Ingress's namespace.
+    v.set(
+        "ingress.namespace",
+        match env.mesh.mesh() {
+            Mesh::Istio => "istio-system",
+            Mesh::Linkerd => GATEWAY_NAMESPACE,
+        },
+    );
     let v = v.overlay(&scenario.vars);
     // Suite values override scenario defaults (image digests, hosts).
     v.overlay(&suite.vars)

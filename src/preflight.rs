@@ -55,7 +55,7 @@ pub fn env_requirements(suite: &Suite, env: &EnvironmentSpec, catalog: &Catalog)
         Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
     };
     let needs: Vec<Component> =
-        suite.scenarios.iter().filter_map(|n| catalog.scenario(n)).flat_map(|s| s.needs()).collect();
+        suite.scenarios.iter().filter_map(|n| catalog.scenario(n)).flat_map(|s| s.needs(env.mesh.mesh())).collect();
     if needs.contains(&Component::Flux) {
         r.insert(Requirement::Tool(Tool::Flux));
         r.insert(Requirement::Tool(Tool::Git));

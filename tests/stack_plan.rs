@@ -66,6 +66,12 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(&p, "config.linkerd.io/skip-outbound-ports: '4222'");
     assert_has(&p, "--set gateway.nodePort=30080");
     assert_has(&p, "--set gateway.directFunctions=true");
+    // Linkerd has no ingress: Traefik serves the TLS scenario, on the https host port only.
+    let openfaas = p.find("openfaas/openfaas --version 15.0.6").expect(&p);
+    let traefik = p.find("$ helm upgrade --install traefik traefik/traefik --version 36.3.0 --namespace traefik").expect(&p);
+    assert!(openfaas < traefik);
+    assert_has(&p, "--set ports.websecure.nodePort=30443");
+    assert!(!p.contains("ports.web.nodePort"), "the http NodePort belongs to the OpenFaaS gateway");
 }
 
 #[test]

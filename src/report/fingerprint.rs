@@ -85,6 +85,7 @@ impl Fingerprint {
             ("certManager".to_string(), version(&c.cert_manager)),
             ("flux".to_string(), version(&c.flux)),
             ("gatewayApi".to_string(), version(&c.gateway_api)),
+            ("traefik".to_string(), version(&c.traefik)),
             ("sealedSecrets".to_string(), version(&c.sealed_secrets)),
         ]);
         Fingerprint {

@@ -141,11 +141,12 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
             if !sc.applies_to(mesh) {
                 out.push(at(&suite.source, &p, false, format!("{p}: scenario {n} does not run on {mesh} (see its `meshes`)")));
             }
-            for c in sc.needs() {
+            for c in sc.needs(mesh) {
                 let present = match c {
                     Component::CertManager => suite.components.cert_manager.is_some(),
                     Component::Flux => suite.components.flux.is_some(),
                     Component::SealedSecrets => suite.components.sealed_secrets.is_some(),
+                    Component::Traefik => suite.components.traefik.is_some(),
                 };
                 if !present {
                     out.push(at(

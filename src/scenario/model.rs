@@ -262,6 +262,8 @@ pub struct Components {
     pub flux: Option<Version>,
     pub sealed_secrets: Option<Version>,
     pub gateway_api: Option<Version>,
+    /// Traefik Helm chart version (the ingress Linkerd suites serve TLS through).
+    pub traefik: Option<Version>,
 }
 
 // ---------------------------------------------------------------- scenario
@@ -284,12 +286,12 @@ impl Scenario {
         self.meshes.contains(&mesh)
     }
 
-    /// Components the scenario's checks need installed.
-    pub fn needs(&self) -> Vec<Component> {
+    /// Components the scenario's checks need installed on `mesh`.
+    pub fn needs(&self, mesh: Mesh) -> Vec<Component> {
         let mut out = Vec::new();
         for s in &self.steps {
             if let Step::Check(c) = s {
-                for n in c.needs() {
+                for n in c.needs(mesh) {
                     if !out.contains(n) {
                         out.push(*n);
                     }
@@ -307,6 +309,8 @@ pub enum Component {
     CertManager,
     Flux,
     SealedSecrets,
+    /// An ingress controller for meshes without one (Linkerd): the TLS scenario serves through it.
+    Traefik,
 }
 
 impl Component {
@@ -315,6 +319,7 @@ impl Component {
             Component::CertManager => "certManager",
             Component::Flux => "flux",
             Component::SealedSecrets => "sealedSecrets",
+            Component::Traefik => "traefik",
         }
     }
 }
@@ -463,8 +468,11 @@ impl Check {
         }
     }
 
-    pub fn needs(&self) -> &'static [Component] {
+    /// What the check needs installed on `mesh`: Istio brings its own ingress gateway, Linkerd
+    /// has none, so TLS is served through Traefik there.
+    pub fn needs(&self, mesh: Mesh) -> &'static [Component] {
         match self {
+            Check::Tls(_) if mesh == Mesh::Linkerd => &[Component::CertManager, Component::Traefik],
             Check::Tls(_) => &[Component::CertManager],
             Check::Restore(_) => &[Component::Flux, Component::SealedSecrets],
             _ => &[],

@@ -114,6 +114,8 @@ pub struct RawComponents {
     pub sealed_secrets: Option<RawVersion>,
     #[serde(default)]
     pub gateway_api: Option<RawVersion>,
+    #[serde(default)]
+    pub traefik: Option<RawVersion>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,7 @@ pub const BUILTIN_VARS: &[&str] = &[
     "ingress.httpPort",
     "ingress.httpsPort",
     "gateway.serviceAccount",
+    "ingress.namespace",
 ];
 
 /// Where a problem is.
@@ -161,6 +162,7 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
             flux: ver("flux", &c.flux, true),
             sealed_secrets: ver("sealedSecrets", &c.sealed_secrets, false),
             gateway_api: ver("gatewayApi", &c.gateway_api, true),
+            traefik: ver("traefik", &c.traefik, false),
         }
     };
 

@@ -10,6 +10,7 @@ pub mod helm;
 pub mod istio;
 pub mod linkerd;
 pub mod openfaas;
+pub mod traefik;
 
 use super::actions::{Action, ComponentPlan};
 use super::cluster::api::KubeTarget;
@@ -79,6 +80,9 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
         out.push(cert_manager::plan(ctx, v.as_str()));
     }
     out.push(openfaas::plan(ctx));
+    if let Some(v) = &c.traefik {
+        out.push(traefik::plan(ctx, v.as_str()));
+    }
     if let Some(v) = &c.sealed_secrets {
         let helm = helm::Helm { target: ctx.target, work_dir: ctx.work_dir };
         out.push(ComponentPlan {

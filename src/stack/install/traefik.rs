@@ -1,0 +1,41 @@
+//! Traefik, the ingress a Linkerd environment serves TLS through (Linkerd has no ingress of its
+//! own). Its namespace is meshed like any workload's, so traffic from the ingress to the OpenFaaS
+//! gateway is mTLS; only `websecure` gets the fixed NodePort that kind maps to the host (the
+//! OpenFaaS gateway already owns the http one on Linkerd).
+
+use super::helm::{Helm, Value};
+use super::InstallCtx;
+use crate::scenario::Mesh;
+use crate::stack::actions::{Action, ComponentPlan};
+
+pub const REPO: (&str, &str) = ("traefik", "https://traefik.github.io/charts");
+pub const NAMESPACE: &str = "traefik";
+
+pub fn values(https_node_port: u16) -> Vec<Value> {
+    vec![
+        Value::set("service.type", "NodePort"),
+        Value::set("ports.websecure.nodePort", https_node_port.to_string()),
+        // Serve standard `networking.k8s.io/v1` Ingress objects of class `traefik`.
+        Value::set("providers.kubernetesIngress.enabled", "true"),
+    ]
+}
+
+pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
+    let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+    let mesh = ctx.env.mesh.mesh();
+    ComponentPlan {
+        component: "Traefik",
+        version: version.to_string(),
+        notes: vec![format!(
+            "ingress for TLS: websecure NodePort {}, namespace {NAMESPACE} meshed ({mesh})",
+            ctx.host_ports().https
+        )],
+        actions: vec![
+            Action::namespace(NAMESPACE, ctx.run_id, Some(mesh).filter(|m| *m == Mesh::Linkerd)),
+            Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
+            Action::Run {
+                cmd: helm.upgrade_install("traefik", "traefik/traefik", version, NAMESPACE, &values(ctx.host_ports().https)),
+            },
+        ],
+    }
+}
