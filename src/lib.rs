@@ -6,6 +6,7 @@ pub mod cli;
 pub mod kubeops;
 pub mod plan;
 pub mod preflight;
+pub mod private_fs;
 pub mod process;
 pub mod report;
 pub mod restore;

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use meshproof::restore::keys::{strip, KeyBackup, KeyError, KEY_LABEL};
-use meshproof::restore::private_file::private_dir;
+use meshproof::private_fs::temp_private_dir;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 
@@ -81,7 +81,7 @@ fn metadata_is_stripped_to_what_a_restore_needs() {
 
 #[test]
 fn backup_is_0600_round_trips_and_is_removed_on_drop() {
-    let dir = private_dir("keys-test").unwrap();
+    let dir = temp_private_dir("keys-test").unwrap();
     let (k1, k2) = (
         key_secret("sealed-secrets-key1"),
         key_secret("sealed-secrets-key2"),
@@ -152,7 +152,7 @@ fn backup_is_0600_round_trips_and_is_removed_on_drop() {
 
 #[test]
 fn errors_name_the_secret_but_never_the_key() {
-    let dir = private_dir("keys-test").unwrap();
+    let dir = temp_private_dir("keys-test").unwrap();
     assert!(matches!(
         KeyBackup::write(dir.path(), &[]),
         Err(KeyError::NoKeys)

@@ -37,7 +37,7 @@ const SEALED: &str = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmeta
 #[tokio::test]
 async fn seals_offline_with_explicit_controller_and_stdin_only() {
     let rec = tempfile::tempdir().unwrap();
-    let work = meshproof::restore::private_file::private_dir("t").unwrap();
+    let work = meshproof::private_fs::temp_private_dir("t").unwrap();
     // The double also records the mode of the plaintext file that exists while it runs.
     let body = format!(
         "cat > \"$REC/stdin\"\nstat -c %a '{}'/plain-* > \"$REC/mode\"\ncat <<'EOF'\n{SEALED}EOF",
@@ -98,7 +98,7 @@ async fn seals_offline_with_explicit_controller_and_stdin_only() {
 #[tokio::test]
 async fn output_that_contains_the_plaintext_is_refused_without_repeating_it() {
     let rec = tempfile::tempdir().unwrap();
-    let work = meshproof::restore::private_file::private_dir("t").unwrap();
+    let work = meshproof::private_fs::temp_private_dir("t").unwrap();
     // A broken "sealer" that echoes its input (base64 data included).
     let kubeseal = double(rec.path(), "cat");
     let e = seal::seal(
@@ -119,7 +119,7 @@ async fn output_that_contains_the_plaintext_is_refused_without_repeating_it() {
 #[tokio::test]
 async fn a_failing_kubeseal_does_not_echo_the_secret_in_the_error() {
     let rec = tempfile::tempdir().unwrap();
-    let work = meshproof::restore::private_file::private_dir("t").unwrap();
+    let work = meshproof::private_fs::temp_private_dir("t").unwrap();
     let body = format!("echo 'error: cannot seal {VALUE}' >&2\nbase64 >&2\nexit 1");
     let kubeseal = double(rec.path(), &body);
     let e = seal::seal(
@@ -145,7 +145,7 @@ async fn a_failing_kubeseal_does_not_echo_the_secret_in_the_error() {
 #[tokio::test]
 async fn output_for_another_secret_is_refused() {
     let rec = tempfile::tempdir().unwrap();
-    let work = meshproof::restore::private_file::private_dir("t").unwrap();
+    let work = meshproof::private_fs::temp_private_dir("t").unwrap();
     let body = format!(
         "cat >/dev/null\ncat <<'EOF'\n{}EOF",
         SEALED.replace("meshproof-restore", "other")
@@ -207,7 +207,7 @@ async fn fetch_cert_names_the_controller_and_checks_pem() {
 #[tokio::test]
 async fn a_hanging_kubeseal_times_out() {
     let rec = tempfile::tempdir().unwrap();
-    let work = meshproof::restore::private_file::private_dir("t").unwrap();
+    let work = meshproof::private_fs::temp_private_dir("t").unwrap();
     let kubeseal = double(rec.path(), "sleep 30");
     let started = std::time::Instant::now();
     let e = seal::seal(

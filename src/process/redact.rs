@@ -35,6 +35,24 @@ impl Redactor {
         out
     }
 
+    /// Redacts every string and object key of a JSON value in place (evidence is JSON; a
+    /// secret may sit in any string of it).
+    pub fn apply_json(&self, v: &mut serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => *s = self.apply(s),
+            Value::Array(items) => items.iter_mut().for_each(|i| self.apply_json(i)),
+            Value::Object(map) => {
+                let old = std::mem::take(map);
+                for (k, mut val) in old {
+                    self.apply_json(&mut val);
+                    map.insert(self.apply(&k), val);
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
@@ -81,6 +99,15 @@ mod tests {
         r.mask_bytes(&mut data);
         assert_eq!(data.len(), len);
         assert_eq!(&data[2..], b"pass=*******;*******\x01");
+    }
+
+    #[test]
+    fn json_strings_and_keys_are_redacted_numbers_kept() {
+        let mut r = Redactor::default();
+        r.add("hunter22");
+        let mut v = serde_json::json!({"a": ["x hunter22", 7], "hunter22": {"b": "hunter22"}});
+        r.apply_json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["x ***", 7], "***": {"b": "***"}}));
     }
 
     #[test]

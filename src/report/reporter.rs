@@ -300,7 +300,7 @@ impl Reporter {
             return Ok(report.clone());
         }
         let mut v = serde_json::to_value(report).map_err(ReportError::Serialize)?;
-        redact_value(&mut v, &r);
+        r.apply_json(&mut v);
         serde_json::from_value(v).map_err(ReportError::Serialize)
     }
 
@@ -382,23 +382,6 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// Redacts every string and object key of a JSON value in place.
-pub fn redact_value(v: &mut serde_json::Value, r: &Redactor) {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => *s = r.apply(s),
-        Value::Array(items) => items.iter_mut().for_each(|i| redact_value(i, r)),
-        Value::Object(map) => {
-            let old = std::mem::take(map);
-            for (k, mut val) in old {
-                redact_value(&mut val, r);
-                map.insert(r.apply(&k), val);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn scrub(bytes: &[u8], r: &Redactor) -> Vec<u8> {

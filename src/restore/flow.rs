@@ -18,7 +18,7 @@ use crate::restore::flux::{self, FluxSpec};
 use crate::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::restore::keys::{KeyBackup, KEY_LABEL};
 use crate::restore::ops::{Clock, ClusterOps, Lifecycle, OpsError, ResourceKind};
-use crate::restore::private_file::private_dir;
+use crate::private_fs::temp_private_dir;
 use crate::restore::repo::{FluxRevision, GitRepo};
 use crate::restore::seal::{self, Controller};
 use crate::restore::serve::GitHttpServer;
@@ -221,7 +221,7 @@ async fn prepare_inner<C: ClusterOps>(
     cluster: &C,
 ) -> Result<Prepared, PrepareError> {
     let t = &spec.timeouts;
-    let workdir = private_dir("meshproof-restore-")?;
+    let workdir = temp_private_dir("meshproof-restore-")?;
     let cert_pem = seal::fetch_cert(
         &spec.tools.kubeseal,
         cluster.kubeconfig(),

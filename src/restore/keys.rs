@@ -7,7 +7,7 @@
 //! cluster while applying the keys are passed through a [`Redactor`] holding the key material.
 
 use crate::process::Redactor;
-use crate::restore::private_file::create_private;
+use crate::private_fs::create_private;
 use base64::Engine;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -47,7 +47,6 @@ pub mod flux;
 pub mod inventory;
 pub mod keys;
 pub mod ops;
-pub mod private_file;
 pub mod repo;
 pub mod seal;
 pub mod serve;

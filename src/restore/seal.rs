@@ -10,7 +10,7 @@
 
 use crate::process::{Cmd, ProcessError, Redactor};
 use crate::restore::desired::PlainSecret;
-use crate::restore::private_file::create_private;
+use crate::private_fs::create_private;
 use base64::Engine;
 use std::path::Path;
 use std::time::Duration;

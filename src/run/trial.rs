@@ -85,19 +85,24 @@ pub async fn run(
     };
     let report = run_trial(&mut ops, &spec).await;
     let redactor = ops.kube.redactor().clone();
+    // Redacted once: the same verdicts go to the evidence file and on into the run's report.
+    let verdicts: Vec<Verdict<Value>> = report
+        .verdicts
+        .iter()
+        .map(|v| {
+            let mut v = v.clone();
+            v.reasons = v.reasons.iter().map(|r| redactor.apply(r)).collect();
+            redactor.apply_json(&mut v.evidence);
+            v
+        })
+        .collect();
     let verdicts_file = artifacts.join("verdicts.json");
-    let saved = crate::stack::private_dir(&artifacts).and_then(|()| {
-        let json =
-            serde_json::to_string_pretty(&report.verdicts).unwrap_or_else(|e| format!("\"{e}\""));
-        crate::stack::write_private(&verdicts_file, redactor.apply(&json).as_bytes())
+    let saved = crate::private_fs::private_dir(&artifacts).and_then(|()| {
+        let json = serde_json::to_string_pretty(&verdicts).unwrap_or_else(|e| format!("\"{e}\""));
+        crate::private_fs::write_private(&verdicts_file, json.as_bytes())
     });
     match report.failure_message() {
-        // Redacted like the evidence file: the verdicts go on into the run's report.
-        None => Ok(report
-            .verdicts
-            .iter()
-            .map(|v| serde_json::from_str(&redactor.apply(&serde_json::to_string(v).unwrap_or_default())).unwrap_or_else(|_| v.clone()))
-            .collect()),
+        None => Ok(verdicts),
         Some(m) => {
             let pointer = match saved {
                 Ok(()) => format!("evidence: {}", verdicts_file.display()),

@@ -529,7 +529,7 @@ impl KubeTrial {
                     timeout: t.timeout,
                     retry_pause: Duration::from_secs(5),
                 };
-                crate::stack::private_dir(&self.cfg.work_dir)
+                crate::private_fs::private_dir(&self.cfg.work_dir)
                     .map_err(|e| format!("{}: {e}", self.cfg.work_dir.display()))?;
                 Ok(tls_check::run_tls_check(&input, &self.cfg.work_dir)
                     .await
@@ -795,7 +795,7 @@ impl TrialOps for KubeTrial {
     }
 
     async fn dump(&mut self, dir: &Path) -> Result<(), String> {
-        crate::stack::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::private_fs::private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let r = crate::kubeops::dump::dump_namespaces(
             &self.client,
             &[GATEWAY_NAMESPACE, FUNCTIONS_NAMESPACE],

@@ -95,7 +95,7 @@ fn export_logs_blocking(k: &KindCluster, dir: &Path, log: &Log) {
     let dir = dir.to_path_buf();
     let _ = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-        if let Err(e) = super::private_dir(&dir) {
+        if let Err(e) = crate::private_fs::private_dir(&dir) {
             log2(&format!("cannot create {}: {e}", dir.display()));
             return None;
         }
@@ -120,7 +120,7 @@ pub async fn up(
     let base_log = opts.log.clone();
     let log: Log = std::sync::Arc::new(move |l: &str| base_log(&format!("[{prefix}] {l}")));
     let (work_dir, cluster) = layout(env, key, &run.run_id, run.temp())?;
-    super::private_dir(&work_dir)
+    crate::private_fs::private_dir(&work_dir)
         .map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
     let artifacts = run.artifacts.join(names::sanitize(key));
 
@@ -172,7 +172,7 @@ pub async fn up(
                 return Err(StackError::Invalid("kind layout without a kind spec".into()));
             };
             let guard = TeardownGuard::new(Teardown::Kind(k.clone()), opts.keep_cluster, log.clone());
-            super::write_private(&k.config, manifests::kind_config(node_image, *host_ports).as_bytes())
+            crate::private_fs::write_private(&k.config, manifests::kind_config(node_image, *host_ports).as_bytes())
                 .map_err(|source| StackError::Io { what: format!("writing {}", k.config.display()), source })?;
             let cmd = k.create_cmd();
             log(&format!("$ {}", cmd.display()));

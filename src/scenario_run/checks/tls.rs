@@ -62,7 +62,7 @@ fn options(i: &TlsTrialInput, ca: &Path, per_attempt: Duration) -> TlsOptions {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
-    crate::stack::write_private(path, text.as_bytes())
+    crate::private_fs::write_private(path, text.as_bytes())
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 

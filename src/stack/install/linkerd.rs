@@ -84,7 +84,7 @@ pub fn write_identity(id: &Identity, files: &CertFiles) -> Result<(), IdentityEr
         (&files.issuer_crt, &id.issuer_crt_pem),
         (&files.issuer_key, &id.issuer_key_pem),
     ] {
-        crate::stack::write_private(path, text.as_bytes())
+        crate::private_fs::write_private(path, text.as_bytes())
             .map_err(|source| IdentityError::Write { path: path.clone(), source })?;
     }
     Ok(())
