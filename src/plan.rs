@@ -123,6 +123,9 @@ pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_i
             Mesh::Linkerd => GATEWAY_NAMESPACE,
         },
     );
+    for (role, image) in suite.images.iter() {
+        v.set(role.var(), image.as_str());
+    }
     let v = v.overlay(&scenario.vars);
     // Suite values override scenario defaults (image digests, hosts).
     v.overlay(&suite.vars)
@@ -167,6 +170,24 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
                 crate::preflight::Requirement::DockerDaemon => "docker daemon answers `docker info`".into(),
                 crate::preflight::Requirement::Kubeconfig(p) => {
                     format!("kubeconfig {}", p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "from KUBECONFIG".into()))
+                }
+            })
+            .collect(),
+    });
+    out.push(PlannedStep {
+        phase: Phase::Preflight,
+        title: "pin the images its trials deploy".into(),
+        detail: suite
+            .images
+            .iter()
+            .map(|(role, image)| {
+                if image.is_pinned() {
+                    format!("{} {image} (pinned by the suite)", role.key())
+                } else {
+                    format!(
+                        "{} {image}: not pinned — its tag is resolved to a digest before the cluster is created; pods get the digest, report.json records it",
+                        role.key()
+                    )
                 }
             })
             .collect(),
@@ -303,7 +324,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             v
         }
         Check::Deny(d) => {
-            let image = d.probe.image.clone().or_else(|| vars.get("probeImage").map(str::to_string)).unwrap_or_else(|| "<probeImage>".into());
+            let image = d.probe.image.clone().or_else(|| vars.get(crate::images::ImageRole::Probe.var()).map(str::to_string)).unwrap_or_else(|| "<images.probe>".into());
             let mut v = vec![format!(
                 "check deny — probe pod in {} (service account {}, created if missing; image {image}, `sleep infinity`; meshed by the namespace's injection), Ready",
                 render(&d.probe.namespace, vars),

@@ -266,7 +266,16 @@ fn main() -> ExitCode {
                         &t2.name,
                         "provisioning its environment on first use, then running",
                     );
-                    match session.run_trial(&t2) {
+                    let result = session.run_trial(&t2);
+                    // What the environment deployed, once it was provisioned: the report says
+                    // which digest each image ran at, also when the suite named a tag.
+                    if let (Some(em), Some(images)) = (&emitter, session.images(&t2.env_key)) {
+                        em.emit(Event::EnvironmentUpdated {
+                            environment: env.into(),
+                            fingerprint: Box::new(Fingerprint::default().with_images(&images)),
+                        });
+                    }
+                    match result {
                         // Reconciliation still turns a pass without verdicts into an error.
                         Ok(v) => {
                             verdicts = v;

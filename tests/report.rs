@@ -7,6 +7,8 @@
 //! them these tests say why they skipped, and fail instead under `CI=true`.
 
 use meshproof::check::verdict::{CheckName, Outcome, Verdict};
+use meshproof::images::resolve::PinSource;
+use meshproof::images::Resolved;
 use meshproof::process::Redactor;
 use meshproof::report::{
     self, integrity, Control, Event, Fingerprint, Integrity, Reporter, Status, TrialOutcome,
@@ -392,6 +394,11 @@ const FIELDS: &[&str] = &[
     "/environments/0/fingerprint/tools/flux",
     "/environments/0/fingerprint/tools/kubeseal",
     "/environments/0/fingerprint/tools/git",
+    "/environments/0/fingerprint/images/function/declared",
+    "/environments/0/fingerprint/images/function/deployed",
+    "/environments/0/fingerprint/images/function/pinnedBy",
+    "/environments/0/fingerprint/images/probe/deployed",
+    "/environments/0/fingerprint/images/capture/deployed",
     "/environments/0/trials/0/id",
     "/environments/0/trials/0/scenario",
     "/environments/0/trials/0/outcome/status",
@@ -407,14 +414,32 @@ const FIELDS: &[&str] = &[
     "/environments/0/trials/0/controls/0/held",
 ];
 
+const FUNCTION_DIGEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
 #[test]
 fn report_json_has_every_field() {
     let d = tempfile::tempdir().unwrap();
     let r = Reporter::create(d.path(), "run-fields", Redactor::default()).unwrap();
-    start(
-        &r,
-        &[("linkerd[k8s=1.33]", fingerprint("linkerd[k8s=1.33]"))],
-    );
+    let declared = fingerprint("linkerd[k8s=1.33]");
+    assert_eq!(declared.images["function"].deployed, None, "a tag is unknown until resolved");
+    start(&r, &[("linkerd[k8s=1.33]", declared)]);
+    // The session resolved the function image's tag when the environment came up.
+    let suite = catalog().suites.into_iter().find(|s| s.name.as_str() == "linkerd").unwrap();
+    let resolved: Vec<Resolved> = suite
+        .images
+        .iter()
+        .map(|(role, image)| Resolved {
+            role,
+            declared: image.clone(),
+            deployed: if image.is_pinned() { image.clone() } else { image.pinned(FUNCTION_DIGEST).unwrap() },
+            source: if image.is_pinned() { PinSource::Suite } else { PinSource::Registry },
+        })
+        .collect();
+    r.emit(Event::EnvironmentUpdated {
+        environment: "linkerd[k8s=1.33]".into(),
+        fingerprint: Box::new(Fingerprint::default().with_images(&resolved)),
+    })
+    .unwrap();
     let v = verdict(
         CheckName::Mtls,
         Outcome::Pass,
@@ -455,7 +480,14 @@ fn report_json_has_every_field() {
     assert_eq!(f["mesh"]["version"], "edge-26.8.3");
     assert_eq!(f["openfaas"]["chartVersion"], "15.0.6");
     assert_eq!(f["openfaas"]["edition"], "ce");
-    assert_eq!(f["components"]["gatewayApi"], "v1.6.1");
+    assert_eq!(f["components"]["gatewayApi"], "v1.4.0");
+    let function = &f["images"]["function"];
+    assert_eq!(function["declared"], "ghcr.io/openfaas/alpine:latest");
+    assert_eq!(function["deployed"], format!("ghcr.io/openfaas/alpine:latest@{FUNCTION_DIGEST}"));
+    assert_eq!(function["pinnedBy"], "registry");
+    assert_eq!(f["images"]["probe"]["pinnedBy"], "suite");
+    assert_eq!(f["images"]["probe"]["deployed"], f["images"]["probe"]["declared"]);
+    assert_eq!(f["suite"], "linkerd", "an update adds facts, it does not blank the others");
     let t = &doc["environments"][0]["trials"][0];
     assert_eq!(t["id"], "linkerd[k8s=1.33]::mtls");
     assert_eq!(t["outcome"]["status"], "passed");

@@ -1,5 +1,5 @@
 //! The project's own suites and `scenarios/restore.yaml` turn into a restore spec: Flux version
-//! pinned from the suite, CE functions as Deployments, the scenario's image, and the recovery
+//! pinned from the suite, CE functions as Deployments, the suite's function image, and the recovery
 //! budget from the scenario.
 
 use meshproof::restore::desired::FunctionFormat;
@@ -26,7 +26,6 @@ fn project_suites_build_a_restore_spec() {
         })
         .expect("a restore check step");
     assert_eq!(check.max_recovery, Some(Duration::from_secs(30 * 60)));
-    let image = scenario.vars.get("image").cloned().unwrap();
     let mut seen = 0;
     for suite in catalog
         .suites
@@ -36,7 +35,7 @@ fn project_suites_build_a_restore_spec() {
         let spec = RestoreSpec::for_suite(
             suite,
             &check,
-            image.clone(),
+            suite.images.function.to_string(),
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1",
         )

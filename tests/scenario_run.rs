@@ -59,6 +59,9 @@ fn vars(mesh: Mesh) -> Vars {
     v.set("namespace.gateway", "openfaas");
     v.set("gateway.serviceAccount", "openfaas-controller");
     v.set("ingress.httpsPort", "30443");
+    for (role, image) in meshproof::images::Images::default().iter() {
+        v.set(role.var(), image.as_str());
+    }
     v
 }
 

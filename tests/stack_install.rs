@@ -89,6 +89,7 @@ fn up(
         keep_cluster: keep,
         artifacts_root: artifacts.path().to_path_buf(),
         gateway_api_base: gateway_base.unwrap_or_else(|| "http://127.0.0.1:9/unused".into()),
+        registry: meshproof::images::Registry::default(),
         log: Arc::new(move |l: &str| logs2.lock().unwrap().push(l.to_string())),
     };
     let run = RunDirs::new(&opts).unwrap();
@@ -270,7 +271,7 @@ fn serve_gateway_api(rt: &tokio::runtime::Runtime) -> String {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
-        "/v1.6.1/standard-install.yaml",
+        "/v1.4.0/standard-install.yaml",
         axum::routing::get(|| async {
             "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: httproutes.gateway.networking.k8s.io\n"
         }),

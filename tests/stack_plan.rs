@@ -55,7 +55,7 @@ fn istio_plan_shows_exact_commands_and_values() {
 fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     let p = plan("suites/linkerd.yaml");
     assert_has(&p, "$ kind create cluster --name meshproof-linkerd-k8s-1-34-xxxxxx");
-    let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/standard-install.yaml").expect(&p);
+    let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml").expect(&p);
     let crds = p.find("$ linkerd install --crds --kubeconfig").expect(&p);
     let cp = p.find("$ linkerd install --kubeconfig").expect(&p);
     let check = p.find("$ linkerd check --wait 5m").expect(&p);

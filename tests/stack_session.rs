@@ -20,11 +20,17 @@ fn envs() -> Vec<plan::EnvPlan> {
         let s = Arc::make_mut(s);
         s.components.flux = None;
         s.components.sealed_secrets = None;
+        // Pinned, so that provisioning asks no registry (the cluster here is a double anyway).
+        s.images.function = meshproof::images::ImageRef::parse(&format!("ghcr.io/openfaas/alpine:latest@sha256:{}", "0".repeat(64))).unwrap();
     }
     plan::expand(&c)
 }
 
 fn session(d: &Doubles, artifacts: &Path) -> Session {
+    session_for(d, artifacts, &envs())
+}
+
+fn session_for(d: &Doubles, artifacts: &Path, envs: &[plan::EnvPlan]) -> Session {
     std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
     std::env::set_var("MESHPROOF_DOUBLE_LOG", d.log());
     std::env::remove_var("MESHPROOF_DOUBLE_SLEEP_ON");
@@ -34,9 +40,10 @@ fn session(d: &Doubles, artifacts: &Path) -> Session {
         keep_cluster: false,
         artifacts_root: artifacts.to_path_buf(),
         gateway_api_base: "http://127.0.0.1:9/unused".into(),
+        registry: meshproof::images::Registry::default(),
         log: Arc::new(|_: &str| {}),
     };
-    Session::with_options(&envs(), opts)
+    Session::with_options(envs, opts)
 }
 
 fn count(d: &Doubles, prefix: &str) -> usize {
@@ -135,4 +142,40 @@ fn environments_sharing_host_ports_take_turns_instead_of_colliding() {
     assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1);
     s.teardown();
     assert_eq!(count(&d, "kind create cluster"), count(&d, "kind delete cluster"), "{:?}", d.call_lines());
+}
+
+#[test]
+fn an_image_that_cannot_be_pinned_fails_the_environment_before_any_cluster_exists() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let mut envs = envs();
+    for e in &mut envs {
+        let suite = Arc::make_mut(&mut e.suite);
+        suite.images.function = meshproof::images::ImageRef::parse("127.0.0.1:9/meshproof/alpine:latest").unwrap();
+    }
+    let s = session_for(&d, artifacts.path(), &envs);
+    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap();
+    let e = s.run_trial(&shared.trials[0]).unwrap_err();
+    let RunError::Environment { reason, .. } = &e else { panic!("{e}") };
+    assert!(reason.starts_with("resolving 127.0.0.1:9/meshproof/alpine:latest at 127.0.0.1:9: "), "{reason}");
+    assert!(reason.contains("meshproof pin --write"), "{reason}");
+    assert!(s.images("istio[k8s=1.34]").is_none());
+    assert_eq!(count(&d, "kind create cluster"), 0, "{:?}", d.call_lines());
+}
+
+#[test]
+fn the_session_reports_the_images_it_deployed() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let s = session(&d, artifacts.path());
+    let envs = envs();
+    let _ = s.run_trial(&envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0]);
+    let images = s.images("istio[k8s=1.34]").expect("recorded once provisioned");
+    let deployed: Vec<String> = images.iter().map(|r| r.deployed.to_string()).collect();
+    assert_eq!(images.len(), 3);
+    assert!(images.iter().all(|r| r.deployed.is_pinned()), "{deployed:?}");
+    s.teardown();
 }

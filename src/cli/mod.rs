@@ -5,6 +5,7 @@ pub mod certify;
 pub mod check;
 pub mod doctor;
 pub mod list;
+pub mod pin;
 pub mod plan;
 mod project;
 pub mod run;
@@ -28,6 +29,8 @@ pub enum Command {
     List(list::Args),
     /// Print the ordered, resolved steps a suite's run will take, without touching a cluster.
     Plan(plan::Args),
+    /// Pin the images suites deploy by digest (resolve tags; --write into the files; --check offline).
+    Pin(pin::Args),
     /// Check the tools and daemons a real run needs.
     Doctor(doctor::Args),
     /// Provision one suite environment and install its stack, then tear it down (debug aid).
@@ -55,6 +58,7 @@ pub fn main() -> i32 {
         Command::Validate(a) => validate::run(a),
         Command::List(a) => list::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Pin(a) => pin::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Run(a) => run::run(a),
         Command::Check(c) => check::run(c),

@@ -31,8 +31,10 @@ use super::call::call;
 use super::error::KubeError;
 use super::wait::wait_for;
 
-/// Default image: has `sh` and `tcpdump`.
-pub const DEFAULT_IMAGE: &str = "nicolaka/netshoot";
+/// Default image: has `sh` and `tcpdump` (the suite's `images.capture` default, pinned).
+pub fn default_image() -> &'static str {
+    crate::images::ImageRole::Capture.default_image()
+}
 
 /// The wrapper run by `sh -c`; `$@` is the capture command. See the module docs.
 pub const GATE_SCRIPT: &str =
@@ -53,12 +55,12 @@ pub struct CaptureSpec {
 }
 
 impl CaptureSpec {
-    /// `tcpdump -i eth0 -U -w -` in [`DEFAULT_IMAGE`], next to `target_container`.
+    /// `tcpdump -i eth0 -U -w -` in [`default_image`], next to `target_container`.
     pub fn tcpdump(container_name: &str, target_container: &str) -> Self {
         CaptureSpec {
             container_name: container_name.into(),
             target_container: target_container.into(),
-            image: DEFAULT_IMAGE.into(),
+            image: default_image().into(),
             command: ["tcpdump", "-i", "eth0", "-U", "-w", "-"]
                 .map(String::from)
                 .to_vec(),

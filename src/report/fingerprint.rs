@@ -23,6 +23,35 @@ pub struct Fingerprint {
     pub components: BTreeMap<String, Option<String>>,
     /// Client version of each tool a run drives; `null` when missing or not checked.
     pub tools: BTreeMap<String, Option<String>>,
+    /// The images trials deploy, by role (`function`, `probe`, `capture`).
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageFacts>,
+}
+
+/// One image: what the suite said and what the run deployed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageFacts {
+    /// As the suite wrote it (a tag, or a tag pinned by digest).
+    pub declared: Option<String>,
+    /// What pods ran, always pinned by digest; `null` until a tag is resolved at run start.
+    pub deployed: Option<String>,
+    /// `suite` (the suite pinned it) or `registry` (resolved from its tag when the run began).
+    pub pinned_by: Option<String>,
+}
+
+impl ImageFacts {
+    /// The facts of a resolved image.
+    pub fn resolved(r: &crate::images::Resolved) -> ImageFacts {
+        ImageFacts {
+            declared: Some(r.declared.to_string()),
+            deployed: Some(r.deployed.to_string()),
+            pinned_by: Some(match r.source {
+                crate::images::resolve::PinSource::Suite => "suite".into(),
+                crate::images::resolve::PinSource::Registry => "registry".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +148,28 @@ impl Fingerprint {
                 .iter()
                 .map(|t| (t.program().to_string(), None))
                 .collect(),
+            images: suite
+                .images
+                .iter()
+                .map(|(role, image)| {
+                    let pinned = image.is_pinned();
+                    let facts = ImageFacts {
+                        declared: Some(image.to_string()),
+                        deployed: pinned.then(|| image.to_string()),
+                        pinned_by: pinned.then(|| "suite".to_string()),
+                    };
+                    (role.key().to_string(), facts)
+                })
+                .collect(),
         }
+    }
+
+    /// Records the images a run deployed.
+    pub fn with_images(mut self, resolved: &[crate::images::Resolved]) -> Fingerprint {
+        for r in resolved {
+            self.images.insert(r.role.key().to_string(), ImageFacts::resolved(r));
+        }
+        self
     }
 
     /// Adds the tool versions preflight found (without their paths on this machine).
@@ -168,6 +218,12 @@ impl Fingerprint {
                 let slot = map.entry(key.clone()).or_insert(None);
                 put(slot, v);
             }
+        }
+        for (role, facts) in &other.images {
+            let mine = self.images.entry(role.clone()).or_default();
+            put(&mut mine.declared, &facts.declared);
+            put(&mut mine.deployed, &facts.deployed);
+            put(&mut mine.pinned_by, &facts.pinned_by);
         }
     }
 }

@@ -284,6 +284,14 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
                     .unwrap_or_else(|| "not installed".into())
             ));
         }
+        for (role, i) in &f.images {
+            let deployed = match (&i.deployed, i.pinned_by.as_deref()) {
+                (Some(d), Some("registry")) => format!("{} (resolved from {} at run start)", code(d), opt(&i.declared)),
+                (Some(d), _) => code(d),
+                (None, _) => format!("{} (on a tag; no digest recorded: its environment never came up)", opt(&i.declared)),
+            };
+            md.push_str(&format!("| Image {} | {deployed} |\n", cell(role)));
+        }
         for (k, v) in &f.tools {
             md.push_str(&format!(
                 "| Tool {} | {} |\n",

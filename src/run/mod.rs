@@ -15,6 +15,7 @@
 //! SIGINT/SIGTERM handler ([`crate::stack::signals`]), installed when the first environment is
 //! provisioned, for an interrupted run.
 
+use crate::images::{self, Images, Resolved};
 use crate::plan::{EnvPlan, TrialPlan};
 use crate::scenario::{ClusterSpec, EnvironmentSpec};
 use crate::stack::environment::{self, Environment};
@@ -46,6 +47,8 @@ enum Slot {
     Ready {
         env: Box<Environment>,
         failed: bool,
+        /// The suite's images, every one pinned (tags resolved when the environment came up).
+        images: Box<Images>,
     },
     /// Provisioning failed once; every later trial of the environment reports the same reason
     /// instead of trying again.
@@ -68,6 +71,8 @@ pub struct Session {
     /// an environment's slot, then this, then the holder's slot (the holder is always `Ready`,
     /// so its thread never waits for this lock).
     port_holders: Mutex<BTreeMap<(u16, u16), String>>,
+    /// The images each environment's trials deploy, once pinned (for the report).
+    images: Mutex<BTreeMap<String, Vec<Resolved>>>,
 }
 
 fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
@@ -89,6 +94,7 @@ impl Session {
             opts,
             stack: OnceLock::new(),
             port_holders: Mutex::new(BTreeMap::new()),
+            images: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -135,6 +141,23 @@ impl Session {
                     }
                 }
             }
+            // Images first: a run that cannot pin what it deploys does not create a cluster.
+            let pinned = stack.rt.block_on(images::resolve::pin_all(&plan.suite.images, &self.opts.registry));
+            let (images, record) = match pinned {
+                Ok(p) => p,
+                Err(e) => {
+                    let reason = format!(
+                        "{e}; pin the image by digest in the suite (`meshproof pin --write {}`)",
+                        plan.suite.source.display()
+                    );
+                    *guard = Slot::Failed(reason.clone());
+                    return Err(env_err(reason));
+                }
+            };
+            for r in record.iter().filter(|r| r.source == images::resolve::PinSource::Registry) {
+                (self.opts.log)(&format!("[{}] {} image {} is {}", plan.key, r.role.key(), r.declared, r.deployed));
+            }
+            self.images.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.key.clone(), record);
             let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
             let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
             drop(run);
@@ -143,7 +166,7 @@ impl Session {
                     if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
                         h.insert(p, trial.env_key.clone());
                     }
-                    Slot::Ready { env: Box::new(env), failed: false }
+                    Slot::Ready { env: Box::new(env), failed: false, images: Box::new(images) }
                 }
                 Err(e) => Slot::Failed(e.to_string()),
             };
@@ -153,11 +176,11 @@ impl Session {
             Slot::Failed(reason) => Err(env_err(reason.clone())),
             Slot::TornDown => Err(env_err("the environment was already torn down".into())),
             Slot::NotStarted => Err(env_err("the environment was not provisioned".into())),
-            Slot::Ready { env, failed } => {
+            Slot::Ready { env, failed, images } => {
                 let stack = self.stack().map_err(env_err)?;
                 let run_id = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.run_id.clone();
                 let temp = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.temp().to_path_buf();
-                let ctx = trial::SessionCtx { plan, env, opts: &self.opts, run: &stack.run };
+                let ctx = trial::SessionCtx { plan, env, images, opts: &self.opts, run: &stack.run };
                 let result = stack.rt.block_on(trial::run(trial, ctx, run_id.as_str(), &temp, &self.opts.log));
                 if result.is_err() {
                     *failed = true;
@@ -165,6 +188,12 @@ impl Session {
                 result
             }
         }
+    }
+
+    /// The images `env_key`'s trials deploy, once its environment was provisioned: what the
+    /// suite declared and the digest each one ran at.
+    pub fn images(&self, env_key: &str) -> Option<Vec<Resolved>> {
+        self.images.lock().unwrap_or_else(|p| p.into_inner()).get(env_key).cloned()
     }
 
     /// Tears down `key`'s environment so that `for_key` can bind the same host ports; it goes
@@ -175,7 +204,7 @@ impl Session {
         if !matches!(&*g, Slot::Ready { .. }) {
             return;
         }
-        if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::NotStarted) {
+        if let Slot::Ready { env, failed, .. } = std::mem::replace(&mut *g, Slot::NotStarted) {
             (self.opts.log)(&format!(
                 "tearing down {key} to free host ports {}/{} for {for_key} (it is re-created if more of its trials run)",
                 ports.0, ports.1
@@ -206,7 +235,7 @@ impl Session {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            if let Slot::Ready { env, failed } = std::mem::replace(&mut *g, Slot::TornDown) {
+            if let Slot::Ready { env, failed, .. } = std::mem::replace(&mut *g, Slot::TornDown) {
                 if self.opts.keep_cluster {
                     (self.opts.log)(&format!(
                         "kept environment {}: kubeconfig {}",

@@ -33,8 +33,18 @@ use std::time::Duration;
 pub struct SessionCtx<'a> {
     pub plan: &'a EnvPlan,
     pub env: &'a mut Box<Environment>,
+    /// The suite's images, pinned.
+    pub images: &'a crate::images::Images,
     pub opts: &'a StackOptions,
     pub run: &'a Mutex<RunDirs>,
+}
+
+/// `vars` with the images the run pinned (the suite may name tags; pods get digests).
+fn pinned_vars(mut vars: Vars, images: &crate::images::Images) -> Vars {
+    for (role, image) in images.iter() {
+        vars.set(role.var(), image.as_str());
+    }
+    vars
 }
 
 /// Runs `trial`'s steps in `ctx.env`. `Ok` only when every check passed and cleanup worked.
@@ -69,7 +79,7 @@ pub async fn run(
         name: &trial.name,
         scenario: &trial.scenario,
         mesh: trial.mesh,
-        vars: plan::vars_for(&ctx.plan.suite, &trial.env, &trial.scenario, Some(run_id)),
+        vars: pinned_vars(plan::vars_for(&ctx.plan.suite, &trial.env, &trial.scenario, Some(run_id)), ctx.images),
         run_id: run_id.to_string(),
         artifacts: Some(artifacts.clone()),
     };
@@ -145,10 +155,10 @@ impl WithRestore<'_> {
                 ))
             }
         };
-        let image = vars
-            .get("image")
-            .unwrap_or("ghcr.io/openfaas/alpine:latest")
-            .to_string();
+        let image = match vars.get(crate::images::ImageRole::Function.var()) {
+            Some(i) => i.to_string(),
+            None => return error("the `images.function` variable is not set".into()),
+        };
         let mut spec = match RestoreSpec::for_suite(
             &self.ctx.plan.suite,
             r,

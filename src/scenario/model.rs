@@ -172,7 +172,10 @@ pub struct Suite {
     pub scenarios: Vec<Name>,
     /// Environments this suite expands into (one when it has no matrix).
     pub environments: Vec<EnvironmentSpec>,
-    /// Values for scenario variables (image digests, hosts…).
+    /// The images its scenarios deploy (`${images.function}`, …), pinned or to be pinned at
+    /// run start.
+    pub images: crate::images::Images,
+    /// Values for scenario variables (hosts, …).
     pub vars: IndexMap<String, String>,
     pub source: PathBuf,
 }

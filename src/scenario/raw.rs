@@ -44,7 +44,21 @@ pub struct RawSuite {
     #[serde(default)]
     pub matrix: Option<RawMatrix>,
     #[serde(default)]
+    pub images: RawImages,
+    #[serde(default)]
     pub vars: IndexMap<String, String>,
+}
+
+/// Image per role; a missing one is the built-in default (`crate::images::ImageRole`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImages {
+    #[serde(default)]
+    pub function: Option<String>,
+    #[serde(default)]
+    pub probe: Option<String>,
+    #[serde(default)]
+    pub capture: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -23,6 +23,9 @@ pub const BUILTIN_VARS: &[&str] = &[
     "ingress.httpsPort",
     "gateway.serviceAccount",
     "ingress.namespace",
+    "images.function",
+    "images.probe",
+    "images.capture",
 ];
 
 /// Where a problem is.
@@ -246,9 +249,11 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
 
     for k in raw.vars.keys() {
         if BUILTIN_VARS.contains(&k.as_str()) {
-            cx.err_key(&root.key("vars").key(k), format!("`{k}` is a built-in variable and cannot be set"));
+            let hint = if k.starts_with("images.") { " (set it under `images:`)" } else { "" };
+            cx.err_key(&root.key("vars").key(k), format!("`{k}` is a built-in variable and cannot be set{hint}"));
         }
     }
+    let images = images(&mut cx, &root.key("images"), &raw.images);
 
     match (cx.problems.is_empty(), name, cluster, mesh, openfaas) {
         (true, Some(name), Some(cluster), Some(mesh), Some(openfaas)) => Ok(Suite {
@@ -260,11 +265,31 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
             components,
             scenarios,
             environments,
+            images,
             vars: raw.vars,
             source: source.to_path_buf(),
         }),
         _ => Err(cx.problems),
     }
+}
+
+/// The suite's images: each given one parsed, the others the built-in defaults.
+fn images(cx: &mut Ctx, p: &FieldPath, raw: &RawImages) -> crate::images::Images {
+    use crate::images::{ImageRef, ImageRole, Images};
+    let mut out = Images::default();
+    for (role, given) in [
+        (ImageRole::Function, &raw.function),
+        (ImageRole::Probe, &raw.probe),
+        (ImageRole::Capture, &raw.capture),
+    ] {
+        if let Some(s) = given {
+            match ImageRef::parse(s) {
+                Ok(i) => out.set(role, i),
+                Err(e) => cx.err(&p.key(role.key()), e.to_string()),
+            }
+        }
+    }
+    out
 }
 
 fn cluster(cx: &mut Ctx, p: &FieldPath, raw: &RawCluster, node_image: Option<&str>) -> Option<ClusterSpec> {

@@ -21,6 +21,7 @@ use super::render::{self, FunctionRequest, ObjectRef, WaitTarget};
 use super::tracker::Tracker;
 use crate::check::http::{self, classify, classify_curl, Classification, HttpRequest};
 use crate::check::tls::TlsVersion;
+use crate::images::ImageRole;
 use crate::check::{CheckName, Outcome, Verdict};
 use crate::kubeops::apply::{apply_yaml, ApplyAction, ApplyOptions};
 use crate::kubeops::call::call;
@@ -588,8 +589,8 @@ impl KubeTrial {
     ) -> Result<Verdict<Value>, String> {
         let image = probe_image(None, vars)?;
         let capture_image = vars
-            .get("captureImage")
-            .unwrap_or(capture::DEFAULT_IMAGE)
+            .get(ImageRole::Capture.var())
+            .ok_or("no capture image: the `images.capture` variable is not set")?
             .to_string();
         let gateway_sa = vars
             .get("gateway.serviceAccount")
@@ -615,11 +616,11 @@ impl KubeTrial {
     }
 }
 
-/// The curl image for probe pods: the check's own, else the `probeImage` variable.
+/// The curl image for probe pods: the check's own, else the suite's `images.probe`.
 fn probe_image(own: Option<&str>, vars: &Vars) -> Result<String, String> {
-    own.or_else(|| vars.get("probeImage"))
+    own.or_else(|| vars.get(ImageRole::Probe.var()))
         .map(str::to_string)
-        .ok_or_else(|| "no probe image: set the scenario or suite variable probeImage (an image with curl, pinned by digest)".into())
+        .ok_or_else(|| "no probe image: the `images.probe` variable is not set".into())
 }
 
 impl TrialOps for KubeTrial {

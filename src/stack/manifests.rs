@@ -118,7 +118,9 @@ pub const ISTIO_INGRESS: (&str, &str) = ("istio-system", "istio-ingressgateway")
 
 /// Server-side-apply patch that pins the ingress gateway's NodePorts to the host ports kind maps
 /// (kind has no LoadBalancer). Ports are keyed by (port, protocol) in SSA, so only the http2 (80)
-/// and https (443) entries change; the status port stays as Istio made it.
+/// and https (443) entries change; the status port stays as Istio made it. `targetPort` is left
+/// to the installer: istioctl's gateway chart targets 8080/8443, the `istio/gateway` Helm chart
+/// 80/443, and forcing one onto the other would point the Service at a port nothing listens on.
 pub fn istio_ingress_nodeports(ports: HostPorts) -> String {
     to_yaml(&json!({
         "apiVersion": "v1",
@@ -127,8 +129,8 @@ pub fn istio_ingress_nodeports(ports: HostPorts) -> String {
         "spec": {
             "type": "NodePort",
             "ports": [
-                { "name": "http2", "port": 80, "protocol": "TCP", "targetPort": 8080, "nodePort": ports.http },
-                { "name": "https", "port": 443, "protocol": "TCP", "targetPort": 8443, "nodePort": ports.https },
+                { "name": "http2", "port": 80, "protocol": "TCP", "nodePort": ports.http },
+                { "name": "https", "port": 443, "protocol": "TCP", "nodePort": ports.https },
             ],
         },
     }))

@@ -60,6 +60,8 @@ pub struct StackOptions {
     pub artifacts_root: PathBuf,
     /// Base URL for Gateway API release downloads.
     pub gateway_api_base: String,
+    /// Where the digests of images the suite leaves on a tag come from.
+    pub registry: crate::images::Registry,
     pub log: Log,
 }
 
@@ -79,6 +81,7 @@ impl StackOptions {
                 .unwrap_or_else(|| PathBuf::from("meshproof-artifacts")),
             gateway_api_base: std::env::var("MESHPROOF_GATEWAY_API_BASE_URL")
                 .unwrap_or_else(|_| install::gateway_api::DEFAULT_BASE_URL.to_string()),
+            registry: crate::images::Registry::default(),
             log: stderr_log(),
         }
     }
