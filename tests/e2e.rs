@@ -267,12 +267,12 @@ fn main() -> ExitCode {
                         "provisioning its environment on first use, then running",
                     );
                     let result = session.run_trial(&t2);
-                    // What the environment deployed, once it was provisioned: the report says
-                    // which digest each image ran at, also when the suite named a tag.
-                    if let (Some(em), Some(images)) = (&emitter, session.images(&t2.env_key)) {
+                    // What the environment turned out to be: the digest each image ran at
+                    // (also when the suite named a tag), the server and mesh versions.
+                    if let (Some(em), Some(facts)) = (&emitter, session.facts(&t2.env_key)) {
                         em.emit(Event::EnvironmentUpdated {
                             environment: env.into(),
-                            fingerprint: Box::new(Fingerprint::default().with_images(&images)),
+                            fingerprint: Box::new(facts),
                         });
                     }
                     match result {

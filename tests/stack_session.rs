@@ -161,21 +161,25 @@ fn an_image_that_cannot_be_pinned_fails_the_environment_before_any_cluster_exist
     let RunError::Environment { reason, .. } = &e else { panic!("{e}") };
     assert!(reason.starts_with("resolving 127.0.0.1:9/meshproof/alpine:latest at 127.0.0.1:9: "), "{reason}");
     assert!(reason.contains("meshproof pin --write"), "{reason}");
-    assert!(s.images("istio[k8s=1.34]").is_none());
+    assert!(s.facts("istio[k8s=1.34]").is_none());
     assert_eq!(count(&d, "kind create cluster"), 0, "{:?}", d.call_lines());
 }
 
 #[test]
-fn the_session_reports_the_images_it_deployed() {
+fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let d = Doubles::new();
     let artifacts = tempfile::tempdir().unwrap();
     let s = session(&d, artifacts.path());
     let envs = envs();
     let _ = s.run_trial(&envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0]);
-    let images = s.images("istio[k8s=1.34]").expect("recorded once provisioned");
-    let deployed: Vec<String> = images.iter().map(|r| r.deployed.to_string()).collect();
-    assert_eq!(images.len(), 3);
-    assert!(images.iter().all(|r| r.deployed.is_pinned()), "{deployed:?}");
+    let facts = s.facts("istio[k8s=1.34]").expect("recorded once provisioned");
+    assert_eq!(facts.images.len(), 3);
+    for (role, i) in &facts.images {
+        assert!(i.deployed.as_deref().is_some_and(|d| d.contains("@sha256:")), "{role}: {i:?}");
+        assert_eq!(i.pinned_by.as_deref(), Some("suite"));
+    }
+    assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
+    assert_eq!(facts.kubernetes.server_version, None, "the kind double's API server does not answer");
     s.teardown();
 }

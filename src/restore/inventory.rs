@@ -1,13 +1,15 @@
 //! What is running: OpenFaaS functions and Secrets, recorded so that two records — before the
 //! cluster was destroyed and after it was rebuilt — can be compared.
 //!
-//! Secrets are recorded as the SHA-256 of each data value, never the value: a record can be put
-//! in a report. Reports show only the first 12 hex digits of a digest, which is enough to tell
-//! two values apart and too little to help guess one.
+//! Secrets are recorded as a keyed digest of each data value (HMAC-SHA-256 under a random key
+//! that lives only in this process), never the value: a record can be put in a report. A plain
+//! hash would not do — a weak password's SHA-256 is one dictionary away — while a keyed digest
+//! only says whether two values *of this run* are equal. Reports show 12 hex digits of it.
 
 use base64::Engine;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -39,13 +41,22 @@ impl fmt::Display for SecretRef {
     }
 }
 
-/// SHA-256 of one secret value. `Display` shows a 12-digit prefix.
+/// Keyed digest of one secret value, comparable within this process only. `Display` shows a
+/// 12-digit prefix.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValueDigest([u8; 32]);
 
+/// The process's digest key: random, never written anywhere.
+fn key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(rand::random)
+}
+
 impl ValueDigest {
     pub fn of(bytes: &[u8]) -> ValueDigest {
-        ValueDigest(Sha256::digest(bytes).into())
+        let mut mac = Hmac::<Sha256>::new_from_slice(key()).expect("HMAC takes a key of any length");
+        mac.update(bytes);
+        ValueDigest(mac.finalize().into_bytes().into())
     }
 
     pub fn short(&self) -> String {
@@ -55,7 +66,7 @@ impl ValueDigest {
 
 impl fmt::Display for ValueDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}…", self.short())
+        write!(f, "hmac-sha256:{}…", self.short())
     }
 }
 

@@ -15,7 +15,8 @@
 //! SIGINT/SIGTERM handler ([`crate::stack::signals`]), installed when the first environment is
 //! provisioned, for an interrupted run.
 
-use crate::images::{self, Images, Resolved};
+use crate::images::{self, Images};
+use crate::report::Fingerprint;
 use crate::plan::{EnvPlan, TrialPlan};
 use crate::scenario::{ClusterSpec, EnvironmentSpec};
 use crate::stack::environment::{self, Environment};
@@ -71,8 +72,8 @@ pub struct Session {
     /// an environment's slot, then this, then the holder's slot (the holder is always `Ready`,
     /// so its thread never waits for this lock).
     port_holders: Mutex<BTreeMap<(u16, u16), String>>,
-    /// The images each environment's trials deploy, once pinned (for the report).
-    images: Mutex<BTreeMap<String, Vec<Resolved>>>,
+    /// What each environment turned out to be once provisioned (for the report).
+    facts: Mutex<BTreeMap<String, Fingerprint>>,
 }
 
 fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
@@ -94,7 +95,7 @@ impl Session {
             opts,
             stack: OnceLock::new(),
             port_holders: Mutex::new(BTreeMap::new()),
-            images: Mutex::new(BTreeMap::new()),
+            facts: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -157,7 +158,7 @@ impl Session {
             for r in record.iter().filter(|r| r.source == images::resolve::PinSource::Registry) {
                 (self.opts.log)(&format!("[{}] {} image {} is {}", plan.key, r.role.key(), r.declared, r.deployed));
             }
-            self.images.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.key.clone(), record);
+            let mut facts = Fingerprint::default().with_images(&record);
             let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
             let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
             drop(run);
@@ -166,10 +167,18 @@ impl Session {
                     if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
                         h.insert(p, trial.env_key.clone());
                     }
+                    let mesh = plan.env.mesh.mesh();
+                    facts.mesh.installed_version = env
+                        .installed
+                        .iter()
+                        .find(|i| i.component.eq_ignore_ascii_case(mesh.as_str()))
+                        .map(|i| i.version.clone());
+                    facts.kubernetes.server_version = stack.rt.block_on(server_version(&env));
                     Slot::Ready { env: Box::new(env), failed: false, images: Box::new(images) }
                 }
                 Err(e) => Slot::Failed(e.to_string()),
             };
+            self.facts.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.key.clone(), facts);
             drop(holders);
         }
         match &mut *guard {
@@ -190,10 +199,11 @@ impl Session {
         }
     }
 
-    /// The images `env_key`'s trials deploy, once its environment was provisioned: what the
-    /// suite declared and the digest each one ran at.
-    pub fn images(&self, env_key: &str) -> Option<Vec<Resolved>> {
-        self.images.lock().unwrap_or_else(|p| p.into_inner()).get(env_key).cloned()
+    /// What `env_key`'s environment turned out to be, once provisioning was tried: the digest
+    /// each image ran at, and — when the cluster came up — the server and mesh versions.
+    /// Only known facts are set; merge it into the declared fingerprint.
+    pub fn facts(&self, env_key: &str) -> Option<Fingerprint> {
+        self.facts.lock().unwrap_or_else(|p| p.into_inner()).get(env_key).cloned()
     }
 
     /// Tears down `key`'s environment so that `for_key` can bind the same host ports; it goes
@@ -252,6 +262,15 @@ impl Session {
             }
         }
     }
+}
+
+/// The API server's `gitVersion`, or `None` when it does not answer in time (the report then
+/// says "unknown"; the trials will say why).
+async fn server_version(env: &Environment) -> Option<String> {
+    let opts = crate::kubeops::ClientOptions { context: env.target.context.clone(), ..Default::default() };
+    let client = crate::kubeops::client_from_kubeconfig(&env.target.kubeconfig, &opts).await.ok()?;
+    let info = tokio::time::timeout(std::time::Duration::from_secs(20), client.apiserver_version()).await.ok()?.ok()?;
+    Some(info.git_version)
 }
 
 impl Drop for Session {
