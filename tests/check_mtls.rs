@@ -954,3 +954,63 @@ fn cli_judges_a_live_tcpdump_stream_on_stdin() {
     assert_eq!(j["evidence"]["input"], "-");
     assert_eq!(j["evidence"]["flows"][0]["rule"]["result"], "pass");
 }
+
+/// A plaintext exchange whose client connects from `src` (another loopback address).
+fn plaintext_exchange_from(src: std::net::IpAddr, l: &TcpListener, payload: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let n = payload.len();
+    let server = {
+        let l = l.try_clone().expect("clone listener");
+        thread::spawn(move || {
+            let (mut s, peer) = l.accept().expect("accept");
+            s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+            let mut got = vec![0u8; n];
+            s.read_exact(&mut got).expect("server read");
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").expect("server write");
+            peer.ip()
+        })
+    };
+    let addr = l.local_addr().expect("addr");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind((src, 0).into()).expect("bind the client address");
+        let mut c = tokio::time::timeout(IO_TIMEOUT, sock.connect(addr)).await.expect("connect in time").expect("connect");
+        c.write_all(payload).await.expect("client write");
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(IO_TIMEOUT, c.read_to_end(&mut reply)).await;
+    });
+    assert_eq!(server.join().expect("server thread"), src, "the client spoke from {src}");
+}
+
+/// The in-cluster capture keeps only the gateway's traffic with a function
+/// (`kubeops::capture::peer_filter`), so that kubelet probes — plaintext HTTP to the same port
+/// from the node, under Linkerd — are not judged. Checked with the real tcpdump, passing the
+/// filter word by word as the ephemeral container does.
+#[test]
+fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
+    let t = "the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (l, port) = listener();
+    let gateway: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let kubelet: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let marker = closed_port();
+    let path = dir.path().join("peer.pcap");
+    let mut args: Vec<String> = ["-i", "lo", "-U", "--immediate-mode", "-n", "-Z", "root", "-w"]
+        .map(String::from)
+        .to_vec();
+    args.push(path.display().to_string());
+    args.extend(meshproof::kubeops::capture::peer_filter(port, &[gateway]));
+    // The marker connection (see `Capture::stop`) must pass too: `A and (B) or C` is
+    // `(A and B) or C` in pcap-filter (equal precedence, left to right).
+    args.extend(["or".into(), "tcp".into(), "port".into(), marker.to_string()]);
+    let mut cap = capture_or_skip!(t, start("tcpdump", &args, path.clone(), Stdio::null()));
+    cap.marker = Some(marker);
+    let from_gateway = sentinel("from-gateway");
+    let from_kubelet = sentinel("from-kubelet");
+    plaintext_exchange_from(gateway, &l, &http_request(&from_gateway));
+    plaintext_exchange_from(kubelet, &l, &http_request(&from_kubelet));
+    let path = cap.stop();
+    assert!(!frames_containing(&path, from_gateway.as_bytes()).is_empty(), "the gateway's flow is kept");
+    assert!(frames_containing(&path, from_kubelet.as_bytes()).is_empty(), "another client's flow is dropped");
+}

@@ -13,7 +13,7 @@ use meshproof::check::{CheckName, Outcome, Verdict};
 use meshproof::scenario::loader::{load_text, Document};
 use meshproof::scenario::template::Vars;
 use meshproof::scenario::{Check, Mesh, Scenario, Step};
-use meshproof::scenario_run::checks::canary::converge;
+use meshproof::scenario_run::checks::canary::{converge, ConvergeRule, SETTLE};
 use meshproof::scenario_run::checks::deny::{
     run_deny, DenyDriver, DenyTiming, Observed, RenderedProbe,
 };
@@ -659,6 +659,10 @@ fn unclassified() -> Sample {
     Sample::unclassified(UnclassifiedKind::HttpStatus, "status 503")
 }
 
+fn rule(required: u32, excluded: &[usize]) -> ConvergeRule {
+    ConvergeRule { required, excluded: excluded.to_vec(), settle: Duration::ZERO }
+}
+
 #[tokio::test]
 async fn convergence_needs_consecutive_classified_responses() {
     // 2 classified, a 503 (restart), then 3 classified: converged after 6 requests.
@@ -671,7 +675,7 @@ async fn convergence_needs_consecutive_classified_responses() {
         Sample::Variant(1),
     ];
     let mut it = script.into_iter();
-    let ev = converge(3, Duration::from_secs(10), || {
+    let ev = converge(&rule(3, &[]), Duration::from_secs(10), || {
         let s = it.next().unwrap_or_else(unclassified);
         async move { s }
     })
@@ -682,8 +686,52 @@ async fn convergence_needs_consecutive_classified_responses() {
 }
 
 #[tokio::test]
+async fn a_reply_from_a_weight_zero_variant_is_the_old_route_and_restarts_the_count() {
+    // Moving to 0/100: the old 50/50 route still answers "stable" (variant 0) for a moment.
+    let script = [1, 0, 1, 1, 0, 1, 1, 1].map(Sample::Variant).to_vec();
+    let mut it = script.into_iter();
+    let ev = converge(&rule(3, &[0]), Duration::from_secs(10), || {
+        let s = it.next().unwrap_or_else(unclassified);
+        async move { s }
+    })
+    .await
+    .expect("converges once three canary replies follow each other");
+    assert_eq!((ev.sent, ev.from_excluded), (8, 2));
+}
+
+#[tokio::test]
+async fn convergence_cannot_end_before_the_settle_time() {
+    let settle = Duration::from_millis(300);
+    let r = ConvergeRule { settle, ..rule(2, &[]) };
+    let started = std::time::Instant::now();
+    let ev = converge(&r, Duration::from_secs(10), || async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Sample::Variant(0)
+    })
+    .await
+    .expect("converges");
+    assert!(started.elapsed() >= settle && ev.sent > 2, "{ev:?}");
+}
+
+#[test]
+fn the_rule_excludes_the_variants_the_route_gives_no_traffic() {
+    let s = project_scenario("canary");
+    let checks: Vec<ConvergeRule> = s
+        .steps
+        .iter()
+        .filter_map(|st| match st {
+            Step::Check(Check::Canary(c)) => Some(ConvergeRule::for_check(c)),
+            _ => None,
+        })
+        .collect();
+    let excluded: Vec<Vec<usize>> = checks.iter().map(|r| r.excluded.clone()).collect();
+    assert_eq!(excluded, vec![vec![], vec![], vec![0]], "90/10, 50/50, then 0/100");
+    assert!(checks.iter().all(|r| r.settle == SETTLE && r.required == 10));
+}
+
+#[tokio::test]
 async fn convergence_gives_up_at_its_deadline() {
-    let err = converge(3, Duration::from_millis(300), || async {
+    let err = converge(&rule(3, &[]), Duration::from_millis(300), || async {
         tokio::time::sleep(Duration::from_millis(20)).await;
         unclassified()
     })

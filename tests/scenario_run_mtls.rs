@@ -257,6 +257,7 @@ impl MtlsDriver for RecordedTraffic {
             sentinels: vec![sentinel],
             responses: vec![self.echo.clone()],
             capture_log: String::new(),
+            retries: 0,
         })
     }
     async fn plaintext_probe(&mut self, function: &str, _port: u16) -> Result<Observed, String> {

@@ -163,6 +163,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
         "generateBasicAuth=false",
         "gateway.directFunctions=true",
         "gateway.probeFunctions=true",
+        "async=false",
     ] {
         assert!(sets.contains(&want), "missing --set {want}: {sets:?}");
     }

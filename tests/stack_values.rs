@@ -59,6 +59,8 @@ fn values_follow_the_field_notes() {
         assert!(has(mesh, false, "gateway.directFunctions", "true"));
         assert!(has(mesh, false, "functionNamespace", "openfaas-fn"));
         assert!(has(mesh, false, "generateBasicAuth", "false"));
+        // NATS speaks first; a meshed gateway could not open its queue (DESIGN.md, OpenFaaS).
+        assert!(has(mesh, false, "async", "false") && has(mesh, true, "async", "false"));
         assert!(!has(mesh, false, "operator.create", "true"), "the operator is Pro only");
         assert!(has(mesh, true, "operator.create", "true") && has(mesh, true, "openfaasPro", "true"));
         for pro in [false, true] {

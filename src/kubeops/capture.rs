@@ -40,6 +40,26 @@ pub fn default_image() -> &'static str {
 pub const GATE_SCRIPT: &str =
     "read -r _ || exit 0; \"$@\" & pid=$!; read -r _; kill -TERM \"$pid\" 2>/dev/null; wait \"$pid\"";
 
+/// The tcpdump filter keeping only TCP on `port` exchanged with one of `peers`, e.g.
+/// `tcp port 8080 and ( host 10.244.0.7 or host 10.244.0.9 )`. An empty `peers` keeps all TCP on
+/// the port.
+pub fn peer_filter(port: u16, peers: &[std::net::IpAddr]) -> Vec<String> {
+    let mut f: Vec<String> = ["tcp", "port"].map(String::from).to_vec();
+    f.push(port.to_string());
+    if !peers.is_empty() {
+        f.extend(["and", "("].map(String::from));
+        for (i, p) in peers.iter().enumerate() {
+            if i > 0 {
+                f.push("or".into());
+            }
+            f.push("host".into());
+            f.push(p.to_string());
+        }
+        f.push(")".into());
+    }
+    f
+}
+
 /// What to run and where.
 #[derive(Debug, Clone)]
 pub struct CaptureSpec {
@@ -66,6 +86,12 @@ impl CaptureSpec {
                 .to_vec(),
             start_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// Appends a capture filter (a tcpdump expression, one word per argument).
+    pub fn with_filter(mut self, filter: Vec<String>) -> Self {
+        self.command.extend(filter);
+        self
     }
 
     /// The strategic-merge patch for the pod's `ephemeralcontainers` subresource. Strategic
@@ -252,4 +278,24 @@ pub async fn start_capture(
         stdout,
         stderr_task,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_filter_is_one_word_per_argument() {
+        let ips = ["10.244.0.7".parse().unwrap(), "fd00::9".parse().unwrap()];
+        assert_eq!(
+            peer_filter(8080, &ips).join(" "),
+            "tcp port 8080 and ( host 10.244.0.7 or host fd00::9 )"
+        );
+        assert_eq!(peer_filter(8080, &[]).join(" "), "tcp port 8080");
+        let spec = CaptureSpec::tcpdump("c", "env").with_filter(peer_filter(8080, &ips[..1]));
+        assert_eq!(
+            spec.command.join(" "),
+            "tcpdump -i eth0 -U -w - tcp port 8080 and ( host 10.244.0.7 )"
+        );
+    }
 }

@@ -449,10 +449,13 @@ impl KubeTrial {
         )
         .await
         .map_err(|e| e.to_string())?;
+        // The newest Ready pod: right after a function is re-created, a pod of the deleted
+        // Deployment may still be Ready without a deletion timestamp yet.
         let pod = list
             .items
             .into_iter()
-            .find(|p| p.metadata.deletion_timestamp.is_none() && wait::pod_is_ready(p))
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && wait::pod_is_ready(p))
+            .max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
             .ok_or_else(|| format!("no Ready pod of function {name} (label faas_function={name}) in {FUNCTIONS_NAMESPACE}"))?;
         let containers: Vec<String> = pod
             .spec
@@ -466,6 +469,26 @@ impl KubeTrial {
             .cloned()
             .ok_or_else(|| format!("pod of function {name} has no application container"))?;
         Ok((pod.metadata.name.unwrap_or_default(), container))
+    }
+
+    /// The IPs of the OpenFaaS gateway's Ready pods: the only peers whose traffic with a
+    /// function the mtls check judges.
+    async fn gateway_pod_ips(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), GATEWAY_NAMESPACE);
+        let list = call("gateway pods", pods.list(&ListParams::default().labels("app=gateway")))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ips: Vec<std::net::IpAddr> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && wait::pod_is_ready(p))
+            .flat_map(|p| p.status.iter().flat_map(|s| s.pod_ips.iter().flatten()))
+            .filter_map(|ip| ip.ip.parse().ok())
+            .collect();
+        if ips.is_empty() {
+            return Err(format!("no Ready gateway pod (label app=gateway) with an IP in {GATEWAY_NAMESPACE}"));
+        }
+        Ok(ips)
     }
 
     async fn run_check(
@@ -602,6 +625,7 @@ impl KubeTrial {
             tracker,
             probe_image: image,
             capture_image,
+            port: m.port,
         };
         Ok(mtls::run_mtls(
             &mut driver,
@@ -874,7 +898,13 @@ struct KubeMtls<'a> {
     tracker: &'a mut Tracker,
     probe_image: String,
     capture_image: String,
+    /// The function port the check judges.
+    port: u16,
 }
+
+/// How long one request of the mtls traffic may keep failing transiently (a 503 while a
+/// just-Ready pod's endpoint reaches the proxies) before the capture is given up.
+const MTLS_REQUEST_RETRY_FOR: Duration = Duration::from_secs(30);
 
 impl MtlsDriver for KubeMtls<'_> {
     async fn capture_traffic(&mut self, function: &str, requests: u32) -> Result<Traffic, String> {
@@ -882,8 +912,12 @@ impl MtlsDriver for KubeMtls<'_> {
         let (pod, container) = self.trial.function_pod(function).await?;
         let id = self.trial.next_id();
         let suffix = hex::encode(rand::random::<[u8; 3]>());
+        // Only the gateway's traffic with the function: under Linkerd, kubelet probes reach the
+        // application port in plaintext on eth0, and they are not what the check is about.
+        let peers = self.trial.gateway_pod_ips().await?;
         let mut spec =
-            CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), &container);
+            CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), &container)
+                .with_filter(capture::peer_filter(self.port, &peers));
         spec.image = self.capture_image.clone();
         let mut cap =
             capture::start_capture(&self.trial.streaming, FUNCTIONS_NAMESPACE, &pod, &spec)
@@ -916,19 +950,31 @@ impl MtlsDriver for KubeMtls<'_> {
         let mut send_errors = Vec::new();
         for _ in 0..requests {
             let sentinel = mtls::new_sentinel();
-            let r = http
-                .post(format!("{base}/function/{function}"))
-                .header("X-Meshproof-Sentinel", &sentinel)
-                .body(sentinel.clone())
-                .send()
-                .await;
+            let started = std::time::Instant::now();
+            let last_error = loop {
+                let r = http
+                    .post(format!("{base}/function/{function}"))
+                    .header("X-Meshproof-Sentinel", &sentinel)
+                    .body(sentinel.clone())
+                    .send()
+                    .await;
+                let error = match r {
+                    Ok(resp) if resp.status().is_success() => {
+                        traffic.responses.push(resp.text().await.unwrap_or_default());
+                        break None;
+                    }
+                    Ok(resp) => format!("HTTP {}", resp.status()),
+                    Err(e) => e.to_string(),
+                };
+                if started.elapsed() >= MTLS_REQUEST_RETRY_FOR {
+                    break Some(error);
+                }
+                traffic.retries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
             traffic.sentinels.push(sentinel);
-            match r {
-                Ok(resp) if resp.status().is_success() => traffic
-                    .responses
-                    .push(resp.text().await.unwrap_or_default()),
-                Ok(resp) => send_errors.push(format!("HTTP {}", resp.status())),
-                Err(e) => send_errors.push(e.to_string()),
+            if let Some(e) = last_error {
+                send_errors.push(e);
             }
         }
         // Let the last packets reach the capture before stopping it.

@@ -1,11 +1,14 @@
 //! The `canary` check in a trial: converge, then the sequential test.
 //!
 //! Right after a route changes, proxies pick the new weights up one by one; sampling during
-//! that window would measure the transition, not the split. So the check first waits for
-//! `converge` consecutive classified responses (any variant; an unclassified one — 503 while a
-//! route is reprogrammed, a reset — starts the count again), and only then hands the same
-//! sample source to [`crate::check::canary::run_canary`]. The verdict and evidence are the
-//! engine's, with the convergence phase added to the evidence.
+//! that window would measure the transition, not the split. So the check first waits until the
+//! route looks settled ([`ConvergeRule`]): `converge` consecutive classified responses, none of
+//! them from a variant the new route gives no traffic (such a reply can only come from the old
+//! route), and not before a settle time since the route was applied (xDS / policy-controller
+//! propagation). An unclassified reply — a 503 while a route is reprogrammed, a reset — starts
+//! the count again. Only then is the same sample source handed to
+//! [`crate::check::canary::run_canary`]. The verdict and evidence are the engine's, with the
+//! convergence phase added to the evidence.
 
 use crate::check::canary::{self, CanaryConfig, Classifier, Sample, TestParams};
 use crate::check::{CheckName, Outcome, Verdict};
@@ -14,19 +17,54 @@ use serde::Serialize;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// How long the proxies get to pick up a changed route before the convergence count may end.
+pub const SETTLE: Duration = Duration::from_secs(5);
+
+/// When a route counts as converged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvergeRule {
+    /// Consecutive classified responses.
+    pub required: u32,
+    /// Variants (indexes into the split) the route gives weight 0: a reply from one of them
+    /// means the old route still answers, so the count starts again.
+    pub excluded: Vec<usize>,
+    /// The count cannot end before this much time has passed.
+    pub settle: Duration,
+}
+
+impl ConvergeRule {
+    /// The rule for `c`'s split: weight-0 variants excluded, [`SETTLE`].
+    pub fn for_check(c: &CanaryCheck) -> ConvergeRule {
+        ConvergeRule {
+            required: c.converge,
+            excluded: c
+                .split
+                .weights()
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.percent() == 0)
+                .map(|(i, _)| i)
+                .collect(),
+            settle: SETTLE,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ConvergeEvidence {
     pub required: u32,
     pub sent: u64,
     pub unclassified: u64,
     pub last_unclassified: Option<String>,
+    /// Replies from a variant the route gives no traffic (the old route still answering).
+    pub from_excluded: u64,
     pub seconds: f64,
 }
 
-/// Sends requests one at a time until `required` consecutive ones are classified, or
-/// `deadline` passes (`Err` with what was seen).
+/// Sends requests one at a time until `rule` holds, or `deadline` passes (`Err` with what was
+/// seen).
 pub async fn converge<F, Fut>(
-    required: u32,
+    rule: &ConvergeRule,
     deadline: Duration,
     mut sample: F,
 ) -> Result<ConvergeEvidence, ConvergeEvidence>
@@ -36,11 +74,11 @@ where
 {
     let start = Instant::now();
     let mut ev = ConvergeEvidence {
-        required,
+        required: rule.required,
         ..ConvergeEvidence::default()
     };
     let mut streak = 0u32;
-    while streak < required {
+    while streak < rule.required || start.elapsed() < rule.settle {
         let remaining = deadline.saturating_sub(start.elapsed());
         if remaining.is_zero() {
             ev.seconds = start.elapsed().as_secs_f64();
@@ -48,7 +86,11 @@ where
         }
         ev.sent += 1;
         match tokio::time::timeout(remaining, sample()).await {
-            Ok(Sample::Variant(_)) => streak += 1,
+            Ok(Sample::Variant(i)) if rule.excluded.contains(&i) => {
+                streak = 0;
+                ev.from_excluded += 1;
+            }
+            Ok(Sample::Variant(_)) => streak = streak.saturating_add(1),
             Ok(Sample::Unclassified(u)) => {
                 streak = 0;
                 ev.unclassified += 1;
@@ -89,16 +131,17 @@ where
     Fut: Future<Output = Sample>,
 {
     let start = Instant::now();
-    let conv = converge(c.converge, c.timeout, &mut sample).await;
+    let conv = converge(&ConvergeRule::for_check(c), c.timeout, &mut sample).await;
     let conv_ev = match conv {
         Ok(ev) => ev,
         Err(ev) => {
             let reason = format!(
-                "the route did not converge: no {} consecutive classified responses within {} ({} sent, {} unclassified, last: {})",
+                "the route did not converge: no {} consecutive classified responses from variants it routes to within {} ({} sent, {} unclassified, {} from weight-0 variants, last unclassified: {})",
                 c.converge,
                 humantime::format_duration(c.timeout),
                 ev.sent,
                 ev.unclassified,
+                ev.from_excluded,
                 ev.last_unclassified.as_deref().unwrap_or("none")
             );
             return Verdict::new(

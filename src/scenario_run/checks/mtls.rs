@@ -53,12 +53,16 @@ pub struct Traffic {
     pub responses: Vec<String>,
     /// tcpdump's own report (`N packets captured`).
     pub capture_log: String,
+    /// Requests sent again after a transient failure (a 503 while a just-Ready pod's endpoint
+    /// reaches the proxies); each kept its sentinel.
+    pub retries: u32,
 }
 
 #[allow(async_fn_in_trait)]
 pub trait MtlsDriver {
-    /// Captures `eth0` of `function`'s pod while sending `requests` requests to it through the
-    /// gateway, each with a fresh sentinel (header and body).
+    /// Captures `eth0` of `function`'s pod — only TCP on the check's port exchanged with the
+    /// gateway's pods, so kubelet probes and other peers stay out — while sending `requests`
+    /// requests to it through the gateway, each with a fresh sentinel (header and body).
     async fn capture_traffic(&mut self, function: &str, requests: u32) -> Result<Traffic, String>;
     /// A plaintext request from an unmeshed namespace straight to the function's Service.
     async fn plaintext_probe(&mut self, function: &str, port: u16) -> Result<Observed, String>;
@@ -104,6 +108,8 @@ pub struct PhaseEvidence {
     pub requests: u32,
     pub pcap_bytes: usize,
     pub capture_log: String,
+    /// Requests retried after a transient failure.
+    pub retries: u32,
     /// Per sentinel: outcome and plaintext hits.
     pub judgements: Vec<(Outcome, u64)>,
     /// The engine's evidence for the first sentinel (flows, ClientHellos).
@@ -137,6 +143,7 @@ fn judge_all<J: MtlsJudge>(
         requests: t.sentinels.len() as u32,
         pcap_bytes: t.pcap.len(),
         capture_log: t.capture_log.clone(),
+        retries: t.retries,
         judgements: verdicts
             .iter()
             .map(|v| (v.outcome, v.sentinel_hits))

@@ -6,6 +6,10 @@
 //! - `gateway.directFunctions=true`: the gateway calls the function Service, so the mesh sees
 //!   the traffic (splits and L7 policy apply); otherwise it resolves endpoint IPs itself.
 //! - `gateway.probeFunctions=true` on Istio: avoids routing to a pod whose Envoy is not ready.
+//! - `async=false`: no NATS and no queue-worker. meshproof never invokes asynchronously, and
+//!   NATS speaks first: a meshed gateway's sidecar waits for a client preface NATS never sends,
+//!   the gateway cannot open its queue and exits before serving (Istio would need port 4222
+//!   excluded on every meshed pod; Linkerd skips it by namespace annotation).
 //! - with Linkerd, the gateway's NodePort is the suite's http host port (nothing else uses it;
 //!   under Istio that port belongs to the Istio ingress gateway).
 //! - never `istio.mtls`: it renders the removed `authentication.istio.io/v1alpha1` Policy.
@@ -30,6 +34,7 @@ pub fn values(mesh: Mesh, pro: bool, ports: HostPorts) -> Vec<Value> {
         Value::set("generateBasicAuth", "false"),
         Value::set("gateway.directFunctions", "true"),
         Value::set("serviceType", "NodePort"),
+        Value::set("async", "false"),
     ];
     match mesh {
         Mesh::Istio => v.push(Value::set("gateway.probeFunctions", "true")),
