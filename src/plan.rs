@@ -276,6 +276,9 @@ pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 }
             };
             let ns = w.namespace.as_ref().map(|n| format!(" in {}", render(n, vars))).unwrap_or_default();
+            if !w.applies_to(mesh) {
+                return vec![format!("(no wait on {mesh}: this wait is for {})", w.mesh.map(|m| m.as_str()).unwrap_or(""))];
+            }
             vec![format!(
                 "wait until {}{ns} is {what} (timeout {})",
                 render(&w.target, vars),

@@ -541,6 +541,45 @@ async fn a_custom_status_condition_ends_the_wait() {
     drop_ns(&client, &ns).await;
 }
 
+/// Gateway API routes keep their conditions per parent: the canary scenario waits for Linkerd to
+/// accept its HTTPRoute, and a route that one parent ignores is not in effect.
+#[tokio::test]
+async fn an_httproute_is_accepted_only_when_every_parent_says_so() {
+    let client = rig!();
+    ensure_crds(&client).await;
+    let ns = unique("mp-route");
+    make_ns(&client, &ns).await;
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: split\nspec:\n  parentRefs:\n    - { group: core, kind: Service, name: env, port: 8080 }\n    - { group: core, kind: Service, name: env2, port: 8080 }\n  rules:\n    - backendRefs:\n        - { name: env, port: 8080, weight: 90 }\n        - { name: env-canary, port: 8080, weight: 10 }\n";
+    apply_yaml(&client, route, &opts_in(&ns)).await.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    let parent = |name: &str, accepted: &str| {
+        serde_json::json!({
+            "parentRef": {"group": "core", "kind": "Service", "name": name, "port": 8080},
+            "controllerName": "linkerd.io/policy-controller",
+            "conditions": [{"type": "Accepted", "status": accepted, "reason": "Test",
+                            "message": "set by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+        })
+    };
+    let set = |parents: Vec<serde_json::Value>| serde_json::json!({"status": {"parents": parents}});
+    routes
+        .patch_status("split", &PatchParams::default(), &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "False")])))
+        .await
+        .unwrap();
+    let wait = |timeout| wait::custom_condition(&client, &ar, Some(&ns), "split", "Accepted", "True", timeout);
+    let err = wait(Duration::from_secs(2)).await.expect_err("one parent has not accepted it");
+    assert!(err.to_string().contains("parent Service/env2: Accepted=False (Test)"), "{err}");
+    routes
+        .patch_status("split", &PatchParams::default(), &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "True")])))
+        .await
+        .unwrap();
+    wait(Duration::from_secs(10)).await.expect("every parent accepted the route");
+    drop_ns(&client, &ns).await;
+}
+
 #[tokio::test]
 async fn failure_dump_has_events_and_statuses_and_no_secret_data() {
     let client = rig!();

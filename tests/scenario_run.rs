@@ -394,6 +394,26 @@ async fn steps_run_in_order_and_cleanup_removes_only_what_the_trial_created() {
 }
 
 #[tokio::test]
+async fn a_wait_for_another_mesh_is_skipped() {
+    let text = TRIAL.replace(
+        "  - wait: { for: rollout, target: deployment/env, namespace: \"${namespace.functions}\", timeout: 1s }\n",
+        "  - wait: { for: rollout, target: deployment/env, namespace: \"${namespace.functions}\", timeout: 1s }\n  - wait: { for: condition, target: httproute/split, condition: Accepted=True, mesh: linkerd, timeout: 1s }\n",
+    );
+    assert_ne!(text, TRIAL);
+    let s = scenario(&text);
+    let mut ops = RecordingOps { check_outcomes: [Outcome::Pass, Outcome::Pass].into(), ..RecordingOps::default() };
+    let report = run_trial(&mut ops, &spec(&s, None)).await;
+    assert!(report.passed(), "{:?}", report.failure_message());
+    let waits: Vec<&String> = ops.calls.iter().filter(|c| c.starts_with("wait")).collect();
+    assert_eq!(waits, ["wait deployment openfaas-fn/env rolled out"], "the linkerd-only wait is skipped on istio");
+    // On Linkerd it runs.
+    let mut ops = RecordingOps { check_outcomes: [Outcome::Pass, Outcome::Pass].into(), ..RecordingOps::default() };
+    let linkerd = TrialSpec { mesh: Mesh::Linkerd, vars: scenario_vars(&s, Mesh::Linkerd), ..spec(&s, None) };
+    run_trial(&mut ops, &linkerd).await;
+    assert_eq!(ops.calls.iter().filter(|c| c.starts_with("wait")).count(), 2, "{:?}", ops.calls);
+}
+
+#[tokio::test]
 async fn a_failing_check_stops_the_trial_dumps_and_still_cleans_up() {
     let s = scenario(TRIAL);
     let mut ops = RecordingOps {

@@ -82,8 +82,28 @@ pub fn container_state(state: &Value) -> String {
     }
 }
 
-/// `Type=Status (Reason): message` for each entry of `status.conditions`, or `none`.
+/// `Type=Status (Reason): message` for each entry of `status.conditions` — and, for Gateway API
+/// routes, of each `status.parents[].conditions`, prefixed with the parent — or `none`.
 pub fn conditions(status: &Value) -> String {
+    let own = own_conditions(status);
+    let parents: Vec<String> = status["parents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let r = &p["parentRef"];
+            let name = format!("{}/{}", r["kind"].as_str().unwrap_or("?"), r["name"].as_str().unwrap_or("?"));
+            format!("parent {name}: {}", own_conditions(p))
+        })
+        .collect();
+    match (own.as_str(), parents.is_empty()) {
+        (_, true) => own,
+        ("none", false) => parents.join("; "),
+        _ => format!("{own}; {}", parents.join("; ")),
+    }
+}
+
+fn own_conditions(status: &Value) -> String {
     let Some(list) = status["conditions"].as_array() else {
         return "none".into();
     };

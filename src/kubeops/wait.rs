@@ -59,7 +59,9 @@ pub mod conditions {
     }
 
     /// `status.conditions` contains an entry with `type == type_` and `status == status`
-    /// (e.g. `Ready`/`True`, `Synced`/`False`). Works for typed and dynamic objects.
+    /// (e.g. `Ready`/`True`, `Synced`/`False`). Gateway API routes keep their conditions per
+    /// parent (`status.parents[].conditions`): there, every parent must have it (a route half
+    /// its parents ignore is not in effect). Works for typed and dynamic objects.
     pub fn status_condition<K: Serialize>(type_: &str, status: &str) -> impl Condition<K> + use<K> {
         let (t, s) = (type_.to_string(), status.to_string());
         move |obj: Option<&K>| {
@@ -67,10 +69,18 @@ pub mod conditions {
             let Ok(v) = serde_json::to_value(o) else {
                 return false;
             };
-            v["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"].as_str() == Some(&t) && c["status"].as_str() == Some(&s))
-            })
+            let has = |conditions: &serde_json::Value| {
+                conditions.as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"].as_str() == Some(&t) && c["status"].as_str() == Some(&s))
+                })
+            };
+            if has(&v["status"]["conditions"]) {
+                return true;
+            }
+            v["status"]["parents"]
+                .as_array()
+                .is_some_and(|ps| !ps.is_empty() && ps.iter().all(|p| has(&p["conditions"])))
         }
     }
 

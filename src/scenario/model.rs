@@ -428,6 +428,14 @@ pub struct WaitSpec {
     pub condition: Option<(String, String)>,
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
+    /// Only on this mesh; `None` on every mesh.
+    pub mesh: Option<Mesh>,
+}
+
+impl WaitSpec {
+    pub fn applies_to(&self, mesh: Mesh) -> bool {
+        self.mesh.is_none_or(|m| m == mesh)
+    }
 }
 
 mod humantime_serde_compat {

@@ -253,6 +253,9 @@ pub struct RawWait {
     #[serde(default)]
     pub condition: Option<String>,
     pub timeout: String,
+    /// Only on this mesh (a wait for an object only one mesh's manifests create).
+    #[serde(default)]
+    pub mesh: Option<MeshName>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -413,7 +413,7 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
             RawStep::Apply(m) => manifests(&mut cx, &p.key("apply"), m, &raw.vars, &meshes).map(Step::Apply),
             RawStep::Delete(m) => manifests(&mut cx, &p.key("delete"), m, &raw.vars, &meshes).map(Step::Delete),
             RawStep::Deploy(d) => deploy(&mut cx, &p.key("deploy"), d, &raw.vars).map(Step::Deploy),
-            RawStep::Wait(w) => wait(&mut cx, &p.key("wait"), w, &raw.vars).map(Step::Wait),
+            RawStep::Wait(w) => wait(&mut cx, &p.key("wait"), w, &raw.vars, &meshes).map(Step::Wait),
             RawStep::Check(c) => {
                 has_check = true;
                 if matches!(c, RawCheck::Restore(_)) {
@@ -567,7 +567,7 @@ fn deploy(cx: &mut Ctx, p: &FieldPath, d: &RawDeploy, vars: &IndexMap<String, St
     })
 }
 
-fn wait(cx: &mut Ctx, p: &FieldPath, w: &RawWait, vars: &IndexMap<String, String>) -> Option<WaitSpec> {
+fn wait(cx: &mut Ctx, p: &FieldPath, w: &RawWait, vars: &IndexMap<String, String>, meshes: &[Mesh]) -> Option<WaitSpec> {
     let scope = Scope { declared: vec![vars] };
     let target = cx.template(&p.key("target"), &w.target, &scope);
     let namespace = match &w.namespace {
@@ -596,7 +596,11 @@ fn wait(cx: &mut Ctx, p: &FieldPath, w: &RawWait, vars: &IndexMap<String, String
         cx.err(&p.key("target"), format!("target {:?} must be `kind/name`, e.g. deployment/gateway", w.target));
     }
     let timeout = cx.duration(&p.key("timeout"), Some(&w.timeout), Duration::from_secs(60));
-    Some(WaitSpec { wait_for: w.wait_for, target: target?, namespace, condition, timeout })
+    let mesh = w.mesh.map(Mesh::from);
+    if let Some(m) = mesh.filter(|m| !meshes.contains(m)) {
+        cx.err(&p.key("mesh"), format!("the scenario does not run on {m} (its `meshes`)"));
+    }
+    Some(WaitSpec { wait_for: w.wait_for, target: target?, namespace, condition, timeout, mesh })
 }
 
 fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, String>, meshes: &[Mesh]) -> Option<Check> {

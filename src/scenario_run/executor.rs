@@ -192,6 +192,7 @@ async fn run_step<O: TrialOps>(
             ops.deploy(&f).await?;
             Ok(None)
         }
+        Step::Wait(w) if !w.applies_to(spec.mesh) => Ok(None),
         Step::Wait(w) => {
             let (target, timeout) =
                 render::render_wait(w, &spec.vars).map_err(|e| e.to_string())?;
