@@ -375,7 +375,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
         }
         Check::Tls(t) => {
             let host = render(&t.host, vars);
-            let port = vars.get("ingress.httpsPort").unwrap_or("30443").to_string();
+            let port = vars.get("ingress.httpsPort").unwrap_or("30043").to_string();
             let proto = match t.min_protocol {
                 MinProtocol::Tls12 => "1.2",
                 MinProtocol::Tls13 => "1.3",

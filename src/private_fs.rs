@@ -39,6 +39,29 @@ pub fn temp_private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
+/// Secret files to delete if the process exits on a signal, where destructors do not run.
+static ON_SIGNAL_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers `path` for deletion when the process exits on SIGINT/SIGTERM
+/// ([`remove_on_signal_exit`], called by the signal handler); the owner's `Drop` deletes it on
+/// every other path and calls [`forget_on_signal_exit`].
+pub fn delete_on_signal_exit(path: &Path) {
+    ON_SIGNAL_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_path_buf());
+}
+
+/// The file is gone or no longer secret: stop tracking it.
+pub fn forget_on_signal_exit(path: &Path) {
+    ON_SIGNAL_EXIT.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| p != path);
+}
+
+/// Deletes every registered file (best effort); for the signal handler, just before it exits.
+pub fn remove_on_signal_exit() {
+    let paths = std::mem::take(&mut *ON_SIGNAL_EXIT.lock().unwrap_or_else(|p| p.into_inner()));
+    for p in paths {
+        let _ = std::fs::remove_file(&p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +91,19 @@ mod tests {
         assert_eq!(mode(&p), 0o600);
         assert_eq!(mode(p.parent().unwrap()), 0o700);
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
+
+    #[test]
+    fn registered_secret_files_are_deleted_at_a_signal_exit_and_forgotten_ones_stay() {
+        let d = temp_private_dir("mp-test").unwrap();
+        let (a, b) = (d.path().join("keys-a.yaml"), d.path().join("keys-b.yaml"));
+        create_private(&a, b"key").unwrap();
+        create_private(&b, b"key").unwrap();
+        delete_on_signal_exit(&a);
+        delete_on_signal_exit(&b);
+        forget_on_signal_exit(&b);
+        remove_on_signal_exit();
+        assert!(!a.exists());
+        assert!(b.exists());
     }
 }

@@ -178,7 +178,10 @@ fn passing_evidence() -> RestoreEvidence {
             p(Phase::Reconcile, 30.0),
             p(Phase::Verify, 25.0),
         ],
-        rto_seconds: Some(360.0),
+        // The phases after the backup add up to 360 s; the negative control's 10 s are not
+        // recovery time.
+        rto_seconds: Some(350.0),
+        elapsed_seconds: Some(360.0),
         max_recovery_seconds: Some(1800.0),
         functions: vec!["env".into()],
         secrets: vec!["openfaas-fn/meshproof-restore".into()],
@@ -195,11 +198,14 @@ fn passing_evidence() -> RestoreEvidence {
 fn verdict_passes_with_rto_breakdown() {
     let v = decide(passing_evidence());
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
-    assert!(v.reasons[0].contains("RTO 6m"), "{:?}", v.reasons);
+    assert!(v.reasons[0].contains("RTO 5m 50s (destroy 20s,"), "{:?}", v.reasons);
     assert!(v.reasons[0].contains("key restore 15s"), "{:?}", v.reasons);
+    assert!(!v.reasons[0].contains("negative control 10s"), "not recovery time: {:?}", v.reasons);
+    assert!(v.reasons[0].contains("6m elapsed with the negative control's wait"), "{:?}", v.reasons);
     let j: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
     assert_eq!(j["check"], "restore");
-    assert_eq!(j["evidence"]["rto_seconds"], 360.0);
+    assert_eq!(j["evidence"]["rto_seconds"], 350.0);
+    assert_eq!(j["evidence"]["elapsed_seconds"], 360.0);
     assert_eq!(j["evidence"]["phases"][6]["phase"], "key_restore");
 }
 

@@ -128,6 +128,8 @@ struct Behaviour {
     /// The first cluster's controller produces a different value from the start (a Secret that
     /// is not the one meshproof sealed).
     corrupt_from_the_start: bool,
+    /// source-controller cannot reach the git server (a firewall on the kind bridge).
+    git_unreachable: bool,
 }
 
 struct State {
@@ -381,6 +383,13 @@ impl ClusterOps for ClusterDouble {
                         s.keys
                             .retain(|k| k["metadata"]["name"] != d["metadata"]["name"]);
                         s.keys.push(d);
+                    }
+                    "GitRepository" if s.behaviour.git_unreachable => {
+                        let url = d["spec"]["url"].as_str().unwrap_or("").to_string();
+                        let mut d = d;
+                        d["status"] = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "GitOperationFailed",
+                            "message": format!("failed to checkout and determine revision: unable to clone '{url}': dial tcp: i/o timeout")}]});
+                        s.objects.insert(key_of(&kind, &ns, &name), d);
                     }
                     "GitRepository" => {
                         let url = d["spec"]["url"].as_str().unwrap_or("").to_string();
@@ -758,6 +767,22 @@ async fn recovery_over_budget_fails() {
         "{:?}",
         v.reasons
     );
+}
+
+/// The Kustomization only says its source is not ready; the wait shows the GitRepository's own
+/// reason, which names the unreachable git server.
+#[tokio::test]
+async fn an_unreachable_git_server_is_named_in_the_prepare_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert-of-cluster.pem"), cert_pem(1)).unwrap();
+    let behaviour = Behaviour { git_unreachable: true, ..Behaviour::default() };
+    let first = ClusterDouble::new(1, behaviour, FakeClockDouble::default(), dir.path());
+    first.install_controller();
+    let mut spec = spec(dir.path(), None, Duration::from_secs(2));
+    spec.timeouts.verify = Duration::from_millis(300);
+    let err = restore::prepare(&spec, &first).await.err().expect("Flux never becomes ready").to_string();
+    assert!(err.contains("GitRepository flux-system/"), "{err}");
+    assert!(err.contains("Ready=False (GitOperationFailed): failed to checkout"), "{err}");
 }
 
 #[tokio::test]

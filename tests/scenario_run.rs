@@ -58,7 +58,7 @@ fn vars(mesh: Mesh) -> Vars {
     v.set("namespace.functions", "openfaas-fn");
     v.set("namespace.gateway", "openfaas");
     v.set("gateway.serviceAccount", "openfaas-controller");
-    v.set("ingress.httpsPort", "30443");
+    v.set("ingress.httpsPort", "30043");
     for (role, image) in meshproof::images::Images::default().iter() {
         v.set(role.var(), image.as_str());
     }

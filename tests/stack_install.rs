@@ -143,7 +143,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
         Some("kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
     );
     assert_eq!(node["extraPortMappings"][0]["hostPort"].as_u64(), Some(30080));
-    assert_eq!(node["extraPortMappings"][1]["containerPort"].as_u64(), Some(30443));
+    assert_eq!(node["extraPortMappings"][1]["containerPort"].as_u64(), Some(30043));
 
     let install = find_call(&calls, "istioctl", &["install"]).unwrap();
     assert_eq!(
@@ -179,7 +179,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     assert_eq!(ns["metadata"]["labels"]["meshproof.dev/run-id"].as_str(), Some(r.run.run_id.as_str()));
     let svc = r.api.object("Service", "istio-ingressgateway").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30080));
-    assert_eq!(svc["spec"]["ports"][1]["nodePort"].as_u64(), Some(30443));
+    assert_eq!(svc["spec"]["ports"][1]["nodePort"].as_u64(), Some(30043));
     let pw = password_of(&r.api);
     assert_eq!(pw.len(), 32);
     assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
@@ -479,6 +479,6 @@ fn a_taken_host_port_is_explained() {
         None,
     );
     let err = r.result.as_ref().unwrap().as_ref().err().expect("create fails").to_string();
-    assert!(err.contains("host port 30080 or 30443 on 127.0.0.1 is taken"), "{err}");
+    assert!(err.contains("host port 30080 or 30043 on 127.0.0.1 is taken"), "{err}");
     assert!(r.doubles.call_lines().iter().any(|l| l.starts_with("kind delete cluster")));
 }

@@ -126,7 +126,7 @@ fn environments_sharing_host_ports_take_turns_instead_of_colliding() {
     let envs = envs();
     let trial = |key: &str, i: usize| envs.iter().find(|e| e.key == key).unwrap().trials[i].clone();
     let _ = s.run_trial(&trial("istio[k8s=1.34]", 0));
-    // Another cell of the matrix binds the same 30080/30443: the first cluster goes first.
+    // Another cell of the matrix binds the same 30080/30043: the first cluster goes first.
     let _ = s.run_trial(&trial("istio[k8s=1.33]", 0));
     let lines = d.call_lines();
     let del34 = lines

@@ -274,8 +274,12 @@ pub struct RestoreEvidence {
     pub revision_before: Option<String>,
     pub revision_after: Option<String>,
     pub phases: Vec<PhaseRecord>,
-    /// From the start of destruction to the last check.
+    /// Recovery time: from the start of destruction to the last check, without the negative
+    /// control's observation window (a real recovery would restore the key at once; meshproof
+    /// waits on purpose to prove nothing unseals without it). This is what `maxRecovery` judges.
     pub rto_seconds: Option<f64>,
+    /// The same span with the negative control included: the wall-clock time the check took.
+    pub elapsed_seconds: Option<f64>,
     pub max_recovery_seconds: Option<f64>,
     pub functions: Vec<String>,
     pub secrets: Vec<String>,
@@ -360,13 +364,17 @@ pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
             .filter(|p| {
                 !matches!(
                     p.phase,
-                    Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys
+                    Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys | Phase::NegativeControl
                 )
             })
             .map(|p| format!("{} {}", p.phase, fmt_secs(p.seconds)))
             .collect();
+        let elapsed = e
+            .elapsed_seconds
+            .map(|s| format!("; {} elapsed with the negative control's wait", fmt_secs(s)))
+            .unwrap_or_default();
         reasons.push(format!(
-            "{} function(s) and {} secret(s) came back identical at {expected}; RTO {} ({})",
+            "{} function(s) and {} secret(s) came back identical at {expected}; RTO {} ({}){elapsed}",
             e.functions.len(),
             e.secrets.len(),
             fmt_secs(rto),

@@ -379,7 +379,19 @@ async fn wait_kustomization<C: ClusterOps>(
         Ok(match kustomization_ready(&k, &rev) {
             Readiness::Ready if !rev.is_empty() => Poll::Done(rev),
             Readiness::Ready => Poll::Pending("Ready without a revision".into()),
-            Readiness::NotReady(why) => Poll::Pending(why),
+            // The Kustomization only says "source not ready"; the GitRepository says why (the
+            // host's git server unreachable from the kind network, a firewall on the bridge…).
+            Readiness::NotReady(why) => {
+                let source = cluster
+                    .get(ResourceKind::GitRepository, &spec.flux.namespace, &spec.flux.name)
+                    .await?
+                    .map(|g| crate::kubeops::state::conditions(&g["status"]))
+                    .unwrap_or_else(|| "not found".into());
+                Poll::Pending(format!(
+                    "{why}; GitRepository {}/{}: {source}",
+                    spec.flux.namespace, spec.flux.name
+                ))
+            }
         })
     })
     .await
@@ -709,7 +721,16 @@ pub async fn run<L: Lifecycle, K: Clock>(
     let Some(after) = after else {
         return decide(rec.ev);
     };
-    rec.ev.rto_seconds = Some(clock.now().saturating_sub(t0).as_secs_f64());
+    let elapsed = clock.now().saturating_sub(t0).as_secs_f64();
+    let control_seconds: f64 = rec
+        .ev
+        .phases
+        .iter()
+        .filter(|p| p.phase == Phase::NegativeControl)
+        .map(|p| p.seconds)
+        .sum();
+    rec.ev.elapsed_seconds = Some(elapsed);
+    rec.ev.rto_seconds = Some((elapsed - control_seconds).max(0.0));
     rec.ev.diff = Some(Inventory::diff(&before, &after));
     drop(backup);
     decide(rec.ev)

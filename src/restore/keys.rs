@@ -129,6 +129,8 @@ impl KeyBackup {
             path: path.clone(),
             source,
         })?;
+        // A signal exit skips destructors; the handler deletes it then.
+        crate::private_fs::delete_on_signal_exit(&path);
         Ok(KeyBackup {
             path,
             names,
@@ -190,6 +192,7 @@ impl KeyBackup {
 impl Drop for KeyBackup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        crate::private_fs::forget_on_signal_exit(&self.path);
     }
 }
 

@@ -71,7 +71,7 @@ pub async fn run(
         redactor: ctx.env.redactor.clone(),
         work_dir: temp.join(&dir_name),
     };
-    let kube = KubeTrial::connect(cfg)
+    let kube = KubeTrial::connect(cfg.clone())
         .await
         .map_err(|e| fail(format!("connecting to {}: {e}", ctx.env.key)))?;
     let artifacts = ctx.env.artifacts().join(&dir_name);
@@ -90,6 +90,7 @@ pub async fn run(
     ));
     let mut ops = WithRestore {
         kube,
+        kube_cfg: cfg,
         ctx,
         run_id: kube_run_id,
     };
@@ -136,6 +137,9 @@ pub async fn run(
 /// The cluster operations of a trial, with the restore check run against the session.
 struct WithRestore<'a> {
     kube: KubeTrial,
+    /// How `kube` was made: after the restore check re-creates the cluster (a new API server
+    /// port in the same kubeconfig path, a new basic-auth password) the trial reconnects with it.
+    kube_cfg: KubeTrialConfig,
     ctx: SessionCtx<'a>,
     run_id: RunId,
 }
@@ -185,9 +189,29 @@ impl WithRestore<'_> {
             ctx: &mut self.ctx,
             run_id: self.run_id.clone(),
         };
-        restore::execute(&spec, cluster, &mut lifecycle, &SystemClock::default())
+        let verdict = restore::execute(&spec, cluster, &mut lifecycle, &SystemClock::default())
             .await
-            .erase()
+            .erase();
+        self.reconnect().await;
+        verdict
+    }
+
+    /// Points the trial at the environment now in the slot (re-created by the restore flow), so
+    /// that a failure dump and cleanup reach the new API server. The old secrets stay redacted.
+    async fn reconnect(&mut self) {
+        let mut redactor = self.ctx.env.redactor.clone();
+        redactor.extend(self.kube.redactor());
+        let cfg = KubeTrialConfig {
+            kubeconfig: self.ctx.env.target.kubeconfig.clone(),
+            context: self.ctx.env.target.context.clone(),
+            redactor,
+            ..self.kube_cfg.clone()
+        };
+        // On failure the old client stays; what it cannot reach, the dump and cleanup will say.
+        if let Ok(k) = KubeTrial::connect(cfg.clone()).await {
+            self.kube = k;
+            self.kube_cfg = cfg;
+        }
     }
 }
 

@@ -196,7 +196,9 @@ pub enum ClusterSpec {
     Existing { kubeconfig: Option<PathBuf>, context: Option<String> },
 }
 
-/// Host ports that kind maps onto the ingress NodePorts (kind has no LoadBalancer).
+/// Host ports that kind maps onto the ingress NodePorts of the same numbers (kind has no
+/// LoadBalancer). The defaults sit in 30000-30085, the band Kubernetes (1.27+) hands out only to
+/// Services that ask for a port, so a NodePort allocated at random cannot take them first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HostPorts {
     pub http: u16,
@@ -205,7 +207,7 @@ pub struct HostPorts {
 
 impl Default for HostPorts {
     fn default() -> Self {
-        HostPorts { http: 30080, https: 30443 }
+        HostPorts { http: 30080, https: 30043 }
     }
 }
 

@@ -312,6 +312,16 @@ fn cluster(cx: &mut Ctx, p: &FieldPath, raw: &RawCluster, node_image: Option<&st
                         cx.err(&p.key("hostPorts"), "host ports must be two different non-zero ports");
                         return None;
                     }
+                    // kind maps each host port onto the same NodePort.
+                    for (k, port) in [("http", hp.http), ("https", hp.https)] {
+                        if !(30000..=32767).contains(&port) {
+                            cx.err(
+                                &p.key("hostPorts").key(k),
+                                format!("{port} is also the NodePort the ingress gets: it must be in 30000-32767 (best 30000-30085, the band Kubernetes keeps free of random NodePorts)"),
+                            );
+                            return None;
+                        }
+                    }
                     HostPorts { http: hp.http, https: hp.https }
                 }
             };

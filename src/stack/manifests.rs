@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn kind_config_pins_the_image_and_maps_ports_on_loopback() {
-        let text = kind_config(&image(), HostPorts { http: 30080, https: 30443 });
+        let text = kind_config(&image(), HostPorts { http: 30080, https: 30043 });
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(v["apiVersion"].as_str(), Some("kind.x-k8s.io/v1alpha4"));
         assert_eq!(v["kind"].as_str(), Some("Cluster"));
@@ -214,6 +214,6 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(got, vec![(30080, 30080, "127.0.0.1"), (30443, 30443, "127.0.0.1")]);
+        assert_eq!(got, vec![(30080, 30080, "127.0.0.1"), (30043, 30043, "127.0.0.1")]);
     }
 }

@@ -1,5 +1,7 @@
 //! SIGINT/SIGTERM: the first one tears down every environment the process created, then exits
-//! 130/143; a second one skips cleanup, says so and prints what to delete by hand.
+//! 130/143; a second one skips cleanup, says so and prints what to delete by hand. Either way,
+//! secret files registered with [`crate::private_fs::delete_on_signal_exit`] (sealing-key
+//! backups) are deleted before the process exits, since destructors do not run.
 //!
 //! The handler itself only writes the signal number to a pipe (the one async-signal-safe thing
 //! it needs); a watcher thread does the work. That works whatever thread the signal lands on and
@@ -82,6 +84,7 @@ fn watch(mut reader: std::fs::File, log: Log) {
         for g in &pending {
             let _ = g.run_once();
         }
+        crate::private_fs::remove_on_signal_exit();
         cleanup_log("cleanup finished");
         std::process::exit(code);
     });
@@ -100,6 +103,8 @@ fn watch(mut reader: std::fs::File, log: Log) {
             msg.push_str(&format!("\n  {m}"));
         }
         log(&msg);
+        // Secret files go in any case: deleting them is instant.
+        crate::private_fs::remove_on_signal_exit();
         std::process::exit(code);
     }
 }

@@ -125,9 +125,15 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                     cmd: Cmd::new("linkerd").args(["version", "--client", "--short"]).timeout(Duration::from_secs(30)),
                     pinned: version.to_string(),
                 },
+                // The Gateway API CRDs are the suite's (installed first, at the version it pins):
+                // never Linkerd's bundled copy, which the Gateway API's `safe-upgrades` admission
+                // policy would refuse as a downgrade.
                 Action::ApplyOutput {
-                    cmd: with_target(Cmd::new("linkerd").args(["install", "--crds"]), ctx)
-                        .timeout(Duration::from_secs(120)),
+                    cmd: with_target(
+                        Cmd::new("linkerd").args(["install", "--crds", "--set", "installGatewayAPI=false"]),
+                        ctx,
+                    )
+                    .timeout(Duration::from_secs(120)),
                 },
                 Action::ApplyOutput {
                     cmd: with_target(Cmd::new("linkerd").arg("install"), ctx).timeout(Duration::from_secs(120)),
@@ -162,7 +168,15 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                 actions: vec![
                     Action::namespace(NAMESPACE, ctx.run_id, None),
                     Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
-                    Action::Run { cmd: helm.upgrade_install("linkerd-crds", "linkerd-edge/linkerd-crds", &chart, NAMESPACE, &[]) },
+                    Action::Run {
+                        cmd: helm.upgrade_install(
+                            "linkerd-crds",
+                            "linkerd-edge/linkerd-crds",
+                            &chart,
+                            NAMESPACE,
+                            &[Value::set("installGatewayAPI", "false")],
+                        ),
+                    },
                     Action::Run {
                         cmd: helm.upgrade_install(
                             "linkerd-control-plane",

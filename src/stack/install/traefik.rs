@@ -2,6 +2,11 @@
 //! own). Its namespace is meshed like any workload's, so traffic from the ingress to the OpenFaaS
 //! gateway is mTLS; only `websecure` gets the fixed NodePort that kind maps to the host (the
 //! OpenFaaS gateway already owns the http one on Linkerd).
+//!
+//! Installed with `--skip-crds` and its CRD provider off: meshproof serves a plain `Ingress`, and
+//! the chart's `crds/` bundles Gateway API CRDs older than the ones the suite installs — the
+//! Gateway API's own `safe-upgrades` admission policy (v1.4+) denies creating those, which would
+//! fail the install.
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
@@ -17,6 +22,8 @@ pub fn values(https_node_port: u16) -> Vec<Value> {
         Value::set("ports.websecure.nodePort", https_node_port.to_string()),
         // Serve standard `networking.k8s.io/v1` Ingress objects of class `traefik`.
         Value::set("providers.kubernetesIngress.enabled", "true"),
+        // IngressRoute & co. need the CRDs `--skip-crds` leaves out.
+        Value::set("providers.kubernetesCRD.enabled", "false"),
     ]
 }
 
@@ -34,7 +41,9 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
             Action::namespace(NAMESPACE, ctx.run_id, Some(mesh).filter(|m| *m == Mesh::Linkerd)),
             Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
             Action::Run {
-                cmd: helm.upgrade_install("traefik", "traefik/traefik", version, NAMESPACE, &values(ctx.host_ports().https)),
+                cmd: helm
+                    .upgrade_install("traefik", "traefik/traefik", version, NAMESPACE, &values(ctx.host_ports().https))
+                    .arg("--skip-crds"),
             },
         ],
     }
