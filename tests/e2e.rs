@@ -18,7 +18,7 @@ use meshproof::plan;
 use meshproof::preflight::Report;
 use meshproof::process::Redactor;
 use meshproof::report::progress::Progress;
-use meshproof::report::{dir, revision, Event, Fingerprint, Reporter, TrialOutcome};
+use meshproof::report::{dir, revision, Control, Event, Fingerprint, Reporter, TrialOutcome};
 use meshproof::check::Verdict;
 use meshproof::run::{RunError, Session};
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,14 +110,16 @@ impl Emitter {
         verdicts: &[Verdict<serde_json::Value>],
         started: Instant,
     ) -> TrialOutcome {
-        let outcome = outcome.reconcile(verdicts, &[]);
+        // The negative controls each check ran, as the report lists them.
+        let controls: Vec<Control> = verdicts.iter().flat_map(meshproof::scenario_run::controls::of).collect();
+        let outcome = outcome.reconcile(verdicts, &controls);
         self.emit(Event::TrialFinished {
             environment: env.to_string(),
             scenario: scenario.to_string(),
             outcome: outcome.clone(),
             duration: started.elapsed(),
-            verdicts: Vec::new(),
-            controls: Vec::new(),
+            verdicts: verdicts.to_vec(),
+            controls,
         });
         outcome
     }
@@ -131,7 +133,13 @@ fn main() -> ExitCode {
             return ExitCode::from(101);
         }
     };
-    let args = Arguments::from_iter(raw_args.clone());
+    let mut args = Arguments::from_iter(raw_args.clone());
+    // One trial at a time unless asked otherwise: every kind environment binds the same host
+    // ports, so trials of different environments running side by side would keep tearing each
+    // other's clusters down (the session serialises them anyway). `--test-threads N` still wins.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
     let root = std::env::var_os("MESHPROOF_PROJECT_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
@@ -281,8 +289,14 @@ fn main() -> ExitCode {
                             verdicts = v;
                             TrialOutcome::Passed
                         }
-                        Err(RunError::Failed(m)) => TrialOutcome::Failed { reasons: vec![m] },
-                        Err(e) => TrialOutcome::errored(vec![e.to_string()]),
+                        Err(e) => {
+                            // What the checks did decide goes into the report too.
+                            verdicts = e.verdicts().to_vec();
+                            match e {
+                                RunError::Failed { message, .. } => TrialOutcome::Failed { reasons: vec![message] },
+                                e => TrialOutcome::errored(vec![e.to_string()]),
+                            }
+                        }
                     }
                 };
                 let outcome = match &emitter {

@@ -497,6 +497,9 @@ struct ScriptedProbes {
     /// Answers after the policy, in order; the last repeats.
     after: HashMap<String, Vec<Classification>>,
     workloads: Result<(), String>,
+    policy_at: Option<std::time::Instant>,
+    /// How long after the policy the pods were judged.
+    ready_after_policy: Option<Duration>,
 }
 
 impl DenyDriver for ScriptedProbes {
@@ -524,10 +527,12 @@ impl DenyDriver for ScriptedProbes {
     async fn apply_policy(&mut self) -> Result<(), String> {
         self.log.push("apply policy".into());
         self.policy = true;
+        self.policy_at = Some(std::time::Instant::now());
         Ok(())
     }
     async fn workloads_ready(&mut self) -> Result<(), String> {
         self.log.push("workloads".into());
+        self.ready_after_policy = self.policy_at.map(|t| t.elapsed());
         self.workloads.clone()
     }
 }
@@ -560,6 +565,8 @@ fn script(after: &[(&str, Vec<Classification>)]) -> ScriptedProbes {
             .map(|(n, c)| (n.to_string(), c.clone()))
             .collect(),
         workloads: Ok(()),
+        policy_at: None,
+        ready_after_policy: None,
     }
 }
 
@@ -568,6 +575,7 @@ fn fast() -> DenyTiming {
         settle: Duration::from_millis(300),
         poll: Duration::from_millis(20),
         before_attempts: 2,
+        ready_hold: Duration::ZERO,
     }
 }
 
@@ -578,6 +586,16 @@ fn good_after() -> Vec<(&'static str, Vec<Classification>)> {
         ("function-to-function", vec![denied()]),
         ("gateway-to-function", vec![allowed()]),
     ]
+}
+
+#[tokio::test]
+async fn pods_are_judged_only_after_the_readiness_hold() {
+    let probes = deny_probes();
+    let mut d = script(&good_after());
+    let hold = Duration::from_millis(400);
+    let v = run_deny(&mut d, &probes, DenyTiming { ready_hold: hold, ..fast() }).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert!(d.ready_after_policy.unwrap() >= hold, "{:?}", d.ready_after_policy);
 }
 
 #[tokio::test]
@@ -843,4 +861,18 @@ async fn a_certificate_from_another_ca_fails_after_retrying_until_the_timeout() 
         v.evidence.wrong_host.is_none(),
         "controls only run after a pass"
     );
+}
+
+/// The TCP peer of an outside probe is the local port-forward: a close or reset is its stream
+/// failing, not a mesh policy.
+#[test]
+fn outside_probes_decide_on_http_answers_only() {
+    use meshproof::check::http::Observation;
+    use meshproof::scenario_run::kube_ops::outside_classification;
+    for o in [Observation::EofAfterConnect, Observation::ResetAfterConnect] {
+        assert!(matches!(outside_classification(&o), Classification::Undecided { .. }), "{o:?}");
+    }
+    let answer = |status| Observation::Response { status, headers: vec![], body_prefix: b"RBAC: access denied".to_vec() };
+    assert!(matches!(outside_classification(&answer(403)), Classification::Denied(_)));
+    assert!(matches!(outside_classification(&answer(200)), Classification::Allowed { status: 200 }));
 }

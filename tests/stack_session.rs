@@ -63,7 +63,7 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
         let e = s.run_trial(t).unwrap_err();
         // Provisioning worked; the trial then runs its steps, whose first one fails here: the
         // kind double's kubeconfig points at no API server.
-        assert!(matches!(&e, RunError::Trial(m) if m.contains("step 1 (") && m.contains("failed")), "{}: {e}", t.name);
+        assert!(matches!(&e, RunError::Trial { message: m, .. } if m.contains("step 1 (") && m.contains("failed")), "{}: {e}", t.name);
     }
     assert_eq!(count(&d, "kind create cluster"), 1, "{:?}", d.call_lines());
     assert_eq!(count(&d, "kind delete cluster"), 0);

@@ -32,12 +32,27 @@ pub enum RunError {
     #[error("environment {env} could not be set up: {reason}")]
     Environment { env: String, reason: String },
     /// The trial ran and could not decide (a step broke, a check errored): the first reasons
-    /// and where the evidence is.
-    #[error("{0}")]
-    Trial(String),
+    /// and where the evidence is, and the verdicts its checks did reach.
+    #[error("{message}")]
+    Trial { message: String, verdicts: Vec<crate::check::Verdict<serde_json::Value>> },
     /// The trial ran and a check failed — the mesh does not conform.
-    #[error("{0}")]
-    Failed(String),
+    #[error("{message}")]
+    Failed { message: String, verdicts: Vec<crate::check::Verdict<serde_json::Value>> },
+}
+
+impl RunError {
+    /// A trial that broke before any check decided.
+    pub fn trial(message: impl Into<String>) -> RunError {
+        RunError::Trial { message: message.into(), verdicts: Vec::new() }
+    }
+
+    /// The verdicts the trial's checks reached before it ended (for the report).
+    pub fn verdicts(&self) -> &[crate::check::Verdict<serde_json::Value>] {
+        match self {
+            RunError::Environment { .. } => &[],
+            RunError::Trial { verdicts, .. } | RunError::Failed { verdicts, .. } => verdicts,
+        }
+    }
 }
 
 /// The state of one environment.

@@ -56,7 +56,7 @@ pub async fn run(
     log: &Log,
 ) -> Result<Vec<Verdict<Value>>, RunError> {
     let env_redactor = ctx.env.redactor.clone();
-    let fail = |m: String| RunError::Trial(env_redactor.apply(&m));
+    let fail = |m: String| RunError::trial(env_redactor.apply(&m));
     let kube_run_id = RunId::new(run_id).map_err(|e| fail(e.to_string()))?;
     let dir_name = names::sanitize(&trial.name);
     let cfg = KubeTrialConfig {
@@ -126,9 +126,9 @@ pub async fn run(
             // A failed check (and nothing that errored) is a non-conformance; anything else is
             // a trial that could not decide.
             if report.outcome() == crate::check::Outcome::Fail {
-                Err(RunError::Failed(m))
+                Err(RunError::Failed { message: m, verdicts })
             } else {
-                Err(RunError::Trial(m))
+                Err(RunError::Trial { message: m, verdicts })
             }
         }
     }

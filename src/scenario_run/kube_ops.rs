@@ -432,7 +432,7 @@ impl KubeTrial {
         };
         let attempt = http::probe::observe(&req, http::DEFAULT_TIMEOUT).await;
         Observed {
-            classification: classify(&attempt.observation),
+            classification: outside_classification(&attempt.observation),
             detail: format!(
                 "{} via the gateway port-forward",
                 http::observation_kind(&attempt.observation)
@@ -637,6 +637,19 @@ impl KubeTrial {
         )
         .await
         .erase())
+    }
+}
+
+/// An outside probe's observation. The TCP peer of an outside probe is the local port-forward,
+/// not the mesh: a connection it closes or resets means the forward's stream failed (the pod
+/// went away, the API server hiccupped), never that a policy denied the request — so only an
+/// HTTP answer decides; anything else is undecided.
+pub fn outside_classification(o: &http::Observation) -> Classification {
+    match o {
+        http::Observation::ResetAfterConnect | http::Observation::EofAfterConnect => Classification::Undecided {
+            why: "the gateway port-forward closed the connection without an HTTP answer (its stream to the pod failed; not a policy decision)".into(),
+        },
+        other => classify(other),
     }
 }
 

@@ -4,9 +4,11 @@
 //! - [`executor`]: the step loop — timeouts, stop at the first failure, failure dump, cleanup
 //!   of everything the trial created ([`tracker`]) — over the [`executor::TrialOps`] trait;
 //! - [`checks`]: each check's order of events and negative controls, over driver traits;
-//! - [`kube_ops`]: the cluster implementations (kube layer + OpenFaaS gateway).
+//! - [`kube_ops`]: the cluster implementations (kube layer + OpenFaaS gateway);
+//! - [`controls`]: the negative controls, read back from the checks' evidence for the report.
 
 pub mod checks;
+pub mod controls;
 pub mod executor;
 pub mod kube_ops;
 pub mod render;

@@ -102,7 +102,14 @@ pub struct DenyTiming {
     pub poll: Duration,
     /// Attempts of a before-probe while its observation is undecided.
     pub before_attempts: u32,
+    /// How long after the policy the pods' readiness is judged: a pod turns NotReady only after
+    /// `periodSeconds × failureThreshold` failed probes (30 s with the defaults the OpenFaaS
+    /// chart keeps), so judging it the moment the probes flip would miss a policy that cut them.
+    pub ready_hold: Duration,
 }
+
+/// [`DenyTiming::ready_hold`] in a run: the default readiness period × threshold, plus slack.
+pub const READY_HOLD: Duration = Duration::from_secs(40);
 
 impl DenyTiming {
     pub fn for_check(d: &DenyCheck) -> DenyTiming {
@@ -110,6 +117,7 @@ impl DenyTiming {
             settle: d.timeout,
             poll: Duration::from_millis(500),
             before_attempts: 3,
+            ready_hold: READY_HOLD,
         }
     }
 }
@@ -200,6 +208,7 @@ pub async fn run_deny<D: DenyDriver>(
         return Verdict::new(CheckName::Http, Outcome::Error, control_errors, ev);
     }
     // 2. The policy.
+    let policy_at = Instant::now();
     if let Err(e) = driver.apply_policy().await {
         return Verdict::new(
             CheckName::Http,
@@ -253,7 +262,13 @@ pub async fn run_deny<D: DenyDriver>(
         }
         ev.probes[i].observed_after = Some(last);
     }
-    // 4. The workloads survived the policy.
+    // 4. The workloads survived the policy — judged once a probe cut by it would have made a
+    // pod NotReady.
+    let judge_at = policy_at + timing.ready_hold;
+    let now = Instant::now();
+    if judge_at > now {
+        tokio::time::sleep(judge_at - now).await;
+    }
     if let Err(e) = driver.workloads_ready().await {
         outcome = outcome.worst(Outcome::Fail);
         reasons.push(format!("after the policy, OpenFaaS pods are not Ready (did the policy cut kubelet probes?): {e}"));

@@ -21,10 +21,11 @@ pub fn check_budget(c: &Check) -> Duration {
     match c {
         // Two captures (each: ephemeral container start + traffic) and the strict probe.
         Check::Mtls(m) => m.timeout + 2 * POD_START,
-        // Probe pod start, before-probes, after-probes each up to the settle time, pod checks.
+        // Probe pod start, before-probes, after-probes each up to the settle time, the hold
+        // before pods are judged, pod checks.
         Check::Deny(d) => {
             let n = d.expectations.len() as u32;
-            POD_START + d.timeout * (n + 1) + Duration::from_secs(60) * (n + 1)
+            POD_START + d.timeout * (n + 1) + Duration::from_secs(60) * (n + 1) + deny::READY_HOLD
         }
         Check::Canary(c) => c.timeout + Duration::from_secs(30),
         // Retries up to the timeout, then two controls of at most 10 s each.
