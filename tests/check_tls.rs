@@ -502,3 +502,60 @@ async fn cli_fail_exits_1_and_error_exits_2() {
     let (code, _, _) = cli(&["--url", &expired.url(HOST), "--min-protocol", "1.1"]).await;
     assert_eq!(code, 2, "a bad flag value is a usage error");
 }
+
+// ------------------------------------------------------------ the endpoint behind the certificate
+
+#[tokio::test]
+async fn expect_status_sends_a_get_over_the_checked_session_and_requires_the_status() {
+    let f = fixture();
+    let ok = tls_server(server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS)).await;
+    let mut o = opts(&ok, &f.ca_file);
+    o.url = format!("{}/healthz", ok.url(HOST));
+    o.expect_status = Some(200);
+    let v = check_tls(&o).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(v.evidence.http_status, Some(200));
+    assert_eq!(v.evidence.alpn.as_deref(), Some("http/1.1"), "only http/1.1 offered, so no h2");
+
+    // A perfect certificate in front of a route that points nowhere.
+    let not_found = tls_server_answering(
+        server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS),
+        Some(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+    )
+    .await;
+    let mut o = opts(&not_found, &f.ca_file);
+    o.url = format!("{}/healthz", not_found.url(HOST));
+    o.expect_status = Some(200);
+    let v = check_tls(&o).await;
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert!(has_reason(&v.reasons, &format!("GET /healthz (Host {HOST}) answered 404, expected 200")), "{:?}", v.reasons);
+
+    // Without expect_status the same endpoint passes: the handshake alone is judged.
+    let mut o = opts(&not_found, &f.ca_file);
+    o.url = format!("{}/healthz", not_found.url(HOST));
+    assert_eq!(check_tls(&o).await.outcome, Outcome::Pass);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_the_get_is_an_error_within_the_timeout() {
+    let f = fixture();
+    let mute = tls_server_answering(server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS), None).await;
+    let mut o = opts(&mute, &f.ca_file);
+    o.expect_status = Some(200);
+    o.timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let v = check_tls(&o).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(has_reason(&v.reasons, "got no answer: no HTTP status line"), "{:?}", v.reasons);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn status_lines_parse_strictly() {
+    use meshproof::check::tls::probe::parse_status_line;
+    assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r\nx: y\r\n"), Some(200));
+    assert_eq!(parse_status_line(b"HTTP/1.0 404 Not Found\r\n"), Some(404));
+    assert_eq!(parse_status_line(b"HTTP/2 200\r\n"), None);
+    assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH\r\n"), None);
+    assert_eq!(parse_status_line(b"HTTP/1.1 20 OK\r\n"), None);
+}

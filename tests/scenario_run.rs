@@ -791,6 +791,7 @@ fn tls_input(ca_pem: String, port: u16) -> TlsTrialInput {
         ca_pem,
         min_days: 15,
         min_protocol: TlsVersion::Tls12,
+        expect_status: Some(200),
         timeout: Duration::from_secs(2),
         retry_pause: Duration::from_millis(200),
     }

@@ -550,6 +550,9 @@ impl KubeTrial {
                         MinProtocol::Tls12 => TlsVersion::Tls12,
                         MinProtocol::Tls13 => TlsVersion::Tls13,
                     },
+                    // The OpenFaaS gateway's health endpoint, through the ingress route: a
+                    // certificate served in front of a route that points nowhere must not pass.
+                    expect_status: Some(200),
                     timeout: t.timeout,
                     retry_pause: Duration::from_secs(5),
                 };

@@ -250,6 +250,12 @@ async fn listener() -> (TcpListener, SocketAddr) {
 
 /// A real TLS server: handshakes, answers one small HTTP response, closes.
 pub async fn tls_server(config: ServerConfig) -> Server {
+    tls_server_answering(config, Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")).await
+}
+
+/// A TLS server that completes the handshake, then writes `answer` (or, with `None`, says
+/// nothing and holds the connection for a minute).
+pub async fn tls_server_answering(config: ServerConfig, answer: Option<&'static [u8]>) -> Server {
     let (l, addr) = listener().await;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let task = tokio::spawn(async move {
@@ -259,12 +265,26 @@ pub async fn tls_server(config: ServerConfig) -> Server {
                 if let Ok(Ok(mut tls)) =
                     tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await
                 {
-                    let _ = tls
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
-                    let _ = tls.shutdown().await;
+                    match answer {
+                        Some(a) => {
+                            // Read the request head first (if the client sends one) so that the
+                            // answer never races the client's write.
+                            let mut head = Vec::new();
+                            let mut buf = [0u8; 512];
+                            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                                    match tls.read(&mut buf).await {
+                                        Ok(0) | Err(_) => break,
+                                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                                    }
+                                }
+                            })
+                            .await;
+                            let _ = tls.write_all(a).await;
+                            let _ = tls.shutdown().await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
                 }
             });
         }

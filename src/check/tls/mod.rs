@@ -53,6 +53,9 @@ pub struct TlsOptions {
     pub min_days: Option<u32>,
     pub min_protocol: TlsVersion,
     pub timeout: Duration,
+    /// When set, `GET <url path>` is sent after the handshake (Host: the checked name) and the
+    /// answer must have this status.
+    pub expect_status: Option<u16>,
 }
 
 impl TlsOptions {
@@ -66,6 +69,7 @@ impl TlsOptions {
             min_days: None,
             min_protocol: TlsVersion::Tls12,
             timeout: DEFAULT_TIMEOUT,
+            expect_status: None,
         }
     }
 }
@@ -112,6 +116,12 @@ pub struct TlsEvidence {
     pub handshake_signature_error: Option<String>,
     pub connect_ms: Option<f64>,
     pub handshake_ms: Option<f64>,
+    /// The status the endpoint must answer `GET <path>` with, when asked.
+    pub expected_status: Option<u16>,
+    /// What it answered.
+    pub http_status: Option<u16>,
+    /// Why no status arrived.
+    pub http_error: Option<String>,
 }
 
 /// Runs the whole check at the current time.
@@ -143,6 +153,9 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
         handshake_signature_error: None,
         connect_ms: None,
         handshake_ms: None,
+        expected_status: opts.expect_status,
+        http_status: None,
+        http_error: None,
     };
     let error = |mut ev: TlsEvidence, stage: &str, reason: String| {
         ev.failed_stage = Some(stage.to_string());
@@ -168,7 +181,17 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
     };
     ev.trust_roots = Some(roots.source.clone());
 
-    let hs = match probe::handshake(&target, opts.timeout).await {
+    let get = opts.expect_status.map(|_| probe::HttpGet {
+        host: match &target.name {
+            CheckedName::Dns(d) => d.clone(),
+            CheckedName::Ip(ip) => ip.to_string(),
+        },
+        path: url_path(&opts.url),
+    });
+    if get.is_some() {
+        ev.alpn_offered = vec!["http/1.1".into()];
+    }
+    let hs = match probe::handshake(&target, opts.timeout, get.as_ref()).await {
         Ok(hs) => hs,
         Err(probe::ProbeError::NoCommonProtocol(msg)) => {
             ev.failed_stage = Some("handshake".into());
@@ -231,5 +254,45 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
         min_protocol: opts.min_protocol,
     };
     let j = judge(&observed, &criteria, now);
-    Verdict::new(CheckName::Tls, j.outcome, j.reasons, ev)
+    let (mut outcome, mut reasons) = (j.outcome, j.reasons);
+    if let (Some(expected), Some(get)) = (opts.expect_status, &get) {
+        match &hs.http {
+            Some(Ok(status)) => {
+                ev.http_status = Some(*status);
+                if *status != expected {
+                    outcome = outcome.worst(Outcome::Fail);
+                    reasons.push(format!(
+                        "GET {} (Host {}) answered {status}, expected {expected}: the endpoint behind the certificate does not serve it",
+                        get.path, get.host
+                    ));
+                }
+            }
+            Some(Err(e)) => {
+                ev.http_error = Some(e.clone());
+                outcome = outcome.worst(Outcome::Error);
+                reasons.push(format!("GET {} (Host {}) got no answer: {e}", get.path, get.host));
+            }
+            None => {}
+        }
+    }
+    Verdict::new(CheckName::Tls, outcome, reasons, ev)
+}
+
+/// The path (and query) of `url`; `/` when it has none.
+fn url_path(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let mut p = u.path().to_string();
+            if let Some(q) = u.query() {
+                p.push('?');
+                p.push_str(q);
+            }
+            if p.is_empty() {
+                "/".into()
+            } else {
+                p
+            }
+        }
+        Err(_) => "/".into(),
+    }
 }

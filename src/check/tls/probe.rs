@@ -81,6 +81,9 @@ impl ProbeError {
 /// What a completed handshake showed.
 #[derive(Debug, Clone)]
 pub struct Handshake {
+    /// The answer to the [`HttpGet`] sent after the handshake, if one was asked for: the status
+    /// code, or why none arrived.
+    pub http: Option<Result<u16, String>>,
     pub peer: SocketAddr,
     /// Served chain, leaf first, exactly as sent.
     pub served: Vec<CertificateDer<'static>>,
@@ -92,8 +95,26 @@ pub struct Handshake {
     pub handshake_ms: f64,
 }
 
-/// Resolves, connects and handshakes with `target`, all within `timeout`.
-pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshake, ProbeError> {
+/// A request sent over the TLS session once the handshake is done: a certificate that checks out
+/// proves little if the endpoint behind it does not serve the application (an ingress route
+/// that points nowhere answers 404 over a perfect handshake).
+#[derive(Debug, Clone)]
+pub struct HttpGet {
+    /// The `Host` header (the name the certificate is checked against).
+    pub host: String,
+    pub path: String,
+}
+
+/// Longest response head read while looking for the status line.
+const MAX_STATUS_LINE: usize = 8 * 1024;
+
+/// Resolves, connects and handshakes with `target`, then sends `get` if given (offering only
+/// ALPN `http/1.1` then, so that the server does not pick h2), all within `timeout`.
+pub async fn handshake(
+    target: &TlsTarget,
+    timeout: Duration,
+    get: Option<&HttpGet>,
+) -> Result<Handshake, ProbeError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = |stage| ProbeError::Timeout {
@@ -157,7 +178,10 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
         .dangerous()
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
-    config.alpn_protocols = OFFERED_ALPN.iter().map(|p| p.as_bytes().to_vec()).collect();
+    config.alpn_protocols = match get {
+        Some(_) => vec![b"http/1.1".to_vec()],
+        None => OFFERED_ALPN.iter().map(|p| p.as_bytes().to_vec()).collect(),
+    };
     let server_name: ServerName<'static> = match &target.name {
         CheckedName::Ip(ip) => ServerName::IpAddress((*ip).into()),
         CheckedName::Dns(d) => {
@@ -187,6 +211,14 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
         Ok(Ok(tls)) => tls,
     };
     let handshake_ms = ms(hs_start.elapsed());
+    let mut tls = tls;
+    let http = match get {
+        None => None,
+        Some(g) => Some(match timeout_at(deadline, get_status(&mut tls, g)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no HTTP status line within {timeout:?} of the start")),
+        }),
+    };
     let (_, conn) = tls.get_ref();
     let protocol = conn.protocol_version().and_then(|v| match v {
         rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
@@ -194,6 +226,7 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
         _ => None,
     });
     Ok(Handshake {
+        http,
         peer: addr,
         served: conn
             .peer_certificates()
@@ -210,6 +243,46 @@ pub async fn handshake(target: &TlsTarget, timeout: Duration) -> Result<Handshak
         connect_ms,
         handshake_ms,
     })
+}
+
+/// Sends `g` as an HTTP/1.1 GET and reads the status code of the answer.
+async fn get_status<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    tls: &mut S,
+    g: &HttpGet,
+) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: meshproof\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        g.path, g.host
+    );
+    tls.write_all(request.as_bytes()).await.map_err(|e| format!("sending GET {}: {e}", g.path))?;
+    tls.flush().await.map_err(|e| format!("sending GET {}: {e}", g.path))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        if head.len() > MAX_STATUS_LINE {
+            return Err(format!("no status line in the first {MAX_STATUS_LINE} bytes"));
+        }
+        let n = tls.read(&mut buf).await.map_err(|e| format!("reading the answer to GET {}: {e}", g.path))?;
+        if n == 0 {
+            return Err(format!("the server closed the connection without answering GET {}", g.path));
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    parse_status_line(&head).ok_or_else(|| {
+        let line: String = String::from_utf8_lossy(&head).lines().next().unwrap_or("").chars().take(80).collect();
+        format!("not an HTTP/1.x status line: {line:?}")
+    })
+}
+
+/// `HTTP/1.1 200 OK` → 200.
+pub fn parse_status_line(head: &[u8]) -> Option<u16> {
+    let line = head.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end();
+    let mut parts = line.split_whitespace();
+    let version = parts.next()?;
+    let code = parts.next()?;
+    (version.starts_with("HTTP/1.") && code.len() == 3).then(|| code.parse().ok()).flatten()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -32,6 +32,10 @@ pub struct Args {
     /// Limit for the whole check (DNS, connect, handshake), e.g. `10s`, `500ms`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
+    /// After the handshake, send `GET <url path>` (Host: the checked name) and require this
+    /// HTTP status, e.g. 200: proves the endpoint behind the certificate serves the application.
+    #[arg(long, value_name = "CODE", value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub expect_status: Option<u16>,
     /// Print the verdict and its evidence as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -50,6 +54,7 @@ pub fn run(args: Args) -> i32 {
         min_days: args.min_days,
         min_protocol: args.min_protocol,
         timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        expect_status: args.expect_status,
     };
     let rt = match crate::cli::runtime() {
         Ok(rt) => rt,

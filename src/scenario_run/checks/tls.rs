@@ -30,6 +30,9 @@ pub struct TlsTrialInput {
     pub ca_pem: String,
     pub min_days: u32,
     pub min_protocol: TlsVersion,
+    /// The status `GET <path>` must answer with over the checked session (`None`: the
+    /// handshake alone is judged).
+    pub expect_status: Option<u16>,
     /// How long the main check is retried.
     pub timeout: Duration,
     pub retry_pause: Duration,
@@ -58,6 +61,7 @@ fn options(i: &TlsTrialInput, ca: &Path, per_attempt: Duration) -> TlsOptions {
     o.min_days = Some(i.min_days);
     o.min_protocol = i.min_protocol;
     o.timeout = per_attempt;
+    o.expect_status = i.expect_status;
     o
 }
 
@@ -255,5 +259,8 @@ fn empty_evidence(i: &TlsTrialInput) -> TlsEvidence {
         handshake_signature_error: None,
         connect_ms: None,
         handshake_ms: None,
+        expected_status: i.expect_status,
+        http_status: None,
+        http_error: None,
     }
 }
