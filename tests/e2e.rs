@@ -101,6 +101,34 @@ impl Emitter {
         }
     }
 
+    /// Copies `trial`'s artifacts (written by the session under the run's nested layout) into the
+    /// report's `artifacts/<trial>/`, redacted, so that report.json links them. Sub-directories
+    /// are flattened into the file names (`dump/pods.txt` → `dump--pods.txt`).
+    fn collect_artifacts(&self, trial: &str, dir: &std::path::Path) {
+        fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.is_file() {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(dir, &mut files);
+        files.sort();
+        for f in files {
+            let name = f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().replace('/', "--");
+            let result = std::fs::read(&f)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| self.reporter.write_artifact(trial, &name, &bytes).map_err(|e| e.to_string()));
+            if let Err(e) = result {
+                eprintln!("e2e: report: artifact {}: {e}", f.display());
+            }
+        }
+    }
+
     /// Records a finished trial; returns the outcome after reconciliation (what libtest reports).
     fn trial(
         &self,
@@ -299,6 +327,9 @@ fn main() -> ExitCode {
                         }
                     }
                 };
+                if let (Some(em), Some(dir)) = (&emitter, session.trial_artifacts(&t2)) {
+                    em.collect_artifacts(&t2.name, &dir);
+                }
                 let outcome = match &emitter {
                     Some(em) => em.trial(env, scenario, outcome, &verdicts, started),
                     None => outcome.reconcile(&verdicts, &[]),
@@ -339,8 +370,11 @@ fn main() -> ExitCode {
     }
 
     let conclusion = libtest_mimic::run(&args, trials);
-    session.teardown();
+    let teardown_errors = session.teardown();
     drop(session);
+    for (env, errors) in &teardown_errors {
+        eprintln!("e2e: error: tearing down {env} failed (a cluster may be left behind): {}", errors.join("; "));
+    }
 
     if let Some(em) = emitter {
         let started: Vec<String> = em
@@ -351,9 +385,10 @@ fn main() -> ExitCode {
             .cloned()
             .collect();
         for env in started {
+            let teardown_error = teardown_errors.get(&env).map(|e| e.join("; "));
             em.emit(Event::EnvironmentFinished {
                 environment: env,
-                teardown_error: None,
+                teardown_error,
             });
         }
         em.emit(Event::RunFinished {
@@ -364,6 +399,9 @@ fn main() -> ExitCode {
             eprintln!("e2e: error: the report could not be written completely (see above)");
             return ExitCode::from(101);
         }
+    }
+    if !teardown_errors.is_empty() {
+        return ExitCode::from(101);
     }
     conclusion.exit_code()
 }

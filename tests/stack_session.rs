@@ -67,6 +67,9 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
     }
     assert_eq!(count(&d, "kind create cluster"), 1, "{:?}", d.call_lines());
     assert_eq!(count(&d, "kind delete cluster"), 0);
+    // Each trial's own artifacts (its verdicts at least) are where the report collects them.
+    let dir = s.trial_artifacts(&shared.trials[0]).expect("the trial's artifacts");
+    assert!(dir.join("verdicts.json").is_file(), "{}", dir.display());
     s.teardown();
     assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1, "{:?}", d.call_lines());
     // Its trials failed: logs were exported first.
@@ -182,4 +185,19 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
     assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
     assert_eq!(facts.kubernetes.server_version, None, "the kind double's API server does not answer");
     s.teardown();
+}
+
+#[test]
+fn a_failed_teardown_is_reported_with_its_environment() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let s = session(&d, artifacts.path());
+    let envs = envs();
+    let _ = s.run_trial(&envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0]);
+    std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "kind delete");
+    let errors = s.teardown();
+    std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
+    let e = errors.get("istio[k8s=1.34]").unwrap_or_else(|| panic!("{errors:?}"));
+    assert!(e[0].contains("failing on purpose"), "{e:?}");
 }

@@ -89,6 +89,8 @@ pub struct Session {
     port_holders: Mutex<BTreeMap<(u16, u16), String>>,
     /// What each environment turned out to be once provisioned (for the report).
     facts: Mutex<BTreeMap<String, Fingerprint>>,
+    /// Teardowns that failed, by environment name (a cluster may be left behind).
+    teardown_errors: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
@@ -111,6 +113,7 @@ impl Session {
             stack: OnceLock::new(),
             port_holders: Mutex::new(BTreeMap::new()),
             facts: Mutex::new(BTreeMap::new()),
+            teardown_errors: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -214,6 +217,17 @@ impl Session {
         }
     }
 
+    /// Where `trial`'s own artifacts (verdicts, failure dump, captures) were written, if any.
+    pub fn trial_artifacts(&self, trial: &TrialPlan) -> Option<std::path::PathBuf> {
+        let stack = self.stack.get()?.as_ref().ok()?;
+        let run = stack.run.lock().ok()?;
+        let dir = run
+            .artifacts
+            .join(crate::stack::names::sanitize(&trial.env_key))
+            .join(crate::stack::names::sanitize(&trial.name));
+        dir.is_dir().then_some(dir)
+    }
+
     /// What `env_key`'s environment turned out to be, once provisioning was tried: the digest
     /// each image ran at, and — when the cluster came up — the server and mesh versions.
     /// Only known facts are set; merge it into the declared fingerprint.
@@ -239,14 +253,24 @@ impl Session {
                     "--keep-cluster keeps {key}, so {for_key} cannot bind the same host ports: run one environment at a time (a trial filter) with --keep-cluster"
                 ));
             }
-            let _ = env.teardown(failed);
+            if let Err(e) = env.teardown(failed) {
+                self.note_teardown_error(key, e);
+            }
         }
+    }
+
+    fn note_teardown_error(&self, env_key: &str, error: String) {
+        let name = self.slots.get(env_key).map(|(_, p)| p.env.name.clone()).unwrap_or_else(|| env_key.to_string());
+        (self.opts.log)(&format!("tearing down {env_key} failed: {error}"));
+        self.teardown_errors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().push(error);
     }
 
     /// Tears down every environment this session created (exporting kind logs first for
     /// environments with a failed trial). Called explicitly at the end of a run, and again,
     /// harmlessly, on drop.
-    pub fn teardown(&self) {
+    /// Returns the teardowns that failed so far, by environment name (this one's and earlier
+    /// evictions'), for the report: a failed teardown may have left a cluster behind.
+    pub fn teardown(&self) -> BTreeMap<String, Vec<String>> {
         if self.opts.keep_cluster {
             // Kept clusters' kubeconfigs live in the run's temp dir.
             if let Some(Ok(stack)) = self.stack.get() {
@@ -273,9 +297,13 @@ impl Session {
                         }
                     }
                 }
-                let _ = env.teardown(failed);
+                if let Err(e) = env.teardown(failed) {
+                    let key = env.key.clone();
+                    self.note_teardown_error(&key, e);
+                }
             }
         }
+        self.teardown_errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -290,6 +318,6 @@ async fn server_version(env: &Environment) -> Option<String> {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.teardown();
+        let _ = self.teardown();
     }
 }
