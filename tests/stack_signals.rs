@@ -176,3 +176,17 @@ fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
     assert!(deleted_names(&d).is_empty(), "{:?}", d.call_lines());
     assert!(stderr.contains(&format!("kind delete cluster --name {}", created_name(&d))), "{stderr}");
 }
+
+/// A Ctrl-C while the run's own teardown is deleting the cluster must not kill that delete: the
+/// handler waits for it instead of reporting a cleanup that never finished.
+#[test]
+fn sigint_during_the_final_kind_delete_lets_it_finish() {
+    let p = spawn(&[("MESHPROOF_DOUBLE_SLEEP_ON", "kind delete"), ("MESHPROOF_DOUBLE_SLEEP_SECS", "3")], &[]);
+    p.wait_for_call("kind delete cluster");
+    p.signal(Signal::SIGINT);
+    let (code, _, stderr, d, _) = p.finish();
+    assert!(code == 130 || code == 0, "{code}: {stderr}");
+    let done = std::fs::read_to_string(format!("{}.done", d.log().display())).unwrap_or_default();
+    assert!(done.lines().any(|l| l.starts_with("kind delete cluster")), "the delete was killed: {done:?}\n{stderr}");
+    assert_eq!(deleted_names(&d), vec![created_name(&d)], "deleted once: {stderr}");
+}

@@ -265,7 +265,9 @@ impl Cmd {
             .kill_on_drop(true);
         let started = std::time::Instant::now();
         let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { cmdline: cmdline.clone(), source })?;
-        let guard = GroupGuard::new(child.id());
+        // Cleanup commands (a `kind delete` under way) are not listed for the signal handler's
+        // kill: a Ctrl-C must not abort the very teardown it is waiting for.
+        let guard = GroupGuard::new(child.id(), !self.during_shutdown);
         if let (Some(bytes), Some(mut sin)) = (self.stdin.clone(), child.stdin.take()) {
             // Write in the background so a process that does not read stdin cannot block us.
             tokio::spawn(async move {
@@ -299,9 +301,10 @@ impl Cmd {
 struct GroupGuard(Option<i32>);
 
 impl GroupGuard {
-    fn new(pid: Option<u32>) -> GroupGuard {
+    /// `listed`: whether [`kill_running_groups`] may kill it (its own timeout and drop still do).
+    fn new(pid: Option<u32>, listed: bool) -> GroupGuard {
         let pid = pid.and_then(|p| i32::try_from(p).ok());
-        if let Some(p) = pid {
+        if let (Some(p), true) = (pid, listed) {
             if let Ok(mut g) = LIVE_GROUPS.lock() {
                 g.insert(p);
             }

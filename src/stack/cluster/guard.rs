@@ -75,6 +75,15 @@ fn unlist(id: u64) {
     }
 }
 
+/// Unlists a guard when its teardown ends, however it ends.
+struct Unlist(u64);
+
+impl Drop for Unlist {
+    fn drop(&mut self) {
+        unlist(self.0);
+    }
+}
+
 impl Inner {
     pub fn manual(&self) -> String {
         self.teardown.manual()
@@ -96,7 +105,9 @@ impl Inner {
             return Ok(());
         }
         self.phase.store(RUNNING, Ordering::SeqCst);
-        unlist(self.id);
+        // Listed until done: a signal arriving mid-teardown waits for it (`run_once` blocks on
+        // the lock) instead of reporting a cleanup that is still under way as finished.
+        let _unlist = Unlist(self.id);
         if self.keep {
             self.phase.store(FINISHED, Ordering::SeqCst);
             (self.log)(&format!(
