@@ -303,3 +303,53 @@ async fn cli_exit_codes_and_json() {
     let (code, _) = cli(&["--url", &url(&ok), "--expect", "maybe"]).await;
     assert_eq!(code, 2, "usage error");
 }
+
+// ------------------------------------------------------------ the in-pod curl probe, for real
+
+/// The probe pods' script (`check::http::curl`) run with this machine's `sh` and `curl` against
+/// real loopback servers: the status, the head and the body prefix survive the trip, so a 403
+/// is attributed to who sent it.
+async fn run_probe_script(url: &str) -> Option<(i32, Vec<u8>)> {
+    if which::which("curl").is_err() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("curl is required in CI (apt-get install curl)");
+        }
+        eprintln!("SKIPPED: curl is not installed");
+        return None;
+    }
+    let argv = meshproof::check::http::curl::command(url, 5);
+    let out = tokio::time::timeout(Duration::from_secs(20), tokio::process::Command::new(&argv[0]).args(&argv[1..]).output())
+        .await
+        .expect("the probe script ends")
+        .expect("sh runs");
+    Some((out.status.code().unwrap_or(-1), out.stdout))
+}
+
+#[tokio::test]
+async fn the_probe_script_keeps_what_tells_a_mesh_denial_from_an_application_one() {
+    use meshproof::check::http::{classify, curl};
+    let istio = http_server(response("403 Forbidden", &[("server", "envoy")], "RBAC: access denied")).await;
+    let Some((exit, stdout)) = run_probe_script(&url(&istio)).await else { return };
+    assert_eq!(exit, 0, "{}", String::from_utf8_lossy(&stdout));
+    assert_eq!(curl::status(&stdout), 403);
+    assert_eq!(
+        classify(&curl::observation(exit, &stdout)),
+        Classification::Denied(Denial::Forbidden { source: DenySource::IstioRbac })
+    );
+
+    let linkerd = http_server(response("403 Forbidden", &[("l5d-proxy-error", "unauthorized request on route")], "")).await;
+    let (exit, stdout) = run_probe_script(&url(&linkerd)).await.unwrap();
+    assert_eq!(
+        classify(&curl::observation(exit, &stdout)),
+        Classification::Denied(Denial::Forbidden { source: DenySource::LinkerdProxy })
+    );
+
+    let ok = http_server(response("200 OK", &[], "hello")).await;
+    let (exit, stdout) = run_probe_script(&url(&ok)).await.unwrap();
+    assert_eq!(classify(&curl::observation(exit, &stdout)), Classification::Allowed { status: 200 });
+
+    // Nothing listening: curl's exit 7 comes back through the script, and it is no denial.
+    let (exit, stdout) = run_probe_script(&format!("http://127.0.0.1:{}/", closed_port().await)).await.unwrap();
+    assert_eq!(exit, 7);
+    assert!(matches!(classify(&curl::observation(exit, &stdout)), Classification::Undecided { .. }));
+}

@@ -19,7 +19,7 @@ use super::checks::{
 use super::executor::{AppliedObject, TrialOps};
 use super::render::{self, FunctionRequest, ObjectRef, WaitTarget};
 use super::tracker::Tracker;
-use crate::check::http::{self, classify, classify_curl, Classification, HttpRequest};
+use crate::check::http::{self, classify, Classification, HttpRequest};
 use crate::check::tls::TlsVersion;
 use crate::images::ImageRole;
 use crate::check::{CheckName, Outcome, Verdict};
@@ -353,27 +353,16 @@ impl KubeTrial {
 
     /// `curl` from a probe pod, classified.
     async fn curl_from(&self, ns: &str, pod: &str, url: &str) -> Observed {
-        let cmd = [
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-            url,
-        ];
+        // curl with the response head and a body prefix kept, so a 403 says who sent it.
+        let argv = http::curl::command(url, 5);
+        let cmd: Vec<&str> = argv.iter().map(String::as_str).collect();
         match exec::exec(&self.client, ns, pod, Some("probe"), &cmd, EXEC_TIMEOUT).await {
             Ok(out) => {
-                let code: u16 = String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
+                let code = http::curl::status(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 match out.exit_code {
                     Some(exit) => Observed {
-                        classification: classify_curl(exit, code),
+                        classification: classify(&http::curl::observation(exit, &out.stdout)),
                         detail: format!(
                             "curl exit {exit}, http_code {code:03}{}",
                             if stderr.is_empty() {

@@ -13,6 +13,7 @@
 //! `%{http_code}` ([`classify_curl`]).
 
 pub mod classify;
+pub mod curl;
 pub mod probe;
 
 use std::time::Duration;
