@@ -94,6 +94,18 @@ pub fn trials(envs: &[EnvPlan]) -> Vec<TrialPlan> {
 /// The variables a scenario of this environment is rendered with. `run_id` is `None` when
 /// planning (it prints as `<run-id>`).
 pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_id: Option<&str>) -> Vars {
+    vars_with_images(suite, env, scenario, run_id, &suite.images)
+}
+
+/// [`vars_for`] with `images` in `${images.*}` instead of the suite's own: a run deploys the
+/// images it pinned when the environment came up (the suite may name a tag).
+pub fn vars_with_images(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    scenario: &Scenario,
+    run_id: Option<&str>,
+    images: &crate::images::Images,
+) -> Vars {
     let mut v = Vars::default();
     v.set("mesh", env.mesh.mesh().as_str());
     v.set("suite", suite.name.as_str());
@@ -123,7 +135,7 @@ pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_i
             Mesh::Linkerd => GATEWAY_NAMESPACE,
         },
     );
-    for (role, image) in suite.images.iter() {
+    for (role, image) in images.iter() {
         v.set(role.var(), image.as_str());
     }
     let v = v.overlay(&scenario.vars);

@@ -180,7 +180,7 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
     assert_eq!(facts.images.len(), 3);
     for (role, i) in &facts.images {
         assert!(i.deployed.as_deref().is_some_and(|d| d.contains("@sha256:")), "{role}: {i:?}");
-        assert_eq!(i.pinned_by.as_deref(), Some("suite"));
+        assert_eq!(i.pinned_by, Some(meshproof::images::resolve::PinSource::Suite));
     }
     assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
     assert_eq!(facts.kubernetes.server_version, None, "the kind double's API server does not answer");

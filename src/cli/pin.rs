@@ -64,23 +64,8 @@ pub fn run(args: Args) -> i32 {
 
 fn suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let paths = if paths.is_empty() { vec![PathBuf::from("suites")] } else { paths.to_vec() };
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            found.sort();
-            out.extend(found);
-        } else if p.exists() {
-            out.push(p);
-        } else {
-            return Err(format!("{}: no such file or directory", p.display()));
-        }
-    }
-    Ok(out)
+    crate::scenario::catalog::expand_paths(&paths)
+        .map_err(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "))
 }
 
 /// Exit code for one file: 0 done, 1 images left unpinned (`--check`, or a default that

@@ -16,6 +16,12 @@ pub enum ImageRefError {
     Digest { input: String },
 }
 
+/// `sha256:` and 64 lowercase hex digits: the only pin accepted.
+pub fn is_sha256_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 /// A parsed image reference; [`ImageRef::digest`] is its pin, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
@@ -31,13 +37,8 @@ impl ImageRef {
         }
         let parsed = Reference::from_str(s)
             .map_err(|e| ImageRefError::Syntax { input: s.into(), reason: e.to_string() })?;
-        if let Some(d) = parsed.digest() {
-            let ok = d
-                .strip_prefix("sha256:")
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-            if !ok {
-                return Err(ImageRefError::Digest { input: s.into() });
-            }
+        if parsed.digest().is_some_and(|d| !is_sha256_digest(d)) {
+            return Err(ImageRefError::Digest { input: s.into() });
         }
         Ok(ImageRef { written: s.to_string(), parsed })
     }

@@ -7,7 +7,7 @@
 //! (`oci-client` does the `WWW-Authenticate` dance). Registries on loopback are spoken to over
 //! plain HTTP, as Docker and containerd do by default; every other one over HTTPS.
 
-use super::reference::ImageRef;
+use super::reference::{is_sha256_digest, ImageRef};
 use super::set::{ImageRole, Images};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -89,9 +89,10 @@ impl DigestSource for Registry {
             .await
             .map_err(|_| err(ResolveErrorKind::Timeout(self.timeout)))?
             .map_err(|e| err(classify(e)))?;
-        match ImageRef::parse(&format!("{}@{digest}", image.tag_reference().whole())) {
-            Ok(_) => Ok(digest),
-            Err(_) => Err(err(ResolveErrorKind::Protocol(format!("digest {digest:?} is not a sha256 digest")))),
+        if is_sha256_digest(&digest) {
+            Ok(digest)
+        } else {
+            Err(err(ResolveErrorKind::Protocol(format!("digest {digest:?} is not a sha256 digest"))))
         }
     }
 }
@@ -124,7 +125,7 @@ fn classify(e: OciDistributionError) -> ResolveErrorKind {
 }
 
 /// How an image came to be pinned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PinSource {
     /// The suite pinned it.

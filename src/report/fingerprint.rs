@@ -7,6 +7,7 @@
 use crate::preflight;
 use crate::process::tools::Tool;
 use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, Suite};
+use crate::images::resolve::PinSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -37,19 +38,26 @@ pub struct ImageFacts {
     /// What pods ran, always pinned by digest; `null` until a tag is resolved at run start.
     pub deployed: Option<String>,
     /// `suite` (the suite pinned it) or `registry` (resolved from its tag when the run began).
-    pub pinned_by: Option<String>,
+    pub pinned_by: Option<PinSource>,
 }
 
 impl ImageFacts {
+    /// What the suite declares: deployed as written if pinned, else unknown until resolved.
+    pub fn declared(image: &crate::images::ImageRef) -> ImageFacts {
+        let pinned = image.is_pinned();
+        ImageFacts {
+            declared: Some(image.to_string()),
+            deployed: pinned.then(|| image.to_string()),
+            pinned_by: pinned.then_some(PinSource::Suite),
+        }
+    }
+
     /// The facts of a resolved image.
     pub fn resolved(r: &crate::images::Resolved) -> ImageFacts {
         ImageFacts {
             declared: Some(r.declared.to_string()),
             deployed: Some(r.deployed.to_string()),
-            pinned_by: Some(match r.source {
-                crate::images::resolve::PinSource::Suite => "suite".into(),
-                crate::images::resolve::PinSource::Registry => "registry".into(),
-            }),
+            pinned_by: Some(r.source),
         }
     }
 }
@@ -151,15 +159,7 @@ impl Fingerprint {
             images: suite
                 .images
                 .iter()
-                .map(|(role, image)| {
-                    let pinned = image.is_pinned();
-                    let facts = ImageFacts {
-                        declared: Some(image.to_string()),
-                        deployed: pinned.then(|| image.to_string()),
-                        pinned_by: pinned.then(|| "suite".to_string()),
-                    };
-                    (role.key().to_string(), facts)
-                })
+                .map(|(role, image)| (role.key().to_string(), ImageFacts::declared(image)))
                 .collect(),
         }
     }
@@ -223,7 +223,9 @@ impl Fingerprint {
             let mine = self.images.entry(role.clone()).or_default();
             put(&mut mine.declared, &facts.declared);
             put(&mut mine.deployed, &facts.deployed);
-            put(&mut mine.pinned_by, &facts.pinned_by);
+            if facts.pinned_by.is_some() {
+                mine.pinned_by = facts.pinned_by;
+            }
         }
     }
 }

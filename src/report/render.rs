@@ -285,8 +285,8 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
             ));
         }
         for (role, i) in &f.images {
-            let deployed = match (&i.deployed, i.pinned_by.as_deref()) {
-                (Some(d), Some("registry")) => format!("{} (resolved from {} at run start)", code(d), opt(&i.declared)),
+            let deployed = match (&i.deployed, i.pinned_by) {
+                (Some(d), Some(crate::images::resolve::PinSource::Registry)) => format!("{} (resolved from {} at run start)", code(d), opt(&i.declared)),
                 (Some(d), _) => code(d),
                 (None, _) => format!("{} (on a tag; no digest recorded: its environment never came up)", opt(&i.declared)),
             };

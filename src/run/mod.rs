@@ -220,11 +220,7 @@ impl Session {
     /// Where `trial`'s own artifacts (verdicts, failure dump, captures) were written, if any.
     pub fn trial_artifacts(&self, trial: &TrialPlan) -> Option<std::path::PathBuf> {
         let stack = self.stack.get()?.as_ref().ok()?;
-        let run = stack.run.lock().ok()?;
-        let dir = run
-            .artifacts
-            .join(crate::stack::names::sanitize(&trial.env_key))
-            .join(crate::stack::names::sanitize(&trial.name));
+        let dir = stack.run.lock().ok()?.trial_artifacts(&trial.env_key, &trial.name);
         dir.is_dir().then_some(dir)
     }
 

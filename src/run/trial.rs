@@ -39,13 +39,6 @@ pub struct SessionCtx<'a> {
     pub run: &'a Mutex<RunDirs>,
 }
 
-/// `vars` with the images the run pinned (the suite may name tags; pods get digests).
-fn pinned_vars(mut vars: Vars, images: &crate::images::Images) -> Vars {
-    for (role, image) in images.iter() {
-        vars.set(role.var(), image.as_str());
-    }
-    vars
-}
 
 /// Runs `trial`'s steps in `ctx.env`. `Ok` only when every check passed and cleanup worked.
 pub async fn run(
@@ -74,12 +67,16 @@ pub async fn run(
     let kube = KubeTrial::connect(cfg.clone())
         .await
         .map_err(|e| fail(format!("connecting to {}: {e}", ctx.env.key)))?;
-    let artifacts = ctx.env.artifacts().join(&dir_name);
+    let artifacts = ctx
+        .run
+        .lock()
+        .map_err(|_| fail("the run's state is poisoned".into()))?
+        .trial_artifacts(&ctx.plan.key, &trial.name);
     let spec = TrialSpec {
         name: &trial.name,
         scenario: &trial.scenario,
         mesh: trial.mesh,
-        vars: pinned_vars(plan::vars_for(&ctx.plan.suite, &trial.env, &trial.scenario, Some(run_id)), ctx.images),
+        vars: plan::vars_with_images(&ctx.plan.suite, &trial.env, &trial.scenario, Some(run_id), ctx.images),
         run_id: run_id.to_string(),
         artifacts: Some(artifacts.clone()),
     };

@@ -53,7 +53,7 @@ pub struct TrialSpec<'a> {
     pub name: &'a str,
     pub scenario: &'a Scenario,
     pub mesh: Mesh,
-    /// `plan::vars_for(suite, env, scenario, Some(run_id))`.
+    /// `plan::vars_with_images(suite, env, scenario, Some(run_id), pinned images)`.
     pub vars: Vars,
     pub run_id: String,
     /// Where the failure dump goes (`None`: no dump).

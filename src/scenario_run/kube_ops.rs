@@ -402,13 +402,7 @@ impl KubeTrial {
             }
         };
         let path = reqwest::Url::parse(url)
-            .map(|u| {
-                format!(
-                    "{}{}",
-                    u.path(),
-                    u.query().map(|q| format!("?{q}")).unwrap_or_default()
-                )
-            })
+            .map(|u| http::probe::request_target(&u))
             .unwrap_or_else(|_| "/".into());
         let req = match HttpRequest::parse(&format!("{base}{path}"), "GET", &[]) {
             Ok(r) => r,

@@ -122,7 +122,7 @@ pub async fn up(
     let (work_dir, cluster) = layout(env, key, &run.run_id, run.temp())?;
     crate::private_fs::private_dir(&work_dir)
         .map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
-    let artifacts = run.artifacts.join(names::sanitize(key));
+    let artifacts = run.env_artifacts(key);
 
     // Secrets first: everything printed from here on is redacted.
     let mut redactor = Redactor::default();

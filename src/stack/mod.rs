@@ -113,6 +113,16 @@ impl RunDirs {
         &self.temp_path
     }
 
+    /// Where an environment's artifacts go: `<artifacts root>/<run id>/<environment key>`.
+    pub fn env_artifacts(&self, env_key: &str) -> PathBuf {
+        self.artifacts.join(names::sanitize(env_key))
+    }
+
+    /// Where one trial's own artifacts go, inside its environment's.
+    pub fn trial_artifacts(&self, env_key: &str, trial: &str) -> PathBuf {
+        self.env_artifacts(env_key).join(names::sanitize(trial))
+    }
+
     /// Keeps the temp dir after the run (a kept cluster's kubeconfig lives there).
     pub fn persist(&mut self) {
         if let Some(t) = self.temp.take() {

@@ -52,6 +52,16 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The request target of `u`: its path and query, as sent on an HTTP/1.1 request line.
+pub fn request_target(u: &reqwest::Url) -> String {
+    let mut target = u.path().to_string();
+    if let Some(q) = u.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    target
+}
+
 impl HttpRequest {
     pub fn parse(url: &str, method: &str, headers: &[String]) -> Result<HttpRequest, RequestError> {
         let u = reqwest::Url::parse(url)
@@ -65,11 +75,7 @@ impl HttpRequest {
             .ok_or_else(|| RequestError::NoHost(url.to_string()))?
             .to_string();
         let port = u.port_or_known_default().unwrap_or(80);
-        let mut target = u.path().to_string();
-        if let Some(q) = u.query() {
-            target.push('?');
-            target.push_str(q);
-        }
+        let target = request_target(&u);
         if !is_token(method) {
             return Err(RequestError::BadMethod(method.to_string()));
         }

@@ -186,7 +186,7 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
             CheckedName::Dns(d) => d.clone(),
             CheckedName::Ip(ip) => ip.to_string(),
         },
-        path: url_path(&opts.url),
+        path: target.path.clone(),
     });
     if get.is_some() {
         ev.alpn_offered = vec!["http/1.1".into()];
@@ -276,23 +276,4 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
         }
     }
     Verdict::new(CheckName::Tls, outcome, reasons, ev)
-}
-
-/// The path (and query) of `url`; `/` when it has none.
-fn url_path(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let mut p = u.path().to_string();
-            if let Some(q) = u.query() {
-                p.push('?');
-                p.push_str(q);
-            }
-            if p.is_empty() {
-                "/".into()
-            } else {
-                p
-            }
-        }
-        Err(_) => "/".into(),
-    }
 }

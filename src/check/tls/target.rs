@@ -91,6 +91,8 @@ pub enum ConnectTo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsTarget {
     pub port: u16,
+    /// The URL's path and query: what a request after the handshake asks for.
+    pub path: String,
     pub connect: ConnectTo,
     pub name: CheckedName,
 }
@@ -155,6 +157,7 @@ impl TlsTarget {
         };
         Ok(TlsTarget {
             port,
+            path: crate::check::http::probe::request_target(&parsed),
             connect,
             name,
         })
