@@ -351,17 +351,7 @@ impl FlowTable {
         let expected_seq = base.wrapping_add(stream.next as u32);
         let delta = seq.wrapping_sub(expected_seq) as i32 as i64;
         let off = stream.next as i64 + delta;
-        let ctx = Ctx {
-            finder: &self.finder,
-            sentinel_len: self.sentinel_len,
-            flow: flow.id,
-            ends: (flow.client, flow.server),
-            dir: if d == 0 {
-                Dir::ClientToServer
-            } else {
-                Dir::ServerToClient
-            },
-        };
+        let ctx = Ctx::new(&self.finder, self.sentinel_len, (flow.id, flow.client, flow.server), d);
         let mut sink = HitSink {
             hits: &mut self.hits,
             total: &mut self.hits_total,
@@ -425,17 +415,7 @@ impl FlowTable {
     fn retire(&mut self, idx: usize) {
         let flow = &mut self.flows[idx];
         for (d, stream) in flow.dirs.iter_mut().enumerate() {
-            let ctx = Ctx {
-                finder: &self.finder,
-                sentinel_len: self.sentinel_len,
-                flow: flow.id,
-                ends: (flow.client, flow.server),
-                dir: if d == 0 {
-                    Dir::ClientToServer
-                } else {
-                    Dir::ServerToClient
-                },
-            };
+            let ctx = Ctx::new(&self.finder, self.sentinel_len, (flow.id, flow.client, flow.server), d);
             let mut sink = HitSink {
                 hits: &mut self.hits,
                 total: &mut self.hits_total,
@@ -498,6 +478,20 @@ struct Ctx<'a> {
     /// (client, server), rendered only when a hit is recorded.
     ends: (Endpoint, Endpoint),
     dir: Dir,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context of direction `d` (0: client to server) of the flow `(id, client, server)`.
+    /// Takes the flow's fields, not the flow, so that its streams can be borrowed mutably beside.
+    fn new(finder: &'a regex::bytes::Regex, sentinel_len: usize, (flow, client, server): (usize, Endpoint, Endpoint), d: usize) -> Ctx<'a> {
+        Ctx {
+            finder,
+            sentinel_len,
+            flow,
+            ends: (client, server),
+            dir: if d == 0 { Dir::ClientToServer } else { Dir::ServerToClient },
+        }
+    }
 }
 
 struct HitSink<'a> {
