@@ -41,9 +41,16 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
     for suite in &catalog.suites {
         for env in &suite.environments {
             let mesh = env.mesh.mesh();
-            let mut shared = EnvPlan { key: env.name.clone(), suite: suite.clone(), env: env.clone(), trials: Vec::new() };
+            let mut shared = EnvPlan {
+                key: env.name.clone(),
+                suite: suite.clone(),
+                env: env.clone(),
+                trials: Vec::new(),
+            };
             for name in &suite.scenarios {
-                let Some(sc) = catalog.scenario(name) else { continue };
+                let Some(sc) = catalog.scenario(name) else {
+                    continue;
+                };
                 if !sc.applies_to(mesh) {
                     continue;
                 }
@@ -93,7 +100,12 @@ pub fn trials(envs: &[EnvPlan]) -> Vec<TrialPlan> {
 
 /// The variables a scenario of this environment is rendered with. `run_id` is `None` when
 /// planning (it prints as `<run-id>`).
-pub fn vars_for(suite: &Suite, env: &EnvironmentSpec, scenario: &Scenario, run_id: Option<&str>) -> Vars {
+pub fn vars_for(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    scenario: &Scenario,
+    run_id: Option<&str>,
+) -> Vars {
     vars_with_images(suite, env, scenario, run_id, &suite.images)
 }
 
@@ -163,7 +175,8 @@ pub enum Phase {
 }
 
 fn render(t: &Template, vars: &Vars) -> String {
-    t.render(vars).unwrap_or_else(|e| format!("{} (render error: {e})", t.source()))
+    t.render(vars)
+        .unwrap_or_else(|e| format!("{} (render error: {e})", t.source()))
 }
 
 /// The ordered steps of one environment: provisioning, installs, each trial's steps (with the
@@ -179,9 +192,16 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
             .iter()
             .map(|r| match r {
                 crate::preflight::Requirement::Tool(t) => format!("{} on PATH", t.program()),
-                crate::preflight::Requirement::DockerDaemon => "docker daemon answers `docker info`".into(),
+                crate::preflight::Requirement::DockerDaemon => {
+                    "docker daemon answers `docker info`".into()
+                }
                 crate::preflight::Requirement::Kubeconfig(p) => {
-                    format!("kubeconfig {}", p.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "from KUBECONFIG".into()))
+                    format!(
+                        "kubeconfig {}",
+                        p.as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "from KUBECONFIG".into())
+                    )
                 }
             })
             .collect(),
@@ -204,7 +224,9 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
             })
             .collect(),
     });
-    out.extend(crate::stack::plan::provision_and_install(suite, &env.env, &env.key));
+    out.extend(crate::stack::plan::provision_and_install(
+        suite, &env.env, &env.key,
+    ));
     for t in &env.trials {
         let vars = vars_for(suite, &env.env, &t.scenario, None);
         let mut detail = Vec::new();
@@ -217,7 +239,11 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
             }
         }
         detail.push("cleanup: delete every object this trial applied or deployed".into());
-        out.push(PlannedStep { phase: Phase::Trial, title: t.name.clone(), detail });
+        out.push(PlannedStep {
+            phase: Phase::Trial,
+            title: t.name.clone(),
+            detail,
+        });
     }
     out.push(PlannedStep {
         phase: Phase::Teardown,
@@ -232,14 +258,27 @@ fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
     let overrides = if m.vars.is_empty() {
         String::new()
     } else {
-        format!(" with {}", m.vars.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(", "))
+        format!(
+            " with {}",
+            m.vars
+                .iter()
+                .map(|(k, val)| format!("{k}={val}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     match m.for_mesh(mesh) {
         Some(Source::File { path, text }) => {
             let kinds = kinds_of(&render(text, &v));
-            format!("{verb} {} ({kinds}){overrides} — server-side apply, field manager meshproof", path.display())
+            format!(
+                "{verb} {} ({kinds}){overrides} — server-side apply, field manager meshproof",
+                path.display()
+            )
         }
-        Some(Source::Inline(t)) => format!("{verb} inline manifest ({}){overrides}", kinds_of(&render(t, &v))),
+        Some(Source::Inline(t)) => format!(
+            "{verb} inline manifest ({}){overrides}",
+            kinds_of(&render(t, &v))
+        ),
         None => format!("{verb}: no manifest for {mesh}"),
     }
 }
@@ -248,7 +287,13 @@ fn kinds_of(text: &str) -> String {
     match crate::scenario::loader::manifest_documents(text) {
         Ok(docs) => docs
             .iter()
-            .map(|d| format!("{}/{}", d["kind"].as_str().unwrap_or("?"), d["metadata"]["name"].as_str().unwrap_or("?")))
+            .map(|d| {
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap_or("?"),
+                    d["metadata"]["name"].as_str().unwrap_or("?")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
         Err(e) => format!("unparsable: {e}"),
@@ -287,9 +332,16 @@ pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
                     format!("condition {t}={s}")
                 }
             };
-            let ns = w.namespace.as_ref().map(|n| format!(" in {}", render(n, vars))).unwrap_or_default();
+            let ns = w
+                .namespace
+                .as_ref()
+                .map(|n| format!(" in {}", render(n, vars)))
+                .unwrap_or_default();
             if !w.applies_to(mesh) {
-                return vec![format!("(no wait on {mesh}: this wait is for {})", w.mesh.map(|m| m.as_str()).unwrap_or(""))];
+                return vec![format!(
+                    "(no wait on {mesh}: this wait is for {})",
+                    w.mesh.map(|m| m.as_str()).unwrap_or("")
+                )];
             }
             vec![format!(
                 "wait until {}{ns} is {what} (timeout {})",
@@ -302,8 +354,14 @@ pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
 }
 
 fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
-    let fns = vars.get("namespace.functions").unwrap_or(FUNCTIONS_NAMESPACE).to_string();
-    let gw_sa = vars.get("gateway.serviceAccount").unwrap_or("openfaas-controller").to_string();
+    let fns = vars
+        .get("namespace.functions")
+        .unwrap_or(FUNCTIONS_NAMESPACE)
+        .to_string();
+    let gw_sa = vars
+        .get("gateway.serviceAccount")
+        .unwrap_or("openfaas-controller")
+        .to_string();
     match c {
         Check::Mtls(m) => {
             let rules = match mesh {
@@ -462,14 +520,22 @@ matrix:
     fn catalog() -> Catalog {
         let read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("none")) };
         let mut c = Catalog::default();
-        let Document::Suite(s) = load_text(Path::new("s.yaml"), SUITE, &read).unwrap() else { panic!() };
+        let Document::Suite(s) = load_text(Path::new("s.yaml"), SUITE, &read).unwrap() else {
+            panic!()
+        };
         c.suites.push(Arc::from(s));
         for (n, extra) in [("a", ""), ("b", ""), ("only-istio", "meshes: [istio]\n")] {
-            let Document::Scenario(s) = load_text(Path::new("x.yaml"), &scenario(n, extra), &read).unwrap() else { panic!() };
+            let Document::Scenario(s) =
+                load_text(Path::new("x.yaml"), &scenario(n, extra), &read).unwrap()
+            else {
+                panic!()
+            };
             c.scenarios.push(Arc::from(s));
         }
         let restore = "kind: Scenario\nname: r\nsteps:\n  - check:\n      restore: { functions: [env], sealedSecrets: [{ namespace: n, name: s }] }\n";
-        let Document::Scenario(s) = load_text(Path::new("r.yaml"), restore, &read).unwrap() else { panic!() };
+        let Document::Scenario(s) = load_text(Path::new("r.yaml"), restore, &read).unwrap() else {
+            panic!()
+        };
         c.scenarios.push(Arc::from(s));
         c
     }
@@ -495,7 +561,15 @@ matrix:
     fn destructive_scenarios_get_an_environment_of_their_own() {
         let envs = expand(&catalog());
         let keys: Vec<&str> = envs.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["s[k8s=1.33]", "s[k8s=1.33]::r", "s[k8s=1.34]", "s[k8s=1.34]::r"]);
+        assert_eq!(
+            keys,
+            [
+                "s[k8s=1.33]",
+                "s[k8s=1.33]::r",
+                "s[k8s=1.34]",
+                "s[k8s=1.34]::r"
+            ]
+        );
         let shared = &envs[0];
         assert_eq!(shared.trials.len(), 2);
         assert!(shared.trials.iter().all(|t| t.env_key == "s[k8s=1.33]"));
@@ -522,9 +596,21 @@ matrix:
         let envs = expand(&c);
         let steps = steps(&envs[0], &c);
         let trial = steps.iter().find(|s| s.title == "s[k8s=1.33]::a").unwrap();
-        let before = trial.detail.iter().position(|d| d.contains("negative control, before the policy")).unwrap();
-        let apply = trial.detail.iter().position(|d| d.contains("apply policy")).unwrap();
-        let after = trial.detail.iter().position(|d| d.contains("after the policy")).unwrap();
+        let before = trial
+            .detail
+            .iter()
+            .position(|d| d.contains("negative control, before the policy"))
+            .unwrap();
+        let apply = trial
+            .detail
+            .iter()
+            .position(|d| d.contains("apply policy"))
+            .unwrap();
+        let after = trial
+            .detail
+            .iter()
+            .position(|d| d.contains("after the policy"))
+            .unwrap();
         assert!(before < apply && apply < after, "{:#?}", trial.detail);
         assert!(steps.first().is_some_and(|s| s.phase == Phase::Preflight));
         assert!(steps.last().is_some_and(|s| s.phase == Phase::Teardown));

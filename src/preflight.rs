@@ -37,7 +37,11 @@ pub fn requirements(catalog: &Catalog) -> BTreeMap<Requirement, BTreeSet<String>
 }
 
 /// What one environment needs.
-pub fn env_requirements(suite: &Suite, env: &EnvironmentSpec, catalog: &Catalog) -> BTreeSet<Requirement> {
+pub fn env_requirements(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    catalog: &Catalog,
+) -> BTreeSet<Requirement> {
     let mut r = BTreeSet::new();
     match &env.cluster {
         ClusterSpec::Kind { .. } => {
@@ -54,8 +58,12 @@ pub fn env_requirements(suite: &Suite, env: &EnvironmentSpec, catalog: &Catalog)
         Mesh::Istio => r.insert(Requirement::Tool(Tool::Istioctl)),
         Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
     };
-    let needs: Vec<Component> =
-        suite.scenarios.iter().filter_map(|n| catalog.scenario(n)).flat_map(|s| s.needs(env.mesh.mesh())).collect();
+    let needs: Vec<Component> = suite
+        .scenarios
+        .iter()
+        .filter_map(|n| catalog.scenario(n))
+        .flat_map(|s| s.needs(env.mesh.mesh()))
+        .collect();
     if needs.contains(&Component::Flux) {
         r.insert(Requirement::Tool(Tool::Flux));
         r.insert(Requirement::Tool(Tool::Git));
@@ -91,7 +99,12 @@ impl Finding {
 pub async fn check(req: &Requirement) -> Finding {
     match req {
         Requirement::Tool(t) => match crate::process::tools::find(t.program()) {
-            Err(_) => Finding { requirement: req.clone(), ok: false, detail: "not found on PATH".into(), hint: Some(t.hint().into()) },
+            Err(_) => Finding {
+                requirement: req.clone(),
+                ok: false,
+                detail: "not found on PATH".into(),
+                hint: Some(t.hint().into()),
+            },
             Ok(path) => {
                 let version = Cmd::new(t.program())
                     .args(t.version_args().iter().copied())
@@ -99,11 +112,20 @@ pub async fn check(req: &Requirement) -> Finding {
                     .run_unchecked()
                     .await
                     .map(|o| {
-                        let s = if o.stdout.is_empty() { String::from_utf8_lossy(&o.stderr).into_owned() } else { o.stdout_str() };
+                        let s = if o.stdout.is_empty() {
+                            String::from_utf8_lossy(&o.stderr).into_owned()
+                        } else {
+                            o.stdout_str()
+                        };
                         s.lines().next().unwrap_or("").trim().to_string()
                     })
                     .unwrap_or_else(|e| format!("version unknown ({e})"));
-                Finding { requirement: req.clone(), ok: true, detail: format!("{version} ({})", path.display()), hint: None }
+                Finding {
+                    requirement: req.clone(),
+                    ok: true,
+                    detail: format!("{version} ({})", path.display()),
+                    hint: None,
+                }
             }
         },
         Requirement::DockerDaemon => {
@@ -131,11 +153,19 @@ pub async fn check(req: &Requirement) -> Finding {
             }
         }
         Requirement::Kubeconfig(path) => {
-            let resolved = path.clone().or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from)).or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
-            });
+            let resolved = path
+                .clone()
+                .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
+                });
             match resolved {
-                Some(p) if p.is_file() => Finding { requirement: req.clone(), ok: true, detail: p.display().to_string(), hint: None },
+                Some(p) if p.is_file() => Finding {
+                    requirement: req.clone(),
+                    ok: true,
+                    detail: p.display().to_string(),
+                    hint: None,
+                },
                 Some(p) => Finding {
                     requirement: req.clone(),
                     ok: false,
@@ -175,7 +205,11 @@ impl Report {
 
     /// Missing pieces that block `env`, as short labels.
     pub fn missing_for(&self, env: &str) -> Vec<String> {
-        self.findings.iter().filter(|(f, envs)| !f.ok && envs.contains(env)).map(|(f, _)| f.label()).collect()
+        self.findings
+            .iter()
+            .filter(|(f, envs)| !f.ok && envs.contains(env))
+            .map(|(f, _)| f.label())
+            .collect()
     }
 
     pub fn all_ok(&self) -> bool {
@@ -184,13 +218,25 @@ impl Report {
 
     /// The banner: one line per missing piece with how to get it.
     pub fn banner(&self) -> Option<String> {
-        let missing: Vec<&Finding> = self.findings.iter().filter(|(f, _)| !f.ok).map(|(f, _)| f).collect();
+        let missing: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|(f, _)| !f.ok)
+            .map(|(f, _)| f)
+            .collect();
         if missing.is_empty() {
             return None;
         }
-        let mut s = String::from("meshproof preflight: this machine cannot provision the environments; missing:\n");
+        let mut s = String::from(
+            "meshproof preflight: this machine cannot provision the environments; missing:\n",
+        );
         for f in missing {
-            s.push_str(&format!("  - {}: {} — {}\n", f.label(), f.detail, f.hint.as_deref().unwrap_or("")));
+            s.push_str(&format!(
+                "  - {}: {} — {}\n",
+                f.label(),
+                f.detail,
+                f.hint.as_deref().unwrap_or("")
+            ));
         }
         s.push_str("  (run `meshproof doctor` for details; MESHPROOF_REQUIRE_CLUSTER=1 turns this into a failure)\n");
         Some(s)

@@ -8,7 +8,10 @@ use std::path::Path;
 
 /// Creates a directory (and parents) readable by the owner only.
 pub fn private_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
@@ -17,7 +20,12 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         private_dir(parent)?;
     }
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -26,7 +34,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Creates `path`, which must not exist yet, with mode 0600 and writes `bytes` to it: for files
 /// that must never silently replace an earlier one (key backups, plaintext before sealing).
 pub fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -40,18 +52,25 @@ pub fn temp_private_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
 }
 
 /// Secret files to delete if the process exits on a signal, where destructors do not run.
-static ON_SIGNAL_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+static ON_SIGNAL_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// Registers `path` for deletion when the process exits on SIGINT/SIGTERM
 /// ([`remove_on_signal_exit`], called by the signal handler); the owner's `Drop` deletes it on
 /// every other path and calls [`forget_on_signal_exit`].
 pub fn delete_on_signal_exit(path: &Path) {
-    ON_SIGNAL_EXIT.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_path_buf());
+    ON_SIGNAL_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_path_buf());
 }
 
 /// The file is gone or no longer secret: stop tracking it.
 pub fn forget_on_signal_exit(path: &Path) {
-    ON_SIGNAL_EXIT.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| p != path);
+    ON_SIGNAL_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|p| p != path);
 }
 
 /// Deletes every registered file (best effort); for the signal handler, just before it exits.
@@ -76,7 +95,10 @@ mod tests {
         let p = d.path().join("s");
         create_private(&p, b"x").unwrap();
         assert_eq!(mode(&p), 0o600);
-        assert!(create_private(&p, b"y").is_err(), "an existing file must not be reused");
+        assert!(
+            create_private(&p, b"y").is_err(),
+            "an existing file must not be reused"
+        );
         assert_eq!(mode(d.path()), 0o700);
     }
 

@@ -566,17 +566,43 @@ async fn an_httproute_is_accepted_only_when_every_parent_says_so() {
     };
     let set = |parents: Vec<serde_json::Value>| serde_json::json!({"status": {"parents": parents}});
     routes
-        .patch_status("split", &PatchParams::default(), &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "False")])))
+        .patch_status(
+            "split",
+            &PatchParams::default(),
+            &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "False")])),
+        )
         .await
         .unwrap();
-    let wait = |timeout| wait::custom_condition(&client, &ar, Some(&ns), "split", "Accepted", "True", timeout);
-    let err = wait(Duration::from_secs(2)).await.expect_err("one parent has not accepted it");
-    assert!(err.to_string().contains("parent Service/env2: Accepted=False (Test)"), "{err}");
+    let wait = |timeout| {
+        wait::custom_condition(
+            &client,
+            &ar,
+            Some(&ns),
+            "split",
+            "Accepted",
+            "True",
+            timeout,
+        )
+    };
+    let err = wait(Duration::from_secs(2))
+        .await
+        .expect_err("one parent has not accepted it");
+    assert!(
+        err.to_string()
+            .contains("parent Service/env2: Accepted=False (Test)"),
+        "{err}"
+    );
     routes
-        .patch_status("split", &PatchParams::default(), &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "True")])))
+        .patch_status(
+            "split",
+            &PatchParams::default(),
+            &Patch::Merge(set(vec![parent("env", "True"), parent("env2", "True")])),
+        )
         .await
         .unwrap();
-    wait(Duration::from_secs(10)).await.expect("every parent accepted the route");
+    wait(Duration::from_secs(10))
+        .await
+        .expect("every parent accepted the route");
     drop_ns(&client, &ns).await;
 }
 
@@ -677,7 +703,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 async fn every_rendered_scenario_manifest_passes_server_dry_run() {
     let client = rig!();
     ensure_crds(&client).await;
-    let catalog = meshproof::scenario::catalog::load_project(&repo()).unwrap_or_else(|d| panic!("{d}"));
+    let catalog =
+        meshproof::scenario::catalog::load_project(&repo()).unwrap_or_else(|d| panic!("{d}"));
     let rendered = meshproof::schema::manifests::render_catalog(&catalog, "run-1")
         .unwrap_or_else(|e| panic!("rendering failed: {e:#?}"));
     // The namespaces the scenarios address exist in a real run (the stack creates them).
@@ -700,6 +727,13 @@ async fn every_rendered_scenario_manifest_passes_server_dry_run() {
     }
     // Every manifest file under scenarios/manifests/ was exercised.
     let shipped = walk(&repo().join("scenarios/manifests")).len();
-    assert_eq!(files.iter().filter(|f| f.starts_with(repo().join("scenarios/manifests"))).count(), shipped, "{files:?}");
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.starts_with(repo().join("scenarios/manifests")))
+            .count(),
+        shipped,
+        "{files:?}"
+    );
     assert!(objects >= 20, "only {objects} objects dry-run");
 }

@@ -318,38 +318,67 @@ async fn run_probe_script(url: &str) -> Option<(i32, Vec<u8>)> {
         return None;
     }
     let argv = meshproof::check::http::curl::command(url, 5);
-    let out = tokio::time::timeout(Duration::from_secs(20), tokio::process::Command::new(&argv[0]).args(&argv[1..]).output())
-        .await
-        .expect("the probe script ends")
-        .expect("sh runs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output(),
+    )
+    .await
+    .expect("the probe script ends")
+    .expect("sh runs");
     Some((out.status.code().unwrap_or(-1), out.stdout))
 }
 
 #[tokio::test]
 async fn the_probe_script_keeps_what_tells_a_mesh_denial_from_an_application_one() {
     use meshproof::check::http::{classify, curl};
-    let istio = http_server(response("403 Forbidden", &[("server", "envoy")], "RBAC: access denied")).await;
-    let Some((exit, stdout)) = run_probe_script(&url(&istio)).await else { return };
+    let istio = http_server(response(
+        "403 Forbidden",
+        &[("server", "envoy")],
+        "RBAC: access denied",
+    ))
+    .await;
+    let Some((exit, stdout)) = run_probe_script(&url(&istio)).await else {
+        return;
+    };
     assert_eq!(exit, 0, "{}", String::from_utf8_lossy(&stdout));
     assert_eq!(curl::status(&stdout), 403);
     assert_eq!(
         classify(&curl::observation(exit, &stdout)),
-        Classification::Denied(Denial::Forbidden { source: DenySource::IstioRbac })
+        Classification::Denied(Denial::Forbidden {
+            source: DenySource::IstioRbac
+        })
     );
 
-    let linkerd = http_server(response("403 Forbidden", &[("l5d-proxy-error", "unauthorized request on route")], "")).await;
+    let linkerd = http_server(response(
+        "403 Forbidden",
+        &[("l5d-proxy-error", "unauthorized request on route")],
+        "",
+    ))
+    .await;
     let (exit, stdout) = run_probe_script(&url(&linkerd)).await.unwrap();
     assert_eq!(
         classify(&curl::observation(exit, &stdout)),
-        Classification::Denied(Denial::Forbidden { source: DenySource::LinkerdProxy })
+        Classification::Denied(Denial::Forbidden {
+            source: DenySource::LinkerdProxy
+        })
     );
 
     let ok = http_server(response("200 OK", &[], "hello")).await;
     let (exit, stdout) = run_probe_script(&url(&ok)).await.unwrap();
-    assert_eq!(classify(&curl::observation(exit, &stdout)), Classification::Allowed { status: 200 });
+    assert_eq!(
+        classify(&curl::observation(exit, &stdout)),
+        Classification::Allowed { status: 200 }
+    );
 
     // Nothing listening: curl's exit 7 comes back through the script, and it is no denial.
-    let (exit, stdout) = run_probe_script(&format!("http://127.0.0.1:{}/", closed_port().await)).await.unwrap();
+    let (exit, stdout) = run_probe_script(&format!("http://127.0.0.1:{}/", closed_port().await))
+        .await
+        .unwrap();
     assert_eq!(exit, 7);
-    assert!(matches!(classify(&curl::observation(exit, &stdout)), Classification::Undecided { .. }));
+    assert!(matches!(
+        classify(&curl::observation(exit, &stdout)),
+        Classification::Undecided { .. }
+    ));
 }

@@ -966,21 +966,32 @@ fn plaintext_exchange_from(src: std::net::IpAddr, l: &TcpListener, payload: &[u8
             s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
             let mut got = vec![0u8; n];
             s.read_exact(&mut got).expect("server read");
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").expect("server write");
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .expect("server write");
             peer.ip()
         })
     };
     let addr = l.local_addr().expect("addr");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
         sock.bind((src, 0).into()).expect("bind the client address");
-        let mut c = tokio::time::timeout(IO_TIMEOUT, sock.connect(addr)).await.expect("connect in time").expect("connect");
+        let mut c = tokio::time::timeout(IO_TIMEOUT, sock.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
         c.write_all(payload).await.expect("client write");
         let mut reply = Vec::new();
         let _ = tokio::time::timeout(IO_TIMEOUT, c.read_to_end(&mut reply)).await;
     });
-    assert_eq!(server.join().expect("server thread"), src, "the client spoke from {src}");
+    assert_eq!(
+        server.join().expect("server thread"),
+        src,
+        "the client spoke from {src}"
+    );
 }
 
 /// The in-cluster capture keeps only the gateway's traffic with a function
@@ -996,9 +1007,18 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     let kubelet: std::net::IpAddr = "127.0.0.3".parse().unwrap();
     let marker = closed_port();
     let path = dir.path().join("peer.pcap");
-    let mut args: Vec<String> = ["-i", "lo", "-U", "--immediate-mode", "-n", "-Z", "root", "-w"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = [
+        "-i",
+        "lo",
+        "-U",
+        "--immediate-mode",
+        "-n",
+        "-Z",
+        "root",
+        "-w",
+    ]
+    .map(String::from)
+    .to_vec();
     args.push(path.display().to_string());
     args.extend(meshproof::kubeops::capture::peer_filter(port, &[gateway]));
     // The marker connection (see `Capture::stop`) must pass too: `A and (B) or C` is
@@ -1011,6 +1031,12 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     plaintext_exchange_from(gateway, &l, &http_request(&from_gateway));
     plaintext_exchange_from(kubelet, &l, &http_request(&from_kubelet));
     let path = cap.stop();
-    assert!(!frames_containing(&path, from_gateway.as_bytes()).is_empty(), "the gateway's flow is kept");
-    assert!(frames_containing(&path, from_kubelet.as_bytes()).is_empty(), "another client's flow is dropped");
+    assert!(
+        !frames_containing(&path, from_gateway.as_bytes()).is_empty(),
+        "the gateway's flow is kept"
+    );
+    assert!(
+        frames_containing(&path, from_kubelet.as_bytes()).is_empty(),
+        "another client's flow is dropped"
+    );
 }

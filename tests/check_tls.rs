@@ -508,14 +508,22 @@ async fn cli_fail_exits_1_and_error_exits_2() {
 #[tokio::test]
 async fn expect_status_sends_a_get_over_the_checked_session_and_requires_the_status() {
     let f = fixture();
-    let ok = tls_server(server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS)).await;
+    let ok = tls_server(server_config(
+        f.ca.leaf(&[HOST], window(-1, 90)),
+        rustls::ALL_VERSIONS,
+    ))
+    .await;
     let mut o = opts(&ok, &f.ca_file);
     o.url = format!("{}/healthz", ok.url(HOST));
     o.expect_status = Some(200);
     let v = check_tls(&o).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert_eq!(v.evidence.http_status, Some(200));
-    assert_eq!(v.evidence.alpn.as_deref(), Some("http/1.1"), "only http/1.1 offered, so no h2");
+    assert_eq!(
+        v.evidence.alpn.as_deref(),
+        Some("http/1.1"),
+        "only http/1.1 offered, so no h2"
+    );
 
     // A perfect certificate in front of a route that points nowhere.
     let not_found = tls_server_answering(
@@ -528,7 +536,14 @@ async fn expect_status_sends_a_get_over_the_checked_session_and_requires_the_sta
     o.expect_status = Some(200);
     let v = check_tls(&o).await;
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
-    assert!(has_reason(&v.reasons, &format!("GET /healthz (Host {HOST}) answered 404, expected 200")), "{:?}", v.reasons);
+    assert!(
+        has_reason(
+            &v.reasons,
+            &format!("GET /healthz (Host {HOST}) answered 404, expected 200")
+        ),
+        "{:?}",
+        v.reasons
+    );
 
     // Without expect_status the same endpoint passes: the handshake alone is judged.
     let mut o = opts(&not_found, &f.ca_file);
@@ -539,14 +554,22 @@ async fn expect_status_sends_a_get_over_the_checked_session_and_requires_the_sta
 #[tokio::test]
 async fn an_endpoint_that_never_answers_the_get_is_an_error_within_the_timeout() {
     let f = fixture();
-    let mute = tls_server_answering(server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS), None).await;
+    let mute = tls_server_answering(
+        server_config(f.ca.leaf(&[HOST], window(-1, 90)), rustls::ALL_VERSIONS),
+        None,
+    )
+    .await;
     let mut o = opts(&mute, &f.ca_file);
     o.expect_status = Some(200);
     o.timeout = Duration::from_secs(2);
     let started = Instant::now();
     let v = check_tls(&o).await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
-    assert!(has_reason(&v.reasons, "got no answer: no HTTP status line"), "{:?}", v.reasons);
+    assert!(
+        has_reason(&v.reasons, "got no answer: no HTTP status line"),
+        "{:?}",
+        v.reasons
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 

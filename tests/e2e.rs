@@ -14,12 +14,12 @@
 //! harness only emits events; `meshproof::report::Reporter` writes the files.
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use meshproof::check::Verdict;
 use meshproof::plan;
 use meshproof::preflight::Report;
 use meshproof::process::Redactor;
 use meshproof::report::progress::Progress;
 use meshproof::report::{dir, revision, Control, Event, Fingerprint, Reporter, TrialOutcome};
-use meshproof::check::Verdict;
 use meshproof::run::{RunError, Session};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -119,10 +119,18 @@ impl Emitter {
         walk(dir, &mut files);
         files.sort();
         for f in files {
-            let name = f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().replace('/', "--");
+            let name = f
+                .strip_prefix(dir)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .replace('/', "--");
             let result = std::fs::read(&f)
                 .map_err(|e| e.to_string())
-                .and_then(|bytes| self.reporter.write_artifact(trial, &name, &bytes).map_err(|e| e.to_string()));
+                .and_then(|bytes| {
+                    self.reporter
+                        .write_artifact(trial, &name, &bytes)
+                        .map_err(|e| e.to_string())
+                });
             if let Err(e) = result {
                 eprintln!("e2e: report: artifact {}: {e}", f.display());
             }
@@ -139,7 +147,10 @@ impl Emitter {
         started: Instant,
     ) -> TrialOutcome {
         // The negative controls each check ran, as the report lists them.
-        let controls: Vec<Control> = verdicts.iter().flat_map(meshproof::scenario_run::controls::of).collect();
+        let controls: Vec<Control> = verdicts
+            .iter()
+            .flat_map(meshproof::scenario_run::controls::of)
+            .collect();
         let outcome = outcome.reconcile(verdicts, &controls);
         self.emit(Event::TrialFinished {
             environment: env.to_string(),
@@ -321,7 +332,9 @@ fn main() -> ExitCode {
                             // What the checks did decide goes into the report too.
                             verdicts = e.verdicts().to_vec();
                             match e {
-                                RunError::Failed { message, .. } => TrialOutcome::Failed { reasons: vec![message] },
+                                RunError::Failed { message, .. } => TrialOutcome::Failed {
+                                    reasons: vec![message],
+                                },
                                 e => TrialOutcome::errored(vec![e.to_string()]),
                             }
                         }
@@ -364,7 +377,13 @@ fn main() -> ExitCode {
                     Some(r) => format!("ignored unless run with --ignored: {r}"),
                     None => "not run: only benchmarks were requested".into(),
                 };
-                em.trial(env, scenario, TrialOutcome::ignored(reason), &[], Instant::now());
+                em.trial(
+                    env,
+                    scenario,
+                    TrialOutcome::ignored(reason),
+                    &[],
+                    Instant::now(),
+                );
             }
         }
     }
@@ -373,7 +392,10 @@ fn main() -> ExitCode {
     let teardown_errors = session.teardown();
     drop(session);
     for (env, errors) in &teardown_errors {
-        eprintln!("e2e: error: tearing down {env} failed (a cluster may be left behind): {}", errors.join("; "));
+        eprintln!(
+            "e2e: error: tearing down {env} failed (a cluster may be left behind): {}",
+            errors.join("; ")
+        );
     }
 
     if let Some(em) = emitter {

@@ -46,7 +46,11 @@ fn registry(test: &str) -> Option<LocalRegistry> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let config = dir.path().join("config.yml");
     std::fs::write(
@@ -64,13 +68,25 @@ fn registry(test: &str) -> Option<LocalRegistry> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start docker-registry");
-    let reg = LocalRegistry { child, addr, _dir: dir };
+    let reg = LocalRegistry {
+        child,
+        addr,
+        _dir: dir,
+    };
     let url = format!("http://{}/v2/", reg.addr);
     let up = rt().block_on(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -84,10 +100,18 @@ fn registry(test: &str) -> Option<LocalRegistry> {
 /// Pushes a blob; returns its digest.
 async fn push_blob(c: &reqwest::Client, addr: &str, repo: &str, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
-    let start = c.post(format!("http://{addr}/v2/{repo}/blobs/uploads/")).send().await.unwrap();
+    let start = c
+        .post(format!("http://{addr}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(start.status(), 202, "start upload");
     let loc = start.headers()["location"].to_str().unwrap().to_string();
-    let loc = if loc.starts_with("http") { loc } else { format!("http://{addr}{loc}") };
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("http://{addr}{loc}")
+    };
     let sep = if loc.contains('?') { '&' } else { '?' };
     let put = c
         .put(format!("{loc}{sep}digest={digest}"))
@@ -102,8 +126,12 @@ async fn push_blob(c: &reqwest::Client, addr: &str, repo: &str, bytes: &[u8]) ->
 
 /// Pushes a one-layer OCI image under `tag`; returns the manifest digest (SHA-256 of the bytes).
 async fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
-    let c = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = push_blob(&c, addr, repo, config).await;
     let layer_digest = push_blob(&c, addr, repo, layer).await;
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -113,10 +141,25 @@ async fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
         "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len() }],
     }))
     .unwrap();
-    put_manifest(&c, addr, repo, tag, "application/vnd.oci.image.manifest.v1+json", &manifest).await
+    put_manifest(
+        &c,
+        addr,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
+    .await
 }
 
-async fn put_manifest(c: &reqwest::Client, addr: &str, repo: &str, tag: &str, media: &str, body: &[u8]) -> String {
+async fn put_manifest(
+    c: &reqwest::Client,
+    addr: &str,
+    repo: &str,
+    tag: &str,
+    media: &str,
+    body: &[u8],
+) -> String {
     let r = c
         .put(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
         .header("content-type", media)
@@ -130,7 +173,10 @@ async fn put_manifest(c: &reqwest::Client, addr: &str, repo: &str, tag: &str, me
 
 /// Pushes an OCI index over one image (what multi-arch images are); returns the index digest.
 async fn push_index(addr: &str, repo: &str, tag: &str) -> (String, String) {
-    let c = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let child = push_image(addr, repo, "amd64-only", b"layer for the index").await;
     let size = c
         .get(format!("http://{addr}/v2/{repo}/manifests/amd64-only"))
@@ -149,12 +195,23 @@ async fn push_index(addr: &str, repo: &str, tag: &str) -> (String, String) {
                         "platform": { "architecture": "amd64", "os": "linux" } }],
     }))
     .unwrap();
-    let index_digest = put_manifest(&c, addr, repo, tag, "application/vnd.oci.image.index.v1+json", &index).await;
+    let index_digest = put_manifest(
+        &c,
+        addr,
+        repo,
+        tag,
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    )
+    .await;
     (index_digest, child)
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn image(addr: &str, rest: &str) -> ImageRef {
@@ -163,34 +220,62 @@ fn image(addr: &str, rest: &str) -> ImageRef {
 
 #[test]
 fn a_tag_resolves_to_the_digest_of_the_manifest_pushed_and_follows_the_tag_when_it_moves() {
-    let Some(reg) = registry("a_tag_resolves…") else { return };
+    let Some(reg) = registry("a_tag_resolves…") else {
+        return;
+    };
     let rt = rt();
-    let first = rt.block_on(push_image(&reg.addr, "meshproof/alpine", "latest", b"first build"));
-    let r = Registry { timeout: Duration::from_secs(10) };
+    let first = rt.block_on(push_image(
+        &reg.addr,
+        "meshproof/alpine",
+        "latest",
+        b"first build",
+    ));
+    let r = Registry {
+        timeout: Duration::from_secs(10),
+    };
     let img = image(&reg.addr, "meshproof/alpine:latest");
     assert_eq!(rt.block_on(r.digest(&img)).unwrap(), first);
-    let second = rt.block_on(push_image(&reg.addr, "meshproof/alpine", "latest", b"second build"));
+    let second = rt.block_on(push_image(
+        &reg.addr,
+        "meshproof/alpine",
+        "latest",
+        b"second build",
+    ));
     assert_ne!(first, second);
-    assert_eq!(rt.block_on(r.digest(&img)).unwrap(), second, "the tag moved; so does the pin");
+    assert_eq!(
+        rt.block_on(r.digest(&img)).unwrap(),
+        second,
+        "the tag moved; so does the pin"
+    );
 }
 
 #[test]
 fn a_multi_arch_tag_resolves_to_its_index_not_to_one_platform() {
-    let Some(reg) = registry("a_multi_arch_tag…") else { return };
+    let Some(reg) = registry("a_multi_arch_tag…") else {
+        return;
+    };
     let rt = rt();
     let (index, child) = rt.block_on(push_index(&reg.addr, "meshproof/curl", "8.11.1"));
-    let r = Registry { timeout: Duration::from_secs(10) };
-    let got = rt.block_on(r.digest(&image(&reg.addr, "meshproof/curl:8.11.1"))).unwrap();
+    let r = Registry {
+        timeout: Duration::from_secs(10),
+    };
+    let got = rt
+        .block_on(r.digest(&image(&reg.addr, "meshproof/curl:8.11.1")))
+        .unwrap();
     assert_eq!(got, index);
     assert_ne!(got, child);
 }
 
 #[test]
 fn unknown_tags_and_repositories_are_not_found() {
-    let Some(reg) = registry("unknown_tags…") else { return };
+    let Some(reg) = registry("unknown_tags…") else {
+        return;
+    };
     let rt = rt();
     rt.block_on(push_image(&reg.addr, "meshproof/alpine", "latest", b"x"));
-    let r = Registry { timeout: Duration::from_secs(10) };
+    let r = Registry {
+        timeout: Duration::from_secs(10),
+    };
     for rest in ["meshproof/alpine:nope", "meshproof/nothing:latest"] {
         let e = rt.block_on(r.digest(&image(&reg.addr, rest))).unwrap_err();
         assert!(matches!(e.kind, ResolveErrorKind::NotFound), "{rest}: {e}");
@@ -203,8 +288,12 @@ fn a_registry_that_never_answers_is_a_timeout_not_a_hang() {
     // Accepts connections and says nothing (the listener is never read).
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
-    let r = Registry { timeout: Duration::from_secs(2) };
-    let e = rt().block_on(r.digest(&image(&addr, "meshproof/alpine:latest"))).unwrap_err();
+    let r = Registry {
+        timeout: Duration::from_secs(2),
+    };
+    let e = rt()
+        .block_on(r.digest(&image(&addr, "meshproof/alpine:latest")))
+        .unwrap_err();
     assert!(matches!(e.kind, ResolveErrorKind::Timeout(_)), "{e}");
     drop(l);
 }
@@ -215,27 +304,50 @@ fn nothing_listening_is_unreachable() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let r = Registry { timeout: Duration::from_secs(5) };
-    let e = rt().block_on(r.digest(&image(&addr, "meshproof/alpine:latest"))).unwrap_err();
+    let r = Registry {
+        timeout: Duration::from_secs(5),
+    };
+    let e = rt()
+        .block_on(r.digest(&image(&addr, "meshproof/alpine:latest")))
+        .unwrap_err();
     assert!(matches!(e.kind, ResolveErrorKind::Unreachable(_)), "{e}");
 }
 
 #[test]
 fn a_run_pins_every_image_of_the_suite_from_the_registry() {
-    let Some(reg) = registry("a_run_pins…") else { return };
+    let Some(reg) = registry("a_run_pins…") else {
+        return;
+    };
     let rt = rt();
-    let digest = rt.block_on(push_image(&reg.addr, "openfaas/alpine", "latest", b"watchdog"));
-    let images = Images { function: image(&reg.addr, "openfaas/alpine:latest"), ..Images::default() };
+    let digest = rt.block_on(push_image(
+        &reg.addr,
+        "openfaas/alpine",
+        "latest",
+        b"watchdog",
+    ));
+    let images = Images {
+        function: image(&reg.addr, "openfaas/alpine:latest"),
+        ..Images::default()
+    };
     let (pinned, record) = rt.block_on(pin_all(&images, &Registry::default())).unwrap();
-    assert_eq!(pinned.function.to_string(), format!("{}/openfaas/alpine:latest@{digest}", reg.addr));
-    assert_eq!(pinned.probe, images.probe, "already pinned: untouched, no lookup on Docker Hub");
+    assert_eq!(
+        pinned.function.to_string(),
+        format!("{}/openfaas/alpine:latest@{digest}", reg.addr)
+    );
+    assert_eq!(
+        pinned.probe, images.probe,
+        "already pinned: untouched, no lookup on Docker Hub"
+    );
     assert_eq!(record.len(), 3);
 }
 
 // ------------------------------------------------------------------ meshproof pin (the CLI)
 
 fn meshproof(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_meshproof")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -250,7 +362,10 @@ fn suite_copy(function: &str) -> (tempfile::TempDir, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("suites/istio.yaml")).unwrap();
     assert!(text.contains("  function: ghcr.io/openfaas/alpine:latest\n"));
-    let text = text.replace("  function: ghcr.io/openfaas/alpine:latest\n", &format!("  function: {function} # the function image\n"));
+    let text = text.replace(
+        "  function: ghcr.io/openfaas/alpine:latest\n",
+        &format!("  function: {function} # the function image\n"),
+    );
     std::fs::create_dir(dir.path().join("suites")).unwrap();
     let path = dir.path().join("suites/istio.yaml");
     std::fs::write(&path, text).unwrap();
@@ -259,7 +374,9 @@ fn suite_copy(function: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn pin_write_pins_in_place_keeping_comments_and_check_then_passes() {
-    let Some(reg) = registry("pin_write…") else { return };
+    let Some(reg) = registry("pin_write…") else {
+        return;
+    };
     let rt = rt();
     let first = rt.block_on(push_image(&reg.addr, "openfaas/alpine", "latest", b"one"));
     let tagged = format!("{}/openfaas/alpine:latest", reg.addr);
@@ -269,18 +386,30 @@ fn pin_write_pins_in_place_keeping_comments_and_check_then_passes() {
 
     let (code, out, err) = meshproof(&["pin", "--check", s]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains(&format!("images.function: {tagged} is not pinned by digest")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "images.function: {tagged} is not pinned by digest"
+        )),
+        "{out}"
+    );
 
     // Without --write nothing changes on disk.
     let (code, out, err) = meshproof(&["pin", s]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("{tagged} -> {tagged}@{first}")), "{out}");
+    assert!(
+        out.contains(&format!("{tagged} -> {tagged}@{first}")),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(&suite).unwrap(), before);
 
     let (code, out, err) = meshproof(&["pin", "--write", s]);
     assert_eq!(code, 0, "{out}{err}");
     let after = std::fs::read_to_string(&suite).unwrap();
-    assert_eq!(after, before.replace(&tagged, &format!("{tagged}@{first}")), "only the image string changes");
+    assert_eq!(
+        after,
+        before.replace(&tagged, &format!("{tagged}@{first}")),
+        "only the image string changes"
+    );
     assert!(after.contains("# the function image"));
     let (code, out, err) = meshproof(&["pin", "--check", s]);
     assert_eq!(code, 0, "{out}{err}");
@@ -290,15 +419,26 @@ fn pin_write_pins_in_place_keeping_comments_and_check_then_passes() {
     let (code, out, _) = meshproof(&["pin", "--write", s]);
     assert_eq!((code, out.as_str()), (0, ""));
     let (code, out, err) = meshproof(&["pin", "--write", "--refresh", "--timeout", "10s", s]);
-    assert_eq!(code, 2, "the probe and capture images live on Docker Hub, which this test cannot reach: {out}{err}");
-    assert_eq!(std::fs::read_to_string(&suite).unwrap(), after, "a failed lookup writes nothing");
+    assert_eq!(
+        code, 2,
+        "the probe and capture images live on Docker Hub, which this test cannot reach: {out}{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&suite).unwrap(),
+        after,
+        "a failed lookup writes nothing"
+    );
     let _ = second;
 }
 
 #[test]
 fn pin_refuses_a_scenario_and_reports_a_broken_suite_with_its_position() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (code, _, err) = meshproof(&["pin", "--check", root.join("scenarios/mtls.yaml").to_str().unwrap()]);
+    let (code, _, err) = meshproof(&[
+        "pin",
+        "--check",
+        root.join("scenarios/mtls.yaml").to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("a scenario, not a suite"), "{err}");
     let (_dir, suite) = suite_copy("Not An Image");
@@ -326,7 +466,9 @@ fn the_anonymous_bearer_token_flow_of_public_registries() {
     struct Seen(Arc<Mutex<Vec<String>>>);
     let rt = rt();
     let seen = Seen::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let realm = format!("http://{addr}/token");
     let manifest = move |headers: HeaderMap| {
@@ -335,13 +477,23 @@ fn the_anonymous_bearer_token_flow_of_public_registries() {
             if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer t0k") {
                 ([("docker-content-digest", DIGEST)], "").into_response()
             } else {
-                let challenge = format!(r#"Bearer realm="{realm}",service="double",scope="repository:openfaas/alpine:pull""#);
-                (StatusCode::UNAUTHORIZED, [("www-authenticate", challenge)], "").into_response()
+                let challenge = format!(
+                    r#"Bearer realm="{realm}",service="double",scope="repository:openfaas/alpine:pull""#
+                );
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [("www-authenticate", challenge)],
+                    "",
+                )
+                    .into_response()
             }
         }
     };
     let token = |State(seen): State<Seen>, Query(q): Query<HashMap<String, String>>| async move {
-        seen.0.lock().unwrap().push(format!("service={} scope={}", q["service"], q["scope"]));
+        seen.0
+            .lock()
+            .unwrap()
+            .push(format!("service={} scope={}", q["service"], q["scope"]));
         if q["scope"] == "repository:openfaas/alpine:pull" {
             axum::Json(serde_json::json!({ "token": "t0k" })).into_response()
         } else {
@@ -350,12 +502,22 @@ fn the_anonymous_bearer_token_flow_of_public_registries() {
     };
     let app = axum::Router::new()
         .route("/v2/", get(manifest.clone()))
-        .route("/v2/openfaas/alpine/manifests/latest", head(manifest.clone()).get(manifest))
+        .route(
+            "/v2/openfaas/alpine/manifests/latest",
+            head(manifest.clone()).get(manifest),
+        )
         .route("/token", get(token))
         .with_state(seen.clone());
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let r = Registry { timeout: Duration::from_secs(10) };
-    let got = rt.block_on(r.digest(&image(&addr, "openfaas/alpine:latest"))).unwrap();
+    let r = Registry {
+        timeout: Duration::from_secs(10),
+    };
+    let got = rt
+        .block_on(r.digest(&image(&addr, "openfaas/alpine:latest")))
+        .unwrap();
     assert_eq!(got, DIGEST);
-    assert_eq!(*seen.0.lock().unwrap(), vec!["service=double scope=repository:openfaas/alpine:pull"]);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec!["service=double scope=repository:openfaas/alpine:pull"]
+    );
 }

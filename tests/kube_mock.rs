@@ -470,7 +470,11 @@ async fn ephemeral_capture_container_request_shapes() {
     assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
     let c = &patch.json()["spec"]["ephemeralContainers"][0];
     assert_eq!(c["name"], "mp-capture-1");
-    assert_eq!(c["image"], meshproof::kubeops::capture::default_image(), "pinned by digest");
+    assert_eq!(
+        c["image"],
+        meshproof::kubeops::capture::default_image(),
+        "pinned by digest"
+    );
     assert!(c["image"].as_str().unwrap().contains("@sha256:"));
     assert_eq!(c["targetContainerName"], "env");
     assert_eq!(c["stdin"], true);

@@ -414,25 +414,41 @@ const FIELDS: &[&str] = &[
     "/environments/0/trials/0/controls/0/held",
 ];
 
-const FUNCTION_DIGEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+const FUNCTION_DIGEST: &str =
+    "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
 #[test]
 fn report_json_has_every_field() {
     let d = tempfile::tempdir().unwrap();
     let r = Reporter::create(d.path(), "run-fields", Redactor::default()).unwrap();
     let declared = fingerprint("linkerd[k8s=1.33]");
-    assert_eq!(declared.images["function"].deployed, None, "a tag is unknown until resolved");
+    assert_eq!(
+        declared.images["function"].deployed, None,
+        "a tag is unknown until resolved"
+    );
     start(&r, &[("linkerd[k8s=1.33]", declared)]);
     // The session resolved the function image's tag when the environment came up.
-    let suite = catalog().suites.into_iter().find(|s| s.name.as_str() == "linkerd").unwrap();
+    let suite = catalog()
+        .suites
+        .into_iter()
+        .find(|s| s.name.as_str() == "linkerd")
+        .unwrap();
     let resolved: Vec<Resolved> = suite
         .images
         .iter()
         .map(|(role, image)| Resolved {
             role,
             declared: image.clone(),
-            deployed: if image.is_pinned() { image.clone() } else { image.pinned(FUNCTION_DIGEST).unwrap() },
-            source: if image.is_pinned() { PinSource::Suite } else { PinSource::Registry },
+            deployed: if image.is_pinned() {
+                image.clone()
+            } else {
+                image.pinned(FUNCTION_DIGEST).unwrap()
+            },
+            source: if image.is_pinned() {
+                PinSource::Suite
+            } else {
+                PinSource::Registry
+            },
         })
         .collect();
     r.emit(Event::EnvironmentUpdated {
@@ -483,11 +499,20 @@ fn report_json_has_every_field() {
     assert_eq!(f["components"]["gatewayApi"], "v1.4.0");
     let function = &f["images"]["function"];
     assert_eq!(function["declared"], "ghcr.io/openfaas/alpine:latest");
-    assert_eq!(function["deployed"], format!("ghcr.io/openfaas/alpine:latest@{FUNCTION_DIGEST}"));
+    assert_eq!(
+        function["deployed"],
+        format!("ghcr.io/openfaas/alpine:latest@{FUNCTION_DIGEST}")
+    );
     assert_eq!(function["pinnedBy"], "registry");
     assert_eq!(f["images"]["probe"]["pinnedBy"], "suite");
-    assert_eq!(f["images"]["probe"]["deployed"], f["images"]["probe"]["declared"]);
-    assert_eq!(f["suite"], "linkerd", "an update adds facts, it does not blank the others");
+    assert_eq!(
+        f["images"]["probe"]["deployed"],
+        f["images"]["probe"]["declared"]
+    );
+    assert_eq!(
+        f["suite"], "linkerd",
+        "an update adds facts, it does not blank the others"
+    );
     let t = &doc["environments"][0]["trials"][0];
     assert_eq!(t["id"], "linkerd[k8s=1.33]::mtls");
     assert_eq!(t["outcome"]["status"], "passed");

@@ -198,10 +198,22 @@ fn passing_evidence() -> RestoreEvidence {
 fn verdict_passes_with_rto_breakdown() {
     let v = decide(passing_evidence());
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
-    assert!(v.reasons[0].contains("RTO 5m 50s (destroy 20s,"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("RTO 5m 50s (destroy 20s,"),
+        "{:?}",
+        v.reasons
+    );
     assert!(v.reasons[0].contains("key restore 15s"), "{:?}", v.reasons);
-    assert!(!v.reasons[0].contains("negative control 10s"), "not recovery time: {:?}", v.reasons);
-    assert!(v.reasons[0].contains("6m elapsed with the negative control's wait"), "{:?}", v.reasons);
+    assert!(
+        !v.reasons[0].contains("negative control 10s"),
+        "not recovery time: {:?}",
+        v.reasons
+    );
+    assert!(
+        v.reasons[0].contains("6m elapsed with the negative control's wait"),
+        "{:?}",
+        v.reasons
+    );
     let j: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
     assert_eq!(j["check"], "restore");
     assert_eq!(j["evidence"]["rto_seconds"], 350.0);

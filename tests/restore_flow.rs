@@ -775,14 +775,24 @@ async fn recovery_over_budget_fails() {
 async fn an_unreachable_git_server_is_named_in_the_prepare_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("cert-of-cluster.pem"), cert_pem(1)).unwrap();
-    let behaviour = Behaviour { git_unreachable: true, ..Behaviour::default() };
+    let behaviour = Behaviour {
+        git_unreachable: true,
+        ..Behaviour::default()
+    };
     let first = ClusterDouble::new(1, behaviour, FakeClockDouble::default(), dir.path());
     first.install_controller();
     let mut spec = spec(dir.path(), None, Duration::from_secs(2));
     spec.timeouts.verify = Duration::from_millis(300);
-    let err = restore::prepare(&spec, &first).await.err().expect("Flux never becomes ready").to_string();
+    let err = restore::prepare(&spec, &first)
+        .await
+        .err()
+        .expect("Flux never becomes ready")
+        .to_string();
     assert!(err.contains("GitRepository flux-system/"), "{err}");
-    assert!(err.contains("Ready=False (GitOperationFailed): failed to checkout"), "{err}");
+    assert!(
+        err.contains("Ready=False (GitOperationFailed): failed to checkout"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! the file disappears with its guard, and no key material reaches a log or error string.
 
 use base64::Engine;
-use meshproof::restore::keys::{strip, KeyBackup, KeyError, KEY_LABEL};
 use meshproof::private_fs::temp_private_dir;
+use meshproof::restore::keys::{strip, KeyBackup, KeyError, KEY_LABEL};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 

@@ -401,16 +401,35 @@ async fn a_wait_for_another_mesh_is_skipped() {
     );
     assert_ne!(text, TRIAL);
     let s = scenario(&text);
-    let mut ops = RecordingOps { check_outcomes: [Outcome::Pass, Outcome::Pass].into(), ..RecordingOps::default() };
+    let mut ops = RecordingOps {
+        check_outcomes: [Outcome::Pass, Outcome::Pass].into(),
+        ..RecordingOps::default()
+    };
     let report = run_trial(&mut ops, &spec(&s, None)).await;
     assert!(report.passed(), "{:?}", report.failure_message());
     let waits: Vec<&String> = ops.calls.iter().filter(|c| c.starts_with("wait")).collect();
-    assert_eq!(waits, ["wait deployment openfaas-fn/env rolled out"], "the linkerd-only wait is skipped on istio");
+    assert_eq!(
+        waits,
+        ["wait deployment openfaas-fn/env rolled out"],
+        "the linkerd-only wait is skipped on istio"
+    );
     // On Linkerd it runs.
-    let mut ops = RecordingOps { check_outcomes: [Outcome::Pass, Outcome::Pass].into(), ..RecordingOps::default() };
-    let linkerd = TrialSpec { mesh: Mesh::Linkerd, vars: scenario_vars(&s, Mesh::Linkerd), ..spec(&s, None) };
+    let mut ops = RecordingOps {
+        check_outcomes: [Outcome::Pass, Outcome::Pass].into(),
+        ..RecordingOps::default()
+    };
+    let linkerd = TrialSpec {
+        mesh: Mesh::Linkerd,
+        vars: scenario_vars(&s, Mesh::Linkerd),
+        ..spec(&s, None)
+    };
     run_trial(&mut ops, &linkerd).await;
-    assert_eq!(ops.calls.iter().filter(|c| c.starts_with("wait")).count(), 2, "{:?}", ops.calls);
+    assert_eq!(
+        ops.calls.iter().filter(|c| c.starts_with("wait")).count(),
+        2,
+        "{:?}",
+        ops.calls
+    );
 }
 
 #[tokio::test]
@@ -593,9 +612,21 @@ async fn pods_are_judged_only_after_the_readiness_hold() {
     let probes = deny_probes();
     let mut d = script(&good_after());
     let hold = Duration::from_millis(400);
-    let v = run_deny(&mut d, &probes, DenyTiming { ready_hold: hold, ..fast() }).await;
+    let v = run_deny(
+        &mut d,
+        &probes,
+        DenyTiming {
+            ready_hold: hold,
+            ..fast()
+        },
+    )
+    .await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
-    assert!(d.ready_after_policy.unwrap() >= hold, "{:?}", d.ready_after_policy);
+    assert!(
+        d.ready_after_policy.unwrap() >= hold,
+        "{:?}",
+        d.ready_after_policy
+    );
 }
 
 #[tokio::test]
@@ -698,7 +729,11 @@ fn unclassified() -> Sample {
 }
 
 fn rule(required: u32, excluded: &[usize]) -> ConvergeRule {
-    ConvergeRule { required, excluded: excluded.to_vec(), settle: Duration::ZERO }
+    ConvergeRule {
+        required,
+        excluded: excluded.to_vec(),
+        settle: Duration::ZERO,
+    }
 }
 
 #[tokio::test]
@@ -740,7 +775,10 @@ async fn a_reply_from_a_weight_zero_variant_is_the_old_route_and_restarts_the_co
 #[tokio::test]
 async fn convergence_cannot_end_before_the_settle_time() {
     let settle = Duration::from_millis(300);
-    let r = ConvergeRule { settle, ..rule(2, &[]) };
+    let r = ConvergeRule {
+        settle,
+        ..rule(2, &[])
+    };
     let started = std::time::Instant::now();
     let ev = converge(&r, Duration::from_secs(10), || async {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -763,8 +801,14 @@ fn the_rule_excludes_the_variants_the_route_gives_no_traffic() {
         })
         .collect();
     let excluded: Vec<Vec<usize>> = checks.iter().map(|r| r.excluded.clone()).collect();
-    assert_eq!(excluded, vec![vec![], vec![], vec![0]], "90/10, 50/50, then 0/100");
-    assert!(checks.iter().all(|r| r.settle == SETTLE && r.required == 10));
+    assert_eq!(
+        excluded,
+        vec![vec![], vec![], vec![0]],
+        "90/10, 50/50, then 0/100"
+    );
+    assert!(checks
+        .iter()
+        .all(|r| r.settle == SETTLE && r.required == 10));
 }
 
 #[tokio::test]
@@ -871,9 +915,22 @@ fn outside_probes_decide_on_http_answers_only() {
     use meshproof::check::http::Observation;
     use meshproof::scenario_run::kube_ops::outside_classification;
     for o in [Observation::EofAfterConnect, Observation::ResetAfterConnect] {
-        assert!(matches!(outside_classification(&o), Classification::Undecided { .. }), "{o:?}");
+        assert!(
+            matches!(outside_classification(&o), Classification::Undecided { .. }),
+            "{o:?}"
+        );
     }
-    let answer = |status| Observation::Response { status, headers: vec![], body_prefix: b"RBAC: access denied".to_vec() };
-    assert!(matches!(outside_classification(&answer(403)), Classification::Denied(_)));
-    assert!(matches!(outside_classification(&answer(200)), Classification::Allowed { status: 200 }));
+    let answer = |status| Observation::Response {
+        status,
+        headers: vec![],
+        body_prefix: b"RBAC: access denied".to_vec(),
+    };
+    assert!(matches!(
+        outside_classification(&answer(403)),
+        Classification::Denied(_)
+    ));
+    assert!(matches!(
+        outside_classification(&answer(200)),
+        Classification::Allowed { status: 200 }
+    ));
 }

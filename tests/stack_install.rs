@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn catalog() -> Catalog {
-    meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("project loads")
+    meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("project loads")
 }
 
 /// The suite without sealed-secrets and Flux (which these tests do not exercise), and one environment.
@@ -26,7 +27,12 @@ fn suite_env(name: &str, env: &str) -> (Suite, EnvironmentSpec) {
     let mut s = (**c.suite(name).unwrap()).clone();
     s.components.sealed_secrets = None;
     s.components.flux = None;
-    let e = s.environments.iter().find(|e| e.name == env).unwrap().clone();
+    let e = s
+        .environments
+        .iter()
+        .find(|e| e.name == env)
+        .unwrap()
+        .clone();
     (s, e)
 }
 
@@ -47,7 +53,11 @@ impl Run {
         match self.result.as_ref().unwrap() {
             Ok(e) => e,
             Err(e) => {
-                panic!("up failed: {e}\nlog:\n{}\ncalls:\n{}", self.log_text(), self.doubles.call_lines().join("\n"))
+                panic!(
+                    "up failed: {e}\nlog:\n{}\ncalls:\n{}",
+                    self.log_text(),
+                    self.doubles.call_lines().join("\n")
+                )
             }
         }
     }
@@ -93,21 +103,42 @@ fn up(
         log: Arc::new(move |l: &str| logs2.lock().unwrap().push(l.to_string())),
     };
     let run = RunDirs::new(&opts).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let result = rt.block_on(environment::up(suite, env, &env.name, &opts, &run));
-    Run { doubles, api, logs, artifacts, run, result: Some(result) }
+    Run {
+        doubles,
+        api,
+        logs,
+        artifacts,
+        run,
+        result: Some(result),
+    }
 }
 
-fn find_call<'a>(calls: &'a [(String, Vec<String>)], tool: &str, prefix: &[&str]) -> Option<&'a Vec<String>> {
+fn find_call<'a>(
+    calls: &'a [(String, Vec<String>)],
+    tool: &str,
+    prefix: &[&str],
+) -> Option<&'a Vec<String>> {
     calls
         .iter()
-        .find(|(t, a)| t == tool && a.len() >= prefix.len() && a.iter().zip(prefix).all(|(x, y)| x == y))
+        .find(|(t, a)| {
+            t == tool && a.len() >= prefix.len() && a.iter().zip(prefix).all(|(x, y)| x == y)
+        })
         .map(|(_, a)| a)
 }
 
 fn password_of(api: &RecordingApi) -> String {
-    let s = api.object("Secret", "basic-auth").expect("basic-auth secret applied");
-    s["stringData"]["basic-auth-password"].as_str().unwrap().to_string()
+    let s = api
+        .object("Secret", "basic-auth")
+        .expect("basic-auth secret applied");
+    s["stringData"]["basic-auth-password"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -116,48 +147,91 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     let (suite, env) = suite_env("istio", "istio[k8s=1.33]");
     let copy = tempfile::tempdir().unwrap();
     let copy_dir = copy.path().to_str().unwrap().to_string();
-    let mut r = up(&suite, &env, &[("MESHPROOF_DOUBLE_COPY_DIR", &copy_dir)], false, RecordingApi::default(), None);
+    let mut r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_COPY_DIR", &copy_dir)],
+        false,
+        RecordingApi::default(),
+        None,
+    );
     let name = r.env().cluster_name.clone().unwrap();
-    assert!(name.starts_with("meshproof-istio-k8s-1-33-") && name.len() <= 50, "{name}");
+    assert!(
+        name.starts_with("meshproof-istio-k8s-1-33-") && name.len() <= 50,
+        "{name}"
+    );
     let calls = r.doubles.calls();
 
     // The CLI version is checked before any cluster exists.
     let first_kind = calls.iter().position(|(t, _)| t == "kind").unwrap();
-    let version = calls.iter().position(|(t, a)| t == "istioctl" && a[0] == "version").unwrap();
+    let version = calls
+        .iter()
+        .position(|(t, a)| t == "istioctl" && a[0] == "version")
+        .unwrap();
     assert!(version < first_kind, "{:?}", r.doubles.call_lines());
 
     let create = find_call(&calls, "kind", &["create", "cluster"]).unwrap();
     assert_eq!(flag(create, "--name"), Some(name.as_str()));
     assert_eq!(flag(create, "--wait"), Some("120s"));
     let kubeconfig = flag(create, "--kubeconfig").unwrap().to_string();
-    assert!(kubeconfig.starts_with(r.run.temp().to_str().unwrap()), "kubeconfig {kubeconfig} outside the run dir");
+    assert!(
+        kubeconfig.starts_with(r.run.temp().to_str().unwrap()),
+        "kubeconfig {kubeconfig} outside the run dir"
+    );
     assert!(!kubeconfig.contains(".kube/config"));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // The kind config the double received pins the digest and maps the host ports.
-    let cfg: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(copy.path().join("kind-config.yaml")).unwrap()).unwrap();
+    let cfg: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(copy.path().join("kind-config.yaml")).unwrap(),
+    )
+    .unwrap();
     let node = &cfg["nodes"][0];
     assert_eq!(
         node["image"].as_str(),
         Some("kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
     );
-    assert_eq!(node["extraPortMappings"][0]["hostPort"].as_u64(), Some(30080));
-    assert_eq!(node["extraPortMappings"][1]["containerPort"].as_u64(), Some(30043));
+    assert_eq!(
+        node["extraPortMappings"][0]["hostPort"].as_u64(),
+        Some(30080)
+    );
+    assert_eq!(
+        node["extraPortMappings"][1]["containerPort"].as_u64(),
+        Some(30043)
+    );
 
     let install = find_call(&calls, "istioctl", &["install"]).unwrap();
     assert_eq!(
         install[..6],
-        ["install", "-y", "--set", "profile=default", "--set", "values.gateways.istio-ingressgateway.type=NodePort"]
+        [
+            "install",
+            "-y",
+            "--set",
+            "profile=default",
+            "--set",
+            "values.gateways.istio-ingressgateway.type=NodePort"
+        ]
     );
     assert_eq!(flag(install, "--kubeconfig"), Some(kubeconfig.as_str()));
 
-    let of = find_call(&calls, "helm", &["upgrade", "--install", "openfaas", "openfaas/openfaas"]).unwrap();
+    let of = find_call(
+        &calls,
+        "helm",
+        &["upgrade", "--install", "openfaas", "openfaas/openfaas"],
+    )
+    .unwrap();
     assert_eq!(flag(of, "--version"), Some("15.0.6"));
     assert_eq!(flag(of, "--namespace"), Some("openfaas"));
     assert_eq!(flag(of, "--kubeconfig"), Some(kubeconfig.as_str()));
-    let sets: Vec<&str> =
-        of.iter().enumerate().filter(|(i, _)| *i > 0 && of[i - 1] == "--set").map(|(_, s)| s.as_str()).collect();
+    let sets: Vec<&str> = of
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && of[i - 1] == "--set")
+        .map(|(_, s)| s.as_str())
+        .collect();
     for want in [
         "functionNamespace=openfaas-fn",
         "generateBasicAuth=false",
@@ -167,16 +241,45 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     ] {
         assert!(sets.contains(&want), "missing --set {want}: {sets:?}");
     }
-    assert!(!sets.iter().any(|s| s.starts_with("istio.mtls")), "{sets:?}");
-    let cm = find_call(&calls, "helm", &["upgrade", "--install", "cert-manager", "jetstack/cert-manager"]).unwrap();
+    assert!(
+        !sets.iter().any(|s| s.starts_with("istio.mtls")),
+        "{sets:?}"
+    );
+    let cm = find_call(
+        &calls,
+        "helm",
+        &[
+            "upgrade",
+            "--install",
+            "cert-manager",
+            "jetstack/cert-manager",
+        ],
+    )
+    .unwrap();
     assert_eq!(flag(cm, "--version"), Some("v1.21.1"));
     assert_eq!(flag(cm, "--set"), Some("crds.enabled=true"));
-    assert!(find_call(&calls, "helm", &["repo", "add", "openfaas", "https://openfaas.github.io/faas-netes/"]).is_some());
+    assert!(find_call(
+        &calls,
+        "helm",
+        &[
+            "repo",
+            "add",
+            "openfaas",
+            "https://openfaas.github.io/faas-netes/"
+        ]
+    )
+    .is_some());
 
     // Namespaces are created (with the run-id label) before the chart, and meshed.
     let ns = r.api.object("Namespace", "openfaas-fn").unwrap();
-    assert_eq!(ns["metadata"]["labels"]["istio-injection"].as_str(), Some("enabled"));
-    assert_eq!(ns["metadata"]["labels"]["meshproof.dev/run-id"].as_str(), Some(r.run.run_id.as_str()));
+    assert_eq!(
+        ns["metadata"]["labels"]["istio-injection"].as_str(),
+        Some("enabled")
+    );
+    assert_eq!(
+        ns["metadata"]["labels"]["meshproof.dev/run-id"].as_str(),
+        Some(r.run.run_id.as_str())
+    );
     let svc = r.api.object("Service", "istio-ingressgateway").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30080));
     assert_eq!(svc["spec"]["ports"][1]["nodePort"].as_u64(), Some(30043));
@@ -188,18 +291,33 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     let env_handle = r.result.take().unwrap().unwrap();
     env_handle.teardown(false).unwrap();
     let calls = r.doubles.calls();
-    let del = find_call(&calls, "kind", &["delete", "cluster"]).expect("kind delete cluster called");
+    let del =
+        find_call(&calls, "kind", &["delete", "cluster"]).expect("kind delete cluster called");
     assert_eq!(flag(del, "--name"), Some(name.as_str()));
     assert_eq!(flag(del, "--kubeconfig"), Some(kubeconfig.as_str()));
     drop(env_handle);
-    let deletes = r.doubles.calls().iter().filter(|(t, a)| t == "kind" && a[0] == "delete").count();
+    let deletes = r
+        .doubles
+        .calls()
+        .iter()
+        .filter(|(t, a)| t == "kind" && a[0] == "delete")
+        .count();
     assert_eq!(deletes, 1, "teardown must run once");
 
     // The password went only to the API seam: not in logs, argv, or any file the run wrote.
     assert!(!r.log_text().contains(&pw));
-    assert!(!std::fs::read_to_string(r.doubles.log()).unwrap().contains(&pw));
-    for (p, bytes) in files_under(r.run.temp()).into_iter().chain(files_under(r.artifacts.path())) {
-        assert!(!String::from_utf8_lossy(&bytes).contains(&pw), "password written to {}", p.display());
+    assert!(!std::fs::read_to_string(r.doubles.log())
+        .unwrap()
+        .contains(&pw));
+    for (p, bytes) in files_under(r.run.temp())
+        .into_iter()
+        .chain(files_under(r.artifacts.path()))
+    {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&pw),
+            "password written to {}",
+            p.display()
+        );
     }
 }
 
@@ -210,22 +328,43 @@ fn a_failed_install_exports_logs_then_deletes_the_cluster() {
     let r = up(
         &suite,
         &env,
-        &[("MESHPROOF_DOUBLE_FAIL_ON", "helm upgrade --install openfaas")],
+        &[(
+            "MESHPROOF_DOUBLE_FAIL_ON",
+            "helm upgrade --install openfaas",
+        )],
         false,
         RecordingApi::default(),
         None,
     );
-    let err = r.result.as_ref().unwrap().as_ref().err().expect("install must fail").to_string();
-    assert!(err.contains("exited with 1") && err.contains("failing on purpose"), "{err}");
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("install must fail")
+        .to_string();
+    assert!(
+        err.contains("exited with 1") && err.contains("failing on purpose"),
+        "{err}"
+    );
     let lines = r.doubles.call_lines();
-    let export = lines.iter().position(|l| l.starts_with("kind export logs")).expect("logs exported");
+    let export = lines
+        .iter()
+        .position(|l| l.starts_with("kind export logs"))
+        .expect("logs exported");
     let delete = lines
         .iter()
         .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
         .expect("deleted");
     assert!(export < delete, "{lines:?}");
     let exported = files_under(r.artifacts.path());
-    assert!(exported.iter().any(|(p, _)| p.ends_with("kind-logs/double-export.txt")), "{exported:?}");
+    assert!(
+        exported
+            .iter()
+            .any(|(p, _)| p.ends_with("kind-logs/double-export.txt")),
+        "{exported:?}"
+    );
     let pw = password_of(&r.api);
     assert!(!err.contains(&pw) && !r.log_text().contains(&pw));
 }
@@ -238,22 +377,53 @@ fn the_full_suite_installs_sealed_secrets_and_flux_after_openfaas() {
     let env = suite.environments[0].clone();
     let r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let lines = r.doubles.call_lines();
-    let pos = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no call with {needle:?}: {lines:#?}"));
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no call with {needle:?}: {lines:#?}"))
+    };
     let openfaas = pos("openfaas/openfaas");
-    let sealed = pos("upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5");
+    let sealed =
+        pos("upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5");
     let flux = pos("install --version=v2.9.4 --components=source-controller,kustomize-controller");
     assert!(openfaas < sealed && sealed < flux, "{lines:#?}");
-    assert!(lines[sealed].contains("fullnameOverride=sealed-secrets-controller"), "{}", lines[sealed]);
+    assert!(
+        lines[sealed].contains("fullnameOverride=sealed-secrets-controller"),
+        "{}",
+        lines[sealed]
+    );
 }
 
 #[test]
 fn a_wrong_istioctl_version_fails_before_any_cluster_is_created() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
-    let r = up(&suite, &env, &[("MESHPROOF_DOUBLE_ISTIO_VERSION", "1.30.30")], false, RecordingApi::default(), None);
-    let err = r.result.as_ref().unwrap().as_ref().err().expect("version mismatch").to_string();
-    assert!(err.contains("pins 1.30.3") && err.contains("1.30.30"), "{err}");
-    assert!(!r.doubles.calls().iter().any(|(t, _)| t == "kind"), "{:?}", r.doubles.call_lines());
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_ISTIO_VERSION", "1.30.30")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("version mismatch")
+        .to_string();
+    assert!(
+        err.contains("pins 1.30.3") && err.contains("1.30.30"),
+        "{err}"
+    );
+    assert!(
+        !r.doubles.calls().iter().any(|(t, _)| t == "kind"),
+        "{:?}",
+        r.doubles.call_lines()
+    );
 }
 
 #[test]
@@ -263,13 +433,27 @@ fn keep_cluster_skips_the_delete() {
     let mut r = up(&suite, &env, &[], true, RecordingApi::default(), None);
     let name = r.env().cluster_name.clone().unwrap();
     drop(r.result.take());
-    assert!(!r.doubles.call_lines().iter().any(|l| l.starts_with("kind delete")), "{:?}", r.doubles.call_lines());
-    assert!(r.log_text().contains(&format!("kind delete cluster --name {name}")), "{}", r.log_text());
+    assert!(
+        !r.doubles
+            .call_lines()
+            .iter()
+            .any(|l| l.starts_with("kind delete")),
+        "{:?}",
+        r.doubles.call_lines()
+    );
+    assert!(
+        r.log_text()
+            .contains(&format!("kind delete cluster --name {name}")),
+        "{}",
+        r.log_text()
+    );
 }
 
 /// A local HTTP server standing in for the Gateway API release download.
 fn serve_gateway_api(rt: &tokio::runtime::Runtime) -> String {
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
         "/v1.4.0/standard-install.yaml",
@@ -284,34 +468,80 @@ fn serve_gateway_api(rt: &tokio::runtime::Runtime) -> String {
 #[test]
 fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let base = serve_gateway_api(&server);
     let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
-    let mut r = up(&suite, &env, &[], false, RecordingApi::default(), Some(base));
+    let mut r = up(
+        &suite,
+        &env,
+        &[],
+        false,
+        RecordingApi::default(),
+        Some(base),
+    );
     let _ = r.env();
     let applied: Vec<String> = r
         .api
         .objects()
         .iter()
-        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect();
-    let pos = |s: &str| applied.iter().position(|a| a == s).unwrap_or_else(|| panic!("{s} not applied: {applied:?}"));
+    let pos = |s: &str| {
+        applied
+            .iter()
+            .position(|a| a == s)
+            .unwrap_or_else(|| panic!("{s} not applied: {applied:?}"))
+    };
     assert!(
         pos("CustomResourceDefinition/httproutes.gateway.networking.k8s.io")
             < pos("CustomResourceDefinition/servers.policy.linkerd.io")
     );
-    assert!(pos("CustomResourceDefinition/servers.policy.linkerd.io") < pos("Secret/linkerd-identity-issuer"));
+    assert!(
+        pos("CustomResourceDefinition/servers.policy.linkerd.io")
+            < pos("Secret/linkerd-identity-issuer")
+    );
     assert!(pos("Secret/linkerd-identity-issuer") < pos("Namespace/openfaas"));
     let lines = r.doubles.call_lines();
-    assert!(lines.iter().any(|l| l.starts_with("linkerd check --wait 5m --kubeconfig ")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("linkerd check --wait 5m --kubeconfig ")),
+        "{lines:?}"
+    );
     let ns = r.api.object("Namespace", "openfaas").unwrap();
-    assert_eq!(ns["metadata"]["annotations"]["linkerd.io/inject"].as_str(), Some("enabled"));
-    assert_eq!(ns["metadata"]["annotations"]["config.linkerd.io/skip-outbound-ports"].as_str(), Some("4222"));
-    let of = find_call(&r.doubles.calls(), "helm", &["upgrade", "--install", "openfaas"]).unwrap().clone();
+    assert_eq!(
+        ns["metadata"]["annotations"]["linkerd.io/inject"].as_str(),
+        Some("enabled")
+    );
+    assert_eq!(
+        ns["metadata"]["annotations"]["config.linkerd.io/skip-outbound-ports"].as_str(),
+        Some("4222")
+    );
+    let of = find_call(
+        &r.doubles.calls(),
+        "helm",
+        &["upgrade", "--install", "openfaas"],
+    )
+    .unwrap()
+    .clone();
     assert!(of.contains(&"gateway.nodePort=30080".to_string()), "{of:?}");
     assert!(!of.iter().any(|a| a.contains("probeFunctions")));
     // linkerd install's output (it holds the issuer key) is applied, never logged.
-    assert!(!r.log_text().contains("DOUBLE-ISSUER-KEY"), "{}", r.log_text());
+    assert!(
+        !r.log_text().contains("DOUBLE-ISSUER-KEY"),
+        "{}",
+        r.log_text()
+    );
     drop(r.result.take());
     assert!(r
         .doubles
@@ -323,43 +553,89 @@ fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() 
 #[test]
 fn linkerd_helm_install_uses_generated_identity_files_and_never_shows_the_key() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let base = serve_gateway_api(&server);
     let (suite, mut env) = suite_env("linkerd", "linkerd[k8s=1.33]");
     env.mesh = match env.mesh {
-        MeshSpec::Linkerd { version, .. } => MeshSpec::Linkerd { version, install: LinkerdInstall::Helm },
+        MeshSpec::Linkerd { version, .. } => MeshSpec::Linkerd {
+            version,
+            install: LinkerdInstall::Helm,
+        },
         m => m,
     };
-    let mut r = up(&suite, &env, &[], false, RecordingApi::default(), Some(base));
+    let mut r = up(
+        &suite,
+        &env,
+        &[],
+        false,
+        RecordingApi::default(),
+        Some(base),
+    );
     let _ = r.env();
     let calls = r.doubles.calls();
     let cp = find_call(
         &calls,
         "helm",
-        &["upgrade", "--install", "linkerd-control-plane", "linkerd-edge/linkerd-control-plane"],
+        &[
+            "upgrade",
+            "--install",
+            "linkerd-control-plane",
+            "linkerd-edge/linkerd-control-plane",
+        ],
     )
     .unwrap();
     assert_eq!(flag(cp, "--version"), Some("2026.8.3"));
-    assert!(find_call(&calls, "helm", &["upgrade", "--install", "linkerd-crds", "linkerd-edge/linkerd-crds"]).is_some());
-    let files: Vec<&str> =
-        cp.iter().enumerate().filter(|(i, _)| *i > 0 && cp[i - 1] == "--set-file").map(|(_, s)| s.as_str()).collect();
+    assert!(find_call(
+        &calls,
+        "helm",
+        &[
+            "upgrade",
+            "--install",
+            "linkerd-crds",
+            "linkerd-edge/linkerd-crds"
+        ]
+    )
+    .is_some());
+    let files: Vec<&str> = cp
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && cp[i - 1] == "--set-file")
+        .map(|(_, s)| s.as_str())
+        .collect();
     assert_eq!(files.len(), 3, "{cp:?}");
     let mut key_pem = String::new();
-    for (f, key) in
-        files.iter().zip(["identityTrustAnchorsPEM=", "identity.issuer.tls.crtPEM=", "identity.issuer.tls.keyPEM="])
-    {
-        let path = f.strip_prefix(key).unwrap_or_else(|| panic!("{f} should start with {key}"));
+    for (f, key) in files.iter().zip([
+        "identityTrustAnchorsPEM=",
+        "identity.issuer.tls.crtPEM=",
+        "identity.issuer.tls.keyPEM=",
+    ]) {
+        let path = f
+            .strip_prefix(key)
+            .unwrap_or_else(|| panic!("{f} should start with {key}"));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600, "{path}");
+        assert_eq!(
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{path}"
+        );
         assert!(path.starts_with(r.run.temp().to_str().unwrap()));
         if key.contains("keyPEM") {
             key_pem = std::fs::read_to_string(path).unwrap();
         }
     }
     assert!(key_pem.contains("PRIVATE KEY"));
-    let key_body: String = key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let key_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
     assert!(!r.log_text().contains(&key_body[..40]));
-    assert!(!std::fs::read_to_string(r.doubles.log()).unwrap().contains(&key_body[..40]));
+    assert!(!std::fs::read_to_string(r.doubles.log())
+        .unwrap()
+        .contains(&key_body[..40]));
     drop(r.result.take());
 }
 
@@ -377,11 +653,18 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
         mesh: suite.mesh.clone(),
     };
     suite.components.cert_manager = None;
-    let api = RecordingApi { existing: vec!["openfaas".into()], ..Default::default() };
+    let api = RecordingApi {
+        existing: vec!["openfaas".into()],
+        ..Default::default()
+    };
     let mut r = up(&suite, &env, &[], false, api, None);
     let _ = r.env();
     let calls = r.doubles.calls();
-    assert!(!calls.iter().any(|(t, _)| t == "kind"), "{:?}", r.doubles.call_lines());
+    assert!(
+        !calls.iter().any(|(t, _)| t == "kind"),
+        "{:?}",
+        r.doubles.call_lines()
+    );
     let install = find_call(&calls, "istioctl", &["install"]).unwrap();
     assert_eq!(flag(install, "--context"), Some("ctx"));
     let of = find_call(&calls, "helm", &["upgrade", "--install", "openfaas"]).unwrap();
@@ -393,18 +676,39 @@ fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_label
         .calls()
         .into_iter()
         .filter_map(|c| match c {
-            ApiCall::Apply { manifest, .. } => serde_yaml::from_str::<serde_yaml::Value>(&manifest).ok(),
+            ApiCall::Apply { manifest, .. } => {
+                serde_yaml::from_str::<serde_yaml::Value>(&manifest).ok()
+            }
             _ => None,
         })
         .filter(|v| v["kind"].as_str() == Some("Namespace"))
         .collect();
-    assert_eq!(applied_ns.len(), 1, "only the pre-existing namespace is applied rather than created: {applied_ns:?}");
+    assert_eq!(
+        applied_ns.len(),
+        1,
+        "only the pre-existing namespace is applied rather than created: {applied_ns:?}"
+    );
     assert!(applied_ns[0]["metadata"]["labels"]["meshproof.dev/run-id"].is_null());
-    assert_eq!(applied_ns[0]["metadata"]["labels"]["istio-injection"].as_str(), Some("enabled"));
+    assert_eq!(
+        applied_ns[0]["metadata"]["labels"]["istio-injection"].as_str(),
+        Some("enabled")
+    );
     drop(r.result.take());
-    let cleanup: Vec<ApiCall> = r.api.calls().into_iter().filter(|c| matches!(c, ApiCall::Cleanup { .. })).collect();
+    let cleanup: Vec<ApiCall> = r
+        .api
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, ApiCall::Cleanup { .. }))
+        .collect();
     assert_eq!(cleanup.len(), 1);
-    let ApiCall::Cleanup { label, run_id, target } = &cleanup[0] else { unreachable!() };
+    let ApiCall::Cleanup {
+        label,
+        run_id,
+        target,
+    } = &cleanup[0]
+    else {
+        unreachable!()
+    };
     assert_eq!(label, "meshproof.dev/run-id");
     assert_eq!(run_id, r.run.run_id.as_str());
     assert_eq!(target.kubeconfig, kcfg.path());
@@ -418,7 +722,10 @@ fn the_commands_a_run_executes_are_exactly_the_planned_ones() {
     let (suite, env) = suite_env("istio", "istio[k8s=1.32]");
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let target = r.env().target.clone();
-    let work_dir = r.run.temp().join(meshproof::stack::names::sanitize(&env.name));
+    let work_dir = r
+        .run
+        .temp()
+        .join(meshproof::stack::names::sanitize(&env.name));
     let secrets = Secrets::placeholder();
     let ctx = InstallCtx {
         suite: &suite,
@@ -433,13 +740,18 @@ fn the_commands_a_run_executes_are_exactly_the_planned_ones() {
         .iter()
         .flat_map(|p| p.actions.clone())
         .filter_map(|a| match a {
-            Action::Run { cmd } | Action::CheckVersion { cmd, .. } | Action::ApplyOutput { cmd } => {
-                Some((cmd.program().to_string(), cmd.argv()))
-            }
+            Action::Run { cmd }
+            | Action::CheckVersion { cmd, .. }
+            | Action::ApplyOutput { cmd } => Some((cmd.program().to_string(), cmd.argv())),
             _ => None,
         })
         .collect();
-    let ran: Vec<(String, Vec<String>)> = r.doubles.calls().into_iter().filter(|(t, _)| t != "kind").collect();
+    let ran: Vec<(String, Vec<String>)> = r
+        .doubles
+        .calls()
+        .into_iter()
+        .filter(|(t, _)| t != "kind")
+        .collect();
     assert_eq!(ran, planned);
     drop(r.result.take());
 }
@@ -452,16 +764,33 @@ fn pro_edition_applies_the_license_secret_and_never_logs_it() {
     let lic_path = lic_dir.path().join("license");
     let license = "eyJhbGciOiJSUzI1NiJ9.meshproof-test-license-value.c2lnbmF0dXJl";
     std::fs::write(&lic_path, format!("{license}\n")).unwrap();
-    suite.openfaas.edition = meshproof::scenario::Edition::Pro { license_file: lic_path };
+    suite.openfaas.edition = meshproof::scenario::Edition::Pro {
+        license_file: lic_path,
+    };
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let _ = r.env();
-    let s = r.api.object("Secret", "openfaas-license").expect("license secret");
+    let s = r
+        .api
+        .object("Secret", "openfaas-license")
+        .expect("license secret");
     assert_eq!(s["stringData"]["license"].as_str(), Some(license));
     assert_eq!(s["metadata"]["namespace"].as_str(), Some("openfaas"));
-    let of = find_call(&r.doubles.calls(), "helm", &["upgrade", "--install", "openfaas"]).unwrap().clone();
-    assert!(of.contains(&"openfaasPro=true".to_string()) && of.contains(&"operator.create=true".to_string()), "{of:?}");
+    let of = find_call(
+        &r.doubles.calls(),
+        "helm",
+        &["upgrade", "--install", "openfaas"],
+    )
+    .unwrap()
+    .clone();
+    assert!(
+        of.contains(&"openfaasPro=true".to_string())
+            && of.contains(&"operator.create=true".to_string()),
+        "{of:?}"
+    );
     assert!(!r.log_text().contains(license));
-    assert!(!std::fs::read_to_string(r.doubles.log()).unwrap().contains(license));
+    assert!(!std::fs::read_to_string(r.doubles.log())
+        .unwrap()
+        .contains(license));
     drop(r.result.take());
 }
 
@@ -469,16 +798,34 @@ fn pro_edition_applies_the_license_secret_and_never_logs_it() {
 fn a_taken_host_port_is_explained() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
-    let msg = "Error response from daemon: Bind for 127.0.0.1:30080 failed: port is already allocated";
+    let msg =
+        "Error response from daemon: Bind for 127.0.0.1:30080 failed: port is already allocated";
     let r = up(
         &suite,
         &env,
-        &[("MESHPROOF_DOUBLE_FAIL_ON", "kind create"), ("MESHPROOF_DOUBLE_FAIL_MSG", msg)],
+        &[
+            ("MESHPROOF_DOUBLE_FAIL_ON", "kind create"),
+            ("MESHPROOF_DOUBLE_FAIL_MSG", msg),
+        ],
         false,
         RecordingApi::default(),
         None,
     );
-    let err = r.result.as_ref().unwrap().as_ref().err().expect("create fails").to_string();
-    assert!(err.contains("host port 30080 or 30043 on 127.0.0.1 is taken"), "{err}");
-    assert!(r.doubles.call_lines().iter().any(|l| l.starts_with("kind delete cluster")));
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("create fails")
+        .to_string();
+    assert!(
+        err.contains("host port 30080 or 30043 on 127.0.0.1 is taken"),
+        "{err}"
+    );
+    assert!(r
+        .doubles
+        .call_lines()
+        .iter()
+        .any(|l| l.starts_with("kind delete cluster")));
 }

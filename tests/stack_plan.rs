@@ -12,7 +12,11 @@ fn plan(suite: &str) -> String {
         .env("MESHPROOF_PROJECT_DIR", root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -29,9 +33,15 @@ fn istio_plan_shows_exact_commands_and_values() {
         "image: kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2",
     );
     assert_has(&p, "listenAddress: 127.0.0.1");
-    assert_has(&p, "$ istioctl version --remote=false   # must report 1.30.3");
+    assert_has(
+        &p,
+        "$ istioctl version --remote=false   # must report 1.30.3",
+    );
     assert_has(&p, "$ istioctl install -y --set profile=default --set values.gateways.istio-ingressgateway.type=NodePort --kubeconfig");
-    assert_has(&p, "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas");
+    assert_has(
+        &p,
+        "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas",
+    );
     assert_has(&p, "--set gateway.directFunctions=true");
     assert_has(&p, "--set gateway.probeFunctions=true");
     assert_has(&p, "chart value generateBasicAuth=false");
@@ -42,9 +52,15 @@ fn istio_plan_shows_exact_commands_and_values() {
     );
     assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5 --namespace kube-system");
     assert_has(&p, "--set fullnameOverride=sealed-secrets-controller");
-    assert_has(&p, "$ flux install --version=v2.9.4 --components=source-controller,kustomize-controller");
+    assert_has(
+        &p,
+        "$ flux install --version=v2.9.4 --components=source-controller,kustomize-controller",
+    );
     assert!(!p.contains("not yet implemented"), "{p}");
-    assert_has(&p, "$ kind delete cluster --name meshproof-istio-k8s-1-33-xxxxxx --kubeconfig");
+    assert_has(
+        &p,
+        "$ kind delete cluster --name meshproof-istio-k8s-1-33-xxxxxx --kubeconfig",
+    );
     assert!(!p.contains("istio.mtls"));
     // The basic-auth secret is announced, never shown.
     assert_has(&p, "Secret openfaas/basic-auth");
@@ -54,13 +70,21 @@ fn istio_plan_shows_exact_commands_and_values() {
 #[test]
 fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     let p = plan("suites/linkerd.yaml");
-    assert_has(&p, "$ kind create cluster --name meshproof-linkerd-k8s-1-34-xxxxxx");
+    assert_has(
+        &p,
+        "$ kind create cluster --name meshproof-linkerd-k8s-1-34-xxxxxx",
+    );
     let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml").expect(&p);
-    let crds = p.find("$ linkerd install --crds --set installGatewayAPI=false --kubeconfig").expect(&p);
+    let crds = p
+        .find("$ linkerd install --crds --set installGatewayAPI=false --kubeconfig")
+        .expect(&p);
     let cp = p.find("$ linkerd install --kubeconfig").expect(&p);
     let check = p.find("$ linkerd check --wait 5m").expect(&p);
     assert!(gw < crds && crds < cp && cp < check);
-    assert_has(&p, "$ linkerd version --client --short   # must report edge-26.8.3");
+    assert_has(
+        &p,
+        "$ linkerd version --client --short   # must report edge-26.8.3",
+    );
     assert_has(&p, "linkerd.io/inject: enabled");
     assert_has(&p, "config.linkerd.io/skip-inbound-ports: '4222'");
     assert_has(&p, "config.linkerd.io/skip-outbound-ports: '4222'");
@@ -68,12 +92,22 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(&p, "--set gateway.directFunctions=true");
     // Linkerd has no ingress: Traefik serves the TLS scenario, on the https host port only.
     let openfaas = p.find("openfaas/openfaas --version 15.0.6").expect(&p);
-    let traefik = p.find("$ helm upgrade --install traefik traefik/traefik --version 36.3.0 --namespace traefik").expect(&p);
+    let traefik = p
+        .find(
+            "$ helm upgrade --install traefik traefik/traefik --version 36.3.0 --namespace traefik",
+        )
+        .expect(&p);
     assert!(openfaas < traefik);
     assert_has(&p, "--set ports.websecure.nodePort=30043");
     // Traefik's bundled Gateway API CRDs are older than the suite's: never installed.
-    assert_has(&p, "--set providers.kubernetesCRD.enabled=false --skip-crds");
-    assert!(!p.contains("ports.web.nodePort"), "the http NodePort belongs to the OpenFaaS gateway");
+    assert_has(
+        &p,
+        "--set providers.kubernetesCRD.enabled=false --skip-crds",
+    );
+    assert!(
+        !p.contains("ports.web.nodePort"),
+        "the http NodePort belongs to the OpenFaaS gateway"
+    );
 }
 
 #[test]
@@ -87,7 +121,10 @@ fn run_needs_an_environment_when_the_suite_has_a_matrix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pick one with --env") && err.contains("istio[k8s=1.33]"), "{err}");
+    assert!(
+        err.contains("pick one with --env") && err.contains("istio[k8s=1.33]"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
         .args(["run", "istio", "--env", "istio[k8s=9.99]"])
         .current_dir(root)

@@ -14,14 +14,19 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The istio suite's environments, without sealed-secrets and Flux (not exercised here).
 fn envs() -> Vec<plan::EnvPlan> {
-    let mut c = meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut c =
+        meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     c.suites.retain(|s| s.name.as_str() == "istio");
     for s in &mut c.suites {
         let s = Arc::make_mut(s);
         s.components.flux = None;
         s.components.sealed_secrets = None;
         // Pinned, so that provisioning asks no registry (the cluster here is a double anyway).
-        s.images.function = meshproof::images::ImageRef::parse(&format!("ghcr.io/openfaas/alpine:latest@sha256:{}", "0".repeat(64))).unwrap();
+        s.images.function = meshproof::images::ImageRef::parse(&format!(
+            "ghcr.io/openfaas/alpine:latest@sha256:{}",
+            "0".repeat(64)
+        ))
+        .unwrap();
     }
     plan::expand(&c)
 }
@@ -47,7 +52,10 @@ fn session_for(d: &Doubles, artifacts: &Path, envs: &[plan::EnvPlan]) -> Session
 }
 
 fn count(d: &Doubles, prefix: &str) -> usize {
-    d.call_lines().iter().filter(|l| l.starts_with(prefix)).count()
+    d.call_lines()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
 }
 
 #[test]
@@ -63,15 +71,26 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
         let e = s.run_trial(t).unwrap_err();
         // Provisioning worked; the trial then runs its steps, whose first one fails here: the
         // kind double's kubeconfig points at no API server.
-        assert!(matches!(&e, RunError::Trial { message: m, .. } if m.contains("step 1 (") && m.contains("failed")), "{}: {e}", t.name);
+        assert!(
+            matches!(&e, RunError::Trial { message: m, .. } if m.contains("step 1 (") && m.contains("failed")),
+            "{}: {e}",
+            t.name
+        );
     }
     assert_eq!(count(&d, "kind create cluster"), 1, "{:?}", d.call_lines());
     assert_eq!(count(&d, "kind delete cluster"), 0);
     // Each trial's own artifacts (its verdicts at least) are where the report collects them.
-    let dir = s.trial_artifacts(&shared.trials[0]).expect("the trial's artifacts");
+    let dir = s
+        .trial_artifacts(&shared.trials[0])
+        .expect("the trial's artifacts");
     assert!(dir.join("verdicts.json").is_file(), "{}", dir.display());
     s.teardown();
-    assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1, "{:?}", d.call_lines());
+    assert_eq!(
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"),
+        1,
+        "{:?}",
+        d.call_lines()
+    );
     // Its trials failed: logs were exported first.
     let lines = d.call_lines();
     assert!(
@@ -90,12 +109,21 @@ fn a_panic_while_the_session_is_alive_still_deletes_the_cluster() {
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let s = session(&d, artifacts.path());
         let envs = envs();
-        let t = &envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0];
+        let t = &envs
+            .iter()
+            .find(|e| e.key == "istio[k8s=1.34]")
+            .unwrap()
+            .trials[0];
         let _ = s.run_trial(t);
         panic!("an assertion failed mid-run");
     }));
     assert!(res.is_err());
-    assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-34-"), 1, "{:?}", d.call_lines());
+    assert_eq!(
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-34-"),
+        1,
+        "{:?}",
+        d.call_lines()
+    );
 }
 
 #[test]
@@ -110,14 +138,20 @@ fn a_failed_provisioning_is_reported_to_every_trial_without_retrying() {
     for t in &shared.trials[..2] {
         let e = s.run_trial(t).unwrap_err().to_string();
         assert!(
-            e.contains("environment istio[k8s=1.32] could not be set up") && e.contains("failing on purpose"),
+            e.contains("environment istio[k8s=1.32] could not be set up")
+                && e.contains("failing on purpose"),
             "{e}"
         );
     }
     std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
     assert_eq!(count(&d, "kind create cluster"), 1);
     // A failed create is still deleted (it may have left containers behind).
-    assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-32-"), 1, "{:?}", d.call_lines());
+    assert_eq!(
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-32-"),
+        1,
+        "{:?}",
+        d.call_lines()
+    );
 }
 
 #[test]
@@ -136,15 +170,28 @@ fn environments_sharing_host_ports_take_turns_instead_of_colliding() {
         .iter()
         .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
         .expect("evicted");
-    let create33 =
-        lines.iter().position(|l| l.starts_with("kind create cluster --name meshproof-istio-k8s-1-33-")).unwrap();
+    let create33 = lines
+        .iter()
+        .position(|l| l.starts_with("kind create cluster --name meshproof-istio-k8s-1-33-"))
+        .unwrap();
     assert!(del34 < create33, "{lines:?}");
     // Coming back to the first environment re-creates it (after evicting the second).
     let _ = s.run_trial(&trial("istio[k8s=1.34]", 1));
-    assert_eq!(count(&d, "kind create cluster --name meshproof-istio-k8s-1-34-"), 2);
-    assert_eq!(count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"), 1);
+    assert_eq!(
+        count(&d, "kind create cluster --name meshproof-istio-k8s-1-34-"),
+        2
+    );
+    assert_eq!(
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"),
+        1
+    );
     s.teardown();
-    assert_eq!(count(&d, "kind create cluster"), count(&d, "kind delete cluster"), "{:?}", d.call_lines());
+    assert_eq!(
+        count(&d, "kind create cluster"),
+        count(&d, "kind delete cluster"),
+        "{:?}",
+        d.call_lines()
+    );
 }
 
 #[test]
@@ -156,13 +203,19 @@ fn an_image_that_cannot_be_pinned_fails_the_environment_before_any_cluster_exist
     let mut envs = envs();
     for e in &mut envs {
         let suite = Arc::make_mut(&mut e.suite);
-        suite.images.function = meshproof::images::ImageRef::parse("127.0.0.1:9/meshproof/alpine:latest").unwrap();
+        suite.images.function =
+            meshproof::images::ImageRef::parse("127.0.0.1:9/meshproof/alpine:latest").unwrap();
     }
     let s = session_for(&d, artifacts.path(), &envs);
     let shared = envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap();
     let e = s.run_trial(&shared.trials[0]).unwrap_err();
-    let RunError::Environment { reason, .. } = &e else { panic!("{e}") };
-    assert!(reason.starts_with("resolving 127.0.0.1:9/meshproof/alpine:latest at 127.0.0.1:9: "), "{reason}");
+    let RunError::Environment { reason, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        reason.starts_with("resolving 127.0.0.1:9/meshproof/alpine:latest at 127.0.0.1:9: "),
+        "{reason}"
+    );
     assert!(reason.contains("meshproof pin --write"), "{reason}");
     assert!(s.facts("istio[k8s=1.34]").is_none());
     assert_eq!(count(&d, "kind create cluster"), 0, "{:?}", d.call_lines());
@@ -175,15 +228,34 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
     let artifacts = tempfile::tempdir().unwrap();
     let s = session(&d, artifacts.path());
     let envs = envs();
-    let _ = s.run_trial(&envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0]);
-    let facts = s.facts("istio[k8s=1.34]").expect("recorded once provisioned");
+    let _ = s.run_trial(
+        &envs
+            .iter()
+            .find(|e| e.key == "istio[k8s=1.34]")
+            .unwrap()
+            .trials[0],
+    );
+    let facts = s
+        .facts("istio[k8s=1.34]")
+        .expect("recorded once provisioned");
     assert_eq!(facts.images.len(), 3);
     for (role, i) in &facts.images {
-        assert!(i.deployed.as_deref().is_some_and(|d| d.contains("@sha256:")), "{role}: {i:?}");
-        assert_eq!(i.pinned_by, Some(meshproof::images::resolve::PinSource::Suite));
+        assert!(
+            i.deployed
+                .as_deref()
+                .is_some_and(|d| d.contains("@sha256:")),
+            "{role}: {i:?}"
+        );
+        assert_eq!(
+            i.pinned_by,
+            Some(meshproof::images::resolve::PinSource::Suite)
+        );
     }
     assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
-    assert_eq!(facts.kubernetes.server_version, None, "the kind double's API server does not answer");
+    assert_eq!(
+        facts.kubernetes.server_version, None,
+        "the kind double's API server does not answer"
+    );
     s.teardown();
 }
 
@@ -194,10 +266,18 @@ fn a_failed_teardown_is_reported_with_its_environment() {
     let artifacts = tempfile::tempdir().unwrap();
     let s = session(&d, artifacts.path());
     let envs = envs();
-    let _ = s.run_trial(&envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap().trials[0]);
+    let _ = s.run_trial(
+        &envs
+            .iter()
+            .find(|e| e.key == "istio[k8s=1.34]")
+            .unwrap()
+            .trials[0],
+    );
     std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "kind delete");
     let errors = s.teardown();
     std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
-    let e = errors.get("istio[k8s=1.34]").unwrap_or_else(|| panic!("{errors:?}"));
+    let e = errors
+        .get("istio[k8s=1.34]")
+        .unwrap_or_else(|| panic!("{errors:?}"));
     assert!(e[0].contains("failing on purpose"), "{e:?}");
 }

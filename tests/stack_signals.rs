@@ -37,7 +37,11 @@ fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
     for (k, v) in knobs {
         cmd.env(k, v);
     }
-    Proc { child: cmd.spawn().unwrap(), doubles, artifacts }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        doubles,
+        artifacts,
+    }
 }
 
 impl Proc {
@@ -48,7 +52,10 @@ impl Proc {
             if lines.iter().any(|l| l.starts_with(prefix)) {
                 return lines;
             }
-            assert!(Instant::now() < deadline, "no `{prefix}` call within 30 s: {lines:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no `{prefix}` call within 30 s: {lines:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -110,9 +117,18 @@ fn sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130() {
     assert_eq!(deleted_names(&d), vec![name], "{stderr}");
     // The sleeping create was killed, not waited for (it sleeps 30 s).
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(!d.call_lines().iter().any(|l| l.starts_with("istioctl install")), "nothing new starts after the signal");
+    assert!(
+        !d.call_lines()
+            .iter()
+            .any(|l| l.starts_with("istioctl install")),
+        "nothing new starts after the signal"
+    );
     assert!(stderr.contains("received SIGINT"), "{stderr}");
-    assert!(survivors(&d).is_empty(), "a double outlived meshproof: {:?}", survivors(&d));
+    assert!(
+        survivors(&d).is_empty(),
+        "a double outlived meshproof: {:?}",
+        survivors(&d)
+    );
 }
 
 /// Processes still running one of this test's doubles (their command line names its bin dir).
@@ -139,12 +155,19 @@ fn sigterm_mid_install_deletes_the_cluster_and_exits_143() {
     let (code, _, stderr, d, _) = p.finish();
     assert_eq!(code, 143, "{stderr}");
     assert_eq!(deleted_names(&d), vec![created_name(&d)], "{stderr}");
-    assert!(survivors(&d).is_empty(), "the interrupted istioctl outlived meshproof: {:?}", survivors(&d));
+    assert!(
+        survivors(&d).is_empty(),
+        "the interrupted istioctl outlived meshproof: {:?}",
+        survivors(&d)
+    );
 }
 
 #[test]
 fn a_second_sigint_skips_cleanup_and_prints_the_delete_command() {
-    let p = spawn(&[("MESHPROOF_DOUBLE_SLEEP_ON", "istioctl install|kind delete")], &[]);
+    let p = spawn(
+        &[("MESHPROOF_DOUBLE_SLEEP_ON", "istioctl install|kind delete")],
+        &[],
+    );
     p.wait_for_call("istioctl install -y");
     p.signal(Signal::SIGINT);
     p.wait_for_call("kind delete cluster");
@@ -153,7 +176,10 @@ fn a_second_sigint_skips_cleanup_and_prints_the_delete_command() {
     assert_eq!(code, 130, "{stderr}");
     let name = created_name(&d);
     assert!(stderr.contains("skipping cleanup"), "{stderr}");
-    assert!(stderr.contains(&format!("kind delete cluster --name {name}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("kind delete cluster --name {name}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -163,30 +189,59 @@ fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
     let p = spawn(&[], &[]);
     let (code, _, stderr, d, artifacts) = p.finish();
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("installing Istio failed: applying Service istio-system/istio-ingressgateway"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "installing Istio failed: applying Service istio-system/istio-ingressgateway"
+        ),
+        "{stderr}"
+    );
     let lines = d.call_lines();
-    let export = lines.iter().position(|l| l.starts_with("kind export logs ")).expect("logs exported");
-    let delete = lines.iter().position(|l| l.starts_with("kind delete cluster ")).expect("deleted");
+    let export = lines
+        .iter()
+        .position(|l| l.starts_with("kind export logs "))
+        .expect("logs exported");
+    let delete = lines
+        .iter()
+        .position(|l| l.starts_with("kind delete cluster "))
+        .expect("deleted");
     assert!(export < delete);
-    assert!(doubles::files_under(artifacts.path()).iter().any(|(p, _)| p.ends_with("kind-logs/double-export.txt")));
+    assert!(doubles::files_under(artifacts.path())
+        .iter()
+        .any(|(p, _)| p.ends_with("kind-logs/double-export.txt")));
 
     let p = spawn(&[], &["--keep-cluster"]);
     let (code, _, stderr, d, _) = p.finish();
     assert_eq!(code, 1, "{stderr}");
     assert!(deleted_names(&d).is_empty(), "{:?}", d.call_lines());
-    assert!(stderr.contains(&format!("kind delete cluster --name {}", created_name(&d))), "{stderr}");
+    assert!(
+        stderr.contains(&format!("kind delete cluster --name {}", created_name(&d))),
+        "{stderr}"
+    );
 }
 
 /// A Ctrl-C while the run's own teardown is deleting the cluster must not kill that delete: the
 /// handler waits for it instead of reporting a cleanup that never finished.
 #[test]
 fn sigint_during_the_final_kind_delete_lets_it_finish() {
-    let p = spawn(&[("MESHPROOF_DOUBLE_SLEEP_ON", "kind delete"), ("MESHPROOF_DOUBLE_SLEEP_SECS", "3")], &[]);
+    let p = spawn(
+        &[
+            ("MESHPROOF_DOUBLE_SLEEP_ON", "kind delete"),
+            ("MESHPROOF_DOUBLE_SLEEP_SECS", "3"),
+        ],
+        &[],
+    );
     p.wait_for_call("kind delete cluster");
     p.signal(Signal::SIGINT);
     let (code, _, stderr, d, _) = p.finish();
     assert!(code == 130 || code == 0, "{code}: {stderr}");
     let done = std::fs::read_to_string(format!("{}.done", d.log().display())).unwrap_or_default();
-    assert!(done.lines().any(|l| l.starts_with("kind delete cluster")), "the delete was killed: {done:?}\n{stderr}");
-    assert_eq!(deleted_names(&d), vec![created_name(&d)], "deleted once: {stderr}");
+    assert!(
+        done.lines().any(|l| l.starts_with("kind delete cluster")),
+        "the delete was killed: {done:?}\n{stderr}"
+    );
+    assert_eq!(
+        deleted_names(&d),
+        vec![created_name(&d)],
+        "deleted once: {stderr}"
+    );
 }

@@ -8,11 +8,17 @@ use std::path::Path;
 
 fn chart_values() -> serde_yaml::Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/values.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    serde_yaml::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
 }
 
 fn lookup<'a>(v: &'a serde_yaml::Value, dotted: &str) -> Option<&'a serde_yaml::Value> {
-    dotted.split('.').try_fold(v, |node, key| node.as_mapping()?.get(serde_yaml::Value::String(key.into())))
+    dotted.split('.').try_fold(v, |node, key| {
+        node.as_mapping()?
+            .get(serde_yaml::Value::String(key.into()))
+    })
 }
 
 #[test]
@@ -20,8 +26,10 @@ fn every_set_key_exists_in_the_chart_values() {
     let chart = chart_values();
     assert_eq!(
         serde_yaml::from_str::<serde_yaml::Value>(
-            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/Chart.yaml"))
-                .unwrap()
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crds/openfaas/Chart.yaml")
+            )
+            .unwrap()
         )
         .unwrap()["version"]
             .as_str(),
@@ -32,9 +40,15 @@ fn every_set_key_exists_in_the_chart_values() {
     for mesh in Mesh::ALL {
         for pro in [false, true] {
             for v in openfaas::values(mesh, pro, HostPorts::default()) {
-                let Value::Set(k, val) = v else { panic!("OpenFaaS takes no --set-file") };
-                let node = lookup(&chart, &k).unwrap_or_else(|| panic!("--set {k}={val}: no such key in values.yaml"));
-                assert!(!node.is_mapping() && !node.is_sequence(), "--set {k} would overwrite a whole section");
+                let Value::Set(k, val) = v else {
+                    panic!("OpenFaaS takes no --set-file")
+                };
+                let node = lookup(&chart, &k)
+                    .unwrap_or_else(|| panic!("--set {k}={val}: no such key in values.yaml"));
+                assert!(
+                    !node.is_mapping() && !node.is_sequence(),
+                    "--set {k} would overwrite a whole section"
+                );
                 checked += 1;
             }
         }
@@ -53,16 +67,22 @@ fn the_lookup_rejects_unknown_keys() {
 
 #[test]
 fn values_follow_the_field_notes() {
-    let has =
-        |mesh, pro, k: &str, v: &str| openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v));
+    let has = |mesh, pro, k: &str, v: &str| {
+        openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v))
+    };
     for mesh in Mesh::ALL {
         assert!(has(mesh, false, "gateway.directFunctions", "true"));
         assert!(has(mesh, false, "functionNamespace", "openfaas-fn"));
         assert!(has(mesh, false, "generateBasicAuth", "false"));
         // NATS speaks first; a meshed gateway could not open its queue (DESIGN.md, OpenFaaS).
         assert!(has(mesh, false, "async", "false") && has(mesh, true, "async", "false"));
-        assert!(!has(mesh, false, "operator.create", "true"), "the operator is Pro only");
-        assert!(has(mesh, true, "operator.create", "true") && has(mesh, true, "openfaasPro", "true"));
+        assert!(
+            !has(mesh, false, "operator.create", "true"),
+            "the operator is Pro only"
+        );
+        assert!(
+            has(mesh, true, "operator.create", "true") && has(mesh, true, "openfaasPro", "true")
+        );
         for pro in [false, true] {
             assert!(!openfaas::values(mesh, pro, HostPorts::default())
                 .iter()

@@ -13,7 +13,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     v.sort();
     v
 }
@@ -21,7 +25,11 @@ fn cases() -> Vec<PathBuf> {
 #[test]
 fn every_malformed_case_reports_the_expected_locations() {
     let cases = cases();
-    assert!(cases.len() >= 25, "the corpus must hold at least 25 cases, has {}", cases.len());
+    assert!(
+        cases.len() >= 25,
+        "the corpus must hold at least 25 cases, has {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let expected: Vec<String> = std::fs::read_to_string(case.join("expect.txt"))
@@ -30,33 +38,56 @@ fn every_malformed_case_reports_the_expected_locations() {
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect();
-        assert!(!expected.is_empty(), "{}: expect.txt is empty", case.display());
+        assert!(
+            !expected.is_empty(),
+            "{}: expect.txt is empty",
+            case.display()
+        );
         let got: Vec<String> = match catalog::load(std::slice::from_ref(case)) {
             Ok(_) => vec!["(loaded without errors)".to_string()],
-            Err(d) => d
-                .0
-                .iter()
-                .map(|d| {
-                    let mut d = d.clone();
-                    d.file = d.file.strip_prefix(case).map(Path::to_path_buf).unwrap_or(d.file);
-                    // Messages that name another file name it as given; make it case-relative.
-                    d.to_string().replace(&format!("{}/", case.display()), "")
-                })
-                .collect(),
+            Err(d) => {
+                d.0.iter()
+                    .map(|d| {
+                        let mut d = d.clone();
+                        d.file = d
+                            .file
+                            .strip_prefix(case)
+                            .map(Path::to_path_buf)
+                            .unwrap_or(d.file);
+                        // Messages that name another file name it as given; make it case-relative.
+                        d.to_string().replace(&format!("{}/", case.display()), "")
+                    })
+                    .collect()
+            }
         };
         if got != expected {
-            failures.push(format!("{}:\n  expected: {expected:#?}\n  got:      {got:#?}", case.display()));
+            failures.push(format!(
+                "{}:\n  expected: {expected:#?}\n  got:      {got:#?}",
+                case.display()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn every_diagnostic_line_has_the_file_line_col_shape() {
     let re = regex::Regex::new(r"^[^:\s]+:\d+:\d+: error: \S.*$").unwrap();
     for case in cases() {
-        for line in std::fs::read_to_string(case.join("expect.txt")).unwrap().lines() {
-            assert!(re.is_match(line), "{}: not FILE:LINE:COL: {line}", case.display());
+        for line in std::fs::read_to_string(case.join("expect.txt"))
+            .unwrap()
+            .lines()
+        {
+            assert!(
+                re.is_match(line),
+                "{}: not FILE:LINE:COL: {line}",
+                case.display()
+            );
         }
     }
 }
@@ -66,7 +97,10 @@ fn the_shipped_suites_and_scenarios_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let c = catalog::load_project(root).unwrap_or_else(|d| panic!("{d}"));
     let names: Vec<&str> = c.suites.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"istio") && names.contains(&"linkerd"), "{names:?}");
+    assert!(
+        names.contains(&"istio") && names.contains(&"linkerd"),
+        "{names:?}"
+    );
     let mut kinds: Vec<&str> = c
         .scenarios
         .iter()
@@ -98,11 +132,25 @@ fn cli_validate_exits_1_and_prints_one_line_per_problem() {
 
 #[test]
 fn cli_validate_defaults_to_the_project_and_exits_0() {
-    let out = meshproof().arg("validate").current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = meshproof().arg("validate").arg("no/such/dir").output().unwrap();
+    let out = meshproof()
+        .arg("validate")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = meshproof()
+        .arg("validate")
+        .arg("no/such/dir")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no/such/dir:1:1: error: no such file or directory"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("no/such/dir:1:1: error: no such file or directory"));
 }
 
 /// Every prefix of every shipped file, and the files with bytes flipped, must load to a result
@@ -112,17 +160,29 @@ fn no_input_makes_the_loader_panic() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = catalog::expand_paths(&[root.join("suites"), root.join("scenarios")]).unwrap();
     files.sort();
-    let no_read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("not read in this test")) };
+    let no_read = |_: &Path| -> std::io::Result<String> {
+        Err(std::io::Error::other("not read in this test"))
+    };
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let mut cuts: Vec<usize> = (0..text.len()).step_by(7).filter(|i| text.is_char_boundary(*i)).collect();
+        let mut cuts: Vec<usize> = (0..text.len())
+            .step_by(7)
+            .filter(|i| text.is_char_boundary(*i))
+            .collect();
         cuts.push(text.len());
         for cut in cuts {
             let _ = meshproof::scenario::loader::load_text(&f, &text[..cut], &no_read);
         }
-        for (i, replacement) in ["{", "]", ":", "\t", "'", "&a", "*a", "!!binary", "- ", "\u{0}"].iter().enumerate() {
+        for (i, replacement) in [
+            "{", "]", ":", "\t", "'", "&a", "*a", "!!binary", "- ", "\u{0}",
+        ]
+        .iter()
+        .enumerate()
+        {
             let pos = (text.len() * (i + 1)) / 11;
-            let pos = (pos..text.len()).find(|p| text.is_char_boundary(*p)).unwrap_or(0);
+            let pos = (pos..text.len())
+                .find(|p| text.is_char_boundary(*p))
+                .unwrap_or(0);
             let mutated = format!("{}{}{}", &text[..pos], replacement, &text[pos..]);
             let _ = meshproof::scenario::loader::load_text(&f, &mutated, &no_read);
         }

@@ -364,7 +364,10 @@ pub fn decide(e: RestoreEvidence) -> Verdict<RestoreEvidence> {
             .filter(|p| {
                 !matches!(
                     p.phase,
-                    Phase::Prepare | Phase::RecordInventory | Phase::BackupKeys | Phase::NegativeControl
+                    Phase::Prepare
+                        | Phase::RecordInventory
+                        | Phase::BackupKeys
+                        | Phase::NegativeControl
                 )
             })
             .map(|p| format!("{} {}", p.phase, fmt_secs(p.seconds)))

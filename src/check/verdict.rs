@@ -98,9 +98,16 @@ impl<E: Serialize> Verdict<E> {
     /// failure is ever reported silently.
     pub fn new(check: CheckName, outcome: Outcome, mut reasons: Vec<String>, evidence: E) -> Self {
         if reasons.is_empty() && outcome != Outcome::Pass {
-            reasons.push(format!("{check} check ended in {outcome} without a stated reason"));
+            reasons.push(format!(
+                "{check} check ended in {outcome} without a stated reason"
+            ));
         }
-        Verdict { check, outcome, reasons, evidence }
+        Verdict {
+            check,
+            outcome,
+            reasons,
+            evidence,
+        }
     }
 
     /// Erases the evidence type to JSON, for reports that hold verdicts of every kind.
@@ -109,19 +116,25 @@ impl<E: Serialize> Verdict<E> {
             check: self.check,
             outcome: self.outcome,
             reasons: self.reasons.clone(),
-            evidence: serde_json::to_value(&self.evidence)
-                .unwrap_or_else(|e| serde_json::json!({ "unserializable_evidence": e.to_string() })),
+            evidence: serde_json::to_value(&self.evidence).unwrap_or_else(
+                |e| serde_json::json!({ "unserializable_evidence": e.to_string() }),
+            ),
         }
     }
 
     /// One JSON object: what `--json` prints.
     pub fn to_json_string(&self) -> String {
-        serde_json::to_string_pretty(&self.erase()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        serde_json::to_string_pretty(&self.erase())
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
     /// A short human rendering: the outcome line, then one indented line per reason.
     pub fn render_human(&self) -> String {
-        let mut out = format!("{} check: {}\n", self.check, self.outcome.to_string().to_uppercase());
+        let mut out = format!(
+            "{} check: {}\n",
+            self.check,
+            self.outcome.to_string().to_uppercase()
+        );
         for r in &self.reasons {
             out.push_str("  - ");
             out.push_str(r);
@@ -160,7 +173,12 @@ mod tests {
 
     #[test]
     fn json_has_outcome_reasons_and_evidence() {
-        let v = Verdict::new(CheckName::Tls, Outcome::Error, vec!["timed out".into()], serde_json::json!({"a": 1}));
+        let v = Verdict::new(
+            CheckName::Tls,
+            Outcome::Error,
+            vec!["timed out".into()],
+            serde_json::json!({"a": 1}),
+        );
         let j: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
         assert_eq!(j["outcome"], "error");
         assert_eq!(j["check"], "tls");

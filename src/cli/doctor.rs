@@ -24,7 +24,10 @@ pub fn run(args: Args) -> i32 {
     };
     let report = rt.block_on(Report::gather(&catalog));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         for (f, envs) in &report.findings {
             let mark = if f.ok { "ok     " } else { "MISSING" };
@@ -32,7 +35,11 @@ pub fn run(args: Args) -> i32 {
             if let Some(h) = &f.hint {
                 println!("        {:<14} how to fix: {h}", "");
             }
-            println!("        {:<14} needed by: {}", "", envs.iter().cloned().collect::<Vec<_>>().join(", "));
+            println!(
+                "        {:<14} needed by: {}",
+                "",
+                envs.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
         }
     }
     if report.all_ok() {

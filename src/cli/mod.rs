@@ -8,14 +8,18 @@ pub mod list;
 pub mod pin;
 pub mod plan;
 mod project;
-pub mod run;
 pub mod report;
+pub mod run;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "meshproof", version, about = "End-to-end conformance harness for service meshes running OpenFaaS")]
+#[command(
+    name = "meshproof",
+    version,
+    about = "End-to-end conformance harness for service meshes running OpenFaaS"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -69,5 +73,8 @@ pub fn main() -> i32 {
 
 /// A multi-threaded tokio runtime for commands that do network I/O.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }

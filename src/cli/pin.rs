@@ -54,7 +54,9 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    let registry = Registry { timeout: args.timeout };
+    let registry = Registry {
+        timeout: args.timeout,
+    };
     let mut code = 0;
     for file in &files {
         code = code.max(rt.block_on(pin_file(file, &args, &registry)));
@@ -63,9 +65,17 @@ pub fn run(args: Args) -> i32 {
 }
 
 fn suite_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let paths = if paths.is_empty() { vec![PathBuf::from("suites")] } else { paths.to_vec() };
-    crate::scenario::catalog::expand_paths(&paths)
-        .map_err(|d| d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "))
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("suites")]
+    } else {
+        paths.to_vec()
+    };
+    crate::scenario::catalog::expand_paths(&paths).map_err(|d| {
+        d.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Exit code for one file: 0 done, 1 images left unpinned (`--check`, or a default that
@@ -74,7 +84,10 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
     let suite: Suite = match load_file(file) {
         Ok(Document::Suite(s)) => *s,
         Ok(Document::Scenario(_)) => {
-            eprintln!("{}: error: a scenario, not a suite: images are pinned in suites", file.display());
+            eprintln!(
+                "{}: error: a scenario, not a suite: images are pinned in suites",
+                file.display()
+            );
             return 2;
         }
         Err(diags) => {
@@ -117,8 +130,16 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
             continue;
         }
         if args.check {
-            let hint = if e.at.is_none() { " (the built-in default; set it under `images:`)" } else { "" };
-            println!("{}: images.{}: {image} is not pinned by digest{hint}", where_(e), e.role.key());
+            let hint = if e.at.is_none() {
+                " (the built-in default; set it under `images:`)"
+            } else {
+                ""
+            };
+            println!(
+                "{}: images.{}: {image} is not pinned by digest{hint}",
+                where_(e),
+                e.role.key()
+            );
             code = 1;
             continue;
         }
@@ -142,9 +163,18 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
             println!("{}: images.{}: {image} is current", where_(e), e.role.key());
             continue;
         }
-        println!("{}: images.{}: {image} -> {pinned}", where_(e), e.role.key());
+        println!(
+            "{}: images.{}: {image} -> {pinned}",
+            where_(e),
+            e.role.key()
+        );
         match e.at {
-            Some((line, col)) => edits.push(Edit { line, col, old: image.to_string(), new: pinned.to_string() }),
+            Some((line, col)) => edits.push(Edit {
+                line,
+                col,
+                old: image.to_string(),
+                new: pinned.to_string(),
+            }),
             None if args.write => {
                 eprintln!(
                     "{}: images.{} is not written in the file; add `images: {{ {}: {pinned} }}` (meshproof does not restructure a suite)",

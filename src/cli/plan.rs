@@ -19,14 +19,22 @@ pub fn run(args: Args) -> i32 {
     };
     let wanted = std::path::Path::new(&args.suite);
     let suite = catalog.suites.iter().find(|s| {
-        s.name.as_str() == args.suite || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
+        s.name.as_str() == args.suite
+            || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
     });
     let Some(suite) = suite else {
         let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
-        eprintln!("meshproof: error: no suite {:?} (suites: {})", args.suite, names.join(", "));
+        eprintln!(
+            "meshproof: error: no suite {:?} (suites: {})",
+            args.suite,
+            names.join(", ")
+        );
         return 2;
     };
-    let envs: Vec<_> = expand(&catalog).into_iter().filter(|e| e.suite.name == suite.name).collect();
+    let envs: Vec<_> = expand(&catalog)
+        .into_iter()
+        .filter(|e| e.suite.name == suite.name)
+        .collect();
     if args.json {
         let v: Vec<_> = envs
             .iter()

@@ -24,10 +24,15 @@ pub fn run(args: Args) -> i32 {
     };
     let wanted = std::path::Path::new(&args.suite);
     let Some(suite) = catalog.suites.iter().find(|s| {
-        s.name.as_str() == args.suite || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
+        s.name.as_str() == args.suite
+            || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
     }) else {
         let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
-        eprintln!("meshproof: error: no suite {:?} (suites: {})", args.suite, names.join(", "));
+        eprintln!(
+            "meshproof: error: no suite {:?} (suites: {})",
+            args.suite,
+            names.join(", ")
+        );
         return 2;
     };
     let names: Vec<&str> = suite.environments.iter().map(|e| e.name.as_str()).collect();
@@ -72,7 +77,12 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    eprintln!("meshproof: run {} for {} (temp dir {})", run.run_id, env.name, run.temp().display());
+    eprintln!(
+        "meshproof: run {} for {} (temp dir {})",
+        run.run_id,
+        env.name,
+        run.temp().display()
+    );
     let result = rt.block_on(environment::up(suite, env, &env.name, &opts, &run));
     if opts.keep_cluster {
         // A kept cluster's kubeconfig lives in the temp dir.
@@ -84,7 +94,10 @@ pub fn run(args: Args) -> i32 {
                 println!("installed {} {}", i.component, i.version);
             }
             if let Some(n) = &e.cluster_name {
-                println!("cluster {n} ready (kubeconfig {})", e.target.kubeconfig.display());
+                println!(
+                    "cluster {n} ready (kubeconfig {})",
+                    e.target.kubeconfig.display()
+                );
             }
             match e.teardown(false) {
                 Ok(()) => 0,

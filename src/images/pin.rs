@@ -29,14 +29,24 @@ pub fn apply(text: &str, edits: &[Edit]) -> Result<String, EditError> {
     // ranges stay valid.
     let mut ranges = Vec::with_capacity(edits.len());
     for e in edits {
-        let fail = |found: String| EditError { line: e.line, col: e.col, expected: e.old.clone(), found };
+        let fail = |found: String| EditError {
+            line: e.line,
+            col: e.col,
+            expected: e.old.clone(),
+            found,
+        };
         let line_start = if e.line <= 1 {
             Some(0)
         } else {
             text.match_indices('\n').nth(e.line - 2).map(|(i, _)| i + 1)
         };
-        let Some(line_start) = line_start else { return Err(fail("the file is shorter".into())) };
-        let line_text = &text[line_start..text[line_start..].find('\n').map_or(text.len(), |n| line_start + n)];
+        let Some(line_start) = line_start else {
+            return Err(fail("the file is shorter".into()));
+        };
+        let line_text = &text[line_start
+            ..text[line_start..]
+                .find('\n')
+                .map_or(text.len(), |n| line_start + n)];
         let Some((offset, _)) = line_text.char_indices().nth(e.col.saturating_sub(1)) else {
             return Err(fail("the line is shorter".into()));
         };
@@ -67,15 +77,25 @@ mod tests {
     use super::*;
 
     fn edit(line: usize, col: usize, old: &str, new: &str) -> Edit {
-        Edit { line, col, old: old.into(), new: new.into() }
+        Edit {
+            line,
+            col,
+            old: old.into(),
+            new: new.into(),
+        }
     }
 
     #[test]
     fn replaces_plain_and_quoted_scalars_and_keeps_comments() {
-        let text = "# head\nimages:\n  function: a/b:1 # why\n  probe: \"c/d:2\"\n  capture: 'e/f:3'\n";
+        let text =
+            "# head\nimages:\n  function: a/b:1 # why\n  probe: \"c/d:2\"\n  capture: 'e/f:3'\n";
         let out = apply(
             text,
-            &[edit(3, 13, "a/b:1", "a/b:1@sha256:x"), edit(4, 10, "c/d:2", "c/d:2@y"), edit(5, 12, "e/f:3", "E")],
+            &[
+                edit(3, 13, "a/b:1", "a/b:1@sha256:x"),
+                edit(4, 10, "c/d:2", "c/d:2@y"),
+                edit(5, 12, "e/f:3", "E"),
+            ],
         )
         .unwrap();
         assert_eq!(out, "# head\nimages:\n  function: a/b:1@sha256:x # why\n  probe: \"c/d:2@y\"\n  capture: 'E'\n");
@@ -91,7 +111,11 @@ mod tests {
     #[test]
     fn a_mismatch_changes_nothing() {
         let text = "images:\n  function: a/b:1\n  probe: c/d:2\n";
-        let e = apply(text, &[edit(2, 13, "a/b:1", "X"), edit(3, 10, "c/d:20", "Y")]).unwrap_err();
+        let e = apply(
+            text,
+            &[edit(2, 13, "a/b:1", "X"), edit(3, 10, "c/d:20", "Y")],
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.col), (3, 10));
         // A prefix is not a match.
         assert!(apply("f: a/b:10\n", &[edit(1, 4, "a/b:1", "X")]).is_err());

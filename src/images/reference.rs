@@ -12,14 +12,19 @@ use std::str::FromStr;
 pub enum ImageRefError {
     #[error("image {input:?} is not a valid image reference: {reason}")]
     Syntax { input: String, reason: String },
-    #[error("image {input:?}: only sha256 digests are accepted (`@sha256:<64 lowercase hex digits>`)")]
+    #[error(
+        "image {input:?}: only sha256 digests are accepted (`@sha256:<64 lowercase hex digits>`)"
+    )]
     Digest { input: String },
 }
 
 /// `sha256:` and 64 lowercase hex digits: the only pin accepted.
 pub fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// A parsed image reference; [`ImageRef::digest`] is its pin, if any.
@@ -33,14 +38,22 @@ pub struct ImageRef {
 impl ImageRef {
     pub fn parse(s: &str) -> Result<ImageRef, ImageRefError> {
         if s.trim() != s || s.is_empty() {
-            return Err(ImageRefError::Syntax { input: s.into(), reason: "empty or surrounded by spaces".into() });
+            return Err(ImageRefError::Syntax {
+                input: s.into(),
+                reason: "empty or surrounded by spaces".into(),
+            });
         }
-        let parsed = Reference::from_str(s)
-            .map_err(|e| ImageRefError::Syntax { input: s.into(), reason: e.to_string() })?;
+        let parsed = Reference::from_str(s).map_err(|e| ImageRefError::Syntax {
+            input: s.into(),
+            reason: e.to_string(),
+        })?;
         if parsed.digest().is_some_and(|d| !is_sha256_digest(d)) {
             return Err(ImageRefError::Digest { input: s.into() });
         }
-        Ok(ImageRef { written: s.to_string(), parsed })
+        Ok(ImageRef {
+            written: s.to_string(),
+            parsed,
+        })
     }
 
     /// The `sha256:…` pin, if the reference carries one.
@@ -68,7 +81,10 @@ impl ImageRef {
     /// This reference pinned to `digest`, keeping the tag for the reader (`repo:tag@sha256:…`);
     /// an existing pin is replaced.
     pub fn pinned(&self, digest: &str) -> Result<ImageRef, ImageRefError> {
-        let base = self.written.split_once('@').map_or(self.written.as_str(), |(b, _)| b);
+        let base = self
+            .written
+            .split_once('@')
+            .map_or(self.written.as_str(), |(b, _)| b);
         ImageRef::parse(&format!("{base}@{digest}"))
     }
 
@@ -76,8 +92,16 @@ impl ImageRef {
     /// registry look up the digest instead of the tag).
     pub fn tag_reference(&self) -> Reference {
         match self.parsed.tag() {
-            Some(t) => Reference::with_tag(self.parsed.registry().into(), self.parsed.repository().into(), t.into()),
-            None => Reference::with_tag(self.parsed.registry().into(), self.parsed.repository().into(), "latest".into()),
+            Some(t) => Reference::with_tag(
+                self.parsed.registry().into(),
+                self.parsed.repository().into(),
+                t.into(),
+            ),
+            None => Reference::with_tag(
+                self.parsed.registry().into(),
+                self.parsed.repository().into(),
+                "latest".into(),
+            ),
         }
     }
 
@@ -111,7 +135,11 @@ mod tests {
         assert_eq!(r.repository(), "curlimages/curl");
         assert_eq!(r.tag(), Some("8.11.1"));
         assert!(!r.is_pinned());
-        assert_eq!(r.to_string(), "curlimages/curl:8.11.1", "written form is kept");
+        assert_eq!(
+            r.to_string(),
+            "curlimages/curl:8.11.1",
+            "written form is kept"
+        );
         let lib = ImageRef::parse("alpine").unwrap();
         assert_eq!(lib.repository(), "library/alpine");
     }
@@ -120,16 +148,26 @@ mod tests {
     fn pins_are_sha256_only_and_lowercase() {
         let r = ImageRef::parse(&format!("curlimages/curl:8.11.1@{D}")).unwrap();
         assert_eq!(r.digest(), Some(D));
-        assert!(ImageRef::parse(&format!("curlimages/curl:8.11.1@{}", D.to_uppercase().replace("SHA256", "sha256"))).is_err());
+        assert!(ImageRef::parse(&format!(
+            "curlimages/curl:8.11.1@{}",
+            D.to_uppercase().replace("SHA256", "sha256")
+        ))
+        .is_err());
         assert!(ImageRef::parse("curlimages/curl@sha256:abc").is_err());
         let sha512 = format!("x/y@sha512:{}", "a".repeat(128));
-        assert!(matches!(ImageRef::parse(&sha512), Err(ImageRefError::Digest { .. }) | Err(ImageRefError::Syntax { .. })));
+        assert!(matches!(
+            ImageRef::parse(&sha512),
+            Err(ImageRefError::Digest { .. }) | Err(ImageRefError::Syntax { .. })
+        ));
     }
 
     #[test]
     fn other_registries_and_ports() {
         let r = ImageRef::parse("ghcr.io/openfaas/alpine:latest").unwrap();
-        assert_eq!((r.registry(), r.repository(), r.tag()), ("ghcr.io", "openfaas/alpine", Some("latest")));
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("ghcr.io", "openfaas/alpine", Some("latest"))
+        );
         let local = ImageRef::parse("127.0.0.1:5000/meshproof/alpine:1").unwrap();
         assert_eq!(local.registry(), "127.0.0.1:5000");
     }
@@ -146,7 +184,17 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for s in ["", " x", "a b", "Upper:tag", "x:", "@sha256:", "::", "x/y:t@", "ghcr.io/"] {
+        for s in [
+            "",
+            " x",
+            "a b",
+            "Upper:tag",
+            "x:",
+            "@sha256:",
+            "::",
+            "x/y:t@",
+            "ghcr.io/",
+        ] {
             assert!(ImageRef::parse(s).is_err(), "{s:?} parsed");
         }
     }

@@ -42,7 +42,8 @@ pub enum ResolveErrorKind {
 /// Where digests come from. [`Registry`] in a run; tests substitute their own.
 pub trait DigestSource: Sync {
     /// The `sha256:…` digest `image`'s tag points at now.
-    fn digest(&self, image: &ImageRef) -> impl Future<Output = Result<String, ResolveError>> + Send;
+    fn digest(&self, image: &ImageRef)
+        -> impl Future<Output = Result<String, ResolveError>> + Send;
 }
 
 /// The OCI distribution API of the image's own registry, anonymously.
@@ -54,7 +55,9 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { timeout: Duration::from_secs(30) }
+        Registry {
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -66,14 +69,21 @@ fn is_loopback(registry: &str) -> bool {
         _ => registry,
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl DigestSource for Registry {
     async fn digest(&self, image: &ImageRef) -> Result<String, ResolveError> {
         let reference = image.tag_reference();
         let registry = reference.resolve_registry().to_string();
-        let err = |kind| ResolveError { image: image.to_string(), registry: registry.clone(), kind };
+        let err = |kind| ResolveError {
+            image: image.to_string(),
+            registry: registry.clone(),
+            kind,
+        };
         let protocol = if is_loopback(&registry) {
             ClientProtocol::HttpsExcept(vec![registry.clone()])
         } else {
@@ -85,14 +95,19 @@ impl DigestSource for Registry {
             read_timeout: Some(self.timeout),
             ..ClientConfig::default()
         });
-        let digest = tokio::time::timeout(self.timeout, client.fetch_manifest_digest(&reference, &RegistryAuth::Anonymous))
-            .await
-            .map_err(|_| err(ResolveErrorKind::Timeout(self.timeout)))?
-            .map_err(|e| err(classify(e)))?;
+        let digest = tokio::time::timeout(
+            self.timeout,
+            client.fetch_manifest_digest(&reference, &RegistryAuth::Anonymous),
+        )
+        .await
+        .map_err(|_| err(ResolveErrorKind::Timeout(self.timeout)))?
+        .map_err(|e| err(classify(e)))?;
         if is_sha256_digest(&digest) {
             Ok(digest)
         } else {
-            Err(err(ResolveErrorKind::Protocol(format!("digest {digest:?} is not a sha256 digest"))))
+            Err(err(ResolveErrorKind::Protocol(format!(
+                "digest {digest:?} is not a sha256 digest"
+            ))))
         }
     }
 }
@@ -102,7 +117,12 @@ fn classify(e: OciDistributionError) -> ResolveErrorKind {
         OciDistributionError::ImageManifestNotFoundError(_) => ResolveErrorKind::NotFound,
         OciDistributionError::RegistryError { envelope, .. }
             if envelope.errors.iter().any(|e| {
-                matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound)
+                matches!(
+                    e.code,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::NotFound
+                )
             }) =>
         {
             ResolveErrorKind::NotFound
@@ -110,7 +130,9 @@ fn classify(e: OciDistributionError) -> ResolveErrorKind {
         OciDistributionError::ServerError { code: 404, .. } => ResolveErrorKind::NotFound,
         OciDistributionError::UnauthorizedError { .. }
         | OciDistributionError::AuthenticationFailure(_)
-        | OciDistributionError::ServerError { code: 401 | 403, .. } => ResolveErrorKind::Unauthorized,
+        | OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => ResolveErrorKind::Unauthorized,
         OciDistributionError::RequestError(r) => {
             let mut msg = r.to_string();
             let mut src = std::error::Error::source(&r);
@@ -145,7 +167,10 @@ pub struct Resolved {
 
 /// Pins every image of `images`: pinned ones as they are, the others to the digest their tag
 /// points at now. All or nothing: a run never deploys an image it could not pin.
-pub async fn pin_all<S: DigestSource>(images: &Images, source: &S) -> Result<(Images, Vec<Resolved>), ResolveError> {
+pub async fn pin_all<S: DigestSource>(
+    images: &Images,
+    source: &S,
+) -> Result<(Images, Vec<Resolved>), ResolveError> {
     let mut out = images.clone();
     let mut record = Vec::new();
     for (role, image) in images.iter() {
@@ -161,7 +186,12 @@ pub async fn pin_all<S: DigestSource>(images: &Images, source: &S) -> Result<(Im
             (pinned, PinSource::Registry)
         };
         out.set(role, deployed.clone());
-        record.push(Resolved { role, declared: image.clone(), deployed, source: how });
+        record.push(Resolved {
+            role,
+            declared: image.clone(),
+            deployed,
+            source: how,
+        });
     }
     Ok((out, record))
 }
@@ -173,10 +203,21 @@ mod tests {
 
     #[test]
     fn loopback_registries_are_plain_http() {
-        for r in ["127.0.0.1:5000", "localhost:5000", "localhost", "[::1]:5000", "127.0.0.2"] {
+        for r in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "localhost",
+            "[::1]:5000",
+            "127.0.0.2",
+        ] {
             assert!(is_loopback(r), "{r}");
         }
-        for r in ["ghcr.io", "index.docker.io", "10.0.0.1:5000", "localhost.example.com:5000"] {
+        for r in [
+            "ghcr.io",
+            "index.docker.io",
+            "10.0.0.1:5000",
+            "localhost.example.com:5000",
+        ] {
             assert!(!is_loopback(r), "{r}");
         }
     }
@@ -191,22 +232,36 @@ mod tests {
                 .iter()
                 .find(|(i, _)| *i == image.as_str())
                 .map(|(_, d)| d.to_string())
-                .ok_or(ResolveError { image: image.to_string(), registry: image.registry().into(), kind: ResolveErrorKind::NotFound })
+                .ok_or(ResolveError {
+                    image: image.to_string(),
+                    registry: image.registry().into(),
+                    kind: ResolveErrorKind::NotFound,
+                })
         }
     }
 
     #[tokio::test]
     async fn only_unpinned_images_are_asked_for_and_the_record_says_which() {
         let d = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-        let t = Table(vec![("ghcr.io/openfaas/alpine:latest", d)], Mutex::default());
+        let t = Table(
+            vec![("ghcr.io/openfaas/alpine:latest", d)],
+            Mutex::default(),
+        );
         let (pinned, record) = pin_all(&Images::default(), &t).await.unwrap();
         assert_eq!(*t.1.lock().unwrap(), vec!["ghcr.io/openfaas/alpine:latest"]);
-        assert_eq!(pinned.function.to_string(), format!("ghcr.io/openfaas/alpine:latest@{d}"));
+        assert_eq!(
+            pinned.function.to_string(),
+            format!("ghcr.io/openfaas/alpine:latest@{d}")
+        );
         assert!(pinned.unpinned().is_empty());
         let sources: Vec<_> = record.iter().map(|r| (r.role, r.source)).collect();
         assert_eq!(
             sources,
-            vec![(ImageRole::Function, PinSource::Registry), (ImageRole::Probe, PinSource::Suite), (ImageRole::Capture, PinSource::Suite)]
+            vec![
+                (ImageRole::Function, PinSource::Registry),
+                (ImageRole::Probe, PinSource::Suite),
+                (ImageRole::Capture, PinSource::Suite)
+            ]
         );
     }
 
@@ -215,6 +270,9 @@ mod tests {
         let t = Table(vec![], Mutex::default());
         let e = pin_all(&Images::default(), &t).await.unwrap_err();
         assert!(matches!(e.kind, ResolveErrorKind::NotFound));
-        assert_eq!(e.to_string(), "resolving ghcr.io/openfaas/alpine:latest at ghcr.io: no such image or tag");
+        assert_eq!(
+            e.to_string(),
+            "resolving ghcr.io/openfaas/alpine:latest at ghcr.io: no such image or tag"
+        );
     }
 }

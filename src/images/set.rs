@@ -65,8 +65,14 @@ pub struct Images {
 
 impl Default for Images {
     fn default() -> Self {
-        let d = |r: ImageRole| ImageRef::parse(r.default_image()).expect("built-in image references parse");
-        Images { function: d(ImageRole::Function), probe: d(ImageRole::Probe), capture: d(ImageRole::Capture) }
+        let d = |r: ImageRole| {
+            ImageRef::parse(r.default_image()).expect("built-in image references parse")
+        };
+        Images {
+            function: d(ImageRole::Function),
+            probe: d(ImageRole::Probe),
+            capture: d(ImageRole::Capture),
+        }
     }
 }
 
@@ -89,7 +95,10 @@ impl Images {
 
     /// Roles whose image is on a tag only.
     pub fn unpinned(&self) -> Vec<ImageRole> {
-        ImageRole::ALL.into_iter().filter(|r| !self.get(*r).is_pinned()).collect()
+        ImageRole::ALL
+            .into_iter()
+            .filter(|r| !self.get(*r).is_pinned())
+            .collect()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ImageRole, &ImageRef)> {
@@ -105,8 +114,14 @@ mod tests {
     fn defaults_parse_and_only_the_function_image_is_unpinned() {
         let i = Images::default();
         assert_eq!(i.unpinned(), vec![ImageRole::Function]);
-        assert!(i.probe.to_string().starts_with("curlimages/curl:8.11.1@sha256:"));
-        assert!(i.capture.to_string().starts_with("nicolaka/netshoot:v0.13@sha256:"));
+        assert!(i
+            .probe
+            .to_string()
+            .starts_with("curlimages/curl:8.11.1@sha256:"));
+        assert!(i
+            .capture
+            .to_string()
+            .starts_with("nicolaka/netshoot:v0.13@sha256:"));
     }
 
     #[test]

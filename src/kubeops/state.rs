@@ -92,7 +92,11 @@ pub fn conditions(status: &Value) -> String {
         .flatten()
         .map(|p| {
             let r = &p["parentRef"];
-            let name = format!("{}/{}", r["kind"].as_str().unwrap_or("?"), r["name"].as_str().unwrap_or("?"));
+            let name = format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or("?"),
+                r["name"].as_str().unwrap_or("?")
+            );
             format!("parent {name}: {}", own_conditions(p))
         })
         .collect();

@@ -67,7 +67,10 @@ pub fn kill_running_groups() {
         Err(p) => p.into_inner().iter().copied().collect(),
     };
     for pid in groups {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -91,13 +94,29 @@ pub enum ProcessError {
     #[error("`{program}` not found on PATH; {hint}")]
     NotFound { program: String, hint: String },
     #[error("could not start `{cmdline}`: {source}")]
-    Spawn { cmdline: String, source: std::io::Error },
+    Spawn {
+        cmdline: String,
+        source: std::io::Error,
+    },
     #[error("`{cmdline}` timed out after {}; stderr: {stderr}", humantime::format_duration(*.timeout))]
-    Timeout { cmdline: String, timeout: Duration, stdout: String, stderr: String },
+    Timeout {
+        cmdline: String,
+        timeout: Duration,
+        stdout: String,
+        stderr: String,
+    },
     #[error("`{cmdline}` exited with {status}; stderr: {stderr}")]
-    Failed { cmdline: String, status: i32, stdout: String, stderr: String },
+    Failed {
+        cmdline: String,
+        status: i32,
+        stdout: String,
+        stderr: String,
+    },
     #[error("I/O with `{cmdline}` failed: {source}")]
-    Io { cmdline: String, source: std::io::Error },
+    Io {
+        cmdline: String,
+        source: std::io::Error,
+    },
     #[error("`{cmdline}` not started: meshproof is shutting down on a signal")]
     ShuttingDown { cmdline: String },
 }
@@ -158,7 +177,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        self.args.extend(args.into_iter().map(|a| Arg::Plain(a.into())));
+        self.args
+            .extend(args.into_iter().map(|a| Arg::Plain(a.into())));
         self
     }
 
@@ -217,7 +237,9 @@ impl Cmd {
         let mut parts = vec![shell_quote(&self.program)];
         for a in &self.args {
             match a {
-                Arg::Plain(s) => parts.push(shell_quote(&self.redactor.apply(&s.to_string_lossy()))),
+                Arg::Plain(s) => {
+                    parts.push(shell_quote(&self.redactor.apply(&s.to_string_lossy())))
+                }
                 Arg::Secret(_) => parts.push("***".into()),
             }
         }
@@ -258,13 +280,20 @@ impl Cmd {
         if let Some(d) = &self.cwd {
             cmd.current_dir(d);
         }
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
         let started = std::time::Instant::now();
-        let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn { cmdline: cmdline.clone(), source })?;
+        let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+            cmdline: cmdline.clone(),
+            source,
+        })?;
         // Cleanup commands (a `kind delete` under way) are not listed for the signal handler's
         // kill: a Ctrl-C must not abort the very teardown it is waiting for.
         let guard = GroupGuard::new(child.id(), !self.during_shutdown);
@@ -280,7 +309,12 @@ impl Cmd {
             Err(_) => {
                 // `guard` kills the process group when dropped below.
                 drop(guard);
-                Err(ProcessError::Timeout { cmdline, timeout: self.timeout, stdout: String::new(), stderr: String::new() })
+                Err(ProcessError::Timeout {
+                    cmdline,
+                    timeout: self.timeout,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                })
             }
             Ok(Err(source)) => Err(ProcessError::Io { cmdline, source }),
             Ok(Ok(out)) => {
@@ -337,7 +371,10 @@ impl Drop for GroupGuard {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%^".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%^".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -350,14 +387,23 @@ mod tests {
 
     #[tokio::test]
     async fn runs_and_captures() {
-        let out = Cmd::new("sh").args(["-c", "echo out; echo err >&2"]).run().await.unwrap();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo out; echo err >&2"])
+            .run()
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "out\n");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
     }
 
     #[tokio::test]
     async fn failure_carries_stderr_and_redacts_secrets() {
-        let e = Cmd::new("sh").args(["-c", "echo \"bad $1\" >&2; exit 3", "sh"]).secret_arg("hunter2").run().await.unwrap_err();
+        let e = Cmd::new("sh")
+            .args(["-c", "echo \"bad $1\" >&2; exit 3", "sh"])
+            .secret_arg("hunter2")
+            .run()
+            .await
+            .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("exited with 3"), "{msg}");
         assert!(msg.contains("bad ***"), "{msg}");
@@ -370,7 +416,12 @@ mod tests {
         let marker = dir.path().join("grandchild-survived");
         // The grandchild would create the marker after 2 s if it were not killed with the group.
         let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
-        let e = Cmd::new("sh").args(["-c", &script]).timeout(Duration::from_millis(300)).run().await.unwrap_err();
+        let e = Cmd::new("sh")
+            .args(["-c", &script])
+            .timeout(Duration::from_millis(300))
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(e, ProcessError::Timeout { .. }), "{e}");
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(!marker.exists(), "a grandchild outlived the timeout");
@@ -384,14 +435,20 @@ mod tests {
 
     #[test]
     fn display_quotes_and_hides_secrets() {
-        let c = Cmd::new("helm").args(["upgrade", "--set", "a=b c"]).secret_arg("s3cret");
+        let c = Cmd::new("helm")
+            .args(["upgrade", "--set", "a=b c"])
+            .secret_arg("s3cret");
         assert_eq!(c.display(), "helm upgrade --set 'a=b c' ***");
         assert_eq!(c.argv(), vec!["upgrade", "--set", "a=b c", "s3cret"]);
     }
 
     #[tokio::test]
     async fn stdin_is_delivered() {
-        let out = Cmd::new("cat").stdin(b"from stdin".to_vec()).run().await.unwrap();
+        let out = Cmd::new("cat")
+            .stdin(b"from stdin".to_vec())
+            .run()
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "from stdin");
     }
 }

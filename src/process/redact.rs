@@ -107,7 +107,10 @@ mod tests {
         r.add("hunter22");
         let mut v = serde_json::json!({"a": ["x hunter22", 7], "hunter22": {"b": "hunter22"}});
         r.apply_json(&mut v);
-        assert_eq!(v, serde_json::json!({"a": ["x ***", 7], "***": {"b": "***"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": ["x ***", 7], "***": {"b": "***"}})
+        );
     }
 
     #[test]

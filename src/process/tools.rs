@@ -60,9 +60,18 @@ impl Tool {
     }
 
     pub fn from_program(p: &str) -> Option<Tool> {
-        [Tool::Docker, Tool::Kind, Tool::Helm, Tool::Istioctl, Tool::Linkerd, Tool::Flux, Tool::Kubeseal, Tool::Git]
-            .into_iter()
-            .find(|t| t.program() == p)
+        [
+            Tool::Docker,
+            Tool::Kind,
+            Tool::Helm,
+            Tool::Istioctl,
+            Tool::Linkerd,
+            Tool::Flux,
+            Tool::Kubeseal,
+            Tool::Git,
+        ]
+        .into_iter()
+        .find(|t| t.program() == p)
     }
 }
 
@@ -84,6 +93,9 @@ pub fn find(program: &str) -> Result<PathBuf, ProcessError> {
     }
     which::which(program).map_err(|_| ProcessError::NotFound {
         program: program.to_string(),
-        hint: Tool::from_program(program).map(Tool::hint).unwrap_or("install it or put it on PATH").to_string(),
+        hint: Tool::from_program(program)
+            .map(Tool::hint)
+            .unwrap_or("install it or put it on PATH")
+            .to_string(),
     })
 }

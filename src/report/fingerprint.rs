@@ -4,10 +4,10 @@
 //! always present in `report.json`; what is not known yet (the server version before the cluster
 //! answers) is `null`, never omitted, so consumers can tell "unknown" from "forgot to record".
 
+use crate::images::resolve::PinSource;
 use crate::preflight;
 use crate::process::tools::Tool;
 use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, Suite};
-use crate::images::resolve::PinSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -167,7 +167,8 @@ impl Fingerprint {
     /// Records the images a run deployed.
     pub fn with_images(mut self, resolved: &[crate::images::Resolved]) -> Fingerprint {
         for r in resolved {
-            self.images.insert(r.role.key().to_string(), ImageFacts::resolved(r));
+            self.images
+                .insert(r.role.key().to_string(), ImageFacts::resolved(r));
         }
         self
     }

@@ -286,9 +286,16 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
         }
         for (role, i) in &f.images {
             let deployed = match (&i.deployed, i.pinned_by) {
-                (Some(d), Some(crate::images::resolve::PinSource::Registry)) => format!("{} (resolved from {} at run start)", code(d), opt(&i.declared)),
+                (Some(d), Some(crate::images::resolve::PinSource::Registry)) => format!(
+                    "{} (resolved from {} at run start)",
+                    code(d),
+                    opt(&i.declared)
+                ),
                 (Some(d), _) => code(d),
-                (None, _) => format!("{} (on a tag; no digest recorded: its environment never came up)", opt(&i.declared)),
+                (None, _) => format!(
+                    "{} (on a tag; no digest recorded: its environment never came up)",
+                    opt(&i.declared)
+                ),
             };
             md.push_str(&format!("| Image {} | {deployed} |\n", cell(role)));
         }

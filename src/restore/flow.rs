@@ -13,12 +13,12 @@ use crate::check::restore::{
 };
 use crate::check::Verdict;
 use crate::plan::FUNCTIONS_NAMESPACE;
+use crate::private_fs::temp_private_dir;
 use crate::restore::desired::{self, FunctionFormat, FunctionSpec, PlainSecret, SecretValue};
 use crate::restore::flux::{self, FluxSpec};
 use crate::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::restore::keys::{KeyBackup, KEY_LABEL};
 use crate::restore::ops::{Clock, ClusterOps, Lifecycle, OpsError, ResourceKind};
-use crate::private_fs::temp_private_dir;
 use crate::restore::repo::{FluxRevision, GitRepo};
 use crate::restore::seal::{self, Controller};
 use crate::restore::serve::GitHttpServer;
@@ -383,7 +383,11 @@ async fn wait_kustomization<C: ClusterOps>(
             // host's git server unreachable from the kind network, a firewall on the bridge…).
             Readiness::NotReady(why) => {
                 let source = cluster
-                    .get(ResourceKind::GitRepository, &spec.flux.namespace, &spec.flux.name)
+                    .get(
+                        ResourceKind::GitRepository,
+                        &spec.flux.namespace,
+                        &spec.flux.name,
+                    )
                     .await?
                     .map(|g| crate::kubeops::state::conditions(&g["status"]))
                     .unwrap_or_else(|| "not found".into());

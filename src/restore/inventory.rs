@@ -7,8 +7,8 @@
 //! only says whether two values *of this run* are equal. Reports show 12 hex digits of it.
 
 use base64::Engine;
-use serde::Serialize;
 use hmac::{Hmac, Mac};
+use serde::Serialize;
 use sha2::Sha256;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -54,7 +54,8 @@ fn key() -> &'static [u8; 32] {
 
 impl ValueDigest {
     pub fn of(bytes: &[u8]) -> ValueDigest {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key()).expect("HMAC takes a key of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(key()).expect("HMAC takes a key of any length");
         mac.update(bytes);
         ValueDigest(mac.finalize().into_bytes().into())
     }

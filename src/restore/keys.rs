@@ -6,8 +6,8 @@
 //! Nothing of the key reaches a log or an error: `Debug` shows names only, and errors from the
 //! cluster while applying the keys are passed through a [`Redactor`] holding the key material.
 
-use crate::process::Redactor;
 use crate::private_fs::create_private;
+use crate::process::Redactor;
 use base64::Engine;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -8,9 +8,9 @@
 //! on stdin; its values are registered with the command's redactor, so no error can echo them,
 //! and the sealed output is checked to contain none of them before it can be committed.
 
+use crate::private_fs::create_private;
 use crate::process::{Cmd, ProcessError, Redactor};
 use crate::restore::desired::PlainSecret;
-use crate::private_fs::create_private;
 use base64::Engine;
 use std::path::Path;
 use std::time::Duration;

@@ -16,8 +16,8 @@
 //! provisioned, for an interrupted run.
 
 use crate::images::{self, Images};
-use crate::report::Fingerprint;
 use crate::plan::{EnvPlan, TrialPlan};
+use crate::report::Fingerprint;
 use crate::scenario::{ClusterSpec, EnvironmentSpec};
 use crate::stack::environment::{self, Environment};
 use crate::stack::{signals, RunDirs, StackOptions};
@@ -34,16 +34,25 @@ pub enum RunError {
     /// The trial ran and could not decide (a step broke, a check errored): the first reasons
     /// and where the evidence is, and the verdicts its checks did reach.
     #[error("{message}")]
-    Trial { message: String, verdicts: Vec<crate::check::Verdict<serde_json::Value>> },
+    Trial {
+        message: String,
+        verdicts: Vec<crate::check::Verdict<serde_json::Value>>,
+    },
     /// The trial ran and a check failed — the mesh does not conform.
     #[error("{message}")]
-    Failed { message: String, verdicts: Vec<crate::check::Verdict<serde_json::Value>> },
+    Failed {
+        message: String,
+        verdicts: Vec<crate::check::Verdict<serde_json::Value>>,
+    },
 }
 
 impl RunError {
     /// A trial that broke before any check decided.
     pub fn trial(message: impl Into<String>) -> RunError {
-        RunError::Trial { message: message.into(), verdicts: Vec::new() }
+        RunError::Trial {
+            message: message.into(),
+            verdicts: Vec::new(),
+        }
     }
 
     /// The verdicts the trial's checks reached before it ended (for the report).
@@ -108,7 +117,15 @@ impl Session {
 
     pub fn with_options(envs: &[EnvPlan], opts: StackOptions) -> Session {
         Session {
-            slots: envs.iter().map(|e| (e.key.clone(), (Arc::new(Mutex::new(Slot::NotStarted)), e.clone()))).collect(),
+            slots: envs
+                .iter()
+                .map(|e| {
+                    (
+                        e.key.clone(),
+                        (Arc::new(Mutex::new(Slot::NotStarted)), e.clone()),
+                    )
+                })
+                .collect(),
             opts,
             stack: OnceLock::new(),
             port_holders: Mutex::new(BTreeMap::new()),
@@ -127,8 +144,15 @@ impl Session {
                     .build()
                     .map_err(|e| format!("cannot start a runtime: {e}"))?;
                 let run = RunDirs::new(&self.opts).map_err(|e| e.to_string())?;
-                (self.opts.log)(&format!("run {} (temp dir {})", run.run_id, run.temp().display()));
-                Ok(Stack { rt, run: Mutex::new(run) })
+                (self.opts.log)(&format!(
+                    "run {} (temp dir {})",
+                    run.run_id,
+                    run.temp().display()
+                ));
+                Ok(Stack {
+                    rt,
+                    run: Mutex::new(run),
+                })
             })
             .as_ref()
             .map_err(|e| e.clone())
@@ -137,12 +161,22 @@ impl Session {
     /// Runs one trial in its environment, provisioning the environment on first use.
     /// On success, the verdicts of the trial's checks (every one a pass); a trial that failed,
     /// errored or could not run is an error carrying the reasons.
-    pub fn run_trial(&self, trial: &TrialPlan) -> Result<Vec<crate::check::Verdict<serde_json::Value>>, RunError> {
-        let env_err = |reason: String| RunError::Environment { env: trial.env_key.clone(), reason };
-        let (slot, plan) =
-            self.slots.get(&trial.env_key).ok_or_else(|| env_err("no such environment in this session".into()))?;
+    pub fn run_trial(
+        &self,
+        trial: &TrialPlan,
+    ) -> Result<Vec<crate::check::Verdict<serde_json::Value>>, RunError> {
+        let env_err = |reason: String| RunError::Environment {
+            env: trial.env_key.clone(),
+            reason,
+        };
+        let (slot, plan) = self
+            .slots
+            .get(&trial.env_key)
+            .ok_or_else(|| env_err("no such environment in this session".into()))?;
         // A poisoned lock means another trial panicked mid-run; the environment is unusable.
-        let mut guard = slot.lock().map_err(|_| env_err("an earlier trial of this environment panicked".into()))?;
+        let mut guard = slot
+            .lock()
+            .map_err(|_| env_err("an earlier trial of this environment panicked".into()))?;
         if let Slot::NotStarted = &*guard {
             let stack = match self.stack() {
                 Ok(s) => s,
@@ -152,7 +186,8 @@ impl Session {
                 }
             };
             let ports = kind_ports(&plan.env);
-            let mut holders = ports.map(|_| self.port_holders.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut holders =
+                ports.map(|_| self.port_holders.lock().unwrap_or_else(|p| p.into_inner()));
             if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
                 if let Some(other) = h.remove(&p) {
                     if other != trial.env_key {
@@ -161,7 +196,10 @@ impl Session {
                 }
             }
             // Images first: a run that cannot pin what it deploys does not create a cluster.
-            let pinned = stack.rt.block_on(images::resolve::pin_all(&plan.suite.images, &self.opts.registry));
+            let pinned = stack.rt.block_on(images::resolve::pin_all(
+                &plan.suite.images,
+                &self.opts.registry,
+            ));
             let (images, record) = match pinned {
                 Ok(p) => p,
                 Err(e) => {
@@ -173,12 +211,30 @@ impl Session {
                     return Err(env_err(reason));
                 }
             };
-            for r in record.iter().filter(|r| r.source == images::resolve::PinSource::Registry) {
-                (self.opts.log)(&format!("[{}] {} image {} is {}", plan.key, r.role.key(), r.declared, r.deployed));
+            for r in record
+                .iter()
+                .filter(|r| r.source == images::resolve::PinSource::Registry)
+            {
+                (self.opts.log)(&format!(
+                    "[{}] {} image {} is {}",
+                    plan.key,
+                    r.role.key(),
+                    r.declared,
+                    r.deployed
+                ));
             }
             let mut facts = Fingerprint::default().with_images(&record);
-            let run = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?;
-            let up = stack.rt.block_on(environment::up(&plan.suite, &plan.env, &plan.key, &self.opts, &run));
+            let run = stack
+                .run
+                .lock()
+                .map_err(|_| env_err("the run's state is poisoned".into()))?;
+            let up = stack.rt.block_on(environment::up(
+                &plan.suite,
+                &plan.env,
+                &plan.key,
+                &self.opts,
+                &run,
+            ));
             drop(run);
             *guard = match up {
                 Ok(env) => {
@@ -192,23 +248,56 @@ impl Session {
                         .find(|i| i.component.eq_ignore_ascii_case(mesh.as_str()))
                         .map(|i| i.version.clone());
                     facts.kubernetes.server_version = stack.rt.block_on(server_version(&env));
-                    Slot::Ready { env: Box::new(env), failed: false, images: Box::new(images) }
+                    Slot::Ready {
+                        env: Box::new(env),
+                        failed: false,
+                        images: Box::new(images),
+                    }
                 }
                 Err(e) => Slot::Failed(e.to_string()),
             };
-            self.facts.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.key.clone(), facts);
+            self.facts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(plan.key.clone(), facts);
             drop(holders);
         }
         match &mut *guard {
             Slot::Failed(reason) => Err(env_err(reason.clone())),
             Slot::TornDown => Err(env_err("the environment was already torn down".into())),
             Slot::NotStarted => Err(env_err("the environment was not provisioned".into())),
-            Slot::Ready { env, failed, images } => {
+            Slot::Ready {
+                env,
+                failed,
+                images,
+            } => {
                 let stack = self.stack().map_err(env_err)?;
-                let run_id = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.run_id.clone();
-                let temp = stack.run.lock().map_err(|_| env_err("the run's state is poisoned".into()))?.temp().to_path_buf();
-                let ctx = trial::SessionCtx { plan, env, images, opts: &self.opts, run: &stack.run };
-                let result = stack.rt.block_on(trial::run(trial, ctx, run_id.as_str(), &temp, &self.opts.log));
+                let run_id = stack
+                    .run
+                    .lock()
+                    .map_err(|_| env_err("the run's state is poisoned".into()))?
+                    .run_id
+                    .clone();
+                let temp = stack
+                    .run
+                    .lock()
+                    .map_err(|_| env_err("the run's state is poisoned".into()))?
+                    .temp()
+                    .to_path_buf();
+                let ctx = trial::SessionCtx {
+                    plan,
+                    env,
+                    images,
+                    opts: &self.opts,
+                    run: &stack.run,
+                };
+                let result = stack.rt.block_on(trial::run(
+                    trial,
+                    ctx,
+                    run_id.as_str(),
+                    &temp,
+                    &self.opts.log,
+                ));
                 if result.is_err() {
                     *failed = true;
                 }
@@ -220,7 +309,11 @@ impl Session {
     /// Where `trial`'s own artifacts (verdicts, failure dump, captures) were written, if any.
     pub fn trial_artifacts(&self, trial: &TrialPlan) -> Option<std::path::PathBuf> {
         let stack = self.stack.get()?.as_ref().ok()?;
-        let dir = stack.run.lock().ok()?.trial_artifacts(&trial.env_key, &trial.name);
+        let dir = stack
+            .run
+            .lock()
+            .ok()?
+            .trial_artifacts(&trial.env_key, &trial.name);
         dir.is_dir().then_some(dir)
     }
 
@@ -228,13 +321,19 @@ impl Session {
     /// each image ran at, and — when the cluster came up — the server and mesh versions.
     /// Only known facts are set; merge it into the declared fingerprint.
     pub fn facts(&self, env_key: &str) -> Option<Fingerprint> {
-        self.facts.lock().unwrap_or_else(|p| p.into_inner()).get(env_key).cloned()
+        self.facts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(env_key)
+            .cloned()
     }
 
     /// Tears down `key`'s environment so that `for_key` can bind the same host ports; it goes
     /// back to `NotStarted` and is re-created if another of its trials runs.
     fn evict(&self, key: &str, for_key: &str, ports: (u16, u16)) {
-        let Some((slot, _)) = self.slots.get(key) else { return };
+        let Some((slot, _)) = self.slots.get(key) else {
+            return;
+        };
         let mut g = slot.lock().unwrap_or_else(|p| p.into_inner());
         if !matches!(&*g, Slot::Ready { .. }) {
             return;
@@ -256,9 +355,18 @@ impl Session {
     }
 
     fn note_teardown_error(&self, env_key: &str, error: String) {
-        let name = self.slots.get(env_key).map(|(_, p)| p.env.name.clone()).unwrap_or_else(|| env_key.to_string());
+        let name = self
+            .slots
+            .get(env_key)
+            .map(|(_, p)| p.env.name.clone())
+            .unwrap_or_else(|| env_key.to_string());
         (self.opts.log)(&format!("tearing down {env_key} failed: {error}"));
-        self.teardown_errors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().push(error);
+        self.teardown_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name)
+            .or_default()
+            .push(error);
     }
 
     /// Tears down every environment this session created (exporting kind logs first for
@@ -299,16 +407,30 @@ impl Session {
                 }
             }
         }
-        self.teardown_errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.teardown_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 /// The API server's `gitVersion`, or `None` when it does not answer in time (the report then
 /// says "unknown"; the trials will say why).
 async fn server_version(env: &Environment) -> Option<String> {
-    let opts = crate::kubeops::ClientOptions { context: env.target.context.clone(), ..Default::default() };
-    let client = crate::kubeops::client_from_kubeconfig(&env.target.kubeconfig, &opts).await.ok()?;
-    let info = tokio::time::timeout(std::time::Duration::from_secs(20), client.apiserver_version()).await.ok()?.ok()?;
+    let opts = crate::kubeops::ClientOptions {
+        context: env.target.context.clone(),
+        ..Default::default()
+    };
+    let client = crate::kubeops::client_from_kubeconfig(&env.target.kubeconfig, &opts)
+        .await
+        .ok()?;
+    let info = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        client.apiserver_version(),
+    )
+    .await
+    .ok()?
+    .ok()?;
     Some(info.git_version)
 }
 

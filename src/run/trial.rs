@@ -39,7 +39,6 @@ pub struct SessionCtx<'a> {
     pub run: &'a Mutex<RunDirs>,
 }
 
-
 /// Runs `trial`'s steps in `ctx.env`. `Ok` only when every check passed and cleanup worked.
 pub async fn run(
     trial: &TrialPlan,
@@ -76,7 +75,13 @@ pub async fn run(
         name: &trial.name,
         scenario: &trial.scenario,
         mesh: trial.mesh,
-        vars: plan::vars_with_images(&ctx.plan.suite, &trial.env, &trial.scenario, Some(run_id), ctx.images),
+        vars: plan::vars_with_images(
+            &ctx.plan.suite,
+            &trial.env,
+            &trial.scenario,
+            Some(run_id),
+            ctx.images,
+        ),
         run_id: run_id.to_string(),
         artifacts: Some(artifacts.clone()),
     };
@@ -123,9 +128,15 @@ pub async fn run(
             // A failed check (and nothing that errored) is a non-conformance; anything else is
             // a trial that could not decide.
             if report.outcome() == crate::check::Outcome::Fail {
-                Err(RunError::Failed { message: m, verdicts })
+                Err(RunError::Failed {
+                    message: m,
+                    verdicts,
+                })
             } else {
-                Err(RunError::Trial { message: m, verdicts })
+                Err(RunError::Trial {
+                    message: m,
+                    verdicts,
+                })
             }
         }
     }

@@ -24,12 +24,21 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> 
                 Ok(rd) => {
                     let mut files: Vec<PathBuf> = rd
                         .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|f| f.is_file() && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                        .filter(|f| {
+                            f.is_file()
+                                && matches!(
+                                    f.extension().and_then(|e| e.to_str()),
+                                    Some("yaml" | "yml")
+                                )
+                        })
                         .collect();
                     files.sort();
                     out.extend(files);
                 }
-                Err(e) => errs.push(Diagnostic::whole_file(p, format!("cannot read directory: {e}"))),
+                Err(e) => errs.push(Diagnostic::whole_file(
+                    p,
+                    format!("cannot read directory: {e}"),
+                )),
             }
         } else if p.exists() {
             out.push(p.clone());
@@ -53,7 +62,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Catalog, Diagnostics> {
     let mut suites: Vec<Suite> = Vec::new();
     let mut scenarios: Vec<Scenario> = Vec::new();
     let mut loaded: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut load_into = |f: &Path, suites: &mut Vec<Suite>, scenarios: &mut Vec<Scenario>, diags: &mut Vec<Diagnostic>| {
+    let mut load_into = |f: &Path,
+                         suites: &mut Vec<Suite>,
+                         scenarios: &mut Vec<Scenario>,
+                         diags: &mut Vec<Diagnostic>| {
         let key = f.canonicalize().unwrap_or_else(|_| f.to_path_buf());
         if !loaded.insert(key) {
             return;
@@ -70,7 +82,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Catalog, Diagnostics> {
     // Resolve scenarios from the sibling directory when they were not given.
     let mut extra_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for s in &suites {
-        let missing = s.scenarios.iter().any(|n| !scenarios.iter().any(|sc| &sc.name == n));
+        let missing = s
+            .scenarios
+            .iter()
+            .any(|n| !scenarios.iter().any(|sc| &sc.name == n));
         if missing {
             if let Some(dir) = s.source.parent().and_then(Path::parent) {
                 extra_dirs.insert(dir.join("scenarios"));
@@ -119,12 +134,30 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
     let name_path = FieldPath::root().key("name");
     for (i, s) in suites.iter().enumerate() {
         if let Some(first) = suites[..i].iter().find(|o| o.name == s.name) {
-            out.push(at(&s.source, &name_path, false, format!("name: duplicate suite name {} (also in {})", s.name, first.source.display())));
+            out.push(at(
+                &s.source,
+                &name_path,
+                false,
+                format!(
+                    "name: duplicate suite name {} (also in {})",
+                    s.name,
+                    first.source.display()
+                ),
+            ));
         }
     }
     for (i, s) in scenarios.iter().enumerate() {
         if let Some(first) = scenarios[..i].iter().find(|o| o.name == s.name) {
-            out.push(at(&s.source, &name_path, false, format!("name: duplicate scenario name {} (also in {})", s.name, first.source.display())));
+            out.push(at(
+                &s.source,
+                &name_path,
+                false,
+                format!(
+                    "name: duplicate scenario name {} (also in {})",
+                    s.name,
+                    first.source.display()
+                ),
+            ));
         }
     }
     for suite in suites {
@@ -134,12 +167,22 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
             let p = FieldPath::root().key("scenarios").index(i);
             let Some(sc) = scenarios.iter().find(|s| &s.name == n) else {
                 let known: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
-                out.push(at(&suite.source, &p, false, format!("{p}: unknown scenario {n} (known: {})", known.join(", "))));
+                out.push(at(
+                    &suite.source,
+                    &p,
+                    false,
+                    format!("{p}: unknown scenario {n} (known: {})", known.join(", ")),
+                ));
                 continue;
             };
             declared.extend(sc.vars.keys().map(String::as_str));
             if !sc.applies_to(mesh) {
-                out.push(at(&suite.source, &p, false, format!("{p}: scenario {n} does not run on {mesh} (see its `meshes`)")));
+                out.push(at(
+                    &suite.source,
+                    &p,
+                    false,
+                    format!("{p}: scenario {n} does not run on {mesh} (see its `meshes`)"),
+                ));
             }
             for c in sc.needs(mesh) {
                 let present = match c {
@@ -153,7 +196,10 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
                         &suite.source,
                         &p,
                         false,
-                        format!("{p}: scenario {n} needs `components.{}` in the suite", c.yaml_key()),
+                        format!(
+                            "{p}: scenario {n} needs `components.{}` in the suite",
+                            c.yaml_key()
+                        ),
                     ));
                 }
             }
@@ -161,7 +207,12 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
         for k in suite.vars.keys() {
             if !declared.contains(k.as_str()) && !BUILTIN_VARS.contains(&k.as_str()) {
                 let p = FieldPath::root().key("vars").key(k);
-                out.push(at(&suite.source, &p, true, format!("{p}: no scenario of this suite declares variable `{k}`")));
+                out.push(at(
+                    &suite.source,
+                    &p,
+                    true,
+                    format!("{p}: no scenario of this suite declares variable `{k}`"),
+                ));
             }
         }
     }

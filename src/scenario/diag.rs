@@ -19,8 +19,17 @@ impl Diagnostic {
     /// A diagnostic; the message is folded onto one line (one line per problem is the
     /// contract of `meshproof validate`, and some library errors span several).
     pub fn new(file: impl Into<PathBuf>, pos: Pos, message: impl Into<String>) -> Self {
-        let message: String = message.into().split_whitespace().collect::<Vec<_>>().join(" ");
-        Diagnostic { file: file.into(), line: pos.line, col: pos.col, message }
+        let message: String = message
+            .into()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Diagnostic {
+            file: file.into(),
+            line: pos.line,
+            col: pos.col,
+            message,
+        }
     }
 
     /// A problem that concerns a file as a whole (unreadable, empty).
@@ -31,7 +40,14 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -52,7 +68,10 @@ impl Pos {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 fn render(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Diagnostics {

@@ -27,16 +27,30 @@ pub fn load_file(path: &Path) -> Result<Document, Vec<Diagnostic>> {
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
-            Err(_) => return Err(vec![Diagnostic::whole_file(path, "file is not valid UTF-8")]),
+            Err(_) => {
+                return Err(vec![Diagnostic::whole_file(
+                    path,
+                    "file is not valid UTF-8",
+                )])
+            }
         },
-        Err(e) => return Err(vec![Diagnostic::whole_file(path, format!("cannot read file: {e}"))]),
+        Err(e) => {
+            return Err(vec![Diagnostic::whole_file(
+                path,
+                format!("cannot read file: {e}"),
+            )])
+        }
     };
     load_text(path, &text, &|p: &Path| std::fs::read_to_string(p))
 }
 
 /// Loads and validates a document from text; `path` names it in diagnostics and anchors
 /// relative manifest paths; `read` reads referenced manifest files.
-pub fn load_text(path: &Path, text: &str, read: validate::ReadFile<'_>) -> Result<Document, Vec<Diagnostic>> {
+pub fn load_text(
+    path: &Path,
+    text: &str,
+    read: validate::ReadFile<'_>,
+) -> Result<Document, Vec<Diagnostic>> {
     let diag = |pos: Pos, msg: String| vec![Diagnostic::new(path, pos, msg)];
 
     // 1. Syntax, document count and emptiness, on the untyped value.
@@ -44,31 +58,62 @@ pub fn load_text(path: &Path, text: &str, read: validate::ReadFile<'_>) -> Resul
     for doc in serde_yaml::Deserializer::from_str(text) {
         match serde_yaml::Value::deserialize(doc) {
             Ok(v) => docs.push(v),
-            Err(e) => return Err(diag(location(&e).unwrap_or(Pos::START), format!("invalid YAML: {}", strip_location(&e.to_string())))),
+            Err(e) => {
+                return Err(diag(
+                    location(&e).unwrap_or(Pos::START),
+                    format!("invalid YAML: {}", strip_location(&e.to_string())),
+                ))
+            }
         }
     }
     let locator = Locator::new(text);
     let value = match docs.len() {
-        0 => return Err(diag(Pos::START, "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into())),
+        0 => {
+            return Err(diag(
+                Pos::START,
+                "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into(),
+            ))
+        }
         1 => docs.remove(0),
-        n => return Err(diag(second_doc_pos(text), format!("expected one document per file, found {n}"))),
+        n => {
+            return Err(diag(
+                second_doc_pos(text),
+                format!("expected one document per file, found {n}"),
+            ))
+        }
     };
     let map = match &value {
         serde_yaml::Value::Null => {
-            return Err(diag(Pos::START, "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into()))
+            return Err(diag(
+                Pos::START,
+                "file is empty: expected a document with `kind: Suite` or `kind: Scenario`".into(),
+            ))
         }
         serde_yaml::Value::Mapping(m) => m,
-        _ => return Err(diag(Pos::START, "expected a mapping with `kind: Suite` or `kind: Scenario` at the top level".into())),
+        _ => {
+            return Err(diag(
+                Pos::START,
+                "expected a mapping with `kind: Suite` or `kind: Scenario` at the top level".into(),
+            ))
+        }
     };
 
     // 2. The kind decides the schema.
     let kind = match map.get("kind") {
-        None => return Err(diag(Pos::START, "missing field `kind`: add `kind: Suite` or `kind: Scenario`".into())),
+        None => {
+            return Err(diag(
+                Pos::START,
+                "missing field `kind`: add `kind: Suite` or `kind: Scenario`".into(),
+            ))
+        }
         Some(k) => match serde_yaml::from_value::<DocKind>(k.clone()) {
             Ok(k) => k,
             Err(_) => {
                 let at = locator.value(&FieldPath::root().key("kind"));
-                return Err(diag(at, format!("kind: expected `Suite` or `Scenario`, got {}", short(k))));
+                return Err(diag(
+                    at,
+                    format!("kind: expected `Suite` or `Scenario`, got {}", short(k)),
+                ));
             }
         },
     };
@@ -77,11 +122,15 @@ pub fn load_text(path: &Path, text: &str, read: validate::ReadFile<'_>) -> Resul
     let res = match kind {
         DocKind::Suite => typed::<RawSuite>(text, &locator)
             .map_err(|(pos, msg)| diag(pos, msg))
-            .and_then(|raw| validate::suite(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
+            .and_then(|raw| {
+                validate::suite(raw, path, read).map_err(|p| to_diags(path, &locator, p))
+            })
             .map(|s| Document::Suite(Box::new(s))),
         DocKind::Scenario => typed::<RawScenario>(text, &locator)
             .map_err(|(pos, msg)| diag(pos, msg))
-            .and_then(|raw| validate::scenario(raw, path, read).map_err(|p| to_diags(path, &locator, p)))
+            .and_then(|raw| {
+                validate::scenario(raw, path, read).map_err(|p| to_diags(path, &locator, p))
+            })
             .map(|s| Document::Scenario(Box::new(s))),
     };
     res.map_err(|mut d| {
@@ -96,7 +145,9 @@ fn typed<T: DeserializeOwned>(text: &str, locator: &Locator) -> Result<T, (Pos, 
     let mut track = serde_path_to_error::Track::new();
     // Enums (steps, checks) are written as single-key maps (`- check: {canary: …}`), which
     // serde_yaml 0.9 only accepts through this adapter; the path tracker sits beneath it.
-    let res = serde_yaml::with::singleton_map_recursive::deserialize(serde_path_to_error::Deserializer::new(de, &mut track));
+    let res = serde_yaml::with::singleton_map_recursive::deserialize(
+        serde_path_to_error::Deserializer::new(de, &mut track),
+    );
     res.map_err(|inner: serde_yaml::Error| {
         let path = FieldPath::from_serde(&track.path());
         let inner = &inner;
@@ -104,7 +155,11 @@ fn typed<T: DeserializeOwned>(text: &str, locator: &Locator) -> Result<T, (Pos, 
         // serde_yaml already prefixes nested errors with its own path; keep one path only.
         let msg = strip_serde_yaml_path(&msg);
         let pos = location(inner).unwrap_or_else(|| locator.value(&path));
-        let msg = if path.is_root() { msg.to_string() } else { format!("{path}: {msg}") };
+        let msg = if path.is_root() {
+            msg.to_string()
+        } else {
+            format!("{path}: {msg}")
+        };
         (pos, msg)
     })
 }
@@ -121,7 +176,10 @@ fn to_diags(file: &Path, locator: &Locator, problems: Vec<Problem>) -> Vec<Diagn
 }
 
 fn location(e: &serde_yaml::Error) -> Option<Pos> {
-    e.location().map(|l| Pos { line: l.line(), col: l.column() })
+    e.location().map(|l| Pos {
+        line: l.line(),
+        col: l.column(),
+    })
 }
 
 /// Drops serde_yaml's trailing " at line L column C": the diagnostic carries the position.
@@ -138,7 +196,9 @@ fn strip_serde_yaml_path(msg: &str) -> &str {
         Some((head, tail))
             if !head.is_empty()
                 && !head.contains(' ')
-                && head.chars().all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c)) =>
+                && head
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c)) =>
         {
             tail
         }
@@ -152,7 +212,10 @@ fn second_doc_pos(text: &str) -> Pos {
         let t = line.trim_end();
         if t == "---" || t.starts_with("--- ") {
             if seen_content {
-                return Pos { line: i + 1, col: 1 };
+                return Pos {
+                    line: i + 1,
+                    col: 1,
+                };
             }
         } else if !t.trim_start().is_empty() && !t.trim_start().starts_with('#') {
             seen_content = true;
@@ -165,7 +228,10 @@ fn short(v: &serde_yaml::Value) -> String {
     let s = serde_yaml::to_string(v).unwrap_or_default();
     let s = s.trim();
     if s.len() > 40 {
-        format!("{}…", &s[..s.char_indices().nth(40).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(40).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s.to_string()
     }
@@ -184,7 +250,14 @@ pub(crate) fn check_manifest_docs(t: &Template) -> Result<(), (Pos, String)> {
             Ok(v) => v,
             Err(e) => {
                 let pos = location(&e).unwrap_or(Pos::START);
-                return Err((pos, format!("document {}: invalid YAML: {}", i + 1, strip_location(&e.to_string()))));
+                return Err((
+                    pos,
+                    format!(
+                        "document {}: invalid YAML: {}",
+                        i + 1,
+                        strip_location(&e.to_string())
+                    ),
+                ));
             }
         };
         if v.is_null() {
@@ -192,9 +265,18 @@ pub(crate) fn check_manifest_docs(t: &Template) -> Result<(), (Pos, String)> {
         }
         let ok = v.get("apiVersion").and_then(|x| x.as_str()).is_some()
             && v.get("kind").and_then(|x| x.as_str()).is_some()
-            && v.get("metadata").and_then(|m| m.get("name")).and_then(|x| x.as_str()).is_some();
+            && v.get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|x| x.as_str())
+                .is_some();
         if !ok {
-            return Err((Pos::START, format!("document {}: a manifest needs apiVersion, kind and metadata.name", i + 1)));
+            return Err((
+                Pos::START,
+                format!(
+                    "document {}: a manifest needs apiVersion, kind and metadata.name",
+                    i + 1
+                ),
+            ));
         }
     }
     Ok(())
@@ -205,7 +287,8 @@ pub(crate) fn check_manifest_docs(t: &Template) -> Result<(), (Pos, String)> {
 pub fn manifest_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
+        let v =
+            serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
         if !v.is_null() {
             out.push(v);
         }

@@ -12,9 +12,17 @@ use yaml_rust2::scanner::Marker;
 
 #[derive(Debug)]
 enum Node {
-    Scalar { at: Pos },
-    Seq { at: Pos, items: Vec<Node> },
-    Map { at: Pos, entries: Vec<(String, Pos, Node)> },
+    Scalar {
+        at: Pos,
+    },
+    Seq {
+        at: Pos,
+        items: Vec<Node>,
+    },
+    Map {
+        at: Pos,
+        entries: Vec<(String, Pos, Node)>,
+    },
 }
 
 impl Node {
@@ -39,13 +47,23 @@ struct Builder {
 }
 
 enum Partial {
-    Seq { at: Pos, items: Vec<Node> },
-    Map { at: Pos, entries: Vec<(String, Pos, Node)>, key: Option<(String, Pos)> },
+    Seq {
+        at: Pos,
+        items: Vec<Node>,
+    },
+    Map {
+        at: Pos,
+        entries: Vec<(String, Pos, Node)>,
+        key: Option<(String, Pos)>,
+    },
 }
 
 fn pos(m: Marker) -> Pos {
     // yaml-rust2 markers: 1-based lines; columns are 0-based in practice for block content.
-    Pos { line: m.line().max(1), col: m.col() + 1 }
+    Pos {
+        line: m.line().max(1),
+        col: m.col() + 1,
+    }
 }
 
 impl Builder {
@@ -78,10 +96,15 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentStart => self.docs += 1,
             Event::Scalar(text, ..) => self.push_node(Node::Scalar { at: pos(mark) }, Some(text)),
             Event::Alias(_) => self.push_node(Node::Scalar { at: pos(mark) }, Some(String::new())),
-            Event::SequenceStart(..) => self.stack.push(Partial::Seq { at: pos(mark), items: Vec::new() }),
-            Event::MappingStart(..) => {
-                self.stack.push(Partial::Map { at: pos(mark), entries: Vec::new(), key: None })
-            }
+            Event::SequenceStart(..) => self.stack.push(Partial::Seq {
+                at: pos(mark),
+                items: Vec::new(),
+            }),
+            Event::MappingStart(..) => self.stack.push(Partial::Map {
+                at: pos(mark),
+                entries: Vec::new(),
+                key: None,
+            }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
                     Some(Partial::Seq { at, items }) => Node::Seq { at, items },
@@ -135,9 +158,10 @@ impl Locator {
 
     fn child<'a>(node: &'a Node, seg: &Seg) -> Option<(Pos, &'a Node)> {
         match (node, seg) {
-            (Node::Map { entries, .. }, Seg::Key(k)) => {
-                entries.iter().find(|(name, _, _)| name == k).map(|(_, kat, n)| (*kat, n))
-            }
+            (Node::Map { entries, .. }, Seg::Key(k)) => entries
+                .iter()
+                .find(|(name, _, _)| name == k)
+                .map(|(_, kat, n)| (*kat, n)),
             (Node::Seq { items, .. }, Seg::Index(i)) => items.get(*i).map(|n| (n.at(), n)),
             _ => None,
         }
@@ -156,7 +180,11 @@ impl Locator {
             match Self::child(node, seg) {
                 Some((kat, n)) => {
                     let last = i + 1 == path.0.len();
-                    at = if last && !want_key && matches!(n, Node::Scalar { .. }) { n.at() } else { kat };
+                    at = if last && !want_key && matches!(n, Node::Scalar { .. }) {
+                        n.at()
+                    } else {
+                        kat
+                    };
                     node = n;
                 }
                 None => break,
@@ -175,7 +203,12 @@ mod tests {
     #[test]
     fn finds_nested_values_and_keys() {
         let l = Locator::new(DOC);
-        let p = FieldPath::root().key("steps").index(0).key("check").key("canary").key("tolerance");
+        let p = FieldPath::root()
+            .key("steps")
+            .index(0)
+            .key("check")
+            .key("canary")
+            .key("tolerance");
         assert_eq!(l.value(&p), Pos { line: 5, col: 20 });
         assert_eq!(l.key(&p), Pos { line: 5, col: 9 });
         assert!(l.exists(&p));
@@ -184,7 +217,12 @@ mod tests {
     #[test]
     fn missing_paths_fall_back_to_the_deepest_ancestor() {
         let l = Locator::new(DOC);
-        let p = FieldPath::root().key("steps").index(0).key("check").key("canary").key("weights");
+        let p = FieldPath::root()
+            .key("steps")
+            .index(0)
+            .key("check")
+            .key("canary")
+            .key("weights");
         assert_eq!(l.value(&p), Pos { line: 4, col: 7 });
         assert!(!l.exists(&p));
     }

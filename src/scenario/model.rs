@@ -61,7 +61,8 @@ impl Name {
             && s.len() <= 40
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(Name(s.to_string()))
         } else {
@@ -94,8 +95,14 @@ impl PinnedImage {
         if repo.is_empty() || repo.contains(char::is_whitespace) {
             return Err(format!("image {s:?} has an empty or invalid repository"));
         }
-        if digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
-            return Err(format!("image {s:?}: the sha256 digest must be 64 lowercase hex digits"));
+        if digest.len() != 64
+            || !digest
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
+            return Err(format!(
+                "image {s:?}: the sha256 digest must be 64 lowercase hex digits"
+            ));
         }
         Ok(PinnedImage(s.to_string()))
     }
@@ -125,9 +132,17 @@ pub struct Version(String);
 impl Version {
     /// `1.2.3`, optionally with a leading `v` when `allow_v` (cert-manager, flux use one).
     pub fn semver(s: &str, allow_v: bool) -> Result<Version, String> {
-        let body = if allow_v { s.strip_prefix('v').unwrap_or(s) } else { s };
+        let body = if allow_v {
+            s.strip_prefix('v').unwrap_or(s)
+        } else {
+            s
+        };
         let parts: Vec<&str> = body.split('.').collect();
-        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        {
             Ok(Version(s.to_string()))
         } else if allow_v {
             Err(format!("version {s:?} is not of the form v1.2.3"))
@@ -145,7 +160,9 @@ impl Version {
                     .map_err(|_| format!("linkerd version {s:?}: expected {prefix}X.Y.Z"));
             }
         }
-        Err(format!("linkerd version {s:?}: expected edge-YY.M.N, stable-X.Y.Z or enterprise-X.Y.Z"))
+        Err(format!(
+            "linkerd version {s:?}: expected edge-YY.M.N, stable-X.Y.Z or enterprise-X.Y.Z"
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -192,8 +209,14 @@ pub struct EnvironmentSpec {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "provider", rename_all = "lowercase")]
 pub enum ClusterSpec {
-    Kind { node_image: PinnedImage, host_ports: HostPorts },
-    Existing { kubeconfig: Option<PathBuf>, context: Option<String> },
+    Kind {
+        node_image: PinnedImage,
+        host_ports: HostPorts,
+    },
+    Existing {
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    },
 }
 
 /// Host ports that kind maps onto the ingress NodePorts of the same numbers (kind has no
@@ -207,15 +230,24 @@ pub struct HostPorts {
 
 impl Default for HostPorts {
     fn default() -> Self {
-        HostPorts { http: 30080, https: 30043 }
+        HostPorts {
+            http: 30080,
+            https: 30043,
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum MeshSpec {
-    Istio { version: Version, install: IstioInstall },
-    Linkerd { version: Version, install: LinkerdInstall },
+    Istio {
+        version: Version,
+        install: IstioInstall,
+    },
+    Linkerd {
+        version: Version,
+        install: LinkerdInstall,
+    },
 }
 
 impl MeshSpec {
@@ -258,7 +290,9 @@ pub struct OpenFaasSpec {
 pub enum Edition {
     Ce,
     /// Pro needs a license; the file is read at install time and never logged.
-    Pro { license_file: PathBuf },
+    Pro {
+        license_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -392,7 +426,10 @@ pub struct Manifests {
 #[serde(rename_all = "camelCase")]
 pub enum ManifestSources {
     Common(Source),
-    PerMesh { istio: Option<Source>, linkerd: Option<Source> },
+    PerMesh {
+        istio: Option<Source>,
+        linkerd: Option<Source>,
+    },
 }
 
 impl Manifests {

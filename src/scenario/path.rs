@@ -79,7 +79,12 @@ mod tests {
 
     #[test]
     fn renders_like_a_jsonpath_without_the_dollar() {
-        let p = FieldPath::root().key("steps").index(2).key("check").key("canary").key("tolerance");
+        let p = FieldPath::root()
+            .key("steps")
+            .index(2)
+            .key("check")
+            .key("canary")
+            .key("tolerance");
         assert_eq!(p.to_string(), "steps[2].check.canary.tolerance");
         assert_eq!(FieldPath::root().to_string(), "(document)");
     }

@@ -76,7 +76,10 @@ impl Template {
                 if !lit.is_empty() {
                     parts.push(Part::Lit(std::mem::take(&mut lit)));
                 }
-                parts.push(Part::Var { name: name.to_string(), offset: start });
+                parts.push(Part::Var {
+                    name: name.to_string(),
+                    offset: start,
+                });
                 i += 2 + end + 1;
             } else {
                 let ch = source[i..].chars().next().unwrap_or('\0');
@@ -87,7 +90,10 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template { source: source.to_string(), parts })
+        Ok(Template {
+            source: source.to_string(),
+            parts,
+        })
     }
 
     /// The text as written.
@@ -107,7 +113,10 @@ impl Template {
     pub fn check(&self, scope: &dyn Fn(&str) -> bool) -> Result<(), UnknownVar> {
         for (name, offset) in self.vars() {
             if !scope(name) {
-                return Err(UnknownVar { name: name.to_string(), offset });
+                return Err(UnknownVar {
+                    name: name.to_string(),
+                    offset,
+                });
             }
         }
         Ok(())
@@ -121,7 +130,12 @@ impl Template {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var { name, offset } => match vars.get(name) {
                     Some(v) => out.push_str(v),
-                    None => return Err(UnknownVar { name: name.clone(), offset: *offset }),
+                    None => {
+                        return Err(UnknownVar {
+                            name: name.clone(),
+                            offset: *offset,
+                        })
+                    }
                 },
             }
         }
@@ -167,7 +181,12 @@ impl Vars {
 pub fn offset_to_line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -176,13 +195,20 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
-        Vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Vars(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn renders_variables_and_escapes() {
         let t = Template::parse("ns=${ns}, w=${weights.stable}; lit=$${x}").unwrap();
-        let out = t.render(&vars(&[("ns", "openfaas-fn"), ("weights.stable", "90")])).unwrap();
+        let out = t
+            .render(&vars(&[("ns", "openfaas-fn"), ("weights.stable", "90")]))
+            .unwrap();
         assert_eq!(out, "ns=openfaas-fn, w=90; lit=${x}");
     }
 
@@ -201,7 +227,9 @@ mod tests {
         assert!(Template::parse("x ${}").is_err());
         assert!(Template::parse("x ${1abc}").is_err());
         assert!(Template::parse("x ${a b}").is_err());
-        assert!(Template::parse("plain $ dollar and $HOME").unwrap().is_literal());
+        assert!(Template::parse("plain $ dollar and $HOME")
+            .unwrap()
+            .is_literal());
     }
 
     #[test]

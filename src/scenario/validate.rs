@@ -55,11 +55,17 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&mut self, path: &FieldPath, message: impl Into<String>) {
-        self.problems.push(Problem { at: Where::Value(path.clone()), message: format!("{path}: {}", message.into()) });
+        self.problems.push(Problem {
+            at: Where::Value(path.clone()),
+            message: format!("{path}: {}", message.into()),
+        });
     }
 
     fn err_key(&mut self, path: &FieldPath, message: impl Into<String>) {
-        self.problems.push(Problem { at: Where::Key(path.clone()), message: format!("{path}: {}", message.into()) });
+        self.problems.push(Problem {
+            at: Where::Key(path.clone()),
+            message: format!("{path}: {}", message.into()),
+        });
     }
 
     fn name(&mut self, path: &FieldPath, s: &str) -> Option<Name> {
@@ -76,7 +82,10 @@ impl Ctx<'_> {
                     default
                 }
                 Err(e) => {
-                    self.err(path, format!("invalid duration {s:?} ({e}); write e.g. 90s, 2m or 1h30m"));
+                    self.err(
+                        path,
+                        format!("invalid duration {s:?} ({e}); write e.g. 90s, 2m or 1h30m"),
+                    );
                     default
                 }
             },
@@ -116,7 +125,10 @@ impl Scope<'_> {
         for m in &self.declared {
             names.extend(m.keys().map(String::as_str));
         }
-        format!("declare it under `vars` or use one of: {}", names.join(", "))
+        format!(
+            "declare it under `vars` or use one of: {}",
+            names.join(", ")
+        )
     }
 }
 
@@ -124,32 +136,56 @@ impl Scope<'_> {
 
 pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, Vec<Problem>> {
     let base_dir = source.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cx = Ctx { problems: Vec::new(), base_dir, read };
+    let mut cx = Ctx {
+        problems: Vec::new(),
+        base_dir,
+        read,
+    };
     let root = FieldPath::root();
     if raw.kind != DocKind::Suite {
         cx.err(&root.key("kind"), "expected `kind: Suite`");
     }
     let name = cx.name(&root.key("name"), &raw.name);
 
-    let cluster = cluster(&mut cx, &root.key("cluster"), &raw.cluster, raw.cluster.node_image.as_deref());
+    let cluster = cluster(
+        &mut cx,
+        &root.key("cluster"),
+        &raw.cluster,
+        raw.cluster.node_image.as_deref(),
+    );
     let mesh = mesh(&mut cx, &root.key("mesh"), &raw.mesh, &raw.mesh.version);
 
     let openfaas = {
         let p = root.key("openfaas");
-        let chart = Version::semver(&raw.openfaas.chart, false).map_err(|e| cx.err(&p.key("chart"), e)).ok();
-        let edition = match (raw.openfaas.edition.unwrap_or(EditionName::Ce), &raw.openfaas.license_file) {
+        let chart = Version::semver(&raw.openfaas.chart, false)
+            .map_err(|e| cx.err(&p.key("chart"), e))
+            .ok();
+        let edition = match (
+            raw.openfaas.edition.unwrap_or(EditionName::Ce),
+            &raw.openfaas.license_file,
+        ) {
             (EditionName::Ce, None) => Some(Edition::Ce),
             (EditionName::Ce, Some(_)) => {
-                cx.err_key(&p.key("licenseFile"), "a license file is only used with `edition: pro`");
+                cx.err_key(
+                    &p.key("licenseFile"),
+                    "a license file is only used with `edition: pro`",
+                );
                 None
             }
-            (EditionName::Pro, Some(f)) => Some(Edition::Pro { license_file: PathBuf::from(f) }),
+            (EditionName::Pro, Some(f)) => Some(Edition::Pro {
+                license_file: PathBuf::from(f),
+            }),
             (EditionName::Pro, None) => {
-                cx.err(&p.key("edition"), "`edition: pro` needs `licenseFile: PATH` (the OpenFaaS Pro license)");
+                cx.err(
+                    &p.key("edition"),
+                    "`edition: pro` needs `licenseFile: PATH` (the OpenFaaS Pro license)",
+                );
                 None
             }
         };
-        chart.zip(edition).map(|(chart, edition)| OpenFaasSpec { chart, edition })
+        chart
+            .zip(edition)
+            .map(|(chart, edition)| OpenFaasSpec { chart, edition })
     };
 
     let components = {
@@ -157,7 +193,9 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
         let c = &raw.components;
         let mut ver = |key: &str, v: &Option<RawVersion>, allow_v: bool| -> Option<Version> {
             v.as_ref().and_then(|v| {
-                Version::semver(&v.version, allow_v).map_err(|e| cx.err(&p.key(key).key("version"), e)).ok()
+                Version::semver(&v.version, allow_v)
+                    .map_err(|e| cx.err(&p.key(key).key("version"), e))
+                    .ok()
             })
         };
         Components {
@@ -196,10 +234,16 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
             Some(m) => {
                 let mp = root.key("matrix");
                 if m.kubernetes.is_empty() && m.mesh.is_empty() {
-                    cx.err(&mp, "a matrix needs at least one entry under `kubernetes` or `mesh`");
+                    cx.err(
+                        &mp,
+                        "a matrix needs at least one entry under `kubernetes` or `mesh`",
+                    );
                 }
                 if !m.kubernetes.is_empty() && !matches!(cluster, ClusterSpec::Kind { .. }) {
-                    cx.err(&mp.key("kubernetes"), "a Kubernetes matrix needs `cluster.provider: kind`");
+                    cx.err(
+                        &mp.key("kubernetes"),
+                        "a Kubernetes matrix needs `cluster.provider: kind`",
+                    );
                 }
                 let mut kube_cells: Vec<(Option<String>, ClusterSpec)> = Vec::new();
                 if m.kubernetes.is_empty() {
@@ -207,10 +251,17 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
                 }
                 for (i, k) in m.kubernetes.iter().enumerate() {
                     let kp = mp.key("kubernetes").index(i);
-                    if kube_cells.iter().any(|(n, _)| n.as_deref() == Some(k.name.as_str())) {
-                        cx.err(&kp.key("name"), format!("matrix entry {:?} is listed twice", k.name));
+                    if kube_cells
+                        .iter()
+                        .any(|(n, _)| n.as_deref() == Some(k.name.as_str()))
+                    {
+                        cx.err(
+                            &kp.key("name"),
+                            format!("matrix entry {:?} is listed twice", k.name),
+                        );
                     }
-                    if let Some(c) = self::cluster(&mut cx, &kp, &raw.cluster, Some(&k.node_image)) {
+                    if let Some(c) = self::cluster(&mut cx, &kp, &raw.cluster, Some(&k.node_image))
+                    {
                         kube_cells.push((Some(k.name.clone()), c));
                     }
                 }
@@ -220,7 +271,10 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
                 }
                 for (i, v) in m.mesh.iter().enumerate() {
                     let vp = mp.key("mesh").index(i);
-                    if mesh_cells.iter().any(|(n, _)| n.as_deref() == Some(v.as_str())) {
+                    if mesh_cells
+                        .iter()
+                        .any(|(n, _)| n.as_deref() == Some(v.as_str()))
+                    {
                         cx.err(&vp, format!("mesh version {v:?} is listed twice"));
                     }
                     if let Some(ms) = self::mesh(&mut cx, &vp, &raw.mesh, v) {
@@ -249,8 +303,15 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
 
     for k in raw.vars.keys() {
         if BUILTIN_VARS.contains(&k.as_str()) {
-            let hint = if k.starts_with("images.") { " (set it under `images:`)" } else { "" };
-            cx.err_key(&root.key("vars").key(k), format!("`{k}` is a built-in variable and cannot be set{hint}"));
+            let hint = if k.starts_with("images.") {
+                " (set it under `images:`)"
+            } else {
+                ""
+            };
+            cx.err_key(
+                &root.key("vars").key(k),
+                format!("`{k}` is a built-in variable and cannot be set{hint}"),
+            );
         }
     }
     let images = images(&mut cx, &root.key("images"), &raw.images);
@@ -292,24 +353,43 @@ fn images(cx: &mut Ctx, p: &FieldPath, raw: &RawImages) -> crate::images::Images
     out
 }
 
-fn cluster(cx: &mut Ctx, p: &FieldPath, raw: &RawCluster, node_image: Option<&str>) -> Option<ClusterSpec> {
+fn cluster(
+    cx: &mut Ctx,
+    p: &FieldPath,
+    raw: &RawCluster,
+    node_image: Option<&str>,
+) -> Option<ClusterSpec> {
     match raw.provider {
         ProviderName::Kind => {
-            for (k, v) in [("kubeconfig", raw.kubeconfig.is_some()), ("context", raw.context.is_some())] {
+            for (k, v) in [
+                ("kubeconfig", raw.kubeconfig.is_some()),
+                ("context", raw.context.is_some()),
+            ] {
                 if v {
-                    cx.err_key(&p.key(k), format!("`{k}` is for `provider: existing`; kind writes its own"));
+                    cx.err_key(
+                        &p.key(k),
+                        format!("`{k}` is for `provider: existing`; kind writes its own"),
+                    );
                 }
             }
             let Some(img) = node_image else {
-                cx.err(&p.key("provider"), "`provider: kind` needs `nodeImage` pinned by digest");
+                cx.err(
+                    &p.key("provider"),
+                    "`provider: kind` needs `nodeImage` pinned by digest",
+                );
                 return None;
             };
-            let image = PinnedImage::parse(img).map_err(|e| cx.err(&p.key("nodeImage"), e)).ok()?;
+            let image = PinnedImage::parse(img)
+                .map_err(|e| cx.err(&p.key("nodeImage"), e))
+                .ok()?;
             let host_ports = match &raw.host_ports {
                 None => HostPorts::default(),
                 Some(hp) => {
                     if hp.http == 0 || hp.https == 0 || hp.http == hp.https {
-                        cx.err(&p.key("hostPorts"), "host ports must be two different non-zero ports");
+                        cx.err(
+                            &p.key("hostPorts"),
+                            "host ports must be two different non-zero ports",
+                        );
                         return None;
                     }
                     // kind maps each host port onto the same NodePort.
@@ -322,15 +402,29 @@ fn cluster(cx: &mut Ctx, p: &FieldPath, raw: &RawCluster, node_image: Option<&st
                             return None;
                         }
                     }
-                    HostPorts { http: hp.http, https: hp.https }
+                    HostPorts {
+                        http: hp.http,
+                        https: hp.https,
+                    }
                 }
             };
-            Some(ClusterSpec::Kind { node_image: image, host_ports })
+            Some(ClusterSpec::Kind {
+                node_image: image,
+                host_ports,
+            })
         }
         ProviderName::Existing => {
-            for (k, v) in [("nodeImage", raw.node_image.is_some()), ("hostPorts", raw.host_ports.is_some())] {
+            for (k, v) in [
+                ("nodeImage", raw.node_image.is_some()),
+                ("hostPorts", raw.host_ports.is_some()),
+            ] {
                 if v {
-                    cx.err_key(&p.key(k), format!("`{k}` is for `provider: kind`; an existing cluster is used as it is"));
+                    cx.err_key(
+                        &p.key(k),
+                        format!(
+                            "`{k}` is for `provider: kind`; an existing cluster is used as it is"
+                        ),
+                    );
                 }
             }
             Some(ClusterSpec::Existing {
@@ -342,48 +436,85 @@ fn cluster(cx: &mut Ctx, p: &FieldPath, raw: &RawCluster, node_image: Option<&st
 }
 
 fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<MeshSpec> {
-    let vpath = if p.0.last().is_some_and(|s| matches!(s, super::path::Seg::Index(_))) { p.clone() } else { p.key("version") };
+    let vpath = if p
+        .0
+        .last()
+        .is_some_and(|s| matches!(s, super::path::Seg::Index(_)))
+    {
+        p.clone()
+    } else {
+        p.key("version")
+    };
     match raw.name {
         MeshName::Istio => {
-            let version = Version::semver(version, false).map_err(|e| cx.err(&vpath, e)).ok();
+            let version = Version::semver(version, false)
+                .map_err(|e| cx.err(&vpath, e))
+                .ok();
             let install = match raw.install.as_deref().unwrap_or("istioctl") {
-                "istioctl" => Some(IstioInstall::Istioctl { profile: raw.profile.clone().unwrap_or_else(|| "minimal".into()) }),
+                "istioctl" => Some(IstioInstall::Istioctl {
+                    profile: raw.profile.clone().unwrap_or_else(|| "minimal".into()),
+                }),
                 "helm" => {
                     if raw.profile.is_some() {
-                        cx.err_key(&p.key("profile"), "`profile` is an istioctl setting; remove it with `install: helm`");
+                        cx.err_key(
+                            &p.key("profile"),
+                            "`profile` is an istioctl setting; remove it with `install: helm`",
+                        );
                     }
                     Some(IstioInstall::Helm)
                 }
                 other => {
-                    cx.err(&p.key("install"), format!("unknown Istio install method {other:?}: use `istioctl` or `helm`"));
+                    cx.err(
+                        &p.key("install"),
+                        format!("unknown Istio install method {other:?}: use `istioctl` or `helm`"),
+                    );
                     None
                 }
             };
-            Some(MeshSpec::Istio { version: version?, install: install? })
+            Some(MeshSpec::Istio {
+                version: version?,
+                install: install?,
+            })
         }
         MeshName::Linkerd => {
             if raw.profile.is_some() {
                 cx.err_key(&p.key("profile"), "`profile` is an Istio setting");
             }
-            let version = Version::linkerd(version).map_err(|e| cx.err(&vpath, e)).ok();
+            let version = Version::linkerd(version)
+                .map_err(|e| cx.err(&vpath, e))
+                .ok();
             let install = match raw.install.as_deref().unwrap_or("cli") {
                 "cli" => Some(LinkerdInstall::Cli),
                 "helm" => Some(LinkerdInstall::Helm),
                 other => {
-                    cx.err(&p.key("install"), format!("unknown Linkerd install method {other:?}: use `cli` or `helm`"));
+                    cx.err(
+                        &p.key("install"),
+                        format!("unknown Linkerd install method {other:?}: use `cli` or `helm`"),
+                    );
                     None
                 }
             };
-            Some(MeshSpec::Linkerd { version: version?, install: install? })
+            Some(MeshSpec::Linkerd {
+                version: version?,
+                install: install?,
+            })
         }
     }
 }
 
 // ---------------------------------------------------------------- scenario
 
-pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<Scenario, Vec<Problem>> {
+pub fn scenario(
+    raw: RawScenario,
+    source: &Path,
+    read: ReadFile<'_>,
+) -> Result<Scenario, Vec<Problem>> {
     let base_dir = source.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cx = Ctx { problems: Vec::new(), base_dir, read };
+    let mut cx = Ctx {
+        problems: Vec::new(),
+        base_dir,
+        read,
+    };
     let root = FieldPath::root();
     if raw.kind != DocKind::Scenario {
         cx.err(&root.key("kind"), "expected `kind: Scenario`");
@@ -393,7 +524,10 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
         None => Mesh::ALL.to_vec(),
         Some(list) => {
             if list.is_empty() {
-                cx.err(&root.key("meshes"), "list at least one mesh, or leave `meshes` out for all");
+                cx.err(
+                    &root.key("meshes"),
+                    "list at least one mesh, or leave `meshes` out for all",
+                );
             }
             let mut out: Vec<Mesh> = Vec::new();
             for (i, m) in list.iter().enumerate() {
@@ -408,7 +542,10 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
     };
     for k in raw.vars.keys() {
         if BUILTIN_VARS.contains(&k.as_str()) {
-            cx.err_key(&root.key("vars").key(k), format!("`{k}` is a built-in variable and cannot be redeclared"));
+            cx.err_key(
+                &root.key("vars").key(k),
+                format!("`{k}` is a built-in variable and cannot be redeclared"),
+            );
         }
     }
     if raw.steps.is_empty() {
@@ -420,10 +557,16 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
     for (i, s) in raw.steps.iter().enumerate() {
         let p = root.key("steps").index(i);
         let step = match s {
-            RawStep::Apply(m) => manifests(&mut cx, &p.key("apply"), m, &raw.vars, &meshes).map(Step::Apply),
-            RawStep::Delete(m) => manifests(&mut cx, &p.key("delete"), m, &raw.vars, &meshes).map(Step::Delete),
+            RawStep::Apply(m) => {
+                manifests(&mut cx, &p.key("apply"), m, &raw.vars, &meshes).map(Step::Apply)
+            }
+            RawStep::Delete(m) => {
+                manifests(&mut cx, &p.key("delete"), m, &raw.vars, &meshes).map(Step::Delete)
+            }
             RawStep::Deploy(d) => deploy(&mut cx, &p.key("deploy"), d, &raw.vars).map(Step::Deploy),
-            RawStep::Wait(w) => wait(&mut cx, &p.key("wait"), w, &raw.vars, &meshes).map(Step::Wait),
+            RawStep::Wait(w) => {
+                wait(&mut cx, &p.key("wait"), w, &raw.vars, &meshes).map(Step::Wait)
+            }
             RawStep::Check(c) => {
                 has_check = true;
                 if matches!(c, RawCheck::Restore(_)) {
@@ -437,11 +580,17 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
         }
     }
     if !raw.steps.is_empty() && !has_check {
-        cx.err(&root.key("steps"), "a scenario needs at least one `check` step: without one it asserts nothing");
+        cx.err(
+            &root.key("steps"),
+            "a scenario needs at least one `check` step: without one it asserts nothing",
+        );
     }
     let lifecycle = match (raw.lifecycle, &restore_at) {
         (Some(LifecycleName::Shared), Some(p)) => {
-            cx.err(p, "a restore check destroys the cluster: the scenario needs `lifecycle: dedicated`");
+            cx.err(
+                p,
+                "a restore check destroys the cluster: the scenario needs `lifecycle: dedicated`",
+            );
             Lifecycle::Shared
         }
         (Some(LifecycleName::Dedicated), _) | (None, Some(_)) => Lifecycle::Dedicated,
@@ -449,7 +598,10 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
     };
     if let Some(reason) = &raw.ignore {
         if reason.trim().is_empty() {
-            cx.err(&root.key("ignore"), "give the reason the scenario is ignored");
+            cx.err(
+                &root.key("ignore"),
+                "give the reason the scenario is ignored",
+            );
         }
     }
     match (cx.problems.is_empty(), name) {
@@ -467,7 +619,13 @@ pub fn scenario(raw: RawScenario, source: &Path, read: ReadFile<'_>) -> Result<S
     }
 }
 
-fn source(cx: &mut Ctx, p: &FieldPath, path: &Option<String>, inline: &Option<String>, scope: &Scope) -> Option<Source> {
+fn source(
+    cx: &mut Ctx,
+    p: &FieldPath,
+    path: &Option<String>,
+    inline: &Option<String>,
+    scope: &Scope,
+) -> Option<Source> {
     match (path, inline) {
         (Some(_), Some(_)) => {
             cx.err(p, "give either `path` or `inline`, not both");
@@ -490,14 +648,20 @@ fn source(cx: &mut Ctx, p: &FieldPath, path: &Option<String>, inline: &Option<St
             let text = match (cx.read)(&full) {
                 Ok(t) => t,
                 Err(e) => {
-                    cx.err(&p.key("path"), format!("cannot read manifest {}: {e}", full.display()));
+                    cx.err(
+                        &p.key("path"),
+                        format!("cannot read manifest {}: {e}", full.display()),
+                    );
                     return None;
                 }
             };
             match Template::parse(&text) {
                 Err(e) => {
                     let (line, col) = offset_to_line_col(&text, e.offset);
-                    cx.problems.push(Problem { at: Where::File(full, Pos { line, col }), message: e.message });
+                    cx.problems.push(Problem {
+                        at: Where::File(full, Pos { line, col }),
+                        message: e.message,
+                    });
                     None
                 }
                 Ok(t) => {
@@ -505,21 +669,29 @@ fn source(cx: &mut Ctx, p: &FieldPath, path: &Option<String>, inline: &Option<St
                         let (line, col) = offset_to_line_col(&text, u.offset);
                         cx.problems.push(Problem {
                             at: Where::File(full, Pos { line, col }),
-                            message: format!("{u} (manifest referenced from {p}); {}", scope.hint()),
+                            message: format!(
+                                "{u} (manifest referenced from {p}); {}",
+                                scope.hint()
+                            ),
                         });
                         return None;
                     }
                     if let Err(e) = super::loader::check_manifest_docs(&t) {
-                        cx.problems.push(Problem { at: Where::File(full.clone(), e.0), message: e.1 });
+                        cx.problems.push(Problem {
+                            at: Where::File(full.clone(), e.0),
+                            message: e.1,
+                        });
                         return None;
                     }
-                    Some(Source::File { path: PathBuf::from(rel), text: t })
+                    Some(Source::File {
+                        path: PathBuf::from(rel),
+                        text: t,
+                    })
                 }
             }
         }
     }
 }
-
 
 fn manifests(
     cx: &mut Ctx,
@@ -528,7 +700,9 @@ fn manifests(
     vars: &IndexMap<String, String>,
     meshes: &[Mesh],
 ) -> Option<Manifests> {
-    let scope = Scope { declared: vec![vars, &m.vars] };
+    let scope = Scope {
+        declared: vec![vars, &m.vars],
+    };
     let common = m.path.is_some() || m.inline.is_some();
     let per_mesh = m.istio.is_some() || m.linkerd.is_some();
     let sources = match (common, per_mesh) {
@@ -537,7 +711,10 @@ fn manifests(
             return None;
         }
         (false, false) => {
-            cx.err(p, "give the manifest as `path`, `inline`, or per mesh under `istio` and `linkerd`");
+            cx.err(
+                p,
+                "give the manifest as `path`, `inline`, or per mesh under `istio` and `linkerd`",
+            );
             return None;
         }
         (true, false) => ManifestSources::Common(source(cx, p, &m.path, &m.inline, &scope)?),
@@ -545,23 +722,41 @@ fn manifests(
             let mut one = |mesh: Mesh, s: &Option<RawSource>| -> Option<Option<Source>> {
                 match s {
                     None if meshes.contains(&mesh) => {
-                        cx.err(p, format!("no `{mesh}` manifest, but the scenario runs on {mesh}"));
+                        cx.err(
+                            p,
+                            format!("no `{mesh}` manifest, but the scenario runs on {mesh}"),
+                        );
                         None
                     }
                     None => Some(None),
-                    Some(s) => source(cx, &p.key(mesh.as_str()), &s.path, &s.inline, &scope).map(Some),
+                    Some(s) => {
+                        source(cx, &p.key(mesh.as_str()), &s.path, &s.inline, &scope).map(Some)
+                    }
                 }
             };
             let istio = one(Mesh::Istio, &m.istio);
             let linkerd = one(Mesh::Linkerd, &m.linkerd);
-            ManifestSources::PerMesh { istio: istio?, linkerd: linkerd? }
+            ManifestSources::PerMesh {
+                istio: istio?,
+                linkerd: linkerd?,
+            }
         }
     };
-    Some(Manifests { sources, vars: m.vars.clone() })
+    Some(Manifests {
+        sources,
+        vars: m.vars.clone(),
+    })
 }
 
-fn deploy(cx: &mut Ctx, p: &FieldPath, d: &RawDeploy, vars: &IndexMap<String, String>) -> Option<DeploySpec> {
-    let scope = Scope { declared: vec![vars] };
+fn deploy(
+    cx: &mut Ctx,
+    p: &FieldPath,
+    d: &RawDeploy,
+    vars: &IndexMap<String, String>,
+) -> Option<DeploySpec> {
+    let scope = Scope {
+        declared: vec![vars],
+    };
     let function = cx.name(&p.key("function"), &d.function);
     let image = cx.template(&p.key("image"), &d.image, &scope);
     for (k, v) in &d.env {
@@ -577,8 +772,16 @@ fn deploy(cx: &mut Ctx, p: &FieldPath, d: &RawDeploy, vars: &IndexMap<String, St
     })
 }
 
-fn wait(cx: &mut Ctx, p: &FieldPath, w: &RawWait, vars: &IndexMap<String, String>, meshes: &[Mesh]) -> Option<WaitSpec> {
-    let scope = Scope { declared: vec![vars] };
+fn wait(
+    cx: &mut Ctx,
+    p: &FieldPath,
+    w: &RawWait,
+    vars: &IndexMap<String, String>,
+    meshes: &[Mesh],
+) -> Option<WaitSpec> {
+    let scope = Scope {
+        declared: vec![vars],
+    };
     let target = cx.template(&p.key("target"), &w.target, &scope);
     let namespace = match &w.namespace {
         Some(ns) => Some(cx.template(&p.key("namespace"), ns, &scope)?),
@@ -586,48 +789,97 @@ fn wait(cx: &mut Ctx, p: &FieldPath, w: &RawWait, vars: &IndexMap<String, String
     };
     let condition = match (w.wait_for, &w.condition) {
         (WaitFor::Condition, None) => {
-            cx.err(&p.key("for"), "`for: condition` needs `condition: Type=Status` (e.g. Ready=True)");
+            cx.err(
+                &p.key("for"),
+                "`for: condition` needs `condition: Type=Status` (e.g. Ready=True)",
+            );
             None
         }
         (WaitFor::Condition, Some(c)) => match c.split_once('=') {
-            Some((t, s)) if !t.is_empty() && matches!(s, "True" | "False" | "Unknown") => Some((t.to_string(), s.to_string())),
+            Some((t, s)) if !t.is_empty() && matches!(s, "True" | "False" | "Unknown") => {
+                Some((t.to_string(), s.to_string()))
+            }
             _ => {
-                cx.err(&p.key("condition"), format!("condition {c:?} must be Type=True, Type=False or Type=Unknown"));
+                cx.err(
+                    &p.key("condition"),
+                    format!("condition {c:?} must be Type=True, Type=False or Type=Unknown"),
+                );
                 None
             }
         },
         (_, Some(_)) => {
-            cx.err_key(&p.key("condition"), "`condition` is only used with `for: condition`");
+            cx.err_key(
+                &p.key("condition"),
+                "`condition` is only used with `for: condition`",
+            );
             None
         }
         (_, None) => None,
     };
-    if matches!(w.wait_for, WaitFor::Rollout | WaitFor::Condition | WaitFor::Established) && !w.target.contains('/') {
-        cx.err(&p.key("target"), format!("target {:?} must be `kind/name`, e.g. deployment/gateway", w.target));
+    if matches!(
+        w.wait_for,
+        WaitFor::Rollout | WaitFor::Condition | WaitFor::Established
+    ) && !w.target.contains('/')
+    {
+        cx.err(
+            &p.key("target"),
+            format!(
+                "target {:?} must be `kind/name`, e.g. deployment/gateway",
+                w.target
+            ),
+        );
     }
     let timeout = cx.duration(&p.key("timeout"), Some(&w.timeout), Duration::from_secs(60));
     let mesh = w.mesh.map(Mesh::from);
     if let Some(m) = mesh.filter(|m| !meshes.contains(m)) {
-        cx.err(&p.key("mesh"), format!("the scenario does not run on {m} (its `meshes`)"));
+        cx.err(
+            &p.key("mesh"),
+            format!("the scenario does not run on {m} (its `meshes`)"),
+        );
     }
-    Some(WaitSpec { wait_for: w.wait_for, target: target?, namespace, condition, timeout, mesh })
+    Some(WaitSpec {
+        wait_for: w.wait_for,
+        target: target?,
+        namespace,
+        condition,
+        timeout,
+        mesh,
+    })
 }
 
-fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, String>, meshes: &[Mesh]) -> Option<Check> {
-    let scope = Scope { declared: vec![vars] };
+fn check(
+    cx: &mut Ctx,
+    p: &FieldPath,
+    c: &RawCheck,
+    vars: &IndexMap<String, String>,
+    meshes: &[Mesh],
+) -> Option<Check> {
+    let scope = Scope {
+        declared: vec![vars],
+    };
     match c {
         RawCheck::Mtls(m) => {
             let p = p.key("mtls");
             let function = cx.name(&p.key("function"), &m.function);
             let control = cx.name(&p.key("control"), &m.control);
             if function.is_some() && function == control {
-                cx.err(&p.key("control"), "the control must be a different (unmeshed) function");
+                cx.err(
+                    &p.key("control"),
+                    "the control must be a different (unmeshed) function",
+                );
             }
             let requests = m.requests.unwrap_or(20);
             if requests == 0 || requests > 10_000 {
-                cx.err(&p.key("requests"), format!("requests must be in 1..=10000, got {requests}"));
+                cx.err(
+                    &p.key("requests"),
+                    format!("requests must be in 1..=10000, got {requests}"),
+                );
             }
-            let timeout = cx.duration(&p.key("timeout"), m.timeout.as_deref(), Duration::from_secs(120));
+            let timeout = cx.duration(
+                &p.key("timeout"),
+                m.timeout.as_deref(),
+                Duration::from_secs(120),
+            );
             Some(Check::Mtls(MtlsCheck {
                 function: function?,
                 control: control?,
@@ -648,13 +900,17 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
             for (i, e) in d.expect.iter().enumerate() {
                 let ep = p.key("expect").index(i);
                 if d.expect[..i].iter().any(|o| o.name == e.name) {
-                    cx.err(&ep.key("name"), format!("probe name {:?} is used twice", e.name));
+                    cx.err(
+                        &ep.key("name"),
+                        format!("probe name {:?} is used twice", e.name),
+                    );
                 }
                 let before: Allowance = e.before.unwrap_or(Expectation::Allowed).into();
                 let after: Allowance = e.after.into();
                 any_denied |= after == Allowance::Denied;
                 if let Some(url) = cx.template(&ep.key("url"), &e.url, &scope) {
-                    let scheme_ok = url.source().starts_with("http://") || url.source().starts_with("https://");
+                    let scheme_ok =
+                        url.source().starts_with("http://") || url.source().starts_with("https://");
                     if !scheme_ok {
                         cx.err(&ep.key("url"), "probe URLs start with http:// or https://");
                     }
@@ -668,17 +924,37 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
                 }
             }
             if !d.expect.is_empty() && !any_denied {
-                cx.err(&p.key("expect"), "a deny check needs at least one probe that must be `denied` after the policy");
+                cx.err(
+                    &p.key("expect"),
+                    "a deny check needs at least one probe that must be `denied` after the policy",
+                );
             }
-            let ns_text = d.probe.as_ref().and_then(|p| p.namespace.clone()).unwrap_or_else(|| "${namespace.functions}".into());
+            let ns_text = d
+                .probe
+                .as_ref()
+                .and_then(|p| p.namespace.clone())
+                .unwrap_or_else(|| "${namespace.functions}".into());
             let namespace = cx.template(&p.key("probe").key("namespace"), &ns_text, &scope);
             let probe = namespace.map(|namespace| Probe {
                 namespace,
-                service_account: d.probe.as_ref().and_then(|p| p.service_account.clone()).unwrap_or_else(|| "default".into()),
+                service_account: d
+                    .probe
+                    .as_ref()
+                    .and_then(|p| p.service_account.clone())
+                    .unwrap_or_else(|| "default".into()),
                 image: d.probe.as_ref().and_then(|p| p.image.clone()),
             });
-            let timeout = cx.duration(&p.key("timeout"), d.timeout.as_deref(), Duration::from_secs(10));
-            Some(Check::Deny(DenyCheck { policy: policy?, probe: probe?, expectations, timeout }))
+            let timeout = cx.duration(
+                &p.key("timeout"),
+                d.timeout.as_deref(),
+                Duration::from_secs(10),
+            );
+            Some(Check::Deny(DenyCheck {
+                policy: policy?,
+                probe: probe?,
+                expectations,
+                timeout,
+            }))
         }
         RawCheck::Canary(c) => {
             let p = p.key("canary");
@@ -688,26 +964,43 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
             for (i, v) in c.variants.iter().enumerate() {
                 let vp = p.key("variants").index(i);
                 let Some(weight) = u8::try_from(v.weight).ok().and_then(Weight::new) else {
-                    cx.err(&vp.key("weight"), format!("weight must be 0..=100, got {}", v.weight));
+                    cx.err(
+                        &vp.key("weight"),
+                        format!("weight must be 0..=100, got {}", v.weight),
+                    );
                     ok = false;
                     continue;
                 };
                 match regex::Regex::new(&v.pattern) {
-                    Ok(pattern) => variants.push(Variant { name: v.name.clone(), pattern, weight }),
+                    Ok(pattern) => variants.push(Variant {
+                        name: v.name.clone(),
+                        pattern,
+                        weight,
+                    }),
                     Err(e) => {
-                        cx.err(&vp.key("pattern"), format!("invalid regular expression: {e}"));
+                        cx.err(
+                            &vp.key("pattern"),
+                            format!("invalid regular expression: {e}"),
+                        );
                         ok = false;
                     }
                 }
             }
             let split = if ok {
-                let weights: Vec<String> = variants.iter().map(|v| v.weight.percent().to_string()).collect();
+                let weights: Vec<String> = variants
+                    .iter()
+                    .map(|v| v.weight.percent().to_string())
+                    .collect();
                 Split::new(variants)
                     .map_err(|e| match e {
                         // Show the addition, so the fix is obvious.
-                        crate::check::canary::spec::SpecError::WeightSum(sum) => {
-                            cx.err(&p.key("variants"), format!("weights must sum to 100, got {} = {sum}", weights.join(" + ")))
-                        }
+                        crate::check::canary::spec::SpecError::WeightSum(sum) => cx.err(
+                            &p.key("variants"),
+                            format!(
+                                "weights must sum to 100, got {} = {sum}",
+                                weights.join(" + ")
+                            ),
+                        ),
                         other => cx.err(&p.key("variants"), other.to_string()),
                     })
                     .ok()
@@ -715,16 +1008,36 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
                 None
             };
             let tolerance = Tolerance::from_points(c.tolerance)
-                .ok_or_else(|| cx.err(&p.key("tolerance"), format!("tolerance must be in (0, 50) percentage points, got {}", c.tolerance)))
+                .ok_or_else(|| {
+                    cx.err(
+                        &p.key("tolerance"),
+                        format!(
+                            "tolerance must be in (0, 50) percentage points, got {}",
+                            c.tolerance
+                        ),
+                    )
+                })
                 .ok();
             let confidence = Confidence::new(c.confidence)
-                .ok_or_else(|| cx.err(&p.key("confidence"), format!("confidence must be in (0.5, 1), got {}", c.confidence)))
+                .ok_or_else(|| {
+                    cx.err(
+                        &p.key("confidence"),
+                        format!("confidence must be in (0.5, 1), got {}", c.confidence),
+                    )
+                })
                 .ok();
             let max_requests = c.max_requests.unwrap_or(2000);
             if !(10..=100_000).contains(&max_requests) {
-                cx.err(&p.key("maxRequests"), format!("maxRequests must be in 10..=100000, got {max_requests}"));
+                cx.err(
+                    &p.key("maxRequests"),
+                    format!("maxRequests must be in 10..=100000, got {max_requests}"),
+                );
             }
-            let timeout = cx.duration(&p.key("timeout"), c.timeout.as_deref(), Duration::from_secs(300));
+            let timeout = cx.duration(
+                &p.key("timeout"),
+                c.timeout.as_deref(),
+                Duration::from_secs(300),
+            );
             Some(Check::Canary(CanaryCheck {
                 function: function?,
                 split: split?,
@@ -743,9 +1056,16 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
                 cx.err(&p.key("path"), "path must start with /");
             }
             if t.min_days == 0 {
-                cx.err(&p.key("minDays"), "minDays must be at least 1 (set it to the certificate's renewBefore)");
+                cx.err(
+                    &p.key("minDays"),
+                    "minDays must be at least 1 (set it to the certificate's renewBefore)",
+                );
             }
-            let timeout = cx.duration(&p.key("timeout"), t.timeout.as_deref(), Duration::from_secs(10));
+            let timeout = cx.duration(
+                &p.key("timeout"),
+                t.timeout.as_deref(),
+                Duration::from_secs(10),
+            );
             Some(Check::Tls(TlsCheck {
                 host: host?,
                 path,
@@ -768,15 +1088,28 @@ fn check(cx: &mut Ctx, p: &FieldPath, c: &RawCheck, vars: &IndexMap<String, Stri
                 }
             }
             if r.functions.is_empty() {
-                cx.err(&p.key("functions"), "list the functions that must come back");
+                cx.err(
+                    &p.key("functions"),
+                    "list the functions that must come back",
+                );
             }
             if r.sealed_secrets.is_empty() {
-                cx.err(&p.key("sealedSecrets"), "list at least one SealedSecret: restoring the key is the point");
+                cx.err(
+                    &p.key("sealedSecrets"),
+                    "list at least one SealedSecret: restoring the key is the point",
+                );
             }
-            let max_recovery = r.max_recovery.as_deref().map(|s| cx.duration(&p.key("maxRecovery"), Some(s), Duration::from_secs(1800)));
+            let max_recovery = r
+                .max_recovery
+                .as_deref()
+                .map(|s| cx.duration(&p.key("maxRecovery"), Some(s), Duration::from_secs(1800)));
             Some(Check::Restore(RestoreCheck {
                 functions,
-                sealed_secrets: r.sealed_secrets.iter().map(|s| (s.namespace.clone(), s.name.clone())).collect(),
+                sealed_secrets: r
+                    .sealed_secrets
+                    .iter()
+                    .map(|s| (s.namespace.clone(), s.name.clone()))
+                    .collect(),
                 max_recovery,
             }))
         }

@@ -29,9 +29,15 @@ fn deny(e: &Value) -> Vec<Control> {
         .flatten()
         .filter(|p| !p["observed_before"].is_null())
         .map(|p| {
-            let observed = p["observed_before"]["classification"]["class"].as_str().unwrap_or("unknown");
+            let observed = p["observed_before"]["classification"]["class"]
+                .as_str()
+                .unwrap_or("unknown");
             Control::compare(
-                format!("{} before the policy ({})", p["name"].as_str().unwrap_or("?"), p["url"].as_str().unwrap_or("?")),
+                format!(
+                    "{} before the policy ({})",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["url"].as_str().unwrap_or("?")
+                ),
                 p["before"].as_str().unwrap_or("?"),
                 observed,
             )
@@ -40,37 +46,52 @@ fn deny(e: &Value) -> Vec<Control> {
 }
 
 fn mtls(e: &Value) -> Vec<Control> {
-    let Some(judgements) = e["control"]["judgements"].as_array() else { return Vec::new() };
-    let seen = judgements.iter().filter(|j| j[1].as_u64().unwrap_or(0) > 0).count();
+    let Some(judgements) = e["control"]["judgements"].as_array() else {
+        return Vec::new();
+    };
+    let seen = judgements
+        .iter()
+        .filter(|j| j[1].as_u64().unwrap_or(0) > 0)
+        .count();
     let observed = if seen == judgements.len() && seen > 0 {
         "every sentinel seen in plaintext".to_string()
     } else {
         format!("{seen} of {} sentinels seen in plaintext", judgements.len())
     };
     vec![Control::compare(
-        format!("unmeshed twin {} captured on eth0", e["control"]["function"].as_str().unwrap_or("?")),
+        format!(
+            "unmeshed twin {} captured on eth0",
+            e["control"]["function"].as_str().unwrap_or("?")
+        ),
         "every sentinel seen in plaintext",
         observed,
     )]
 }
 
 fn tls(e: &Value) -> Vec<Control> {
-    [("wrong_host", "the wrong host name"), ("foreign_ca", "a foreign CA")]
-        .into_iter()
-        .filter(|(k, _)| !e[*k].is_null())
-        .map(|(k, what)| {
-            Control::compare(
-                format!("the endpoint judged with {what}"),
-                "fail",
-                e[k]["outcome"].as_str().unwrap_or("unknown"),
-            )
-        })
-        .collect()
+    [
+        ("wrong_host", "the wrong host name"),
+        ("foreign_ca", "a foreign CA"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !e[*k].is_null())
+    .map(|(k, what)| {
+        Control::compare(
+            format!("the endpoint judged with {what}"),
+            "fail",
+            e[k]["outcome"].as_str().unwrap_or("unknown"),
+        )
+    })
+    .collect()
 }
 
 fn restore(e: &Value) -> Vec<Control> {
     match e["control"]["outcome"].as_str() {
-        Some(o) => vec![Control::compare("nothing unseals before the sealing key is restored", "held", o)],
+        Some(o) => vec![Control::compare(
+            "nothing unseals before the sealing key is restored",
+            "held",
+            o,
+        )],
         None => Vec::new(),
     }
 }
@@ -97,22 +118,36 @@ mod tests {
                 before,
                 after: Allowance::Denied,
             },
-            observed_before: Some(Observed { classification: class, detail: String::new() }),
+            observed_before: Some(Observed {
+                classification: class,
+                detail: String::new(),
+            }),
             observed_after: None,
             after_attempts: 0,
             after_seconds: None,
         };
         let e = DenyEvidence {
             probes: vec![
-                probe("gw", Allowance::Allowed, Classification::Allowed { status: 200 }),
-                probe("fn", Allowance::Allowed, Classification::Denied(Denial::ConnectionReset)),
+                probe(
+                    "gw",
+                    Allowance::Allowed,
+                    Classification::Allowed { status: 200 },
+                ),
+                probe(
+                    "fn",
+                    Allowance::Allowed,
+                    Classification::Denied(Denial::ConnectionReset),
+                ),
             ],
             policy_applied: true,
             workloads_not_ready: None,
         };
         let c = of(&verdict(CheckName::Http, e));
         assert_eq!(c.len(), 2);
-        assert!(c[0].held && c[0].name.starts_with("gw before the policy"), "{c:?}");
+        assert!(
+            c[0].held && c[0].name.starts_with("gw before the policy"),
+            "{c:?}"
+        );
         assert!(!c[1].held && c[1].observed == "denied", "{c:?}");
     }
 
@@ -122,7 +157,15 @@ mod tests {
         let c = of(&Verdict::new(CheckName::Mtls, Outcome::Pass, vec![], mtls));
         assert!(c[0].held, "{c:?}");
         let blind = serde_json::json!({"control": {"function": "env-nomesh", "judgements": [["fail", 2], ["pass", 0]]}});
-        assert!(!of(&Verdict::new(CheckName::Mtls, Outcome::Error, vec![], blind))[0].held);
+        assert!(
+            !of(&Verdict::new(
+                CheckName::Mtls,
+                Outcome::Error,
+                vec![],
+                blind
+            ))[0]
+                .held
+        );
 
         let tls = serde_json::json!({"wrong_host": {"outcome": "fail"}, "foreign_ca": {"outcome": "pass"}});
         let c = of(&Verdict::new(CheckName::Tls, Outcome::Error, vec![], tls));
@@ -131,6 +174,12 @@ mod tests {
         let held = crate::check::restore::ControlJudgement::Held { evidence: vec![] };
         let e = serde_json::json!({ "control": held });
         assert!(of(&Verdict::new(CheckName::Restore, Outcome::Pass, vec![], e))[0].held);
-        assert!(of(&Verdict::new(CheckName::Canary, Outcome::Pass, vec![], Value::Null)).is_empty());
+        assert!(of(&Verdict::new(
+            CheckName::Canary,
+            Outcome::Pass,
+            vec![],
+            Value::Null
+        ))
+        .is_empty());
     }
 }

@@ -21,8 +21,8 @@ use super::render::{self, FunctionRequest, ObjectRef, WaitTarget};
 use super::tracker::Tracker;
 use crate::check::http::{self, classify, Classification, HttpRequest};
 use crate::check::tls::TlsVersion;
-use crate::images::ImageRole;
 use crate::check::{CheckName, Outcome, Verdict};
+use crate::images::ImageRole;
 use crate::kubeops::apply::{apply_yaml, ApplyAction, ApplyOptions};
 use crate::kubeops::call::call;
 use crate::kubeops::capture::{self, CaptureSpec};
@@ -458,9 +458,12 @@ impl KubeTrial {
     /// function the mtls check judges.
     async fn gateway_pod_ips(&self) -> Result<Vec<std::net::IpAddr>, String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), GATEWAY_NAMESPACE);
-        let list = call("gateway pods", pods.list(&ListParams::default().labels("app=gateway")))
-            .await
-            .map_err(|e| e.to_string())?;
+        let list = call(
+            "gateway pods",
+            pods.list(&ListParams::default().labels("app=gateway")),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let ips: Vec<std::net::IpAddr> = list
             .items
             .iter()
@@ -469,7 +472,9 @@ impl KubeTrial {
             .filter_map(|ip| ip.ip.parse().ok())
             .collect();
         if ips.is_empty() {
-            return Err(format!("no Ready gateway pod (label app=gateway) with an IP in {GATEWAY_NAMESPACE}"));
+            return Err(format!(
+                "no Ready gateway pod (label app=gateway) with an IP in {GATEWAY_NAMESPACE}"
+            ));
         }
         Ok(ips)
     }
@@ -959,7 +964,9 @@ impl MtlsDriver for KubeMtls<'_> {
                     .await;
                 let error = match r {
                     Ok(resp) if resp.status().is_success() => {
-                        traffic.responses.push(resp.text().await.unwrap_or_default());
+                        traffic
+                            .responses
+                            .push(resp.text().await.unwrap_or_default());
                         break None;
                     }
                     Ok(resp) => format!("HTTP {}", resp.status()),

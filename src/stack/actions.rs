@@ -22,15 +22,27 @@ pub enum Action {
     /// (`linkerd install` generates its identity issuer): never logged, dropped from errors.
     ApplyOutput { cmd: Cmd },
     /// Applies a manifest meshproof generated. `secret` manifests are never printed.
-    Apply { what: String, manifest: String, secret: bool },
+    Apply {
+        what: String,
+        manifest: String,
+        secret: bool,
+    },
     /// Creates a namespace labelled with the run id; if it already existed, applies only its mesh
     /// settings (`unlabelled`), so cleanup never deletes a namespace the run did not create.
-    Namespace { name: String, labelled: String, unlabelled: String },
+    Namespace {
+        name: String,
+        labelled: String,
+        unlabelled: String,
+    },
     /// Downloads a release manifest and applies it.
     ApplyUrl { url: String },
     /// Planned, but its installer belongs to another issue: the plan prints the commands, a run
     /// stops with "not yet implemented".
-    NotYet { what: String, commands: Vec<Cmd>, reason: String },
+    NotYet {
+        what: String,
+        commands: Vec<Cmd>,
+        reason: String,
+    },
 }
 
 /// One component's install.
@@ -64,12 +76,21 @@ impl Action {
     /// The plan lines for this action.
     pub fn plan_lines(&self) -> Vec<String> {
         match self {
-            Action::CheckVersion { cmd, pinned } => vec![format!("$ {}   # must report {pinned}", cmd.display())],
+            Action::CheckVersion { cmd, pinned } => {
+                vec![format!("$ {}   # must report {pinned}", cmd.display())]
+            }
             Action::Run { cmd } => vec![format!("$ {}", cmd.display())],
             Action::ApplyOutput { cmd } => {
-                vec![format!("$ {} | server-side apply (output never logged)", cmd.display())]
+                vec![format!(
+                    "$ {} | server-side apply (output never logged)",
+                    cmd.display()
+                )]
             }
-            Action::Apply { what, manifest, secret } => {
+            Action::Apply {
+                what,
+                manifest,
+                secret,
+            } => {
                 if *secret {
                     vec![format!(
                         "server-side apply {what} (holds a secret generated or read at run time; never printed)"
@@ -88,10 +109,19 @@ impl Action {
                 v
             }
             Action::ApplyUrl { url } => {
-                vec![format!("server-side apply {url} (downloaded, timeout {}s)", FETCH_TIMEOUT.as_secs())]
+                vec![format!(
+                    "server-side apply {url} (downloaded, timeout {}s)",
+                    FETCH_TIMEOUT.as_secs()
+                )]
             }
-            Action::NotYet { what, commands, reason } => {
-                let mut v = vec![format!("not yet implemented: {what} ({reason}); it will run:")];
+            Action::NotYet {
+                what,
+                commands,
+                reason,
+            } => {
+                let mut v = vec![format!(
+                    "not yet implemented: {what} ({reason}); it will run:"
+                )];
                 v.extend(commands.iter().map(|c| format!("$ {}", c.display())));
                 v
             }
@@ -129,7 +159,10 @@ impl Exec<'_> {
             self.action(plan.component, a).await?;
         }
         self.say(&format!("installed {} {}", plan.component, plan.version));
-        Ok(Installed { component: plan.component.to_string(), version: plan.version.clone() })
+        Ok(Installed {
+            component: plan.component.to_string(),
+            version: plan.version.clone(),
+        })
     }
 
     /// Runs one action of `component`.
@@ -138,7 +171,11 @@ impl Exec<'_> {
             Action::CheckVersion { cmd, pinned } => {
                 self.say(&format!("$ {}", cmd.display()));
                 let out = cmd.clone().redact(self.redactor).run().await?;
-                let text = format!("{}{}", out.stdout_str(), String::from_utf8_lossy(&out.stderr));
+                let text = format!(
+                    "{}{}",
+                    out.stdout_str(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 if !reports_version(&text, pinned) {
                     return Err(StackError::VersionMismatch {
                         component: component.to_string(),
@@ -156,47 +193,82 @@ impl Exec<'_> {
             }
             Action::ApplyOutput { cmd } => {
                 self.say(&format!("$ {} | apply", cmd.display()));
-                let out = cmd.clone().redact(self.redactor).run().await.map_err(drop_stdout)?;
+                let out = cmd
+                    .clone()
+                    .redact(self.redactor)
+                    .run()
+                    .await
+                    .map_err(drop_stdout)?;
                 let text = String::from_utf8(out.stdout).map_err(|_| {
-                    StackError::Invalid(format!("`{}` printed something that is not UTF-8", cmd.display()))
+                    StackError::Invalid(format!(
+                        "`{}` printed something that is not UTF-8",
+                        cmd.display()
+                    ))
                 })?;
                 if text.trim().is_empty() {
-                    return Err(StackError::Invalid(format!("`{}` printed no manifest", cmd.display())));
+                    return Err(StackError::Invalid(format!(
+                        "`{}` printed no manifest",
+                        cmd.display()
+                    )));
                 }
                 self.api
                     .apply(self.target, &text)
                     .await
-                    .map_err(|e| StackError::Api { what: format!("output of `{}`", cmd.display()), source: e })
+                    .map_err(|e| StackError::Api {
+                        what: format!("output of `{}`", cmd.display()),
+                        source: e,
+                    })
             }
             Action::Apply { what, manifest, .. } => {
                 self.say(&format!("apply {what}"));
                 self.api
                     .apply(self.target, manifest)
                     .await
-                    .map_err(|e| StackError::Api { what: what.clone(), source: e })
+                    .map_err(|e| StackError::Api {
+                        what: what.clone(),
+                        source: e,
+                    })
             }
-            Action::Namespace { name, labelled, unlabelled } => {
+            Action::Namespace {
+                name,
+                labelled,
+                unlabelled,
+            } => {
                 let what = format!("Namespace {name}");
                 self.say(&format!("create {what}"));
-                let created = self
-                    .api
-                    .create(self.target, labelled)
-                    .await
-                    .map_err(|e| StackError::Api { what: what.clone(), source: e })?;
+                let created =
+                    self.api
+                        .create(self.target, labelled)
+                        .await
+                        .map_err(|e| StackError::Api {
+                            what: what.clone(),
+                            source: e,
+                        })?;
                 if !created {
                     self.say(&format!(
                         "{what} existed before this run: applying its mesh settings only; cleanup will not delete it"
                     ));
-                    self.api.apply(self.target, unlabelled).await.map_err(|e| StackError::Api { what, source: e })?;
+                    self.api
+                        .apply(self.target, unlabelled)
+                        .await
+                        .map_err(|e| StackError::Api { what, source: e })?;
                 }
                 Ok(())
             }
             Action::ApplyUrl { url } => {
                 self.say(&format!("apply {url}"));
                 let text = fetch(url).await?;
-                self.api.apply(self.target, &text).await.map_err(|e| StackError::Api { what: url.clone(), source: e })
+                self.api
+                    .apply(self.target, &text)
+                    .await
+                    .map_err(|e| StackError::Api {
+                        what: url.clone(),
+                        source: e,
+                    })
             }
-            Action::NotYet { what, reason, .. } => Err(StackError::NotYet(format!("{what} ({reason})"))),
+            Action::NotYet { what, reason, .. } => {
+                Err(StackError::NotYet(format!("{what} ({reason})")))
+            }
         }
     }
 }
@@ -206,26 +278,56 @@ impl Exec<'_> {
 pub fn reports_version(output: &str, pinned: &str) -> bool {
     output
         .split(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '"' | '\'' | '(' | ')' | '='))
-        .any(|w| w == pinned || w.strip_prefix('v') == Some(pinned) || pinned.strip_prefix('v') == Some(w))
+        .any(|w| {
+            w == pinned
+                || w.strip_prefix('v') == Some(pinned)
+                || pinned.strip_prefix('v') == Some(w)
+        })
 }
 
 fn drop_stdout(e: ProcessError) -> ProcessError {
     match e {
-        ProcessError::Failed { cmdline, status, stderr, .. } => {
-            ProcessError::Failed { cmdline, status, stdout: "(not shown: may hold keys)".into(), stderr }
-        }
-        ProcessError::Timeout { cmdline, timeout, stderr, .. } => {
-            ProcessError::Timeout { cmdline, timeout, stdout: String::new(), stderr }
-        }
+        ProcessError::Failed {
+            cmdline,
+            status,
+            stderr,
+            ..
+        } => ProcessError::Failed {
+            cmdline,
+            status,
+            stdout: "(not shown: may hold keys)".into(),
+            stderr,
+        },
+        ProcessError::Timeout {
+            cmdline,
+            timeout,
+            stderr,
+            ..
+        } => ProcessError::Timeout {
+            cmdline,
+            timeout,
+            stdout: String::new(),
+            stderr,
+        },
         other => other,
     }
 }
 
 /// Downloads a manifest with a timeout; only `https://` (and `http://` for local test servers).
 async fn fetch(url: &str) -> Result<String, StackError> {
-    let err = |reason: String| StackError::Fetch { url: url.to_string(), reason };
-    let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().map_err(|e| err(e.to_string()))?;
-    let resp = client.get(url).send().await.map_err(|e| err(e.to_string()))?;
+    let err = |reason: String| StackError::Fetch {
+        url: url.to_string(),
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| err(e.to_string()))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(err(format!("HTTP {status}")));
@@ -260,7 +362,11 @@ mod tests {
         };
         let lines = a.plan_lines().join("\n");
         assert!(!lines.contains("hunter22"), "{lines}");
-        let b = Action::Apply { what: "Namespace openfaas".into(), manifest: "kind: Namespace".into(), secret: false };
+        let b = Action::Apply {
+            what: "Namespace openfaas".into(),
+            manifest: "kind: Namespace".into(),
+            secret: false,
+        };
         assert!(b.plan_lines().join("\n").contains("kind: Namespace"));
     }
 }

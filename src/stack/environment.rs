@@ -25,7 +25,10 @@ pub enum ClusterLayout {
 impl ClusterLayout {
     pub fn target(&self) -> KubeTarget {
         match self {
-            ClusterLayout::Kind(k) => KubeTarget { kubeconfig: k.kubeconfig.clone(), context: None },
+            ClusterLayout::Kind(k) => KubeTarget {
+                kubeconfig: k.kubeconfig.clone(),
+                context: None,
+            },
             ClusterLayout::Existing(t) => t.clone(),
         }
     }
@@ -40,14 +43,20 @@ pub fn layout(
 ) -> Result<(PathBuf, ClusterLayout), StackError> {
     let work_dir = temp_root.join(names::sanitize(key));
     let cluster = match &env.cluster {
-        ClusterSpec::Kind { .. } => ClusterLayout::Kind(KindCluster::new(names::cluster_name(key, run), &work_dir)),
-        ClusterSpec::Existing { kubeconfig, context } => {
-            ClusterLayout::Existing(existing::target(kubeconfig.as_ref(), context.as_ref()).ok_or_else(|| {
-                StackError::Invalid(
-                    "provider existing: no kubeconfig (set cluster.kubeconfig, KUBECONFIG or HOME)".into(),
-                )
-            })?)
+        ClusterSpec::Kind { .. } => {
+            ClusterLayout::Kind(KindCluster::new(names::cluster_name(key, run), &work_dir))
         }
+        ClusterSpec::Existing {
+            kubeconfig,
+            context,
+        } => ClusterLayout::Existing(
+            existing::target(kubeconfig.as_ref(), context.as_ref()).ok_or_else(|| {
+                StackError::Invalid(
+                    "provider existing: no kubeconfig (set cluster.kubeconfig, KUBECONFIG or HOME)"
+                        .into(),
+                )
+            })?,
+        ),
     };
     Ok((work_dir, cluster))
 }
@@ -94,7 +103,10 @@ fn export_logs_blocking(k: &KindCluster, dir: &Path, log: &Log) {
     let log2 = log.clone();
     let dir = dir.to_path_buf();
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
         if let Err(e) = crate::private_fs::private_dir(&dir) {
             log2(&format!("cannot create {}: {e}", dir.display()));
             return None;
@@ -120,8 +132,10 @@ pub async fn up(
     let base_log = opts.log.clone();
     let log: Log = std::sync::Arc::new(move |l: &str| base_log(&format!("[{prefix}] {l}")));
     let (work_dir, cluster) = layout(env, key, &run.run_id, run.temp())?;
-    crate::private_fs::private_dir(&work_dir)
-        .map_err(|source| StackError::Io { what: format!("creating {}", work_dir.display()), source })?;
+    crate::private_fs::private_dir(&work_dir).map_err(|source| StackError::Io {
+        what: format!("creating {}", work_dir.display()),
+        source,
+    })?;
     let artifacts = run.env_artifacts(key);
 
     // Secrets first: everything printed from here on is redacted.
@@ -132,20 +146,30 @@ pub async fn up(
         Edition::Ce => None,
         Edition::Pro { license_file } => {
             let text = std::fs::read_to_string(license_file).map_err(|source| StackError::Io {
-                what: format!("reading the OpenFaaS Pro license {}", license_file.display()),
+                what: format!(
+                    "reading the OpenFaaS Pro license {}",
+                    license_file.display()
+                ),
                 source,
             })?;
             redactor.add(text.trim());
             Some(text)
         }
     };
-    if let MeshSpec::Linkerd { install: LinkerdInstall::Helm, .. } = &env.mesh {
+    if let MeshSpec::Linkerd {
+        install: LinkerdInstall::Helm,
+        ..
+    } = &env.mesh
+    {
         let id = linkerd::generate_identity().map_err(|e| StackError::Invalid(e.to_string()))?;
         redactor.add(id.issuer_key_pem.trim());
         linkerd::write_identity(&id, &linkerd::CertFiles::in_dir(&work_dir))
             .map_err(|e| StackError::Invalid(e.to_string()))?;
     }
-    let secrets = Secrets { basic_auth_password: password, license };
+    let secrets = Secrets {
+        basic_auth_password: password,
+        license,
+    };
     let target = cluster.target();
     let ctx = InstallCtx {
         suite,
@@ -157,23 +181,45 @@ pub async fn up(
         gateway_api_base: &opts.gateway_api_base,
     };
     let plans = install::plans(&ctx);
-    let exec = Exec { api: opts.api.as_ref(), target: &target, log: &log, redactor: &redactor };
+    let exec = Exec {
+        api: opts.api.as_ref(),
+        target: &target,
+        log: &log,
+        redactor: &redactor,
+    };
 
     // Fail fast on a wrong CLI version, before a cluster exists.
     for p in &plans {
-        for a in p.actions.iter().filter(|a| matches!(a, Action::CheckVersion { .. })) {
+        for a in p
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::CheckVersion { .. }))
+        {
             exec.action(p.component, a).await?;
         }
     }
 
     let (guard, kind) = match &cluster {
         ClusterLayout::Kind(k) => {
-            let ClusterSpec::Kind { node_image, host_ports } = &env.cluster else {
-                return Err(StackError::Invalid("kind layout without a kind spec".into()));
+            let ClusterSpec::Kind {
+                node_image,
+                host_ports,
+            } = &env.cluster
+            else {
+                return Err(StackError::Invalid(
+                    "kind layout without a kind spec".into(),
+                ));
             };
-            let guard = TeardownGuard::new(Teardown::Kind(k.clone()), opts.keep_cluster, log.clone());
-            crate::private_fs::write_private(&k.config, manifests::kind_config(node_image, *host_ports).as_bytes())
-                .map_err(|source| StackError::Io { what: format!("writing {}", k.config.display()), source })?;
+            let guard =
+                TeardownGuard::new(Teardown::Kind(k.clone()), opts.keep_cluster, log.clone());
+            crate::private_fs::write_private(
+                &k.config,
+                manifests::kind_config(node_image, *host_ports).as_bytes(),
+            )
+            .map_err(|source| StackError::Io {
+                what: format!("writing {}", k.config.display()),
+                source,
+            })?;
             let cmd = k.create_cmd();
             log(&format!("$ {}", cmd.display()));
             if let Err(e) = cmd.run().await {
@@ -197,7 +243,11 @@ pub async fn up(
         }
         ClusterLayout::Existing(t) => {
             let guard = TeardownGuard::new(
-                Teardown::Existing { target: t.clone(), run_id: run.run_id.to_string(), api: opts.api.clone() },
+                Teardown::Existing {
+                    target: t.clone(),
+                    run_id: run.run_id.to_string(),
+                    api: opts.api.clone(),
+                },
                 opts.keep_cluster,
                 log.clone(),
             );
@@ -217,13 +267,26 @@ pub async fn up(
         guard,
     };
     for p in &plans {
-        let rest: Vec<Action> =
-            p.actions.iter().filter(|a| !matches!(a, Action::CheckVersion { .. })).cloned().collect();
-        let p2 = ComponentPlan { component: p.component, version: p.version.clone(), notes: vec![], actions: rest };
+        let rest: Vec<Action> = p
+            .actions
+            .iter()
+            .filter(|a| !matches!(a, Action::CheckVersion { .. }))
+            .cloned()
+            .collect();
+        let p2 = ComponentPlan {
+            component: p.component,
+            version: p.version.clone(),
+            notes: vec![],
+            actions: rest,
+        };
         match exec.component(&p2).await {
             Ok(i) => environment.installed.push(i),
             Err(e) => {
-                log(&format!("installing {} failed: {}", p.component, redactor.apply(&e.to_string())));
+                log(&format!(
+                    "installing {} failed: {}",
+                    p.component,
+                    redactor.apply(&e.to_string())
+                ));
                 let _ = environment.teardown(true);
                 return Err(e);
             }
@@ -248,6 +311,10 @@ fn port_hint(e: crate::process::ProcessError, ports: crate::scenario::HostPorts)
 
 fn set_private(path: &Path) -> Result<(), StackError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| StackError::Io { what: format!("kind wrote no kubeconfig at {}", path.display()), source })
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        StackError::Io {
+            what: format!("kind wrote no kubeconfig at {}", path.display()),
+            source,
+        }
+    })
 }

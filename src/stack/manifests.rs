@@ -23,15 +23,17 @@ fn to_yaml(v: &Value) -> String {
 fn run_labels(run_id: &str) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(RUN_ID_LABEL.into(), Value::String(run_id.into()));
-    m.insert(MANAGED_BY_LABEL.0.into(), Value::String(MANAGED_BY_LABEL.1.into()));
+    m.insert(
+        MANAGED_BY_LABEL.0.into(),
+        Value::String(MANAGED_BY_LABEL.1.into()),
+    );
     m
 }
 
 /// The kind cluster: one control-plane node on the pinned image, the suite's host ports mapped
 /// onto the same NodePorts, on loopback only.
 pub fn kind_config(image: &PinnedImage, ports: HostPorts) -> String {
-    let mapping =
-        |p: u16| json!({ "containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP" });
+    let mapping = |p: u16| json!({ "containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP" });
     to_yaml(&json!({
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
@@ -147,47 +149,98 @@ mod tests {
     /// Every generated Kubernetes manifest, for the structural checks below.
     fn all() -> Vec<(&'static str, String)> {
         vec![
-            ("namespace plain", namespace("cert-manager", Some("a1b2c3"), None)),
-            ("namespace istio", namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio))),
-            ("namespace linkerd", namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd))),
-            ("namespace existing", namespace("openfaas", None, Some(Mesh::Linkerd))),
-            ("namespace existing plain", namespace("cert-manager", None, None)),
-            ("basic-auth", basic_auth_secret("openfaas", "a1b2c3", "pw\"with: yaml'chars")),
-            ("license", license_secret("openfaas", "a1b2c3", "eyJhbGciOi.license\n")),
-            ("istio nodeports", istio_ingress_nodeports(HostPorts::default())),
+            (
+                "namespace plain",
+                namespace("cert-manager", Some("a1b2c3"), None),
+            ),
+            (
+                "namespace istio",
+                namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio)),
+            ),
+            (
+                "namespace linkerd",
+                namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd)),
+            ),
+            (
+                "namespace existing",
+                namespace("openfaas", None, Some(Mesh::Linkerd)),
+            ),
+            (
+                "namespace existing plain",
+                namespace("cert-manager", None, None),
+            ),
+            (
+                "basic-auth",
+                basic_auth_secret("openfaas", "a1b2c3", "pw\"with: yaml'chars"),
+            ),
+            (
+                "license",
+                license_secret("openfaas", "a1b2c3", "eyJhbGciOi.license\n"),
+            ),
+            (
+                "istio nodeports",
+                istio_ingress_nodeports(HostPorts::default()),
+            ),
         ]
     }
 
     #[test]
     fn every_generated_manifest_is_a_named_kubernetes_object() {
         for (what, text) in all() {
-            let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+            let v: serde_yaml::Value =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
             for key in ["apiVersion", "kind"] {
-                assert!(v[key].as_str().is_some_and(|s| !s.is_empty()), "{what}: no {key}\n{text}");
+                assert!(
+                    v[key].as_str().is_some_and(|s| !s.is_empty()),
+                    "{what}: no {key}\n{text}"
+                );
             }
-            assert!(v["metadata"]["name"].as_str().is_some_and(|s| !s.is_empty()), "{what}: no metadata.name\n{text}");
+            assert!(
+                v["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{what}: no metadata.name\n{text}"
+            );
         }
     }
 
     #[test]
     fn namespaces_carry_the_run_id_and_the_mesh_switches() {
         let v: serde_yaml::Value =
-            serde_yaml::from_str(&namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio))).unwrap();
-        assert_eq!(v["metadata"]["labels"][RUN_ID_LABEL].as_str(), Some("a1b2c3"));
-        assert_eq!(v["metadata"]["labels"]["istio-injection"].as_str(), Some("enabled"));
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd))).unwrap();
+            serde_yaml::from_str(&namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio)))
+                .unwrap();
+        assert_eq!(
+            v["metadata"]["labels"][RUN_ID_LABEL].as_str(),
+            Some("a1b2c3")
+        );
+        assert_eq!(
+            v["metadata"]["labels"]["istio-injection"].as_str(),
+            Some("enabled")
+        );
+        let v: serde_yaml::Value = serde_yaml::from_str(&namespace(
+            "openfaas-fn",
+            Some("a1b2c3"),
+            Some(Mesh::Linkerd),
+        ))
+        .unwrap();
         let a = &v["metadata"]["annotations"];
         assert_eq!(a["linkerd.io/inject"].as_str(), Some("enabled"));
-        assert_eq!(a["config.linkerd.io/skip-inbound-ports"].as_str(), Some("4222"));
-        assert_eq!(a["config.linkerd.io/skip-outbound-ports"].as_str(), Some("4222"));
+        assert_eq!(
+            a["config.linkerd.io/skip-inbound-ports"].as_str(),
+            Some("4222")
+        );
+        assert_eq!(
+            a["config.linkerd.io/skip-outbound-ports"].as_str(),
+            Some("4222")
+        );
         assert!(v["metadata"]["labels"]["istio-injection"].is_null());
     }
 
     #[test]
     fn secret_data_round_trips_exactly() {
         let pw = "pw\"with: yaml'chars";
-        let v: serde_yaml::Value = serde_yaml::from_str(&basic_auth_secret("openfaas", "a1b2c3", pw)).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&basic_auth_secret("openfaas", "a1b2c3", pw)).unwrap();
         assert_eq!(v["stringData"]["basic-auth-password"].as_str(), Some(pw));
         assert_eq!(v["stringData"]["basic-auth-user"].as_str(), Some("admin"));
         assert_eq!(v["metadata"]["name"].as_str(), Some("basic-auth"));
@@ -195,7 +248,13 @@ mod tests {
 
     #[test]
     fn kind_config_pins_the_image_and_maps_ports_on_loopback() {
-        let text = kind_config(&image(), HostPorts { http: 30080, https: 30043 });
+        let text = kind_config(
+            &image(),
+            HostPorts {
+                http: 30080,
+                https: 30043,
+            },
+        );
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(v["apiVersion"].as_str(), Some("kind.x-k8s.io/v1alpha4"));
         assert_eq!(v["kind"].as_str(), Some("Cluster"));
@@ -214,6 +273,9 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(got, vec![(30080, 30080, "127.0.0.1"), (30043, 30043, "127.0.0.1")]);
+        assert_eq!(
+            got,
+            vec![(30080, 30080, "127.0.0.1"), (30043, 30043, "127.0.0.1")]
+        );
     }
 }

@@ -38,11 +38,19 @@ pub enum StackError {
     #[error("applying {what}: {source}")]
     Api { what: String, source: ApiError },
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("downloading {url}: {reason}")]
     Fetch { url: String, reason: String },
     #[error("{component}: `{tool}` reports {found:?} but the suite pins {pinned}; install that version of {tool}")]
-    VersionMismatch { component: String, tool: String, found: String, pinned: String },
+    VersionMismatch {
+        component: String,
+        tool: String,
+        found: String,
+        pinned: String,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("not yet implemented: {0}")]
@@ -66,7 +74,9 @@ pub struct StackOptions {
 }
 
 fn env_flag(name: &str) -> bool {
-    std::env::var(name).map(|v| v == "1" || v.eq_ignore_ascii_case("true")).unwrap_or(false)
+    std::env::var(name)
+        .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        .unwrap_or(false)
 }
 
 impl StackOptions {
@@ -103,10 +113,18 @@ impl RunDirs {
         let temp = tempfile::Builder::new()
             .prefix(&format!("meshproof-{run_id}-"))
             .tempdir()
-            .map_err(|source| StackError::Io { what: "creating the run's temp dir".into(), source })?;
+            .map_err(|source| StackError::Io {
+                what: "creating the run's temp dir".into(),
+                source,
+            })?;
         let temp_path = temp.path().to_path_buf();
         let artifacts = opts.artifacts_root.join(run_id.as_str());
-        Ok(RunDirs { run_id, temp: Some(temp), temp_path, artifacts })
+        Ok(RunDirs {
+            run_id,
+            temp: Some(temp),
+            temp_path,
+            artifacts,
+        })
     }
 
     pub fn temp(&self) -> &Path {
@@ -130,4 +148,3 @@ impl RunDirs {
         }
     }
 }
-

@@ -29,7 +29,8 @@ impl RunId {
     pub fn fixed(s: &str) -> Option<RunId> {
         let ok = s.len() == 6
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         ok.then(|| RunId(s.to_string()))
     }
 
@@ -67,7 +68,11 @@ pub fn sanitize(key: &str) -> String {
 /// environments of one run distinct.
 pub fn cluster_name(env_key: &str, run: &RunId) -> String {
     let env = sanitize(env_key);
-    let env = if env.is_empty() { "env".to_string() } else { env };
+    let env = if env.is_empty() {
+        "env".to_string()
+    } else {
+        env
+    };
     let fixed = "meshproof-".len() + 1 + run.as_str().len();
     let room = MAX_CLUSTER_NAME - fixed;
     let env = if env.len() <= room {
@@ -93,13 +98,17 @@ mod tests {
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
             && !s.contains("--")
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     }
 
     #[test]
     fn matrix_keys_become_valid_cluster_names() {
         let run = RunId::fixed("a1b2c3").unwrap();
-        assert_eq!(cluster_name("istio[k8s=1.33]", &run), "meshproof-istio-k8s-1-33-a1b2c3");
+        assert_eq!(
+            cluster_name("istio[k8s=1.33]", &run),
+            "meshproof-istio-k8s-1-33-a1b2c3"
+        );
         assert_eq!(cluster_name("linkerd", &run), "meshproof-linkerd-a1b2c3");
         let n = cluster_name("istio[k8s=1.33]::restore", &run);
         assert_eq!(n, "meshproof-istio-k8s-1-33-restore-a1b2c3");
@@ -109,9 +118,18 @@ mod tests {
     #[test]
     fn long_keys_are_shortened_but_stay_distinct_and_valid() {
         let run = RunId::random();
-        let a = cluster_name("a-very-long-suite-name-with-many-words[k8s=1.33,mesh=1.30.3]::restore", &run);
-        let b = cluster_name("a-very-long-suite-name-with-many-words[k8s=1.32,mesh=1.30.3]::restore", &run);
-        assert!(a.len() <= MAX_CLUSTER_NAME && b.len() <= MAX_CLUSTER_NAME, "{a} {b}");
+        let a = cluster_name(
+            "a-very-long-suite-name-with-many-words[k8s=1.33,mesh=1.30.3]::restore",
+            &run,
+        );
+        let b = cluster_name(
+            "a-very-long-suite-name-with-many-words[k8s=1.32,mesh=1.30.3]::restore",
+            &run,
+        );
+        assert!(
+            a.len() <= MAX_CLUSTER_NAME && b.len() <= MAX_CLUSTER_NAME,
+            "{a} {b}"
+        );
         assert_ne!(a, b);
         assert!(is_dns_label(&a) && is_dns_label(&b), "{a} {b}");
     }

@@ -17,7 +17,9 @@ pub const PLAN_RUN_ID: &str = "xxxxxx";
 
 pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) -> Vec<PlannedStep> {
     let mut out = Vec::new();
-    let Some(run) = RunId::fixed(PLAN_RUN_ID) else { return out };
+    let Some(run) = RunId::fixed(PLAN_RUN_ID) else {
+        return out;
+    };
     let temp_root = Path::new("<run-dir>");
     let (work_dir, cluster) = match layout(env, key, &run, temp_root) {
         Ok(l) => l,
@@ -71,7 +73,10 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
     };
     for p in install::plans(&ctx) {
         let mut detail = Vec::new();
-        if p.actions.iter().any(|a| matches!(a, Action::Run { cmd } if cmd.program() == "helm")) {
+        if p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Run { cmd } if cmd.program() == "helm"))
+        {
             detail.push(
                 "helm repositories: HELM_REPOSITORY_CONFIG/HELM_REPOSITORY_CACHE inside the run's temp dir".into(),
             );
@@ -89,7 +94,9 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
 /// The teardown lines of an environment: the exact delete command, or what cleanup removes on
 /// an existing cluster.
 pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
-    let Some(run) = RunId::fixed(PLAN_RUN_ID) else { return vec![] };
+    let Some(run) = RunId::fixed(PLAN_RUN_ID) else {
+        return vec![];
+    };
     match layout(env, key, &run, Path::new("<run-dir>")) {
         Ok((_, ClusterLayout::Kind(k))) => vec![
             format!(

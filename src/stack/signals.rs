@@ -56,7 +56,11 @@ fn install_now(log: Log) -> Result<(), String> {
         .name("meshproof-signals".into())
         .spawn(move || watch(reader, log))
         .map_err(|e| format!("signal thread: {e}"))?;
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for s in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only calls write(2) on a pipe.
         unsafe { sigaction(s, &action) }.map_err(|e| format!("sigaction {s}: {e}"))?;
@@ -80,25 +84,38 @@ fn watch(mut reader: std::fs::File, log: Log) {
     crate::process::begin_shutdown();
     let cleanup_log = log.clone();
     let pending = guards.clone();
-    let _ = std::thread::Builder::new().name("meshproof-cleanup".into()).spawn(move || {
-        for g in &pending {
-            let _ = g.run_once();
-        }
-        crate::private_fs::remove_on_signal_exit();
-        cleanup_log("cleanup finished");
-        std::process::exit(code);
-    });
+    let _ = std::thread::Builder::new()
+        .name("meshproof-cleanup".into())
+        .spawn(move || {
+            for g in &pending {
+                let _ = g.run_once();
+            }
+            crate::private_fs::remove_on_signal_exit();
+            cleanup_log("cleanup finished");
+            std::process::exit(code);
+        });
     // A second signal: give up on cleanup, and say exactly what is left.
     if reader.read_exact(&mut b).is_ok() {
-        let left: Vec<String> = guards.iter().filter(|g| !g.is_finished()).map(|g| g.manual()).collect();
+        let left: Vec<String> = guards
+            .iter()
+            .filter(|g| !g.is_finished())
+            .map(|g| g.manual())
+            .collect();
         crate::process::kill_running_groups();
-        let mut msg = format!("received {} again: skipping cleanup.", name(i32::from(b[0])));
+        let mut msg = format!(
+            "received {} again: skipping cleanup.",
+            name(i32::from(b[0]))
+        );
         if left.is_empty() {
             msg.push_str(" Check that these are gone:");
         } else {
             msg.push_str(" Delete these yourself:");
         }
-        let all: Vec<String> = if left.is_empty() { guards.iter().map(|g| g.manual()).collect() } else { left };
+        let all: Vec<String> = if left.is_empty() {
+            guards.iter().map(|g| g.manual()).collect()
+        } else {
+            left
+        };
         for m in all {
             msg.push_str(&format!("\n  {m}"));
         }

@@ -40,10 +40,15 @@ impl Doubles {
         let text = std::fs::read_to_string(self.log()).unwrap_or_default();
         text.lines()
             .map(|l| {
-                let v: serde_json::Value =
-                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad double log line {l:?}: {e}"));
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("bad double log line {l:?}: {e}"));
                 let tool = v["tool"].as_str().unwrap().to_string();
-                let argv = v["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+                let argv = v["argv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
                 (tool, argv)
             })
             .collect()
@@ -51,21 +56,37 @@ impl Doubles {
 
     /// Calls rendered as `tool arg arg…` lines (for substring assertions and messages).
     pub fn call_lines(&self) -> Vec<String> {
-        self.calls().into_iter().map(|(t, a)| format!("{t} {}", a.join(" "))).collect()
+        self.calls()
+            .into_iter()
+            .map(|(t, a)| format!("{t} {}", a.join(" ")))
+            .collect()
     }
 }
 
 /// The value following `flag` in an argv.
 pub fn flag<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
-    argv.iter().position(|a| a == flag).and_then(|i| argv.get(i + 1)).map(|s| s.as_str())
+    argv.iter()
+        .position(|a| a == flag)
+        .and_then(|i| argv.get(i + 1))
+        .map(|s| s.as_str())
 }
 
 /// One call the recording API received.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiCall {
-    Apply { target: KubeTarget, manifest: String },
-    Create { target: KubeTarget, manifest: String },
-    Cleanup { target: KubeTarget, label: String, run_id: String },
+    Apply {
+        target: KubeTarget,
+        manifest: String,
+    },
+    Create {
+        target: KubeTarget,
+        manifest: String,
+    },
+    Cleanup {
+        target: KubeTarget,
+        label: String,
+        run_id: String,
+    },
 }
 
 /// TEST DOUBLE of the Kubernetes API seam: records every call and succeeds; `create` reports
@@ -98,26 +119,40 @@ impl RecordingApi {
     }
 
     pub fn object(&self, kind: &str, name: &str) -> Option<serde_yaml::Value> {
-        self.objects()
-            .into_iter()
-            .find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
+        self.objects().into_iter().find(|o| {
+            o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name)
+        })
     }
 }
 
 impl ClusterApi for RecordingApi {
     fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()> {
-        self.calls.lock().unwrap().push(ApiCall::Apply { target: target.clone(), manifest: manifest.to_string() });
+        self.calls.lock().unwrap().push(ApiCall::Apply {
+            target: target.clone(),
+            manifest: manifest.to_string(),
+        });
         Box::pin(async { Ok(()) })
     }
 
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool> {
-        self.calls.lock().unwrap().push(ApiCall::Create { target: target.clone(), manifest: manifest.to_string() });
+        self.calls.lock().unwrap().push(ApiCall::Create {
+            target: target.clone(),
+            manifest: manifest.to_string(),
+        });
         let v: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();
-        let exists = self.existing.iter().any(|n| v["metadata"]["name"].as_str() == Some(n));
+        let exists = self
+            .existing
+            .iter()
+            .any(|n| v["metadata"]["name"].as_str() == Some(n));
         Box::pin(async move { Ok(!exists) })
     }
 
-    fn cleanup_labelled<'a>(&'a self, target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()> {
+    fn cleanup_labelled<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        label: &'a str,
+        run_id: &'a str,
+    ) -> ApiFuture<'a, ()> {
         self.calls.lock().unwrap().push(ApiCall::Cleanup {
             target: target.clone(),
             label: label.to_string(),
@@ -130,7 +165,9 @@ impl ClusterApi for RecordingApi {
 /// Every file under `dir` (recursively) with its bytes.
 pub fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -250,7 +250,11 @@ async fn listener() -> (TcpListener, SocketAddr) {
 
 /// A real TLS server: handshakes, answers one small HTTP response, closes.
 pub async fn tls_server(config: ServerConfig) -> Server {
-    tls_server_answering(config, Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")).await
+    tls_server_answering(
+        config,
+        Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"),
+    )
+    .await
 }
 
 /// A TLS server that completes the handshake, then writes `answer` (or, with `None`, says

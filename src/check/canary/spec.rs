@@ -181,7 +181,9 @@ impl FromStr for VariantSpec {
 /// same text are the same variant.
 impl PartialEq for VariantSpec {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.pattern.as_str() == other.pattern.as_str() && self.weight == other.weight
+        self.name == other.name
+            && self.pattern.as_str() == other.pattern.as_str()
+            && self.weight == other.weight
     }
 }
 

@@ -21,7 +21,14 @@ rm -f "$h" "$b"; exit $rc"#;
 
 /// The exec argv for probing `url` with a `timeout_secs` limit.
 pub fn command(url: &str, timeout_secs: u32) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), PROBE_SCRIPT.into(), "meshproof-probe".into(), url.into(), timeout_secs.to_string()]
+    vec![
+        "sh".into(),
+        "-c".into(),
+        PROBE_SCRIPT.into(),
+        "meshproof-probe".into(),
+        url.into(),
+        timeout_secs.to_string(),
+    ]
 }
 
 /// The status code curl reported (0 when none).
@@ -35,7 +42,11 @@ pub fn observation(exit_code: i32, stdout: &[u8]) -> Observation {
     match observation_from_curl(exit_code, status(stdout)) {
         Observation::Response { status, .. } => {
             let (headers, body_prefix) = head_and_body(stdout);
-            Observation::Response { status, headers, body_prefix }
+            Observation::Response {
+                status,
+                headers,
+                body_prefix,
+            }
         }
         other => other,
     }
@@ -44,7 +55,9 @@ pub fn observation(exit_code: i32, stdout: &[u8]) -> Observation {
 /// Header names (lowercased) and values of the response head, and the body prefix.
 fn head_and_body(stdout: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
     let marker = format!("\n{BODY_MARKER}\n");
-    let at = stdout.windows(marker.len()).position(|w| w == marker.as_bytes());
+    let at = stdout
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes());
     let (head, body) = match at {
         Some(i) => (&stdout[..i], &stdout[i + marker.len()..]),
         None => (stdout, &[][..]),
@@ -55,7 +68,8 @@ fn head_and_body(stdout: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
         .skip(1) // the status code line
         .filter_map(|l| {
             let (k, v) = l.split_once(':')?;
-            (!k.is_empty() && !k.contains(' ')).then(|| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            (!k.is_empty() && !k.contains(' '))
+                .then(|| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         })
         .collect();
     (headers, body[..body.len().min(BODY_PREFIX_MAX)].to_vec())
@@ -76,19 +90,40 @@ mod tests {
             Classification::Denied(Denial::Forbidden { source }) => source,
             c => panic!("{c:?}"),
         };
-        let istio = out("403", "HTTP/1.1 403 Forbidden\r\nserver: envoy\r\ncontent-length: 19\r\n\r\n", "RBAC: access denied");
+        let istio = out(
+            "403",
+            "HTTP/1.1 403 Forbidden\r\nserver: envoy\r\ncontent-length: 19\r\n\r\n",
+            "RBAC: access denied",
+        );
         assert_eq!(source(istio), DenySource::IstioRbac);
-        let linkerd = out("403", "HTTP/1.1 403 Forbidden\r\nl5d-proxy-error: unauthorized request on route\r\n\r\n", "");
+        let linkerd = out(
+            "403",
+            "HTTP/1.1 403 Forbidden\r\nl5d-proxy-error: unauthorized request on route\r\n\r\n",
+            "",
+        );
         assert_eq!(source(linkerd), DenySource::LinkerdProxy);
-        let app = out("403", "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\n", "no");
+        let app = out(
+            "403",
+            "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\n",
+            "no",
+        );
         assert_eq!(source(app), DenySource::Unknown);
     }
 
     #[test]
     fn exit_codes_keep_their_meaning() {
-        assert!(matches!(classify(&observation(0, &out("200", "HTTP/1.1 200 OK\r\n\r\n", "x"))), Classification::Allowed { status: 200 }));
-        assert!(matches!(observation(7, b"000\n\n--meshproof-body--\n"), Observation::ConnectFailed(_)));
-        assert!(matches!(observation(56, b"000\n"), Observation::ResetAfterConnect));
+        assert!(matches!(
+            classify(&observation(0, &out("200", "HTTP/1.1 200 OK\r\n\r\n", "x"))),
+            Classification::Allowed { status: 200 }
+        ));
+        assert!(matches!(
+            observation(7, b"000\n\n--meshproof-body--\n"),
+            Observation::ConnectFailed(_)
+        ));
+        assert!(matches!(
+            observation(56, b"000\n"),
+            Observation::ResetAfterConnect
+        ));
         assert_eq!(status(b"garbage"), 0);
     }
 }

@@ -351,7 +351,12 @@ impl FlowTable {
         let expected_seq = base.wrapping_add(stream.next as u32);
         let delta = seq.wrapping_sub(expected_seq) as i32 as i64;
         let off = stream.next as i64 + delta;
-        let ctx = Ctx::new(&self.finder, self.sentinel_len, (flow.id, flow.client, flow.server), d);
+        let ctx = Ctx::new(
+            &self.finder,
+            self.sentinel_len,
+            (flow.id, flow.client, flow.server),
+            d,
+        );
         let mut sink = HitSink {
             hits: &mut self.hits,
             total: &mut self.hits_total,
@@ -415,7 +420,12 @@ impl FlowTable {
     fn retire(&mut self, idx: usize) {
         let flow = &mut self.flows[idx];
         for (d, stream) in flow.dirs.iter_mut().enumerate() {
-            let ctx = Ctx::new(&self.finder, self.sentinel_len, (flow.id, flow.client, flow.server), d);
+            let ctx = Ctx::new(
+                &self.finder,
+                self.sentinel_len,
+                (flow.id, flow.client, flow.server),
+                d,
+            );
             let mut sink = HitSink {
                 hits: &mut self.hits,
                 total: &mut self.hits_total,
@@ -483,13 +493,22 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// The context of direction `d` (0: client to server) of the flow `(id, client, server)`.
     /// Takes the flow's fields, not the flow, so that its streams can be borrowed mutably beside.
-    fn new(finder: &'a regex::bytes::Regex, sentinel_len: usize, (flow, client, server): (usize, Endpoint, Endpoint), d: usize) -> Ctx<'a> {
+    fn new(
+        finder: &'a regex::bytes::Regex,
+        sentinel_len: usize,
+        (flow, client, server): (usize, Endpoint, Endpoint),
+        d: usize,
+    ) -> Ctx<'a> {
         Ctx {
             finder,
             sentinel_len,
             flow,
             ends: (client, server),
-            dir: if d == 0 { Dir::ClientToServer } else { Dir::ServerToClient },
+            dir: if d == 0 {
+                Dir::ClientToServer
+            } else {
+                Dir::ServerToClient
+            },
         }
     }
 }

@@ -270,7 +270,10 @@ pub async fn check_tls_at(opts: &TlsOptions, now: OffsetDateTime) -> Verdict<Tls
             Some(Err(e)) => {
                 ev.http_error = Some(e.clone());
                 outcome = outcome.worst(Outcome::Error);
-                reasons.push(format!("GET {} (Host {}) got no answer: {e}", get.path, get.host));
+                reasons.push(format!(
+                    "GET {} (Host {}) got no answer: {e}",
+                    get.path, get.host
+                ));
             }
             None => {}
         }

@@ -216,7 +216,9 @@ pub async fn handshake(
         None => None,
         Some(g) => Some(match timeout_at(deadline, get_status(&mut tls, g)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no HTTP status line within {timeout:?} of the start")),
+            Err(_) => Err(format!(
+                "no HTTP status line within {timeout:?} of the start"
+            )),
         }),
     };
     let (_, conn) = tls.get_ref();
@@ -255,22 +257,40 @@ async fn get_status<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: meshproof\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         g.path, g.host
     );
-    tls.write_all(request.as_bytes()).await.map_err(|e| format!("sending GET {}: {e}", g.path))?;
-    tls.flush().await.map_err(|e| format!("sending GET {}: {e}", g.path))?;
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending GET {}: {e}", g.path))?;
+    tls.flush()
+        .await
+        .map_err(|e| format!("sending GET {}: {e}", g.path))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(2).any(|w| w == b"\r\n") {
         if head.len() > MAX_STATUS_LINE {
-            return Err(format!("no status line in the first {MAX_STATUS_LINE} bytes"));
+            return Err(format!(
+                "no status line in the first {MAX_STATUS_LINE} bytes"
+            ));
         }
-        let n = tls.read(&mut buf).await.map_err(|e| format!("reading the answer to GET {}: {e}", g.path))?;
+        let n = tls
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("reading the answer to GET {}: {e}", g.path))?;
         if n == 0 {
-            return Err(format!("the server closed the connection without answering GET {}", g.path));
+            return Err(format!(
+                "the server closed the connection without answering GET {}",
+                g.path
+            ));
         }
         head.extend_from_slice(&buf[..n]);
     }
     parse_status_line(&head).ok_or_else(|| {
-        let line: String = String::from_utf8_lossy(&head).lines().next().unwrap_or("").chars().take(80).collect();
+        let line: String = String::from_utf8_lossy(&head)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect();
         format!("not an HTTP/1.x status line: {line:?}")
     })
 }
@@ -282,7 +302,9 @@ pub fn parse_status_line(head: &[u8]) -> Option<u16> {
     let mut parts = line.split_whitespace();
     let version = parts.next()?;
     let code = parts.next()?;
-    (version.starts_with("HTTP/1.") && code.len() == 3).then(|| code.parse().ok()).flatten()
+    (version.starts_with("HTTP/1.") && code.len() == 3)
+        .then(|| code.parse().ok())
+        .flatten()
 }
 
 fn ms(d: Duration) -> f64 {

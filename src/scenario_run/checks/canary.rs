@@ -110,7 +110,14 @@ where
 
 /// The engine's split, tolerance and confidence from the scenario's check.
 pub fn engine_config(c: &CanaryCheck, target: &str) -> Result<CanaryConfig, String> {
-    CanaryConfig::new(target, c.split.clone(), TestParams { tolerance: c.tolerance, confidence: c.confidence })
+    CanaryConfig::new(
+        target,
+        c.split.clone(),
+        TestParams {
+            tolerance: c.tolerance,
+            confidence: c.confidence,
+        },
+    )
     .with_max_requests(u64::from(c.max_requests))
     .map_err(|e| e.to_string())
 }

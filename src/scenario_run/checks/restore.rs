@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn the_ipv4_gateway_is_picked_over_ipv6() {
         let gw = Some(std::net::Ipv4Addr::new(172, 18, 0, 1));
-        assert_eq!(first_ipv4("fc00:f853:ccd:e793::1|fc00:f853:ccd:e793::/64 172.18.0.1|172.18.0.0/16 "), gw);
+        assert_eq!(
+            first_ipv4("fc00:f853:ccd:e793::1|fc00:f853:ccd:e793::/64 172.18.0.1|172.18.0.0/16 "),
+            gw
+        );
         // Old Docker: the gateway with its prefix length, or no gateway at all.
         assert_eq!(first_ipv4("172.18.0.1/16|172.18.0.0/16"), gw);
         assert_eq!(first_ipv4("|172.18.0.0/16"), gw);

@@ -56,5 +56,10 @@ pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 pub trait ClusterApi: Send + Sync {
     fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()>;
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool>;
-    fn cleanup_labelled<'a>(&'a self, target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()>;
+    fn cleanup_labelled<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        label: &'a str,
+        run_id: &'a str,
+    ) -> ApiFuture<'a, ()>;
 }

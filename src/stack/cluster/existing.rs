@@ -12,5 +12,8 @@ pub fn target(kubeconfig: Option<&PathBuf>, context: Option<&String>) -> Option<
             .and_then(|v| std::env::split_paths(&v).find(|p| !p.as_os_str().is_empty()))
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config")))
     })?;
-    Some(KubeTarget { kubeconfig: path, context: context.cloned() })
+    Some(KubeTarget {
+        kubeconfig: path,
+        context: context.cloned(),
+    })
 }

@@ -22,7 +22,11 @@ pub enum Teardown {
     /// Delete the kind cluster the session created.
     Kind(KindCluster),
     /// Remove only what this run labelled; never the cluster.
-    Existing { target: KubeTarget, run_id: String, api: Arc<dyn ClusterApi> },
+    Existing {
+        target: KubeTarget,
+        run_id: String,
+        api: Arc<dyn ClusterApi>,
+    },
 }
 
 impl Teardown {
@@ -124,27 +128,49 @@ impl Inner {
             Ok(()) => self.phase.store(FINISHED, Ordering::SeqCst),
             Err(e) => {
                 self.phase.store(FAILED, Ordering::SeqCst);
-                (self.log)(&format!("teardown failed: {e}; remove it by hand: {}", self.manual()));
+                (self.log)(&format!(
+                    "teardown failed: {e}; remove it by hand: {}",
+                    self.manual()
+                ));
             }
         }
         res
     }
 
     fn teardown_now(&self) -> Result<(), String> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         match &self.teardown {
             Teardown::Kind(k) => {
                 let cmd = k.delete_cmd();
                 (self.log)(&format!("$ {}", cmd.display()));
-                rt.block_on(cmd.run()).map(|_| ()).map_err(|e| e.to_string())
+                rt.block_on(cmd.run())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
-            Teardown::Existing { target, run_id, api } => {
-                (self.log)(&format!("removing objects labelled {RUN_ID_LABEL}={run_id}"));
+            Teardown::Existing {
+                target,
+                run_id,
+                api,
+            } => {
+                (self.log)(&format!(
+                    "removing objects labelled {RUN_ID_LABEL}={run_id}"
+                ));
                 rt.block_on(async {
-                    tokio::time::timeout(EXISTING_CLEANUP_TIMEOUT, api.cleanup_labelled(target, RUN_ID_LABEL, run_id))
-                        .await
+                    tokio::time::timeout(
+                        EXISTING_CLEANUP_TIMEOUT,
+                        api.cleanup_labelled(target, RUN_ID_LABEL, run_id),
+                    )
+                    .await
                 })
-                .map_err(|_| format!("cleanup timed out after {}s", EXISTING_CLEANUP_TIMEOUT.as_secs()))?
+                .map_err(|_| {
+                    format!(
+                        "cleanup timed out after {}s",
+                        EXISTING_CLEANUP_TIMEOUT.as_secs()
+                    )
+                })?
                 .map_err(|e| e.to_string())
             }
         }

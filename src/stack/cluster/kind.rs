@@ -20,13 +20,23 @@ pub struct KindCluster {
 
 impl KindCluster {
     pub fn new(name: String, work_dir: &Path) -> KindCluster {
-        KindCluster { name, kubeconfig: work_dir.join("kubeconfig"), config: work_dir.join("kind-config.yaml") }
+        KindCluster {
+            name,
+            kubeconfig: work_dir.join("kubeconfig"),
+            config: work_dir.join("kind-config.yaml"),
+        }
     }
 
     /// `kind create cluster --name N --config FILE --kubeconfig KCFG --wait 120s`.
     pub fn create_cmd(&self) -> Cmd {
         Cmd::new("kind")
-            .args(["create", "cluster", "--name", self.name.as_str(), "--config"])
+            .args([
+                "create",
+                "cluster",
+                "--name",
+                self.name.as_str(),
+                "--config",
+            ])
             .arg(self.config.as_os_str())
             .arg("--kubeconfig")
             .arg(self.kubeconfig.as_os_str())
@@ -38,7 +48,13 @@ impl KindCluster {
     /// `kind delete cluster --name N --kubeconfig KCFG`; allowed during shutdown.
     pub fn delete_cmd(&self) -> Cmd {
         Cmd::new("kind")
-            .args(["delete", "cluster", "--name", self.name.as_str(), "--kubeconfig"])
+            .args([
+                "delete",
+                "cluster",
+                "--name",
+                self.name.as_str(),
+                "--kubeconfig",
+            ])
             .arg(self.kubeconfig.as_os_str())
             .timeout(Duration::from_secs(180))
             .during_shutdown()
@@ -56,6 +72,8 @@ impl KindCluster {
 
     /// What a user runs to delete the cluster by hand.
     pub fn manual_delete(&self) -> String {
-        Cmd::new("kind").args(["delete", "cluster", "--name", self.name.as_str()]).display()
+        Cmd::new("kind")
+            .args(["delete", "cluster", "--name", self.name.as_str()])
+            .display()
     }
 }

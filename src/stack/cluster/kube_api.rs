@@ -2,8 +2,8 @@
 
 use super::api::{ApiError, ApiFuture, ClusterApi, KubeTarget, RUN_ID_LABEL, STACK_FIELD_MANAGER};
 use crate::kubeops::apply::{apply_yaml, ApplyOptions};
-use crate::kubeops::client::{client_from_kubeconfig, ClientOptions};
 use crate::kubeops::cleanup::cleanup_run;
+use crate::kubeops::client::{client_from_kubeconfig, ClientOptions};
 use crate::kubeops::manifest::parse_manifests;
 use crate::kubeops::run_label::RunId;
 use kube::api::{Api, DynamicObject, PostParams};
@@ -21,8 +21,13 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct KubeClusterApi;
 
 async fn client(target: &KubeTarget) -> Result<Client, ApiError> {
-    let opts = ClientOptions { context: target.context.clone(), ..ClientOptions::default() };
-    client_from_kubeconfig(&target.kubeconfig, &opts).await.map_err(|e| ApiError(e.to_string()))
+    let opts = ClientOptions {
+        context: target.context.clone(),
+        ..ClientOptions::default()
+    };
+    client_from_kubeconfig(&target.kubeconfig, &opts)
+        .await
+        .map_err(|e| ApiError(e.to_string()))
 }
 
 impl ClusterApi for KubeClusterApi {
@@ -36,7 +41,10 @@ impl ClusterApi for KubeClusterApi {
                 ..ApplyOptions::default()
             };
             // kubeops errors name objects and server messages, never manifest bodies.
-            apply_yaml(&client, manifest, &opts).await.map(|_| ()).map_err(|e| ApiError(e.to_string()))
+            apply_yaml(&client, manifest, &opts)
+                .await
+                .map(|_| ())
+                .map_err(|e| ApiError(e.to_string()))
         })
     }
 
@@ -45,7 +53,10 @@ impl ClusterApi for KubeClusterApi {
             let client = client(target).await?;
             let mut objs = parse_manifests(manifest).map_err(|e| ApiError(e.to_string()))?;
             if objs.len() != 1 {
-                return Err(ApiError(format!("create takes exactly one object, got {}", objs.len())));
+                return Err(ApiError(format!(
+                    "create takes exactly one object, got {}",
+                    objs.len()
+                )));
             }
             let m = objs.remove(0);
             let (ar, caps) = kube::discovery::pinned_kind(&client, &m.gvk)
@@ -54,28 +65,54 @@ impl ClusterApi for KubeClusterApi {
             let api: Api<DynamicObject> = match caps.scope {
                 Scope::Cluster => Api::all_with(client, &ar),
                 Scope::Namespaced => {
-                    let ns = m.object.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+                    let ns = m
+                        .object
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into());
                     Api::namespaced_with(client, &ns, &ar)
                 }
             };
-            let pp = PostParams { field_manager: Some(STACK_FIELD_MANAGER.to_string()), ..PostParams::default() };
+            let pp = PostParams {
+                field_manager: Some(STACK_FIELD_MANAGER.to_string()),
+                ..PostParams::default()
+            };
             match tokio::time::timeout(CREATE_TIMEOUT, api.create(&pp, &m.object)).await {
-                Err(_) => Err(ApiError(format!("creating {} {} timed out", m.gvk.kind, m.name()))),
+                Err(_) => Err(ApiError(format!(
+                    "creating {} {} timed out",
+                    m.gvk.kind,
+                    m.name()
+                ))),
                 Ok(Ok(_)) => Ok(true),
                 Ok(Err(kube::Error::Api(s))) if s.code == 409 => Ok(false),
-                Ok(Err(e)) => Err(ApiError(format!("creating {} {}: {e}", m.gvk.kind, m.name()))),
+                Ok(Err(e)) => Err(ApiError(format!(
+                    "creating {} {}: {e}",
+                    m.gvk.kind,
+                    m.name()
+                ))),
             }
         })
     }
 
-    fn cleanup_labelled<'a>(&'a self, target: &'a KubeTarget, label: &'a str, run_id: &'a str) -> ApiFuture<'a, ()> {
+    fn cleanup_labelled<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        label: &'a str,
+        run_id: &'a str,
+    ) -> ApiFuture<'a, ()> {
         Box::pin(async move {
             if label != RUN_ID_LABEL {
-                return Err(ApiError(format!("cleanup knows only the {RUN_ID_LABEL} label, not {label}")));
+                return Err(ApiError(format!(
+                    "cleanup knows only the {RUN_ID_LABEL} label, not {label}"
+                )));
             }
             let client = client(target).await?;
             let run = RunId::new(run_id).map_err(|e| ApiError(e.to_string()))?;
-            cleanup_run(&client, &run, CLEANUP_TIMEOUT).await.map(|_| ()).map_err(|e| ApiError(e.to_string()))
+            cleanup_run(&client, &run, CLEANUP_TIMEOUT)
+                .await
+                .map(|_| ())
+                .map_err(|e| ApiError(e.to_string()))
         })
     }
 }

@@ -13,16 +13,29 @@ pub fn values() -> Vec<Value> {
 }
 
 pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
-    let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+    let helm = Helm {
+        target: ctx.target,
+        work_dir: ctx.work_dir,
+    };
     ComponentPlan {
         component: "cert-manager",
         version: version.to_string(),
-        notes: vec!["waits (helm --wait) for the cert-manager, cainjector and webhook Deployments".into()],
+        notes: vec![
+            "waits (helm --wait) for the cert-manager, cainjector and webhook Deployments".into(),
+        ],
         actions: vec![
             Action::namespace(NAMESPACE, ctx.run_id, None),
-            Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
             Action::Run {
-                cmd: helm.upgrade_install("cert-manager", "jetstack/cert-manager", version, NAMESPACE, &values()),
+                cmd: helm.repo_add(REPO.0, REPO.1),
+            },
+            Action::Run {
+                cmd: helm.upgrade_install(
+                    "cert-manager",
+                    "jetstack/cert-manager",
+                    version,
+                    NAMESPACE,
+                    &values(),
+                ),
             },
         ],
     }

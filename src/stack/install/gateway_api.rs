@@ -5,17 +5,26 @@ use crate::stack::actions::{Action, ComponentPlan};
 
 /// Where release manifests are published; overridable (`MESHPROOF_GATEWAY_API_BASE_URL`) for
 /// mirrors and for tests that serve the file locally.
-pub const DEFAULT_BASE_URL: &str = "https://github.com/kubernetes-sigs/gateway-api/releases/download";
+pub const DEFAULT_BASE_URL: &str =
+    "https://github.com/kubernetes-sigs/gateway-api/releases/download";
 
 pub fn url(base: &str, version: &str) -> String {
-    format!("{}/{version}/standard-install.yaml", base.trim_end_matches('/'))
+    format!(
+        "{}/{version}/standard-install.yaml",
+        base.trim_end_matches('/')
+    )
 }
 
 pub fn plan(base: &str, version: &str) -> ComponentPlan {
     ComponentPlan {
         component: "Gateway API CRDs",
         version: version.to_string(),
-        notes: vec!["standard channel, before Linkerd; CRDs must be Established before `linkerd install`".into()],
-        actions: vec![Action::ApplyUrl { url: url(base, version) }],
+        notes: vec![
+            "standard channel, before Linkerd; CRDs must be Established before `linkerd install`"
+                .into(),
+        ],
+        actions: vec![Action::ApplyUrl {
+            url: url(base, version),
+        }],
     }
 }

@@ -31,20 +31,42 @@ impl Value {
 impl Helm<'_> {
     fn base(&self) -> Cmd {
         Cmd::new("helm")
-            .env("HELM_REPOSITORY_CONFIG", self.work_dir.join("helm/repositories.yaml"))
+            .env(
+                "HELM_REPOSITORY_CONFIG",
+                self.work_dir.join("helm/repositories.yaml"),
+            )
             .env("HELM_REPOSITORY_CACHE", self.work_dir.join("helm/cache"))
     }
 
     /// `helm repo add NAME URL --force-update` (idempotent).
     pub fn repo_add(&self, name: &str, url: &str) -> Cmd {
-        self.base().args(["repo", "add", name, url, "--force-update"]).timeout(Duration::from_secs(120))
+        self.base()
+            .args(["repo", "add", name, url, "--force-update"])
+            .timeout(Duration::from_secs(120))
     }
 
     /// `helm upgrade --install` (idempotent), pinned, waiting until every resource is ready.
-    pub fn upgrade_install(&self, release: &str, chart: &str, version: &str, namespace: &str, values: &[Value]) -> Cmd {
-        let mut c =
-            self.base().args(["upgrade", "--install", release, chart, "--version", version, "--namespace", namespace]);
-        c = c.arg("--kubeconfig").arg(self.target.kubeconfig.as_os_str());
+    pub fn upgrade_install(
+        &self,
+        release: &str,
+        chart: &str,
+        version: &str,
+        namespace: &str,
+        values: &[Value],
+    ) -> Cmd {
+        let mut c = self.base().args([
+            "upgrade",
+            "--install",
+            release,
+            chart,
+            "--version",
+            version,
+            "--namespace",
+            namespace,
+        ]);
+        c = c
+            .arg("--kubeconfig")
+            .arg(self.target.kubeconfig.as_os_str());
         if let Some(ctx) = &self.target.context {
             c = c.args(["--kube-context", ctx.as_str()]);
         }

@@ -15,7 +15,10 @@ use crate::stack::actions::{Action, ComponentPlan};
 use crate::stack::manifests;
 use std::time::Duration;
 
-pub const REPO: (&str, &str) = ("istio", "https://istio-release.storage.googleapis.com/charts");
+pub const REPO: (&str, &str) = (
+    "istio",
+    "https://istio-release.storage.googleapis.com/charts",
+);
 pub const NAMESPACE: &str = "istio-system";
 
 fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {
@@ -63,15 +66,22 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
             )],
             actions: vec![
                 Action::CheckVersion {
-                    cmd: Cmd::new("istioctl").args(["version", "--remote=false"]).timeout(Duration::from_secs(30)),
+                    cmd: Cmd::new("istioctl")
+                        .args(["version", "--remote=false"])
+                        .timeout(Duration::from_secs(30)),
                     pinned: version.to_string(),
                 },
-                Action::Run { cmd: istioctl_install(ctx, profile) },
+                Action::Run {
+                    cmd: istioctl_install(ctx, profile),
+                },
                 patch,
             ],
         },
         IstioInstall::Helm => {
-            let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+            let helm = Helm {
+                target: ctx.target,
+                work_dir: ctx.work_dir,
+            };
             ComponentPlan {
                 component: "Istio",
                 version: version.to_string(),

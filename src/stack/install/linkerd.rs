@@ -32,7 +32,11 @@ pub struct CertFiles {
 impl CertFiles {
     pub fn in_dir(work_dir: &Path) -> CertFiles {
         let d = work_dir.join("linkerd-identity");
-        CertFiles { trust_anchor: d.join("ca.crt"), issuer_crt: d.join("issuer.crt"), issuer_key: d.join("issuer.key") }
+        CertFiles {
+            trust_anchor: d.join("ca.crt"),
+            issuer_crt: d.join("issuer.crt"),
+            issuer_key: d.join("issuer.key"),
+        }
     }
 }
 
@@ -49,19 +53,29 @@ pub enum IdentityError {
     #[error("generating Linkerd identity certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("writing {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A trust anchor (self-signed root CA, 1 year) and an issuer CA (path length 0, 1 year) signed
 /// by it.
 pub fn generate_identity() -> Result<Identity, IdentityError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+        PKCS_ECDSA_P256_SHA256,
+    };
     let now = time::OffsetDateTime::now_utc();
     let params = |cn: &str, ca: BasicConstraints| -> Result<CertificateParams, rcgen::Error> {
         let mut p = CertificateParams::new(Vec::<String>::new())?;
         p.distinguished_name.push(DnType::CommonName, cn);
         p.is_ca = IsCa::Ca(ca);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         p.not_before = now - time::Duration::hours(1);
         p.not_after = now + time::Duration::days(365);
         Ok(p)
@@ -69,7 +83,11 @@ pub fn generate_identity() -> Result<Identity, IdentityError> {
     let anchor_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let anchor = params(ANCHOR_CN, BasicConstraints::Unconstrained)?.self_signed(&anchor_key)?;
     let issuer_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let issuer = params(ISSUER_CN, BasicConstraints::Constrained(0))?.signed_by(&issuer_key, &anchor, &anchor_key)?;
+    let issuer = params(ISSUER_CN, BasicConstraints::Constrained(0))?.signed_by(
+        &issuer_key,
+        &anchor,
+        &anchor_key,
+    )?;
     Ok(Identity {
         trust_anchor_pem: anchor.pem(),
         issuer_crt_pem: issuer.pem(),
@@ -84,8 +102,12 @@ pub fn write_identity(id: &Identity, files: &CertFiles) -> Result<(), IdentityEr
         (&files.issuer_crt, &id.issuer_crt_pem),
         (&files.issuer_key, &id.issuer_key_pem),
     ] {
-        crate::private_fs::write_private(path, text.as_bytes())
-            .map_err(|source| IdentityError::Write { path: path.clone(), source })?;
+        crate::private_fs::write_private(path, text.as_bytes()).map_err(|source| {
+            IdentityError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
     }
     Ok(())
 }
@@ -119,10 +141,14 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
         LinkerdInstall::Cli => ComponentPlan {
             component: "Linkerd",
             version: version.to_string(),
-            notes: vec!["linkerd CLI of the pinned release; its manifests are server-side applied".into()],
+            notes: vec![
+                "linkerd CLI of the pinned release; its manifests are server-side applied".into(),
+            ],
             actions: vec![
                 Action::CheckVersion {
-                    cmd: Cmd::new("linkerd").args(["version", "--client", "--short"]).timeout(Duration::from_secs(30)),
+                    cmd: Cmd::new("linkerd")
+                        .args(["version", "--client", "--short"])
+                        .timeout(Duration::from_secs(30)),
                     pinned: version.to_string(),
                 },
                 // The Gateway API CRDs are the suite's (installed first, at the version it pins):
@@ -130,13 +156,19 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                 // policy would refuse as a downgrade.
                 Action::ApplyOutput {
                     cmd: with_target(
-                        Cmd::new("linkerd").args(["install", "--crds", "--set", "installGatewayAPI=false"]),
+                        Cmd::new("linkerd").args([
+                            "install",
+                            "--crds",
+                            "--set",
+                            "installGatewayAPI=false",
+                        ]),
                         ctx,
                     )
                     .timeout(Duration::from_secs(120)),
                 },
                 Action::ApplyOutput {
-                    cmd: with_target(Cmd::new("linkerd").arg("install"), ctx).timeout(Duration::from_secs(120)),
+                    cmd: with_target(Cmd::new("linkerd").arg("install"), ctx)
+                        .timeout(Duration::from_secs(120)),
                 },
                 Action::Run {
                     cmd: with_target(Cmd::new("linkerd").args(["check", "--wait", "5m"]), ctx)
@@ -157,7 +189,10 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                     }],
                 };
             };
-            let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+            let helm = Helm {
+                target: ctx.target,
+                work_dir: ctx.work_dir,
+            };
             let files = CertFiles::in_dir(ctx.work_dir);
             ComponentPlan {
                 component: "Linkerd",
@@ -209,21 +244,44 @@ mod tests {
     #[test]
     fn issuer_is_a_p256_ca_signed_by_the_anchor_with_linkerds_cn() {
         let id = generate_identity().unwrap();
-        let (_, anchor_pem) = x509_parser::pem::parse_x509_pem(id.trust_anchor_pem.as_bytes()).unwrap();
-        let (_, issuer_pem) = x509_parser::pem::parse_x509_pem(id.issuer_crt_pem.as_bytes()).unwrap();
+        let (_, anchor_pem) =
+            x509_parser::pem::parse_x509_pem(id.trust_anchor_pem.as_bytes()).unwrap();
+        let (_, issuer_pem) =
+            x509_parser::pem::parse_x509_pem(id.issuer_crt_pem.as_bytes()).unwrap();
         let anchor = anchor_pem.parse_x509().unwrap();
         let issuer = issuer_pem.parse_x509().unwrap();
-        let cn = |c: &X509Certificate| c.subject().iter_common_name().next().unwrap().as_str().unwrap().to_string();
+        let cn = |c: &X509Certificate| {
+            c.subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(cn(&issuer), ISSUER_CN);
         assert_eq!(cn(&anchor), ANCHOR_CN);
         assert_eq!(issuer.issuer(), anchor.subject());
-        assert!(chain_verifies(&id), "a leaf signed by the issuer must verify up to the anchor");
+        assert!(
+            chain_verifies(&id),
+            "a leaf signed by the issuer must verify up to the anchor"
+        );
         assert!(anchor.is_ca() && issuer.is_ca());
         let bc = issuer.basic_constraints().unwrap().unwrap().value;
         assert_eq!(bc.path_len_constraint, Some(0));
         // id-ecPublicKey with the prime256v1 curve.
-        assert_eq!(issuer.public_key().algorithm.algorithm.to_id_string(), "1.2.840.10045.2.1");
-        let curve = issuer.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap();
+        assert_eq!(
+            issuer.public_key().algorithm.algorithm.to_id_string(),
+            "1.2.840.10045.2.1"
+        );
+        let curve = issuer
+            .public_key()
+            .algorithm
+            .parameters
+            .as_ref()
+            .unwrap()
+            .as_oid()
+            .unwrap();
         assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7");
         assert!(id.issuer_key_pem.contains("PRIVATE KEY"));
     }
@@ -237,11 +295,18 @@ mod tests {
         let issuer_params = CertificateParams::from_ca_cert_pem(&id.issuer_crt_pem).unwrap();
         let issuer = issuer_params.self_signed(&issuer_key).unwrap();
         let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let leaf = CertificateParams::new(vec!["web.ns.serviceaccount.identity.linkerd.cluster.local".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer, &issuer_key)
-            .unwrap();
-        let der = |pem: &str| x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1.contents;
+        let leaf = CertificateParams::new(vec![
+            "web.ns.serviceaccount.identity.linkerd.cluster.local".to_string(),
+        ])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer, &issuer_key)
+        .unwrap();
+        let der = |pem: &str| {
+            x509_parser::pem::parse_x509_pem(pem.as_bytes())
+                .unwrap()
+                .1
+                .contents
+        };
         let anchor_der = CertificateDer::from(der(&id.trust_anchor_pem));
         let issuer_der = CertificateDer::from(der(&id.issuer_crt_pem));
         let anchor = webpki::anchor_from_trusted_cert(&anchor_der).unwrap();

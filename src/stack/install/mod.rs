@@ -28,7 +28,10 @@ pub struct Secrets {
 
 impl Secrets {
     pub fn placeholder() -> Secrets {
-        Secrets { basic_auth_password: "<generated at run time>".into(), license: None }
+        Secrets {
+            basic_auth_password: "<generated at run time>".into(),
+            license: None,
+        }
     }
 
     /// 32 random alphanumeric characters from the OS-seeded CSPRNG.
@@ -68,7 +71,9 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
     let c = &ctx.suite.components;
     let mut out = Vec::new();
     match &ctx.env.mesh {
-        MeshSpec::Istio { version, install } => out.push(istio::plan(ctx, version.as_str(), install)),
+        MeshSpec::Istio { version, install } => {
+            out.push(istio::plan(ctx, version.as_str(), install))
+        }
         MeshSpec::Linkerd { version, install } => {
             if let Some(v) = &c.gateway_api {
                 out.push(gateway_api::plan(ctx.gateway_api_base, v.as_str()));
@@ -84,7 +89,10 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
         out.push(traefik::plan(ctx, v.as_str()));
     }
     if let Some(v) = &c.sealed_secrets {
-        let helm = helm::Helm { target: ctx.target, work_dir: ctx.work_dir };
+        let helm = helm::Helm {
+            target: ctx.target,
+            work_dir: ctx.work_dir,
+        };
         out.push(ComponentPlan {
             component: "sealed-secrets",
             version: v.to_string(),
@@ -108,7 +116,12 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
     if let Some(v) = &c.flux {
         // One spelling of the command line: the restore flow's.
         let spec = crate::restore::flux::FluxSpec::new(v.as_str());
-        let mut cmd = crate::restore::flux::install_cmd("flux", &spec, &ctx.target.kubeconfig, Duration::from_secs(600));
+        let mut cmd = crate::restore::flux::install_cmd(
+            "flux",
+            &spec,
+            &ctx.target.kubeconfig,
+            Duration::from_secs(600),
+        );
         if let Some(context) = &ctx.target.context {
             cmd = cmd.args(["--context", context.as_str()]);
         }

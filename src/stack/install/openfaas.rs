@@ -52,7 +52,10 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
     let spec = &ctx.suite.openfaas;
     let pro = matches!(spec.edition, Edition::Pro { .. });
     let values = values(mesh, pro, ctx.host_ports());
-    let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+    let helm = Helm {
+        target: ctx.target,
+        work_dir: ctx.work_dir,
+    };
     let mut actions = vec![
         Action::namespace(GATEWAY_NAMESPACE, ctx.run_id, Some(mesh)),
         Action::namespace(FUNCTIONS_NAMESPACE, ctx.run_id, Some(mesh)),
@@ -81,13 +84,26 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
             secret: true,
         });
     }
-    actions.push(Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) });
     actions.push(Action::Run {
-        cmd: helm.upgrade_install(RELEASE, CHART, spec.chart.as_str(), GATEWAY_NAMESPACE, &values),
+        cmd: helm.repo_add(REPO.0, REPO.1),
+    });
+    actions.push(Action::Run {
+        cmd: helm.upgrade_install(
+            RELEASE,
+            CHART,
+            spec.chart.as_str(),
+            GATEWAY_NAMESPACE,
+            &values,
+        ),
     });
     let mut notes = vec![format!("{} edition", if pro { "Pro" } else { "CE" })];
     notes.extend(values.iter().map(|v| match v {
         Value::Set(k, v) | Value::File(k, v) => format!("chart value {k}={v}"),
     }));
-    ComponentPlan { component: "OpenFaaS", version: spec.chart.to_string(), notes, actions }
+    ComponentPlan {
+        component: "OpenFaaS",
+        version: spec.chart.to_string(),
+        notes,
+        actions,
+    }
 }

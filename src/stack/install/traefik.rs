@@ -28,7 +28,10 @@ pub fn values(https_node_port: u16) -> Vec<Value> {
 }
 
 pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
-    let helm = Helm { target: ctx.target, work_dir: ctx.work_dir };
+    let helm = Helm {
+        target: ctx.target,
+        work_dir: ctx.work_dir,
+    };
     let mesh = ctx.env.mesh.mesh();
     ComponentPlan {
         component: "Traefik",
@@ -38,11 +41,23 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
             ctx.host_ports().https
         )],
         actions: vec![
-            Action::namespace(NAMESPACE, ctx.run_id, Some(mesh).filter(|m| *m == Mesh::Linkerd)),
-            Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
+            Action::namespace(
+                NAMESPACE,
+                ctx.run_id,
+                Some(mesh).filter(|m| *m == Mesh::Linkerd),
+            ),
+            Action::Run {
+                cmd: helm.repo_add(REPO.0, REPO.1),
+            },
             Action::Run {
                 cmd: helm
-                    .upgrade_install("traefik", "traefik/traefik", version, NAMESPACE, &values(ctx.host_ports().https))
+                    .upgrade_install(
+                        "traefik",
+                        "traefik/traefik",
+                        version,
+                        NAMESPACE,
+                        &values(ctx.host_ports().https),
+                    )
                     .arg("--skip-crds"),
             },
         ],
