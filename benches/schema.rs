@@ -90,7 +90,7 @@ fn main() {
     let docs: usize = rendered
         .iter()
         .map(|m| {
-            meshproof::scenario::loader::manifest_documents(&m.rendered)
+            meshproof::scenario::manifest_yaml::manifest_documents(&m.rendered)
                 .map(|d| d.len())
                 .unwrap_or(0)
         })
@@ -101,7 +101,7 @@ fn main() {
             for _ in 0..reps {
                 for m in &rendered {
                     std::hint::black_box(
-                        meshproof::scenario::loader::manifest_documents(&m.rendered).ok(),
+                        meshproof::scenario::manifest_yaml::manifest_documents(&m.rendered).ok(),
                     );
                 }
             }

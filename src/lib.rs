@@ -16,3 +16,4 @@ pub mod scenario;
 pub mod scenario_run;
 pub mod schema;
 pub mod stack;
+pub mod vocab;

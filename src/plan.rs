@@ -4,12 +4,8 @@
 
 use crate::scenario::template::{Template, Vars};
 use crate::scenario::*;
+pub use crate::vocab::{Phase, PlannedStep, FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use std::sync::Arc;
-
-/// Namespace OpenFaaS core services run in.
-pub const GATEWAY_NAMESPACE: &str = "openfaas";
-/// Namespace OpenFaaS functions run in.
-pub const FUNCTIONS_NAMESPACE: &str = "openfaas-fn";
 
 /// One environment instance: a cluster that some trials share.
 #[derive(Debug, Clone)]
@@ -155,25 +151,6 @@ pub fn vars_with_images(
     v.overlay(&suite.vars)
 }
 
-/// A step as the plan prints it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PlannedStep {
-    pub phase: Phase,
-    pub title: String,
-    /// Commands, values or sub-steps, one line each.
-    pub detail: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Preflight,
-    Provision,
-    Install,
-    Trial,
-    Teardown,
-}
-
 fn render(t: &Template, vars: &Vars) -> String {
     t.render(vars)
         .unwrap_or_else(|e| format!("{} (render error: {e})", t.source()))
@@ -284,7 +261,7 @@ fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
 }
 
 fn kinds_of(text: &str) -> String {
-    match crate::scenario::loader::manifest_documents(text) {
+    match crate::scenario::manifest_yaml::manifest_documents(text) {
         Ok(docs) => docs
             .iter()
             .map(|d| {
@@ -392,7 +369,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             v.push(format!(
                 "check mtls — timeout {} for traffic and judging, plus {} for the capture containers and client pod it starts",
                 humantime::format_duration(m.timeout),
-                humantime::format_duration(2 * crate::scenario_run::checks::POD_START)
+                humantime::format_duration(2 * crate::vocab::POD_START)
             ));
             v
         }

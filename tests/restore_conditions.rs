@@ -1,9 +1,9 @@
 //! The restore check's pure rules on recorded JSON (tests/fixtures/restore/): Flux readiness at
 //! a revision, SealedSecret states, the negative-control judge, and the verdict.
 
+use meshproof::check::restore::inventory::{Change, InventoryDiff, SecretRef};
 use meshproof::check::restore::*;
 use meshproof::check::Outcome;
-use meshproof::restore::inventory::{Change, InventoryDiff, SecretRef};
 use std::collections::BTreeSet;
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! rendering of it (Display, Debug, JSON), checked with real values.
 
 use base64::Engine;
-use meshproof::restore::inventory::{Change, FunctionField, Inventory, SecretRef};
+use meshproof::check::restore::inventory::{Change, FunctionField, Inventory, SecretRef};
 use serde_json::json;
 
 const SECRET_A: &str = "correct-horse-battery-staple-AAAA";
@@ -231,7 +231,7 @@ fn changed_secret_digest_is_reported_without_the_values() {
     assert_no_secret(&text);
     // A 12-digit prefix of the keyed digest is shown; the plain SHA-256 of the value (which a
     // dictionary could match for a weak secret) is not there at all.
-    let keyed = meshproof::restore::inventory::ValueDigest::of(SECRET_A.as_bytes()).short();
+    let keyed = meshproof::check::restore::inventory::ValueDigest::of(SECRET_A.as_bytes()).short();
     assert_eq!(keyed.len(), 12);
     assert!(text.contains(&keyed), "{text}");
     let plain = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(SECRET_A.as_bytes()));

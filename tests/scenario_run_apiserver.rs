@@ -381,7 +381,7 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
 #[tokio::test]
 async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
     use meshproof::restore::{ClusterOps, ResourceKind};
-    use meshproof::scenario_run::checks::restore::KubeClusterOps;
+    use meshproof::scenario_run::kube_ops::restore::KubeClusterOps;
     let Some(r) = rig().await else { return };
     let ops = KubeClusterOps {
         client: r.client.clone(),

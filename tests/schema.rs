@@ -37,7 +37,8 @@ fn schemas() -> Option<&'static SchemaSet> {
 }
 
 fn yaml(text: &str) -> Value {
-    let docs = meshproof::scenario::loader::manifest_documents(text).expect("test YAML parses");
+    let docs =
+        meshproof::scenario::manifest_yaml::manifest_documents(text).expect("test YAML parses");
     assert_eq!(docs.len(), 1, "one document expected");
     docs.into_iter().next().unwrap_or(Value::Null)
 }
@@ -52,9 +53,11 @@ fn assert_valid(set: &SchemaSet, text: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(!meshproof::scenario::loader::manifest_documents(text)
-        .unwrap()
-        .is_empty());
+    assert!(
+        !meshproof::scenario::manifest_yaml::manifest_documents(text)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn violations(set: &SchemaSet, text: &str) -> Vec<String> {
@@ -422,7 +425,7 @@ fn every_shipped_crd_validates_as_a_custom_resource_definition() {
     let mut crds = 0;
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        let docs = meshproof::scenario::loader::manifest_documents(&text).unwrap();
+        let docs = meshproof::scenario::manifest_yaml::manifest_documents(&text).unwrap();
         for (i, d) in docs.iter().enumerate() {
             if d["kind"] != "CustomResourceDefinition" {
                 continue;
@@ -526,7 +529,7 @@ fn every_shipped_scenario_manifest_validates_for_every_environment() {
 
     // Non-vacuity: an unknown top-level spec field in each rendered document is caught.
     for m in &rendered {
-        for (i, mut doc) in meshproof::scenario::loader::manifest_documents(&m.rendered)
+        for (i, mut doc) in meshproof::scenario::manifest_yaml::manifest_documents(&m.rendered)
             .unwrap()
             .into_iter()
             .enumerate()

@@ -12,9 +12,9 @@
 //!   in its environment. The gateway then lists and invokes them like any deployed function.
 //!
 //! Either way the running function is a Deployment labelled `faas_function`, which is what the
-//! [`crate::restore::inventory`] records.
+//! [`crate::check::restore::inventory`] records.
 
-use crate::plan::FUNCTIONS_NAMESPACE;
+use crate::vocab::FUNCTIONS_NAMESPACE;
 use base64::Engine;
 use rand::Rng;
 use serde_json::json;

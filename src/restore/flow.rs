@@ -7,16 +7,15 @@
 //!
 //! The RTO runs from the start of destruction to the end of the last check.
 
+use crate::check::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::check::restore::{
     decide, deployment_available, judge_control, kustomization_ready, sealed_secret_state,
     ControlJudgement, Phase, PhaseRecord, Readiness, RestoreEvidence, UnsealState,
 };
 use crate::check::Verdict;
-use crate::plan::FUNCTIONS_NAMESPACE;
 use crate::private_fs::temp_private_dir;
 use crate::restore::desired::{self, FunctionFormat, FunctionSpec, PlainSecret, SecretValue};
 use crate::restore::flux::{self, FluxSpec};
-use crate::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::restore::keys::{KeyBackup, KEY_LABEL};
 use crate::restore::ops::{Clock, ClusterOps, Lifecycle, OpsError, ResourceKind};
 use crate::restore::repo::{FluxRevision, GitRepo};
@@ -24,6 +23,7 @@ use crate::restore::seal::{self, Controller};
 use crate::restore::serve::GitHttpServer;
 use crate::restore::wait::{self, Poll};
 use crate::scenario::RestoreCheck;
+use crate::vocab::FUNCTIONS_NAMESPACE;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;

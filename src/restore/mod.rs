@@ -10,7 +10,8 @@
 //!   the machine running meshproof — *outside* the cluster, so that the source of truth survives
 //!   the cluster's destruction exactly as GitHub would;
 //! - [`flux`] builds the Flux command lines and the `GitRepository`/`Kustomization` objects;
-//! - [`inventory`] records what is running (functions, secret *digests*) and diffs two records;
+//! - [`crate::check::restore::inventory`] records what is running (functions, secret *digests*)
+//!   and diffs two records (with the check, whose evidence the diff is);
 //! - [`keys`] backs the sealing keys up to a 0600 file that disappears after the run;
 //! - [`ops`] declares what the flow needs from a cluster and from its lifecycle (traits wired by
 //!   the kube layer and the cluster providers);
@@ -44,7 +45,6 @@
 pub mod desired;
 pub mod flow;
 pub mod flux;
-pub mod inventory;
 pub mod keys;
 pub mod ops;
 pub mod repo;
@@ -52,6 +52,6 @@ pub mod seal;
 pub mod serve;
 pub mod wait;
 
+pub use crate::check::restore::inventory::{Inventory, InventoryDiff};
 pub use flow::{execute, prepare, run, Prepared, RestoreSpec, Timeouts, Tools};
-pub use inventory::{Inventory, InventoryDiff};
 pub use ops::{Clock, ClusterOps, Lifecycle, OpsError, ResourceKind, SystemClock};

@@ -6,10 +6,10 @@
 
 use super::diag::{Diagnostic, Pos};
 use super::locate::Locator;
+use super::manifest_yaml::{location, strip_location};
 use super::model::{Scenario, Suite};
 use super::path::FieldPath;
 use super::raw::{DocKind, RawScenario, RawSuite};
-use super::template::Template;
 use super::validate::{self, Problem, Where};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -175,21 +175,6 @@ fn to_diags(file: &Path, locator: &Locator, problems: Vec<Problem>) -> Vec<Diagn
         .collect()
 }
 
-fn location(e: &serde_yaml::Error) -> Option<Pos> {
-    e.location().map(|l| Pos {
-        line: l.line(),
-        col: l.column(),
-    })
-}
-
-/// Drops serde_yaml's trailing " at line L column C": the diagnostic carries the position.
-pub(crate) fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
-        _ => msg.to_string(),
-    }
-}
-
 /// serde_yaml 0.9 writes nested errors as `a.b[0]: message`; the loader adds its own path.
 fn strip_serde_yaml_path(msg: &str) -> &str {
     match msg.split_once(": ") {
@@ -235,63 +220,4 @@ fn short(v: &serde_yaml::Value) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// A manifest must be YAML whose documents are Kubernetes objects (`apiVersion`, `kind`,
-/// `metadata.name`). Checked with placeholders substituted, so `${x}` in a value is fine.
-pub(crate) fn check_manifest_docs(t: &Template) -> Result<(), (Pos, String)> {
-    let mut vars = super::template::Vars::default();
-    for (n, _) in t.vars() {
-        vars.set(n, "placeholder");
-    }
-    let text = t.render(&vars).map_err(|e| (Pos::START, e.to_string()))?;
-    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let v = match serde_yaml::Value::deserialize(doc) {
-            Ok(v) => v,
-            Err(e) => {
-                let pos = location(&e).unwrap_or(Pos::START);
-                return Err((
-                    pos,
-                    format!(
-                        "document {}: invalid YAML: {}",
-                        i + 1,
-                        strip_location(&e.to_string())
-                    ),
-                ));
-            }
-        };
-        if v.is_null() {
-            continue;
-        }
-        let ok = v.get("apiVersion").and_then(|x| x.as_str()).is_some()
-            && v.get("kind").and_then(|x| x.as_str()).is_some()
-            && v.get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(|x| x.as_str())
-                .is_some();
-        if !ok {
-            return Err((
-                Pos::START,
-                format!(
-                    "document {}: a manifest needs apiVersion, kind and metadata.name",
-                    i + 1
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Splits rendered manifest text into its YAML documents as JSON values (nulls dropped), for
-/// the kube layer and the schema validator.
-pub fn manifest_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
-    let mut out = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v =
-            serde_json::Value::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))?;
-        if !v.is_null() {
-            out.push(v);
-        }
-    }
-    Ok(out)
 }

@@ -2,13 +2,15 @@
 //!
 //! Two layers: [`raw`] mirrors the YAML (serde, unknown fields denied); [`model`] is the
 //! validated meaning (newtypes, real durations, weights that sum to 100). [`loader`] is the only
-//! module that touches the YAML crate and turns every problem into a `FILE:LINE:COL` diagnostic;
+//! module that parses suite and scenario files and turns every problem into a `FILE:LINE:COL`
+//! diagnostic ([`manifest_yaml`] checks and splits the manifests they carry);
 //! [`catalog`] loads sets of files and checks what spans files (duplicate names, references).
 
 pub mod catalog;
 pub mod diag;
 pub mod loader;
 pub mod locate;
+pub mod manifest_yaml;
 pub mod model;
 pub mod path;
 pub mod raw;

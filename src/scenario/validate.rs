@@ -637,7 +637,7 @@ fn source(
         }
         (None, Some(text)) => {
             let t = cx.template(&p.key("inline"), text, scope)?;
-            if let Err((_, msg)) = super::loader::check_manifest_docs(&t) {
+            if let Err((_, msg)) = super::manifest_yaml::check_manifest_docs(&t) {
                 cx.err(&p.key("inline"), msg);
                 return None;
             }
@@ -676,7 +676,7 @@ fn source(
                         });
                         return None;
                     }
-                    if let Err(e) = super::loader::check_manifest_docs(&t) {
+                    if let Err(e) = super::manifest_yaml::check_manifest_docs(&t) {
                         cx.problems.push(Problem {
                             at: Where::File(full.clone(), e.0),
                             message: e.1,

@@ -18,10 +18,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Validates every document of a multi-document YAML text. The index is 0-based over the
-/// non-empty documents (as [`crate::scenario::loader::manifest_documents`] returns them); text
+/// non-empty documents (as [`crate::scenario::manifest_yaml::manifest_documents`] returns them); text
 /// that does not parse is one violation on document 0.
 pub fn validate_yaml_text(set: &SchemaSet, text: &str) -> Vec<(usize, Violation)> {
-    match crate::scenario::loader::manifest_documents(text) {
+    match crate::scenario::manifest_yaml::manifest_documents(text) {
         Ok(docs) => docs
             .iter()
             .enumerate()
@@ -160,7 +160,7 @@ pub fn check_rendered(set: &SchemaSet, manifests: &[RenderedManifest]) -> (Vec<F
         cov.renderings += 1;
         cov.files.insert(m.file.clone());
         let used_by = m.used_by.first().cloned().unwrap_or_default();
-        let docs = match crate::scenario::loader::manifest_documents(&m.rendered) {
+        let docs = match crate::scenario::manifest_yaml::manifest_documents(&m.rendered) {
             Ok(d) => d,
             Err(e) => {
                 findings.push(Finding {

@@ -962,7 +962,7 @@ spec:
     #[test]
     fn cel_rules_and_uncompilable_patterns_are_reported_not_passed() {
         let s = set();
-        let doc = crate::scenario::loader::manifest_documents(
+        let doc = crate::scenario::manifest_yaml::manifest_documents(
             "apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\nspec: { size: 1, tag: x }\n",
         )
         .expect("yaml");

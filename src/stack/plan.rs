@@ -8,8 +8,8 @@ use super::environment::{layout, ClusterLayout};
 use super::install::{self, InstallCtx, Secrets};
 use super::manifests;
 use super::names::RunId;
-use crate::plan::{Phase, PlannedStep};
 use crate::scenario::*;
+use crate::vocab::{Phase, PlannedStep};
 use std::path::Path;
 
 /// The id plans print in place of the run's random one.

@@ -1,19 +1,19 @@
-//! The five checks as a trial runs them: each one's order of events, negative controls and
-//! verdict rules, over small driver traits so that the order is testable without a cluster.
-//! The drivers' cluster implementations live in [`super::kube_ops`].
+//! The checks as a trial runs them: each one's order of events, negative controls and verdict
+//! rules, over small driver traits so that the order is testable without a cluster. The
+//! drivers' cluster implementations live in [`super::kube_ops`], one file per check. (The
+//! restore check's order of events is [`crate::restore::flow`]; its cluster side is
+//! [`super::kube_ops::restore`].)
 
 pub mod canary;
 pub mod deny;
 pub mod mtls;
 pub mod mtls_engine;
-pub mod restore;
 pub mod tls;
 
 use crate::scenario::Check;
 use std::time::Duration;
 
-/// Time to start a pod (image pull included) that a check creates for itself.
-pub const POD_START: Duration = Duration::from_secs(180);
+pub use crate::vocab::POD_START;
 
 /// The whole budget of a check step, derived from the check's own timeouts: the executor cuts
 /// a check that exceeds it and reports the step as timed out.

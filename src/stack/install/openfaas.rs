@@ -18,10 +18,10 @@
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
-use crate::plan::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use crate::scenario::{Edition, HostPorts, Mesh};
 use crate::stack::actions::{Action, ComponentPlan};
 use crate::stack::manifests;
+use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 
 pub const REPO: (&str, &str) = ("openfaas", "https://openfaas.github.io/faas-netes/");
 pub const RELEASE: &str = "openfaas";

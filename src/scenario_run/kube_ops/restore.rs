@@ -1,4 +1,4 @@
-//! The `restore` check in a trial.
+//! The restore check's cluster side.
 //!
 //! [`KubeClusterOps`] implements [`crate::restore::ClusterOps`] on the kube layer (dynamic
 //! list/get, server-side apply, rollout restart). The [`crate::restore::Lifecycle`] — destroy
@@ -6,6 +6,7 @@
 //! session's environment slot, so it lives with the session (`run/trial.rs`); a trial without
 //! one (`KubeTrial` on its own) answers the check with [`LIFECYCLE_NOT_YET`], an **error**.
 
+use crate::check::{CheckName, Outcome, Verdict};
 use crate::kubeops::apply::{apply_yaml, ApplyOptions};
 use crate::kubeops::call::call;
 use crate::kubeops::{wait, RunId};
@@ -18,6 +19,17 @@ use std::time::Duration;
 
 pub const LIFECYCLE_NOT_YET: &str =
     "not yet implemented: restore: rebuilding the environment from a trial (a restore::Lifecycle on the stack's environment: destroy = its teardown, create + install = its provisioning for the same EnvironmentSpec)";
+
+/// The verdict of a restore check asked of a trial that has no lifecycle: an error, never a
+/// pass.
+pub(super) fn without_lifecycle() -> Verdict<serde_json::Value> {
+    Verdict::new(
+        CheckName::Restore,
+        Outcome::Error,
+        vec![LIFECYCLE_NOT_YET.to_string()],
+        serde_json::Value::Null,
+    )
+}
 
 /// Deadline of a rollout restart.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(300);

@@ -8,7 +8,9 @@
 //! secret is identical to what ran before — within the recovery budget when one is given.
 
 use crate::check::{CheckName, Outcome, Verdict};
-use crate::restore::inventory::{InventoryDiff, SecretRef};
+pub mod inventory;
+
+use inventory::{InventoryDiff, SecretRef};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;

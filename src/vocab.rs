@@ -1,0 +1,36 @@
+//! The words every layer of a run shares: the namespaces OpenFaaS runs in, the phases a plan
+//! is printed in, and the time a check allows a pod it starts.
+//!
+//! Why a module of its own: `plan` describes what `stack` and `scenario_run` execute, and all
+//! three (with `restore`) name the same namespaces and phases. Kept here, below all of them,
+//! no module has to import one that imports it back.
+
+use std::time::Duration;
+
+/// Namespace OpenFaaS core services run in.
+pub const GATEWAY_NAMESPACE: &str = "openfaas";
+/// Namespace OpenFaaS functions run in.
+pub const FUNCTIONS_NAMESPACE: &str = "openfaas-fn";
+
+/// Time to start a pod (image pull included) that a check creates for itself. The plan prints
+/// it as part of a check's budget; the checks wait it.
+pub const POD_START: Duration = Duration::from_secs(180);
+
+/// A step as the plan prints it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PlannedStep {
+    pub phase: Phase,
+    pub title: String,
+    /// Commands, values or sub-steps, one line each.
+    pub detail: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Preflight,
+    Provision,
+    Install,
+    Trial,
+    Teardown,
+}
