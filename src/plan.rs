@@ -180,6 +180,12 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
                             .unwrap_or_else(|| "from KUBECONFIG".into())
                     )
                 }
+                crate::preflight::Requirement::ProLicense(p) => format!(
+                    "OpenFaaS Pro license {} (never printed, logged or passed on a command line)",
+                    p.as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| format!("from ${}", crate::scenario::LICENSE_FILE_ENV))
+                ),
             })
             .collect(),
     });
@@ -479,7 +485,7 @@ cluster:
   nodeImage: kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a
 mesh: { name: linkerd, version: edge-26.8.3 }
 openfaas: { chart: 15.0.6 }
-components: { flux: { version: v2.9.4 }, sealedSecrets: { version: 2.18.5 } }
+components: { gatewayApi: { version: v1.4.0 }, flux: { version: v2.9.4 }, sealedSecrets: { version: 2.18.5 } }
 scenarios: [b, a, only-istio, r]
 vars: { who: suite }
 matrix:

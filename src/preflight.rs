@@ -6,9 +6,11 @@
 
 use crate::process::tools::Tool;
 use crate::process::Cmd;
-use crate::scenario::{Catalog, ClusterSpec, Component, EnvironmentSpec, Mesh, Suite};
+use crate::scenario::{
+    Catalog, ClusterSpec, Component, Edition, EnvironmentSpec, Mesh, Suite, LICENSE_FILE_ENV,
+};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Something an environment needs from the machine.
@@ -21,6 +23,22 @@ pub enum Requirement {
     DockerDaemon,
     /// A kubeconfig for `provider: existing`.
     Kubeconfig(Option<PathBuf>),
+    /// An OpenFaaS Pro license file: the suite's `licenseFile`, else `$OPENFAAS_LICENSE_FILE`.
+    ProLicense(Option<PathBuf>),
+}
+
+/// Where the OpenFaaS Pro license is: the suite's file, else the one `$OPENFAAS_LICENSE_FILE`
+/// names. `Err` says what to set.
+pub fn license_path(suite_file: Option<&Path>) -> Result<PathBuf, String> {
+    match suite_file {
+        Some(p) => Ok(p.to_path_buf()),
+        None => std::env::var_os(LICENSE_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                format!("no OpenFaaS Pro license: set {LICENSE_FILE_ENV} to the license file (or `openfaas.licenseFile` in the suite)")
+            }),
+    }
 }
 
 /// What every environment of the catalog's suites needs.
@@ -54,6 +72,9 @@ pub fn env_requirements(
         }
     }
     r.insert(Requirement::Tool(Tool::Helm));
+    if let Edition::Pro { license_file } = &suite.openfaas.edition {
+        r.insert(Requirement::ProLicense(license_file.clone()));
+    }
     match env.mesh.mesh() {
         Mesh::Istio => r.insert(Requirement::Tool(Tool::Istioctl)),
         Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
@@ -91,6 +112,7 @@ impl Finding {
             Requirement::Tool(t) => t.program().to_string(),
             Requirement::DockerDaemon => "docker daemon".into(),
             Requirement::Kubeconfig(_) => "kubeconfig".into(),
+            Requirement::ProLicense(_) => "OpenFaaS Pro license".into(),
         }
     }
 }
@@ -152,6 +174,7 @@ pub async fn check(req: &Requirement) -> Finding {
                 },
             }
         }
+        Requirement::ProLicense(file) => check_license(req, file.as_deref()),
         Requirement::Kubeconfig(path) => {
             let resolved = path
                 .clone()
@@ -180,6 +203,27 @@ pub async fn check(req: &Requirement) -> Finding {
                 },
             }
         }
+    }
+}
+
+/// A Pro license file is there and not empty. Its content is never read into the finding.
+fn check_license(req: &Requirement, file: Option<&Path>) -> Finding {
+    let hint = format!(
+        "OpenFaaS Pro suites need a license (the Istio sidecar suite runs Pro: the CE gateway calls functions by pod IP, around the sidecars' mTLS and routes); put it in a file and export {LICENSE_FILE_ENV}=PATH"
+    );
+    let finding = |ok: bool, detail: String| Finding {
+        requirement: req.clone(),
+        ok,
+        detail,
+        hint: (!ok).then(|| hint.clone()),
+    };
+    match license_path(file) {
+        Err(e) => finding(false, e),
+        Ok(p) => match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() && m.len() > 0 => finding(true, p.display().to_string()),
+            Ok(_) => finding(false, format!("{} is empty or not a file", p.display())),
+            Err(e) => finding(false, format!("{}: {e}", p.display())),
+        },
     }
 }
 
@@ -240,5 +284,41 @@ impl Report {
         }
         s.push_str("  (run `meshproof doctor` for details; MESHPROOF_REQUIRE_CLUSTER=1 turns this into a failure)\n");
         Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pro_license_must_be_a_non_empty_file_and_is_never_read_into_the_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("license");
+        let req = |p: &Path| Requirement::ProLicense(Some(p.to_path_buf()));
+        let missing = check_license(&req(&file), Some(&file));
+        assert!(!missing.ok && missing.hint.as_deref().unwrap().contains(LICENSE_FILE_ENV));
+        std::fs::write(&file, "").unwrap();
+        assert!(!check_license(&req(&file), Some(&file)).ok);
+        std::fs::write(&file, "secret-license-text").unwrap();
+        let found = check_license(&req(&file), Some(&file));
+        assert!(found.ok, "{found:?}");
+        assert!(!format!("{found:?}").contains("secret-license-text"));
+        assert!(
+            !check_license(&req(dir.path()), Some(dir.path())).ok,
+            "a directory"
+        );
+    }
+
+    #[test]
+    fn pro_suites_require_their_license() {
+        let c =
+            crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let istio = c.suite("istio").unwrap();
+        let reqs = env_requirements(istio, &istio.environments[0], &c);
+        assert!(reqs.contains(&Requirement::ProLicense(None)), "{reqs:?}");
+        let linkerd = c.suite("linkerd").unwrap();
+        let reqs = env_requirements(linkerd, &linkerd.environments[0], &c);
+        assert!(!reqs.iter().any(|r| matches!(r, Requirement::ProLicense(_))));
     }
 }

@@ -444,7 +444,14 @@ fn pin_refuses_a_scenario_and_reports_a_broken_suite_with_its_position() {
     let (_dir, suite) = suite_copy("Not An Image");
     let (code, _, err) = meshproof(&["pin", "--check", suite.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("istio.yaml:28:13: error: images.function: image \"Not An Image\" is not a valid image reference"), "{err}");
+    let line = std::fs::read_to_string(&suite)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("  function: "))
+        .unwrap()
+        + 1;
+    let want = format!("istio.yaml:{line}:13: error: images.function: image \"Not An Image\" is not a valid image reference");
+    assert!(err.contains(&want), "{err}");
 }
 
 // ------------------------------------------------------------------ the bearer-token flow (double)

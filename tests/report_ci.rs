@@ -444,3 +444,42 @@ fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
         report.invocation
     );
 }
+
+/// Pro suites (the Istio sidecar suite) get their license from a repository secret, written to
+/// a 0600 file before the conformance run and named by OPENFAAS_LICENSE_FILE; it is never
+/// echoed, and only the cells of Pro suites receive it.
+#[test]
+fn nightly_gives_pro_suites_their_license_from_a_secret() {
+    let wf = workflow();
+    let job = &wf["jobs"]["e2e"];
+    let all = steps(job);
+    let (i, step) = all
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s["env"]["OPENFAAS_LICENSE"].is_string())
+        .expect("a step takes the license secret");
+    assert_eq!(
+        step["env"]["OPENFAAS_LICENSE"],
+        "${{ secrets.OPENFAAS_LICENSE }}"
+    );
+    let run = step["run"].as_str().unwrap();
+    assert!(run.contains("umask 077"), "{run}");
+    assert!(run.contains("OPENFAAS_LICENSE_FILE="), "{run}");
+    assert!(
+        !run.contains("echo \"$OPENFAAS_LICENSE\""),
+        "never echoed: {run}"
+    );
+    let conformance = all
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("--test e2e")))
+        .unwrap();
+    assert!(i < conformance, "the license is in place before the run");
+    let pro: Vec<String> = catalog()
+        .suites
+        .iter()
+        .filter(|s| s.openfaas.edition.is_pro())
+        .map(|s| s.name.to_string())
+        .collect();
+    assert_eq!(pro, ["istio"], "the Istio sidecar suite runs OpenFaaS Pro");
+    assert_eq!(step["if"], "matrix.mesh == 'istio'");
+}

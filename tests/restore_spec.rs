@@ -41,11 +41,13 @@ fn project_suites_build_a_restore_spec() {
         )
         .unwrap();
         assert!(spec.flux.version.starts_with('v'), "{}", spec.flux.version);
-        assert_eq!(
-            spec.format,
-            FunctionFormat::Deployment,
-            "the project's suites are CE"
-        );
+        // Pro restores Function objects (the operator makes the Deployments), CE plain ones.
+        let want = if suite.openfaas.edition.is_pro() {
+            FunctionFormat::FunctionCr
+        } else {
+            FunctionFormat::Deployment
+        };
+        assert_eq!(spec.format, want, "{}", suite.name);
         assert_eq!(spec.controller.name, "sealed-secrets-controller");
         assert_eq!(spec.controller.namespace, "kube-system");
         assert_eq!(

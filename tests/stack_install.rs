@@ -43,7 +43,12 @@ struct Run {
     artifacts: tempfile::TempDir,
     run: RunDirs,
     result: Option<Result<Environment, StackError>>,
+    /// The OpenFaaS Pro license file of a Pro suite that names none ($OPENFAAS_LICENSE_FILE).
+    _license: Option<tempfile::TempDir>,
 }
+
+/// A test license for the Pro suites (the Istio suite runs OpenFaaS Pro).
+pub const TEST_LICENSE: &str = "eyJhbGciOiJSUzI1NiJ9.meshproof-test-license-value.c2lnbmF0dXJl";
 
 impl Run {
     fn log_text(&self) -> String {
@@ -90,6 +95,21 @@ fn up(
     for (k, v) in knobs {
         std::env::set_var(k, v);
     }
+    let license = match &suite.openfaas.edition {
+        meshproof::scenario::Edition::Pro { license_file: None } => {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("license"), TEST_LICENSE).unwrap();
+            std::env::set_var(
+                meshproof::scenario::LICENSE_FILE_ENV,
+                dir.path().join("license"),
+            );
+            Some(dir)
+        }
+        _ => {
+            std::env::remove_var(meshproof::scenario::LICENSE_FILE_ENV);
+            None
+        }
+    };
     let api = Arc::new(api);
     let logs = Arc::new(Mutex::new(Vec::new()));
     let logs2 = logs.clone();
@@ -115,6 +135,7 @@ fn up(
         artifacts,
         run,
         result: Some(result),
+        _license: license,
     }
 }
 
@@ -765,7 +786,7 @@ fn pro_edition_applies_the_license_secret_and_never_logs_it() {
     let license = "eyJhbGciOiJSUzI1NiJ9.meshproof-test-license-value.c2lnbmF0dXJl";
     std::fs::write(&lic_path, format!("{license}\n")).unwrap();
     suite.openfaas.edition = meshproof::scenario::Edition::Pro {
-        license_file: lic_path,
+        license_file: Some(lic_path),
     };
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let _ = r.env();

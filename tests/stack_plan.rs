@@ -42,8 +42,18 @@ fn istio_plan_shows_exact_commands_and_values() {
         &p,
         "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas",
     );
+    // The Istio suite runs OpenFaaS Pro (CE's pod-IP calls bypass the sidecars' routes and
+    // mTLS, ledger OF-1/IS-1); its license is named, never shown.
+    assert_has(&p, "--set openfaasPro=true");
+    assert_has(&p, "--set operator.create=true");
     assert_has(&p, "--set gateway.directFunctions=true");
     assert_has(&p, "--set gateway.probeFunctions=true");
+    assert_has(&p, "Pro edition: the gateway calls each function's Service");
+    assert_has(&p, "OpenFaaS Pro license from $OPENFAAS_LICENSE_FILE");
+    assert_has(
+        &p,
+        "Secret openfaas/openfaas-license (key license, from $OPENFAAS_LICENSE_FILE)",
+    );
     assert_has(&p, "chart value generateBasicAuth=false");
     assert_has(&p, "istio-injection: enabled");
     assert_has(
@@ -89,7 +99,12 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(&p, "config.linkerd.io/skip-inbound-ports: '4222'");
     assert_has(&p, "config.linkerd.io/skip-outbound-ports: '4222'");
     assert_has(&p, "--set gateway.nodePort=30080");
-    assert_has(&p, "--set gateway.directFunctions=true");
+    // CE: the gateway ignores directFunctions (ledger OF-1), so meshproof does not pretend.
+    assert!(!p.contains("directFunctions"), "{p}");
+    assert_has(
+        &p,
+        "CE edition: the gateway hands invocations to faas-netes, which calls a function pod by IP",
+    );
     // Linkerd has no ingress: Traefik serves the TLS scenario, on the https host port only.
     let openfaas = p.find("openfaas/openfaas --version 15.0.6").expect(&p);
     let traefik = p

@@ -21,6 +21,8 @@ fn envs() -> Vec<plan::EnvPlan> {
         let s = Arc::make_mut(s);
         s.components.flux = None;
         s.components.sealed_secrets = None;
+        // The session's lifecycle is what is tested here, not the edition: CE needs no license.
+        s.openfaas.edition = meshproof::scenario::Edition::Ce;
         // Pinned, so that provisioning asks no registry (the cluster here is a double anyway).
         s.images.function = meshproof::images::ImageRef::parse(&format!(
             "ghcr.io/openfaas/alpine:latest@sha256:{}",

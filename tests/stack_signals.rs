@@ -22,6 +22,9 @@ struct Proc {
 fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
     let doubles = Doubles::new();
     let artifacts = tempfile::tempdir().unwrap();
+    // The Istio suite runs OpenFaaS Pro: a test license, beside the artifacts.
+    let license = artifacts.path().join("openfaas-license");
+    std::fs::write(&license, "meshproof-test-license").unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshproof"));
     cmd.args(["run", "istio", "--env", ENV])
@@ -31,6 +34,7 @@ fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
         .env("MESHPROOF_TOOL_PATH", doubles.bin())
         .env("MESHPROOF_DOUBLE_LOG", doubles.log())
         .env("MESHPROOF_ARTIFACTS_DIR", artifacts.path())
+        .env("OPENFAAS_LICENSE_FILE", &license)
         .env_remove("MESHPROOF_KEEP_CLUSTER")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

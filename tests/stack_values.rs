@@ -71,7 +71,14 @@ fn values_follow_the_field_notes() {
         openfaas::values(mesh, pro, HostPorts::default()).contains(&Value::set(k, v))
     };
     for mesh in Mesh::ALL {
-        assert!(has(mesh, false, "gateway.directFunctions", "true"));
+        // Pro calls Services only with directFunctions (off by default even for Pro); CE
+        // ignores it (ledger OF-1, OF-3), so it is set for Pro only.
+        assert!(has(mesh, true, "gateway.directFunctions", "true"));
+        assert!(has(mesh, true, "gateway.probeFunctions", "true"));
+        assert!(has(mesh, true, "clusterRole", "true"));
+        assert!(!openfaas::values(mesh, false, HostPorts::default())
+            .iter()
+            .any(|v| matches!(v, Value::Set(k, _) if k.contains("Functions"))));
         assert!(has(mesh, false, "functionNamespace", "openfaas-fn"));
         assert!(has(mesh, false, "generateBasicAuth", "false"));
         // NATS speaks first; a meshed gateway could not open its queue (DESIGN.md, OpenFaaS).
@@ -89,6 +96,4 @@ fn values_follow_the_field_notes() {
                 .any(|v| matches!(v, Value::Set(k, _) if k.starts_with("istio"))));
         }
     }
-    assert!(has(Mesh::Istio, false, "gateway.probeFunctions", "true"));
-    assert!(!has(Mesh::Linkerd, false, "gateway.probeFunctions", "true"));
 }

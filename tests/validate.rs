@@ -188,3 +188,32 @@ fn no_input_makes_the_loader_panic() {
         }
     }
 }
+
+/// The rule behind `suite-ce-under-istio-sidecars`: an explicit opt-in runs CE under sidecars
+/// anyway, Pro needs no license file in the suite (it comes from `$OPENFAAS_LICENSE_FILE` at run
+/// time), and ambient (no sidecars) is not refused.
+#[test]
+fn ce_under_istio_sidecars_loads_only_when_asked() {
+    let case = fixtures().join("suite-ce-under-istio-sidecars");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(case.join("c.yaml"), dir.path().join("c.yaml")).unwrap();
+    let suite = std::fs::read_to_string(case.join("s.yaml")).unwrap();
+    let load = |text: String| {
+        std::fs::write(dir.path().join("s.yaml"), text).unwrap();
+        catalog::load(&[dir.path().to_path_buf()])
+    };
+    assert!(load(suite.clone()).is_err());
+    let c = load(suite.replace(
+        "  edition: ce",
+        "  edition: ce\n  allowCeWithIstioSidecars: true",
+    ))
+    .expect("the opt-in loads");
+    assert!(c.suites[0].openfaas.ce_with_istio_sidecars);
+    let c = load(suite.replace("  edition: ce", "  edition: pro")).expect("Pro loads");
+    assert_eq!(
+        c.suites[0].openfaas.edition,
+        meshproof::scenario::Edition::Pro { license_file: None }
+    );
+    load(suite.replace("  version: 1.30.3", "  version: 1.30.3\n  profile: ambient"))
+        .expect("ambient has no sidecars");
+}

@@ -263,6 +263,19 @@ impl MeshSpec {
             MeshSpec::Istio { version, .. } | MeshSpec::Linkerd { version, .. } => version,
         }
     }
+
+    /// Istio with sidecars (every install but the `ambient` profile): a data plane that sends
+    /// pod-IP traffic around the mesh's Service routing and mTLS (ledger IS-1).
+    pub fn istio_sidecars(&self) -> bool {
+        match self {
+            MeshSpec::Istio {
+                install: IstioInstall::Istioctl { profile },
+                ..
+            } => profile != "ambient",
+            MeshSpec::Istio { .. } => true,
+            MeshSpec::Linkerd { .. } => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -283,16 +296,35 @@ pub enum LinkerdInstall {
 pub struct OpenFaasSpec {
     pub chart: Version,
     pub edition: Edition,
+    /// The suite asked to run CE under Istio sidecars although it cannot pass there.
+    pub ce_with_istio_sidecars: bool,
 }
+
+/// The environment variable naming the OpenFaaS Pro license file when the suite names none.
+pub const LICENSE_FILE_ENV: &str = "OPENFAAS_LICENSE_FILE";
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "edition", rename_all = "lowercase")]
 pub enum Edition {
     Ce,
-    /// Pro needs a license; the file is read at install time and never logged.
+    /// Pro needs a license: the suite's `licenseFile`, else the file [`LICENSE_FILE_ENV`]
+    /// names. It is read at install time, applied as a Secret through the API, never logged.
     Pro {
-        license_file: PathBuf,
+        license_file: Option<PathBuf>,
     },
+}
+
+impl Edition {
+    pub fn is_pro(&self) -> bool {
+        matches!(self, Edition::Pro { .. })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Edition::Ce => "ce",
+            Edition::Pro { .. } => "pro",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

@@ -115,6 +115,10 @@ pub struct RawOpenFaas {
     pub edition: Option<EditionName>,
     #[serde(default)]
     pub license_file: Option<String>,
+    /// Run OpenFaaS CE under Istio sidecars anyway (to watch it fail): validation refuses it
+    /// otherwise.
+    #[serde(default)]
+    pub allow_ce_with_istio_sidecars: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

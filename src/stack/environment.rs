@@ -145,11 +145,10 @@ pub async fn up(
     let license = match &suite.openfaas.edition {
         Edition::Ce => None,
         Edition::Pro { license_file } => {
-            let text = std::fs::read_to_string(license_file).map_err(|source| StackError::Io {
-                what: format!(
-                    "reading the OpenFaaS Pro license {}",
-                    license_file.display()
-                ),
+            let path = crate::preflight::license_path(license_file.as_deref())
+                .map_err(StackError::Invalid)?;
+            let text = std::fs::read_to_string(&path).map_err(|source| StackError::Io {
+                what: format!("reading the OpenFaaS Pro license {}", path.display()),
                 source,
             })?;
             redactor.add(text.trim());

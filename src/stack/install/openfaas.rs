@@ -3,18 +3,22 @@
 //! meshproof creates both namespaces itself (with the mesh's injection switches and the run-id
 //! label) and the `basic-auth` Secret with a password it generates (`generateBasicAuth=false`),
 //! so the password never passes through a command line or a log. Values, and why:
-//! - `gateway.directFunctions=true`: the gateway calls the function Service, so the mesh sees
-//!   the traffic (splits and L7 policy apply); otherwise it resolves endpoint IPs itself.
-//! - `gateway.probeFunctions=true` on Istio: avoids routing to a pod whose Envoy is not ready.
-//! - `async=false`: no NATS and no queue-worker. meshproof never invokes asynchronously, and
-//!   NATS speaks first: a meshed gateway's sidecar waits for a client preface NATS never sends,
-//!   the gateway cannot open its queue and exits before serving (Istio would need port 4222
-//!   excluded on every meshed pod; Linkerd skips it by namespace annotation).
+//! - `async=false`: no NATS and no queue-worker (chart 15.0.6 renders neither, ledger OF-8).
+//!   meshproof never invokes asynchronously, and NATS speaks first: a meshed gateway's sidecar
+//!   waits for a client preface NATS never sends, the gateway cannot open its queue and exits
+//!   before serving.
 //! - with Linkerd, the gateway's NodePort is the suite's http host port (nothing else uses it;
 //!   under Istio that port belongs to the Istio ingress gateway).
-//! - never `istio.mtls`: it renders the removed `authentication.istio.io/v1alpha1` Policy.
-//! - Pro (a license file in the suite): `openfaasPro=true`, `operator.create=true` and the
-//!   `openfaas-license` Secret.
+//! - never `istio.mtls`: the scenarios apply their own STRICT PeerAuthentication per trial.
+//! - **Pro** (ledger OF-3): `openfaasPro=true`, `operator.create=true` and `clusterRole=true`
+//!   (the chart's `values-pro.yaml`), the `openfaas-license` Secret (key `license`, in the
+//!   release namespace), and `gateway.directFunctions=true` with `gateway.probeFunctions=true`:
+//!   the Pro gateway then calls the function's Service, so Service-level mesh routes and mTLS
+//!   apply. Neither is on by default, even for Pro. The operator moves the gateway to the
+//!   service account `openfaas-operator`.
+//! - **CE** sets neither: the CE gateway (0.27.13) ignores both and always hands invocations
+//!   to faas-netes, which calls a random function pod by IP (ledger OF-1, OF-2). The chart
+//!   still renders the env vars; they do nothing.
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
@@ -32,17 +36,18 @@ pub fn values(mesh: Mesh, pro: bool, ports: HostPorts) -> Vec<Value> {
     let mut v = vec![
         Value::set("functionNamespace", FUNCTIONS_NAMESPACE),
         Value::set("generateBasicAuth", "false"),
-        Value::set("gateway.directFunctions", "true"),
         Value::set("serviceType", "NodePort"),
         Value::set("async", "false"),
     ];
-    match mesh {
-        Mesh::Istio => v.push(Value::set("gateway.probeFunctions", "true")),
-        Mesh::Linkerd => v.push(Value::set("gateway.nodePort", ports.http.to_string())),
+    if mesh == Mesh::Linkerd {
+        v.push(Value::set("gateway.nodePort", ports.http.to_string()));
     }
     if pro {
         v.push(Value::set("openfaasPro", "true"));
         v.push(Value::set("operator.create", "true"));
+        v.push(Value::set("clusterRole", "true"));
+        v.push(Value::set("gateway.directFunctions", "true"));
+        v.push(Value::set("gateway.probeFunctions", "true"));
     }
     v
 }
@@ -74,7 +79,10 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
             what: format!(
                 "Secret {GATEWAY_NAMESPACE}/{} (key license, from {})",
                 manifests::LICENSE_SECRET,
-                license_file.display()
+                license_file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| format!("${}", crate::scenario::LICENSE_FILE_ENV))
             ),
             manifest: manifests::license_secret(
                 GATEWAY_NAMESPACE,
@@ -96,7 +104,11 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
             &values,
         ),
     });
-    let mut notes = vec![format!("{} edition", if pro { "Pro" } else { "CE" })];
+    let mut notes = vec![if pro {
+        "Pro edition: the gateway calls each function's Service (directFunctions), so the mesh's Service routes and mTLS apply to gateway traffic".to_string()
+    } else {
+        "CE edition: the gateway hands invocations to faas-netes, which calls a function pod by IP (no Service-level mesh route applies to gateway traffic)".to_string()
+    }];
     notes.extend(values.iter().map(|v| match v {
         Value::Set(k, v) | Value::File(k, v) => format!("chart value {k}={v}"),
     }));
