@@ -143,8 +143,9 @@ fn main() {
 
     let spec = CheckSpec {
         sentinel: SENTINEL.into(),
-        port: Some(8080),
+        ports: vec![8080],
         rules: HelloRules::build(Some(Mesh::Istio), &[], None),
+        port_rules: Vec::new(),
     };
     let mut times = Vec::new();
     let mut found = None;

@@ -196,7 +196,7 @@ fn marker_seen(path: &Path, port: u16) -> bool {
     };
     let cfg = mtls::AnalyzerConfig {
         sentinel: "unused-marker-sentinel".into(),
-        port: None,
+        ports: Vec::new(),
     };
     match mtls::analyze(f, &cfg) {
         Ok(a) => a
@@ -371,8 +371,9 @@ fn judge_file(
     let f = std::fs::File::open(path).expect("open capture");
     let spec = CheckSpec {
         sentinel: sentinel.into(),
-        port,
+        ports: port.into_iter().collect(),
         rules: HelloRules::build(mesh, &[], None),
+        port_rules: Vec::new(),
     };
     mtls::check(f, &path.display().to_string(), &spec)
 }
@@ -996,13 +997,17 @@ fn plaintext_exchange_from(src: std::net::IpAddr, l: &TcpListener, payload: &[u8
 
 /// The in-cluster capture keeps only the gateway's traffic with a function
 /// (`kubeops::capture::peer_filter`), so that kubelet probes — plaintext HTTP to the same port
-/// from the node, under Linkerd — are not judged. Checked with the real tcpdump, passing the
-/// filter word by word as the ephemeral container does.
+/// from the node, under Linkerd — are not judged; and it keeps both the app port and the second
+/// port it is given (Linkerd's proxy inbound port, where meshed peers connect: ledger LD-1).
+/// Checked with the real tcpdump, passing the filter word by word as the ephemeral container
+/// does.
 #[test]
 fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     let t = "the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients";
     let dir = tempfile::tempdir().expect("tempdir");
     let (l, port) = listener();
+    let (inbound, inbound_port) = listener();
+    let (other, _) = listener();
     let gateway: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let kubelet: std::net::IpAddr = "127.0.0.3".parse().unwrap();
     let marker = closed_port();
@@ -1020,7 +1025,10 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     .map(String::from)
     .to_vec();
     args.push(path.display().to_string());
-    args.extend(meshproof::kubeops::capture::peer_filter(port, &[gateway]));
+    args.extend(meshproof::kubeops::capture::peer_filter(
+        &[port, inbound_port],
+        &[gateway],
+    ));
     // The marker connection (see `Capture::stop`) must pass too: `A and (B) or C` is
     // `(A and B) or C` in pcap-filter (equal precedence, left to right).
     args.extend(["or".into(), "tcp".into(), "port".into(), marker.to_string()]);
@@ -1028,8 +1036,12 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     cap.marker = Some(marker);
     let from_gateway = sentinel("from-gateway");
     let from_kubelet = sentinel("from-kubelet");
+    let to_inbound = sentinel("to-inbound");
+    let to_other = sentinel("to-other-port");
     plaintext_exchange_from(gateway, &l, &http_request(&from_gateway));
     plaintext_exchange_from(kubelet, &l, &http_request(&from_kubelet));
+    plaintext_exchange_from(gateway, &inbound, &http_request(&to_inbound));
+    plaintext_exchange_from(gateway, &other, &http_request(&to_other));
     let path = cap.stop();
     assert!(
         !frames_containing(&path, from_gateway.as_bytes()).is_empty(),
@@ -1038,5 +1050,13 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     assert!(
         frames_containing(&path, from_kubelet.as_bytes()).is_empty(),
         "another client's flow is dropped"
+    );
+    assert!(
+        !frames_containing(&path, to_inbound.as_bytes()).is_empty(),
+        "the gateway's flow to the second port is kept"
+    );
+    assert!(
+        frames_containing(&path, to_other.as_bytes()).is_empty(),
+        "a flow to a port not asked for is dropped"
     );
 }

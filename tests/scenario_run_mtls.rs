@@ -17,6 +17,7 @@ use meshproof::scenario::{Mesh, MtlsCheck, Name};
 use meshproof::scenario_run::checks::deny::Observed;
 use meshproof::scenario_run::checks::mtls::{
     control_judgement, new_sentinel, run_mtls, EngineVerdict, MtlsDriver, MtlsJudge, Traffic,
+    WirePorts,
 };
 use meshproof::scenario_run::checks::mtls_engine::Engine;
 use std::io::{BufRead, BufReader};
@@ -37,7 +38,7 @@ impl MtlsJudge for SentinelSearchDouble {
         input_name: &str,
         sentinel: &str,
         _mesh: Mesh,
-        _port: u16,
+        _ports: WirePorts,
     ) -> EngineVerdict {
         let hits = pcap
             .windows(sentinel.len())
@@ -145,9 +146,18 @@ async fn plaintext_capture(sentinel: &str) -> Option<(Vec<u8>, u16)> {
 /// The same request inside TLS (a real rustls handshake with a test CA), the client offering
 /// the ALPN protocols `alpn`.
 async fn tls_capture(sentinel: &str, alpn: &[&str]) -> Option<(Vec<u8>, u16)> {
+    tls_capture_to(sentinel, alpn, "localhost").await
+}
+
+/// [`tls_capture`] with the SNI (and server certificate name) `server_name`.
+async fn tls_capture_to(
+    sentinel: &str,
+    alpn: &[&str],
+    server_name: &str,
+) -> Option<(Vec<u8>, u16)> {
     let ca = Ca::new("meshproof test CA");
     let mut sc = server_config(
-        ca.leaf(&["localhost"], window(-1, 30)),
+        ca.leaf(&[server_name], window(-1, 30)),
         rustls::ALL_VERSIONS,
     );
     // The server speaks whatever the client offers, as a mesh peer would.
@@ -168,7 +178,7 @@ async fn tls_capture(sentinel: &str, alpn: &[&str]) -> Option<(Vec<u8>, u16)> {
     let s = sentinel.to_string();
     let got = record(port, async move {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
         let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
         let req = format!("POST /function/env HTTP/1.1\r\nHost: x\r\nX-Meshproof-Sentinel: {s}\r\ncontent-length: {}\r\n\r\n{s}", s.len());
         tls.write_all(req.as_bytes()).await.unwrap();
@@ -181,7 +191,63 @@ async fn tls_capture(sentinel: &str, alpn: &[&str]) -> Option<(Vec<u8>, u16)> {
 }
 
 fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> Vec<EngineVerdict> {
-    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, *port)]
+    let ports = WirePorts {
+        app: *port,
+        proxy_inbound: None,
+    };
+    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, ports)]
+}
+
+/// Linkerd's default `transport-header` mode (ledger LD-1): the gateway's proxy connects to the
+/// function proxy's inbound port (here the recorded TLS server's port), never to the app port,
+/// with SNI = the function's identity and ALPN `transport.l5d.io/v1`. Judged on the app port
+/// alone — what meshproof did before — the capture holds nothing to judge; with the inbound
+/// port it passes, and the same TLS without the transport ALPN fails there.
+#[tokio::test]
+async fn linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn() {
+    let s = new_sentinel();
+    let sni = "default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local";
+    let Some((pcap, inbound)) = tls_capture_to(&s, &["transport.l5d.io/v1"], sni).await else {
+        return;
+    };
+    let app = if inbound == 8080 { 8081 } else { 8080 };
+    let judge = |pcap: &[u8], proxy_inbound| {
+        Engine.judge(
+            pcap,
+            "recorded",
+            &s,
+            Mesh::Linkerd,
+            WirePorts { app, proxy_inbound },
+        )
+    };
+    let app_only = judge(&pcap, None);
+    assert_eq!(app_only.outcome, Outcome::Error, "{:?}", app_only.reasons);
+    assert!(
+        app_only.reasons[0].contains(&format!("no flow to port {app}")),
+        "{:?}",
+        app_only.reasons
+    );
+    let v = judge(&pcap, Some(inbound));
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    let Some((no_alpn, inbound)) = tls_capture_to(&s, &[], sni).await else {
+        return;
+    };
+    let v = Engine.judge(
+        &no_alpn,
+        "recorded",
+        &s,
+        Mesh::Linkerd,
+        WirePorts {
+            app,
+            proxy_inbound: Some(inbound),
+        },
+    );
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert!(
+        v.reasons.iter().any(|r| r.contains("transport.l5d.io/v1")),
+        "{:?}",
+        v.reasons
+    );
 }
 
 #[tokio::test]
@@ -258,6 +324,7 @@ impl MtlsDriver for RecordedTraffic {
             responses: vec![self.echo.clone()],
             capture_log: String::new(),
             retries: 0,
+            proxy_inbound: None,
         })
     }
     async fn plaintext_probe(&mut self, function: &str, _port: u16) -> Result<Observed, String> {

@@ -40,12 +40,25 @@ pub fn default_image() -> &'static str {
 pub const GATE_SCRIPT: &str =
     "read -r _ || exit 0; \"$@\" & pid=$!; read -r _; kill -TERM \"$pid\" 2>/dev/null; wait \"$pid\"";
 
-/// The tcpdump filter keeping only TCP on `port` exchanged with one of `peers`, e.g.
-/// `tcp port 8080 and ( host 10.244.0.7 or host 10.244.0.9 )`. An empty `peers` keeps all TCP on
-/// the port.
-pub fn peer_filter(port: u16, peers: &[std::net::IpAddr]) -> Vec<String> {
-    let mut f: Vec<String> = ["tcp", "port"].map(String::from).to_vec();
-    f.push(port.to_string());
+/// The tcpdump filter keeping only TCP on one of `ports` exchanged with one of `peers`, e.g.
+/// `tcp port 8080 and ( host 10.244.0.7 or host 10.244.0.9 )`, or with two ports (Linkerd's
+/// proxy inbound port beside the app port) `tcp and ( port 8080 or port 4143 ) and ( … )`. An
+/// empty `peers` keeps all TCP on the ports.
+pub fn peer_filter(ports: &[u16], peers: &[std::net::IpAddr]) -> Vec<String> {
+    let mut f: Vec<String> = vec!["tcp".into()];
+    match ports {
+        [port] => f.extend(["port".to_string(), port.to_string()]),
+        ports => {
+            f.extend(["and", "("].map(String::from));
+            for (i, p) in ports.iter().enumerate() {
+                if i > 0 {
+                    f.push("or".into());
+                }
+                f.extend(["port".to_string(), p.to_string()]);
+            }
+            f.push(")".into());
+        }
+    }
     if !peers.is_empty() {
         f.extend(["and", "("].map(String::from));
         for (i, p) in peers.iter().enumerate() {
@@ -288,11 +301,15 @@ mod tests {
     fn the_peer_filter_is_one_word_per_argument() {
         let ips = ["10.244.0.7".parse().unwrap(), "fd00::9".parse().unwrap()];
         assert_eq!(
-            peer_filter(8080, &ips).join(" "),
+            peer_filter(&[8080], &ips).join(" "),
             "tcp port 8080 and ( host 10.244.0.7 or host fd00::9 )"
         );
-        assert_eq!(peer_filter(8080, &[]).join(" "), "tcp port 8080");
-        let spec = CaptureSpec::tcpdump("c", "env").with_filter(peer_filter(8080, &ips[..1]));
+        assert_eq!(peer_filter(&[8080], &[]).join(" "), "tcp port 8080");
+        assert_eq!(
+            peer_filter(&[8080, 4143], &ips[..1]).join(" "),
+            "tcp and ( port 8080 or port 4143 ) and ( host 10.244.0.7 )"
+        );
+        let spec = CaptureSpec::tcpdump("c", "env").with_filter(peer_filter(&[8080], &ips[..1]));
         assert_eq!(
             spec.command.join(" "),
             "tcpdump -i eth0 -U -w - tcp port 8080 and ( host 10.244.0.7 )"

@@ -11,6 +11,7 @@ pub mod checks;
 pub mod controls;
 pub mod executor;
 pub mod kube_ops;
+pub mod linkerd;
 pub mod render;
 pub mod tracker;
 

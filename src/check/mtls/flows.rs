@@ -30,9 +30,9 @@ const MAX_GAPS_LISTED: usize = 16;
 pub struct AnalyzerConfig {
     /// The plaintext marker the test traffic carries.
     pub sentinel: String,
-    /// When set, an endpoint on this port is taken as the server of a flow whose handshake was
+    /// An endpoint on one of these ports is taken as the server of a flow whose handshake was
     /// not captured.
-    pub port: Option<u16>,
+    pub ports: Vec<u16>,
 }
 
 /// Packet-level counters.
@@ -151,7 +151,7 @@ type Endpoint = (IpAddr, u16);
 pub struct FlowTable {
     finder: regex::bytes::Regex,
     sentinel_len: usize,
-    port: Option<u16>,
+    ports: Vec<u16>,
     counts: PacketCounts,
     live: HashMap<(Endpoint, Endpoint), usize>,
     flows: Vec<Flow>,
@@ -221,7 +221,7 @@ impl FlowTable {
         Ok(FlowTable {
             finder,
             sentinel_len: cfg.sentinel.len().max(1),
-            port: cfg.port,
+            ports: cfg.ports.clone(),
             counts: PacketCounts::default(),
             live: HashMap::new(),
             flows: Vec::new(),
@@ -392,7 +392,12 @@ impl FlowTable {
             } else {
                 (src, dst, Orientation::Handshake)
             }
-        } else if let Some(p) = self.port.filter(|&p| p == src.1 || p == dst.1) {
+        } else if let Some(p) = self
+            .ports
+            .iter()
+            .copied()
+            .find(|&p| p == src.1 || p == dst.1)
+        {
             if dst.1 == p {
                 (src, dst, Orientation::Port)
             } else {

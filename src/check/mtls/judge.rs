@@ -4,7 +4,7 @@
 //! 1. No packets at all → **error** (nothing to judge).
 //! 2. The sentinel in any TCP payload, or a judged flow that does not start with an acceptable
 //!    ClientHello → **fail**. A violation seen is conclusive even on a truncated capture.
-//! 3. No TCP payload, no flow to `--port`, a truncated capture, a judged flow whose start was not
+//! 3. No TCP payload, no flow to a `--port`, a truncated capture, a judged flow whose start was not
 //!    captured, or no TLS flow at all → **error**: absence of a violation cannot be certified.
 //! 4. Otherwise **pass**: at least one TLS flow, every judged flow's ClientHello meets the rules.
 
@@ -51,8 +51,11 @@ pub struct MtlsEvidence {
     pub input_error: Option<String>,
     pub capture: Option<CaptureStats>,
     pub packets: Option<PacketCounts>,
-    pub port: Option<u16>,
+    /// The ports whose flows are judged (every flow when empty).
+    pub ports: Vec<u16>,
     pub rules: HelloRules,
+    /// Stricter rules for flows to particular ports (Linkerd's proxy inbound port).
+    pub port_rules: Vec<PortRules>,
     pub sentinel_len: usize,
     pub sentinel_hits_total: u64,
     /// The first hits (at most 100), in capture order.
@@ -61,13 +64,35 @@ pub struct MtlsEvidence {
     pub flows: Vec<FlowEvidence>,
 }
 
+/// Rules for the flows to one port, instead of the general ones: on Linkerd's proxy inbound
+/// port every meshed connection carries ALPN `transport.l5d.io/v1` (ledger LD-1), on the app
+/// port none does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortRules {
+    pub port: u16,
+    pub rules: HelloRules,
+}
+
 /// What the judge needs besides the analysis.
 #[derive(Debug, Clone)]
 pub struct JudgeInput<'a> {
     pub input: &'a str,
     pub rules: &'a HelloRules,
-    pub port: Option<u16>,
+    /// Judge only flows to these ports (every flow carrying payload when empty).
+    pub ports: &'a [u16],
+    pub port_rules: &'a [PortRules],
     pub sentinel_len: usize,
+}
+
+impl JudgeInput<'_> {
+    /// The rules for a flow whose server port is `port`.
+    fn rules_for(&self, port: u16) -> &HelloRules {
+        self.port_rules
+            .iter()
+            .find(|r| r.port == port)
+            .map(|r| &r.rules)
+            .unwrap_or(self.rules)
+    }
 }
 
 /// Flows listed in full in the evidence; the rest are counted in `flows_total`. Failing and
@@ -79,11 +104,7 @@ const MAX_REASONS_PER_KIND: usize = 5;
 pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
     let fa = &analysis.flows;
     let cap = &analysis.capture;
-    let results: Vec<FlowResult> = fa
-        .flows
-        .iter()
-        .map(|f| judge_flow(f, j.rules, j.port))
-        .collect();
+    let results: Vec<FlowResult> = fa.flows.iter().map(|f| judge_flow(f, j)).collect();
 
     let mut fail = Vec::new();
     let mut error = Vec::new();
@@ -161,9 +182,12 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
             )],
         )
     } else if n_judged == 0 {
-        let why = match j.port {
-            Some(p) => format!("no flow to port {p} carried payload: nothing to judge"),
-            None => "no flow carried payload: nothing to judge".to_string(),
+        let why = match j.ports {
+            [] => "no flow carried payload: nothing to judge".to_string(),
+            ports => format!(
+                "no flow to port {} carried payload: nothing to judge",
+                port_list(ports)
+            ),
         };
         (Outcome::Error, vec![why])
     } else if let Some(t) = &truncated {
@@ -219,8 +243,9 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
         input_error: None,
         capture: Some(cap.clone()),
         packets: Some(fa.counts.clone()),
-        port: j.port,
+        ports: j.ports.to_vec(),
         rules: j.rules.clone(),
+        port_rules: j.port_rules.to_vec(),
         sentinel_len: j.sentinel_len,
         sentinel_hits_total: fa.sentinel_hits_total,
         sentinel_hits: fa.sentinel_hits.clone(),
@@ -237,8 +262,9 @@ pub fn unreadable(j: &JudgeInput<'_>, error: String) -> Verdict<MtlsEvidence> {
         input_error: Some(error.clone()),
         capture: None,
         packets: None,
-        port: j.port,
+        ports: j.ports.to_vec(),
         rules: j.rules.clone(),
+        port_rules: j.port_rules.to_vec(),
         sentinel_len: j.sentinel_len,
         sentinel_hits_total: 0,
         sentinel_hits: Vec::new(),
@@ -253,14 +279,29 @@ pub fn unreadable(j: &JudgeInput<'_>, error: String) -> Verdict<MtlsEvidence> {
     )
 }
 
-fn judge_flow(f: &FlowRecord, rules: &HelloRules, port: Option<u16>) -> FlowResult {
-    if let Some(p) = port {
-        let to_port = f.server.port() == p
-            || (f.orientation != Orientation::Handshake && f.client.port() == p);
-        if !to_port {
-            return FlowResult::NotJudged(format!("not a flow to port {p}"));
+fn port_list(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn judge_flow(f: &FlowRecord, j: &JudgeInput<'_>) -> FlowResult {
+    let mut server_port = f.server.port();
+    if !j.ports.is_empty() {
+        let to = j.ports.iter().copied().find(|&p| {
+            f.server.port() == p
+                || (f.orientation != Orientation::Handshake && f.client.port() == p)
+        });
+        match to {
+            Some(p) => server_port = p,
+            None => {
+                return FlowResult::NotJudged(format!("not a flow to port {}", port_list(j.ports)))
+            }
         }
     }
+    let rules = j.rules_for(server_port);
     if !f.has_payload() {
         return FlowResult::NotJudged("no payload".into());
     }

@@ -29,8 +29,8 @@ pub mod tls_hello;
 
 pub use capture::{CaptureError, CaptureStats};
 pub use flows::{AnalyzerConfig, FlowAnalysis};
-pub use judge::{judge, Analysis, FlowResult, JudgeInput, MtlsEvidence};
-pub use rules::{HelloRules, Mesh};
+pub use judge::{judge, Analysis, FlowResult, JudgeInput, MtlsEvidence, PortRules};
+pub use rules::{HelloRules, Mesh, LINKERD_TRANSPORT_ALPN};
 
 use crate::check::Verdict;
 use std::io::Read;
@@ -67,22 +67,32 @@ pub fn analyze<R: Read>(input: R, cfg: &AnalyzerConfig) -> Result<Analysis, Mtls
 #[derive(Debug, Clone)]
 pub struct CheckSpec {
     pub sentinel: String,
-    pub port: Option<u16>,
+    /// Judge only flows to these ports (every flow when empty).
+    pub ports: Vec<u16>,
     pub rules: HelloRules,
+    /// Stricter rules on particular ports.
+    pub port_rules: Vec<PortRules>,
+}
+
+impl CheckSpec {
+    fn judge_input<'a>(&'a self, input_name: &'a str) -> JudgeInput<'a> {
+        JudgeInput {
+            input: input_name,
+            rules: &self.rules,
+            ports: &self.ports,
+            port_rules: &self.port_rules,
+            sentinel_len: self.sentinel.len(),
+        }
+    }
 }
 
 /// Analyses `input` and judges it: the whole `check mtls` as a function. `input_name` is only
 /// used in the evidence.
 pub fn check<R: Read>(input: R, input_name: &str, spec: &CheckSpec) -> Verdict<MtlsEvidence> {
-    let j = JudgeInput {
-        input: input_name,
-        rules: &spec.rules,
-        port: spec.port,
-        sentinel_len: spec.sentinel.len(),
-    };
+    let j = spec.judge_input(input_name);
     let cfg = AnalyzerConfig {
         sentinel: spec.sentinel.clone(),
-        port: spec.port,
+        ports: spec.ports.clone(),
     };
     match analyze(input, &cfg) {
         Ok(a) => judge(&a, &j),
@@ -96,13 +106,10 @@ pub fn unopenable(
     spec: &CheckSpec,
     error: &std::io::Error,
 ) -> Verdict<MtlsEvidence> {
-    let j = JudgeInput {
-        input: input_name,
-        rules: &spec.rules,
-        port: spec.port,
-        sentinel_len: spec.sentinel.len(),
-    };
-    judge::unreadable(&j, format!("cannot open: {error}"))
+    judge::unreadable(
+        &spec.judge_input(input_name),
+        format!("cannot open: {error}"),
+    )
 }
 
 #[cfg(test)]

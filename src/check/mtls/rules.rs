@@ -1,10 +1,13 @@
 //! What a mesh's ClientHello must look like: ALPN and SNI rules, with Istio and Linkerd presets.
 //!
-//! Field notes (DESIGN.md): Istio sidecars offer ALPN `istio-peer-exchange`, `istio-http/1.1`,
-//! `istio-http/1.0`, `istio-h2` or `istio` and SNI `outbound_.<port>_.<subset>_.<fqdn>`; Linkerd
-//! proxies send SNI `<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local` and ALPN
-//! `transport.l5d.io/v1` only on opaque traffic — so for Linkerd the SNI suffix is the rule and
-//! ALPN is optional.
+//! Istio sidecars offer ALPN `istio-http/1.1, istio, http/1.1` on an HTTP/1.1 hop (or
+//! `istio-peer-exchange, istio` on TCP) and SNI `outbound_.<port>_.<subset>_.<fqdn>` (ledger
+//! IS-6). Linkerd proxies send SNI `<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local`, the
+//! *server's* identity; in the default `transport-header` mode every meshed pod-to-pod
+//! connection goes to the peer proxy's inbound port (4143) and offers exactly one ALPN,
+//! [`LINKERD_TRANSPORT_ALPN`] (ledger LD-1). In `transparent` mode it goes to the app port with no
+//! ALPN at all. So the Linkerd preset requires the SNI suffix, and the trial adds the ALPN rule
+//! for flows to the inbound port ([`super::PortRules`]).
 
 use super::tls_hello::ClientHelloInfo;
 use serde::Serialize;
@@ -19,6 +22,9 @@ pub const ISTIO_ALPN: &[&str] = &[
 ];
 /// SNI suffix of a Linkerd proxy-to-proxy connection.
 pub const LINKERD_SNI_SUFFIX: &str = ".serviceaccount.identity.linkerd.cluster.local";
+/// The ALPN a Linkerd proxy offers on a connection to a peer proxy's inbound port
+/// (linkerd2-proxy v2.366.0 `linkerd/transport-header/src/lib.rs`: `PROTOCOL`).
+pub const LINKERD_TRANSPORT_ALPN: &str = "transport.l5d.io/v1";
 
 /// A mesh whose wire conventions are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]

@@ -26,8 +26,9 @@ fn istio_hello() -> Vec<u8> {
 fn spec(mesh: Option<Mesh>, port: Option<u16>) -> CheckSpec {
     CheckSpec {
         sentinel: SENTINEL.into(),
-        port,
+        ports: port.into_iter().collect(),
         rules: HelloRules::build(mesh, &[], None),
+        port_rules: Vec::new(),
     }
 }
 
@@ -272,8 +273,9 @@ fn short_sentinels_and_garbage_are_clean_errors() {
         "x",
         &CheckSpec {
             sentinel: "abc".into(),
-            port: None,
+            ports: Vec::new(),
             rules: HelloRules::default(),
+            port_rules: Vec::new(),
         },
     );
     assert_eq!(v.outcome, Outcome::Error);
@@ -342,7 +344,7 @@ fn judging_is_pure() {
         &w.into_inner()[..],
         &AnalyzerConfig {
             sentinel: SENTINEL.into(),
-            port: Some(8080),
+            ports: vec![8080],
         },
     )
     .unwrap();
@@ -350,7 +352,8 @@ fn judging_is_pure() {
     let j = JudgeInput {
         input: "x",
         rules: &istio,
-        port: Some(8080),
+        ports: &[8080],
+        port_rules: &[],
         sentinel_len: SENTINEL.len(),
     };
     let v1 = judge(&a, &j);

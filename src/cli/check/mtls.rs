@@ -12,9 +12,9 @@ pub struct Args {
     /// Token the test traffic carries; it must never appear in cleartext (at least 8 bytes).
     #[arg(long, value_name = "TOKEN")]
     pub sentinel: String,
-    /// Judge only flows to this TCP port (otherwise every flow carrying payload).
+    /// Judge only flows to this TCP port (repeatable; otherwise every flow carrying payload).
     #[arg(long, value_name = "P")]
-    pub port: Option<u16>,
+    pub port: Vec<u16>,
     /// Preset ClientHello rules for a mesh.
     #[arg(long, value_enum)]
     pub mesh: Option<Mesh>,
@@ -32,7 +32,8 @@ pub struct Args {
 pub fn run(args: Args) -> i32 {
     let spec = CheckSpec {
         sentinel: args.sentinel.clone(),
-        port: args.port,
+        ports: args.port.clone(),
+        port_rules: Vec::new(),
         rules: HelloRules::build(
             args.mesh,
             &args.expect_alpn,

@@ -31,6 +31,16 @@ pub struct EngineVerdict {
     pub evidence: serde_json::Value,
 }
 
+/// The ports a function pod's traffic arrives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WirePorts {
+    /// The function's own port (the check's `port`): plaintext arrives here.
+    pub app: u16,
+    /// Linkerd's proxy inbound port, where meshed peers connect in the default
+    /// `transport-header` mode (ledger LD-1, LD-2); `None` for a pod without a Linkerd proxy.
+    pub proxy_inbound: Option<u16>,
+}
+
 /// Judges a pcap byte stream. The production judge is [`super::mtls_engine::Engine`].
 pub trait MtlsJudge {
     fn judge(
@@ -39,7 +49,7 @@ pub trait MtlsJudge {
         input_name: &str,
         sentinel: &str,
         mesh: Mesh,
-        port: u16,
+        ports: WirePorts,
     ) -> EngineVerdict;
 }
 
@@ -56,6 +66,8 @@ pub struct Traffic {
     /// Requests sent again after a transient failure (a 503 while a just-Ready pod's endpoint
     /// reaches the proxies); each kept its sentinel.
     pub retries: u32,
+    /// The Linkerd proxy's inbound port of the captured pod (also captured and judged).
+    pub proxy_inbound: Option<u16>,
 }
 
 #[allow(async_fn_in_trait)]
@@ -136,7 +148,13 @@ fn judge_all<J: MtlsJudge>(
     let verdicts: Vec<EngineVerdict> = t
         .sentinels
         .iter()
-        .map(|s| judge.judge(&t.pcap, name, s, mesh, port))
+        .map(|s| {
+            let ports = WirePorts {
+                app: port,
+                proxy_inbound: t.proxy_inbound,
+            };
+            judge.judge(&t.pcap, name, s, mesh, ports)
+        })
         .collect();
     let ev = PhaseEvidence {
         function: name.to_string(),

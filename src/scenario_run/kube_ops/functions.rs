@@ -14,6 +14,14 @@ use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::time::Duration;
 
+/// A function's Ready pod, found by its `faas_function` label.
+pub(super) struct FunctionPod {
+    pub(super) name: String,
+    /// The function's own container (where an ephemeral capture container attaches).
+    pub(super) container: String,
+    pub(super) pod: Pod,
+}
+
 /// Deadline of one request through the gateway.
 pub(super) const GATEWAY_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -100,7 +108,7 @@ impl KubeTrial {
     }
 
     /// The Ready pod of function `name` and its function container.
-    pub(super) async fn function_pod(&self, name: &str) -> Result<(String, String), String> {
+    pub(super) async fn function_pod(&self, name: &str) -> Result<FunctionPod, String> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), FUNCTIONS_NAMESPACE);
         let list = call(
             &format!("pods of function {name}"),
@@ -127,7 +135,11 @@ impl KubeTrial {
             .or_else(|| containers.iter().find(|c| !is_meshproof_sidecar(c)))
             .cloned()
             .ok_or_else(|| format!("pod of function {name} has no application container"))?;
-        Ok((pod.metadata.name.unwrap_or_default(), container))
+        Ok(FunctionPod {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            container,
+            pod,
+        })
     }
 
     /// The IPs of the OpenFaaS gateway's Ready pods: the only peers whose traffic with a

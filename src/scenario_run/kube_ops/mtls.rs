@@ -77,18 +77,27 @@ const MTLS_REQUEST_RETRY_FOR: Duration = Duration::from_secs(30);
 impl MtlsDriver for KubeMtls<'_> {
     async fn capture_traffic(&mut self, function: &str, requests: u32) -> Result<Traffic, String> {
         let base = self.trial.gateway_base().await?;
-        let (pod, container) = self.trial.function_pod(function).await?;
+        let target = self.trial.function_pod(function).await?;
+        let (pod, container) = (target.name.as_str(), target.container.as_str());
+        // On Linkerd, meshed peers connect to the proxy's inbound port, not the app port
+        // (ledger LD-1): both are captured and judged.
+        let proxy_inbound = match self.trial.cfg.mesh {
+            Mesh::Linkerd => crate::scenario_run::linkerd::inbound_port(&target.pod),
+            Mesh::Istio => None,
+        };
+        let ports: Vec<u16> = std::iter::once(self.port)
+            .chain(proxy_inbound.filter(|&p| p != self.port))
+            .collect();
         let id = self.trial.next_id();
         let suffix = hex::encode(rand::random::<[u8; 3]>());
         // Only the gateway's traffic with the function: under Linkerd, kubelet probes reach the
         // application port in plaintext on eth0, and they are not what the check is about.
         let peers = self.trial.gateway_pod_ips().await?;
-        let mut spec =
-            CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), &container)
-                .with_filter(capture::peer_filter(self.port, &peers));
+        let mut spec = CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), container)
+            .with_filter(capture::peer_filter(&ports, &peers));
         spec.image = self.capture_image.clone();
         let mut cap =
-            capture::start_capture(&self.trial.streaming, FUNCTIONS_NAMESPACE, &pod, &spec)
+            capture::start_capture(&self.trial.streaming, FUNCTIONS_NAMESPACE, pod, &spec)
                 .await
                 .map_err(|e| e.to_string())?;
         let mut stream = cap.take_pcap().ok_or("the capture has no output stream")?;
@@ -114,7 +123,10 @@ impl MtlsDriver for KubeMtls<'_> {
             .timeout(GATEWAY_REQUEST_TIMEOUT)
             .build()
             .map_err(|e| e.to_string())?;
-        let mut traffic = Traffic::default();
+        let mut traffic = Traffic {
+            proxy_inbound,
+            ..Traffic::default()
+        };
         let mut send_errors = Vec::new();
         for _ in 0..requests {
             let sentinel = mtls::new_sentinel();
