@@ -347,12 +347,18 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
         .to_string();
     match c {
         Check::Mtls(m) => {
-            let rules = match mesh {
-                Mesh::Istio => "ClientHello ALPN one of istio-peer-exchange, istio-http/1.1, istio-http/1.0, istio-h2, istio",
-                Mesh::Linkerd => "ClientHello SNI ending in .serviceaccount.identity.linkerd.cluster.local",
+            let (ports, rules) = match mesh {
+                Mesh::Istio => (
+                    format!("port {}", m.port),
+                    "ClientHello ALPN one of istio-peer-exchange, istio-http/1.1, istio-http/1.0, istio-h2, istio",
+                ),
+                Mesh::Linkerd => (
+                    format!("port {} and the proxy's inbound port (LINKERD2_PROXY_INBOUND_LISTEN_ADDR, 4143 by default)", m.port),
+                    "ClientHello SNI ending in .serviceaccount.identity.linkerd.cluster.local, and ALPN transport.l5d.io/v1 on the inbound port",
+                ),
             };
             let identity = match mesh {
-                Mesh::Istio => format!("X-Forwarded-Client-Cert has URI=spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}"),
+                Mesh::Istio => format!("the last X-Forwarded-Client-Cert element has exactly URI=spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}"),
                 Mesh::Linkerd => format!("l5d-client-id is {gw_sa}.{GATEWAY_NAMESPACE}.serviceaccount.identity.linkerd.cluster.local"),
             };
             let mut v = vec![
@@ -361,31 +367,43 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                     m.control, m.requests
                 ),
                 format!(
-                    "check mtls — capture eth0 of {}'s pod while the gateway sends {} requests with fresh sentinels on port {}: no sentinel in plaintext, every flow TLS, {rules}",
-                    m.function, m.requests, m.port
+                    "check mtls — path self-check: the Host the control saw (Http_Host) tells how the gateway addresses functions; a pod IP under Istio sidecars is an error (pod-IP traffic bypasses the sidecars' mTLS){}",
+                    if mesh == Mesh::Linkerd { " — recorded only on Linkerd, which meshes pod-IP traffic" } else { "" }
+                ),
+                format!(
+                    "check mtls — capture eth0 of {}'s pod ({ports}) while the gateway sends {} requests with fresh sentinels: no sentinel in plaintext (whatever the answers), every flow TLS, {rules}",
+                    m.function, m.requests
                 ),
                 format!("check mtls — every echoed request shows the gateway identity: {identity}"),
             ];
             if m.strict {
+                let how = match mesh {
+                    Mesh::Istio => "the connection is closed (a 403 fails: the port took plaintext); no AuthorizationPolicy may apply to the namespace",
+                    Mesh::Linkerd => "a 403 that inbound_http_authz_deny_total on the function's proxy counted",
+                };
                 v.push(format!(
-                    "check mtls — strict: a plaintext client in an unmeshed namespace calling {}.{fns}:{} directly is refused",
+                    "check mtls — strict: a plaintext client in an unmeshed namespace calling {}.{fns}:{} directly is refused: {how}",
                     m.function, m.port
                 ));
             }
             v.push(format!(
                 "check mtls — timeout {} for traffic and judging, plus {} for the capture containers and client pod it starts",
                 humantime::format_duration(m.timeout),
-                humantime::format_duration(2 * crate::vocab::POD_START)
+                humantime::format_duration(2 * crate::vocab::CAPTURE_START + crate::vocab::POD_START)
             ));
             v
         }
         Check::Deny(d) => {
             let image = d.probe.image.clone().or_else(|| vars.get(crate::images::ImageRole::Probe.var()).map(str::to_string)).unwrap_or_else(|| "<images.probe>".into());
-            let mut v = vec![format!(
+            let mut v = Vec::new();
+            if mesh == Mesh::Linkerd {
+                v.push("check deny — refuse a probe whose port and path are a kubelet httpGet probe of the pods it reaches (Linkerd authorizes those for every client)".to_string());
+            }
+            v.push(format!(
                 "check deny — probe pod in {} (service account {}, created if missing; image {image}, `sleep infinity`; meshed by the namespace's injection), Ready",
                 render(&d.probe.namespace, vars),
                 d.probe.service_account
-            )];
+            ));
             for e in &d.expectations {
                 v.push(format!(
                     "check deny — negative control, before the policy: {} {} from {} must be {:?}",
@@ -396,9 +414,13 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 ));
             }
             v.push(manifest_line("check deny — apply policy", &d.policy, mesh, vars));
+            let shown = match mesh {
+                Mesh::Istio => "a 403 is denied only with Istio's `RBAC: access denied` body",
+                Mesh::Linkerd => "a 403 is denied only if inbound_http_authz_deny_total rose on the target pods' proxies",
+            };
             for e in &d.expectations {
                 v.push(format!(
-                    "check deny — after the policy: {} {} from {} must be {:?} within {} (403/reset = denied; 401/404/5xx/timeout = error)",
+                    "check deny — after the policy: {} {} from {} must be {:?} within {} ({shown}; reset = denied; any other 403, 401/404/5xx/timeout = error)",
                     e.name,
                     render(&e.url, vars),
                     from_label(e.from),

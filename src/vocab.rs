@@ -16,6 +16,10 @@ pub const FUNCTIONS_NAMESPACE: &str = "openfaas-fn";
 /// it as part of a check's budget; the checks wait it.
 pub const POD_START: Duration = Duration::from_secs(180);
 
+/// Time for an ephemeral capture container to start, its image pull included: the capture
+/// image is large, and its first pull on a fresh node takes minutes.
+pub const CAPTURE_START: Duration = Duration::from_secs(300);
+
 /// A step as the plan prints it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PlannedStep {

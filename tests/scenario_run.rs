@@ -7,7 +7,7 @@
 mod support_tls;
 
 use meshproof::check::canary::{Sample, UnclassifiedKind};
-use meshproof::check::http::{Classification, Denial};
+use meshproof::check::http::{Classification, Denial, DenySource};
 use meshproof::check::tls::TlsVersion;
 use meshproof::check::{CheckName, Outcome, Verdict};
 use meshproof::scenario::loader::{load_text, Document};
@@ -15,10 +15,11 @@ use meshproof::scenario::template::Vars;
 use meshproof::scenario::{Check, Mesh, Scenario, Step};
 use meshproof::scenario_run::checks::canary::{converge, ConvergeRule, SETTLE};
 use meshproof::scenario_run::checks::deny::{
-    run_deny, DenyDriver, DenyTiming, Observed, RenderedProbe,
+    run_deny, DenyDriver, DenyTiming, KubeletProbe, Observed, ProbeTarget, RenderedProbe,
 };
 use meshproof::scenario_run::checks::tls::{run_tls_check, TlsTrialInput};
 use meshproof::scenario_run::executor::{run_trial, AppliedObject, StepError, TrialOps, TrialSpec};
+use meshproof::scenario_run::linkerd::AuthzCounters;
 use meshproof::scenario_run::render::{self, FunctionRequest, ObjectRef, WaitTarget};
 use meshproof::scenario_run::tracker::Tracker;
 use serde_json::Value;
@@ -519,6 +520,13 @@ struct ScriptedProbes {
     policy_at: Option<std::time::Instant>,
     /// How long after the policy the pods were judged.
     ready_after_policy: Option<Duration>,
+    /// Each probe's target (asked on Linkerd).
+    targets: HashMap<String, ProbeTarget>,
+    /// Whether a 403 after the policy is the (simulated) Linkerd proxy's: then the target's
+    /// deny counter rises with it.
+    proxy_denies: bool,
+    /// The target proxies' counters per probe.
+    counters: HashMap<String, AuthzCounters>,
 }
 
 impl DenyDriver for ScriptedProbes {
@@ -538,10 +546,10 @@ impl DenyDriver for ScriptedProbes {
             if self.policy { "after" } else { "before" },
             p.name
         ));
-        Observed {
-            classification: c,
-            detail: "scripted".into(),
+        if self.proxy_denies && matches!(c, Classification::Denied(Denial::Forbidden { .. })) {
+            self.counters.entry(p.name.clone()).or_default().denied += 1;
         }
+        Observed::new(c, "scripted")
     }
     async fn apply_policy(&mut self) -> Result<(), String> {
         self.log.push("apply policy".into());
@@ -553,6 +561,16 @@ impl DenyDriver for ScriptedProbes {
         self.log.push("workloads".into());
         self.ready_after_policy = self.policy_at.map(|t| t.elapsed());
         self.workloads.clone()
+    }
+    async fn target(&mut self, p: &RenderedProbe) -> Result<ProbeTarget, String> {
+        self.log.push(format!("target {}", p.name));
+        self.targets
+            .get(&p.name)
+            .cloned()
+            .ok_or_else(|| format!("no target for {}", p.name))
+    }
+    async fn counters(&mut self, p: &RenderedProbe) -> Result<AuthzCounters, String> {
+        Ok(self.counters.get(&p.name).copied().unwrap_or_default())
     }
 }
 
@@ -586,6 +604,34 @@ fn script(after: &[(&str, Vec<Classification>)]) -> ScriptedProbes {
         workloads: Ok(()),
         policy_at: None,
         ready_after_policy: None,
+        targets: probes
+            .iter()
+            .map(|p| (p.name.clone(), target_of(p, &[])))
+            .collect(),
+        proxy_denies: true,
+        counters: HashMap::new(),
+    }
+}
+
+/// A one-pod target for `p` whose container port is the URL's, with these kubelet probes
+/// (`(port, path)`).
+fn target_of(p: &RenderedProbe, kubelet: &[(u16, &str)]) -> ProbeTarget {
+    let url = reqwest::Url::parse(&p.url).unwrap();
+    ProbeTarget {
+        namespace: "openfaas".into(),
+        service: url.host_str().unwrap().split('.').next().unwrap().into(),
+        pods: vec![format!("{}-pod", p.name)],
+        container_port: url.port().unwrap(),
+        kubelet_probes: kubelet
+            .iter()
+            .map(|(port, path)| KubeletProbe {
+                pod: format!("{}-pod", p.name),
+                container: "app".into(),
+                kind: "readiness".into(),
+                port: *port,
+                path: path.to_string(),
+            })
+            .collect(),
     }
 }
 
@@ -593,7 +639,7 @@ fn fast() -> DenyTiming {
     DenyTiming {
         settle: Duration::from_millis(300),
         poll: Duration::from_millis(20),
-        before_attempts: 2,
+        before_for: Duration::from_millis(60),
         ready_hold: Duration::ZERO,
     }
 }
@@ -619,6 +665,7 @@ async fn pods_are_judged_only_after_the_readiness_hold() {
             ready_hold: hold,
             ..fast()
         },
+        Mesh::Istio,
     )
     .await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
@@ -632,9 +679,9 @@ async fn pods_are_judged_only_after_the_readiness_hold() {
 #[tokio::test]
 async fn deny_probes_before_the_policy_then_after_it_and_checks_the_pods() {
     let probes = deny_probes();
-    assert_eq!(probes[0].url, "http://gateway.openfaas:8080/healthz");
+    assert_eq!(probes[0].url, "http://gateway.openfaas:8080/function/env");
     let mut d = script(&good_after());
-    let v = run_deny(&mut d, &probes, fast()).await;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     let apply = d.log.iter().position(|l| l == "apply policy").unwrap();
     assert!(
@@ -667,7 +714,7 @@ async fn a_probe_already_denied_before_the_policy_is_an_error_and_the_policy_is_
     let probes = deny_probes();
     let mut d = script(&good_after());
     d.before.insert("function-to-function".into(), denied());
-    let v = run_deny(&mut d, &probes, fast()).await;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
     assert_eq!(v.outcome, Outcome::Error);
     assert!(
         v.reasons[0].contains("the deny check proves nothing")
@@ -685,7 +732,7 @@ async fn a_probe_that_never_flips_fails_with_its_last_observation() {
     let mut after = good_after();
     after[2] = ("function-to-function", vec![allowed()]);
     let mut d = script(&after);
-    let v = run_deny(&mut d, &probes, fast()).await;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert!(
         v.reasons
@@ -708,18 +755,185 @@ async fn an_undecided_last_observation_is_an_error_and_broken_pods_fail() {
         }],
     );
     let mut d = script(&after);
-    let v = run_deny(&mut d, &probes, fast()).await;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
 
     let mut d = script(&good_after());
     d.workloads = Err("not Ready: openfaas/gateway-1".into());
-    let v = run_deny(&mut d, &probes, fast()).await;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
     assert_eq!(v.outcome, Outcome::Fail);
     assert!(
         v.reasons[0].contains("not Ready: openfaas/gateway-1"),
         "{:?}",
         v.reasons
     );
+}
+
+fn forbidden(source: DenySource) -> Classification {
+    Classification::Denied(Denial::Forbidden { source })
+}
+
+fn good_after_403(source: DenySource) -> Vec<(&'static str, Vec<Classification>)> {
+    vec![
+        ("function-to-gateway", vec![allowed(), forbidden(source)]),
+        ("function-to-prometheus", vec![forbidden(source)]),
+        ("function-to-function", vec![forbidden(source)]),
+        ("gateway-to-function", vec![allowed()]),
+    ]
+}
+
+/// Istio: a 403 is a denial only with the RBAC filter's body; any other 403 (the application's
+/// own) is not shown to come from the mesh, so the check cannot pass on it (ledger IS-3).
+#[tokio::test]
+async fn on_istio_only_the_rbac_body_makes_a_403_a_mesh_denial() {
+    let probes = deny_probes();
+    let mut d = script(&good_after_403(DenySource::IstioRbac));
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    for source in [DenySource::Unknown, DenySource::Envoy] {
+        let mut d = script(&good_after_403(source));
+        let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+        assert_eq!(v.outcome, Outcome::Error, "{source:?}: {:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("not shown to come from the mesh")
+                    && r.contains("RBAC: access denied")),
+            "{:?}",
+            v.reasons
+        );
+    }
+}
+
+/// Linkerd sends a meshed client a bare 403 (its own proxy strips `l5d-proxy-error`, ledger
+/// LD-5): it counts as the mesh's only when `inbound_http_authz_deny_total` rose on the target
+/// pods' proxies across the probe.
+#[tokio::test]
+async fn on_linkerd_a_bare_403_counts_only_when_the_target_proxy_counted_a_denial() {
+    let probes = deny_probes();
+    let mut d = script(&good_after_403(DenySource::Unknown));
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    let after = v.evidence.probes[1].observed_after.as_ref().unwrap();
+    assert!(
+        after
+            .describe()
+            .contains("inbound_http_authz_deny_total rose by 1"),
+        "{}",
+        after.describe()
+    );
+    // The same 403s, but the proxies counted nothing: the application answered.
+    let mut d = script(&good_after_403(DenySource::Unknown));
+    d.proxy_denies = false;
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("inbound_http_authz_deny_total did not rise")),
+        "{:?}",
+        v.reasons
+    );
+}
+
+/// Linkerd authorizes kubelet probe paths for every client (ledger LD-6): a deny probe on one
+/// is refused before anything is probed or applied, naming the probe it collides with.
+#[tokio::test]
+async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_up_front() {
+    let probes = deny_probes();
+    let mut d = script(&good_after());
+    let gw = probes
+        .iter()
+        .find(|p| p.name == "function-to-gateway")
+        .unwrap();
+    // The path the scenario probed before this fix: the gateway's readiness probe.
+    let mut healthz = gw.clone();
+    healthz.url = "http://gateway.openfaas:8080/healthz".into();
+    d.targets.insert(
+        gw.name.clone(),
+        target_of(gw, &[(8080, "/healthz"), (8081, "/healthz")]),
+    );
+    let v = run_deny(
+        &mut d,
+        std::slice::from_ref(&healthz),
+        fast(),
+        Mesh::Linkerd,
+    )
+    .await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("cannot be denied by Linkerd")
+            && v.reasons[0].contains("GET /healthz on port 8080 is the readiness probe"),
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        d.log.iter().all(|l| l.starts_with("target ")),
+        "nothing probed or applied: {:?}",
+        d.log
+    );
+    // The shipped scenario's paths collide with none of the chart's probes.
+    let mut d = script(&good_after());
+    d.targets.insert(
+        gw.name.clone(),
+        target_of(gw, &[(8080, "/healthz"), (8081, "/healthz")]),
+    );
+    let prom = probes
+        .iter()
+        .find(|p| p.name == "function-to-prometheus")
+        .unwrap();
+    d.targets
+        .insert(prom.name.clone(), target_of(prom, &[(9090, "/-/healthy")]));
+    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    // Istio rewrites kubelet probes through its agent: no such guard there.
+    let mut d = script(&good_after());
+    let v = run_deny(&mut d, std::slice::from_ref(&healthz), fast(), Mesh::Istio).await;
+    assert_ne!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+}
+
+/// A before-probe answering undecided (an endpoint still propagating) is retried for the
+/// before window, not given up after a couple of attempts.
+#[tokio::test]
+async fn undecided_before_probes_are_retried_for_the_before_window() {
+    let probes = deny_probes();
+    struct Flaky {
+        inner: ScriptedProbes,
+        undecided_left: u32,
+    }
+    impl DenyDriver for Flaky {
+        async fn probe(&mut self, p: &RenderedProbe) -> Observed {
+            if !self.inner.policy && self.undecided_left > 0 {
+                self.undecided_left -= 1;
+                return Observed::undecided("HTTP 503: endpoint not ready");
+            }
+            self.inner.probe(p).await
+        }
+        async fn apply_policy(&mut self) -> Result<(), String> {
+            self.inner.apply_policy().await
+        }
+        async fn workloads_ready(&mut self) -> Result<(), String> {
+            self.inner.workloads_ready().await
+        }
+        async fn target(&mut self, p: &RenderedProbe) -> Result<ProbeTarget, String> {
+            self.inner.target(p).await
+        }
+        async fn counters(&mut self, p: &RenderedProbe) -> Result<AuthzCounters, String> {
+            self.inner.counters(p).await
+        }
+    }
+    let timing = DenyTiming {
+        before_for: Duration::from_secs(5),
+        poll: Duration::from_millis(10),
+        ..fast()
+    };
+    let mut d = Flaky {
+        inner: script(&good_after()),
+        undecided_left: 8,
+    };
+    let v = run_deny(&mut d, &probes, timing, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert_eq!(d.undecided_left, 0);
 }
 
 // ---------------------------------------------------------------- canary

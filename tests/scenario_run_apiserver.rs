@@ -425,3 +425,108 @@ async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
+
+/// On Linkerd, a deny probe on a kubelet probe path of its target cannot show a denial (ledger
+/// LD-6). The guard reads the real objects: the Service's named targetPort and the probes of
+/// the pods the controller manager created from the Deployment (Pending here: no kubelet). It
+/// refuses the probe before any probe pod is started or any policy applied.
+#[tokio::test]
+async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_from_the_real_pod_specs() {
+    use k8s_openapi::api::core::v1::Pod;
+    let Some(r) = rig().await else { return };
+    let ns = &r.ns;
+    // The shape of the OpenFaaS chart's gateway (15.0.6 templates/gateway-dep.yaml).
+    let objects = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: gateway, namespace: {ns}}}
+spec:
+  selector: {{app: gateway}}
+  ports: [{{name: http, port: 8080, targetPort: http, protocol: TCP}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: gateway, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: gateway}}}}
+  template:
+    metadata: {{labels: {{app: gateway}}}}
+    spec:
+      containers:
+        - name: gateway
+          image: ghcr.io/openfaas/gateway:0.27.13
+          ports: [{{name: http, containerPort: 8080, protocol: TCP}}]
+          readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}}}
+          livenessProbe: {{httpGet: {{path: /healthz, port: 8080}}}}
+        - name: faas-netes
+          image: ghcr.io/openfaas/faas-netes:0.18.17
+          livenessProbe: {{httpGet: {{path: /healthz, port: 8081}}}}
+"#
+    );
+    apply_yaml(&r.client, &objects, &ApplyOptions::default())
+        .await
+        .expect("gateway objects");
+    let pods: Api<Pod> = Api::namespaced(r.client.clone(), ns);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no gateway pod was created"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = parse(
+        "kind: Scenario\nname: rig-deny\nsteps:\n  - check:\n      deny:\n        policy: { inline: \"apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: never-applied}\\n\" }\n        probe: { namespace: \"${namespace.functions}\" }\n        expect:\n          - { name: function-to-gateway, url: \"http://gateway.${namespace.gateway}:8080/healthz\", after: denied }\n",
+    );
+    let Some(Step::Check(check)) = s.steps.first() else {
+        panic!()
+    };
+    let mut ops = KubeTrial::connect(KubeTrialConfig {
+        kubeconfig: r.kubeconfig.clone(),
+        context: None,
+        mesh: Mesh::Linkerd,
+        deployer: Deployer::Gateway,
+        run_id: RunId::new(r.run_id.clone()).unwrap(),
+        redactor: Redactor::default(),
+        work_dir: tempfile::tempdir().unwrap().keep(),
+    })
+    .await
+    .expect("connect");
+    let mut tracker = Tracker::default();
+    let mut v = vars(ns);
+    v.set("images.probe", "curlimages/curl:8.11.1");
+    let v: Verdict<serde_json::Value> = ops.check(check, &v, &mut tracker).await;
+    assert_eq!(
+        v.outcome,
+        meshproof::check::Outcome::Error,
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        v.reasons[0].contains("cannot be denied by Linkerd")
+            && v.reasons[0].contains("GET /healthz on port 8080 is the readiness probe")
+            && v.reasons[0].contains("container gateway"),
+        "{:?}",
+        v.reasons
+    );
+    let left: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .filter(|n| n.starts_with("meshproof-probe"))
+        .collect();
+    assert!(left.is_empty(), "no probe pod was started: {left:?}");
+    let cms: Api<ConfigMap> = Api::namespaced(r.client.clone(), ns);
+    assert!(cms.get_opt("never-applied").await.unwrap().is_none());
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(ns, &DeleteParams::background()).await;
+}

@@ -11,7 +11,7 @@
 
 mod support_tls;
 
-use meshproof::check::http::{Classification, Denial};
+use meshproof::check::http::{Classification, Denial, DenySource};
 use meshproof::check::Outcome;
 use meshproof::scenario::{Mesh, MtlsCheck, Name};
 use meshproof::scenario_run::checks::deny::Observed;
@@ -20,6 +20,7 @@ use meshproof::scenario_run::checks::mtls::{
     WirePorts,
 };
 use meshproof::scenario_run::checks::mtls_engine::Engine;
+use meshproof::scenario_run::linkerd::AuthzCounters;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -304,34 +305,81 @@ struct RecordedTraffic {
     tls: Vec<u8>,
     tls_sentinel: String,
     control_is_tls: bool,
+    /// The meshed function serves the plaintext recording (a mesh that let plaintext through).
+    function_is_plaintext: bool,
+    /// The Host the control echoes (how the gateway addressed it).
+    control_host: String,
     echo: String,
+    /// Requests to the meshed function that got no 2xx answer.
+    function_failures: Vec<String>,
     strict: Classification,
+    /// Istio AuthorizationPolicies that apply to the namespace.
+    policies: Vec<String>,
+    /// Whether a 403 to the plaintext client is counted by the (simulated) Linkerd proxy.
+    proxy_denies: bool,
+    denied: u64,
     calls: Vec<String>,
 }
 
 impl MtlsDriver for RecordedTraffic {
-    async fn capture_traffic(&mut self, function: &str, _requests: u32) -> Result<Traffic, String> {
+    async fn capture_traffic(
+        &mut self,
+        function: &str,
+        _requests: u32,
+        _deadline: Duration,
+    ) -> Result<Traffic, String> {
         self.calls.push(format!("capture {function}"));
-        let tls = function == "env" || self.control_is_tls;
+        let control = function != "env";
+        let tls = if control {
+            self.control_is_tls
+        } else {
+            !self.function_is_plaintext
+        };
         let (pcap, sentinel) = if tls {
             (self.tls.clone(), self.tls_sentinel.clone())
         } else {
             (self.plaintext.clone(), self.plaintext_sentinel.clone())
         };
+        let (responses, failures) = if control {
+            (
+                vec![format!("Http_Host={}\n{}", self.control_host, self.echo)],
+                Vec::new(),
+            )
+        } else if self.function_failures.is_empty() {
+            (vec![self.echo.clone()], Vec::new())
+        } else {
+            (Vec::new(), self.function_failures.clone())
+        };
         Ok(Traffic {
             pcap,
             sentinels: vec![sentinel],
-            responses: vec![self.echo.clone()],
+            responses,
             capture_log: String::new(),
             retries: 0,
             proxy_inbound: None,
+            failures,
         })
     }
     async fn plaintext_probe(&mut self, function: &str, _port: u16) -> Result<Observed, String> {
         self.calls.push(format!("plaintext {function}"));
-        Ok(Observed {
-            classification: self.strict.clone(),
-            detail: "scripted".into(),
+        if self.proxy_denies
+            && matches!(
+                self.strict,
+                Classification::Denied(Denial::Forbidden { .. })
+            )
+        {
+            self.denied += 1;
+        }
+        Ok(Observed::new(self.strict.clone(), "scripted"))
+    }
+    async fn authorization_policies(&mut self) -> Result<Vec<String>, String> {
+        self.calls.push("policies".into());
+        Ok(self.policies.clone())
+    }
+    async fn proxy_counters(&mut self, _f: &str, _port: u16) -> Result<AuthzCounters, String> {
+        Ok(AuthzCounters {
+            denied: self.denied,
+            probe_allowed: 0,
         })
     }
 }
@@ -360,8 +408,14 @@ async fn recorded() -> Option<RecordedTraffic> {
         tls,
         tls_sentinel: ts,
         control_is_tls: false,
+        function_is_plaintext: false,
+        control_host: "env-nomesh.openfaas-fn.svc.cluster.local:8080".into(),
         echo: XFCC.into(),
+        function_failures: Vec::new(),
         strict: Classification::Denied(Denial::ConnectionReset),
+        policies: Vec::new(),
+        proxy_denies: true,
+        denied: 0,
         calls: vec![],
     })
 }
@@ -383,7 +437,12 @@ async fn the_check_runs_control_first_then_function_identity_and_strict() {
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert_eq!(
         d.calls,
-        ["capture env-nomesh", "capture env", "plaintext env"]
+        [
+            "capture env-nomesh",
+            "capture env",
+            "policies",
+            "plaintext env"
+        ]
     );
 
     // A blind control stops the check before the function is captured.
@@ -484,4 +543,165 @@ async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
     )
     .await;
     assert_eq!(v.outcome, Outcome::Fail);
+}
+
+async fn run(
+    d: &mut RecordedTraffic,
+    mesh: Mesh,
+) -> meshproof::check::Verdict<meshproof::scenario_run::checks::mtls::MtlsTrialEvidence> {
+    run_mtls(
+        d,
+        &SentinelSearchDouble,
+        &check(),
+        mesh,
+        "openfaas",
+        "openfaas-controller",
+    )
+    .await
+}
+
+/// OpenFaaS CE's gateway calls functions by pod IP (ledger OF-1/OF-2), which Istio sidecars
+/// send around their mTLS (IS-1): the control's echoed Host shows it, and the check stops with
+/// an error naming that cause before judging the mesh. Linkerd meshes pod-IP traffic (LD-1):
+/// there the addressing is only recorded.
+#[tokio::test]
+async fn a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under_linkerd() {
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.control_host = "10.244.0.12:8080".into();
+    let v = run(&mut d, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("addresses functions by pod IP (Host: 10.244.0.12:8080")
+            && v.reasons[0].contains("PassthroughCluster"),
+        "{:?}",
+        v.reasons
+    );
+    assert_eq!(d.calls, ["capture env-nomesh"], "the mesh is never judged");
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.control_host = "10.244.0.12:8080".into();
+    d.echo = "Http_L5d_Client_Id=openfaas-controller.openfaas.serviceaccount.identity.linkerd.cluster.local\n".into();
+    let v = run(&mut d, Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert!(matches!(
+        v.evidence.gateway_addressing,
+        Some(meshproof::scenario_run::checks::mtls::Addressing::PodIp { .. })
+    ));
+}
+
+/// The capture is judged even when the requests failed: a sentinel in plaintext fails the
+/// check whatever the answers were (before, a failed request threw the capture away as an
+/// error); failures with a clean capture are an error that carries the answer's body.
+#[tokio::test]
+async fn plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_with_the_body() {
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    let reset = "HTTP 503 Service Unavailable: \"upstream connect error or disconnect/reset before headers. reset reason: connection termination\"";
+    d.function_is_plaintext = true;
+    d.function_failures = vec![reset.into()];
+    let v = run(&mut d, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert!(
+        v.reasons.iter().any(|r| r.contains("sentinel")),
+        "{:?}",
+        v.reasons
+    );
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.function_failures = vec![reset.into()];
+    let v = run(&mut d, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("upstream connect error") && v.reasons[0].contains("failed"),
+        "{:?}",
+        v.reasons
+    );
+}
+
+/// Istio's XFCC is APPEND_FORWARD (ledger IS-4): the function's sidecar appends the last
+/// element, whose URI is the client it saw. Only that element counts, and its URI must be the
+/// gateway's exactly (a substring match accepted `…/sa/openfaas-controller-x`).
+#[tokio::test]
+async fn the_last_xfcc_element_must_name_the_gateway_exactly() {
+    use meshproof::scenario_run::checks::mtls::{identity_ok, xfcc_last_uri};
+    let want = "URI=spiffe://cluster.local/ns/openfaas/sa/openfaas-controller";
+    let var = "Http_X_Forwarded_Client_Cert";
+    let body = |xfcc: &str| format!("{var}={xfcc}\n");
+    let own = "By=spiffe://cluster.local/ns/openfaas-fn/sa/default;Hash=ab;Subject=\"\";URI=spiffe://cluster.local/ns/openfaas/sa/openfaas-controller";
+    assert_eq!(identity_ok(Mesh::Istio, &body(own), var, want), Ok(()));
+    let lookalike = own.replace("openfaas-controller", "openfaas-controller-x");
+    assert!(identity_ok(Mesh::Istio, &body(&lookalike), var, want).is_err());
+    // A forwarded element first, the function sidecar's own last: the last one decides.
+    let forwarded = format!(
+        "By=spiffe://x;URI=spiffe://cluster.local/ns/openfaas/sa/openfaas-controller,{}",
+        own.replace("ns/openfaas/sa", "ns/other/sa")
+    );
+    assert!(identity_ok(Mesh::Istio, &body(&forwarded), var, want).is_err());
+    let reversed = format!("By=spiffe://x;URI=spiffe://evil,{own}");
+    assert_eq!(
+        identity_ok(Mesh::Istio, &body(&reversed), var, want),
+        Ok(())
+    );
+    assert_eq!(
+        xfcc_last_uri("By=a;Subject=\"CN=a,O=b\";URI=spiffe://c"),
+        Some("spiffe://c".into()),
+        "a comma inside a quoted value does not split elements"
+    );
+}
+
+/// Under Istio STRICT a plaintext client is refused by a closed connection (ledger IS-2): a
+/// 403 means the port took plaintext and a policy answered — a fail; and a leftover
+/// AuthorizationPolicy, which could close the connection itself, makes the probe an error. On
+/// Linkerd the proxy answers a bare 403, counted by its deny counter.
+#[tokio::test]
+async fn the_strict_probe_counts_only_a_refusal_the_mesh_made_for_strict() {
+    let forbidden = Classification::Denied(Denial::Forbidden {
+        source: DenySource::Unknown,
+    });
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.strict = forbidden.clone();
+    let v = run(&mut d, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert!(
+        v.reasons.iter().any(|r| r.contains("accepted plaintext")),
+        "{:?}",
+        v.reasons
+    );
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.policies = vec!["openfaas-fn/functions-from-gateway-only".into()];
+    let v = run(&mut d, Mesh::Istio).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("functions-from-gateway-only")),
+        "{:?}",
+        v.reasons
+    );
+    assert!(!d.calls.contains(&"plaintext env".to_string()));
+    let linkerd_echo = "Http_L5d_Client_Id=openfaas-controller.openfaas.serviceaccount.identity.linkerd.cluster.local\n";
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo = linkerd_echo.into();
+    d.strict = forbidden.clone();
+    let v = run(&mut d, Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    let Some(mut d) = recorded().await else {
+        return;
+    };
+    d.echo = linkerd_echo.into();
+    d.strict = forbidden;
+    d.proxy_denies = false;
+    let v = run(&mut d, Mesh::Linkerd).await;
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
 }

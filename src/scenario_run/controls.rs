@@ -118,13 +118,12 @@ mod tests {
                 before,
                 after: Allowance::Denied,
             },
-            observed_before: Some(Observed {
-                classification: class,
-                detail: String::new(),
-            }),
+            target: None,
+            observed_before: Some(Observed::new(class, "")),
             observed_after: None,
             after_attempts: 0,
             after_seconds: None,
+            probe_path_allows: None,
         };
         let e = DenyEvidence {
             probes: vec![

@@ -46,9 +46,104 @@ pub fn inbound_port(pod: &Pod) -> Option<u16> {
     Some(from_env.unwrap_or(DEFAULT_INBOUND_PORT))
 }
 
+/// The proxy's inbound authorization counters for one target port, summed over every series
+/// (ledger LD-3: `inbound_http_authz_deny_total` carries no `authz_*` labels;
+/// `target_port` is the app port even for traffic that arrived on the inbound port).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuthzCounters {
+    /// `inbound_http_authz_deny_total`: requests the proxy refused (a 403 it sent itself).
+    pub denied: u64,
+    /// `inbound_http_authz_allow_total{authz_name="probe"}`: requests it let through as kubelet
+    /// probe paths (authorized for every client while a Server has no routes, ledger LD-6).
+    pub probe_allowed: u64,
+}
+
+impl std::ops::Add for AuthzCounters {
+    type Output = AuthzCounters;
+    fn add(self, o: AuthzCounters) -> AuthzCounters {
+        AuthzCounters {
+            denied: self.denied + o.denied,
+            probe_allowed: self.probe_allowed + o.probe_allowed,
+        }
+    }
+}
+
+/// Reads [`AuthzCounters`] for `target_port` out of a proxy's `/metrics` text. A family that is
+/// absent counts 0: the proxy emits a counter only once it has counted something.
+pub fn authz_counters(metrics: &str, target_port: u16) -> Result<AuthzCounters, String> {
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string())))
+        .map_err(|e| format!("the proxy's metrics do not parse: {e}"))?;
+    let port = target_port.to_string();
+    let mut c = AuthzCounters::default();
+    for s in &scrape.samples {
+        if s.labels.get("target_port") != Some(port.as_str()) {
+            continue;
+        }
+        let n = match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => continue,
+        };
+        // Counters are integers; a float that is not one means the text is not what we read.
+        if !(n >= 0.0 && n.fract() == 0.0) {
+            return Err(format!("{} = {n} is not a count", s.metric));
+        }
+        match s.metric.as_str() {
+            "inbound_http_authz_deny_total" => c.denied += n as u64,
+            "inbound_http_authz_allow_total" if s.labels.get("authz_name") == Some("probe") => {
+                c.probe_allowed += n as u64
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shape linkerd2-proxy v2.366.0 writes (`linkerd/app/inbound/src/metrics/authz.rs`,
+    /// label sets from `linkerd/app/core/src/metrics.rs`): the deny series has route and server
+    /// labels, no `authz_*`; the allow series adds them.
+    const METRICS: &str = r#"# HELP inbound_http_authz_allow_total The total number of inbound HTTP requests that were authorized
+# TYPE inbound_http_authz_allow_total counter
+inbound_http_authz_allow_total{target_addr="10.244.0.9:8080",target_ip="10.244.0.9",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="gateway-http",srv_port="8080",route_group="",route_kind="default",route_name="probe",authz_group="",authz_kind="default",authz_name="probe",tls="no_identity",no_tls_reason="no_tls_from_remote"} 12
+inbound_http_authz_allow_total{target_addr="10.244.0.9:8080",target_ip="10.244.0.9",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="gateway-http",srv_port="8080",route_group="",route_kind="default",route_name="default",authz_group="policy.linkerd.io",authz_kind="authorizationpolicy",authz_name="gateway-from-core",tls="true",client_id="openfaas-controller.openfaas.serviceaccount.identity.linkerd.cluster.local"} 40
+inbound_http_authz_allow_total{target_addr="10.244.0.9:4191",target_ip="10.244.0.9",target_port="4191",srv_group="",srv_kind="default",srv_name="all-unauthenticated",srv_port="4191",route_group="",route_kind="default",route_name="probe",authz_group="",authz_kind="default",authz_name="probe",tls="no_identity",no_tls_reason="no_tls_from_remote"} 99
+# HELP inbound_http_authz_deny_total The total number of inbound HTTP requests that could not be processed due to a proxy error.
+# TYPE inbound_http_authz_deny_total counter
+inbound_http_authz_deny_total{target_addr="10.244.0.9:8080",target_ip="10.244.0.9",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="gateway-http",srv_port="8080",route_group="",route_kind="default",route_name="default",tls="true",client_id="default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local"} 3
+inbound_http_authz_deny_total{target_addr="10.244.0.9:8080",target_ip="10.244.0.9",target_port="8080",srv_group="policy.linkerd.io",srv_kind="server",srv_name="gateway-http",srv_port="8080",route_group="",route_kind="default",route_name="default",tls="no_identity",no_tls_reason="no_tls_from_remote"} 1
+inbound_http_authz_deny_total{target_addr="10.244.0.9:9090",target_ip="10.244.0.9",target_port="9090",srv_group="policy.linkerd.io",srv_kind="server",srv_name="prometheus-http",srv_port="9090",route_group="",route_kind="default",route_name="default",tls="true",client_id="default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local"} 7
+request_total{direction="inbound",target_addr="10.244.0.9:8080",target_port="8080"} 500
+"#;
+
+    #[test]
+    fn authorization_counters_are_summed_per_target_port() {
+        assert_eq!(
+            authz_counters(METRICS, 8080),
+            Ok(AuthzCounters {
+                denied: 4,
+                probe_allowed: 12
+            })
+        );
+        assert_eq!(
+            authz_counters(METRICS, 9090),
+            Ok(AuthzCounters {
+                denied: 7,
+                probe_allowed: 0
+            })
+        );
+        // The admin port's own probe allows (and /metrics scrapes) never count for the app.
+        assert_eq!(authz_counters(METRICS, 4191).unwrap().denied, 0);
+        // A proxy that has denied nothing yet has no deny family at all.
+        assert_eq!(authz_counters("", 8080), Ok(AuthzCounters::default()));
+        assert!(authz_counters(
+            "inbound_http_authz_deny_total{target_port=\"8080\"} 1.5",
+            8080
+        )
+        .is_err());
+    }
 
     fn pod(json: serde_json::Value) -> Pod {
         serde_json::from_value(json).unwrap()

@@ -53,7 +53,8 @@ pub enum DenySource {
     IstioRbac,
     /// An `l5d-proxy-error` header: the Linkerd proxy answered, not the application.
     LinkerdProxy,
-    /// `server: envoy` without the RBAC body: Envoy answered, by some other rule.
+    /// `server: envoy` (or `istio-envoy`, what an Istio inbound sidecar calls itself, ledger
+    /// IS-3) without the RBAC body: Envoy answered, by some other rule.
     Envoy,
     /// Nothing identifies the sender; possibly the application itself.
     Unknown,
@@ -107,7 +108,9 @@ pub fn deny_source(headers: &[(String, String)], body_prefix: &[u8]) -> DenySour
         DenySource::IstioRbac
     } else if header(headers, "l5d-proxy-error").is_some() {
         DenySource::LinkerdProxy
-    } else if header(headers, "server").is_some_and(|s| s.eq_ignore_ascii_case("envoy")) {
+    } else if header(headers, "server")
+        .is_some_and(|s| s.eq_ignore_ascii_case("envoy") || s.eq_ignore_ascii_case("istio-envoy"))
+    {
         DenySource::Envoy
     } else {
         DenySource::Unknown
@@ -280,6 +283,15 @@ mod tests {
         let envoy = classify(&resp(403, &[("Server", "Envoy")], "no"));
         assert_eq!(
             envoy,
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Envoy
+            })
+        );
+        // What an Istio inbound sidecar calls itself when an unmeshed client reaches it directly
+        // (istio 1.30.3 pilot/pkg/networking/util/proxy_headers.go).
+        let inbound = classify(&resp(403, &[("server", "istio-envoy")], "no"));
+        assert_eq!(
+            inbound,
             Classification::Denied(Denial::Forbidden {
                 source: DenySource::Envoy
             })

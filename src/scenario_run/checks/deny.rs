@@ -1,20 +1,30 @@
 //! The `deny` check's order of events, over a [`DenyDriver`] that does the probing.
 //!
+//! 0. **Can the mesh deny it at all?** On Linkerd, a probe whose port and path are a kubelet
+//!    `httpGet` probe of the target pods is authorized for every client while the pod's
+//!    `Server` has no routes (ledger LD-6): such a probe is refused up front, an **error**.
 //! 1. **Negative control.** Every probe runs *before* the policy exists and must show its
-//!    `before` outcome (usually allowed). A probe that is already denied proves nothing about
-//!    the policy — the path may be broken, or another trial's policy may still be there — so
-//!    the check is an **error**, and the policy is never applied.
+//!    `before` outcome (usually allowed); undecided answers are retried for
+//!    [`DenyTiming::before_for`]. A probe that is already denied proves nothing about the
+//!    policy — the path may be broken, or another trial's policy may still be there — so the
+//!    check is an **error**, and the policy is never applied.
 //! 2. The policy is applied.
 //! 3. Each probe is polled until it shows its `after` outcome or the settle timeout passes;
 //!    a probe that never changes **fails** with its last observation (an undecided last
 //!    observation — timeout, 5xx, DNS — is an **error**: the check cannot tell).
+//!    **A 403 counts as denied only when it is shown to come from the mesh** ([`attribute`]):
+//!    Istio's RBAC filter answers with the body `RBAC: access denied`; Linkerd's proxy sends a
+//!    bare 403 to a meshed client (its own proxy strips `l5d-proxy-error`, ledger LD-5), so its
+//!    denial is proven by `inbound_http_authz_deny_total` rising on the target pods' proxies
+//!    across the probe. Any other 403 — the application's own — is undecided, an **error**.
 //! 4. The OpenFaaS pods must still be Ready: a policy that also cut the kubelet's probes
 //!    "denies" by breaking the workloads, which **fails**.
 
-use crate::check::http::Classification;
+use crate::check::http::{Classification, Denial, DenySource};
 use crate::check::{CheckName, Outcome, Verdict};
 use crate::scenario::template::Vars;
-use crate::scenario::{Allowance, DenyCheck, ProbeFrom};
+use crate::scenario::{Allowance, DenyCheck, Mesh, ProbeFrom};
+use crate::scenario_run::linkerd::AuthzCounters;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -61,36 +71,283 @@ pub fn render_probes(d: &DenyCheck, vars: &Vars) -> Result<Vec<RenderedProbe>, S
 pub struct Observed {
     pub classification: Classification,
     pub detail: String,
+    /// For a 403: whether it was shown to come from the mesh ([`attribute`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// Who sent a 403, as far as the evidence shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "shown", rename_all = "lowercase")]
+pub enum Attribution {
+    /// The mesh denied it; `by` says how that was shown.
+    Mesh { by: String },
+    /// Nothing shows the mesh sent it.
+    Unshown { why: String },
 }
 
 impl Observed {
-    fn allowance(&self) -> Option<Allowance> {
-        match self.classification {
+    pub fn new(classification: Classification, detail: impl Into<String>) -> Observed {
+        Observed {
+            classification,
+            detail: detail.into(),
+            attribution: None,
+        }
+    }
+
+    /// An observation that cannot be decided, with why.
+    pub fn undecided(why: impl Into<String>) -> Observed {
+        Observed::new(Classification::Undecided { why: why.into() }, "")
+    }
+
+    /// Allowed, denied (by the mesh), or undecided. A 403 not shown to come from the mesh is
+    /// undecided: it may be the application's own answer.
+    pub fn allowance(&self) -> Option<Allowance> {
+        match &self.classification {
             Classification::Allowed { .. } => Some(Allowance::Allowed),
+            Classification::Denied(Denial::Forbidden { .. }) => match self.attribution {
+                Some(Attribution::Mesh { .. }) => Some(Allowance::Denied),
+                _ => None,
+            },
             Classification::Denied(_) => Some(Allowance::Denied),
             Classification::Undecided { .. } => None,
         }
     }
 
-    fn describe(&self) -> String {
-        match &self.classification {
-            Classification::Allowed { status } => {
+    pub fn describe(&self) -> String {
+        match (&self.classification, &self.attribution) {
+            (Classification::Allowed { status }, _) => {
                 format!("allowed (HTTP {status}; {})", self.detail)
             }
-            Classification::Denied(d) => format!("denied ({d:?}; {})", self.detail),
-            Classification::Undecided { why } => format!("undecided ({why}; {})", self.detail),
+            (Classification::Denied(d), Some(Attribution::Mesh { by })) => {
+                format!("denied ({d:?}, by the mesh: {by}; {})", self.detail)
+            }
+            (Classification::Denied(d), Some(Attribution::Unshown { why })) => format!(
+                "undecided ({d:?} not shown to come from the mesh: {why}; {})",
+                self.detail
+            ),
+            (Classification::Denied(d), None) => format!("denied ({d:?}; {})", self.detail),
+            (Classification::Undecided { why }, _) => {
+                format!("undecided ({why}; {})", self.detail)
+            }
         }
     }
+}
+
+/// Whether a 403 came from the mesh. `counters` are the target proxies' Linkerd counters
+/// before and after the attempt (read only on Linkerd; `Err` when they could not be read).
+/// `None` for anything but a 403.
+pub fn attribute(
+    mesh: Mesh,
+    classification: &Classification,
+    counters: Option<Result<(AuthzCounters, AuthzCounters), String>>,
+) -> Option<Attribution> {
+    let Classification::Denied(Denial::Forbidden { source }) = classification else {
+        return None;
+    };
+    let mesh_by = |by: &str| Some(Attribution::Mesh { by: by.to_string() });
+    let unshown = |why: String| Some(Attribution::Unshown { why });
+    match (mesh, source) {
+        (Mesh::Istio, DenySource::IstioRbac) => {
+            mesh_by("Istio's RBAC filter (body `RBAC: access denied`)")
+        }
+        (Mesh::Istio, _) => unshown(
+            "no `RBAC: access denied` body, so not Istio's RBAC filter (the application or another proxy may have answered)".into(),
+        ),
+        (Mesh::Linkerd, DenySource::LinkerdProxy) => {
+            mesh_by("the Linkerd proxy (`l5d-proxy-error` header)")
+        }
+        (Mesh::Linkerd, _) => match counters {
+            Some(Ok((before, after))) if after.denied > before.denied => Some(Attribution::Mesh {
+                by: format!(
+                    "inbound_http_authz_deny_total rose by {} on the target's Linkerd proxies",
+                    after.denied - before.denied
+                ),
+            }),
+            Some(Ok(_)) => unshown(
+                "inbound_http_authz_deny_total did not rise on the target's Linkerd proxies: the 403 came from elsewhere (the application?)".into(),
+            ),
+            Some(Err(e)) => unshown(format!("the target's Linkerd proxy metrics could not be read: {e}")),
+            None => unshown("the target's Linkerd proxy metrics were not read".into()),
+        },
+    }
+}
+
+/// A kubelet `httpGet` probe of one of a probe's target pods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubeletProbe {
+    pub pod: String,
+    pub container: String,
+    /// `readiness`, `liveness` or `startup`.
+    pub kind: String,
+    pub port: u16,
+    pub path: String,
+}
+
+/// The pods a probe's URL reaches (the Service its host names) and the pod port its URL port
+/// maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeTarget {
+    pub namespace: String,
+    pub service: String,
+    pub pods: Vec<String>,
+    pub container_port: u16,
+    pub kubelet_probes: Vec<KubeletProbe>,
+}
+
+/// Where a probe URL's host points: `svc`, `svc.ns`, `svc.ns.svc` or
+/// `svc.ns.svc.<cluster domain>` (`ns` defaults to `default_ns`), and its port (80 by default).
+pub fn service_of(url: &str, default_ns: &str) -> Result<(String, String, u16), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let host = u.host_str().ok_or_else(|| format!("{url} has no host"))?;
+    let port = u.port_or_known_default().unwrap_or(80);
+    let mut parts = host.split('.');
+    let svc = parts.next().unwrap_or_default().to_string();
+    let ns = match (parts.next(), parts.next()) {
+        (None, _) => default_ns.to_string(),
+        (Some(ns), None | Some("svc")) => ns.to_string(),
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{host} is not a Service name (svc, svc.ns or svc.ns.svc.<domain>)"
+            ))
+        }
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("{host} is an IP address, not a Service name"));
+    }
+    Ok((svc, ns, port))
+}
+
+/// The target of a probe: the pods Service `svc` selects (not being deleted), the pod port its
+/// `port` maps to, and every `httpGet` probe (readiness, liveness, startup) of their
+/// containers, init containers included (native sidecars have probes too). Pure.
+pub fn probe_target(
+    service: &k8s_openapi::api::core::v1::Service,
+    pods: &[k8s_openapi::api::core::v1::Pod],
+    port: u16,
+) -> Result<ProbeTarget, String> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let name = service.metadata.name.clone().unwrap_or_default();
+    let namespace = service.metadata.namespace.clone().unwrap_or_default();
+    let object = format!("service {namespace}/{name}");
+    let spec = service.spec.clone().unwrap_or_default();
+    let svc_port = spec
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.port == i32::from(port))
+        .ok_or_else(|| format!("{object} has no port {port}"))?;
+    let pods: Vec<_> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    if pods.is_empty() {
+        return Err(format!("{object} selects no pod"));
+    }
+    let containers =
+        |p: &k8s_openapi::api::core::v1::Pod| -> Vec<k8s_openapi::api::core::v1::Container> {
+            p.spec
+                .iter()
+                .flat_map(|s| {
+                    s.init_containers
+                        .iter()
+                        .flatten()
+                        .chain(s.containers.iter())
+                })
+                .cloned()
+                .collect()
+        };
+    let named_port = |p: &k8s_openapi::api::core::v1::Pod, name: &str| -> Option<u16> {
+        containers(p)
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|cp| cp.name.as_deref() == Some(name))
+            .and_then(|cp| u16::try_from(cp.container_port).ok())
+    };
+    let resolve = |p: &k8s_openapi::api::core::v1::Pod,
+                   v: &Option<IntOrString>,
+                   default: u16|
+     -> Option<u16> {
+        match v {
+            None => Some(default),
+            Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+            Some(IntOrString::String(s)) => s.parse().ok().or_else(|| named_port(p, s)),
+        }
+    };
+    let container_port = resolve(pods[0], &svc_port.target_port, port).ok_or_else(|| {
+        format!(
+            "{object}: targetPort {:?} matches no container port",
+            svc_port.target_port
+        )
+    })?;
+    let mut kubelet_probes = Vec::new();
+    for pod in &pods {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        for c in containers(pod) {
+            for (kind, probe) in [
+                ("readiness", &c.readiness_probe),
+                ("liveness", &c.liveness_probe),
+                ("startup", &c.startup_probe),
+            ] {
+                let Some(get) = probe.as_ref().and_then(|p| p.http_get.as_ref()) else {
+                    continue;
+                };
+                let Some(port) = resolve(pod, &Some(get.port.clone()), 0) else {
+                    continue;
+                };
+                kubelet_probes.push(KubeletProbe {
+                    pod: pod_name.clone(),
+                    container: c.name.clone(),
+                    kind: kind.into(),
+                    port,
+                    path: get.path.clone().unwrap_or_else(|| "/".into()),
+                });
+            }
+        }
+    }
+    Ok(ProbeTarget {
+        namespace,
+        service: name,
+        pods: pods
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect(),
+        container_port,
+        kubelet_probes,
+    })
+}
+
+/// The URL's path without its query (`/` when empty).
+fn url_path(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.path().to_string())
+        .unwrap_or_else(|_| "/".into())
+}
+
+/// The kubelet probe a deny probe collides with, if it does: same pod port, same path.
+/// Linkerd authorizes such paths for every client while a `Server` has no routes, so the mesh
+/// can never deny that request (ledger LD-6).
+pub fn kubelet_probe_collision<'a>(url: &str, target: &'a ProbeTarget) -> Option<&'a KubeletProbe> {
+    let path = url_path(url);
+    target
+        .kubelet_probes
+        .iter()
+        .find(|k| k.port == target.container_port && k.path == path)
 }
 
 /// What the deny check needs from the cluster.
 #[allow(async_fn_in_trait)]
 pub trait DenyDriver {
-    /// One attempt of `probe` (never fails: problems are undecided observations).
+    /// One attempt of `probe` (never fails: problems are undecided observations). It leaves
+    /// [`Observed::attribution`] empty: [`run_deny`] attributes.
     async fn probe(&mut self, probe: &RenderedProbe) -> Observed;
     async fn apply_policy(&mut self) -> Result<(), String>;
     /// `Ok` when every pod of the OpenFaaS namespaces is Ready.
     async fn workloads_ready(&mut self) -> Result<(), String>;
+    /// The pods `probe`'s URL reaches and their kubelet probes (asked on Linkerd only).
+    async fn target(&mut self, probe: &RenderedProbe) -> Result<ProbeTarget, String>;
+    /// The Linkerd authorization counters of `probe`'s target pods, summed (Linkerd only).
+    async fn counters(&mut self, probe: &RenderedProbe) -> Result<AuthzCounters, String>;
 }
 
 /// How patient the check is.
@@ -100,8 +357,9 @@ pub struct DenyTiming {
     pub settle: Duration,
     /// Pause between attempts.
     pub poll: Duration,
-    /// Attempts of a before-probe while its observation is undecided.
-    pub before_attempts: u32,
+    /// How long a before-probe is retried while its observation is undecided (a just-started
+    /// pod's endpoint still reaching the proxies).
+    pub before_for: Duration,
     /// How long after the policy the pods' readiness is judged: a pod turns NotReady only after
     /// `periodSeconds × failureThreshold` failed probes (30 s with the defaults the OpenFaaS
     /// chart keeps), so judging it the moment the probes flip would miss a policy that cut them.
@@ -110,13 +368,15 @@ pub struct DenyTiming {
 
 /// [`DenyTiming::ready_hold`] in a run: the default readiness period × threshold, plus slack.
 pub const READY_HOLD: Duration = Duration::from_secs(40);
+/// [`DenyTiming::before_for`] in a run.
+pub const BEFORE_FOR: Duration = Duration::from_secs(30);
 
 impl DenyTiming {
     pub fn for_check(d: &DenyCheck) -> DenyTiming {
         DenyTiming {
             settle: d.timeout,
             poll: Duration::from_millis(500),
-            before_attempts: 3,
+            before_for: BEFORE_FOR,
             ready_hold: READY_HOLD,
         }
     }
@@ -126,10 +386,15 @@ impl DenyTiming {
 pub struct ProbeEvidence {
     #[serde(flatten)]
     pub probe: RenderedProbe,
+    /// The pods the URL reaches (on Linkerd, where the mesh's counters are read from them).
+    pub target: Option<ProbeTarget>,
     pub observed_before: Option<Observed>,
     pub observed_after: Option<Observed>,
     pub after_attempts: u32,
     pub after_seconds: Option<f64>,
+    /// Linkerd: requests the target proxies let through as kubelet probe paths during the last
+    /// attempt (a probe that stayed allowed for that reason says so).
+    pub probe_path_allows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,37 +419,111 @@ fn from_word(f: ProbeFrom) -> &'static str {
     }
 }
 
+/// Before the policy, any denial is a denial: the control only needs to know the probe was not
+/// already refused (attribution decides only what counts as the policy's effect).
+fn raw_allowance(o: &Observed) -> Option<Allowance> {
+    match o.classification {
+        Classification::Allowed { .. } => Some(Allowance::Allowed),
+        Classification::Denied(_) => Some(Allowance::Denied),
+        Classification::Undecided { .. } => None,
+    }
+}
+
+/// Whether the Linkerd counters of a probe's URL target say anything about it. An outside
+/// probe goes through the gateway's port-forward, which enters the gateway pod on localhost,
+/// past its proxy: what could deny it is the proxy of the function the gateway then calls.
+fn counters_apply(p: &RenderedProbe, mesh: Mesh) -> bool {
+    mesh == Mesh::Linkerd && p.from == ProbeFrom::Probe
+}
+
+/// One after-policy attempt, attributed: on Linkerd the target proxies' counters are read
+/// around it.
+async fn attempt<D: DenyDriver>(
+    driver: &mut D,
+    p: &RenderedProbe,
+    mesh: Mesh,
+) -> (Observed, Option<u64>) {
+    if !counters_apply(p, mesh) {
+        let mut obs = driver.probe(p).await;
+        obs.attribution = attribute(mesh, &obs.classification, None);
+        return (obs, None);
+    }
+    let before = driver.counters(p).await;
+    let mut obs = driver.probe(p).await;
+    let after = driver.counters(p).await;
+    let probe_allows = match (&before, &after) {
+        (Ok(b), Ok(a)) => Some(a.probe_allowed.saturating_sub(b.probe_allowed)),
+        _ => None,
+    };
+    let counters = match (before, after) {
+        (Ok(b), Ok(a)) => Ok((b, a)),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    obs.attribution = attribute(mesh, &obs.classification, Some(counters));
+    (obs, probe_allows)
+}
+
 /// Runs the deny check (see the module docs for the order and the verdict rules).
 pub async fn run_deny<D: DenyDriver>(
     driver: &mut D,
     probes: &[RenderedProbe],
     timing: DenyTiming,
+    mesh: Mesh,
 ) -> Verdict<DenyEvidence> {
     let mut ev = DenyEvidence {
         probes: probes
             .iter()
             .map(|p| ProbeEvidence {
                 probe: p.clone(),
+                target: None,
                 observed_before: None,
                 observed_after: None,
                 after_attempts: 0,
                 after_seconds: None,
+                probe_path_allows: None,
             })
             .collect(),
         policy_applied: false,
         workloads_not_ready: None,
     };
+    // 0. On Linkerd: can the mesh deny these requests at all?
+    if mesh == Mesh::Linkerd {
+        let mut problems = Vec::new();
+        for (i, p) in probes.iter().enumerate() {
+            let expects_denial = p.after == Allowance::Denied || p.before == Allowance::Denied;
+            if !expects_denial || !counters_apply(p, mesh) {
+                continue;
+            }
+            match driver.target(p).await {
+                Ok(t) => {
+                    if let Some(k) = kubelet_probe_collision(&p.url, &t) {
+                        problems.push(format!(
+                            "{} ({}) cannot be denied by Linkerd: GET {} on port {} is the {} probe of {} (container {}), and Linkerd authorizes kubelet probe paths for every client while a Server has no routes (linkerd2 edge-26.8.3 policy-controller/k8s/index/src/inbound/index.rs); probe a path no kubelet probe uses",
+                            p.name, p.url, k.path, k.port, k.kind, k.pod, k.container
+                        ));
+                    }
+                    ev.probes[i].target = Some(t);
+                }
+                Err(e) => problems.push(format!(
+                    "{} ({}): cannot find the pods it reaches, so a Linkerd denial could not be shown: {e}",
+                    p.name, p.url
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Verdict::new(CheckName::Http, Outcome::Error, problems, ev);
+        }
+    }
     // 1. Negative control: before the policy.
     let mut control_errors = Vec::new();
     for (i, p) in probes.iter().enumerate() {
+        let start = Instant::now();
         let mut obs = driver.probe(p).await;
-        let mut attempts = 1;
-        while obs.allowance().is_none() && attempts < timing.before_attempts.max(1) {
+        while raw_allowance(&obs).is_none() && start.elapsed() < timing.before_for {
             tokio::time::sleep(timing.poll).await;
             obs = driver.probe(p).await;
-            attempts += 1;
         }
-        match obs.allowance() {
+        match raw_allowance(&obs) {
             Some(a) if a == p.before => {}
             Some(_) => control_errors.push(format!(
                 "the deny check proves nothing: {} ({} from {}) was already {} before the policy existed (expected {})",
@@ -224,22 +563,29 @@ pub async fn run_deny<D: DenyDriver>(
     for (i, p) in probes.iter().enumerate() {
         let start = Instant::now();
         let mut attempts = 0;
-        let last = loop {
-            let obs = driver.probe(p).await;
+        let (last, probe_allows) = loop {
+            let (obs, probe_allows) = attempt(driver, p, mesh).await;
             attempts += 1;
             if obs.allowance() == Some(p.after) || start.elapsed() >= timing.settle {
-                break obs;
+                break (obs, probe_allows);
             }
             tokio::time::sleep(timing.poll).await;
         };
         ev.probes[i].after_attempts = attempts;
         ev.probes[i].after_seconds = Some(start.elapsed().as_secs_f64());
+        ev.probes[i].probe_path_allows = probe_allows;
+        let why_allowed = match probe_allows {
+            Some(n) if n > 0 && last.allowance() == Some(Allowance::Allowed) => {
+                " — Linkerd authorized it as a kubelet probe path (authz_name=probe)"
+            }
+            _ => "",
+        };
         match last.allowance() {
             Some(a) if a == p.after => {}
             Some(_) => {
                 outcome = outcome.worst(Outcome::Fail);
                 reasons.push(format!(
-                    "{} ({} from {}): expected {} after the policy, still {} after {} (last of {attempts} attempts)",
+                    "{} ({} from {}): expected {} after the policy, still {} after {} (last of {attempts} attempts){why_allowed}",
                     p.name,
                     p.url,
                     from_word(p.from),
@@ -276,9 +622,147 @@ pub async fn run_deny<D: DenyDriver>(
     }
     if outcome == Outcome::Pass {
         reasons.push(format!(
-            "all {} probes showed their before outcome without the policy and their after outcome with it; OpenFaaS pods stayed Ready",
+            "all {} probes showed their before outcome without the policy and their after outcome with it, every denial shown to come from the mesh; OpenFaaS pods stayed Ready",
             probes.len()
         ));
     }
     Verdict::new(CheckName::Http, outcome, reasons, ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Pod, Service};
+
+    #[test]
+    fn probe_urls_name_a_service() {
+        let s = |u: &str| service_of(u, "openfaas-fn");
+        assert_eq!(
+            s("http://gateway.openfaas:8080/function/env"),
+            Ok(("gateway".into(), "openfaas".into(), 8080))
+        );
+        assert_eq!(
+            s("http://env2.openfaas-fn.svc.cluster.local:8080/"),
+            Ok(("env2".into(), "openfaas-fn".into(), 8080))
+        );
+        assert_eq!(
+            s("http://env2/"),
+            Ok(("env2".into(), "openfaas-fn".into(), 80))
+        );
+        assert!(s("http://10.244.0.7:8080/").is_err());
+        assert!(s("http://a.b.c:8080/").is_err());
+    }
+
+    /// The OpenFaaS chart's gateway pod (15.0.6 `templates/gateway-dep.yaml`): the gateway's
+    /// readiness and liveness `GET /healthz :8080`, faas-netes' liveness `GET /healthz :8081`,
+    /// and a native-sidecar proxy with its own probe; the Service's targetPort by name.
+    #[test]
+    fn a_target_resolves_named_ports_and_collects_every_httpget_probe() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "gateway", "namespace": "openfaas"},
+            "spec": {"selector": {"app": "gateway"}, "ports": [{"port": 8080, "targetPort": "http"}]}
+        }))
+        .unwrap();
+        let get = |path: &str, port: serde_json::Value| serde_json::json!({"httpGet": {"path": path, "port": port}});
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "gateway-7d9"},
+            "spec": {
+                "initContainers": [{"name": "linkerd-proxy", "readinessProbe": get("/ready", serde_json::json!(4191))}],
+                "containers": [
+                    {"name": "gateway", "ports": [{"name": "http", "containerPort": 8080}],
+                     "readinessProbe": get("/healthz", serde_json::json!("http")),
+                     "livenessProbe": get("/healthz", serde_json::json!(8080))},
+                    {"name": "faas-netes", "livenessProbe": get("/healthz", serde_json::json!(8081))}
+                ]
+            }
+        }))
+        .unwrap();
+        let mut leaving = pod.clone();
+        leaving.metadata.name = Some("gateway-old".into());
+        leaving.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        let t = probe_target(&service, &[pod, leaving], 8080).unwrap();
+        assert_eq!(t.pods, ["gateway-7d9"]);
+        assert_eq!(t.container_port, 8080);
+        let probes: Vec<(String, u16, &str)> = t
+            .kubelet_probes
+            .iter()
+            .map(|k| (k.kind.clone(), k.port, k.path.as_str()))
+            .collect();
+        assert_eq!(
+            probes,
+            [
+                ("readiness".to_string(), 4191, "/ready"),
+                ("readiness".to_string(), 8080, "/healthz"),
+                ("liveness".to_string(), 8080, "/healthz"),
+                ("liveness".to_string(), 8081, "/healthz"),
+            ]
+        );
+        let hit = kubelet_probe_collision("http://gateway.openfaas:8080/healthz?x=1", &t).unwrap();
+        assert_eq!(
+            (hit.container.as_str(), hit.kind.as_str()),
+            ("gateway", "readiness")
+        );
+        assert!(kubelet_probe_collision("http://gateway.openfaas:8080/function/env", &t).is_none());
+        assert!(probe_target(&service, &[], 8080).is_err());
+        assert!(probe_target(&service, &t_pods(), 9999).is_err());
+    }
+
+    fn t_pods() -> Vec<Pod> {
+        vec![Pod::default()]
+    }
+
+    #[test]
+    fn only_403s_are_attributed_and_each_mesh_by_its_own_evidence() {
+        let f = |s| Classification::Denied(Denial::Forbidden { source: s });
+        let c = |d| AuthzCounters {
+            denied: d,
+            probe_allowed: 0,
+        };
+        assert_eq!(
+            attribute(Mesh::Istio, &Classification::Allowed { status: 200 }, None),
+            None
+        );
+        assert_eq!(
+            attribute(
+                Mesh::Linkerd,
+                &Classification::Denied(Denial::ConnectionReset),
+                None
+            ),
+            None
+        );
+        assert!(matches!(
+            attribute(Mesh::Istio, &f(DenySource::IstioRbac), None),
+            Some(Attribution::Mesh { .. })
+        ));
+        assert!(matches!(
+            attribute(
+                Mesh::Linkerd,
+                &f(DenySource::IstioRbac),
+                Some(Ok((c(1), c(1))))
+            ),
+            Some(Attribution::Unshown { .. })
+        ));
+        assert!(matches!(
+            attribute(Mesh::Linkerd, &f(DenySource::LinkerdProxy), None),
+            Some(Attribution::Mesh { .. })
+        ));
+        assert!(matches!(
+            attribute(
+                Mesh::Linkerd,
+                &f(DenySource::Unknown),
+                Some(Ok((c(4), c(5))))
+            ),
+            Some(Attribution::Mesh { .. })
+        ));
+        assert!(matches!(
+            attribute(
+                Mesh::Linkerd,
+                &f(DenySource::Unknown),
+                Some(Err("x".into()))
+            ),
+            Some(Attribution::Unshown { .. })
+        ));
+    }
 }

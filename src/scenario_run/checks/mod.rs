@@ -13,14 +13,15 @@ pub mod tls;
 use crate::scenario::Check;
 use std::time::Duration;
 
-pub use crate::vocab::POD_START;
+pub use crate::vocab::{CAPTURE_START, POD_START};
 
 /// The whole budget of a check step, derived from the check's own timeouts: the executor cuts
 /// a check that exceeds it and reports the step as timed out.
 pub fn check_budget(c: &Check) -> Duration {
     match c {
-        // Two captures (each: ephemeral container start + traffic) and the strict probe.
-        Check::Mtls(m) => m.timeout + 2 * POD_START,
+        // Two captures (each: ephemeral container start, then traffic sharing the timeout) and
+        // the strict probe's client pod.
+        Check::Mtls(m) => m.timeout + 2 * CAPTURE_START + POD_START,
         // Probe pod start, before-probes, after-probes each up to the settle time, the hold
         // before pods are judged, pod checks.
         Check::Deny(d) => {

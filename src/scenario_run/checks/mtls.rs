@@ -8,18 +8,33 @@
 //!    sentinel hits). Otherwise the capture is blind (wrong interface, wrong pod, traffic that
 //!    never arrived) and a "no plaintext" result for the real function would prove nothing:
 //!    the check is an **error**.
-//! 2. The same for the meshed function: every sentinel's judgement must **pass** (no sentinel in
-//!    plaintext, every flow TLS with the mesh's ClientHello).
-//! 3. Identity: every echoed request (`fprocess=env` prints the request headers as `Http_*`
-//!    variables) carries the gateway's mesh identity.
-//! 4. Strict (optional): a plaintext client in an unmeshed namespace calling the function's
-//!    Service directly must be refused (reset/EOF after connect).
+//! 2. **Path self-check**: the control echoes the `Host` the gateway sent (`Http_Host`). A pod
+//!    IP there means the gateway addresses functions by pod IP (OpenFaaS CE, ledger OF-1/OF-2).
+//!    Under Istio sidecars such traffic bypasses the mesh's mTLS and routes (IS-1), so the check
+//!    is an **error** naming that cause — never a mesh fail or pass. Linkerd meshes pod-IP
+//!    traffic (LD-1): there the addressing is only recorded.
+//! 3. The same capture for the meshed function, **always stopped and judged**: a sentinel in
+//!    plaintext **fails** whatever the HTTP outcome; failed requests otherwise make it an
+//!    **error** carrying the first answer's body; else every flow must be TLS with the mesh's
+//!    ClientHello (on Linkerd, on the proxy's inbound port too).
+//! 4. Identity: every echoed request (`fprocess=env` prints the request headers as `Http_*`
+//!    variables) carries the gateway's mesh identity: on Istio the **last**
+//!    `X-Forwarded-Client-Cert` element's `URI=` (the one the function's sidecar appended),
+//!    compared exactly; on Linkerd `l5d-client-id`.
+//! 5. Strict (optional): a plaintext client in an unmeshed namespace calling the function's
+//!    Service directly must be refused. On Istio, STRICT refuses by closing the connection
+//!    (IS-2): a reset or close passes, a 403 **fails** (the port took plaintext and a policy
+//!    answered), and a leftover AuthorizationPolicy in the namespace, which could close the
+//!    connection itself, makes the probe an **error**. On Linkerd the proxy answers a bare 403,
+//!    which counts only when the function proxy's `inbound_http_authz_deny_total` rose.
 
-use super::deny::Observed;
-use crate::check::http::Classification;
+use super::deny::{attribute, Attribution, Observed};
+use crate::check::http::{Classification, Denial};
 use crate::check::{CheckName, Outcome, Verdict};
 use crate::scenario::{Mesh, MtlsCheck};
+use crate::scenario_run::linkerd::AuthzCounters;
 use serde::Serialize;
+use std::time::Duration;
 
 /// The engine's judgement of one capture for one sentinel, reduced to what the trial needs.
 #[derive(Debug, Clone, Serialize)]
@@ -68,16 +83,66 @@ pub struct Traffic {
     pub retries: u32,
     /// The Linkerd proxy's inbound port of the captured pod (also captured and judged).
     pub proxy_inbound: Option<u16>,
+    /// Requests that got no 2xx answer in the end (status and the start of the body, or the
+    /// transport error), in order; requests the phase's time ran out for count here too.
+    pub failures: Vec<String>,
 }
 
 #[allow(async_fn_in_trait)]
 pub trait MtlsDriver {
-    /// Captures `eth0` of `function`'s pod — only TCP on the check's port exchanged with the
-    /// gateway's pods, so kubelet probes and other peers stay out — while sending `requests`
-    /// requests to it through the gateway, each with a fresh sentinel (header and body).
-    async fn capture_traffic(&mut self, function: &str, requests: u32) -> Result<Traffic, String>;
+    /// Captures `eth0` of `function`'s pod — only TCP on the check's port (and on Linkerd the
+    /// proxy's inbound port) exchanged with the gateway's pods, so kubelet probes and other
+    /// peers stay out — while sending `requests` requests to it through the gateway, each with
+    /// a fresh sentinel (header and body), retrying transient failures until `deadline` runs
+    /// out. The capture is stopped and returned even when requests failed; `Err` only when
+    /// there is no capture.
+    async fn capture_traffic(
+        &mut self,
+        function: &str,
+        requests: u32,
+        deadline: Duration,
+    ) -> Result<Traffic, String>;
     /// A plaintext request from an unmeshed namespace straight to the function's Service.
     async fn plaintext_probe(&mut self, function: &str, port: u16) -> Result<Observed, String>;
+    /// Istio: the AuthorizationPolicies that apply to the function's namespace (its own and the
+    /// root namespace's), by name. A plaintext probe proves STRICT only when none could answer.
+    async fn authorization_policies(&mut self) -> Result<Vec<String>, String>;
+    /// Linkerd: the function pod proxy's authorization counters for `port`.
+    async fn proxy_counters(&mut self, function: &str, port: u16) -> Result<AuthzCounters, String>;
+}
+
+/// How the gateway addresses functions, from the `Host` a function saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "kebab-case")]
+pub enum Addressing {
+    /// A pod IP (OpenFaaS CE's faas-netes picks an endpoint and calls it directly).
+    PodIp { host: String },
+    /// A name: the function's Service.
+    Service { host: String },
+}
+
+/// The `Host` echoed by `fprocess=env` (`Http_Host=…`, classic-watchdog `handler.go`).
+pub fn echoed(body: &str, var: &str) -> Option<String> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')))
+        .map(|v| v.trim().to_string())
+}
+
+/// How the gateway addressed the function whose echoes these are (the first echo that has a
+/// `Host`).
+pub fn addressing(responses: &[String]) -> Option<Addressing> {
+    let host = responses.iter().find_map(|b| echoed(b, "Http_Host"))?;
+    let name = host
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some(if name.parse::<std::net::IpAddr>().is_ok() {
+        Addressing::PodIp { host }
+    } else {
+        Addressing::Service { host }
+    })
 }
 
 /// A fresh random sentinel: long enough never to occur in ciphertext by chance.
@@ -100,16 +165,47 @@ pub fn identity_expectation(mesh: Mesh, gateway_ns: &str, gateway_sa: &str) -> (
     }
 }
 
-/// Checks one echoed environment: Istio's XFCC must *contain* the URI; Linkerd's client id must
-/// *equal* the identity.
+/// The `URI=` of the **last** element of an `X-Forwarded-Client-Cert` value: the element the
+/// receiving sidecar appended (`APPEND_FORWARD`, ledger IS-4), whose `URI` is the client that
+/// connected to it. Elements are separated by `,`, fields by `;`; values may be quoted.
+pub fn xfcc_last_uri(xfcc: &str) -> Option<String> {
+    let mut elements = Vec::new();
+    let (mut cur, mut quoted) = (String::new(), false);
+    for c in xfcc.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            ',' if !quoted => elements.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    elements.push(cur);
+    let last = elements.pop()?;
+    last.split(';').find_map(|field| {
+        let (k, v) = field.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("URI")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Checks one echoed environment: Istio's last XFCC element must carry exactly the gateway's
+/// SPIFFE URI; Linkerd's client id must *equal* the identity.
 pub fn identity_ok(mesh: Mesh, body: &str, var: &str, expected: &str) -> Result<(), String> {
-    let value = body
-        .lines()
-        .find_map(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')));
-    match (mesh, value) {
+    match (mesh, echoed(body, var)) {
         (_, None) => Err(format!("no {var} in the echoed request")),
-        (Mesh::Istio, Some(v)) if v.contains(expected) => Ok(()),
-        (Mesh::Linkerd, Some(v)) if v.trim() == expected => Ok(()),
+        (Mesh::Istio, Some(v)) => {
+            let want = expected.strip_prefix("URI=").unwrap_or(expected);
+            match xfcc_last_uri(&v) {
+                Some(uri) if uri == want => Ok(()),
+                Some(uri) => Err(format!(
+                    "the last {var} element has URI={uri}, expected {want} ({var}={v:?})"
+                )),
+                None => Err(format!("the last {var} element has no URI ({var}={v:?})")),
+            }
+        }
+        (Mesh::Linkerd, Some(v)) if v == expected => Ok(()),
         (_, Some(v)) => Err(format!("{var}={v:?}, expected {expected}")),
     }
 }
@@ -122,6 +218,8 @@ pub struct PhaseEvidence {
     pub capture_log: String,
     /// Requests retried after a transient failure.
     pub retries: u32,
+    /// Requests without a 2xx answer in the end.
+    pub failures: Vec<String>,
     /// Per sentinel: outcome and plaintext hits.
     pub judgements: Vec<(Outcome, u64)>,
     /// The engine's evidence for the first sentinel (flows, ClientHellos).
@@ -131,6 +229,8 @@ pub struct PhaseEvidence {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct MtlsTrialEvidence {
     pub control: Option<PhaseEvidence>,
+    /// How the gateway addressed the control (its echoed `Host`).
+    pub gateway_addressing: Option<Addressing>,
     pub function: Option<PhaseEvidence>,
     pub identity_var: Option<String>,
     pub identity_expected: Option<String>,
@@ -162,6 +262,7 @@ fn judge_all<J: MtlsJudge>(
         pcap_bytes: t.pcap.len(),
         capture_log: t.capture_log.clone(),
         retries: t.retries,
+        failures: t.failures.clone(),
         judgements: verdicts
             .iter()
             .map(|v| (v.outcome, v.sentinel_hits))
@@ -195,6 +296,53 @@ pub fn control_judgement(verdicts: &[EngineVerdict]) -> Result<(), String> {
     Ok(())
 }
 
+/// What the strict probe's answer means. Pure.
+pub fn strict_judgement(mesh: Mesh, obs: &Observed) -> (Outcome, Option<String>) {
+    let refused = "a plaintext client from an unmeshed namespace";
+    match (&obs.classification, mesh) {
+        (Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed), _) => {
+            (Outcome::Pass, None)
+        }
+        (Classification::Denied(Denial::Forbidden { .. }), Mesh::Istio) => (
+            Outcome::Fail,
+            Some(format!(
+                "strict: {refused} got HTTP 403 ({}): the port accepted plaintext and a policy answered; under STRICT Istio closes the connection before any HTTP",
+                obs.detail
+            )),
+        ),
+        (Classification::Denied(Denial::Forbidden { .. }), Mesh::Linkerd) => {
+            match &obs.attribution {
+                Some(Attribution::Mesh { .. }) => (Outcome::Pass, None),
+                _ => (
+                    Outcome::Error,
+                    Some(format!("strict: {refused} got {}", obs.describe())),
+                ),
+            }
+        }
+        (Classification::Allowed { .. }, _) => (
+            Outcome::Fail,
+            Some(format!("strict: {refused} was not refused: {}", obs.describe())),
+        ),
+        (Classification::Undecided { .. }, _) => (
+            Outcome::Error,
+            Some(format!(
+                "strict: the plaintext probe could not be decided: {}",
+                obs.describe()
+            )),
+        ),
+    }
+}
+
+/// The first failures of a phase, for the reasons.
+fn first_failures(t: &Traffic) -> String {
+    t.failures
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Runs the whole mtls check (see the module docs).
 pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     driver: &mut D,
@@ -207,19 +355,55 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     let mut ev = MtlsTrialEvidence::default();
     let error =
         |ev, reason: String| Verdict::new(CheckName::Mtls, Outcome::Error, vec![reason], ev);
+    // Each phase's requests, retries included, share half the check's traffic time.
+    let phase = m.timeout / 2;
     // 1. The control.
-    let control = match driver.capture_traffic(m.control.as_str(), m.requests).await {
+    let control = match driver
+        .capture_traffic(m.control.as_str(), m.requests, phase)
+        .await
+    {
         Ok(t) => t,
         Err(e) => return error(ev, format!("negative control ({}): {e}", m.control)),
     };
     let (cv, cev) = judge_all(judge, &control, m.control.as_str(), mesh, m.port);
     ev.control = Some(cev);
     if let Err(e) = control_judgement(&cv) {
-        return error(ev, e);
+        let why = if control.failures.is_empty() {
+            e
+        } else {
+            format!(
+                "{e} ({} of {} requests to the control failed: {})",
+                control.failures.len(),
+                m.requests,
+                first_failures(&control)
+            )
+        };
+        return error(ev, why);
     }
-    // 2. The meshed function.
+    // 2. How does the gateway address functions?
+    ev.gateway_addressing = addressing(&control.responses);
+    match (&ev.gateway_addressing, mesh) {
+        (Some(Addressing::PodIp { host }), Mesh::Istio) => {
+            let why = format!(
+                "the gateway addresses functions by pod IP (Host: {host}, as {} saw it): Istio sidecars send pod-IP traffic through PassthroughCluster in plaintext, so no mesh mTLS or route can apply to it. This is OpenFaaS CE's gateway (it calls pods through faas-netes); run OpenFaaS Pro with gateway.directFunctions=true",
+                m.control
+            );
+            return error(ev, why);
+        }
+        (None, _) => {
+            return error(
+                ev,
+                format!(
+                    "the control's echo has no Http_Host, so how the gateway addresses functions is unknown (is {} running `fprocess=env`?)",
+                    m.control
+                ),
+            )
+        }
+        _ => {}
+    }
+    // 3. The meshed function.
     let traffic = match driver
-        .capture_traffic(m.function.as_str(), m.requests)
+        .capture_traffic(m.function.as_str(), m.requests, phase)
         .await
     {
         Ok(t) => t,
@@ -227,10 +411,26 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     };
     let (fv, fev) = judge_all(judge, &traffic, m.function.as_str(), mesh, m.port);
     ev.function = Some(fev);
-    let mut outcome = Outcome::Pass;
-    let mut reasons = Vec::new();
     if fv.is_empty() {
         return error(ev, format!("no request was sent to {}", m.function));
+    }
+    let mut outcome = Outcome::Pass;
+    let mut reasons = Vec::new();
+    let plaintext = fv
+        .iter()
+        .any(|v| v.outcome == Outcome::Fail && v.sentinel_hits > 0);
+    if !plaintext && !traffic.failures.is_empty() {
+        // Nothing conclusive on the wire, and the traffic did not go through.
+        return error(
+            ev,
+            format!(
+                "{} of {} requests to {} through the gateway failed (no sentinel seen in plaintext): {}",
+                traffic.failures.len(),
+                m.requests,
+                m.function,
+                first_failures(&traffic)
+            ),
+        );
     }
     for v in fv.iter().filter(|v| v.outcome != Outcome::Pass) {
         outcome = outcome.worst(v.outcome);
@@ -240,7 +440,14 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
             }
         }
     }
-    // 3. Identity.
+    if plaintext && !traffic.failures.is_empty() {
+        reasons.push(format!(
+            "{} requests failed as well: {}",
+            traffic.failures.len(),
+            first_failures(&traffic)
+        ));
+    }
+    // 4. Identity.
     let (var, expected) = identity_expectation(mesh, gateway_ns, gateway_sa);
     for (i, body) in traffic.responses.iter().enumerate() {
         if let Err(e) = identity_ok(mesh, body, &var, &expected) {
@@ -262,22 +469,18 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     }
     ev.identity_var = Some(var);
     ev.identity_expected = Some(expected);
-    // 4. Strict.
+    // 5. Strict.
     if m.strict {
-        match driver.plaintext_probe(m.function.as_str(), m.port).await {
+        match strict_probe(driver, m, mesh).await {
             Ok(obs) => {
-                if !matches!(obs.classification, Classification::Denied(_)) {
-                    outcome = outcome.worst(Outcome::Fail);
-                    reasons.push(format!(
-                        "strict: a plaintext client from an unmeshed namespace was not refused by {}: {:?} ({})",
-                        m.function, obs.classification, obs.detail
-                    ));
-                }
+                let (o, why) = strict_judgement(mesh, &obs);
+                outcome = outcome.worst(o);
+                reasons.extend(why);
                 ev.strict = Some(obs);
             }
             Err(e) => {
                 outcome = outcome.worst(Outcome::Error);
-                reasons.push(format!("strict: the plaintext probe could not run: {e}"));
+                reasons.push(format!("strict: {e}"));
             }
         }
     }
@@ -289,4 +492,38 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         ));
     }
     Verdict::new(CheckName::Mtls, outcome, reasons, ev)
+}
+
+/// The strict probe with what makes its answer mean something: no Istio policy that could
+/// answer in STRICT's place, the Linkerd proxy's counters around it.
+async fn strict_probe<D: MtlsDriver>(
+    driver: &mut D,
+    m: &MtlsCheck,
+    mesh: Mesh,
+) -> Result<Observed, String> {
+    match mesh {
+        Mesh::Istio => {
+            let policies = driver.authorization_policies().await?;
+            if !policies.is_empty() {
+                return Err(format!(
+                    "AuthorizationPolicies apply to the function's namespace ({}): one could refuse the plaintext client itself, so the probe would not show STRICT",
+                    policies.join(", ")
+                ));
+            }
+            let mut obs = driver.plaintext_probe(m.function.as_str(), m.port).await?;
+            obs.attribution = attribute(mesh, &obs.classification, None);
+            Ok(obs)
+        }
+        Mesh::Linkerd => {
+            let before = driver.proxy_counters(m.function.as_str(), m.port).await;
+            let mut obs = driver.plaintext_probe(m.function.as_str(), m.port).await?;
+            let after = driver.proxy_counters(m.function.as_str(), m.port).await;
+            let counters = match (before, after) {
+                (Ok(b), Ok(a)) => Ok((b, a)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            obs.attribution = attribute(mesh, &obs.classification, Some(counters));
+            Ok(obs)
+        }
+    }
 }

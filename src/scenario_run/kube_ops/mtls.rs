@@ -7,6 +7,7 @@ use super::probes::probe_image;
 use super::KubeTrial;
 use crate::check::Verdict;
 use crate::images::ImageRole;
+use crate::kubeops::call::call;
 use crate::kubeops::capture::{self, CaptureSpec};
 use crate::kubeops::RUN_ID_LABEL;
 use crate::scenario::template::Vars;
@@ -14,11 +15,24 @@ use crate::scenario::{Mesh, MtlsCheck};
 use crate::scenario_run::checks::deny::Observed;
 use crate::scenario_run::checks::mtls::{self, MtlsDriver, Traffic};
 use crate::scenario_run::checks::mtls_engine;
+use crate::scenario_run::linkerd::AuthzCounters;
 use crate::scenario_run::tracker::Tracker;
-use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
+use crate::vocab::{CAPTURE_START, FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+
+/// Istio's root namespace, whose policies apply mesh-wide (`meshConfig.rootNamespace`).
+const ISTIO_ROOT_NAMESPACE: &str = "istio-system";
+
+fn authorization_policy() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("security.istio.io", "v1", "AuthorizationPolicy"),
+        "authorizationpolicies",
+    )
+}
 
 /// Largest pcap kept in memory per capture.
 const MAX_PCAP_BYTES: usize = 256 * 1024 * 1024;
@@ -60,6 +74,73 @@ impl KubeTrial {
     }
 }
 
+impl KubeMtls<'_> {
+    /// Sends `requests` sentinel requests to `function` through the gateway, each retried on
+    /// a transient failure for [`MTLS_REQUEST_RETRY_FOR`], all within `deadline`. A request
+    /// that never got a 2xx answer is recorded in `traffic.failures` with the status and the
+    /// start of the last answer's body; `Err` only when no HTTP client could be built.
+    async fn send_sentinels(
+        &mut self,
+        base: &str,
+        function: &str,
+        requests: u32,
+        deadline: Duration,
+        traffic: &mut Traffic,
+    ) -> Result<(), String> {
+        let http = reqwest::Client::builder()
+            .timeout(GATEWAY_REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let phase_start = std::time::Instant::now();
+        for i in 0..requests {
+            if phase_start.elapsed() >= deadline {
+                traffic.failures.push(format!(
+                    "{} requests not sent: the phase's {} ran out",
+                    requests - i,
+                    humantime::format_duration(deadline)
+                ));
+                break;
+            }
+            let sentinel = mtls::new_sentinel();
+            let started = std::time::Instant::now();
+            let last_error = loop {
+                let r = http
+                    .post(format!("{base}/function/{function}"))
+                    .header("X-Meshproof-Sentinel", &sentinel)
+                    .body(sentinel.clone())
+                    .send()
+                    .await;
+                let error = match r {
+                    Ok(resp) if resp.status().is_success() => {
+                        traffic
+                            .responses
+                            .push(resp.text().await.unwrap_or_default());
+                        break None;
+                    }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let body = resp.text().await.unwrap_or_default();
+                        let excerpt: String = body.trim().chars().take(BODY_EXCERPT).collect();
+                        self.trial.redact(format!("HTTP {status}: {excerpt:?}"))
+                    }
+                    Err(e) => e.to_string(),
+                };
+                if started.elapsed() >= MTLS_REQUEST_RETRY_FOR || phase_start.elapsed() >= deadline
+                {
+                    break Some(error);
+                }
+                traffic.retries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
+            traffic.sentinels.push(sentinel);
+            if let Some(e) = last_error {
+                traffic.failures.push(e);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// [`MtlsDriver`] on a trial.
 struct KubeMtls<'a> {
     trial: &'a mut KubeTrial,
@@ -71,11 +152,19 @@ struct KubeMtls<'a> {
 }
 
 /// How long one request of the mtls traffic may keep failing transiently (a 503 while a
-/// just-Ready pod's endpoint reaches the proxies) before the capture is given up.
+/// just-Ready pod's endpoint reaches the proxies) before it counts as failed; the phase's
+/// deadline bounds all of them together.
 const MTLS_REQUEST_RETRY_FOR: Duration = Duration::from_secs(30);
+/// Bytes of a failed answer's body kept in the reasons.
+const BODY_EXCERPT: usize = 200;
 
 impl MtlsDriver for KubeMtls<'_> {
-    async fn capture_traffic(&mut self, function: &str, requests: u32) -> Result<Traffic, String> {
+    async fn capture_traffic(
+        &mut self,
+        function: &str,
+        requests: u32,
+        deadline: Duration,
+    ) -> Result<Traffic, String> {
         let base = self.trial.gateway_base().await?;
         let target = self.trial.function_pod(function).await?;
         let (pod, container) = (target.name.as_str(), target.container.as_str());
@@ -96,6 +185,7 @@ impl MtlsDriver for KubeMtls<'_> {
         let mut spec = CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), container)
             .with_filter(capture::peer_filter(&ports, &peers));
         spec.image = self.capture_image.clone();
+        spec.start_timeout = CAPTURE_START;
         let mut cap =
             capture::start_capture(&self.trial.streaming, FUNCTIONS_NAMESPACE, pod, &spec)
                 .await
@@ -119,46 +209,15 @@ impl MtlsDriver for KubeMtls<'_> {
         });
         // tcpdump needs a moment after its header to be listening.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let http = reqwest::Client::builder()
-            .timeout(GATEWAY_REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| e.to_string())?;
         let mut traffic = Traffic {
             proxy_inbound,
             ..Traffic::default()
         };
-        let mut send_errors = Vec::new();
-        for _ in 0..requests {
-            let sentinel = mtls::new_sentinel();
-            let started = std::time::Instant::now();
-            let last_error = loop {
-                let r = http
-                    .post(format!("{base}/function/{function}"))
-                    .header("X-Meshproof-Sentinel", &sentinel)
-                    .body(sentinel.clone())
-                    .send()
-                    .await;
-                let error = match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        traffic
-                            .responses
-                            .push(resp.text().await.unwrap_or_default());
-                        break None;
-                    }
-                    Ok(resp) => format!("HTTP {}", resp.status()),
-                    Err(e) => e.to_string(),
-                };
-                if started.elapsed() >= MTLS_REQUEST_RETRY_FOR {
-                    break Some(error);
-                }
-                traffic.retries += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            };
-            traffic.sentinels.push(sentinel);
-            if let Some(e) = last_error {
-                send_errors.push(e);
-            }
-        }
+        // From here on the capture is always stopped and returned, whatever the requests did:
+        // a sentinel in plaintext is conclusive even when the answers were errors.
+        let sent = self
+            .send_sentinels(&base, function, requests, deadline, &mut traffic)
+            .await;
         // Let the last packets reach the capture before stopping it.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let end = cap
@@ -170,18 +229,7 @@ impl MtlsDriver for KubeMtls<'_> {
             .map_err(|_| "reading the capture stream timed out".to_string())?
             .map_err(|e| e.to_string())?;
         traffic.capture_log = end.stderr;
-        if !send_errors.is_empty() {
-            return Err(format!(
-                "{} of {requests} requests to {function} through the gateway failed: {}",
-                send_errors.len(),
-                send_errors
-                    .iter()
-                    .take(3)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
-        }
+        sent?;
         Ok(traffic)
     }
 
@@ -219,5 +267,35 @@ impl MtlsDriver for KubeMtls<'_> {
             .await?;
         let url = format!("http://{function}.{FUNCTIONS_NAMESPACE}:{port}/");
         Ok(self.trial.curl_from(&ns, &pod, &url).await)
+    }
+
+    async fn authorization_policies(&mut self) -> Result<Vec<String>, String> {
+        // The function namespace's own, and the root namespace's (mesh-wide).
+        let mut names = Vec::new();
+        for ns in [FUNCTIONS_NAMESPACE, ISTIO_ROOT_NAMESPACE] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.trial.client.clone(), ns, &authorization_policy());
+            match call(
+                &format!("AuthorizationPolicies in {ns}"),
+                api.list(&ListParams::default()),
+            )
+            .await
+            {
+                Ok(list) => names.extend(
+                    list.items
+                        .into_iter()
+                        .filter_map(|o| o.metadata.name.map(|n| format!("{ns}/{n}"))),
+                ),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(names)
+    }
+
+    async fn proxy_counters(&mut self, function: &str, port: u16) -> Result<AuthzCounters, String> {
+        let url = format!("http://{function}.{FUNCTIONS_NAMESPACE}:{port}/");
+        let target = self.trial.probe_target(&url, FUNCTIONS_NAMESPACE).await?;
+        self.trial.linkerd_counters(&target).await
     }
 }

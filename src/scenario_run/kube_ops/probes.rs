@@ -79,9 +79,9 @@ impl KubeTrial {
                 let code = http::curl::status(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 match out.exit_code {
-                    Some(exit) => Observed {
-                        classification: classify(&http::curl::observation(exit, &out.stdout)),
-                        detail: format!(
+                    Some(exit) => Observed::new(
+                        classify(&http::curl::observation(exit, &out.stdout)),
+                        format!(
                             "curl exit {exit}, http_code {code:03}{}",
                             if stderr.is_empty() {
                                 String::new()
@@ -89,21 +89,16 @@ impl KubeTrial {
                                 format!(", {stderr}")
                             }
                         ),
-                    },
-                    None => Observed {
-                        classification: Classification::Undecided {
+                    ),
+                    None => Observed::new(
+                        Classification::Undecided {
                             why: "exec reported no exit status".into(),
                         },
-                        detail: out.failure.unwrap_or_default(),
-                    },
+                        out.failure.unwrap_or_default(),
+                    ),
                 }
             }
-            Err(e) => Observed {
-                classification: Classification::Undecided {
-                    why: format!("exec failed: {e}"),
-                },
-                detail: String::new(),
-            },
+            Err(e) => Observed::undecided(format!("exec failed: {e}")),
         }
     }
 }
