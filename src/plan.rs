@@ -134,6 +134,7 @@ pub fn vars_with_images(
         Edition::Pro { .. } => "openfaas-operator",
     };
     v.set("gateway.serviceAccount", sa);
+    v.set("openfaas.edition", suite.openfaas.edition.as_str());
     // Where the ingress's TLS secret lives: Istio's ingress gateway reads `credentialName` from
     // its own namespace; on Linkerd, Traefik reads it from the Ingress's namespace.
     v.set(
@@ -433,10 +434,20 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
         }
         Check::Canary(c) => {
             let split: Vec<String> = c.split.variants().iter().map(|v| format!("{}={}", v.name, v.weight.percent())).collect();
+            let pro = vars.get("openfaas.edition") == Some("pro");
+            let gateway = if pro {
+                format!("then the same through the gateway (OpenFaaS Pro calls the Service), after one echoed Host shows the gateway addresses {} by name", c.function)
+            } else {
+                "not through the gateway: OpenFaaS CE's gateway calls pod IPs, where no Service split applies".to_string()
+            };
             vec![
                 format!(
-                    "check canary — converge: {} consecutive classified responses from {} through the gateway (an unclassified one restarts the count)",
-                    c.converge, c.function
+                    "check canary — traffic from a meshed client pod in {fns} (images.probe, curl in batches) calling http://{}.{fns}.svc.cluster.local:8080/, where the mesh's Service split applies; {gateway}",
+                    c.function
+                ),
+                format!(
+                    "check canary — converge: {} consecutive classified responses, counted once every routed variant has answered (an unclassified one, or one from a weight-0 variant, restarts the count)",
+                    c.converge
                 ),
                 format!(
                     "check canary — sequential test of split {} ±{} pp at confidence {} (at most {} requests, timeout {})",

@@ -704,3 +704,92 @@ async fn engine_reports_undecided_as_error_at_the_request_limit() {
         "straddles"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. The in-pod batch: the script run for real by this machine's `sh` and `curl`
+// ---------------------------------------------------------------------------------------------
+
+fn batch(url: &str, n: u32) -> String {
+    use meshproof::check::canary::batch;
+    let argv = batch::command(url, n, 5);
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("sh and curl run the batch script");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The canary client in the cluster is a meshed pod running curl in batches (the split applies
+/// at the client's proxy, to Service-addressed requests: ledger IS-1, LD-7). The same script,
+/// run here against the loopback server, yields exactly the server's answers in order, and
+/// feeds the engine to the right verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_pod_batch_yields_the_servers_answers_and_decides_the_split() {
+    use meshproof::check::canary::{batch, Sample, UnclassifiedKind};
+    let split = split_90_10();
+    let classifier = Classifier::new(&split);
+    let addr = serve_blocked(0.10, 11, Answer::Body).await;
+    let url = format!("http://{addr}/");
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || batch(&u, 40))
+        .await
+        .unwrap();
+    let samples = batch::parse(&out, &classifier);
+    assert_eq!(samples.len(), 40, "{out}");
+    let canaries = samples.iter().filter(|s| **s == Sample::Variant(1)).count();
+    let stables = samples.iter().filter(|s| **s == Sample::Variant(0)).count();
+    assert_eq!(
+        (stables, canaries),
+        (36, 4),
+        "blocks of 20 hold exactly 2 canaries"
+    );
+
+    // 503s, and nothing listening, are unclassified with their reason.
+    let down = serve(0.10, 0.0, 3, Answer::Unavailable).await;
+    let u = format!("http://{down}/");
+    let out = tokio::task::spawn_blocking(move || batch(&u, 2))
+        .await
+        .unwrap();
+    let s = batch::parse(&out, &classifier);
+    assert!(
+        matches!(&s[..], [Sample::Unclassified(a), Sample::Unclassified(_)]
+            if a.kind == UnclassifiedKind::HttpStatus && a.detail.contains("503") && a.detail.contains("no healthy upstream")),
+        "{s:?}"
+    );
+    let closed = closed_port();
+    let u = format!("http://{closed}/");
+    let out = tokio::task::spawn_blocking(move || batch(&u, 1))
+        .await
+        .unwrap();
+    let s = batch::parse(&out, &classifier);
+    assert!(
+        matches!(&s[..], [Sample::Unclassified(a)] if a.kind == UnclassifiedKind::Transport && a.detail.starts_with("curl exit 7")),
+        "{s:?}"
+    );
+    // A cut-short batch (no marker after the last response) drops that response.
+    let cut = out
+        .trim_end()
+        .rsplit_once('\n')
+        .map(|(a, _)| a)
+        .unwrap_or("");
+    assert!(batch::parse(cut, &classifier).is_empty());
+
+    // The engine, fed batch by batch, decides the split like it does from this machine.
+    let queue = Arc::new(tokio::sync::Mutex::new(std::collections::VecDeque::new()));
+    let config = CanaryConfig::new(url.clone(), split.clone(), params(5.0, 0.99));
+    let v = run_canary(&config, || {
+        let (queue, url, classifier) = (queue.clone(), url.clone(), classifier.clone());
+        async move {
+            let mut q = queue.lock().await;
+            if q.is_empty() {
+                let out = tokio::task::spawn_blocking(move || batch(&url, 50))
+                    .await
+                    .unwrap();
+                q.extend(batch::parse(&out, &classifier));
+            }
+            q.pop_front().expect("a batch yields samples")
+        }
+    })
+    .await;
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.to_json_string());
+}

@@ -942,10 +942,12 @@ fn unclassified() -> Sample {
     Sample::unclassified(UnclassifiedKind::HttpStatus, "status 503")
 }
 
+/// A two-variant rule; the variants not excluded are the routed ones.
 fn rule(required: u32, excluded: &[usize]) -> ConvergeRule {
     ConvergeRule {
         required,
         excluded: excluded.to_vec(),
+        routed: (0..2).filter(|i| !excluded.contains(i)).collect(),
         settle: Duration::ZERO,
     }
 }
@@ -986,11 +988,27 @@ async fn a_reply_from_a_weight_zero_variant_is_the_old_route_and_restarts_the_co
     assert_eq!((ev.sent, ev.from_excluded), (8, 2));
 }
 
+/// Before a 90/10 route is live every reply is stable — the old route — and a count of
+/// classified replies would end on it. The count starts once the canary has answered.
+#[tokio::test]
+async fn the_count_starts_once_every_routed_variant_has_answered() {
+    let script = [0, 0, 0, 0, 0, 1, 0, 0].map(Sample::Variant).to_vec();
+    let mut it = script.into_iter();
+    let ev = converge(&rule(3, &[]), Duration::from_secs(10), || {
+        let s = it.next().unwrap_or_else(unclassified);
+        async move { s }
+    })
+    .await
+    .expect("converges");
+    assert_eq!((ev.sent, ev.before_all_seen), (8, 5), "{ev:?}");
+}
+
 #[tokio::test]
 async fn convergence_cannot_end_before_the_settle_time() {
     let settle = Duration::from_millis(300);
     let r = ConvergeRule {
         settle,
+        routed: vec![0],
         ..rule(2, &[])
     };
     let started = std::time::Instant::now();
@@ -1020,9 +1038,52 @@ fn the_rule_excludes_the_variants_the_route_gives_no_traffic() {
         vec![vec![], vec![], vec![0]],
         "90/10, 50/50, then 0/100"
     );
+    let routed: Vec<Vec<usize>> = checks.iter().map(|r| r.routed.clone()).collect();
+    assert_eq!(routed, vec![vec![0, 1], vec![0, 1], vec![1]]);
     assert!(checks
         .iter()
         .all(|r| r.settle == SETTLE && r.required == 10));
+}
+
+/// The canary verdict from several traffic sources: the worst outcome, reasons named by source,
+/// each source's evidence apart, and why a source did not run.
+#[test]
+fn canary_sources_combine_into_one_verdict() {
+    use meshproof::scenario_run::checks::canary::{combine, TrafficSource};
+    let v = |o: Outcome, r: &str| {
+        Verdict::new(
+            CheckName::Canary,
+            o,
+            vec![r.into()],
+            serde_json::json!({"n": 1}),
+        )
+    };
+    let both = combine(
+        vec![
+            (
+                TrafficSource::MeshedClient,
+                v(Outcome::Pass, "within tolerance"),
+            ),
+            (TrafficSource::Gateway, v(Outcome::Fail, "canary above")),
+        ],
+        None,
+    );
+    assert_eq!(both.outcome, Outcome::Fail);
+    assert_eq!(
+        both.reasons,
+        [
+            "meshed client → Service: within tolerance",
+            "through the gateway: canary above"
+        ]
+    );
+    assert!(both.evidence["meshed-client"].is_object() && both.evidence["gateway"].is_object());
+    let ce = combine(
+        vec![(TrafficSource::MeshedClient, v(Outcome::Pass, "ok"))],
+        Some((TrafficSource::Gateway, "OpenFaaS CE")),
+    );
+    assert_eq!(ce.outcome, Outcome::Pass);
+    assert_eq!(ce.evidence["gateway-skipped"], "OpenFaaS CE");
+    assert_eq!(combine(vec![], None).outcome, Outcome::Error);
 }
 
 #[tokio::test]

@@ -588,7 +588,7 @@ async fn a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert!(matches!(
         v.evidence.gateway_addressing,
-        Some(meshproof::scenario_run::checks::mtls::Addressing::PodIp { .. })
+        Some(meshproof::scenario_run::checks::addressing::Addressing::PodIp { .. })
     ));
 }
 

@@ -49,6 +49,15 @@ fn istio_plan_shows_exact_commands_and_values() {
     assert_has(&p, "--set gateway.directFunctions=true");
     assert_has(&p, "--set gateway.probeFunctions=true");
     assert_has(&p, "Pro edition: the gateway calls each function's Service");
+    // Where canary traffic comes from: a meshed client calling the Service, then the gateway.
+    assert_has(
+        &p,
+        "check canary — traffic from a meshed client pod in openfaas-fn",
+    );
+    assert_has(
+        &p,
+        "then the same through the gateway (OpenFaaS Pro calls the Service)",
+    );
     assert_has(&p, "OpenFaaS Pro license from $OPENFAAS_LICENSE_FILE");
     assert_has(
         &p,
@@ -104,6 +113,14 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(
         &p,
         "CE edition: the gateway hands invocations to faas-netes, which calls a function pod by IP",
+    );
+    assert_has(
+        &p,
+        "check canary — traffic from a meshed client pod in openfaas-fn",
+    );
+    assert_has(
+        &p,
+        "not through the gateway: OpenFaaS CE's gateway calls pod IPs",
     );
     // Linkerd has no ingress: Traefik serves the TLS scenario, on the https host port only.
     let openfaas = p.find("openfaas/openfaas --version 15.0.6").expect(&p);

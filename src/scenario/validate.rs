@@ -23,6 +23,7 @@ pub const BUILTIN_VARS: &[&str] = &[
     "ingress.httpsPort",
     "gateway.serviceAccount",
     "ingress.namespace",
+    "openfaas.edition",
     "images.function",
     "images.probe",
     "images.capture",

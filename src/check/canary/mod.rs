@@ -105,6 +105,7 @@
 //!   entry point for in-cluster use — and builds the verdict.
 //! - [`sampler`]: the HTTP sample source used by `meshproof check canary`.
 
+pub mod batch;
 pub mod classify;
 pub mod engine;
 pub mod interval;

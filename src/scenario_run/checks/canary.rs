@@ -4,9 +4,10 @@
 //! that window would measure the transition, not the split. So the check first waits until the
 //! route looks settled ([`ConvergeRule`]): `converge` consecutive classified responses, none of
 //! them from a variant the new route gives no traffic (such a reply can only come from the old
-//! route), and not before a settle time since the route was applied (xDS / policy-controller
-//! propagation). An unclassified reply — a 503 while a route is reprogrammed, a reset — starts
-//! the count again. Only then is the same sample source handed to
+//! route), counted only once every variant the route *does* give traffic has answered (before
+//! a 90/10 route is live, everything is stable: the count would end on the old route), and not
+//! before a settle time since the route was applied (xDS / policy-controller propagation). An
+//! unclassified reply — a 503 while a route is reprogrammed, a reset — starts the count again. Only then is the same sample source handed to
 //! [`crate::check::canary::run_canary`]. The verdict and evidence are the engine's, with the
 //! convergence phase added to the evidence.
 
@@ -28,6 +29,8 @@ pub struct ConvergeRule {
     /// Variants (indexes into the split) the route gives weight 0: a reply from one of them
     /// means the old route still answers, so the count starts again.
     pub excluded: Vec<usize>,
+    /// Variants the route gives traffic: the count starts once each has answered.
+    pub routed: Vec<usize>,
     /// The count cannot end before this much time has passed.
     pub settle: Duration,
 }
@@ -35,16 +38,13 @@ pub struct ConvergeRule {
 impl ConvergeRule {
     /// The rule for `c`'s split: weight-0 variants excluded, [`SETTLE`].
     pub fn for_check(c: &CanaryCheck) -> ConvergeRule {
+        let weights = c.split.weights();
+        let (excluded, routed): (Vec<usize>, Vec<usize>) =
+            (0..weights.len()).partition(|&i| weights[i].percent() == 0);
         ConvergeRule {
             required: c.converge,
-            excluded: c
-                .split
-                .weights()
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.percent() == 0)
-                .map(|(i, _)| i)
-                .collect(),
+            excluded,
+            routed,
             settle: SETTLE,
         }
     }
@@ -58,6 +58,8 @@ pub struct ConvergeEvidence {
     pub last_unclassified: Option<String>,
     /// Replies from a variant the route gives no traffic (the old route still answering).
     pub from_excluded: u64,
+    /// Classified replies before every routed variant had answered (not counted).
+    pub before_all_seen: u64,
     pub seconds: f64,
 }
 
@@ -78,6 +80,7 @@ where
         ..ConvergeEvidence::default()
     };
     let mut streak = 0u32;
+    let mut seen = std::collections::BTreeSet::new();
     while streak < rule.required || start.elapsed() < rule.settle {
         let remaining = deadline.saturating_sub(start.elapsed());
         if remaining.is_zero() {
@@ -88,9 +91,17 @@ where
         match tokio::time::timeout(remaining, sample()).await {
             Ok(Sample::Variant(i)) if rule.excluded.contains(&i) => {
                 streak = 0;
+                seen.clear();
                 ev.from_excluded += 1;
             }
-            Ok(Sample::Variant(_)) => streak = streak.saturating_add(1),
+            Ok(Sample::Variant(i)) => {
+                seen.insert(i);
+                if rule.routed.iter().all(|r| seen.contains(r)) {
+                    streak = streak.saturating_add(1);
+                } else {
+                    ev.before_all_seen += 1;
+                }
+            }
             Ok(Sample::Unclassified(u)) => {
                 streak = 0;
                 ev.unclassified += 1;
@@ -181,4 +192,69 @@ where
             serde_json::json!({ "converge": conv_ev }),
         ),
     }
+}
+
+/// Where a canary check's traffic came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrafficSource {
+    /// A meshed client pod calling the function's Service: where a Service-level split applies
+    /// on every mesh and edition.
+    MeshedClient,
+    /// Requests through the OpenFaaS gateway (Pro only: its gateway calls Services).
+    Gateway,
+}
+
+impl TrafficSource {
+    fn label(self) -> &'static str {
+        match self {
+            TrafficSource::MeshedClient => "meshed client → Service",
+            TrafficSource::Gateway => "through the gateway",
+        }
+    }
+}
+
+/// One verdict from the verdicts of each traffic source: the worst outcome, every reason
+/// prefixed by its source, each source's evidence under its name. `skipped` says why a source
+/// did not run (OpenFaaS CE's gateway calls pod IPs, where no split can apply).
+pub fn combine(
+    parts: Vec<(TrafficSource, Verdict<serde_json::Value>)>,
+    skipped: Option<(TrafficSource, &str)>,
+) -> Verdict<serde_json::Value> {
+    let mut outcome = Outcome::Pass;
+    let mut reasons = Vec::new();
+    let mut evidence = serde_json::Map::new();
+    for (source, v) in parts {
+        outcome = outcome.worst(v.outcome);
+        reasons.extend(v.reasons.iter().map(|r| format!("{}: {r}", source.label())));
+        evidence.insert(
+            serde_json::to_value(source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            v.evidence,
+        );
+    }
+    if let Some((source, why)) = skipped {
+        evidence.insert(
+            format!(
+                "{}-skipped",
+                serde_json::to_value(source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            serde_json::Value::String(why.to_string()),
+        );
+    }
+    if evidence.is_empty() {
+        outcome = Outcome::Error;
+        reasons.push("no traffic source ran".into());
+    }
+    Verdict::new(
+        CheckName::Canary,
+        outcome,
+        reasons,
+        serde_json::Value::Object(evidence),
+    )
 }

@@ -4,6 +4,7 @@
 //! restore check's order of events is [`crate::restore::flow`]; its cluster side is
 //! [`super::kube_ops::restore`].)
 
+pub mod addressing;
 pub mod canary;
 pub mod deny;
 pub mod mtls;
@@ -28,7 +29,9 @@ pub fn check_budget(c: &Check) -> Duration {
             let n = d.expectations.len() as u32;
             POD_START + d.timeout * (n + 1) + Duration::from_secs(60) * (n + 1) + deny::READY_HOLD
         }
-        Check::Canary(c) => c.timeout + Duration::from_secs(30),
+        // The client pod's start, the meshed client's test and (on Pro) the gateway's, each
+        // bounded by the timeout.
+        Check::Canary(c) => 2 * c.timeout + POD_START + Duration::from_secs(30),
         // Retries up to the timeout, then two controls of at most 10 s each.
         Check::Tls(t) => t.timeout + Duration::from_secs(60),
         Check::Restore(r) => {

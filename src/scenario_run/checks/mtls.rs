@@ -28,6 +28,7 @@
 //!    connection itself, makes the probe an **error**. On Linkerd the proxy answers a bare 403,
 //!    which counts only when the function proxy's `inbound_http_authz_deny_total` rose.
 
+use super::addressing::{addressing, echoed, pod_ip_under_istio, Addressing};
 use super::deny::{attribute, Attribution, Observed};
 use crate::check::http::{Classification, Denial};
 use crate::check::{CheckName, Outcome, Verdict};
@@ -109,40 +110,6 @@ pub trait MtlsDriver {
     async fn authorization_policies(&mut self) -> Result<Vec<String>, String>;
     /// Linkerd: the function pod proxy's authorization counters for `port`.
     async fn proxy_counters(&mut self, function: &str, port: u16) -> Result<AuthzCounters, String>;
-}
-
-/// How the gateway addresses functions, from the `Host` a function saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "by", rename_all = "kebab-case")]
-pub enum Addressing {
-    /// A pod IP (OpenFaaS CE's faas-netes picks an endpoint and calls it directly).
-    PodIp { host: String },
-    /// A name: the function's Service.
-    Service { host: String },
-}
-
-/// The `Host` echoed by `fprocess=env` (`Http_Host=…`, classic-watchdog `handler.go`).
-pub fn echoed(body: &str, var: &str) -> Option<String> {
-    body.lines()
-        .find_map(|l| l.strip_prefix(var).and_then(|r| r.strip_prefix('=')))
-        .map(|v| v.trim().to_string())
-}
-
-/// How the gateway addressed the function whose echoes these are (the first echo that has a
-/// `Host`).
-pub fn addressing(responses: &[String]) -> Option<Addressing> {
-    let host = responses.iter().find_map(|b| echoed(b, "Http_Host"))?;
-    let name = host
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(&host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    Some(if name.parse::<std::net::IpAddr>().is_ok() {
-        Addressing::PodIp { host }
-    } else {
-        Addressing::Service { host }
-    })
 }
 
 /// A fresh random sentinel: long enough never to occur in ciphertext by chance.
@@ -384,10 +351,7 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     ev.gateway_addressing = addressing(&control.responses);
     match (&ev.gateway_addressing, mesh) {
         (Some(Addressing::PodIp { host }), Mesh::Istio) => {
-            let why = format!(
-                "the gateway addresses functions by pod IP (Host: {host}, as {} saw it): Istio sidecars send pod-IP traffic through PassthroughCluster in plaintext, so no mesh mTLS or route can apply to it. This is OpenFaaS CE's gateway (it calls pods through faas-netes); run OpenFaaS Pro with gateway.directFunctions=true",
-                m.control
-            );
+            let why = pod_ip_under_istio(host, m.control.as_str());
             return error(ev, why);
         }
         (None, _) => {

@@ -76,6 +76,8 @@ pub struct KubeTrial {
     streaming: Client,
     cfg: KubeTrialConfig,
     gateway: Option<functions::Gateway>,
+    /// The canary check's meshed client pod, started once per trial.
+    canary_client: Option<String>,
     seq: u32,
 }
 
@@ -100,6 +102,7 @@ impl KubeTrial {
             streaming,
             cfg,
             gateway: None,
+            canary_client: None,
             seq: 0,
         })
     }
@@ -226,7 +229,7 @@ impl KubeTrial {
         match check {
             Check::Deny(d) => self.deny(d, vars, tracker).await,
             Check::Mtls(m) => self.mtls(m, vars, tracker).await,
-            Check::Canary(c) => self.canary(c).await,
+            Check::Canary(c) => self.canary(c, vars, tracker).await,
             Check::Tls(t) => self.tls(t, vars).await,
             Check::Restore(_) => Ok(restore::without_lifecycle()),
         }
