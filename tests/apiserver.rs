@@ -737,3 +737,59 @@ async fn every_rendered_scenario_manifest_passes_server_dry_run() {
     );
     assert!(objects >= 20, "only {objects} objects dry-run");
 }
+
+/// A function being deleted (faas-netes: foreground propagation, a draining watchdog; ledger
+/// OF-6) is seen as deleting, and waited out until its Deployment and Service are gone — or
+/// reported with what still lingers. Here a finalizer holds the Deployment the way a foreground
+/// deletion does until its pods are gone.
+#[tokio::test]
+async fn a_function_being_deleted_is_waited_out_until_its_objects_are_gone() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let client = rig!();
+    let ns = unique("mp-fngone");
+    make_ns(&client, &ns).await;
+    let objects = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: env\n  finalizers: [meshproof.test/hold]\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {faas_function: env}\n  template:\n    metadata:\n      labels: {faas_function: env}\n    spec:\n      containers:\n        - name: env\n          image: registry.invalid/never:1\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: env\nspec:\n  selector: {faas_function: env}\n  ports: [{name: http, port: 8080, protocol: TCP}]\n";
+    apply_yaml(&client, objects, &opts_in(&ns)).await.unwrap();
+    assert!(!wait::function_deleting(&client, &ns, "env").await.unwrap());
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .delete("env", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &ns);
+    services
+        .delete("env", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(wait::function_deleting(&client, &ns, "env").await.unwrap());
+    // Held: the wait reports what lingers.
+    let err = wait::function_gone(&client, &ns, "env", Duration::from_secs(2))
+        .await
+        .expect_err("the finalizer holds the Deployment");
+    assert!(
+        err.to_string().contains(&format!("Deployment {ns}/env")),
+        "{err}"
+    );
+    // Released a moment later: the wait ends once it is gone, not before.
+    let release = {
+        let deployments = deployments.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let patch = serde_json::json!({"metadata": {"finalizers": null}});
+            deployments
+                .patch("env", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+            std::time::Instant::now()
+        })
+    };
+    wait::function_gone(&client, &ns, "env", Duration::from_secs(60))
+        .await
+        .expect("gone once released");
+    let released_at = release.await.unwrap();
+    assert!(std::time::Instant::now() >= released_at);
+    assert!(deployments.get_opt("env").await.unwrap().is_none());
+    assert!(!wait::function_deleting(&client, &ns, "env").await.unwrap());
+    drop_ns(&client, &ns).await;
+}

@@ -530,3 +530,90 @@ spec:
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
+
+/// A function redeployed while the previous trial's one is still being deleted (faas-netes'
+/// foreground delete, ledger OF-6) waits for the old objects to go instead of updating over
+/// them: here the Pro deploy (a Function object) is held until a finalizer on the old
+/// Deployment is released.
+#[tokio::test]
+async fn a_redeploy_waits_out_the_previous_functions_deletion() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let Some(r) = rig().await else { return };
+    let crd =
+        std::fs::read_to_string(repo().join("../shared/crds/openfaas/openfaas.com_functions.yaml"))
+            .expect("the Function CRD");
+    apply_yaml(
+        &r.client,
+        &crd,
+        &ApplyOptions {
+            force: true,
+            ..ApplyOptions::default()
+        },
+    )
+    .await
+    .expect("Function CRD");
+    let fns = meshproof::vocab::FUNCTIONS_NAMESPACE;
+    let doc = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {fns}\n");
+    apply_yaml(&r.client, &doc, &ApplyOptions::default())
+        .await
+        .unwrap();
+    let name = unique("held");
+    let old = format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {fns}\n  finalizers: [meshproof.test/hold]\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {{faas_function: {name}}}\n  template:\n    metadata:\n      labels: {{faas_function: {name}}}\n    spec:\n      containers:\n        - name: {name}\n          image: registry.invalid/never:1\n");
+    apply_yaml(&r.client, &old, &ApplyOptions::default())
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(r.client.clone(), fns);
+    deployments
+        .delete(&name, &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let mut ops = KubeTrial::connect(KubeTrialConfig {
+        kubeconfig: r.kubeconfig.clone(),
+        context: None,
+        mesh: Mesh::Istio,
+        deployer: Deployer::FunctionCrd,
+        run_id: RunId::new(r.run_id.clone()).unwrap(),
+        redactor: Redactor::default(),
+        work_dir: tempfile::tempdir().unwrap().keep(),
+    })
+    .await
+    .expect("connect");
+    let release = {
+        let (deployments, name) = (deployments.clone(), name.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let patch = serde_json::json!({"metadata": {"finalizers": null}});
+            deployments
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+            std::time::Instant::now()
+        })
+    };
+    let f = FunctionRequest {
+        service: name.clone(),
+        image: "ghcr.io/openfaas/alpine:latest".into(),
+        env_process: Some("env".into()),
+        env_vars: Default::default(),
+        labels: Default::default(),
+        annotations: Default::default(),
+    };
+    ops.deploy(&f)
+        .await
+        .expect("deploys once the old one is gone");
+    let deployed_at = std::time::Instant::now();
+    assert!(
+        deployed_at >= release.await.unwrap(),
+        "not before the release"
+    );
+    let functions: Api<DynamicObject> = Api::namespaced_with(
+        r.client.clone(),
+        fns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("openfaas.com", "v1", "Function")),
+    );
+    assert!(functions.get_opt(&name).await.unwrap().is_some());
+    let _ = functions.delete(&name, &DeleteParams::default()).await;
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
+}

@@ -250,6 +250,46 @@ pub async fn namespace_gone(
     Ok(())
 }
 
+/// Waits until a function's Deployment and Service (both named `name` in `ns`, as faas-netes
+/// makes them) are gone. faas-netes deletes them with foreground propagation and the watchdog
+/// drains for ~30 s after SIGTERM (ledger OF-6), so a function redeployed right after its
+/// deletion would collide with the objects still being deleted.
+pub async fn function_gone(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), KubeError> {
+    let start = std::time::Instant::now();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        deployments,
+        "Deployment",
+        name,
+        timeout,
+        conditions::is_gone(),
+    )
+    .await?;
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    let rest = timeout.saturating_sub(start.elapsed());
+    wait_for(services, "Service", name, rest, conditions::is_gone()).await?;
+    Ok(())
+}
+
+/// Whether a function's Deployment or Service is being deleted (has a deletion timestamp).
+pub async fn function_deleting(client: &Client, ns: &str, name: &str) -> Result<bool, KubeError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    let d = super::call::call(
+        &format!("Deployment {ns}/{name}"),
+        deployments.get_opt(name),
+    )
+    .await?;
+    let s = super::call::call(&format!("Service {ns}/{name}"), services.get_opt(name)).await?;
+    Ok(d.is_some_and(|d| d.metadata.deletion_timestamp.is_some())
+        || s.is_some_and(|s| s.metadata.deletion_timestamp.is_some()))
+}
+
 /// True when the pod's `Ready` condition is `True`.
 pub fn pod_is_ready(pod: &Pod) -> bool {
     pod.status

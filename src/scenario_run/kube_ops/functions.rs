@@ -22,6 +22,11 @@ pub(super) struct FunctionPod {
     pub(super) pod: Pod,
 }
 
+/// How long a deleted function's Deployment and Service may take to disappear: the foreground
+/// deletion waits for its pods, whose watchdog drains for `write_timeout` (30 s) after SIGTERM
+/// within the default 30 s grace period.
+const FUNCTION_GONE: Duration = Duration::from_secs(120);
+
 /// Deadline of one request through the gateway.
 pub(super) const GATEWAY_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -170,6 +175,17 @@ impl KubeTrial {
     /// Deploys a function the way the edition does: a Function object on Pro, the gateway
     /// REST API on CE (an existing function, from a re-run, is updated in place).
     pub(super) async fn deploy_function(&mut self, f: &FunctionRequest) -> Result<(), String> {
+        // A previous trial's function of the same name may still be going (foreground delete,
+        // the watchdog draining): wait it out rather than update over it — faas-netes answers
+        // a POST during the delete with a 500 (ledger OF-6).
+        if wait::function_deleting(&self.client, FUNCTIONS_NAMESPACE, &f.service)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            wait::function_gone(&self.client, FUNCTIONS_NAMESPACE, &f.service, FUNCTION_GONE)
+                .await
+                .map_err(|e| format!("the previous {} is still being deleted: {e}", f.service))?;
+        }
         match self.cfg.deployer {
             Deployer::FunctionCrd => {
                 self.apply(&f.function_cr_yaml(FUNCTIONS_NAMESPACE)).await?;
@@ -200,8 +216,16 @@ impl KubeTrial {
         }
     }
 
-    /// Removes a function; one that is already gone is fine.
+    /// Removes a function and waits until its Deployment and Service are gone; one that is
+    /// already gone is fine.
     pub(super) async fn delete_function(&mut self, name: &str) -> Result<(), String> {
+        self.request_function_deletion(name).await?;
+        wait::function_gone(&self.client, FUNCTIONS_NAMESPACE, name, FUNCTION_GONE)
+            .await
+            .map_err(|e| self.redact(format!("function {name} was deleted but lingers: {e}")))
+    }
+
+    async fn request_function_deletion(&mut self, name: &str) -> Result<(), String> {
         match self.cfg.deployer {
             Deployer::FunctionCrd => {
                 let o = ObjectRef {
