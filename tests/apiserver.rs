@@ -793,3 +793,68 @@ async fn a_function_being_deleted_is_waited_out_until_its_objects_are_gone() {
     assert!(!wait::function_deleting(&client, &ns, "env").await.unwrap());
     drop_ns(&client, &ns).await;
 }
+
+/// The stack's patch of an installer's object (the Istio ingress gateway's NodePorts) against
+/// the real server: a missing object is an error naming it and is not created; an existing one
+/// is changed.
+#[tokio::test]
+async fn patch_existing_refuses_to_create_and_changes_what_exists_and_exists_says_so() {
+    use meshproof::stack::cluster::api::{ClusterApi, KubeTarget};
+    use meshproof::stack::cluster::kube_api::KubeClusterApi;
+    let client = rig!();
+    let ns = unique("mp-patch");
+    make_ns(&client, &ns).await;
+    let target = KubeTarget {
+        kubeconfig: rig_kubeconfig().unwrap(),
+        context: None,
+    };
+    let patch = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: istio-ingressgateway\n  namespace: {ns}\nspec:\n  type: NodePort\n  ports:\n    - {{name: http2, port: 80, protocol: TCP, nodePort: 30080}}\n");
+    let err = KubeClusterApi
+        .patch_existing(&target, &patch)
+        .await
+        .expect_err("nothing to patch");
+    assert!(
+        err.to_string()
+            .contains(&format!("Service {ns}/istio-ingressgateway does not exist")),
+        "{err}"
+    );
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &ns);
+    assert!(services
+        .get_opt("istio-ingressgateway")
+        .await
+        .unwrap()
+        .is_none());
+    // What istioctl would have made: a NodePort Service with a selector.
+    let made = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: istio-ingressgateway\n  namespace: {ns}\nspec:\n  type: NodePort\n  selector: {{istio: ingressgateway}}\n  ports:\n    - {{name: http2, port: 80, protocol: TCP, targetPort: 8080}}\n");
+    apply_yaml(&client, &made, &ApplyOptions::default())
+        .await
+        .unwrap();
+    KubeClusterApi
+        .patch_existing(&target, &patch)
+        .await
+        .unwrap();
+    let svc = services.get("istio-ingressgateway").await.unwrap();
+    let spec = svc.spec.unwrap();
+    assert_eq!(spec.ports.unwrap()[0].node_port, Some(30080));
+    assert_eq!(
+        spec.selector.unwrap()["istio"],
+        "ingressgateway",
+        "the installer's selector stays"
+    );
+    // `exists`: how the Linkerd installer tells a cluster that has Linkerd from one that has not.
+    use meshproof::stack::cluster::api::CoreObject;
+    let config = CoreObject {
+        kind: "ConfigMap".into(),
+        namespace: ns.clone(),
+        name: "linkerd-config".into(),
+    };
+    assert!(!KubeClusterApi.exists(&target, &config).await.unwrap());
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linkerd-config\n  namespace: {ns}\n"
+    );
+    apply_yaml(&client, &cm, &ApplyOptions::default())
+        .await
+        .unwrap();
+    assert!(KubeClusterApi.exists(&target, &config).await.unwrap());
+    drop_ns(&client, &ns).await;
+}

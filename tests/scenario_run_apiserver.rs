@@ -617,3 +617,137 @@ async fn a_redeploy_waits_out_the_previous_functions_deletion() {
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
 }
+
+/// cert-manager does not delete a Certificate's Secret with it (ledger CM-3): a trial that
+/// applied the Certificate removes the Secret cert-manager wrote, and leaves alone a Secret
+/// that existed before the trial.
+#[tokio::test]
+async fn a_trials_certificates_take_their_new_secrets_with_them() {
+    use k8s_openapi::api::core::v1::Secret;
+    let Some(r) = rig().await else { return };
+    let ns = &r.ns;
+    let crd = std::fs::read_to_string(
+        repo().join("../shared/crds/cert-manager/cert-manager.io_certificates.yaml"),
+    )
+    .expect("cert-manager CRDs");
+    apply_yaml(
+        &r.client,
+        &crd,
+        &ApplyOptions {
+            force: true,
+            ..ApplyOptions::default()
+        },
+    )
+    .await
+    .expect("cert-manager CRDs");
+    let secrets: Api<Secret> = Api::namespaced(r.client.clone(), ns);
+    let secret = |name: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData: {{tls.crt: x}}\n")
+    };
+    apply_yaml(&r.client, &secret("was-here"), &ApplyOptions::default())
+        .await
+        .unwrap();
+    let cert = |name: &str, secret: &str| {
+        format!("apiVersion: cert-manager.io/v1\\nkind: Certificate\\nmetadata: {{name: {name}, namespace: {ns}}}\\nspec: {{secretName: {secret}, dnsNames: [a.test], issuerRef: {{name: ca, kind: ClusterIssuer}}}}\\n---\\n")
+    };
+    let s = parse(&format!(
+        "kind: Scenario\nname: rig-certs\nsteps:\n  - apply: {{ inline: \"{}{}\" }}\n  - wait: {{ for: condition, target: certificate/fresh, namespace: \"{ns}\", condition: Ready=True, timeout: 4s }}\n  - check: {{ mtls: {{ function: env, control: env-nomesh }} }}\n",
+        cert("fresh", "fresh-tls"),
+        cert("reuse", "was-here"),
+    ));
+    // cert-manager's part: the Secret appears once the Certificate exists.
+    let writer = {
+        let (client, ns, doc) = (r.client.clone(), ns.clone(), secret("fresh-tls"));
+        tokio::spawn(async move {
+            let certs: Api<DynamicObject> = Api::namespaced_with(
+                client.clone(),
+                &ns,
+                &ApiResource::from_gvk(&GroupVersionKind::gvk(
+                    "cert-manager.io",
+                    "v1",
+                    "Certificate",
+                )),
+            );
+            while certs.get_opt("fresh").await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            apply_yaml(&client, &doc, &ApplyOptions::default())
+                .await
+                .unwrap();
+        })
+    };
+    let mut ops = trial(&r).await;
+    let spec = TrialSpec {
+        name: "rig::certs",
+        scenario: &s,
+        mesh: Mesh::Istio,
+        vars: vars(ns),
+        run_id: r.run_id.clone(),
+        artifacts: None,
+    };
+    let report = run_trial(&mut ops, &spec).await;
+    writer.await.unwrap();
+    assert!(
+        report.cleanup_errors.is_empty(),
+        "{:?}",
+        report.cleanup_errors
+    );
+    assert!(
+        secrets.get_opt("fresh-tls").await.unwrap().is_none(),
+        "the trial's Secret went with its Certificate"
+    );
+    assert!(
+        secrets.get_opt("was-here").await.unwrap().is_some(),
+        "a Secret from before the trial stays"
+    );
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(ns, &DeleteParams::background()).await;
+}
+
+/// `HTTPRoute` is served by two API groups once Linkerd's CRDs are in (ledger LD-7): a wait
+/// target naming only the kind is an error listing both, and `kind.group` picks one.
+#[tokio::test]
+async fn a_kind_served_by_two_groups_must_be_qualified_by_its_group() {
+    let Some(r) = rig().await else { return };
+    for f in [
+        "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+        "linkerd/policy_httproute.yaml",
+    ] {
+        let crd = std::fs::read_to_string(repo().join("../shared/crds").join(f)).expect(f);
+        apply_yaml(
+            &r.client,
+            &crd,
+            &ApplyOptions {
+                force: true,
+                ..ApplyOptions::default()
+            },
+        )
+        .await
+        .expect(f);
+    }
+    let ops = trial(&r).await;
+    let err = ops.resolve_kind("httproute").await.expect_err("ambiguous");
+    assert!(
+        err.contains("gateway.networking.k8s.io")
+            && err.contains("policy.linkerd.io")
+            && err.contains("httproute.<group>/<name>"),
+        "{err}"
+    );
+    let (ar, namespaced) = ops
+        .resolve_kind("httproute.gateway.networking.k8s.io")
+        .await
+        .unwrap();
+    assert_eq!(
+        (ar.group.as_str(), ar.plural.as_str(), namespaced),
+        ("gateway.networking.k8s.io", "httproutes", true)
+    );
+    let (ar, _) = ops
+        .resolve_kind("HTTPRoute.policy.linkerd.io")
+        .await
+        .unwrap();
+    assert_eq!(ar.group, "policy.linkerd.io");
+    let (ar, _) = ops.resolve_kind("deployment").await.unwrap();
+    assert_eq!(ar.group, "apps", "an unambiguous kind needs no group");
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
+}

@@ -236,6 +236,14 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
             "values.gateways.istio-ingressgateway.type=NodePort"
         ]
     );
+    // Apps wait for their sidecar (classic sidecars on Kubernetes < 1.33, ledger IS-8).
+    assert_eq!(
+        install[6..8],
+        [
+            "--set",
+            "meshConfig.defaultConfig.holdApplicationUntilProxyStarts=true"
+        ]
+    );
     assert_eq!(flag(install, "--kubeconfig"), Some(kubeconfig.as_str()));
 
     let of = find_call(
@@ -301,6 +309,9 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
         ns["metadata"]["labels"]["meshproof.dev/run-id"].as_str(),
         Some(r.run.run_id.as_str())
     );
+    // The NodePorts are a patch of the installer's Service, never an apply that could create it.
+    assert!(r.api.calls().iter().any(|c| matches!(c, ApiCall::Patch { manifest, .. } if manifest.contains("istio-ingressgateway"))));
+    assert!(!r.api.calls().iter().any(|c| matches!(c, ApiCall::Apply { manifest, .. } if manifest.contains("name: istio-ingressgateway"))));
     let svc = r.api.object("Service", "istio-ingressgateway").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64(), Some(30080));
     assert_eq!(svc["spec"]["ports"][1]["nodePort"].as_u64(), Some(30043));
@@ -849,4 +860,95 @@ fn a_taken_host_port_is_explained() {
         .call_lines()
         .iter()
         .any(|l| l.starts_with("kind delete cluster")));
+}
+
+/// A profile without the ingress gateway (`minimal`) must fail at the NodePort change, naming
+/// the missing Service — before, an apply created an empty, selector-less Service of that name
+/// and the TLS trial later failed for no visible reason.
+#[test]
+fn a_missing_ingress_gateway_service_fails_the_install_instead_of_being_created() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let api = RecordingApi {
+        missing: vec!["istio-ingressgateway".into()],
+        ..RecordingApi::default()
+    };
+    let mut r = up(&suite, &env, &[], false, api, None);
+    let err = match r.result.take().unwrap() {
+        Ok(_) => panic!("the install went on without the ingress gateway"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("istio-ingressgateway") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        r.api.object("Service", "istio-ingressgateway").is_some(),
+        "the patch was attempted"
+    );
+    assert!(!r.api.calls().iter().any(|c| matches!(c, ApiCall::Apply { manifest, .. } if manifest.contains("name: istio-ingressgateway"))));
+}
+
+/// `linkerd install` refuses a cluster that already has `linkerd-config` (a kept cluster, an
+/// existing one: ledger LD-10): there the CLI's upgrade renders the manifests instead, and
+/// `install` is never called.
+#[test]
+fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = serve_gateway_api(&server);
+    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
+    let api = RecordingApi {
+        present: vec!["linkerd-config".into()],
+        ..RecordingApi::default()
+    };
+    let mut r = up(&suite, &env, &[], false, api, Some(base.clone()));
+    let _ = r.env();
+    let lines = r.doubles.call_lines();
+    let linkerd: Vec<&String> = lines.iter().filter(|l| l.starts_with("linkerd ")).collect();
+    assert!(
+        linkerd
+            .iter()
+            .any(|l| l.starts_with("linkerd upgrade --crds --set installGatewayAPI=false "))
+            && linkerd
+                .iter()
+                .any(|l| l.starts_with("linkerd upgrade --kubeconfig ")),
+        "{linkerd:?}"
+    );
+    assert!(
+        !linkerd.iter().any(|l| l.starts_with("linkerd install")),
+        "{linkerd:?}"
+    );
+    assert!(
+        r.api.object("Secret", "linkerd-identity-issuer").is_some(),
+        "the upgrade's output is applied"
+    );
+    drop(r.result.take());
+    // A fresh cluster: install, never upgrade.
+    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
+    let mut r = up(
+        &suite,
+        &env,
+        &[],
+        false,
+        RecordingApi::default(),
+        Some(base),
+    );
+    let _ = r.env();
+    let lines = r.doubles.call_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("linkerd install --crds")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("linkerd upgrade")),
+        "{lines:?}"
+    );
+    drop(r.result.take());
 }

@@ -37,7 +37,9 @@ fn istio_plan_shows_exact_commands_and_values() {
         &p,
         "$ istioctl version --remote=false   # must report 1.30.3",
     );
-    assert_has(&p, "$ istioctl install -y --set profile=default --set values.gateways.istio-ingressgateway.type=NodePort --kubeconfig");
+    assert_has(&p, "$ istioctl install -y --set profile=default --set values.gateways.istio-ingressgateway.type=NodePort --set meshConfig.defaultConfig.holdApplicationUntilProxyStarts=true --kubeconfig");
+    // The NodePorts change the installer's Service; its absence is an error, not a new Service.
+    assert_has(&p, "server-side apply to the existing Service istio-system/istio-ingressgateway NodePorts http2→30080 https→30043 (an error if it is missing):");
     assert_has(
         &p,
         "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas",
@@ -103,6 +105,12 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(
         &p,
         "$ linkerd version --client --short   # must report edge-26.8.3",
+    );
+    // A cluster that has Linkerd already is upgraded (install would refuse it).
+    assert_has(&p, "if ConfigMap linkerd/linkerd-config exists (Linkerd is installed already; upgrading it to the pinned release):");
+    assert_has(
+        &p,
+        "$ linkerd upgrade --crds --set installGatewayAPI=false --kubeconfig",
     );
     assert_has(&p, "linkerd.io/inject: enabled");
     assert_has(&p, "config.linkerd.io/skip-inbound-ports: '4222'");

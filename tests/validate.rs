@@ -217,3 +217,27 @@ fn ce_under_istio_sidecars_loads_only_when_asked() {
     load(suite.replace("  version: 1.30.3", "  version: 1.30.3\n  profile: ambient"))
         .expect("ambient has no sidecars");
 }
+
+/// With no `profile`, Istio is installed with istioctl's own default, `default`: the profile
+/// with the ingress gateway the TLS scenario serves through (`minimal` has none; ledger IS-7).
+#[test]
+fn an_istio_suite_without_a_profile_gets_the_default_profile() {
+    let case = fixtures().join("suite-ce-under-istio-sidecars");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(case.join("c.yaml"), dir.path().join("c.yaml")).unwrap();
+    let suite = std::fs::read_to_string(case.join("s.yaml"))
+        .unwrap()
+        .replace("  edition: ce", "  edition: pro");
+    assert!(!suite.contains("profile"));
+    std::fs::write(dir.path().join("s.yaml"), suite).unwrap();
+    let c = catalog::load(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(
+        c.suites[0].mesh,
+        meshproof::scenario::MeshSpec::Istio {
+            version: meshproof::scenario::Version::semver("1.30.3", false).unwrap(),
+            install: meshproof::scenario::IstioInstall::Istioctl {
+                profile: "default".into()
+            },
+        }
+    );
+}

@@ -467,8 +467,10 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
                 .map_err(|e| cx.err(&vpath, e))
                 .ok();
             let install = match raw.install.as_deref().unwrap_or("istioctl") {
+                // istioctl's own default, and the profile with the ingress gateway the TLS
+                // scenario serves through (`minimal` has none: ledger IS-7).
                 "istioctl" => Some(IstioInstall::Istioctl {
-                    profile: raw.profile.clone().unwrap_or_else(|| "minimal".into()),
+                    profile: raw.profile.clone().unwrap_or_else(|| "default".into()),
                 }),
                 "helm" => {
                     if raw.profile.is_some() {

@@ -67,6 +67,70 @@ impl std::fmt::Display for ObjectRef {
 
 /// The objects a rendered manifest names, in document order. Namespaced objects that name no
 /// namespace are given `default_namespace` (what apply does with them).
+/// The one served resource a wait target's kind names: `kind` (or plural) alone, or
+/// `kind.group` — needed when several API groups serve the kind (`HTTPRoute` is served by both
+/// `gateway.networking.k8s.io` and Linkerd's `policy.linkerd.io`, ledger LD-7), where the
+/// unqualified name is an error listing the groups instead of whichever discovery met first.
+pub fn pick_kind(
+    spec: &str,
+    served: Vec<(kube::api::ApiResource, bool)>,
+) -> Result<(kube::api::ApiResource, bool), String> {
+    let spec_l = spec.to_ascii_lowercase();
+    let (kind, group) = match spec_l.split_once('.') {
+        Some((k, g)) => (k.to_string(), Some(g.to_string())),
+        None => (spec_l.clone(), None),
+    };
+    let mut hits: Vec<(kube::api::ApiResource, bool)> = served
+        .into_iter()
+        .filter(|(ar, _)| ar.kind.to_ascii_lowercase() == kind || ar.plural == kind)
+        .filter(|(ar, _)| group.as_deref().is_none_or(|g| ar.group == g))
+        .collect();
+    hits.sort_by(|a, b| a.0.group.cmp(&b.0.group));
+    hits.dedup_by(|a, b| a.0.group == b.0.group);
+    match hits.len() {
+        0 => Err(format!("no kind {spec:?} is served by the cluster")),
+        1 => Ok(hits.remove(0)),
+        _ => Err(format!(
+            "kind {spec:?} is served by several API groups ({}): write it as {kind}.<group>/<name>, e.g. {kind}.{}",
+            hits.iter()
+                .map(|(ar, _)| if ar.group.is_empty() { "core" } else { ar.group.as_str() })
+                .collect::<Vec<_>>()
+                .join(", "),
+            hits[0].0.group
+        )),
+    }
+}
+
+/// The Secrets cert-manager will write for the `cert-manager.io` Certificates in `yaml` (each
+/// one's `spec.secretName`, in its namespace). cert-manager does not own them by default
+/// (`--enable-certificate-owner-ref` is off, ledger CM-3), so deleting a Certificate leaves its
+/// Secret behind: a trial that applied the Certificate removes the Secret too.
+pub fn certificate_secrets(
+    yaml: &str,
+    default_namespace: &str,
+) -> Result<Vec<ObjectRef>, RenderError> {
+    let objs = parse_manifests(yaml).map_err(|e| RenderError(e.to_string()))?;
+    Ok(objs
+        .iter()
+        .filter(|m| m.gvk.group == "cert-manager.io" && m.gvk.kind == "Certificate")
+        .filter_map(|m| {
+            let secret = m.object.data.pointer("/spec/secretName")?.as_str()?;
+            Some(ObjectRef {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+                namespace: Some(
+                    m.object
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| default_namespace.to_string()),
+                ),
+                name: secret.to_string(),
+            })
+        })
+        .collect())
+}
+
 pub fn objects_of(yaml: &str, default_namespace: &str) -> Result<Vec<ObjectRef>, RenderError> {
     let objs = parse_manifests(yaml).map_err(|e| RenderError(e.to_string()))?;
     Ok(objs

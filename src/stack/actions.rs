@@ -27,6 +27,17 @@ pub enum Action {
         manifest: String,
         secret: bool,
     },
+    /// Server-side applies a change to objects an installer made; an object that is missing is
+    /// an error, never created.
+    Patch { what: String, manifest: String },
+    /// Runs `then` when `object` exists, else `otherwise` (install, or upgrade what a previous
+    /// run installed); `why` says what the object's presence means.
+    IfExists {
+        object: super::cluster::api::CoreObject,
+        why: String,
+        then: Vec<Action>,
+        otherwise: Vec<Action>,
+    },
     /// Creates a namespace labelled with the run id; if it already existed, applies only its mesh
     /// settings (`unlabelled`), so cleanup never deletes a namespace the run did not create.
     Namespace {
@@ -100,6 +111,34 @@ impl Action {
                     v.extend(manifest.lines().map(|l| format!("    {l}")));
                     v
                 }
+            }
+            Action::Patch { what, manifest } => {
+                let mut v = vec![format!(
+                    "server-side apply to the existing {what} (an error if it is missing):"
+                )];
+                v.extend(manifest.lines().map(|l| format!("    {l}")));
+                v
+            }
+            Action::IfExists {
+                object,
+                why,
+                then,
+                otherwise,
+            } => {
+                let mut v = vec![format!("if {object} exists ({why}):")];
+                v.extend(
+                    then.iter()
+                        .flat_map(|a| a.plan_lines())
+                        .map(|l| format!("    {l}")),
+                );
+                v.push("otherwise:".into());
+                v.extend(
+                    otherwise
+                        .iter()
+                        .flat_map(|a| a.plan_lines())
+                        .map(|l| format!("    {l}")),
+                );
+                v
             }
             Action::Namespace { name, labelled, .. } => {
                 let mut v = vec![format!(
@@ -223,6 +262,41 @@ impl Exec<'_> {
                 self.say(&format!("apply {what}"));
                 self.api
                     .apply(self.target, manifest)
+                    .await
+                    .map_err(|e| StackError::Api {
+                        what: what.clone(),
+                        source: e,
+                    })
+            }
+            Action::IfExists {
+                object,
+                why,
+                then,
+                otherwise,
+            } => {
+                let found =
+                    self.api
+                        .exists(self.target, object)
+                        .await
+                        .map_err(|e| StackError::Api {
+                            what: object.to_string(),
+                            source: e,
+                        })?;
+                let branch = if found {
+                    self.say(&format!("{object} exists: {why}"));
+                    then
+                } else {
+                    otherwise
+                };
+                for a in branch {
+                    Box::pin(self.action(component, a)).await?;
+                }
+                Ok(())
+            }
+            Action::Patch { what, manifest } => {
+                self.say(&format!("patch {what}"));
+                self.api
+                    .patch_existing(self.target, manifest)
                     .await
                     .map_err(|e| StackError::Api {
                         what: what.clone(),

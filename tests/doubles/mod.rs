@@ -82,6 +82,10 @@ pub enum ApiCall {
         target: KubeTarget,
         manifest: String,
     },
+    Patch {
+        target: KubeTarget,
+        manifest: String,
+    },
     Cleanup {
         target: KubeTarget,
         label: String,
@@ -90,11 +94,15 @@ pub enum ApiCall {
 }
 
 /// TEST DOUBLE of the Kubernetes API seam: records every call and succeeds; `create` reports
-/// the namespaces named in `existing` as already there.
+/// the namespaces named in `existing` as already there; `patch_existing` fails for objects
+/// named in `missing`; `exists` answers yes for the names in `present`.
 #[derive(Default)]
 pub struct RecordingApi {
     pub calls: Mutex<Vec<ApiCall>>,
     pub existing: Vec<String>,
+    pub missing: Vec<String>,
+    /// Objects `exists` reports, by name.
+    pub present: Vec<String>,
 }
 
 impl RecordingApi {
@@ -106,7 +114,10 @@ impl RecordingApi {
     pub fn objects(&self) -> Vec<serde_yaml::Value> {
         let mut out = Vec::new();
         for c in self.calls() {
-            if let ApiCall::Apply { manifest, .. } | ApiCall::Create { manifest, .. } = c {
+            if let ApiCall::Apply { manifest, .. }
+            | ApiCall::Create { manifest, .. }
+            | ApiCall::Patch { manifest, .. } = c
+            {
                 for d in serde_yaml::Deserializer::from_str(&manifest) {
                     let v = <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap();
                     if !v.is_null() {
@@ -145,6 +156,41 @@ impl ClusterApi for RecordingApi {
             .iter()
             .any(|n| v["metadata"]["name"].as_str() == Some(n));
         Box::pin(async move { Ok(!exists) })
+    }
+
+    fn patch_existing<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        manifest: &'a str,
+    ) -> ApiFuture<'a, ()> {
+        self.calls.lock().unwrap().push(ApiCall::Patch {
+            target: target.clone(),
+            manifest: manifest.to_string(),
+        });
+        let v: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();
+        let name = v["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let missing = self.missing.contains(&name);
+        Box::pin(async move {
+            if missing {
+                Err(meshproof::stack::cluster::api::ApiError(format!(
+                    "{name} does not exist, so there is nothing to patch (was it installed?)"
+                )))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    fn exists<'a>(
+        &'a self,
+        _target: &'a KubeTarget,
+        object: &'a meshproof::stack::cluster::api::CoreObject,
+    ) -> ApiFuture<'a, bool> {
+        let found = self.present.contains(&object.name);
+        Box::pin(async move { Ok(found) })
     }
 
     fn cleanup_labelled<'a>(

@@ -133,10 +133,9 @@ impl KubeTrial {
         }
     }
 
-    /// Resolves a kind written in a wait target (`certificate`, `Certificate`, `certificates`)
-    /// through discovery, one API group at a time.
-    async fn resolve_kind(&self, kind: &str) -> Result<(ApiResource, bool), String> {
-        let k = kind.to_ascii_lowercase();
+    /// Resolves a kind written in a wait target (`certificate`, `Certificate`, `certificates`,
+    /// or qualified by its API group, `httproute.gateway.networking.k8s.io`) through discovery.
+    pub async fn resolve_kind(&self, kind: &str) -> Result<(ApiResource, bool), String> {
         let mut gvs = vec![GroupVersion::gv("", "v1")];
         let groups = call("API group list", self.client.list_api_groups())
             .await
@@ -150,6 +149,7 @@ impl KubeTrial {
                 gvs.push(GroupVersion::gv(&g.name, &v));
             }
         }
+        let mut served = Vec::new();
         for gv in gvs {
             let Ok(group) = call(
                 &format!("discovery of {}", gv.api_version()),
@@ -159,13 +159,14 @@ impl KubeTrial {
             else {
                 continue;
             };
-            for (ar, caps) in group.recommended_resources() {
-                if ar.kind.to_ascii_lowercase() == k || ar.plural == k {
-                    return Ok((ar, matches!(caps.scope, Scope::Namespaced)));
-                }
-            }
+            served.extend(
+                group
+                    .recommended_resources()
+                    .into_iter()
+                    .map(|(ar, caps)| (ar, matches!(caps.scope, Scope::Namespaced))),
+            );
         }
-        Err(format!("no kind {kind:?} is served by the cluster"))
+        render::pick_kind(kind, served)
     }
 
     async fn delete_object(&self, o: &ObjectRef) -> Result<(), String> {
@@ -239,12 +240,32 @@ impl KubeTrial {
 impl TrialOps for KubeTrial {
     async fn apply(&mut self, yaml: &str) -> Result<Vec<AppliedObject>, String> {
         let named = render::objects_of(yaml, "default").map_err(|e| self.redact(e))?;
+        // Certificates' Secrets that do not exist yet are this trial's too (cert-manager
+        // writes them and does not delete them with the Certificate). Listed first, so that
+        // cleanup, newest first, removes each Certificate before its Secret.
+        let mut secrets = Vec::new();
+        for s in render::certificate_secrets(yaml, "default").map_err(|e| self.redact(e))? {
+            let ns = s.namespace.clone().unwrap_or_else(|| "default".into());
+            let api: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(self.client.clone(), &ns);
+            let existed = call(
+                &format!("secret {ns}/{}", s.name),
+                api.get_metadata_opt(&s.name),
+            )
+            .await
+            .map_err(|e| self.redact(e))?
+            .is_some();
+            secrets.push(AppliedObject {
+                object: s,
+                created: !existed,
+            });
+        }
         let applied = apply_yaml(&self.client, yaml, &self.apply_options())
             .await
             .map_err(|e| self.redact(e))?;
-        Ok(applied
-            .iter()
-            .map(|a| {
+        Ok(secrets
+            .into_iter()
+            .chain(applied.iter().map(|a| {
                 let object = named
                     .iter()
                     .find(|o| {
@@ -267,7 +288,7 @@ impl TrialOps for KubeTrial {
                     object,
                     created: a.action == ApplyAction::Created,
                 }
-            })
+            }))
             .collect())
     }
 

@@ -38,6 +38,20 @@ pub struct ApiError(pub String);
 /// A boxed future, so that `dyn ClusterApi` works (async fns in traits are not object-safe).
 pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
 
+/// A namespaced object of the core API group, by kind and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreObject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for CoreObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
 /// What the stack needs from the Kubernetes API.
 ///
 /// Contract:
@@ -50,12 +64,21 @@ pub type ApiFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + S
 ///   apply); `Ok(true)` if created, `Ok(false)` if an object of that name already existed (left
 ///   untouched). Used for namespaces, so that a namespace that was there before the run is never
 ///   labelled with the run id — and so never deleted by cleanup.
+/// - [`patch_existing`](ClusterApi::patch_existing): server-side apply like `apply`, but only to
+///   objects that already exist: one that does not is an error naming it, never created. Used
+///   to change what an installer made (the Istio ingress gateway's NodePorts), so that a profile
+///   without that object fails instead of growing an empty, selector-less copy.
+/// - [`exists`](ClusterApi::exists): whether the named core/v1 object exists (`kind` of the
+///   core group, e.g. `ConfigMap`); used to choose between installing and upgrading.
 /// - [`cleanup_labelled`](ClusterApi::cleanup_labelled): delete every namespace and every
 ///   cluster-scoped object labelled `label=run_id` (waiting, bounded, for namespaces to go), and
 ///   nothing else. Used on clusters meshproof did not create.
 pub trait ClusterApi: Send + Sync {
     fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()>;
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool>;
+    fn patch_existing<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str)
+        -> ApiFuture<'a, ()>;
+    fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a CoreObject) -> ApiFuture<'a, bool>;
     fn cleanup_labelled<'a>(
         &'a self,
         target: &'a KubeTarget,

@@ -1,6 +1,8 @@
 //! [`ClusterApi`] on the real Kubernetes API, through [`crate::kubeops`].
 
-use super::api::{ApiError, ApiFuture, ClusterApi, KubeTarget, RUN_ID_LABEL, STACK_FIELD_MANAGER};
+use super::api::{
+    ApiError, ApiFuture, ClusterApi, CoreObject, KubeTarget, RUN_ID_LABEL, STACK_FIELD_MANAGER,
+};
 use crate::kubeops::apply::{apply_yaml, ApplyOptions};
 use crate::kubeops::cleanup::cleanup_run;
 use crate::kubeops::client::{client_from_kubeconfig, ClientOptions};
@@ -45,6 +47,59 @@ impl ClusterApi for KubeClusterApi {
                 .await
                 .map(|_| ())
                 .map_err(|e| ApiError(e.to_string()))
+        })
+    }
+
+    fn patch_existing<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        manifest: &'a str,
+    ) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let client = client(target).await?;
+            for m in parse_manifests(manifest).map_err(|e| ApiError(e.to_string()))? {
+                let (ar, caps) = kube::discovery::pinned_kind(&client, &m.gvk)
+                    .await
+                    .map_err(|e| ApiError(format!("discovery of {}: {e}", m.gvk.kind)))?;
+                let ns = m.object.metadata.namespace.clone();
+                let api: Api<DynamicObject> = match (caps.scope, &ns) {
+                    (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+                    (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+                    (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+                };
+                let what = format!(
+                    "{} {}{}",
+                    m.gvk.kind,
+                    ns.map(|n| format!("{n}/")).unwrap_or_default(),
+                    m.name()
+                );
+                let found = tokio::time::timeout(CREATE_TIMEOUT, api.get_opt(m.name()))
+                    .await
+                    .map_err(|_| ApiError(format!("reading {what} timed out")))?
+                    .map_err(|e| ApiError(format!("reading {what}: {e}")))?;
+                if found.is_none() {
+                    return Err(ApiError(format!(
+                        "{what} does not exist, so there is nothing to patch (was it installed?)"
+                    )));
+                }
+            }
+            self.apply(target, manifest).await
+        })
+    }
+
+    fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a CoreObject) -> ApiFuture<'a, bool> {
+        Box::pin(async move {
+            let client = client(target).await?;
+            let gvk = kube::core::GroupVersionKind::gvk("", "v1", &object.kind);
+            let (ar, _) = kube::discovery::pinned_kind(&client, &gvk)
+                .await
+                .map_err(|e| ApiError(format!("discovery of {}: {e}", object.kind)))?;
+            let api: Api<DynamicObject> = Api::namespaced_with(client, &object.namespace, &ar);
+            tokio::time::timeout(CREATE_TIMEOUT, api.get_metadata_opt(&object.name))
+                .await
+                .map_err(|_| ApiError(format!("reading {object} timed out")))?
+                .map(|o| o.is_some())
+                .map_err(|e| ApiError(format!("reading {object}: {e}")))
         })
     }
 

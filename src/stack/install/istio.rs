@@ -21,6 +21,11 @@ pub const REPO: (&str, &str) = (
 );
 pub const NAMESPACE: &str = "istio-system";
 
+/// Apps start only once their sidecar is ready: without it, a function's first requests (or
+/// the gateway's) race the proxy on Kubernetes < 1.33, where Istio 1.30 injects classic
+/// sidecars; native sidecars (≥ 1.33) are ordered by the kubelet and ignore it (ledger IS-8).
+pub const HOLD_APPLICATION: &str = "meshConfig.defaultConfig.holdApplicationUntilProxyStarts=true";
+
 fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {
     c = c.arg("--kubeconfig").arg(ctx.target.kubeconfig.as_os_str());
     if let Some(context) = &ctx.target.context {
@@ -37,6 +42,8 @@ pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str) -> Cmd {
         format!("profile={profile}"),
         "--set".into(),
         "values.gateways.istio-ingressgateway.type=NodePort".into(),
+        "--set".into(),
+        HOLD_APPLICATION.into(),
     ]);
     // istioctl waits for the control plane and gateways to be ready (its own readiness timeout
     // is 300 s); ours is longer so istioctl's message wins.
@@ -45,7 +52,7 @@ pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str) -> Cmd {
 
 pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> ComponentPlan {
     let ports = ctx.host_ports();
-    let patch = Action::Apply {
+    let patch = Action::Patch {
         what: format!(
             "Service {}/{} NodePorts http2→{} https→{}",
             manifests::ISTIO_INGRESS.0,
@@ -54,7 +61,6 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
             ports.https
         ),
         manifest: manifests::istio_ingress_nodeports(ports),
-        secret: false,
     };
     match how {
         IstioInstall::Istioctl { profile } => ComponentPlan {
@@ -93,7 +99,18 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
                     Action::namespace(NAMESPACE, ctx.run_id, None),
                     Action::Run { cmd: helm.repo_add(REPO.0, REPO.1) },
                     Action::Run { cmd: helm.upgrade_install("istio-base", "istio/base", version, NAMESPACE, &[]) },
-                    Action::Run { cmd: helm.upgrade_install("istiod", "istio/istiod", version, NAMESPACE, &[]) },
+                    Action::Run {
+                        cmd: helm.upgrade_install(
+                            "istiod",
+                            "istio/istiod",
+                            version,
+                            NAMESPACE,
+                            &[Value::set(
+                                "meshConfig.defaultConfig.holdApplicationUntilProxyStarts",
+                                "true",
+                            )],
+                        ),
+                    },
                     Action::Run {
                         cmd: helm.upgrade_install(
                             "istio-ingressgateway",

@@ -12,6 +12,7 @@ use super::InstallCtx;
 use crate::process::Cmd;
 use crate::scenario::LinkerdInstall;
 use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::cluster::api::CoreObject;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -119,6 +120,19 @@ pub fn chart_version(release: &str) -> Option<String> {
     (yy.len() == 2 && yy.chars().all(|c| c.is_ascii_digit())).then(|| format!("20{yy}.{tail}"))
 }
 
+/// `linkerd install|upgrade [--crds …]`, its output applied. The Gateway API CRDs are the
+/// suite's (installed first, at the version it pins): never Linkerd's bundled copy, which the
+/// Gateway API's `safe-upgrades` admission policy (v1.5 and later) would refuse as a downgrade.
+fn cli_render(ctx: &InstallCtx<'_>, verb: &str, crds: bool) -> Action {
+    let mut c = Cmd::new("linkerd").arg(verb);
+    if crds {
+        c = c.args(["--crds", "--set", "installGatewayAPI=false"]);
+    }
+    Action::ApplyOutput {
+        cmd: with_target(c, ctx).timeout(Duration::from_secs(120)),
+    }
+}
+
 fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {
     c = c.arg("--kubeconfig").arg(ctx.target.kubeconfig.as_os_str());
     if let Some(context) = &ctx.target.context {
@@ -151,24 +165,25 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                         .timeout(Duration::from_secs(30)),
                     pinned: version.to_string(),
                 },
-                // The Gateway API CRDs are the suite's (installed first, at the version it pins):
-                // never Linkerd's bundled copy, which the Gateway API's `safe-upgrades` admission
-                // policy would refuse as a downgrade.
-                Action::ApplyOutput {
-                    cmd: with_target(
-                        Cmd::new("linkerd").args([
-                            "install",
-                            "--crds",
-                            "--set",
-                            "installGatewayAPI=false",
-                        ]),
-                        ctx,
-                    )
-                    .timeout(Duration::from_secs(120)),
-                },
-                Action::ApplyOutput {
-                    cmd: with_target(Cmd::new("linkerd").arg("install"), ctx)
-                        .timeout(Duration::from_secs(120)),
+                // `linkerd install` refuses a cluster that has `linkerd-config` (a kept cluster
+                // re-provisioned, an existing one): there the CLI's own upgrade renders the
+                // manifests instead (ledger LD-10; CLI installs only — a Helm-installed Linkerd
+                // has no `linkerd-config-overrides`, and `linkerd upgrade` says so).
+                Action::IfExists {
+                    object: CoreObject {
+                        kind: "ConfigMap".into(),
+                        namespace: NAMESPACE.into(),
+                        name: "linkerd-config".into(),
+                    },
+                    why: "Linkerd is installed already; upgrading it to the pinned release".into(),
+                    then: vec![
+                        cli_render(ctx, "upgrade", true),
+                        cli_render(ctx, "upgrade", false),
+                    ],
+                    otherwise: vec![
+                        cli_render(ctx, "install", true),
+                        cli_render(ctx, "install", false),
+                    ],
                 },
                 Action::Run {
                     cmd: with_target(Cmd::new("linkerd").args(["check", "--wait", "5m"]), ctx)

@@ -4,9 +4,9 @@
 //! OpenFaaS gateway already owns the http one on Linkerd).
 //!
 //! Installed with `--skip-crds` and its CRD provider off: meshproof serves a plain `Ingress`, and
-//! the chart's `crds/` bundles Gateway API CRDs older than the ones the suite installs — the
-//! Gateway API's own `safe-upgrades` admission policy (v1.4+) denies creating those, which would
-//! fail the install.
+//! the chart's `crds/` bundles Gateway API v1.2.1 CRDs, older than the ones the suite installs —
+//! they would downgrade the suite's, and from Gateway API v1.5.0 on its own `safe-upgrades`
+//! admission policy denies creating them, failing the install (CONTRACTS.md TR-5, GW-6).
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
