@@ -739,7 +739,7 @@ async fn every_rendered_scenario_manifest_passes_server_dry_run() {
 }
 
 /// A function being deleted (faas-netes: foreground propagation, a draining watchdog; ledger
-/// OF-6) is seen as deleting, and waited out until its Deployment and Service are gone — or
+/// OF-8) is seen as deleting, and waited out until its Deployment and Service are gone — or
 /// reported with what still lingers. Here a finalizer holds the Deployment the way a foreground
 /// deletion does until its pods are gone.
 #[tokio::test]

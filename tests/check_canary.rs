@@ -720,7 +720,7 @@ fn batch(url: &str, n: u32) -> String {
 }
 
 /// The canary client in the cluster is a meshed pod running curl in batches (the split applies
-/// at the client's proxy, to Service-addressed requests: ledger IS-1, LD-7). The same script,
+/// at the client's proxy, to Service-addressed requests: ledger IS-8, LD-15). The same script,
 /// run here against the loopback server, yields exactly the server's answers in order, and
 /// feeds the engine to the right verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

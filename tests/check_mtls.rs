@@ -998,7 +998,7 @@ fn plaintext_exchange_from(src: std::net::IpAddr, l: &TcpListener, payload: &[u8
 /// The in-cluster capture keeps only the gateway's traffic with a function
 /// (`kubeops::capture::peer_filter`), so that kubelet probes — plaintext HTTP to the same port
 /// from the node, under Linkerd — are not judged; and it keeps both the app port and the second
-/// port it is given (Linkerd's proxy inbound port, where meshed peers connect: ledger LD-1).
+/// port it is given (Linkerd's proxy inbound port, where meshed peers connect: ledger LD-7).
 /// Checked with the real tcpdump, passing the filter word by word as the ephemeral container
 /// does.
 #[test]

@@ -783,7 +783,7 @@ fn good_after_403(source: DenySource) -> Vec<(&'static str, Vec<Classification>)
 }
 
 /// Istio: a 403 is a denial only with the RBAC filter's body; any other 403 (the application's
-/// own) is not shown to come from the mesh, so the check cannot pass on it (ledger IS-3).
+/// own) is not shown to come from the mesh, so the check cannot pass on it (ledger IS-10).
 #[tokio::test]
 async fn on_istio_only_the_rbac_body_makes_a_403_a_mesh_denial() {
     let probes = deny_probes();
@@ -806,7 +806,7 @@ async fn on_istio_only_the_rbac_body_makes_a_403_a_mesh_denial() {
 }
 
 /// Linkerd sends a meshed client a bare 403 (its own proxy strips `l5d-proxy-error`, ledger
-/// LD-5): it counts as the mesh's only when `inbound_http_authz_deny_total` rose on the target
+/// LD-11): it counts as the mesh's only when `inbound_http_authz_deny_total` rose on the target
 /// pods' proxies across the probe.
 #[tokio::test]
 async fn on_linkerd_a_bare_403_counts_only_when_the_target_proxy_counted_a_denial() {
@@ -836,7 +836,7 @@ async fn on_linkerd_a_bare_403_counts_only_when_the_target_proxy_counted_a_denia
     );
 }
 
-/// Linkerd authorizes kubelet probe paths for every client (ledger LD-6): a deny probe on one
+/// Linkerd authorizes kubelet probe paths for every client (ledger LD-12): a deny probe on one
 /// is refused before anything is probed or applied, naming the probe it collides with.
 #[tokio::test]
 async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_up_front() {

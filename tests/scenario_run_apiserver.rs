@@ -427,7 +427,7 @@ async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
 }
 
 /// On Linkerd, a deny probe on a kubelet probe path of its target cannot show a denial (ledger
-/// LD-6). The guard reads the real objects: the Service's named targetPort and the probes of
+/// LD-12). The guard reads the real objects: the Service's named targetPort and the probes of
 /// the pods the controller manager created from the Deployment (Pending here: no kubelet). It
 /// refuses the probe before any probe pod is started or any policy applied.
 #[tokio::test]
@@ -532,7 +532,7 @@ spec:
 }
 
 /// A function redeployed while the previous trial's one is still being deleted (faas-netes'
-/// foreground delete, ledger OF-6) waits for the old objects to go instead of updating over
+/// foreground delete, ledger OF-8) waits for the old objects to go instead of updating over
 /// them: here the Pro deploy (a Function object) is held until a finalizer on the old
 /// Deployment is released.
 #[tokio::test]
@@ -618,7 +618,7 @@ async fn a_redeploy_waits_out_the_previous_functions_deletion() {
     let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
 }
 
-/// cert-manager does not delete a Certificate's Secret with it (ledger CM-3): a trial that
+/// cert-manager does not delete a Certificate's Secret with it (ledger CM-4): a trial that
 /// applied the Certificate removes the Secret cert-manager wrote, and leaves alone a Secret
 /// that existed before the trial.
 #[tokio::test]
@@ -704,7 +704,7 @@ async fn a_trials_certificates_take_their_new_secrets_with_them() {
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
 
-/// `HTTPRoute` is served by two API groups once Linkerd's CRDs are in (ledger LD-7): a wait
+/// `HTTPRoute` is served by two API groups once Linkerd's CRDs are in (ledger LD-16): a wait
 /// target naming only the kind is an error listing both, and `kind.group` picks one.
 #[tokio::test]
 async fn a_kind_served_by_two_groups_must_be_qualified_by_its_group() {

@@ -199,7 +199,7 @@ fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> 
     vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, ports)]
 }
 
-/// Linkerd's default `transport-header` mode (ledger LD-1): the gateway's proxy connects to the
+/// Linkerd's default `transport-header` mode (ledger LD-7): the gateway's proxy connects to the
 /// function proxy's inbound port (here the recorded TLS server's port), never to the app port,
 /// with SNI = the function's identity and ALPN `transport.l5d.io/v1`. Judged on the app port
 /// alone — what meshproof did before — the capture holds nothing to judge; with the inbound
@@ -560,9 +560,9 @@ async fn run(
     .await
 }
 
-/// OpenFaaS CE's gateway calls functions by pod IP (ledger OF-1/OF-2), which Istio sidecars
-/// send around their mTLS (IS-1): the control's echoed Host shows it, and the check stops with
-/// an error naming that cause before judging the mesh. Linkerd meshes pod-IP traffic (LD-1):
+/// OpenFaaS CE's gateway calls functions by pod IP (ledger OF-3/OF-4), which Istio sidecars
+/// send around their mTLS (IS-8): the control's echoed Host shows it, and the check stops with
+/// an error naming that cause before judging the mesh. Linkerd meshes pod-IP traffic (LD-7):
 /// there the addressing is only recorded.
 #[tokio::test]
 async fn a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under_linkerd() {
@@ -623,7 +623,7 @@ async fn plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_wi
     );
 }
 
-/// Istio's XFCC is APPEND_FORWARD (ledger IS-4): the function's sidecar appends the last
+/// Istio's XFCC is APPEND_FORWARD (ledger IS-12): the function's sidecar appends the last
 /// element, whose URI is the client it saw. Only that element counts, and its URI must be the
 /// gateway's exactly (a substring match accepted `…/sa/openfaas-controller-x`).
 #[tokio::test]
@@ -654,7 +654,7 @@ async fn the_last_xfcc_element_must_name_the_gateway_exactly() {
     );
 }
 
-/// Under Istio STRICT a plaintext client is refused by a closed connection (ledger IS-2): a
+/// Under Istio STRICT a plaintext client is refused by a closed connection (ledger IS-9): a
 /// 403 means the port took plaintext and a policy answered — a fail; and a leftover
 /// AuthorizationPolicy, which could close the connection itself, makes the probe an error. On
 /// Linkerd the proxy answers a bare 403, counted by its deny counter.

@@ -236,7 +236,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
             "values.gateways.istio-ingressgateway.type=NodePort"
         ]
     );
-    // Apps wait for their sidecar (classic sidecars on Kubernetes < 1.33, ledger IS-8).
+    // Apps wait for their sidecar (classic sidecars on Kubernetes < 1.33, ledger IS-15).
     assert_eq!(
         install[6..8],
         [
@@ -890,7 +890,7 @@ fn a_missing_ingress_gateway_service_fails_the_install_instead_of_being_created(
 }
 
 /// `linkerd install` refuses a cluster that already has `linkerd-config` (a kept cluster, an
-/// existing one: ledger LD-10): there the CLI's upgrade renders the manifests instead, and
+/// existing one: ledger LD-3): there the CLI's upgrade renders the manifests instead, and
 /// `install` is never called.
 #[test]
 fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {

@@ -45,7 +45,7 @@ fn istio_plan_shows_exact_commands_and_values() {
         "$ helm upgrade --install openfaas openfaas/openfaas --version 15.0.6 --namespace openfaas",
     );
     // The Istio suite runs OpenFaaS Pro (CE's pod-IP calls bypass the sidecars' routes and
-    // mTLS, ledger OF-1/IS-1); its license is named, never shown.
+    // mTLS, ledger OF-3/IS-8); its license is named, never shown.
     assert_has(&p, "--set openfaasPro=true");
     assert_has(&p, "--set operator.create=true");
     assert_has(&p, "--set gateway.directFunctions=true");
@@ -116,7 +116,7 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     assert_has(&p, "config.linkerd.io/skip-inbound-ports: '4222'");
     assert_has(&p, "config.linkerd.io/skip-outbound-ports: '4222'");
     assert_has(&p, "--set gateway.nodePort=30080");
-    // CE: the gateway ignores directFunctions (ledger OF-1), so meshproof does not pretend.
+    // CE: the gateway ignores directFunctions (ledger OF-3), so meshproof does not pretend.
     assert!(!p.contains("directFunctions"), "{p}");
     assert_has(
         &p,

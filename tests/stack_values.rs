@@ -72,7 +72,7 @@ fn values_follow_the_field_notes() {
     };
     for mesh in Mesh::ALL {
         // Pro calls Services only with directFunctions (off by default even for Pro); CE
-        // ignores it (ledger OF-1, OF-3), so it is set for Pro only.
+        // ignores it (ledger OF-3, OF-5), so it is set for Pro only.
         assert!(has(mesh, true, "gateway.directFunctions", "true"));
         assert!(has(mesh, true, "gateway.probeFunctions", "true"));
         assert!(has(mesh, true, "clusterRole", "true"));

@@ -219,7 +219,7 @@ fn ce_under_istio_sidecars_loads_only_when_asked() {
 }
 
 /// With no `profile`, Istio is installed with istioctl's own default, `default`: the profile
-/// with the ingress gateway the TLS scenario serves through (`minimal` has none; ledger IS-7).
+/// with the ingress gateway the TLS scenario serves through (`minimal` has none; ledger IS-3).
 #[test]
 fn an_istio_suite_without_a_profile_gets_the_default_profile() {
     let case = fixtures().join("suite-ce-under-istio-sidecars");

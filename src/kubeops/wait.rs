@@ -252,7 +252,7 @@ pub async fn namespace_gone(
 
 /// Waits until a function's Deployment and Service (both named `name` in `ns`, as faas-netes
 /// makes them) are gone. faas-netes deletes them with foreground propagation and the watchdog
-/// drains for ~30 s after SIGTERM (ledger OF-6), so a function redeployed right after its
+/// drains for ~30 s after SIGTERM (ledger OF-8), so a function redeployed right after its
 /// deletion would collide with the objects still being deleted.
 pub async fn function_gone(
     client: &Client,

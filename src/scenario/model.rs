@@ -265,7 +265,7 @@ impl MeshSpec {
     }
 
     /// Istio with sidecars (every install but the `ambient` profile): a data plane that sends
-    /// pod-IP traffic around the mesh's Service routing and mTLS (ledger IS-1).
+    /// pod-IP traffic around the mesh's Service routing and mTLS (ledger IS-8).
     pub fn istio_sidecars(&self) -> bool {
         match self {
             MeshSpec::Istio {

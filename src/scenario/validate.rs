@@ -445,10 +445,10 @@ fn cluster(
     }
 }
 
-/// Why a suite may not run OpenFaaS CE under Istio sidecars (ledger OF-1, OF-2, IS-1).
+/// Why a suite may not run OpenFaaS CE under Istio sidecars (ledger OF-3, OF-4, IS-8).
 pub const CE_WITH_ISTIO_SIDECARS: &str = "OpenFaaS CE cannot pass under Istio sidecars: its gateway calls functions by pod IP (openfaas/faas 0.27.13 gateway/main.go:97, faas-netes 0.18.17 pkg/k8s/proxy.go), which a sidecar sends through PassthroughCluster in plaintext with no route or identity (istio 1.30.3 pilot/pkg/networking/core/httproute.go, cluster_builder.go); use `edition: pro` (license in OPENFAAS_LICENSE_FILE), or set `allowCeWithIstioSidecars: true` to run it anyway and watch it fail";
 
-/// Why a Linkerd suite needs the Gateway API CRDs (ledger LD-7).
+/// Why a Linkerd suite needs the Gateway API CRDs (ledger LD-2).
 pub const LINKERD_NEEDS_GATEWAY_API: &str = "Linkerd needs the Gateway API CRDs installed first: `linkerd install` refuses without them and `linkerd check` fails (linkerd2 edge-26.8.3 cli/cmd/install.go, pkg/healthcheck/healthcheck.go); add `components.gatewayApi: { version: v1.4.0 }`";
 
 fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<MeshSpec> {
@@ -468,7 +468,7 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
                 .ok();
             let install = match raw.install.as_deref().unwrap_or("istioctl") {
                 // istioctl's own default, and the profile with the ingress gateway the TLS
-                // scenario serves through (`minimal` has none: ledger IS-7).
+                // scenario serves through (`minimal` has none: ledger IS-3).
                 "istioctl" => Some(IstioInstall::Istioctl {
                     profile: raw.profile.clone().unwrap_or_else(|| "default".into()),
                 }),

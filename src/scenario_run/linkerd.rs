@@ -3,7 +3,7 @@
 //! port meshed peers connect to, and the proxy's authorization counters.
 //!
 //! Pure functions over the pod spec and the `/metrics` text, so each rule is tested on the
-//! shapes upstream renders (ledger LD-1, LD-2, LD-3).
+//! shapes upstream renders (ledger LD-7, LD-9, LD-13).
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use std::net::SocketAddr;
@@ -47,14 +47,14 @@ pub fn inbound_port(pod: &Pod) -> Option<u16> {
 }
 
 /// The proxy's inbound authorization counters for one target port, summed over every series
-/// (ledger LD-3: `inbound_http_authz_deny_total` carries no `authz_*` labels;
+/// (ledger LD-13: `inbound_http_authz_deny_total` carries no `authz_*` labels;
 /// `target_port` is the app port even for traffic that arrived on the inbound port).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AuthzCounters {
     /// `inbound_http_authz_deny_total`: requests the proxy refused (a 403 it sent itself).
     pub denied: u64,
     /// `inbound_http_authz_allow_total{authz_name="probe"}`: requests it let through as kubelet
-    /// probe paths (authorized for every client while a Server has no routes, ledger LD-6).
+    /// probe paths (authorized for every client while a Server has no routes, ledger LD-12).
     pub probe_allowed: u64,
 }
 

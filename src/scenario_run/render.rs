@@ -69,7 +69,7 @@ impl std::fmt::Display for ObjectRef {
 /// namespace are given `default_namespace` (what apply does with them).
 /// The one served resource a wait target's kind names: `kind` (or plural) alone, or
 /// `kind.group` — needed when several API groups serve the kind (`HTTPRoute` is served by both
-/// `gateway.networking.k8s.io` and Linkerd's `policy.linkerd.io`, ledger LD-7), where the
+/// `gateway.networking.k8s.io` and Linkerd's `policy.linkerd.io`, ledger LD-16), where the
 /// unqualified name is an error listing the groups instead of whichever discovery met first.
 pub fn pick_kind(
     spec: &str,
@@ -103,7 +103,7 @@ pub fn pick_kind(
 
 /// The Secrets cert-manager will write for the `cert-manager.io` Certificates in `yaml` (each
 /// one's `spec.secretName`, in its namespace). cert-manager does not own them by default
-/// (`--enable-certificate-owner-ref` is off, ledger CM-3), so deleting a Certificate leaves its
+/// (`--enable-certificate-owner-ref` is off, ledger CM-4), so deleting a Certificate leaves its
 /// Secret behind: a trial that applied the Certificate removes the Secret too.
 pub fn certificate_secrets(
     yaml: &str,

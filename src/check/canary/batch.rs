@@ -5,7 +5,7 @@
 //! the Service the route is attached to (an Istio VirtualService, a Gateway API HTTPRoute with a
 //! Service parent). A request from this machine through a port-forward enters a pod past its
 //! proxy, and OpenFaaS CE's gateway calls pod IPs, so neither is where a split can apply
-//! (ledger OF-2, IS-1, LD-7). Why batches: one exec is an API round trip; a batch of a few
+//! (ledger OF-4, IS-8, LD-15). Why batches: one exec is an API round trip; a batch of a few
 //! dozen requests keeps the cost per sample near curl's own. The sequential test reads the
 //! samples one by one and stops when it decides; what is left of a batch is discarded, which
 //! does not bias the test (the stopping rule never looks ahead).

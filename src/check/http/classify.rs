@@ -54,7 +54,7 @@ pub enum DenySource {
     /// An `l5d-proxy-error` header: the Linkerd proxy answered, not the application.
     LinkerdProxy,
     /// `server: envoy` (or `istio-envoy`, what an Istio inbound sidecar calls itself, ledger
-    /// IS-3) without the RBAC body: Envoy answered, by some other rule.
+    /// IS-10) without the RBAC body: Envoy answered, by some other rule.
     Envoy,
     /// Nothing identifies the sender; possibly the application itself.
     Unknown,

@@ -65,7 +65,7 @@ pub struct MtlsEvidence {
 }
 
 /// Rules for the flows to one port, instead of the general ones: on Linkerd's proxy inbound
-/// port every meshed connection carries ALPN `transport.l5d.io/v1` (ledger LD-1), on the app
+/// port every meshed connection carries ALPN `transport.l5d.io/v1` (ledger LD-7), on the app
 /// port none does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortRules {

@@ -2,10 +2,10 @@
 //!
 //! Istio sidecars offer ALPN `istio-http/1.1, istio, http/1.1` on an HTTP/1.1 hop (or
 //! `istio-peer-exchange, istio` on TCP) and SNI `outbound_.<port>_.<subset>_.<fqdn>` (ledger
-//! IS-6). Linkerd proxies send SNI `<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local`, the
+//! IS-13). Linkerd proxies send SNI `<sa>.<ns>.serviceaccount.identity.linkerd.cluster.local`, the
 //! *server's* identity; in the default `transport-header` mode every meshed pod-to-pod
 //! connection goes to the peer proxy's inbound port (4143) and offers exactly one ALPN,
-//! [`LINKERD_TRANSPORT_ALPN`] (ledger LD-1). In `transparent` mode it goes to the app port with no
+//! [`LINKERD_TRANSPORT_ALPN`] (ledger LD-7). In `transparent` mode it goes to the app port with no
 //! ALPN at all. So the Linkerd preset requires the SNI suffix, and the trial adds the ALPN rule
 //! for flows to the inbound port ([`super::PortRules`]).
 

@@ -1,8 +1,8 @@
 //! How the OpenFaaS gateway addresses a function, read from what the function saw: the `Host`
 //! that `fprocess=env` echoes as `Http_Host` (classic-watchdog `handler.go`). A pod IP there is
-//! OpenFaaS CE, whose faas-netes calls a random endpoint by IP (ledger OF-1, OF-2); a name is
+//! OpenFaaS CE, whose faas-netes calls a random endpoint by IP (ledger OF-3, OF-4); a name is
 //! the function's Service (OpenFaaS Pro with `directFunctions`). Under Istio sidecars only the
-//! second is routed and encrypted by the mesh (IS-1), so the checks that judge gateway traffic
+//! second is routed and encrypted by the mesh (IS-8), so the checks that judge gateway traffic
 //! — mtls, canary through the gateway — read this first and stop on a pod IP with the cause.
 
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //!
 //! 0. **Can the mesh deny it at all?** On Linkerd, a probe whose port and path are a kubelet
 //!    `httpGet` probe of the target pods is authorized for every client while the pod's
-//!    `Server` has no routes (ledger LD-6): such a probe is refused up front, an **error**.
+//!    `Server` has no routes (ledger LD-12): such a probe is refused up front, an **error**.
 //! 1. **Negative control.** Every probe runs *before* the policy exists and must show its
 //!    `before` outcome (usually allowed); undecided answers are retried for
 //!    [`DenyTiming::before_for`]. A probe that is already denied proves nothing about the
@@ -14,7 +14,7 @@
 //!    observation — timeout, 5xx, DNS — is an **error**: the check cannot tell).
 //!    **A 403 counts as denied only when it is shown to come from the mesh** ([`attribute`]):
 //!    Istio's RBAC filter answers with the body `RBAC: access denied`; Linkerd's proxy sends a
-//!    bare 403 to a meshed client (its own proxy strips `l5d-proxy-error`, ledger LD-5), so its
+//!    bare 403 to a meshed client (its own proxy strips `l5d-proxy-error`, ledger LD-11), so its
 //!    denial is proven by `inbound_http_authz_deny_total` rising on the target pods' proxies
 //!    across the probe. Any other 403 — the application's own — is undecided, an **error**.
 //! 4. The OpenFaaS pods must still be Ready: a policy that also cut the kubelet's probes
@@ -326,7 +326,7 @@ fn url_path(url: &str) -> String {
 
 /// The kubelet probe a deny probe collides with, if it does: same pod port, same path.
 /// Linkerd authorizes such paths for every client while a `Server` has no routes, so the mesh
-/// can never deny that request (ledger LD-6).
+/// can never deny that request (ledger LD-12).
 pub fn kubelet_probe_collision<'a>(url: &str, target: &'a ProbeTarget) -> Option<&'a KubeletProbe> {
     let path = url_path(url);
     target

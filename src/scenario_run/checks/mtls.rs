@@ -9,10 +9,10 @@
 //!    never arrived) and a "no plaintext" result for the real function would prove nothing:
 //!    the check is an **error**.
 //! 2. **Path self-check**: the control echoes the `Host` the gateway sent (`Http_Host`). A pod
-//!    IP there means the gateway addresses functions by pod IP (OpenFaaS CE, ledger OF-1/OF-2).
-//!    Under Istio sidecars such traffic bypasses the mesh's mTLS and routes (IS-1), so the check
+//!    IP there means the gateway addresses functions by pod IP (OpenFaaS CE, ledger OF-3/OF-4).
+//!    Under Istio sidecars such traffic bypasses the mesh's mTLS and routes (IS-8), so the check
 //!    is an **error** naming that cause — never a mesh fail or pass. Linkerd meshes pod-IP
-//!    traffic (LD-1): there the addressing is only recorded.
+//!    traffic (LD-7): there the addressing is only recorded.
 //! 3. The same capture for the meshed function, **always stopped and judged**: a sentinel in
 //!    plaintext **fails** whatever the HTTP outcome; failed requests otherwise make it an
 //!    **error** carrying the first answer's body; else every flow must be TLS with the mesh's
@@ -23,7 +23,7 @@
 //!    compared exactly; on Linkerd `l5d-client-id`.
 //! 5. Strict (optional): a plaintext client in an unmeshed namespace calling the function's
 //!    Service directly must be refused. On Istio, STRICT refuses by closing the connection
-//!    (IS-2): a reset or close passes, a 403 **fails** (the port took plaintext and a policy
+//!    (IS-9): a reset or close passes, a 403 **fails** (the port took plaintext and a policy
 //!    answered), and a leftover AuthorizationPolicy in the namespace, which could close the
 //!    connection itself, makes the probe an **error**. On Linkerd the proxy answers a bare 403,
 //!    which counts only when the function proxy's `inbound_http_authz_deny_total` rose.
@@ -53,7 +53,7 @@ pub struct WirePorts {
     /// The function's own port (the check's `port`): plaintext arrives here.
     pub app: u16,
     /// Linkerd's proxy inbound port, where meshed peers connect in the default
-    /// `transport-header` mode (ledger LD-1, LD-2); `None` for a pod without a Linkerd proxy.
+    /// `transport-header` mode (ledger LD-7, LD-9); `None` for a pod without a Linkerd proxy.
     pub proxy_inbound: Option<u16>,
 }
 
@@ -133,7 +133,7 @@ pub fn identity_expectation(mesh: Mesh, gateway_ns: &str, gateway_sa: &str) -> (
 }
 
 /// The `URI=` of the **last** element of an `X-Forwarded-Client-Cert` value: the element the
-/// receiving sidecar appended (`APPEND_FORWARD`, ledger IS-4), whose `URI` is the client that
+/// receiving sidecar appended (`APPEND_FORWARD`, ledger IS-12), whose `URI` is the client that
 /// connected to it. Elements are separated by `,`, fields by `;`; values may be quoted.
 pub fn xfcc_last_uri(xfcc: &str) -> Option<String> {
     let mut elements = Vec::new();

@@ -1,6 +1,6 @@
 //! The canary check's cluster side. The split is sampled where a Service-level route applies:
 //! from a meshed client pod in the functions namespace calling the function's Service, in
-//! batches of curl exec'd in the pod (ledger IS-1, LD-7); on OpenFaaS Pro also through the
+//! batches of curl exec'd in the pod (ledger IS-8, LD-15); on OpenFaaS Pro also through the
 //! gateway, whose requests then address the Service too — after checking, from one echoed
 //! `Host`, that they do. OpenFaaS CE's gateway calls pod IPs, where no split can apply, so there
 //! the gateway path is skipped with that reason.

@@ -177,7 +177,7 @@ impl KubeTrial {
     pub(super) async fn deploy_function(&mut self, f: &FunctionRequest) -> Result<(), String> {
         // A previous trial's function of the same name may still be going (foreground delete,
         // the watchdog draining): wait it out rather than update over it — faas-netes answers
-        // a POST during the delete with a 500 (ledger OF-6).
+        // a POST during the delete with a 500 (ledger OF-8).
         if wait::function_deleting(&self.client, FUNCTIONS_NAMESPACE, &f.service)
             .await
             .map_err(|e| e.to_string())?

@@ -169,7 +169,7 @@ impl MtlsDriver for KubeMtls<'_> {
         let target = self.trial.function_pod(function).await?;
         let (pod, container) = (target.name.as_str(), target.container.as_str());
         // On Linkerd, meshed peers connect to the proxy's inbound port, not the app port
-        // (ledger LD-1): both are captured and judged.
+        // (ledger LD-7): both are captured and judged.
         let proxy_inbound = match self.trial.cfg.mesh {
             Mesh::Linkerd => crate::scenario_run::linkerd::inbound_port(&target.pod),
             Mesh::Istio => None,

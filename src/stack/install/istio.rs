@@ -23,7 +23,7 @@ pub const NAMESPACE: &str = "istio-system";
 
 /// Apps start only once their sidecar is ready: without it, a function's first requests (or
 /// the gateway's) race the proxy on Kubernetes < 1.33, where Istio 1.30 injects classic
-/// sidecars; native sidecars (≥ 1.33) are ordered by the kubelet and ignore it (ledger IS-8).
+/// sidecars; native sidecars (≥ 1.33) are ordered by the kubelet and ignore it (ledger IS-15).
 pub const HOLD_APPLICATION: &str = "meshConfig.defaultConfig.holdApplicationUntilProxyStarts=true";
 
 fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {

@@ -167,7 +167,7 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: LinkerdInstall) -> Compone
                 },
                 // `linkerd install` refuses a cluster that has `linkerd-config` (a kept cluster
                 // re-provisioned, an existing one): there the CLI's own upgrade renders the
-                // manifests instead (ledger LD-10; CLI installs only — a Helm-installed Linkerd
+                // manifests instead (ledger LD-3; CLI installs only — a Helm-installed Linkerd
                 // has no `linkerd-config-overrides`, and `linkerd upgrade` says so).
                 Action::IfExists {
                     object: CoreObject {

@@ -3,21 +3,21 @@
 //! meshproof creates both namespaces itself (with the mesh's injection switches and the run-id
 //! label) and the `basic-auth` Secret with a password it generates (`generateBasicAuth=false`),
 //! so the password never passes through a command line or a log. Values, and why:
-//! - `async=false`: no NATS and no queue-worker (chart 15.0.6 renders neither, ledger OF-8).
+//! - `async=false`: no NATS and no queue-worker (chart 15.0.6 renders neither, ledger OF-12).
 //!   meshproof never invokes asynchronously, and NATS speaks first: a meshed gateway's sidecar
 //!   waits for a client preface NATS never sends, the gateway cannot open its queue and exits
 //!   before serving.
 //! - with Linkerd, the gateway's NodePort is the suite's http host port (nothing else uses it;
 //!   under Istio that port belongs to the Istio ingress gateway).
 //! - never `istio.mtls`: the scenarios apply their own STRICT PeerAuthentication per trial.
-//! - **Pro** (ledger OF-3): `openfaasPro=true`, `operator.create=true` and `clusterRole=true`
+//! - **Pro** (ledger OF-5): `openfaasPro=true`, `operator.create=true` and `clusterRole=true`
 //!   (the chart's `values-pro.yaml`), the `openfaas-license` Secret (key `license`, in the
 //!   release namespace), and `gateway.directFunctions=true` with `gateway.probeFunctions=true`:
 //!   the Pro gateway then calls the function's Service, so Service-level mesh routes and mTLS
 //!   apply. Neither is on by default, even for Pro. The operator moves the gateway to the
 //!   service account `openfaas-operator`.
 //! - **CE** sets neither: the CE gateway (0.27.13) ignores both and always hands invocations
-//!   to faas-netes, which calls a random function pod by IP (ledger OF-1, OF-2). The chart
+//!   to faas-netes, which calls a random function pod by IP (ledger OF-3, OF-4). The chart
 //!   still renders the env vars; they do nothing.
 
 use super::helm::{Helm, Value};
