@@ -9,6 +9,7 @@ pub mod plan;
 pub mod preflight;
 pub mod private_fs;
 pub mod process;
+pub mod reaper;
 pub mod report;
 pub mod restore;
 pub mod run;

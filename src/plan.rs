@@ -87,11 +87,24 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
     envs
 }
 
-/// Every trial of a plan, sorted by name.
+/// Every trial of a plan in the order a run takes them: by environment, the trials sharing an
+/// environment first and those with one of their own (`restore`, which destroys its cluster)
+/// last, each group by name. Run in plain name order, `restore` would come between `mtls` and
+/// `tls`, and the shared environment, evicted for it (the same host ports), would be built
+/// twice.
 pub fn trials(envs: &[EnvPlan]) -> Vec<TrialPlan> {
     let mut t: Vec<TrialPlan> = envs.iter().flat_map(|e| e.trials.iter().cloned()).collect();
-    t.sort_by(|a, b| a.name.cmp(&b.name));
+    t.sort_by(|a, b| {
+        (&a.env.name, a.dedicated(), &a.name).cmp(&(&b.env.name, b.dedicated(), &b.name))
+    });
     t
+}
+
+impl TrialPlan {
+    /// Whether the trial has an environment of its own.
+    pub fn dedicated(&self) -> bool {
+        self.env_key != self.env.name
+    }
 }
 
 /// The variables a scenario of this environment is rendered with. `run_id` is `None` when
@@ -571,6 +584,19 @@ matrix:
                 "s[k8s=1.34]::r",
             ]
         );
+    }
+
+    /// The shipped suites: in each cell the shared environment's trials run first, restore last.
+    #[test]
+    fn trials_with_an_environment_of_their_own_run_last_in_their_cell() {
+        let c =
+            crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let names: Vec<String> = trials(&expand(&c))
+            .into_iter()
+            .filter(|t| t.env.name == "istio[k8s=1.34]")
+            .map(|t| t.name.rsplit("::").next().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["canary", "deny", "mtls", "tls", "restore"]);
     }
 
     #[test]

@@ -56,9 +56,13 @@ static ON_SIGNAL_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> =
     std::sync::Mutex::new(Vec::new());
 
 /// Registers `path` for deletion when the process exits on SIGINT/SIGTERM
-/// ([`remove_on_signal_exit`], called by the signal handler); the owner's `Drop` deletes it on
-/// every other path and calls [`forget_on_signal_exit`].
+/// ([`remove_on_signal_exit`], called by the signal handler) and, for exits no handler sees
+/// (SIGKILL), with the [`crate::reaper`]; the owner's `Drop` deletes it on every other path and
+/// calls [`forget_on_signal_exit`].
 pub fn delete_on_signal_exit(path: &Path) {
+    crate::reaper::add(crate::reaper::Entry::SecretFile {
+        path: path.to_path_buf(),
+    });
     ON_SIGNAL_EXIT
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -67,6 +71,9 @@ pub fn delete_on_signal_exit(path: &Path) {
 
 /// The file is gone or no longer secret: stop tracking it.
 pub fn forget_on_signal_exit(path: &Path) {
+    crate::reaper::remove(crate::reaper::Entry::SecretFile {
+        path: path.to_path_buf(),
+    });
     ON_SIGNAL_EXIT
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -105,6 +105,17 @@ impl Emitter {
     /// report's `artifacts/<trial>/`, redacted, so that report.json links them. Sub-directories
     /// are flattened into the file names (`dump/pods.txt` → `dump--pods.txt`).
     fn collect_artifacts(&self, trial: &str, dir: &std::path::Path) {
+        self.collect_files(trial, dir, |_| true);
+    }
+
+    /// Copies the files under `dir` that `keep` accepts into the report's `artifacts/<into>/`,
+    /// redacted, sub-directories flattened into the names.
+    fn collect_files(
+        &self,
+        into: &str,
+        dir: &std::path::Path,
+        keep: impl Fn(&std::path::Path) -> bool,
+    ) {
         fn walk(d: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
             for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
                 let p = e.path();
@@ -117,6 +128,7 @@ impl Emitter {
         }
         let mut files = Vec::new();
         walk(dir, &mut files);
+        files.retain(|f| keep(f.strip_prefix(dir).unwrap_or(f)));
         files.sort();
         for f in files {
             let name = f
@@ -128,7 +140,7 @@ impl Emitter {
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {
                     self.reporter
-                        .write_artifact(trial, &name, &bytes)
+                        .write_artifact(into, &name, &bytes)
                         .map_err(|e| e.to_string())
                 });
             if let Err(e) = result {
@@ -165,6 +177,11 @@ impl Emitter {
 }
 
 fn main() -> ExitCode {
+    // A copy of this executable may be the run's reaper (see `meshproof::reaper`).
+    if let Some(code) = meshproof::reaper::run_if_reaper() {
+        return ExitCode::from(code as u8);
+    }
+    meshproof::reaper::enable();
     let (raw_args, report_dir_flag) = match take_report_dir(std::env::args_os().collect()) {
         Ok(x) => x,
         Err(e) => {
@@ -217,6 +234,7 @@ fn main() -> ExitCode {
     let mut preflight: Option<Arc<Report>> = None;
     let mut emitter: Option<Arc<Emitter>> = None;
     let mut artifacts_root: Option<PathBuf> = None;
+    let mut raw_artifacts: Option<tempfile::TempDir> = None;
     if !args.list {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -234,7 +252,21 @@ fn main() -> ExitCode {
         }
         let run_id = dir::new_run_id();
         let report_dir = dir::from_env(report_dir_flag.as_deref(), &root, &run_id);
-        artifacts_root = Some(report_dir.join("artifacts"));
+        // Raw artifacts (kind logs, dumps) go to a private directory, not the report: only
+        // their redacted copies reach the report, which is uploaded and shared.
+        match meshproof::private_fs::temp_private_dir("meshproof-artifacts-") {
+            Ok(d) => {
+                meshproof::reaper::add(meshproof::reaper::Entry::Dir {
+                    path: d.path().to_path_buf(),
+                });
+                artifacts_root = Some(d.path().to_path_buf());
+                raw_artifacts = Some(d);
+            }
+            Err(e) => {
+                eprintln!("e2e: error: cannot create a private directory for artifacts: {e}");
+                return ExitCode::from(101);
+            }
+        }
         let reporter = match Reporter::create(&report_dir, &run_id, Redactor::default()) {
             Ok(r) => r,
             Err(e) => {
@@ -264,8 +296,8 @@ fn main() -> ExitCode {
     }
     let progress = Arc::new(Progress::stderr(args.quiet));
 
-    // Failure artifacts (kind logs, dumps, verdicts) go into the report directory, so one
-    // directory holds a run's whole record; MESHPROOF_ARTIFACTS_DIR still overrides.
+    // Failure artifacts (kind logs, dumps, verdicts) are written raw to the private directory
+    // and copied, redacted, into the report; MESHPROOF_ARTIFACTS_DIR still overrides.
     let mut stack_opts = meshproof::stack::StackOptions::from_env();
     if let (Some(dir), None) = (&artifacts_root, std::env::var_os("MESHPROOF_ARTIFACTS_DIR")) {
         stack_opts.artifacts_root = dir.clone();
@@ -340,6 +372,9 @@ fn main() -> ExitCode {
                         }
                     }
                 };
+                if let Some(em) = &emitter {
+                    em.reporter.add_secrets(&session.secrets());
+                }
                 if let (Some(em), Some(dir)) = (&emitter, session.trial_artifacts(&t2)) {
                     em.collect_artifacts(&t2.name, &dir);
                 }
@@ -390,7 +425,17 @@ fn main() -> ExitCode {
 
     let conclusion = libtest_mimic::run(&args, trials);
     let teardown_errors = session.teardown();
+    if let Some(em) = &emitter {
+        // The kind logs exported before a failed environment's teardown, redacted.
+        em.reporter.add_secrets(&session.secrets());
+        for e in &envs {
+            if let Some(dir) = session.env_artifacts(&e.key) {
+                em.collect_files(&e.key, &dir, |rel| rel.starts_with("kind-logs"));
+            }
+        }
+    }
     drop(session);
+    drop(raw_artifacts);
     for (env, errors) in &teardown_errors {
         eprintln!(
             "e2e: error: tearing down {env} failed (a cluster may be left behind): {}",

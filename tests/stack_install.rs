@@ -952,3 +952,139 @@ fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {
     );
     drop(r.result.take());
 }
+
+/// A failed install whose teardown fails too says both: the teardown's failure (a cluster may be
+/// left) is no longer dropped; and a guard whose teardown failed keeps answering that it failed.
+#[test]
+fn a_failed_teardown_after_a_failed_install_is_reported_and_stays_failed() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let r = up(
+        &suite,
+        &env,
+        &[(
+            "MESHPROOF_DOUBLE_FAIL_ON",
+            "helm upgrade --install openfaas|kind delete",
+        )],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("install must fail");
+    assert!(err.teardown_failure().is_some(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("failing on purpose (helm upgrade --install openfaas)")
+            && text.contains("tearing down what was made failed too")
+            && text.contains("failing on purpose (kind delete)"),
+        "{text}"
+    );
+
+    // A guard that failed once answers with the failure, not Ok, to every later caller.
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FAIL_ON", "kind delete")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let e = r.env();
+    let first = e.teardown(false).expect_err("the delete fails");
+    let again = e.teardown(false).expect_err("still failed");
+    assert_eq!(first, again);
+}
+
+/// kind refuses a name that is taken before it provisions anything (CONTRACTS.md KIND-4): that
+/// cluster is somebody else's, and meshproof must not delete it.
+#[test]
+fn a_cluster_name_that_is_taken_is_never_deleted() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let r = up(
+        &suite,
+        &env,
+        &[
+            ("MESHPROOF_DOUBLE_FAIL_ON", "kind create"),
+            (
+                "MESHPROOF_DOUBLE_FAIL_MSG",
+                "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"x\"",
+            ),
+        ],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("create fails")
+        .to_string();
+    assert!(err.contains("was not created by this run"), "{err}");
+    let lines = r.doubles.call_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("kind delete")),
+        "{lines:?}"
+    );
+}
+
+/// `kind create --wait` returns success when the control plane is not Ready (CONTRACTS.md
+/// KIND-3): the run asks the API, fails with the node's state, and deletes the cluster.
+#[test]
+fn a_node_that_is_not_ready_after_create_fails_with_its_state() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let api = RecordingApi {
+        nodes_not_ready: Some(
+            "node meshproof-control-plane: Ready=False (container runtime network not ready)"
+                .into(),
+        ),
+        ..RecordingApi::default()
+    };
+    let r = up(&suite, &env, &[], false, api, None);
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("fails")
+        .to_string();
+    assert!(
+        err.contains("the node is not Ready")
+            && err.contains("Ready=False (container runtime network not ready)"),
+        "{err}"
+    );
+    let lines = r.doubles.call_lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("istioctl install")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("kind delete cluster")),
+        "{lines:?}"
+    );
+}
+
+/// A stale `<kubeconfig>.lock` (a kind killed mid-create) would make the delete fail after it
+/// removed the nodes (CONTRACTS.md KIND-5): the teardown clears it first.
+#[test]
+fn a_stale_kubeconfig_lock_does_not_fail_the_teardown() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
+    let e = r.result.take().unwrap().unwrap();
+    let lock = meshproof::reaper::kubeconfig_lock(&e.target.kubeconfig);
+    std::fs::write(&lock, "").unwrap();
+    e.teardown(false).expect("the stale lock is cleared");
+    assert!(!lock.exists());
+}

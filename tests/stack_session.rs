@@ -283,3 +283,43 @@ fn a_failed_teardown_is_reported_with_its_environment() {
         .unwrap_or_else(|| panic!("{errors:?}"));
     assert!(e[0].contains("failing on purpose"), "{e:?}");
 }
+
+/// The session hands the report every environment's secrets (the report's redactor was empty
+/// before, issue #13): the basic-auth password it generated is one of them.
+#[test]
+fn the_session_knows_every_provisioned_environments_secrets() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
+    std::env::set_var("MESHPROOF_DOUBLE_LOG", d.log());
+    std::env::remove_var("MESHPROOF_DOUBLE_SLEEP_ON");
+    std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
+    let api = Arc::new(RecordingApi::default());
+    let opts = StackOptions {
+        api: api.clone(),
+        keep_cluster: false,
+        artifacts_root: artifacts.path().to_path_buf(),
+        gateway_api_base: "http://127.0.0.1:9/unused".into(),
+        registry: meshproof::images::Registry::default(),
+        log: Arc::new(|_: &str| {}),
+    };
+    let envs = envs();
+    let s = Session::with_options(&envs, opts);
+    assert!(s.secrets().is_empty());
+    let _ = s.run_trial(
+        &envs
+            .iter()
+            .find(|e| e.key == "istio[k8s=1.34]")
+            .unwrap()
+            .trials[0],
+    );
+    let secret = api
+        .object("Secret", "basic-auth")
+        .expect("the password was applied");
+    let pw = secret["stringData"]["basic-auth-password"]
+        .as_str()
+        .unwrap();
+    assert_eq!(s.secrets().apply(&format!("pw={pw}")), "pw=***");
+    s.teardown();
+}

@@ -290,6 +290,77 @@ pub async fn function_deleting(client: &Client, ns: &str, name: &str) -> Result<
         || s.is_some_and(|s| s.metadata.deletion_timestamp.is_some()))
 }
 
+/// Waits until there is a Node and every Node's `Ready` condition is `True`; on timeout the
+/// error lists each node with its conditions.
+pub async fn nodes_ready(client: &Client, timeout: Duration) -> Result<(), KubeError> {
+    use k8s_openapi::api::core::v1::Node;
+    let api: Api<Node> = Api::all(client.clone());
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let describe_nodes = |nodes: &[Node]| -> String {
+        if nodes.is_empty() {
+            return "no node has registered".into();
+        }
+        nodes
+            .iter()
+            .map(|n| {
+                let conds = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .map(|cs| {
+                        cs.iter()
+                            .map(|c| {
+                                format!(
+                                    "{}={}{}",
+                                    c.type_,
+                                    c.status,
+                                    c.message
+                                        .as_deref()
+                                        .map(|m| format!(" ({m})"))
+                                        .unwrap_or_default()
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_else(|| "no conditions".into());
+                format!(
+                    "node {}: {conds}",
+                    n.metadata.name.as_deref().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let start = std::time::Instant::now();
+    let mut last = Vec::new();
+    loop {
+        match call("nodes", api.list(&Default::default())).await {
+            Ok(list) => {
+                if !list.items.is_empty() && list.items.iter().all(ready) {
+                    return Ok(());
+                }
+                last = list.items;
+            }
+            Err(e) if start.elapsed() >= timeout => return Err(e),
+            Err(_) => {}
+        }
+        if start.elapsed() >= timeout {
+            return Err(KubeError::Timeout {
+                what: "every node Ready".into(),
+                after: timeout,
+                state: describe_nodes(&last),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(timeout)).await;
+    }
+}
+
 /// True when the pod's `Ready` condition is `True`.
 pub fn pod_is_ready(pod: &Pod) -> bool {
     pod.status

@@ -51,8 +51,14 @@ static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 /// every running child's process group is killed (a half-done `helm install` is not worth
 /// waiting for when the cluster is about to be deleted).
 pub fn begin_shutdown() {
+    let live = LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
     SHUTTING_DOWN.store(true, Ordering::SeqCst);
-    kill_running_groups();
+    for pid in live.iter() {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Whether [`begin_shutdown`] was called.
@@ -265,9 +271,6 @@ impl Cmd {
     pub async fn run_unchecked(&self) -> Result<Output, ProcessError> {
         let path = tools::find(&self.program)?;
         let cmdline = self.display();
-        if shutting_down() && !self.during_shutdown {
-            return Err(ProcessError::ShuttingDown { cmdline });
-        }
         let mut cmd = tokio::process::Command::new(&path);
         for a in &self.args {
             match a {
@@ -289,14 +292,37 @@ impl Cmd {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+        // The child registers its own process group with the reaper between fork and exec, so
+        // no child runs unregistered even if this process dies the next instant.
+        let reaper_fd = crate::reaper::pipe_fd();
+        // SAFETY: the closure only calls async-signal-safe functions (getpid, write).
+        unsafe {
+            cmd.pre_exec(move || {
+                crate::reaper::register_group_in_child(reaper_fd);
+                Ok(())
+            });
+        }
         let started = std::time::Instant::now();
-        let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
-            cmdline: cmdline.clone(),
-            source,
-        })?;
-        // Cleanup commands (a `kind delete` under way) are not listed for the signal handler's
-        // kill: a Ctrl-C must not abort the very teardown it is waiting for.
-        let guard = GroupGuard::new(child.id(), !self.during_shutdown);
+        // The shutdown check, the spawn and the listing happen under one lock, which
+        // `begin_shutdown` takes too: a child is either refused or listed, and so killed.
+        let (mut child, guard) = {
+            let mut live = LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+            if shutting_down() && !self.during_shutdown {
+                return Err(ProcessError::ShuttingDown { cmdline });
+            }
+            let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+                cmdline: cmdline.clone(),
+                source,
+            })?;
+            // Cleanup commands (a `kind delete` under way) are not listed for the signal
+            // handler's kill: a Ctrl-C must not abort the very teardown it is waiting for.
+            let listed = !self.during_shutdown;
+            if let (true, Some(pid)) = (listed, child.id()) {
+                live.insert(pid as i32);
+            }
+            let guard = GroupGuard::new(child.id());
+            (child, guard)
+        };
         if let (Some(bytes), Some(mut sin)) = (self.stdin.clone(), child.stdin.take()) {
             // Write in the background so a process that does not read stdin cannot block us.
             tokio::spawn(async move {
@@ -335,22 +361,18 @@ impl Cmd {
 struct GroupGuard(Option<i32>);
 
 impl GroupGuard {
-    /// `listed`: whether [`kill_running_groups`] may kill it (its own timeout and drop still do).
-    fn new(pid: Option<u32>, listed: bool) -> GroupGuard {
-        let pid = pid.and_then(|p| i32::try_from(p).ok());
-        if let (Some(p), true) = (pid, listed) {
-            if let Ok(mut g) = LIVE_GROUPS.lock() {
-                g.insert(p);
-            }
-        }
-        GroupGuard(pid)
+    /// The guard of a child the caller has just listed in [`LIVE_GROUPS`] (or chose not to).
+    fn new(pid: Option<u32>) -> GroupGuard {
+        GroupGuard(pid.and_then(|p| i32::try_from(p).ok()))
     }
 
+    /// The group is gone or about to be: off the signal handler's list and the reaper's.
     fn unlist(&self) {
         if let Some(p) = self.0 {
             if let Ok(mut g) = LIVE_GROUPS.lock() {
                 g.remove(&p);
             }
+            crate::reaper::remove(crate::reaper::Entry::Group { pgid: p });
         }
     }
 
@@ -363,9 +385,10 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            self.unlist();
+            // Killed first, unlisted after: never a moment unlisted and alive.
             let pg = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+            self.unlist();
         }
     }
 }

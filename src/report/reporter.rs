@@ -104,6 +104,11 @@ impl Reporter {
         lock(&self.redactor).add(secret);
     }
 
+    /// Every secret of `r` (an environment's password, license, keys) joins the report's.
+    pub fn add_secrets(&self, r: &Redactor) {
+        lock(&self.redactor).extend(r);
+    }
+
     fn redactor(&self) -> Redactor {
         lock(&self.redactor).clone()
     }

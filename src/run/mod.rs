@@ -100,6 +100,8 @@ pub struct Session {
     facts: Mutex<BTreeMap<String, Fingerprint>>,
     /// Teardowns that failed, by environment name (a cluster may be left behind).
     teardown_errors: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Every secret of every environment provisioned so far, for whoever writes the report.
+    secrets: Mutex<crate::process::Redactor>,
 }
 
 fn kind_ports(env: &EnvironmentSpec) -> Option<(u16, u16)> {
@@ -131,7 +133,25 @@ impl Session {
             port_holders: Mutex::new(BTreeMap::new()),
             facts: Mutex::new(BTreeMap::new()),
             teardown_errors: Mutex::new(BTreeMap::new()),
+            secrets: Mutex::new(crate::process::Redactor::default()),
         }
+    }
+
+    /// The secrets of every environment provisioned so far (passwords, licenses, keys): what a
+    /// report must never contain.
+    pub fn secrets(&self) -> crate::process::Redactor {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `env_key`'s environment-level artifacts (kind logs exported before a failed
+    /// environment's teardown), when there are any.
+    pub fn env_artifacts(&self, env_key: &str) -> Option<std::path::PathBuf> {
+        let stack = self.stack.get()?.as_ref().ok()?;
+        let dir = stack.run.lock().ok()?.env_artifacts(env_key);
+        dir.is_dir().then_some(dir)
     }
 
     fn stack(&self) -> Result<&Stack, String> {
@@ -238,6 +258,10 @@ impl Session {
             drop(run);
             *guard = match up {
                 Ok(env) => {
+                    self.secrets
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(&env.redactor);
                     if let (Some(p), Some(h)) = (ports, holders.as_mut()) {
                         h.insert(p, trial.env_key.clone());
                     }
@@ -254,7 +278,12 @@ impl Session {
                         images: Box::new(images),
                     }
                 }
-                Err(e) => Slot::Failed(e.to_string()),
+                Err(e) => {
+                    if let Some(t) = e.teardown_failure() {
+                        self.note_teardown_error(&plan.key, t.to_string());
+                    }
+                    Slot::Failed(e.to_string())
+                }
             };
             self.facts
                 .lock()

@@ -15,6 +15,9 @@ use crate::process::Redactor;
 use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, LinkerdInstall, MeshSpec, Suite};
 use std::path::{Path, PathBuf};
 
+/// How long a new kind cluster's nodes may take to be Ready after `kind create` returned.
+pub const NODES_READY: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// Where an environment's cluster is, decided before anything runs.
 #[derive(Debug, Clone)]
 pub enum ClusterLayout {
@@ -233,11 +236,43 @@ pub async fn up(
                     log: log.clone(),
                     guard,
                 };
-                let _ = env.teardown(true);
-                return Err(port_hint(e, *host_ports));
+                // kind refuses a name that is taken: that cluster is not this run's, and must
+                // not be deleted (ledger KIND-4).
+                if e.to_string()
+                    .contains("node(s) already exist for a cluster with the name")
+                {
+                    env.guard.disown();
+                    return Err(StackError::Invalid(format!(
+                        "{e}\na kind cluster named {} exists already and was not created by this run: meshproof leaves it alone; delete it yourself (`kind delete cluster --name {}`) if it is a leftover",
+                        k.name, k.name
+                    )));
+                }
+                let teardown = env.teardown(true);
+                return Err(port_hint(e, *host_ports).after_teardown(teardown));
             }
             // kind writes it 0600 already; make sure, since it holds cluster-admin credentials.
             set_private(&k.kubeconfig)?;
+            // `kind create --wait` only warns when the control plane is not Ready (ledger
+            // KIND-3): a NotReady node would surface minutes later as an install timeout.
+            if let Err(e) = opts.api.nodes_ready(&target, NODES_READY).await {
+                let env = Environment {
+                    key: key.to_string(),
+                    target: target.clone(),
+                    cluster_name: Some(k.name.clone()),
+                    installed: vec![],
+                    redactor,
+                    kind: Some(k.clone()),
+                    artifacts,
+                    log: log.clone(),
+                    guard,
+                };
+                let teardown = env.teardown(true);
+                return Err(StackError::Api {
+                    what: format!("kind cluster {}: the node is not Ready", k.name),
+                    source: e,
+                }
+                .after_teardown(teardown));
+            }
             (guard, Some(k.clone()))
         }
         ClusterLayout::Existing(t) => {
@@ -286,8 +321,8 @@ pub async fn up(
                     p.component,
                     redactor.apply(&e.to_string())
                 ));
-                let _ = environment.teardown(true);
-                return Err(e);
+                let teardown = environment.teardown(true);
+                return Err(e.after_teardown(teardown));
             }
         }
     }

@@ -55,6 +55,33 @@ pub enum StackError {
     Invalid(String),
     #[error("not yet implemented: {0}")]
     NotYet(String),
+    /// Provisioning failed, and so did tearing down what it had made: a cluster may be left.
+    #[error("{error}; tearing down what was made failed too: {teardown}")]
+    TeardownFailed {
+        error: Box<StackError>,
+        teardown: String,
+    },
+}
+
+impl StackError {
+    /// A failed provisioning's error, with the teardown's failure when there was one.
+    pub fn after_teardown(self, teardown: Result<(), String>) -> StackError {
+        match teardown {
+            Ok(()) => self,
+            Err(t) => StackError::TeardownFailed {
+                error: Box::new(self),
+                teardown: t,
+            },
+        }
+    }
+
+    /// The teardown's failure, if this error carries one.
+    pub fn teardown_failure(&self) -> Option<&str> {
+        match self {
+            StackError::TeardownFailed { teardown, .. } => Some(teardown),
+            _ => None,
+        }
+    }
 }
 
 /// How a session provisions environments.
@@ -119,6 +146,13 @@ impl RunDirs {
             })?;
         let temp_path = temp.path().to_path_buf();
         let artifacts = opts.artifacts_root.join(run_id.as_str());
+        // The net under every exit path (SIGKILL included): see `crate::reaper`.
+        if let Err(e) = crate::reaper::start(&artifacts.join("reaper.log")) {
+            (opts.log)(&format!("warning: no reaper: {e}"));
+        }
+        crate::reaper::add(crate::reaper::Entry::Dir {
+            path: temp_path.clone(),
+        });
         Ok(RunDirs {
             run_id,
             temp: Some(temp),
@@ -145,6 +179,9 @@ impl RunDirs {
     pub fn persist(&mut self) {
         if let Some(t) = self.temp.take() {
             let _ = t.keep();
+            crate::reaper::remove(crate::reaper::Entry::Dir {
+                path: self.temp_path.clone(),
+            });
         }
     }
 }

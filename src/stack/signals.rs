@@ -75,22 +75,25 @@ fn watch(mut reader: std::fs::File, log: Log) {
     }
     let sig = i32::from(b[0]);
     let code = exit_code(sig);
+    // New commands stop first, then the environments are listed: a `kind create` starting in
+    // between would otherwise make a cluster nobody tears down.
+    crate::process::begin_shutdown();
     let guards = guard::live();
     log(&format!(
         "received {}: stopping running commands and tearing down {} environment(s); press Ctrl-C again to skip cleanup",
         name(sig),
         guards.len()
     ));
-    crate::process::begin_shutdown();
     let cleanup_log = log.clone();
     let pending = guards.clone();
     let _ = std::thread::Builder::new()
         .name("meshproof-cleanup".into())
         .spawn(move || {
+            // Secret files first: deleting them is instant, and no teardown needs them.
+            crate::private_fs::remove_on_signal_exit();
             for g in &pending {
                 let _ = g.run_once();
             }
-            crate::private_fs::remove_on_signal_exit();
             cleanup_log("cleanup finished");
             std::process::exit(code);
         });
@@ -106,7 +109,11 @@ fn watch(mut reader: std::fs::File, log: Log) {
             "received {} again: skipping cleanup.",
             name(i32::from(b[0]))
         );
-        if left.is_empty() {
+        if crate::reaper::active() {
+            msg.push_str(
+                " meshproof's reaper deletes them in the background; check that these are gone:",
+            );
+        } else if left.is_empty() {
             msg.push_str(" Check that these are gone:");
         } else {
             msg.push_str(" Delete these yourself:");

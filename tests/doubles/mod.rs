@@ -103,6 +103,8 @@ pub struct RecordingApi {
     pub missing: Vec<String>,
     /// Objects `exists` reports, by name.
     pub present: Vec<String>,
+    /// `nodes_ready` fails with this node state when set.
+    pub nodes_not_ready: Option<String>,
 }
 
 impl RecordingApi {
@@ -191,6 +193,22 @@ impl ClusterApi for RecordingApi {
     ) -> ApiFuture<'a, bool> {
         let found = self.present.contains(&object.name);
         Box::pin(async move { Ok(found) })
+    }
+
+    fn nodes_ready<'a>(
+        &'a self,
+        _target: &'a KubeTarget,
+        _timeout: std::time::Duration,
+    ) -> ApiFuture<'a, ()> {
+        let not_ready = self.nodes_not_ready.clone();
+        Box::pin(async move {
+            match not_ready {
+                Some(state) => Err(meshproof::stack::cluster::api::ApiError(format!(
+                    "timed out waiting for every node Ready; current state: {state}"
+                ))),
+                None => Ok(()),
+            }
+        })
     }
 
     fn cleanup_labelled<'a>(

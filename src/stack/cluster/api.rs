@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// Label every namespace and cluster-scoped object a run creates carries, valued with the run
 /// id, so that cleanup on an existing cluster deletes exactly those (spelled once, in kubeops).
@@ -68,6 +69,8 @@ impl std::fmt::Display for CoreObject {
 ///   objects that already exist: one that does not is an error naming it, never created. Used
 ///   to change what an installer made (the Istio ingress gateway's NodePorts), so that a profile
 ///   without that object fails instead of growing an empty, selector-less copy.
+/// - [`nodes_ready`](ClusterApi::nodes_ready): every Node `Ready` within the timeout (`kind
+///   create --wait` only warns when the control plane is not: ledger KIND-3).
 /// - [`exists`](ClusterApi::exists): whether the named core/v1 object exists (`kind` of the
 ///   core group, e.g. `ConfigMap`); used to choose between installing and upgrading.
 /// - [`cleanup_labelled`](ClusterApi::cleanup_labelled): delete every namespace and every
@@ -79,6 +82,8 @@ pub trait ClusterApi: Send + Sync {
     fn patch_existing<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str)
         -> ApiFuture<'a, ()>;
     fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a CoreObject) -> ApiFuture<'a, bool>;
+    /// Waits until every Node is `Ready`; the error carries each node's conditions.
+    fn nodes_ready<'a>(&'a self, target: &'a KubeTarget, timeout: Duration) -> ApiFuture<'a, ()>;
     fn cleanup_labelled<'a>(
         &'a self,
         target: &'a KubeTarget,

@@ -44,10 +44,24 @@ impl Teardown {
 
 const ARMED: u8 = 0;
 const RUNNING: u8 = 1;
-/// Torn down (or deliberately kept).
+/// Torn down (or deliberately kept, or never ours).
 const FINISHED: u8 = 2;
 /// Attempted and failed: the environment may still exist.
 const FAILED: u8 = 3;
+
+impl Teardown {
+    /// What the reaper deletes if the run cannot (kind clusters only: an existing cluster's
+    /// objects need the API and the run's own judgement).
+    fn reaper_entry(&self) -> Option<crate::reaper::Entry> {
+        match self {
+            Teardown::Kind(k) => Some(crate::reaper::Entry::KindCluster {
+                name: k.name.clone(),
+                kubeconfig: k.kubeconfig.clone(),
+            }),
+            Teardown::Existing { .. } => None,
+        }
+    }
+}
 
 /// Shared state of one guard.
 pub struct Inner {
@@ -60,6 +74,8 @@ pub struct Inner {
     lock: Mutex<()>,
     /// Readable without the lock (the signal watcher must never block on it).
     phase: AtomicU8,
+    /// Why the teardown failed, for every later caller (a failed teardown stays failed).
+    failure: Mutex<Option<String>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -105,8 +121,13 @@ impl Inner {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        if self.phase.load(Ordering::SeqCst) != ARMED {
-            return Ok(());
+        match self.phase.load(Ordering::SeqCst) {
+            ARMED => {}
+            FAILED => {
+                let why = self.failure.lock().ok().and_then(|f| f.clone());
+                return Err(why.unwrap_or_else(|| "the teardown failed".into()));
+            }
+            _ => return Ok(()),
         }
         self.phase.store(RUNNING, Ordering::SeqCst);
         // Listed until done: a signal arriving mid-teardown waits for it (`run_once` blocks on
@@ -125,8 +146,16 @@ impl Inner {
             .join()
             .unwrap_or_else(|_| Err("teardown thread panicked".into()));
         match &res {
-            Ok(()) => self.phase.store(FINISHED, Ordering::SeqCst),
+            Ok(()) => {
+                self.phase.store(FINISHED, Ordering::SeqCst);
+                if let Some(e) = self.teardown.reaper_entry() {
+                    crate::reaper::remove(e);
+                }
+            }
             Err(e) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    *f = Some(e.clone());
+                }
                 self.phase.store(FAILED, Ordering::SeqCst);
                 (self.log)(&format!(
                     "teardown failed: {e}; remove it by hand: {}",
@@ -144,6 +173,14 @@ impl Inner {
             .map_err(|e| e.to_string())?;
         match &self.teardown {
             Teardown::Kind(k) => {
+                // A kind killed mid-create leaves the kubeconfig's lock behind, and the delete
+                // would then report failure after deleting the nodes (ledger KIND-5). Only this
+                // run's kind processes use this kubeconfig, and none runs during its teardown.
+                let lock = crate::reaper::kubeconfig_lock(&k.kubeconfig);
+                if lock.exists() {
+                    (self.log)(&format!("removing the stale kind lock {}", lock.display()));
+                    let _ = std::fs::remove_file(&lock);
+                }
                 let cmd = k.delete_cmd();
                 (self.log)(&format!("$ {}", cmd.display()));
                 rt.block_on(cmd.run())
@@ -190,11 +227,28 @@ impl TeardownGuard {
             log,
             lock: Mutex::new(()),
             phase: AtomicU8::new(ARMED),
+            failure: Mutex::new(None),
         });
+        if !keep {
+            if let Some(e) = inner.teardown.reaper_entry() {
+                crate::reaper::add(e);
+            }
+        }
         if let Ok(mut g) = LIVE.lock() {
             g.push(inner.clone());
         }
         TeardownGuard(inner)
+    }
+
+    /// The environment turned out not to be this run's (kind refused to create a cluster whose
+    /// name is taken): nothing to tear down, and nobody may delete it on the run's behalf.
+    pub fn disown(&self) {
+        let _held = self.0.lock.lock();
+        self.0.phase.store(FINISHED, Ordering::SeqCst);
+        if let Some(e) = self.0.teardown.reaper_entry() {
+            crate::reaper::remove(e);
+        }
+        unlist(self.0.id);
     }
 
     pub fn teardown(&self) -> Result<(), String> {

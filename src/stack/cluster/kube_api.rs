@@ -103,6 +103,15 @@ impl ClusterApi for KubeClusterApi {
         })
     }
 
+    fn nodes_ready<'a>(&'a self, target: &'a KubeTarget, timeout: Duration) -> ApiFuture<'a, ()> {
+        Box::pin(async move {
+            let client = client(target).await?;
+            crate::kubeops::wait::nodes_ready(&client, timeout)
+                .await
+                .map_err(|e| ApiError(e.to_string()))
+        })
+    }
+
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool> {
         Box::pin(async move {
             let client = client(target).await?;
