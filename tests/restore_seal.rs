@@ -38,9 +38,10 @@ const SEALED: &str = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmeta
 async fn seals_offline_with_explicit_controller_and_stdin_only() {
     let rec = tempfile::tempdir().unwrap();
     let work = meshproof::private_fs::temp_private_dir("t").unwrap();
-    // The double also records the mode of the plaintext file that exists while it runs.
+    // The double also records what the work dir holds while it runs: no plaintext file, ever
+    // (before, one sat there for the whole call and could outlive a killed run).
     let body = format!(
-        "cat > \"$REC/stdin\"\nstat -c %a '{}'/plain-* > \"$REC/mode\"\ncat <<'EOF'\n{SEALED}EOF",
+        "cat > \"$REC/stdin\"\nls -A '{}' > \"$REC/files\"\ncat <<'EOF'\n{SEALED}EOF",
         work.path().display()
     );
     let kubeseal = double(rec.path(), &body);
@@ -83,10 +84,11 @@ async fn seals_offline_with_explicit_controller_and_stdin_only() {
         .unwrap();
     assert_eq!(got, VALUE.as_bytes());
     assert_eq!(
-        std::fs::read_to_string(rec.path().join("mode"))
+        std::fs::read_to_string(rec.path().join("files"))
             .unwrap()
             .trim(),
-        "600"
+        "",
+        "no plaintext file exists while kubeseal runs"
     );
     assert_eq!(
         std::fs::read_dir(work.path()).unwrap().count(),

@@ -4,11 +4,11 @@
 //! `sealed-secrets-controller` in `kube-system`, while the Helm chart names its controller after
 //! the release (`sealed-secrets`) — relying on either default silently talks to nothing.
 //!
-//! The plaintext Secret is written to a 0600 file in a private temp dir and handed to kubeseal
-//! on stdin; its values are registered with the command's redactor, so no error can echo them,
-//! and the sealed output is checked to contain none of them before it can be committed.
+//! The plaintext Secret is handed to kubeseal on stdin, straight from memory — it never touches
+//! a file, so no exit path can leave it behind; its values are registered with the command's
+//! redactor, so no error can echo them, and the sealed output is checked to contain none of
+//! them before it can be committed.
 
-use crate::private_fs::create_private;
 use crate::process::{Cmd, ProcessError, Redactor};
 use crate::restore::desired::PlainSecret;
 use base64::Engine;
@@ -95,40 +95,31 @@ pub async fn fetch_cert(
     Ok(pem)
 }
 
-/// Seals `secret` for the certificate at `cert`, using `workdir` (a private dir) for the
-/// plaintext file. Returns the SealedSecret YAML.
+/// Seals `secret` for the certificate at `cert`. Returns the SealedSecret YAML. `_workdir` is
+/// kept for callers: nothing is written there any more (the plaintext goes on stdin).
 pub async fn seal(
     kubeseal: &str,
     cert: &Path,
     c: &Controller,
     secret: &PlainSecret,
-    workdir: &Path,
+    _workdir: &Path,
     timeout: Duration,
 ) -> Result<String, SealError> {
     let id = format!("{}/{}", secret.namespace, secret.name);
-    let path = workdir.join(format!("plain-{}-{}.yaml", secret.namespace, secret.name));
-    let manifest = secret.manifest_yaml();
-    create_private(&path, manifest.as_bytes()).map_err(SealError::Io)?;
-    let result = async {
-        let input = std::fs::read(&path).map_err(SealError::Io)?;
-        let mut redactor = Redactor::default();
-        for v in secret.data.values() {
-            redactor.add(&String::from_utf8_lossy(v.expose()));
-            redactor.add(&base64::engine::general_purpose::STANDARD.encode(v.expose()));
-        }
-        let out = seal_cmd(kubeseal, cert, c, timeout)
-            .stdin(input)
-            .redact(&redactor)
-            .run()
-            .await?;
-        let sealed = out.stdout_str();
-        check_sealed(&id, secret, &sealed)?;
-        Ok(sealed)
+    let input = secret.manifest_yaml().into_bytes();
+    let mut redactor = Redactor::default();
+    for v in secret.data.values() {
+        redactor.add(&String::from_utf8_lossy(v.expose()));
+        redactor.add(&base64::engine::general_purpose::STANDARD.encode(v.expose()));
     }
-    .await;
-    // The plaintext file never outlives the call, whatever happened.
-    let _ = std::fs::remove_file(&path);
-    result
+    let out = seal_cmd(kubeseal, cert, c, timeout)
+        .stdin(input)
+        .redact(&redactor)
+        .run()
+        .await?;
+    let sealed = out.stdout_str();
+    check_sealed(&id, secret, &sealed)?;
+    Ok(sealed)
 }
 
 /// The output must be one SealedSecret for the same name/namespace, with an encrypted entry per
