@@ -29,6 +29,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Whether nextest runs this binary: it lists the trials, then runs each one in a process of
+/// its own (`NEXTEST_EXECUTION_MODE=process-per-test`), so no environment can be shared.
+fn under_nextest() -> bool {
+    std::env::var("NEXTEST_EXECUTION_MODE").as_deref() == Ok("process-per-test")
+}
+
+/// What a trial says under nextest: one process per trial would provision one cluster per
+/// trial, all at once, on the same host ports.
+fn nextest_refusal(env: &str) -> String {
+    format!(
+        "meshproof's trials share one environment per cell, and nextest runs each test in a process of its own: run this cell with `cargo test --test e2e -- '{env}'` (one environment, one report)"
+    )
+}
+
 fn require_cluster() -> bool {
     std::env::var("MESHPROOF_REQUIRE_CLUSTER")
         .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -212,10 +226,15 @@ fn main() -> ExitCode {
 
     // A filter that matches nothing is a typo, not a green run.
     if args.filter.is_some() && !args.list {
+        // By name only: `--ignored` (nextest running a trial it listed as ignored) is not part
+        // of whether the filter names a trial.
+        let mut by_name = args.clone();
+        by_name.ignored = false;
+        by_name.include_ignored = false;
         let matched = plans
             .iter()
             .filter(|t| {
-                !args.is_filtered_out(
+                !by_name.is_filtered_out(
                     &Trial::test(t.name.clone(), || Ok(())).with_kind(t.mesh.as_str()),
                 )
             })
@@ -230,12 +249,32 @@ fn main() -> ExitCode {
         }
     }
 
-    // Preflight once, only when trials will actually run; the report likewise.
+    // Under nextest, trials that cannot run are marked ignored (so nextest lists them as
+    // skipped, not passed), and marked the same way when nextest runs one, so that `--ignored`
+    // selects it; a trial that nextest does run refuses (see `nextest_refusal`).
+    let nextest = under_nextest();
+    let mut ignored_at_list: BTreeSet<String> = BTreeSet::new();
+    if nextest && !require_cluster() {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let report = rt.block_on(Report::gather(&catalog));
+            for t in &plans {
+                if !report.missing_for(&t.env.name).is_empty() {
+                    ignored_at_list.insert(t.name.clone());
+                }
+            }
+        }
+    }
+
+    // Preflight once, only when trials will actually run; the report likewise (never under
+    // nextest: each trial is a process of its own there, and refuses).
     let mut preflight: Option<Arc<Report>> = None;
     let mut emitter: Option<Arc<Emitter>> = None;
     let mut artifacts_root: Option<PathBuf> = None;
     let mut raw_artifacts: Option<tempfile::TempDir> = None;
-    if !args.list {
+    if !args.list && !nextest {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -313,6 +352,9 @@ fn main() -> ExitCode {
             let emitter = emitter.clone();
             let progress = progress.clone();
             Trial::ignorable_test(t.name.clone(), move || {
+                if nextest {
+                    return Err(Failed::from(nextest_refusal(&t2.env.name)));
+                }
                 let started = Instant::now();
                 let (env, scenario) = (t2.env.name.as_str(), t2.scenario.name.as_str());
                 if let Some(em) = &emitter {
@@ -394,7 +436,7 @@ fn main() -> ExitCode {
                 }
             })
             .with_kind(t.mesh.as_str())
-            .with_ignored_flag(t.ignore.is_some())
+            .with_ignored_flag(t.ignore.is_some() || ignored_at_list.contains(&t.name))
         })
         .collect();
 

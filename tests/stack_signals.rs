@@ -265,6 +265,11 @@ fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
 
     let p = spawn(&[], &["--keep-cluster"]);
     let (code, _, stderr, d, _) = p.finish();
+    // A kept cluster keeps its temp dir (its kubeconfig): this test's cluster is a double, so
+    // the test removes it.
+    let kept = temp_dir_of(&stderr).expect("the run announces its temp dir");
+    assert!(kept.join("istio-k8s-1-34/kubeconfig").exists());
+    let _ = std::fs::remove_dir_all(&kept);
     assert_eq!(code, 1, "{stderr}");
     assert!(deleted_names(&d).is_empty(), "{:?}", d.call_lines());
     assert!(
