@@ -104,6 +104,8 @@ pub struct Finding {
     pub detail: String,
     /// How to fix it when missing.
     pub hint: Option<String>,
+    /// The releases the suites pin for this tool (empty when none is pinned).
+    pub want: Vec<String>,
 }
 
 impl Finding {
@@ -123,6 +125,7 @@ pub async fn check(req: &Requirement) -> Finding {
         Requirement::Tool(t) => match crate::process::tools::find(t.program()) {
             Err(_) => Finding {
                 requirement: req.clone(),
+                want: Vec::new(),
                 ok: false,
                 detail: "not found on PATH".into(),
                 hint: Some(t.hint().into()),
@@ -144,6 +147,7 @@ pub async fn check(req: &Requirement) -> Finding {
                     .unwrap_or_else(|e| format!("version unknown ({e})"));
                 Finding {
                     requirement: req.clone(),
+                    want: Vec::new(),
                     ok: true,
                     detail: format!("{version} ({})", path.display()),
                     hint: None,
@@ -158,16 +162,16 @@ pub async fn check(req: &Requirement) -> Finding {
                 .await;
             match res {
                 Ok(o) if !o.stdout_str().trim().is_empty() => {
-                    Finding { requirement: req.clone(), ok: true, detail: format!("server {}", o.stdout_str().trim()), hint: None }
+                    Finding { requirement: req.clone(), want: Vec::new(), ok: true, detail: format!("server {}", o.stdout_str().trim()), hint: None }
                 }
                 Ok(_) => Finding {
-                    requirement: req.clone(),
+                    requirement: req.clone(), want: Vec::new(),
                     ok: false,
                     detail: "`docker info` printed no server version".into(),
                     hint: Some("start the Docker daemon (e.g. `sudo systemctl start docker`)".into()),
                 },
                 Err(e) => Finding {
-                    requirement: req.clone(),
+                    requirement: req.clone(), want: Vec::new(),
                     ok: false,
                     detail: first_line(&e.to_string()),
                     hint: Some("kind needs a running Docker daemon: start it (e.g. `sudo systemctl start docker`) or use `provider: existing`".into()),
@@ -185,18 +189,21 @@ pub async fn check(req: &Requirement) -> Finding {
             match resolved {
                 Some(p) if p.is_file() => Finding {
                     requirement: req.clone(),
+                    want: Vec::new(),
                     ok: true,
                     detail: p.display().to_string(),
                     hint: None,
                 },
                 Some(p) => Finding {
                     requirement: req.clone(),
+                    want: Vec::new(),
                     ok: false,
                     detail: format!("{} does not exist", p.display()),
                     hint: Some("set `cluster.kubeconfig` in the suite or export KUBECONFIG".into()),
                 },
                 None => Finding {
                     requirement: req.clone(),
+                    want: Vec::new(),
                     ok: false,
                     detail: "no kubeconfig given".into(),
                     hint: Some("set `cluster.kubeconfig` in the suite or export KUBECONFIG".into()),
@@ -212,6 +219,7 @@ fn check_license(req: &Requirement, file: Option<&Path>) -> Finding {
         "OpenFaaS Pro suites need a license (the Istio sidecar suite runs Pro: the CE gateway calls functions by pod IP, around the sidecars' mTLS and routes); put it in a file and export {LICENSE_FILE_ENV}=PATH"
     );
     let finding = |ok: bool, detail: String| Finding {
+        want: Vec::new(),
         requirement: req.clone(),
         ok,
         detail,
@@ -237,12 +245,62 @@ pub struct Report {
     pub findings: Vec<(Finding, BTreeSet<String>)>,
 }
 
+/// The releases the suites pin for a CLI that installs its own release (`istioctl`,
+/// `linkerd`) or its own manifests (`flux`), over the environments in `envs`: another version
+/// of the CLI installs something else than the suite says.
+pub fn pins(catalog: &Catalog, tool: Tool, envs: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for suite in &catalog.suites {
+        for env in suite.environments.iter().filter(|e| envs.contains(&e.name)) {
+            match (tool, &env.mesh) {
+                (Tool::Istioctl, crate::scenario::MeshSpec::Istio { version, .. })
+                | (Tool::Linkerd, crate::scenario::MeshSpec::Linkerd { version, .. }) => {
+                    out.insert(version.to_string());
+                }
+                (Tool::Flux, _) => {
+                    if let Some(v) = &suite.components.flux {
+                        out.insert(v.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Holds a found tool to the pins: a version that reports none of them is not ok.
+fn hold_to_pins(mut f: Finding, pins: &BTreeSet<String>) -> Finding {
+    if pins.is_empty() {
+        return f;
+    }
+    let want: Vec<String> = pins.iter().cloned().collect();
+    f.want = want.clone();
+    if f.ok
+        && !pins
+            .iter()
+            .all(|p| crate::stack::actions::reports_version(&f.detail, p))
+    {
+        f.ok = false;
+        f.hint = Some(format!(
+            "install {} {} (it installs its own release: another version would certify something else)",
+            f.label(),
+            want.join(" and ")
+        ));
+    }
+    f
+}
+
 impl Report {
     pub async fn gather(catalog: &Catalog) -> Report {
         let reqs = requirements(catalog);
         let mut findings = Vec::new();
         for (req, envs) in reqs {
-            findings.push((check(&req).await, envs));
+            let mut f = check(&req).await;
+            if let Requirement::Tool(t) = req {
+                f = hold_to_pins(f, &pins(catalog, t, &envs));
+            }
+            findings.push((f, envs));
         }
         Report { findings }
     }
@@ -252,7 +310,13 @@ impl Report {
         self.findings
             .iter()
             .filter(|(f, envs)| !f.ok && envs.contains(env))
-            .map(|(f, _)| f.label())
+            .map(|(f, _)| {
+                if f.want.is_empty() || f.detail == "not found on PATH" {
+                    f.label()
+                } else {
+                    format!("{} of the pinned release {}", f.label(), f.want.join(", "))
+                }
+            })
             .collect()
     }
 

@@ -174,3 +174,64 @@ fn run_needs_an_environment_when_the_suite_has_a_matrix() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no environment \"istio[k8s=9.99]\""));
 }
+
+/// `meshproof plan istio | head`: the reader goes away after a line; the plan ends quietly
+/// (141, like a shell tool killed by SIGPIPE) instead of panicking with 101.
+#[test]
+fn a_closed_pipe_ends_the_plan_quietly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["plan", "istio"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the plan writes anything: every write meets a closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `--env` narrows the plan to one cell (with its dedicated environments) and `--summary`
+/// keeps one line per step and each trial's negative controls; an unknown cell names the
+/// known ones.
+#[test]
+fn one_cell_in_summary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshproof"))
+            .args(args)
+            .current_dir(root)
+            .env("MESHPROOF_PROJECT_DIR", root)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["plan", "istio", "--env", "istio[k8s=1.34]", "--summary"]);
+    assert!(out.status.success());
+    let p = String::from_utf8(out.stdout).unwrap();
+    let envs: Vec<&str> = p.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(
+        envs,
+        [
+            "== environment istio[k8s=1.34] (4 trial(s))",
+            "== environment istio[k8s=1.34]::restore (1 trial(s))"
+        ]
+    );
+    assert_has(&p, "[install] install Istio 1.30.3");
+    assert_has(&p, "check mtls — negative control first");
+    assert!(
+        !p.contains("$ kind create"),
+        "commands stay out of the summary"
+    );
+    assert!(p.lines().count() < 60, "{p}");
+    let out = run(&["plan", "istio", "--env", "istio[k8s=9.99]"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no environment \"istio[k8s=9.99]\"") && err.contains("istio[k8s=1.34]"),
+        "{err}"
+    );
+}

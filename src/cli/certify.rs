@@ -174,7 +174,7 @@ pub fn run(args: Args) -> i32 {
         eprintln!("meshproof certify: error: cannot write README.md: {e}");
         return 2;
     }
-    print!("{}", render::summary_table(&report, &integrity));
+    out!("{}", render::summary_table(&report, &integrity));
     eprintln!("meshproof certify: submission in {}", out.display());
     if !integrity.is_intact() {
         return 2;

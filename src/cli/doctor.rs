@@ -24,18 +24,25 @@ pub fn run(args: Args) -> i32 {
     };
     let report = rt.block_on(Report::gather(&catalog));
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
         for (f, envs) in &report.findings {
-            let mark = if f.ok { "ok     " } else { "MISSING" };
-            println!("{mark} {:<14} {}", f.label(), f.detail);
-            if let Some(h) = &f.hint {
-                println!("        {:<14} how to fix: {h}", "");
+            let mark = match (f.ok, f.want.is_empty()) {
+                (true, _) => "ok     ",
+                (false, false) if !f.detail.contains("not found") => "WRONG  ",
+                _ => "MISSING",
+            };
+            outln!("{mark} {:<14} {}", f.label(), f.detail);
+            if !f.want.is_empty() {
+                outln!("        {:<14} pinned: {}", "", f.want.join(", "));
             }
-            println!(
+            if let Some(h) = &f.hint {
+                outln!("        {:<14} how to fix: {h}", "");
+            }
+            outln!(
                 "        {:<14} needed by: {}",
                 "",
                 envs.iter().cloned().collect::<Vec<_>>().join(", ")

@@ -1,6 +1,28 @@
 //! The `meshproof` command line: argument parsing and dispatch. Each subcommand lives in its own
 //! module and returns an exit code; nothing here decides a verdict.
 
+/// `println!` for command output: when stdout is a pipe that closed (`meshproof plan | head`),
+/// the process ends quietly with 141 (128 + SIGPIPE, what a shell tool killed by it reports)
+/// instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            $crate::cli::output_failed(e)
+        }
+    }};
+}
+
+/// `print!` with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($t)*) {
+            $crate::cli::output_failed(e)
+        }
+    }};
+}
+
 pub mod certify;
 pub mod check;
 pub mod doctor;
@@ -13,6 +35,15 @@ pub mod run;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
+
+/// Ends the process after stdout failed: quietly with 141 on a closed pipe, else with 2.
+pub fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("meshproof: error: writing the output: {e}");
+    std::process::exit(2)
+}
 
 #[derive(Debug, Parser)]
 #[command(

@@ -135,7 +135,7 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
             } else {
                 ""
             };
-            println!(
+            outln!(
                 "{}: images.{}: {image} is not pinned by digest{hint}",
                 where_(e),
                 e.role.key()
@@ -160,10 +160,10 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
             }
         };
         if pinned == *image {
-            println!("{}: images.{}: {image} is current", where_(e), e.role.key());
+            outln!("{}: images.{}: {image} is current", where_(e), e.role.key());
             continue;
         }
-        println!(
+        outln!(
             "{}: images.{}: {image} -> {pinned}",
             where_(e),
             e.role.key()
@@ -199,7 +199,7 @@ async fn pin_file<S: DigestSource>(file: &Path, args: &Args, source: &S) -> i32 
             eprintln!("{}: error: writing: {e}", file.display());
             return 2;
         }
-        println!("{}: wrote {} pin(s)", file.display(), edits.len());
+        outln!("{}: wrote {} pin(s)", file.display(), edits.len());
     }
     code
 }

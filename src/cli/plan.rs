@@ -10,6 +10,13 @@ pub struct Args {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only this environment (e.g. `istio[k8s=1.34]`), with its dedicated ones.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// One line per provision, install and trial step, and each trial's negative controls,
+    /// instead of every command and manifest.
+    #[arg(long, conflicts_with = "json")]
+    pub summary: bool,
 }
 
 pub fn run(args: Args) -> i32 {
@@ -34,17 +41,32 @@ pub fn run(args: Args) -> i32 {
     let envs: Vec<_> = expand(&catalog)
         .into_iter()
         .filter(|e| e.suite.name == suite.name)
+        .filter(|e| args.env.as_ref().is_none_or(|n| &e.env.name == n))
         .collect();
+    if envs.is_empty() {
+        eprintln!(
+            "meshproof: error: suite {} has no environment {:?} (environments: {})",
+            suite.name,
+            args.env.as_deref().unwrap_or(""),
+            suite
+                .environments
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return 2;
+    }
     if args.json {
         let v: Vec<_> = envs
             .iter()
             .map(|e| serde_json::json!({ "environment": e.key, "steps": steps(e, &catalog) }))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }
     for e in &envs {
-        println!("== environment {} ({} trial(s))", e.key, e.trials.len());
+        outln!("== environment {} ({} trial(s))", e.key, e.trials.len());
         for (i, s) in steps(e, &catalog).iter().enumerate() {
             let phase = match s.phase {
                 Phase::Preflight => "preflight",
@@ -53,12 +75,18 @@ pub fn run(args: Args) -> i32 {
                 Phase::Trial => "trial",
                 Phase::Teardown => "teardown",
             };
-            println!("{:>3}. [{phase}] {}", i + 1, s.title);
+            if args.summary && matches!(s.phase, Phase::Preflight) {
+                continue;
+            }
+            outln!("{:>3}. [{phase}] {}", i + 1, s.title);
             for d in &s.detail {
-                println!("       {d}");
+                if args.summary && !d.contains("negative control") {
+                    continue;
+                }
+                outln!("       {d}");
             }
         }
-        println!();
+        outln!();
     }
     0
 }

@@ -30,9 +30,9 @@ pub fn run(args: Args) -> i32 {
         }
     };
     if args.markdown {
-        print!("{}", render::markdown(&report, &integrity));
+        out!("{}", render::markdown(&report, &integrity));
     } else {
-        print!("{}", render::summary_table(&report, &integrity));
+        out!("{}", render::summary_table(&report, &integrity));
     }
     if integrity.is_intact() {
         0

@@ -91,10 +91,10 @@ pub fn run(args: Args) -> i32 {
     let code = match result {
         Ok(e) => {
             for i in &e.installed {
-                println!("installed {} {}", i.component, i.version);
+                outln!("installed {} {}", i.component, i.version);
             }
             if let Some(n) = &e.cluster_name {
-                println!(
+                outln!(
                     "cluster {n} ready (kubeconfig {})",
                     e.target.kubeconfig.display()
                 );

@@ -26,7 +26,7 @@ pub fn run(args: Args) -> i32 {
     match catalog::load(&paths) {
         Ok(c) => {
             let envs: usize = c.suites.iter().map(|s| s.environments.len()).sum();
-            println!(
+            outln!(
                 "ok: {} suite(s) ({} environment(s)), {} scenario(s)",
                 c.suites.len(),
                 envs,
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> i32 {
         }
         Err(d) => {
             for line in &d.0 {
-                println!("{line}");
+                outln!("{line}");
             }
             eprintln!("{} problem(s) found", d.0.len());
             1
@@ -61,7 +61,7 @@ fn validate_manifests(c: &Catalog, dir: &Path) -> i32 {
         Ok(r) => r,
         Err(errors) => {
             for e in &errors {
-                println!("error: {e}");
+                outln!("error: {e}");
             }
             eprintln!("{} manifest(s) do not render", errors.len());
             return 1;
@@ -69,7 +69,7 @@ fn validate_manifests(c: &Catalog, dir: &Path) -> i32 {
     };
     let (findings, cov) = check_rendered(&set, &rendered);
     for f in &findings {
-        println!("{f}");
+        outln!("{f}");
     }
     let cel = cov
         .not_evaluated
@@ -77,7 +77,7 @@ fn validate_manifests(c: &Catalog, dir: &Path) -> i32 {
         .filter(|n| matches!(n.what, Unchecked::CelRule { .. }))
         .count();
     let other = cov.not_evaluated.len() - cel;
-    println!(
+    outln!(
         "schemas: {} document(s) in {} rendering(s) of {} manifest file(s) checked against {}; {} CEL rule(s){} not evaluated",
         cov.documents,
         cov.renderings,

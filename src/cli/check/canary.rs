@@ -121,9 +121,14 @@ pub fn run(args: Args) -> i32 {
 
 /// A few lines of evidence before the verdict in human mode: per-variant counts and intervals.
 fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
-    println!(
+    outln!(
         "canary {}: {} requests used ({} classified, {} unclassified), ±{} pp at {} confidence",
-        e.target, e.requests_used, e.classified, e.unclassified.total, e.tolerance_pp, e.confidence
+        e.target,
+        e.requests_used,
+        e.classified,
+        e.unclassified.total,
+        e.tolerance_pp,
+        e.confidence
     );
     for v in &e.variants {
         let sides: Vec<String> = v
@@ -141,7 +146,7 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
                 )
             })
             .collect();
-        println!(
+        outln!(
             "  {:<12} weight {:>3} %  hits {:>5}  share {:>6}  interval [{:.1} %, {:.1} %]  {}",
             v.name,
             v.weight_percent,

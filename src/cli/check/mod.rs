@@ -36,9 +36,9 @@ pub fn run(cmd: CheckCmd) -> i32 {
 /// Prints a verdict the way every `check` subcommand does, and returns its exit code.
 pub fn emit<E: Serialize>(verdict: &Verdict<E>, json: bool) -> i32 {
     if json {
-        println!("{}", verdict.to_json_string());
+        outln!("{}", verdict.to_json_string());
     } else {
-        print!("{}", verdict.render_human());
+        out!("{}", verdict.render_human());
     }
     verdict.outcome.exit_code()
 }
