@@ -443,6 +443,14 @@ async fn http_503_and_timeouts_are_errors() {
         "{}",
         v.to_json_string()
     );
+    // The reasons show the first example, not only where to look for it.
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("the first: HttpStatus status 503")),
+        "{:?}",
+        v.reasons
+    );
 
     let addr = serve(0.10, 0.0, 6, Answer::Slow(Duration::from_secs(30))).await;
     let started = std::time::Instant::now();

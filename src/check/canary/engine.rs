@@ -350,7 +350,14 @@ fn finish(
                 budget.max_fraction * 100.0,
                 kinds(&tally)
             ));
-            reasons.push("the traffic split cannot be judged while responses are lost or unrecognisable; see unclassified.examples".into());
+            let first = tally
+                .examples
+                .first()
+                .map(|u| format!("; the first: {:?} {}", u.kind, u.detail))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "the traffic split cannot be judged while responses are lost or unrecognisable (all kept under unclassified.examples){first}"
+            ));
             Outcome::Error
         }
         Stop::Rule { decision } => {

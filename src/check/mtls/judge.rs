@@ -209,6 +209,13 @@ pub fn judge(analysis: &Analysis, j: &JudgeInput<'_>) -> Verdict<MtlsEvidence> {
             )],
         )
     };
+    // Without a mesh's rules a pass says only "TLS on the wire": nothing on the wire shows a
+    // client certificate (TLS 1.3 encrypts it), so say what was not checked.
+    if outcome == Outcome::Pass && j.rules == &HelloRules::default() && j.port_rules.is_empty() {
+        reasons.push(
+            "no mesh rules (--mesh istio|linkerd, --expect-alpn, --expect-sni-suffix): this shows TLS on the wire only, not mutual authentication or a mesh identity".into(),
+        );
+    }
     if outcome == Outcome::Fail {
         if let Some(t) = truncated {
             reasons.push(t);

@@ -83,6 +83,20 @@ fn tls_with_istio_alpn_passes_and_without_fails() {
     let v = run(&bytes, &spec(Some(Mesh::Istio), Some(8080)));
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert_eq!(v.evidence.flows.len(), 1);
+    assert!(!v
+        .reasons
+        .iter()
+        .any(|r| r.contains("not mutual authentication")));
+    // Without a mesh's rules the pass says what it did not check.
+    let v = run(&bytes, &spec(None, Some(8080)));
+    assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("TLS on the wire only, not mutual authentication")),
+        "{:?}",
+        v.reasons
+    );
     let v = run(&bytes, &spec(Some(Mesh::Linkerd), Some(8080)));
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert!(v.reasons[0].contains("SNI"), "{:?}", v.reasons);

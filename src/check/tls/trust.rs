@@ -161,11 +161,46 @@ impl TrustRoots {
     }
 }
 
+/// A path-building error in words, after webpki's name for it.
 fn describe(e: &webpki::Error) -> String {
-    match e {
-        webpki::Error::UnknownIssuer => {
-            "UnknownIssuer: no path to a trusted root (issuer not among the trust anchors)".into()
+    use webpki::Error as E;
+    let words = match e {
+        E::UnknownIssuer => "no path to a trusted root (issuer not among the trust anchors)",
+        E::CaUsedAsEndEntity => {
+            "the server presents a CA certificate as its own (a CA may sign server certificates, not be one)"
         }
-        other => format!("{other:?}"),
+        E::EndEntityUsedAsCa => "a server (end-entity) certificate signed another certificate",
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify",
+        E::RequiredEkuNotFoundContext(_) => {
+            "the certificate is not allowed for TLS servers (no serverAuth EKU)"
+        }
+        E::PathLenConstraintViolated => "the chain is longer than a CA's path-length constraint allows",
+        E::CertNotValidForName(_) => "the certificate does not name this host",
+        E::BadDer | E::BadDerTime => "a certificate in the chain is not valid DER",
+        _ => return format!("{e:?}"),
+    };
+    format!(
+        "{}: {words}",
+        format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn path_errors_are_said_in_words_after_their_name() {
+        let d = describe(&webpki::Error::CaUsedAsEndEntity);
+        assert!(
+            d.starts_with("CaUsedAsEndEntity: the server presents a CA certificate as its own"),
+            "{d}"
+        );
+        assert!(describe(&webpki::Error::UnknownIssuer).starts_with("UnknownIssuer: no path"));
+        // What has no words yet still says its name.
+        assert_eq!(
+            describe(&webpki::Error::UnsupportedCertVersion),
+            "UnsupportedCertVersion"
+        );
     }
 }
