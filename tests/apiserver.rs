@@ -7,6 +7,8 @@
 //! Every test works in its own uniquely named namespaces so they run in parallel against one
 //! server. CRDs are cluster-wide; the shared bundle is installed once per process.
 
+mod support_harness;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -164,7 +166,6 @@ async fn ensure_crds(client: &Client) -> &'static [Applied] {
 
 // ---------- tests ----------
 
-#[tokio::test]
 async fn shared_crds_install_become_established_and_resolve_in_discovery() {
     let client = rig!();
     let first = ensure_crds(&client).await;
@@ -228,7 +229,6 @@ async fn shared_crds_install_become_established_and_resolve_in_discovery() {
     }
 }
 
-#[tokio::test]
 async fn fixtures_pass_server_dry_run_and_a_string_weight_is_rejected() {
     let client = rig!();
     ensure_crds(&client).await;
@@ -281,7 +281,6 @@ async fn fixtures_pass_server_dry_run_and_a_string_weight_is_rejected() {
     assert!(vs.get_opt("env-split").await.unwrap().is_none());
 }
 
-#[tokio::test]
 async fn apply_is_idempotent_owned_by_meshproof_and_conflicts_are_typed() {
     let client = rig!();
     let ns = unique("mp-ssa");
@@ -356,7 +355,6 @@ async fn apply_is_idempotent_owned_by_meshproof_and_conflicts_are_typed() {
     drop_ns(&client, &ns).await;
 }
 
-#[tokio::test]
 async fn cleanup_removes_only_what_the_run_labelled() {
     let client = rig!();
     let run = RunId::new(unique("run")).unwrap();
@@ -423,7 +421,6 @@ async fn cleanup_removes_only_what_the_run_labelled() {
     drop_ns(&client, &ns_keep).await;
 }
 
-#[tokio::test]
 async fn a_deployment_that_cannot_roll_out_times_out_with_its_current_state() {
     let client = rig!();
     let ns = unique("mp-roll");
@@ -476,7 +473,6 @@ async fn a_deployment_that_cannot_roll_out_times_out_with_its_current_state() {
     drop_ns(&client, &ns).await;
 }
 
-#[tokio::test]
 async fn a_custom_status_condition_ends_the_wait() {
     let client = rig!();
     let ns = unique("mp-cond");
@@ -543,7 +539,6 @@ async fn a_custom_status_condition_ends_the_wait() {
 
 /// Gateway API routes keep their conditions per parent: the canary scenario waits for Linkerd to
 /// accept its HTTPRoute, and a route that one parent ignores is not in effect.
-#[tokio::test]
 async fn an_httproute_is_accepted_only_when_every_parent_says_so() {
     let client = rig!();
     ensure_crds(&client).await;
@@ -606,7 +601,6 @@ async fn an_httproute_is_accepted_only_when_every_parent_says_so() {
     drop_ns(&client, &ns).await;
 }
 
-#[tokio::test]
 async fn failure_dump_has_events_and_statuses_and_no_secret_data() {
     let client = rig!();
     let ns = unique("mp-dump");
@@ -699,7 +693,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Every manifest the scenarios apply, rendered for every environment of both suites exactly as
 /// a run renders it, is accepted by the real server's own validation (server-side dry run,
 /// nothing stored). The rejecting half is `fixtures_pass_server_dry_run_and_a_string_weight_is_rejected`.
-#[tokio::test]
 async fn every_rendered_scenario_manifest_passes_server_dry_run() {
     let client = rig!();
     ensure_crds(&client).await;
@@ -742,7 +735,6 @@ async fn every_rendered_scenario_manifest_passes_server_dry_run() {
 /// OF-8) is seen as deleting, and waited out until its Deployment and Service are gone — or
 /// reported with what still lingers. Here a finalizer holds the Deployment the way a foreground
 /// deletion does until its pods are gone.
-#[tokio::test]
 async fn a_function_being_deleted_is_waited_out_until_its_objects_are_gone() {
     use k8s_openapi::api::apps::v1::Deployment;
     use kube::api::{Patch, PatchParams};
@@ -797,7 +789,6 @@ async fn a_function_being_deleted_is_waited_out_until_its_objects_are_gone() {
 /// The stack's patch of an installer's object (the Istio ingress gateway's NodePorts) against
 /// the real server: a missing object is an error naming it and is not created; an existing one
 /// is changed.
-#[tokio::test]
 async fn patch_existing_refuses_to_create_and_changes_what_exists_and_exists_says_so() {
     use meshproof::stack::cluster::api::{ClusterApi, KubeTarget};
     use meshproof::stack::cluster::kube_api::KubeClusterApi;
@@ -857,4 +848,65 @@ async fn patch_existing_refuses_to_create_and_changes_what_exists_and_exists_say
         .unwrap();
     assert!(KubeClusterApi.exists(&target, &config).await.unwrap());
     drop_ns(&client, &ns).await;
+}
+
+fn main() -> std::process::ExitCode {
+    use support_harness::{Case, Need};
+    support_harness::run(vec![
+        Case::tokio(
+            "shared_crds_install_become_established_and_resolve_in_discovery",
+            &[Need::KubeRig],
+            shared_crds_install_become_established_and_resolve_in_discovery,
+        ),
+        Case::tokio(
+            "fixtures_pass_server_dry_run_and_a_string_weight_is_rejected",
+            &[Need::KubeRig],
+            fixtures_pass_server_dry_run_and_a_string_weight_is_rejected,
+        ),
+        Case::tokio(
+            "apply_is_idempotent_owned_by_meshproof_and_conflicts_are_typed",
+            &[Need::KubeRig],
+            apply_is_idempotent_owned_by_meshproof_and_conflicts_are_typed,
+        ),
+        Case::tokio(
+            "cleanup_removes_only_what_the_run_labelled",
+            &[Need::KubeRig],
+            cleanup_removes_only_what_the_run_labelled,
+        ),
+        Case::tokio(
+            "a_deployment_that_cannot_roll_out_times_out_with_its_current_state",
+            &[Need::KubeRig],
+            a_deployment_that_cannot_roll_out_times_out_with_its_current_state,
+        ),
+        Case::tokio(
+            "a_custom_status_condition_ends_the_wait",
+            &[Need::KubeRig],
+            a_custom_status_condition_ends_the_wait,
+        ),
+        Case::tokio(
+            "an_httproute_is_accepted_only_when_every_parent_says_so",
+            &[Need::KubeRig],
+            an_httproute_is_accepted_only_when_every_parent_says_so,
+        ),
+        Case::tokio(
+            "failure_dump_has_events_and_statuses_and_no_secret_data",
+            &[Need::KubeRig],
+            failure_dump_has_events_and_statuses_and_no_secret_data,
+        ),
+        Case::tokio(
+            "every_rendered_scenario_manifest_passes_server_dry_run",
+            &[Need::KubeRig],
+            every_rendered_scenario_manifest_passes_server_dry_run,
+        ),
+        Case::tokio(
+            "a_function_being_deleted_is_waited_out_until_its_objects_are_gone",
+            &[Need::KubeRig],
+            a_function_being_deleted_is_waited_out_until_its_objects_are_gone,
+        ),
+        Case::tokio(
+            "patch_existing_refuses_to_create_and_changes_what_exists_and_exists_says_so",
+            &[Need::KubeRig],
+            patch_existing_refuses_to_create_and_changes_what_exists_and_exists_says_so,
+        ),
+    ])
 }

@@ -8,6 +8,8 @@
 //! dependencies for the pcapng case) and root/CAP_NET_RAW. Without them a test FAILS when
 //! `CI=true` and otherwise prints `SKIPPED <test>: <reason>` and returns.
 
+mod support_harness;
+
 use meshproof::check::mtls::{self, capture, CheckSpec, HelloRules, Mesh};
 use meshproof::check::Outcome;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -393,7 +395,6 @@ fn frames_containing(path: &Path, needle: &[u8]) -> Vec<u64> {
 // ---------------------------------------------------------------------------------------------
 // Cases
 
-#[test]
 fn plaintext_http_with_sentinel_fails_with_packet_number() {
     let t = "plaintext_http_with_sentinel_fails_with_packet_number";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -432,7 +433,6 @@ fn plaintext_http_with_sentinel_fails_with_packet_number() {
         .any(|f| matches!(f.rule, mtls::FlowResult::Fail(_))));
 }
 
-#[test]
 fn tls_with_istio_alpn_passes_with_istio_preset() {
     let t = "tls_with_istio_alpn_passes_with_istio_preset";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -477,7 +477,6 @@ fn tls_with_istio_alpn_passes_with_istio_preset() {
     );
 }
 
-#[test]
 fn tls_without_istio_alpn_fails_with_istio_preset() {
     let t = "tls_without_istio_alpn_fails_with_istio_preset";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -508,7 +507,6 @@ fn tls_without_istio_alpn_fails_with_istio_preset() {
     );
 }
 
-#[test]
 fn linkerd_sni_passes_on_an_any_interface_capture() {
     let t = "linkerd_sni_passes_on_an_any_interface_capture";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -546,7 +544,6 @@ fn linkerd_sni_passes_on_an_any_interface_capture() {
     );
 }
 
-#[test]
 fn mixed_tls_and_plaintext_fails_on_a_nanosecond_capture() {
     let t = "mixed_tls_and_plaintext_fails_on_a_nanosecond_capture";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -595,7 +592,6 @@ fn mixed_tls_and_plaintext_fails_on_a_nanosecond_capture() {
     assert_eq!(tls_flow.rule, mtls::FlowResult::Pass);
 }
 
-#[test]
 fn ipv6_loopback_tls_and_plaintext_are_judged() {
     let t = "ipv6_loopback_tls_and_plaintext_are_judged";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -638,7 +634,6 @@ fn ipv6_loopback_tls_and_plaintext_are_judged() {
     );
 }
 
-#[test]
 fn sentinel_split_across_two_segments_is_found() {
     let t = "sentinel_split_across_two_segments_is_found";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -669,7 +664,6 @@ fn sentinel_split_across_two_segments_is_found() {
     );
 }
 
-#[test]
 fn empty_capture_is_an_error() {
     let t = "empty_capture_is_an_error";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -684,7 +678,6 @@ fn empty_capture_is_an_error() {
     assert!(v.reasons[0].contains("no packets"), "{:?}", v.reasons);
 }
 
-#[test]
 fn truncated_and_garbage_files_are_clean_errors() {
     let t = "truncated_and_garbage_files_are_clean_errors";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -735,7 +728,6 @@ fn truncated_and_garbage_files_are_clean_errors() {
     }
 }
 
-#[test]
 fn pcapng_capture_from_dumpcap_is_judged() {
     let t = "pcapng_capture_from_dumpcap_is_judged";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -811,7 +803,6 @@ fn wait_with_timeout(mut child: Child) -> std::process::Output {
     }
 }
 
-#[test]
 fn cli_exit_codes_json_and_stdin() {
     let t = "cli_exit_codes_json_and_stdin";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -901,7 +892,6 @@ fn cli_exit_codes_json_and_stdin() {
     );
 }
 
-#[test]
 fn cli_judges_a_live_tcpdump_stream_on_stdin() {
     let t = "cli_judges_a_live_tcpdump_stream_on_stdin";
     let (l, port) = listener();
@@ -1001,7 +991,6 @@ fn plaintext_exchange_from(src: std::net::IpAddr, l: &TcpListener, payload: &[u8
 /// port it is given (Linkerd's proxy inbound port, where meshed peers connect: ledger LD-7).
 /// Checked with the real tcpdump, passing the filter word by word as the ephemeral container
 /// does.
-#[test]
 fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     let t = "the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1059,4 +1048,75 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
         frames_containing(&path, to_other.as_bytes()).is_empty(),
         "a flow to a port not asked for is dropped"
     );
+}
+
+fn main() -> std::process::ExitCode {
+    use support_harness::{Case, Need};
+    support_harness::run(vec![
+        Case::sync(
+            "plaintext_http_with_sentinel_fails_with_packet_number",
+            &[Need::Tcpdump],
+            plaintext_http_with_sentinel_fails_with_packet_number,
+        ),
+        Case::sync(
+            "tls_with_istio_alpn_passes_with_istio_preset",
+            &[Need::Tcpdump],
+            tls_with_istio_alpn_passes_with_istio_preset,
+        ),
+        Case::sync(
+            "tls_without_istio_alpn_fails_with_istio_preset",
+            &[Need::Tcpdump],
+            tls_without_istio_alpn_fails_with_istio_preset,
+        ),
+        Case::sync(
+            "linkerd_sni_passes_on_an_any_interface_capture",
+            &[Need::Tcpdump],
+            linkerd_sni_passes_on_an_any_interface_capture,
+        ),
+        Case::sync(
+            "mixed_tls_and_plaintext_fails_on_a_nanosecond_capture",
+            &[Need::Tcpdump],
+            mixed_tls_and_plaintext_fails_on_a_nanosecond_capture,
+        ),
+        Case::sync(
+            "ipv6_loopback_tls_and_plaintext_are_judged",
+            &[Need::Tcpdump],
+            ipv6_loopback_tls_and_plaintext_are_judged,
+        ),
+        Case::sync(
+            "sentinel_split_across_two_segments_is_found",
+            &[Need::Tcpdump],
+            sentinel_split_across_two_segments_is_found,
+        ),
+        Case::sync(
+            "empty_capture_is_an_error",
+            &[Need::Tcpdump],
+            empty_capture_is_an_error,
+        ),
+        Case::sync(
+            "truncated_and_garbage_files_are_clean_errors",
+            &[Need::Tcpdump],
+            truncated_and_garbage_files_are_clean_errors,
+        ),
+        Case::sync(
+            "pcapng_capture_from_dumpcap_is_judged",
+            &[Need::Dumpcap],
+            pcapng_capture_from_dumpcap_is_judged,
+        ),
+        Case::sync(
+            "cli_exit_codes_json_and_stdin",
+            &[Need::Tcpdump],
+            cli_exit_codes_json_and_stdin,
+        ),
+        Case::sync(
+            "cli_judges_a_live_tcpdump_stream_on_stdin",
+            &[Need::Tcpdump],
+            cli_judges_a_live_tcpdump_stream_on_stdin,
+        ),
+        Case::sync(
+            "the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients",
+            &[Need::Tcpdump],
+            the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients,
+        ),
+    ])
 }

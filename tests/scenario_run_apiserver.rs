@@ -11,6 +11,8 @@
 //! What it cannot prove here: deploys through the OpenFaaS gateway and every check (they need
 //! running pods) — those run in the cluster tier (`cargo test --test e2e`).
 
+mod support_harness;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -226,7 +228,6 @@ impl TrialOps for Inspecting {
     }
 }
 
-#[tokio::test]
 async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_removed_at_the_end() {
     let Some(r) = rig().await else { return };
     // Steps: the mtls scenario's Istio policy, the deny scenario's Istio policies (both the
@@ -316,7 +317,6 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
 
-#[tokio::test]
 async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_and_is_cleaned_up() {
     let Some(r) = rig().await else { return };
     let ns = &r.ns;
@@ -378,7 +378,6 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
     let _ = nss.delete(ns, &DeleteParams::background()).await;
 }
 
-#[tokio::test]
 async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
     use meshproof::restore::{ClusterOps, ResourceKind};
     use meshproof::scenario_run::kube_ops::restore::KubeClusterOps;
@@ -430,7 +429,6 @@ async fn the_restore_flow_reads_and_applies_through_kube_cluster_ops() {
 /// LD-12). The guard reads the real objects: the Service's named targetPort and the probes of
 /// the pods the controller manager created from the Deployment (Pending here: no kubelet). It
 /// refuses the probe before any probe pod is started or any policy applied.
-#[tokio::test]
 async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_from_the_real_pod_specs() {
     use k8s_openapi::api::core::v1::Pod;
     let Some(r) = rig().await else { return };
@@ -535,7 +533,6 @@ spec:
 /// foreground delete, ledger OF-8) waits for the old objects to go instead of updating over
 /// them: here the Pro deploy (a Function object) is held until a finalizer on the old
 /// Deployment is released.
-#[tokio::test]
 async fn a_redeploy_waits_out_the_previous_functions_deletion() {
     use k8s_openapi::api::apps::v1::Deployment;
     use kube::api::{Patch, PatchParams};
@@ -621,7 +618,6 @@ async fn a_redeploy_waits_out_the_previous_functions_deletion() {
 /// cert-manager does not delete a Certificate's Secret with it (ledger CM-4): a trial that
 /// applied the Certificate removes the Secret cert-manager wrote, and leaves alone a Secret
 /// that existed before the trial.
-#[tokio::test]
 async fn a_trials_certificates_take_their_new_secrets_with_them() {
     use k8s_openapi::api::core::v1::Secret;
     let Some(r) = rig().await else { return };
@@ -706,7 +702,6 @@ async fn a_trials_certificates_take_their_new_secrets_with_them() {
 
 /// `HTTPRoute` is served by two API groups once Linkerd's CRDs are in (ledger LD-16): a wait
 /// target naming only the kind is an error listing both, and `kind.group` picks one.
-#[tokio::test]
 async fn a_kind_served_by_two_groups_must_be_qualified_by_its_group() {
     let Some(r) = rig().await else { return };
     for f in [
@@ -750,4 +745,17 @@ async fn a_kind_served_by_two_groups_must_be_qualified_by_its_group() {
     assert_eq!(ar.group, "apps", "an unambiguous kind needs no group");
     let nss: Api<Namespace> = Api::all(r.client.clone());
     let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
+}
+
+fn main() -> std::process::ExitCode {
+    use support_harness::{Case, Need};
+    support_harness::run(vec![
+        Case::tokio("rendered_manifests_are_applied_with_the_meshproof_manager_and_all_removed_at_the_end", &[Need::KubeRig], rendered_manifests_are_applied_with_the_meshproof_manager_and_all_removed_at_the_end),
+        Case::tokio("a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_and_is_cleaned_up", &[Need::KubeRig], a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_and_is_cleaned_up),
+        Case::tokio("the_restore_flow_reads_and_applies_through_kube_cluster_ops", &[Need::KubeRig], the_restore_flow_reads_and_applies_through_kube_cluster_ops),
+        Case::tokio("on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_from_the_real_pod_specs", &[Need::KubeRig], on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_from_the_real_pod_specs),
+        Case::tokio("a_redeploy_waits_out_the_previous_functions_deletion", &[Need::KubeRig], a_redeploy_waits_out_the_previous_functions_deletion),
+        Case::tokio("a_trials_certificates_take_their_new_secrets_with_them", &[Need::KubeRig], a_trials_certificates_take_their_new_secrets_with_them),
+        Case::tokio("a_kind_served_by_two_groups_must_be_qualified_by_its_group", &[Need::KubeRig], a_kind_served_by_two_groups_must_be_qualified_by_its_group),
+    ])
 }

@@ -9,6 +9,7 @@
 //! Needs `tcpdump` and the right to capture on `lo` (root or CAP_NET_RAW); without them each
 //! test prints why it skips, except under `CI=true` where it fails.
 
+mod support_harness;
 mod support_tls;
 
 use meshproof::check::http::{Classification, Denial, DenySource};
@@ -204,7 +205,6 @@ fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> 
 /// with SNI = the function's identity and ALPN `transport.l5d.io/v1`. Judged on the app port
 /// alone — what meshproof did before — the capture holds nothing to judge; with the inbound
 /// port it passes, and the same TLS without the transport ALPN fails there.
-#[tokio::test]
 async fn linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn() {
     let s = new_sentinel();
     let sni = "default.openfaas-fn.serviceaccount.identity.linkerd.cluster.local";
@@ -251,7 +251,6 @@ async fn linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn() {
     );
 }
 
-#[tokio::test]
 async fn a_plaintext_control_capture_proves_the_capture_can_see() {
     let s = new_sentinel();
     let Some(rec) = plaintext_capture(&s).await else {
@@ -271,7 +270,6 @@ async fn a_plaintext_control_capture_proves_the_capture_can_see() {
     assert!(e.starts_with("capture is blind"), "{e}");
 }
 
-#[tokio::test]
 async fn a_tls_only_control_capture_is_blind() {
     let s = new_sentinel();
     let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
@@ -282,7 +280,6 @@ async fn a_tls_only_control_capture_is_blind() {
     assert!(e.starts_with("capture is blind"), "{e}");
 }
 
-#[tokio::test]
 async fn the_engine_passes_istio_mtls_on_the_wire_and_fails_tls_without_the_mesh_alpn() {
     let s = new_sentinel();
     let Some(rec) = tls_capture(&s, &["istio-http/1.1"]).await else {
@@ -420,7 +417,6 @@ async fn recorded() -> Option<RecordedTraffic> {
     })
 }
 
-#[tokio::test]
 async fn the_check_runs_control_first_then_function_identity_and_strict() {
     let Some(mut d) = recorded().await else {
         return;
@@ -468,7 +464,6 @@ async fn the_check_runs_control_first_then_function_identity_and_strict() {
     assert_eq!(d.calls, ["capture env-nomesh"]);
 }
 
-#[tokio::test]
 async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
     let Some(mut d) = recorded().await else {
         return;
@@ -564,7 +559,6 @@ async fn run(
 /// send around their mTLS (IS-8): the control's echoed Host shows it, and the check stops with
 /// an error naming that cause before judging the mesh. Linkerd meshes pod-IP traffic (LD-7):
 /// there the addressing is only recorded.
-#[tokio::test]
 async fn a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under_linkerd() {
     let Some(mut d) = recorded().await else {
         return;
@@ -595,7 +589,6 @@ async fn a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under
 /// The capture is judged even when the requests failed: a sentinel in plaintext fails the
 /// check whatever the answers were (before, a failed request threw the capture away as an
 /// error); failures with a clean capture are an error that carries the answer's body.
-#[tokio::test]
 async fn plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_with_the_body() {
     let Some(mut d) = recorded().await else {
         return;
@@ -626,7 +619,6 @@ async fn plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_wi
 /// Istio's XFCC is APPEND_FORWARD (ledger IS-12): the function's sidecar appends the last
 /// element, whose URI is the client it saw. Only that element counts, and its URI must be the
 /// gateway's exactly (a substring match accepted `…/sa/openfaas-controller-x`).
-#[tokio::test]
 async fn the_last_xfcc_element_must_name_the_gateway_exactly() {
     use meshproof::scenario_run::checks::mtls::{identity_ok, xfcc_last_uri};
     let want = "URI=spiffe://cluster.local/ns/openfaas/sa/openfaas-controller";
@@ -658,7 +650,6 @@ async fn the_last_xfcc_element_must_name_the_gateway_exactly() {
 /// 403 means the port took plaintext and a policy answered — a fail; and a leftover
 /// AuthorizationPolicy, which could close the connection itself, makes the probe an error. On
 /// Linkerd the proxy answers a bare 403, counted by its deny counter.
-#[tokio::test]
 async fn the_strict_probe_counts_only_a_refusal_the_mesh_made_for_strict() {
     let forbidden = Classification::Denied(Denial::Forbidden {
         source: DenySource::Unknown,
@@ -704,4 +695,60 @@ async fn the_strict_probe_counts_only_a_refusal_the_mesh_made_for_strict() {
     d.proxy_denies = false;
     let v = run(&mut d, Mesh::Linkerd).await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+}
+
+fn main() -> std::process::ExitCode {
+    use support_harness::{Case, Need};
+    support_harness::run(vec![
+        Case::tokio(
+            "linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn",
+            &[Need::Tcpdump],
+            linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn,
+        ),
+        Case::tokio(
+            "a_plaintext_control_capture_proves_the_capture_can_see",
+            &[Need::Tcpdump],
+            a_plaintext_control_capture_proves_the_capture_can_see,
+        ),
+        Case::tokio(
+            "a_tls_only_control_capture_is_blind",
+            &[Need::Tcpdump],
+            a_tls_only_control_capture_is_blind,
+        ),
+        Case::tokio(
+            "the_engine_passes_istio_mtls_on_the_wire_and_fails_tls_without_the_mesh_alpn",
+            &[Need::Tcpdump],
+            the_engine_passes_istio_mtls_on_the_wire_and_fails_tls_without_the_mesh_alpn,
+        ),
+        Case::tokio(
+            "the_check_runs_control_first_then_function_identity_and_strict",
+            &[Need::Tcpdump],
+            the_check_runs_control_first_then_function_identity_and_strict,
+        ),
+        Case::tokio(
+            "a_missing_identity_or_an_accepted_plaintext_client_fails",
+            &[Need::Tcpdump],
+            a_missing_identity_or_an_accepted_plaintext_client_fails,
+        ),
+        Case::tokio(
+            "a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under_linkerd",
+            &[Need::Tcpdump],
+            a_gateway_that_calls_pod_ips_is_an_error_under_istio_and_recorded_under_linkerd,
+        ),
+        Case::tokio(
+            "plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_with_the_body",
+            &[Need::Tcpdump],
+            plaintext_fails_whatever_the_answers_and_failures_alone_are_an_error_with_the_body,
+        ),
+        Case::tokio(
+            "the_last_xfcc_element_must_name_the_gateway_exactly",
+            &[],
+            the_last_xfcc_element_must_name_the_gateway_exactly,
+        ),
+        Case::tokio(
+            "the_strict_probe_counts_only_a_refusal_the_mesh_made_for_strict",
+            &[Need::Tcpdump],
+            the_strict_probe_counts_only_a_refusal_the_mesh_made_for_strict,
+        ),
+    ])
 }

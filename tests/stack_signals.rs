@@ -9,6 +9,7 @@
 //! rig those tests say why they skip (and fail under `CI=true`).
 
 mod doubles;
+mod support_harness;
 
 use doubles::{flag, Doubles};
 use nix::sys::signal::{kill, Signal};
@@ -150,7 +151,6 @@ fn deleted_names(d: &Doubles) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130() {
     let p = spawn(&[("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")], &[]);
     p.wait_for_call("kind create cluster");
@@ -193,7 +193,6 @@ fn survivors(d: &Doubles) -> Vec<String> {
     out
 }
 
-#[test]
 fn sigterm_mid_install_deletes_the_cluster_and_exits_143() {
     if rig_with_ready_node().is_none() {
         return;
@@ -211,7 +210,6 @@ fn sigterm_mid_install_deletes_the_cluster_and_exits_143() {
     );
 }
 
-#[test]
 fn a_second_sigint_skips_cleanup_and_prints_the_delete_command() {
     if rig_with_ready_node().is_none() {
         return;
@@ -234,7 +232,6 @@ fn a_second_sigint_skips_cleanup_and_prints_the_delete_command() {
     );
 }
 
-#[test]
 fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
     if rig_with_ready_node().is_none() {
         return;
@@ -280,7 +277,6 @@ fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
 
 /// A Ctrl-C while the run's own teardown is deleting the cluster must not kill that delete: the
 /// handler waits for it instead of reporting a cleanup that never finished.
-#[test]
 fn sigint_during_the_final_kind_delete_lets_it_finish() {
     if rig_with_ready_node().is_none() {
         return;
@@ -318,7 +314,6 @@ fn temp_dir_of(stderr: &str) -> Option<std::path::PathBuf> {
 /// SIGKILL reaches no handler: the reaper (a detached process holding a pipe from the run)
 /// kills the run's process groups, deletes the cluster — even one still being created — and
 /// removes the run's temp dir, within 30 s (issue #13).
-#[test]
 fn sigkill_during_kind_create_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dir() {
     let mut p = spawn(&[("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")], &[]);
     p.wait_for_call("kind create cluster");
@@ -367,7 +362,6 @@ fn sigkill_during_kind_create_leaves_the_reaper_to_delete_the_cluster_and_the_te
 }
 
 /// SIGKILL during the install (a cluster exists, istioctl is mid-call): the same net.
-#[test]
 fn sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster() {
     if rig_with_ready_node().is_none() {
         return;
@@ -392,7 +386,6 @@ fn sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster() {
 
 /// A kind killed mid-create leaves `<kubeconfig>.lock`; the next delete would fail after
 /// deleting the nodes (CONTRACTS.md KIND-5). The reaper clears the stale lock first.
-#[test]
 fn the_reaper_clears_a_stale_kubeconfig_lock_before_deleting() {
     let d = Doubles::new();
     std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
@@ -409,4 +402,50 @@ fn the_reaper_clears_a_stale_kubeconfig_lock_before_deleting() {
     );
     assert_eq!(log, ["deleted kind cluster meshproof-stale"]);
     assert!(!meshproof::reaper::kubeconfig_lock(&kubeconfig).exists());
+}
+
+fn main() -> std::process::ExitCode {
+    use support_harness::{Case, Need};
+    support_harness::run(vec![
+        Case::sync(
+            "sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130",
+            &[],
+            sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130,
+        ),
+        Case::sync(
+            "sigterm_mid_install_deletes_the_cluster_and_exits_143",
+            &[Need::KubeRig],
+            sigterm_mid_install_deletes_the_cluster_and_exits_143,
+        ),
+        Case::sync(
+            "a_second_sigint_skips_cleanup_and_prints_the_delete_command",
+            &[Need::KubeRig],
+            a_second_sigint_skips_cleanup_and_prints_the_delete_command,
+        ),
+        Case::sync(
+            "an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps",
+            &[Need::KubeRig],
+            an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps,
+        ),
+        Case::sync(
+            "sigint_during_the_final_kind_delete_lets_it_finish",
+            &[Need::KubeRig],
+            sigint_during_the_final_kind_delete_lets_it_finish,
+        ),
+        Case::sync(
+            "sigkill_during_kind_create_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dir",
+            &[],
+            sigkill_during_kind_create_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dir,
+        ),
+        Case::sync(
+            "sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster",
+            &[Need::KubeRig],
+            sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster,
+        ),
+        Case::sync(
+            "the_reaper_clears_a_stale_kubeconfig_lock_before_deleting",
+            &[],
+            the_reaper_clears_a_stale_kubeconfig_lock_before_deleting,
+        ),
+    ])
 }
