@@ -924,3 +924,75 @@ fn markdown_is_a_submission_readme() {
     );
     assert!(md.contains("&lt;b&gt;"));
 }
+
+#[test]
+fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-teardown", Redactor::default()).unwrap();
+    let mut a = fingerprint("istio[k8s=1.34]");
+    a.suite = "leaky".into();
+    let mut b = fingerprint("istio[k8s=1.33]");
+    b.suite = "clean".into();
+    start(&r, &[("a", a), ("b", b)]);
+    let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
+    trial(&r, "a", "x", TrialOutcome::Passed, pass(), vec![]);
+    trial(&r, "b", "x", TrialOutcome::Passed, pass(), vec![]);
+    r.emit(Event::EnvironmentFinished {
+        environment: "a".into(),
+        teardown_error: Some("kind delete cluster: exit status 1".into()),
+    })
+    .unwrap();
+    r.emit(Event::EnvironmentFinished {
+        environment: "b".into(),
+        teardown_error: None,
+    })
+    .unwrap();
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    let status = |n: &str| rep.suites.iter().find(|s| s.name == n).map(|s| s.status);
+    // Every trial passed; the cluster that may still run makes the suite a failure.
+    assert_eq!(status("leaky"), Some(Status::Failure));
+    assert_eq!(status("clean"), Some(Status::Success));
+    assert_eq!(rep.summary.status, Status::Failure);
+
+    let junit = r.junit_path();
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let Some(out) = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
+    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
+        return;
+    };
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (j["tests"].as_u64(), j["errors"].as_u64()),
+        (Some(3), Some(1)),
+        "{j:#}"
+    );
+    let leaky = j["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "a")
+        .unwrap_or_else(|| panic!("{j:#}"));
+    assert_eq!(leaky["errors"], 1);
+    let case = leaky["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "teardown")
+        .unwrap_or_else(|| panic!("{j:#}"));
+    assert_eq!(case["results"][0]["kind"], "Error");
+    assert!(
+        case["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kind delete cluster: exit status 1"),
+        "{case:#}"
+    );
+}

@@ -76,14 +76,21 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     w.write_event(XmlEvent::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
         .map_err(xml_err)?;
     let all = report.summary.counts;
+    // A failed teardown is one more errored case (`teardown`) in its environment's suite: the
+    // schema has no `<error>` on a `<testsuite>`, and CI readers count testcases.
+    let torn = report
+        .environments
+        .iter()
+        .filter(|e| e.teardown_error.is_some())
+        .count() as u32;
     start(
         &mut w,
         "testsuites",
         &[
             ("name", format!("meshproof {}", report.run_id)),
-            ("tests", all.total().to_string()),
+            ("tests", (all.total() + torn).to_string()),
             ("failures", all.failed.to_string()),
-            ("errors", all.errored.to_string()),
+            ("errors", (all.errored + torn).to_string()),
             ("time", secs(report.summary.duration_ms)),
         ],
         false,
@@ -109,14 +116,15 @@ fn suite(
         c.add(&t.outcome);
         ms = ms.saturating_add(t.duration_ms);
     }
+    let torn = u32::from(env.teardown_error.is_some());
     start(
         w,
         "testsuite",
         &[
             ("name", env.name.clone()),
-            ("tests", c.total().to_string()),
+            ("tests", (c.total() + torn).to_string()),
             ("failures", c.failed.to_string()),
-            ("errors", c.errored.to_string()),
+            ("errors", (c.errored + torn).to_string()),
             ("skipped", c.ignored.to_string()),
             ("time", secs(ms)),
             ("timestamp", env.started_at.clone()),
@@ -156,6 +164,27 @@ fn suite(
     end(w, "properties")?;
     for t in &env.trials {
         case(w, env, t)?;
+    }
+    if let Some(e) = &env.teardown_error {
+        let attrs = [
+            ("classname", env.name.clone()),
+            ("name", "teardown".to_string()),
+            ("time", secs(0)),
+        ];
+        start(w, "testcase", &attrs, false)?;
+        let message = format!(
+            "tearing down {} failed (a cluster may be left behind): {e}",
+            env.name
+        );
+        start(
+            w,
+            "error",
+            &[("message", message.clone()), ("type", "teardown".into())],
+            false,
+        )?;
+        text(w, &message)?;
+        end(w, "error")?;
+        end(w, "testcase")?;
     }
     end(w, "testsuite")
 }

@@ -170,12 +170,28 @@ impl Report {
                 total_ms = total_ms.saturating_add(t.duration_ms);
             }
         }
+        // A cluster that could not be torn down may still be running (and costing): the suite
+        // is a failure whatever its trials said, so CI cannot stay green over a leak.
+        let torn = |suite: &str| {
+            self.environments
+                .iter()
+                .any(|e| e.suite == suite && e.teardown_error.is_some())
+        };
         for s in suites.values_mut() {
-            s.status = s.counts.status();
+            s.status = if torn(&s.name) {
+                Status::Failure
+            } else {
+                s.counts.status()
+            };
         }
         self.suites = suites.into_values().collect();
+        let any_torn = self.environments.iter().any(|e| e.teardown_error.is_some());
         self.summary = Summary {
-            status: all.status(),
+            status: if any_torn {
+                Status::Failure
+            } else {
+                all.status()
+            },
             counts: all,
             duration_ms: total_ms,
         };
