@@ -272,9 +272,10 @@ impl Lifecycle for StackLifecycle<'_, '_> {
                 "--keep-cluster / MESHPROOF_KEEP_CLUSTER is set: the restore check will not destroy a kept cluster".into(),
             ));
         }
+        // Awaited off the runtime's threads, so the flow's destroy deadline can fire while
+        // `kind delete cluster` runs.
         let env: &Environment = self.ctx.env;
-        // The teardown blocks (it runs `kind delete cluster` on a thread of its own).
-        tokio::task::block_in_place(|| env.teardown(false)).map_err(OpsError)
+        env.teardown_handle().teardown().await.map_err(OpsError)
     }
 
     async fn create(&mut self) -> Result<KubeClusterOps, OpsError> {
@@ -284,17 +285,15 @@ impl Lifecycle for StackLifecycle<'_, '_> {
             self.ctx.plan.key.as_str(),
         );
         let (opts, run) = (self.ctx.opts, self.ctx.run);
-        let handle = tokio::runtime::Handle::current();
-        // Provisioning holds the run's directories for its whole duration; blocking here keeps
-        // that lock out of this future (and the future `Send`).
-        let up = tokio::task::block_in_place(|| {
-            let dirs = run
-                .lock()
-                .map_err(|_| OpsError("the run's state is poisoned".into()))?;
-            handle
-                .block_on(environment::up(suite, spec, key, opts, &dirs))
-                .map_err(|e| OpsError(e.to_string()))
-        })?;
+        // The run's paths, copied out so no lock is held across the awaits below (and the
+        // flow's create deadline can fire: provisioning is awaited, never blocked on).
+        let dirs = run
+            .lock()
+            .map_err(|_| OpsError("the run's state is poisoned".into()))?
+            .view();
+        let up = environment::up(suite, spec, key, opts, &dirs)
+            .await
+            .map_err(|e| OpsError(e.to_string()))?;
         let kubeconfig = up.target.kubeconfig.clone();
         **self.ctx.env = up;
         let client = client_from_kubeconfig(&kubeconfig, &ClientOptions::default())

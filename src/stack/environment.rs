@@ -6,7 +6,7 @@
 
 use super::actions::{Action, ComponentPlan, Exec, Installed};
 use super::cluster::api::KubeTarget;
-use super::cluster::guard::{Teardown, TeardownGuard};
+use super::cluster::guard::{Teardown, TeardownGuard, TeardownHandle};
 use super::cluster::{existing, kind::KindCluster};
 use super::install::{self, linkerd, InstallCtx, Secrets};
 use super::names::{self, RunId};
@@ -88,6 +88,12 @@ impl Environment {
             }
         }
         self.guard.teardown()
+    }
+
+    /// Tears down (without exporting logs) as a future a deadline can cut off: see
+    /// [`TeardownHandle::teardown`].
+    pub fn teardown_handle(&self) -> TeardownHandle {
+        self.guard.handle()
     }
 
     /// The environment's artifacts directory (`<artifacts root>/<run id>/<environment>`).

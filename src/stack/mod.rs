@@ -165,6 +165,17 @@ impl RunDirs {
         &self.temp_path
     }
 
+    /// The same paths without owning the temp dir (dropping the view deletes nothing): for
+    /// work that runs while the owner is alive but must not hold the run's lock across awaits.
+    pub fn view(&self) -> RunDirs {
+        RunDirs {
+            run_id: self.run_id.clone(),
+            temp: None,
+            temp_path: self.temp_path.clone(),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+
     /// Where an environment's artifacts go: `<artifacts root>/<run id>/<environment key>`.
     pub fn env_artifacts(&self, env_key: &str) -> PathBuf {
         self.artifacts.join(names::sanitize(env_key))

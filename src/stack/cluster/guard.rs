@@ -258,10 +258,119 @@ impl TeardownGuard {
     pub fn manual(&self) -> String {
         self.0.manual()
     }
+
+    /// A handle that can tear the environment down from another thread; dropping the handle
+    /// does nothing (the guard stays the owner).
+    pub fn handle(&self) -> TeardownHandle {
+        TeardownHandle(self.0.clone())
+    }
+}
+
+/// Tears down the guard's environment from anywhere, without owning it.
+#[derive(Clone)]
+pub struct TeardownHandle(Arc<Inner>);
+
+impl TeardownHandle {
+    /// The teardown as a future the caller can time out: the blocking work runs on tokio's
+    /// blocking pool, so a deadline around this future fires on time. (Blocking the polling
+    /// thread instead — `block_in_place` — means the deadline is only looked at once the
+    /// teardown has returned, however long that takes.) A teardown cut off by a deadline
+    /// carries on in the background; a later `teardown` waits for it and reports its outcome.
+    pub async fn teardown(self) -> Result<(), String> {
+        tokio::task::spawn_blocking(move || self.0.run_once())
+            .await
+            .unwrap_or_else(|e| Err(format!("the teardown thread failed: {e}")))
+    }
 }
 
 impl Drop for TeardownGuard {
     fn drop(&mut self) {
         let _ = self.0.run_once();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::cluster::api::{ApiFuture, CoreObject};
+
+    /// TEST DOUBLE: an API whose cleanup takes `delay` (a slow `kind delete` stands in the
+    /// same place); everything else is unused here.
+    struct SlowCleanup {
+        delay: Duration,
+    }
+
+    impl ClusterApi for SlowCleanup {
+        fn apply<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn create<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+        fn patch_existing<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn exists<'a>(&'a self, _: &'a KubeTarget, _: &'a CoreObject) -> ApiFuture<'a, bool> {
+            Box::pin(async { Ok(false) })
+        }
+        fn nodes_ready<'a>(&'a self, _: &'a KubeTarget, _: Duration) -> ApiFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn cleanup_labelled<'a>(
+            &'a self,
+            _: &'a KubeTarget,
+            _: &'a str,
+            _: &'a str,
+        ) -> ApiFuture<'a, ()> {
+            let d = self.delay;
+            Box::pin(async move {
+                tokio::time::sleep(d).await;
+                Ok(())
+            })
+        }
+    }
+
+    fn slow_guard() -> TeardownGuard {
+        TeardownGuard::new(
+            Teardown::Existing {
+                target: KubeTarget {
+                    kubeconfig: "/nonexistent/kubeconfig".into(),
+                    context: None,
+                },
+                run_id: "guardtest".into(),
+                api: Arc::new(SlowCleanup {
+                    delay: Duration::from_millis(1500),
+                }),
+            },
+            false,
+            Arc::new(|_: &str| {}),
+        )
+    }
+
+    /// The restore's destroy phase has a deadline; it must be able to fire while the teardown
+    /// is still running. The old shape (`block_in_place` around the teardown, inside the timed
+    /// future) completes instead: the deadline is only polled after the teardown returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadline_around_the_teardown_fires_while_it_runs() {
+        let deadline = Duration::from_millis(100);
+
+        let blocking = slow_guard();
+        let old = tokio::time::timeout(deadline, async {
+            tokio::task::block_in_place(|| blocking.teardown())
+        })
+        .await;
+        assert!(
+            matches!(old, Ok(Ok(()))),
+            "block_in_place hides the deadline: {old:?}"
+        );
+
+        let guard = slow_guard();
+        let new = tokio::time::timeout(deadline, guard.handle().teardown()).await;
+        assert!(new.is_err(), "the deadline must fire: {new:?}");
+        // The teardown carried on; the owner's own teardown waits for it and sees it succeed.
+        let owner = tokio::task::spawn_blocking(move || guard.teardown())
+            .await
+            .unwrap();
+        assert_eq!(owner, Ok(()));
     }
 }
