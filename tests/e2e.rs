@@ -477,7 +477,9 @@ fn main() -> ExitCode {
         }
     }
     drop(session);
-    drop(raw_artifacts);
+    if let Some(d) = raw_artifacts {
+        let _ = meshproof::reaper::remove_dir(d);
+    }
     for (env, errors) in &teardown_errors {
         eprintln!(
             "e2e: error: tearing down {env} failed (a cluster may be left behind): {}",

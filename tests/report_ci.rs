@@ -131,6 +131,24 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
         }
     }
 
+    // After the run, even a cancelled one: `meshproof gc` deletes what a run killed together
+    // with its reaper left (issue #13).
+    let all = steps(job);
+    let run_at = all
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("--test e2e")))
+        .unwrap();
+    let gc_at = all
+        .iter()
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.trim().ends_with("-- gc"))
+        })
+        .expect("a step runs `meshproof gc`");
+    assert!(gc_at > run_at, "gc runs after the harness");
+    assert_eq!(all[gc_at]["if"], "always()");
+
     let upload = step_using(job, "actions/upload-artifact");
     assert_eq!(upload["uses"], "actions/upload-artifact@v4");
     assert_eq!(

@@ -24,9 +24,16 @@ struct Proc {
     child: Child,
     doubles: Doubles,
     artifacts: tempfile::TempDir,
+    /// The run's MESHPROOF_STATE_DIR (its run record), never the user's.
+    state: tempfile::TempDir,
 }
 
 /// The rig's kubeconfig, with a Node registered as Ready (the rig has no kubelet).
+///
+/// The rig's node-lifecycle controller marks a node `Unknown` once its Ready condition has not
+/// changed for the grace period (40 s), as it would for a kubelet that stopped posting: so a
+/// thread stands in for the kubelet's heartbeat, posting a fresh `lastHeartbeatTime` every 5 s
+/// for the life of this test process.
 fn rig_with_ready_node() -> Option<std::path::PathBuf> {
     let Some(kc) = std::env::var_os("MESHPROOF_TEST_KUBECONFIG").filter(|v| !v.is_empty()) else {
         if std::env::var("CI").as_deref() == Ok("true") {
@@ -36,6 +43,25 @@ fn rig_with_ready_node() -> Option<std::path::PathBuf> {
         return None;
     };
     let kc = std::path::PathBuf::from(kc);
+    static HEARTBEAT: std::sync::Once = std::sync::Once::new();
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let mut started_here = false;
+    HEARTBEAT.call_once(|| {
+        started_here = true;
+        let kc = kc.clone();
+        std::thread::spawn(move || heartbeat(&kc, first_tx));
+    });
+    if started_here {
+        first_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the node's first heartbeat");
+    }
+    Some(kc)
+}
+
+/// Registers the test node and posts its Ready condition with a fresh heartbeat every 5 s;
+/// signals `first` after the first post.
+fn heartbeat(kc: &Path, first: std::sync::mpsc::Sender<()>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,25 +69,34 @@ fn rig_with_ready_node() -> Option<std::path::PathBuf> {
     rt.block_on(async {
         use k8s_openapi::api::core::v1::Node;
         use kube::api::{Api, Patch, PatchParams, PostParams};
-        let client = meshproof::kubeops::client_from_kubeconfig(&kc, &Default::default())
+        let client = meshproof::kubeops::client_from_kubeconfig(kc, &Default::default())
             .await
             .unwrap();
         let nodes: Api<Node> = Api::all(client);
         let name = "meshproof-signals-node";
-        let node: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        let node: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
         let _ = nodes.create(&PostParams::default(), &node).await;
-        let status = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test node"}]}});
-        nodes
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .unwrap();
+        loop {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            let status = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test node", "lastHeartbeatTime": now}]}});
+            let posted = nodes
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
+            if posted.is_ok() {
+                let _ = first.send(());
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     });
-    Some(kc)
 }
 
 fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
     let doubles = Doubles::new();
     let artifacts = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
     // The Istio suite runs OpenFaaS Pro: a test license, beside the artifacts.
     let license = artifacts.path().join("openfaas-license");
     std::fs::write(&license, "meshproof-test-license").unwrap();
@@ -74,6 +109,7 @@ fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
         .env("MESHPROOF_TOOL_PATH", doubles.bin())
         .env("MESHPROOF_DOUBLE_LOG", doubles.log())
         .env("MESHPROOF_ARTIFACTS_DIR", artifacts.path())
+        .env(meshproof::reaper::records::STATE_DIR_ENV, state.path())
         .env("OPENFAAS_LICENSE_FILE", &license)
         .env_remove("MESHPROOF_KEEP_CLUSTER")
         .stdout(Stdio::piped())
@@ -88,6 +124,7 @@ fn spawn(knobs: &[(&str, &str)], extra_args: &[&str]) -> Proc {
         child: cmd.spawn().unwrap(),
         doubles,
         artifacts,
+        state,
     }
 }
 
@@ -359,6 +396,178 @@ fn sigkill_during_kind_create_leaves_the_reaper_to_delete_the_cluster_and_the_te
         log.contains(&format!("deleted kind cluster {name}")),
         "{log}"
     );
+    let records = meshproof::reaper::records::read_all(p.state.path()).unwrap();
+    assert!(
+        records.is_empty(),
+        "the reaper removed everything, so it removed the run record: {records:?}"
+    );
+}
+
+/// The reaper of the run whose artifacts are in `artifacts` (its environment names its log
+/// there).
+fn reaper_of(artifacts: &Path) -> Option<i32> {
+    let want = format!("{}=", meshproof::reaper::MODE_ENV);
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        for var in env.split(|b| *b == 0) {
+            let var = String::from_utf8_lossy(var);
+            if let Some(log) = var.strip_prefix(&want) {
+                if Path::new(log).starts_with(artifacts) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `meshproof gc` against `state`, with the doubles as tools.
+fn gc(p: &Proc, clusters: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .arg("gc")
+        .args(args)
+        .env(meshproof::reaper::records::STATE_DIR_ENV, p.state.path())
+        .env("MESHPROOF_TOOL_PATH", p.doubles.bin())
+        .env("MESHPROOF_DOUBLE_LOG", p.doubles.log())
+        .env("MESHPROOF_DOUBLE_KIND_CLUSTERS", clusters)
+        .env_remove("MESHPROOF_DOUBLE_SLEEP_ON")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The run *and* its reaper are killed (a CI runner killing every process of a cancelled
+/// job): the run record is left, and `meshproof gc` deletes the recorded cluster and temp dir
+/// — not while the run lives, not with --dry-run, and never a cluster no record names.
+fn gc_deletes_what_a_run_killed_with_its_reaper_left_and_nothing_else() {
+    let clusters = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(clusters.path(), "meshproof-kept-by-someone\ndev\n").unwrap();
+    let clusters_path = clusters.path().display().to_string();
+    let mut p = spawn(
+        &[
+            ("MESHPROOF_DOUBLE_SLEEP_ON", "kind create"),
+            ("MESHPROOF_DOUBLE_KIND_CLUSTERS", &clusters_path),
+        ],
+        &[],
+    );
+    p.wait_for_call("kind create cluster");
+    let name = created_name(&p.doubles);
+
+    let (code, out) = gc(&p, clusters.path(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("still running, left alone"), "{out}");
+    assert!(
+        deleted_names(&p.doubles).is_empty(),
+        "a live run is not touched: {out}"
+    );
+
+    let reaper = reaper_of(p.artifacts.path()).expect("the run's reaper");
+    kill(Pid::from_raw(reaper), Signal::SIGKILL).unwrap();
+    p.signal(Signal::SIGKILL);
+    let _ = p.child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = p.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let temp = temp_dir_of(&stderr).expect("the run announces its temp dir");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(temp.exists(), "nobody cleaned up yet");
+    assert!(deleted_names(&p.doubles).is_empty());
+
+    let (code, out) = gc(&p, clusters.path(), &["--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("would delete kind cluster {name}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("would remove {}", temp.display())),
+        "{out}"
+    );
+    assert!(
+        deleted_names(&p.doubles).is_empty(),
+        "--dry-run deletes nothing"
+    );
+    assert!(temp.exists());
+
+    let (code, out) = gc(&p, clusters.path(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(deleted_names(&p.doubles), vec![name.clone()], "{out}");
+    assert!(
+        out.contains(&format!("deleted kind cluster {name}")),
+        "{out}"
+    );
+    assert!(!temp.exists(), "{out}");
+    assert!(
+        out.contains("kind cluster meshproof-kept-by-someone: no record names it"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("cluster dev"),
+        "not ours, not mentioned: {out}"
+    );
+    let left = std::fs::read_to_string(clusters.path()).unwrap();
+    assert!(
+        left.contains("meshproof-kept-by-someone") && left.contains("dev"),
+        "{left}"
+    );
+    assert!(meshproof::reaper::records::read_all(p.state.path())
+        .unwrap()
+        .is_empty());
+
+    let (code, out) = gc(&p, clusters.path(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        deleted_names(&p.doubles),
+        vec![name],
+        "nothing twice: {out}"
+    );
+    kill_survivors(&p.doubles);
+}
+
+/// Kills what is left running of this test's doubles (a sleeping `kind create` whose reaper
+/// was killed on purpose).
+fn kill_survivors(d: &Doubles) {
+    let needle = d.bin().to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(&needle) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A record that is not JSON is reported, left in place, and fails the command.
+fn gc_reports_an_unreadable_record_and_fails() {
+    let state = tempfile::tempdir().unwrap();
+    let runs = meshproof::reaper::records::records_dir(state.path());
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("1-1.json"), "{not json").unwrap();
+    let d = Doubles::new();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .arg("gc")
+        .env(meshproof::reaper::records::STATE_DIR_ENV, state.path())
+        .env("MESHPROOF_TOOL_PATH", d.bin())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("unreadable run record"), "{text}");
+    assert!(runs.join("1-1.json").exists());
 }
 
 /// SIGKILL during the install (a cluster exists, istioctl is mid-call): the same net.
@@ -399,7 +608,8 @@ fn the_reaper_clears_a_stale_kubeconfig_lock_before_deleting() {
             kubeconfig: kubeconfig.clone(),
         }],
         &meshproof::reaper::Reap::default(),
-    );
+    )
+    .log;
     assert_eq!(log, ["deleted kind cluster meshproof-stale"]);
     assert!(!meshproof::reaper::kubeconfig_lock(&kubeconfig).exists());
 }
@@ -441,6 +651,16 @@ fn main() -> std::process::ExitCode {
             "sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster",
             &[Need::KubeRig],
             sigkill_mid_install_leaves_the_reaper_to_delete_the_cluster,
+        ),
+        Case::sync(
+            "gc_deletes_what_a_run_killed_with_its_reaper_left_and_nothing_else",
+            &[],
+            gc_deletes_what_a_run_killed_with_its_reaper_left_and_nothing_else,
+        ),
+        Case::sync(
+            "gc_reports_an_unreadable_record_and_fails",
+            &[],
+            gc_reports_an_unreadable_record_and_fails,
         ),
         Case::sync(
             "the_reaper_clears_a_stale_kubeconfig_lock_before_deleting",

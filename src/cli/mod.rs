@@ -26,6 +26,7 @@ macro_rules! out {
 pub mod certify;
 pub mod check;
 pub mod doctor;
+pub mod gc;
 pub mod list;
 pub mod pin;
 pub mod plan;
@@ -75,6 +76,8 @@ pub enum Command {
     Check(check::CheckCmd),
     /// Show a run's report.json (table, or --markdown for the certification README).
     Report(report::Args),
+    /// Delete what abandoned runs left behind (kind clusters, secret files, temp dirs).
+    Gc(gc::Args),
     /// Run a suite as a vendor certification: report, README and artifacts in one directory.
     Certify(certify::Args),
 }
@@ -99,6 +102,7 @@ pub fn main() -> i32 {
         Command::Check(c) => check::run(c),
         Command::Report(a) => report::run(a),
         Command::Certify(a) => certify::run(a),
+        Command::Gc(a) => gc::run(a),
     }
 }
 

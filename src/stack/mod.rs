@@ -186,6 +186,13 @@ impl RunDirs {
         self.env_artifacts(env_key).join(names::sanitize(trial))
     }
 
+    /// Deletes the temp dir now (unregistering it from the reaper and the run record).
+    fn release(&mut self) {
+        if let Some(t) = self.temp.take() {
+            let _ = crate::reaper::remove_dir(t);
+        }
+    }
+
     /// Keeps the temp dir after the run (a kept cluster's kubeconfig lives there).
     pub fn persist(&mut self) {
         if let Some(t) = self.temp.take() {
@@ -194,5 +201,11 @@ impl RunDirs {
                 path: self.temp_path.clone(),
             });
         }
+    }
+}
+
+impl Drop for RunDirs {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -21,6 +21,8 @@
 //! `write(2)` of less than `PIPE_BUF` bytes, so lines from the harness and from its children
 //! never interleave.
 
+pub mod records;
+
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -65,6 +67,11 @@ static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 pub fn enable() {
     ENABLED.store(true, Ordering::SeqCst);
 }
+/// Whether this executable serves as its own reaper (and keeps run records: [`records`]).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::SeqCst)
+}
+
 /// Serialises writes from the harness's threads (children write with one syscall).
 static WRITE: Mutex<()> = Mutex::new(());
 
@@ -80,8 +87,12 @@ pub fn start(log: &Path) -> Result<(), String> {
         let _ = std::fs::create_dir_all(dir);
     }
     let exe = std::env::current_exe().map_err(|e| format!("the reaper's executable: {e}"))?;
-    let mut child = std::process::Command::new(&exe)
-        .env(MODE_ENV, log)
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.env(MODE_ENV, log);
+    if let Some(record) = crate::reaper::records::record_path_for_this_process() {
+        cmd.env(crate::reaper::records::REAPER_RECORD_ENV, record);
+    }
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -124,12 +135,25 @@ fn send(m: &Message) {
 
 /// Registers `entry`: the reaper removes it if the run ends without unregistering it.
 pub fn add(entry: Entry) {
+    crate::reaper::records::note_added(&entry);
     send(&Message::Add { entry });
 }
 
 /// Unregisters `entry` (the run removed it itself, or must keep it).
 pub fn remove(entry: Entry) {
+    crate::reaper::records::note_removed(&entry);
     send(&Message::Remove { entry });
+}
+
+/// Deletes a registered temp dir, then unregisters it (in that order, so no moment exists
+/// where it is on disk and nobody would remove it).
+pub fn remove_dir(dir: tempfile::TempDir) -> std::io::Result<()> {
+    let path = dir.path().to_path_buf();
+    let r = dir.close();
+    if r.is_ok() {
+        remove(Entry::Dir { path });
+    }
+    r
 }
 
 /// The raw pipe fd, for [`register_group_in_child`].
@@ -205,7 +229,18 @@ pub fn run_if_reaper() -> Option<i32> {
     }
     let stdin = std::io::stdin();
     let registry = read_until_closed(stdin.lock());
-    let lines = reap(&registry, &Reap::default());
+    let reaped = reap(&registry, &Reap::default());
+    // The run record now holds only what could not be removed (or goes), so `meshproof gc`
+    // is left with exactly that.
+    let mut lines = reaped.log;
+    if let Some(record) = std::env::var_os(crate::reaper::records::REAPER_RECORD_ENV) {
+        if let Err(e) = crate::reaper::records::rewrite_entries(Path::new(&record), &reaped.left) {
+            lines.push(format!(
+                "could not update the run record {}: {e}",
+                Path::new(&record).display()
+            ));
+        }
+    }
     if !lines.is_empty() {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -252,11 +287,20 @@ impl Default for Reap {
     }
 }
 
+/// What [`reap`] did.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// One line per action, for the reaper's log.
+    pub log: Vec<String>,
+    /// What could not be removed (process groups excepted: they are gone or not ours).
+    pub left: Vec<Entry>,
+}
+
 /// Removes every entry: process groups killed first (a `kind create` still running would
 /// outlive a delete), then secret files (instant), then kind clusters, then directories.
-/// Returns one log line per action.
-pub fn reap(entries: &[Entry], how: &Reap) -> Vec<String> {
+pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
     let mut log = Vec::new();
+    let mut left = Vec::new();
     for e in entries {
         if let Entry::Group { pgid } = e {
             let r = nix::sys::signal::killpg(
@@ -273,17 +317,22 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Vec<String> {
             match std::fs::remove_file(path) {
                 Ok(()) => log.push(format!("deleted secret file {}", path.display())),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => log.push(format!("could not delete {}: {err}", path.display())),
+                Err(err) => {
+                    log.push(format!("could not delete {}: {err}", path.display()));
+                    left.push(e.clone());
+                }
             }
         }
     }
     for e in entries {
         if let Entry::KindCluster { name, kubeconfig } = e {
-            log.push(delete_kind_cluster(
-                name,
-                kubeconfig,
-                how.kind_delete_timeout,
-            ));
+            match delete_kind_cluster(name, kubeconfig, how.kind_delete_timeout) {
+                Ok(()) => log.push(format!("deleted kind cluster {name}")),
+                Err(why) => {
+                    log.push(why);
+                    left.push(e.clone());
+                }
+            }
         }
     }
     for e in entries {
@@ -291,11 +340,14 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Vec<String> {
             match std::fs::remove_dir_all(path) {
                 Ok(()) => log.push(format!("removed {}", path.display())),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => log.push(format!("could not remove {}: {err}", path.display())),
+                Err(err) => {
+                    log.push(format!("could not remove {}: {err}", path.display()));
+                    left.push(e.clone());
+                }
             }
         }
     }
-    log
+    Reaped { log, left }
 }
 
 /// The lock file kind takes on a kubeconfig while it edits it. A `kind` killed mid-create
@@ -308,44 +360,56 @@ pub fn kubeconfig_lock(kubeconfig: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn delete_kind_cluster(name: &str, kubeconfig: &Path, timeout: Duration) -> String {
+/// Deletes kind cluster `name` with `kind delete cluster`, blocking up to `timeout`; clears
+/// the kubeconfig's stale lock first. Used by the reaper and by `meshproof gc`, when no
+/// meshproof process that could hold the lock is left. Where the kubeconfig's directory is
+/// gone (a cleaned `/tmp`), kind would create it again to take its lock (ledger KIND-5), so a
+/// throwaway kubeconfig is named instead.
+pub fn delete_kind_cluster(name: &str, kubeconfig: &Path, timeout: Duration) -> Result<(), String> {
     let _ = std::fs::remove_file(kubeconfig_lock(kubeconfig));
-    let kind = match crate::process::tools::find("kind") {
-        Ok(p) => p,
-        Err(e) => return format!("could not delete kind cluster {name}: {e}"),
+    let kind = crate::process::tools::find("kind")
+        .map_err(|e| format!("could not delete kind cluster {name}: {e}"))?;
+    let scratch;
+    let kubeconfig = match kubeconfig.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            scratch = tempfile::Builder::new()
+                .prefix("meshproof-gc-")
+                .tempdir()
+                .map_err(|e| format!("could not delete kind cluster {name}: a scratch dir: {e}"))?;
+            scratch.path().join("kubeconfig")
+        }
+        _ => kubeconfig.to_path_buf(),
     };
     let child = std::process::Command::new(kind)
         .args(["delete", "cluster", "--name", name, "--kubeconfig"])
-        .arg(kubeconfig)
+        .arg(&kubeconfig)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return format!("could not delete kind cluster {name}: {e}"),
-    };
+    let mut child = child.map_err(|e| format!("could not delete kind cluster {name}: {e}"))?;
     let start = std::time::Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(s)) if s.success() => return format!("deleted kind cluster {name}"),
+            Ok(Some(s)) if s.success() => return Ok(()),
             Ok(Some(s)) => {
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                return format!(
+                return Err(format!(
                     "`kind delete cluster --name {name}` failed ({s}): {}",
                     err.trim()
-                );
+                ));
             }
             Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(100)),
             _ => {
                 let _ = child.kill();
-                return format!(
+                let _ = child.wait();
+                return Err(format!(
                     "`kind delete cluster --name {name}` did not finish within {}s",
                     timeout.as_secs()
-                );
+                ));
             }
         }
     }
@@ -407,7 +471,7 @@ mod tests {
         std::fs::write(&secret, "k").unwrap();
         let run = dir.path().join("run");
         std::fs::create_dir_all(run.join("env")).unwrap();
-        let log = reap(
+        let reaped = reap(
             &[
                 Entry::Dir { path: run.clone() },
                 Entry::SecretFile {
@@ -416,7 +480,9 @@ mod tests {
             ],
             &Reap::default(),
         );
+        let log = reaped.log;
         assert!(!secret.exists() && !run.exists(), "{log:?}");
+        assert!(reaped.left.is_empty(), "{:?}", reaped.left);
         assert!(
             log[0].starts_with("deleted secret file"),
             "secrets first: {log:?}"
