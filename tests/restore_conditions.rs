@@ -70,8 +70,10 @@ fn sealed_secret_states() {
         sealed_secret_state(&fixture("sealedsecret-synced.json")),
         UnsealState::Synced
     );
-    assert!(
-        matches!(sealed_secret_state(&fixture("sealedsecret-failed.json")), UnsealState::Failed(m) if m.contains("ErrUnsealFailed"))
+    // The condition's text is its message: sealed-secrets never sets a reason (SS-6).
+    assert_eq!(
+        sealed_secret_state(&fixture("sealedsecret-failed.json")),
+        UnsealState::Failed("no key could decrypt secret (token)".into())
     );
     assert_eq!(
         sealed_secret_state(&fixture("sealedsecret-pending.json")),
@@ -83,7 +85,66 @@ fn sealed_secret_states() {
 fn unseal_failed_events_only_count_sealed_secret_warnings() {
     let events: Vec<serde_json::Value> =
         serde_json::from_value(fixture("events-unseal-failed.json")).unwrap();
-    assert_eq!(unseal_failed_events(&events), BTreeSet::from([target()]));
+    let found = unseal_failed_events(&events);
+    assert_eq!(
+        found.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([target()])
+    );
+    assert_eq!(
+        found[&target()],
+        "Failed to unseal: no key could decrypt secret (token)"
+    );
+}
+
+/// A SealedSecret as v0.36.6 leaves it after an unseal error of another kind: the message is
+/// the error, there is no reason (SS-6).
+fn failed_with(message: &str) -> serde_json::Value {
+    let mut s = fixture("sealedsecret-failed.json");
+    s["status"]["conditions"][0]["message"] = message.into();
+    s
+}
+
+/// Any unseal error sets `Synced=False` and records `ErrUnsealFailed` (SS-6, SS-7): only a
+/// failure that says no key could decrypt the value shows the old key is needed. A value that
+/// is not base64, a Secret the controller may not manage, an API error: undecided, with the
+/// message (issue #14).
+#[test]
+fn a_failure_that_is_not_a_missing_key_leaves_the_control_undecided() {
+    let none = BTreeSet::new();
+    for msg in [
+        "illegal base64 data at input byte 4 (token)",
+        "failed update: Resource \"meshproof-restore\" already exists and is not managed by SealedSecret",
+    ] {
+        let j = judge_control(&[target()], &[failed_with(msg)], &[], &none);
+        assert!(
+            matches!(&j, ControlJudgement::Undecided { waiting } if waiting[0].contains("not for want of a key") && waiting[0].contains(msg)),
+            "{msg}: {j:?}"
+        );
+    }
+    // The same through the event alone.
+    let event = serde_json::json!({
+        "type": "Warning", "reason": "ErrUnsealFailed",
+        "involvedObject": { "kind": "SealedSecret", "name": "meshproof-restore", "namespace": "openfaas-fn" },
+        "message": "Failed to unseal: illegal base64 data at input byte 4 (token)",
+    });
+    let j = judge_control(
+        &[target()],
+        &[fixture("sealedsecret-pending.json")],
+        &[event],
+        &none,
+    );
+    assert!(
+        matches!(&j, ControlJudgement::Undecided { waiting } if waiting[0].contains("illegal base64")),
+        "{j:?}"
+    );
+    // Several keys failing for want of a key, as `Unseal` joins them (multierror v0.4.0).
+    let j = judge_control(
+        &[target()],
+        &[failed_with("no key could decrypt secret (password, token)")],
+        &[],
+        &none,
+    );
+    assert!(matches!(j, ControlJudgement::Held { .. }), "{j:?}");
 }
 
 #[test]
@@ -105,7 +166,7 @@ fn control_holds_on_synced_false_or_on_the_event() {
         &none,
     );
     assert!(
-        matches!(&j, ControlJudgement::Held { evidence } if evidence[0].contains("ErrUnsealFailed")),
+        matches!(&j, ControlJudgement::Held { evidence } if evidence[0].contains("ErrUnsealFailed") && evidence[0].contains("no key could decrypt")),
         "{j:?}"
     );
 }

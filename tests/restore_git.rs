@@ -74,6 +74,41 @@ async fn commit_has_the_files_and_head_is_in_flux_format() {
     assert_eq!(branch.stdout_str().trim(), "main");
 }
 
+/// A git whose default object format is SHA-256 (`GIT_DEFAULT_HASH=sha256`, as Git 3.0 will
+/// default): the repositories meshproof makes are SHA-1 all the same, so Flux's
+/// `main@sha1:<40 hex>` revision matches (issue #14). The "git" here is a wrapper script around
+/// the real git that sets the variable (a double of such a machine).
+#[tokio::test]
+async fn repositories_are_sha1_even_where_git_defaults_to_sha256() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = dir.path().join("git-sha256-default");
+    std::fs::write(
+        &git,
+        "#!/bin/sh\n# TEST DOUBLE: the real git with SHA-256 as its default\nGIT_DEFAULT_HASH=sha256 exec git \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&git, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let git = git.to_string_lossy().into_owned();
+    let mut repo = GitRepo::init(&git, T).await.unwrap();
+    repo.write_file("kustomization.yaml", "resources: []\n")
+        .unwrap();
+    let sha = repo.commit("desired state").await.unwrap();
+    assert_eq!(sha.len(), 40, "{sha}");
+    assert_eq!(
+        repo.head_revision().unwrap().as_str(),
+        format!("main@sha1:{sha}")
+    );
+    let bare = repo.publish("desired").await.unwrap();
+    let format = Cmd::new("git")
+        .args(["rev-parse", "--show-object-format"])
+        .cwd(&bare)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(format.stdout_str().trim(), "sha1");
+}
+
 #[tokio::test]
 async fn a_second_commit_moves_head() {
     let (mut repo, first) = committed_repo().await;

@@ -68,12 +68,13 @@ impl Run {
     }
 }
 
-const KNOBS: [&str; 7] = [
+const KNOBS: [&str; 8] = [
     "MESHPROOF_DOUBLE_FAIL_MSG",
     "MESHPROOF_DOUBLE_SLEEP_ON",
     "MESHPROOF_DOUBLE_FAIL_ON",
     "MESHPROOF_DOUBLE_ISTIO_VERSION",
     "MESHPROOF_DOUBLE_LINKERD_VERSION",
+    "MESHPROOF_DOUBLE_FLUX_VERSION",
     "MESHPROOF_DOUBLE_COPY_DIR",
     "MESHPROOF_DOUBLE_SLEEP_SECS",
 ];
@@ -424,6 +425,56 @@ fn the_full_suite_installs_sealed_secrets_and_flux_after_openfaas() {
         lines[sealed].contains("fullnameOverride=sealed-secrets-controller"),
         "{}",
         lines[sealed]
+    );
+}
+
+/// A suite may write Flux's version as `2.9.4`; `flux install --version` refuses it without
+/// the `v` (FLUX-3), so it is normalised in one place, and the CLI is held to the pin first
+/// (another version downloads manifests from GitHub, another minor is refused) — issue #14.
+#[test]
+fn flux_is_installed_as_v_version_and_its_cli_is_held_to_the_pin() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = catalog();
+    let mut suite = (**c.suite("istio").unwrap()).clone();
+    suite.components.flux = Some(meshproof::scenario::Version::semver("2.9.4", true).unwrap());
+    let env = suite.environments[0].clone();
+    let r = up(&suite, &env, &[], false, RecordingApi::default(), None);
+    let lines = r.doubles.call_lines();
+    let check = lines
+        .iter()
+        .position(|l| l == "flux version --client")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let install = lines
+        .iter()
+        .position(|l| l.starts_with("flux install --version=v2.9.4 "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let create = lines
+        .iter()
+        .position(|l| l.starts_with("kind create"))
+        .unwrap();
+    assert!(check < create && create < install, "{lines:#?}");
+
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FLUX_VERSION", "v2.10.0")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("version mismatch")
+        .to_string();
+    assert!(err.contains("v2.9.4") && err.contains("v2.10.0"), "{err}");
+    assert!(
+        !r.doubles.calls().iter().any(|(t, _)| t == "kind"),
+        "{:?}",
+        r.doubles.call_lines()
     );
 }
 

@@ -123,12 +123,6 @@ impl RestoreSpec {
                 suite.name
             )
         })?;
-        let v = flux_version.as_str();
-        let version = if v.starts_with('v') {
-            v.to_string()
-        } else {
-            format!("v{v}")
-        };
         Ok(RestoreSpec {
             check: check.clone(),
             image: image.into(),
@@ -137,7 +131,7 @@ impl RestoreSpec {
                 crate::scenario::Edition::Pro { .. } => FunctionFormat::FunctionCr,
             },
             controller: Controller::default(),
-            flux: FluxSpec::new(version),
+            flux: FluxSpec::new(flux_version.as_str()),
             serve_bind,
             serve_host: serve_host.into(),
             timeouts: Timeouts::default(),

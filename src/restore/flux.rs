@@ -23,9 +23,17 @@ pub struct FluxSpec {
 }
 
 impl FluxSpec {
+    /// `version` as a suite writes it, `2.9.4` or `v2.9.4`: stored as `v2.9.4`, the only
+    /// spelling `flux install --version` accepts (ledger FLUX-3). This is the one place the
+    /// prefix is decided, for the installer and the restore flow alike.
     pub fn new(version: impl Into<String>) -> FluxSpec {
+        let v: String = version.into();
         FluxSpec {
-            version: version.into(),
+            version: if v.starts_with('v') {
+                v
+            } else {
+                format!("v{v}")
+            },
             namespace: "flux-system".into(),
             name: "meshproof-restore".into(),
         }
@@ -35,6 +43,16 @@ impl FluxSpec {
 fn humantime_flag(d: Duration) -> String {
     // Flux parses Go durations; whole seconds are always valid ("90s").
     format!("{}s", d.as_secs().max(1))
+}
+
+/// `flux version --client`: prints `flux: v2.9.4` (flux2 v2.9.4 `cmd/flux/version.go:86,128`).
+/// Held to the pin before installing: `flux install --version` of the CLI's own version uses
+/// the manifests embedded in the CLI; any other version downloads them from GitHub, and another
+/// minor is refused (FLUX-3).
+pub fn version_cmd(flux: &str) -> Cmd {
+    Cmd::new(flux)
+        .args(["version", "--client"])
+        .timeout(Duration::from_secs(30))
 }
 
 /// `flux install` of the two controllers this scenario needs, at the pinned version.
@@ -112,6 +130,12 @@ pub fn sources_yaml(spec: &FluxSpec, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_gets_its_v_in_one_place() {
+        assert_eq!(FluxSpec::new("2.9.4").version, "v2.9.4");
+        assert_eq!(FluxSpec::new("v2.9.4").version, "v2.9.4");
+    }
 
     #[test]
     fn install_is_pinned_and_minimal() {

@@ -62,7 +62,10 @@ pub struct GitRepo {
 
 impl GitRepo {
     /// `git init` on branch `main`, with a local identity (the machine's global git config is
-    /// neither needed nor touched) and signing off.
+    /// neither needed nor touched) and signing off. SHA-1 object names always: Flux's revisions
+    /// are `main@sha1:<40 hex>` (ledger FLUX-7), and a git whose default is SHA-256
+    /// (`GIT_DEFAULT_HASH`, `init.defaultObjectFormat`, Git 3.0) would break the revision
+    /// check.
     pub async fn init(git: &str, timeout: Duration) -> Result<GitRepo, RepoError> {
         let dir = tempfile::Builder::new()
             .prefix("meshproof-gitops-")
@@ -75,8 +78,14 @@ impl GitRepo {
             dir,
             head: None,
         };
-        repo.git(&["init", "--quiet", "--initial-branch", BRANCH])
-            .await?;
+        repo.git(&[
+            "init",
+            "--quiet",
+            "--object-format=sha1",
+            "--initial-branch",
+            BRANCH,
+        ])
+        .await?;
         for (k, v) in [
             ("user.name", "meshproof"),
             ("user.email", "meshproof@localhost"),
@@ -168,8 +177,16 @@ impl GitRepo {
         let bare = self.served_root().join(format!("{name}.git"));
         if !bare.exists() {
             let s = bare.to_string_lossy().into_owned();
-            self.git(&["init", "--quiet", "--bare", "--initial-branch", BRANCH, &s])
-                .await?;
+            self.git(&[
+                "init",
+                "--quiet",
+                "--bare",
+                "--object-format=sha1",
+                "--initial-branch",
+                BRANCH,
+                &s,
+            ])
+            .await?;
         }
         let s = bare.to_string_lossy().into_owned();
         let refspec = format!("{BRANCH}:{BRANCH}");

@@ -13,11 +13,19 @@ pub mod inventory;
 use inventory::{InventoryDiff, SecretRef};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// The reason sealed-secrets gives a failed unseal, as an event and in `Synced=False`.
+/// The reason of the Warning event sealed-secrets records when an unseal fails — for *any*
+/// unseal error: a missing key, but also a value that is not base64 or a template that does
+/// not parse (v0.36.6 `pkg/controller/controller.go:375-379`; ledger SS-7). The `Synced`
+/// condition has no reason at all (SS-6).
 pub const UNSEAL_FAILED_REASON: &str = "ErrUnsealFailed";
+
+/// The error text of a decrypt that no loaded key could do (v0.36.6 `pkg/crypto/crypto.go:84`;
+/// ledger SS-8): the only failure that says the *key* is what is missing. `Unseal` tags it
+/// with the failing key and joins several, so it is matched as a substring.
+pub const NO_KEY_MESSAGE: &str = "no key could decrypt secret";
 
 /// Whether an object has reached the state waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +60,12 @@ fn cond_text(c: &Value) -> String {
     if msg.chars().count() > 300 {
         m.push('…');
     }
-    format!("{reason}: {m}")
+    // sealed-secrets' `Synced` has a message and never a reason (SS-6); Flux's have both.
+    if reason.is_empty() {
+        m
+    } else {
+        format!("{reason}: {m}")
+    }
 }
 
 /// The status must describe the current spec, not an older one.
@@ -148,8 +161,8 @@ fn object_ref(obj: &Value) -> Option<SecretRef> {
     ))
 }
 
-/// SealedSecrets that have a Warning event `ErrUnsealFailed`.
-pub fn unseal_failed_events(events: &[Value]) -> BTreeSet<SecretRef> {
+/// SealedSecrets that have a Warning event `ErrUnsealFailed`, with the event's message.
+pub fn unseal_failed_events(events: &[Value]) -> BTreeMap<SecretRef, String> {
     events
         .iter()
         .filter(|e| e.get("reason").and_then(|r| r.as_str()) == Some(UNSEAL_FAILED_REASON))
@@ -158,14 +171,23 @@ pub fn unseal_failed_events(events: &[Value]) -> BTreeSet<SecretRef> {
             e.pointer("/involvedObject/kind").and_then(|k| k.as_str()) == Some("SealedSecret")
         })
         .filter_map(|e| {
-            Some(SecretRef::new(
+            let who = SecretRef::new(
                 e.pointer("/involvedObject/namespace")
                     .and_then(|n| n.as_str())
                     .unwrap_or(""),
                 e.pointer("/involvedObject/name")?.as_str()?,
-            ))
+            );
+            let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+            Some((who, msg.to_string()))
         })
-        .collect()
+        // Several events for one SealedSecret: one that names the missing key wins.
+        .fold(BTreeMap::new(), |mut m, (who, msg)| {
+            let e: &mut String = m.entry(who).or_default();
+            if e.is_empty() || (!e.contains(NO_KEY_MESSAGE) && msg.contains(NO_KEY_MESSAGE)) {
+                *e = msg;
+            }
+            m
+        })
 }
 
 /// The negative control's outcome at one observation.
@@ -177,12 +199,18 @@ pub enum ControlJudgement {
     Held { evidence: Vec<String> },
     /// Some secret was unsealed without the old key.
     Violated { unsealed: Vec<String> },
-    /// Not decided yet (the controller has not processed every SealedSecret).
+    /// Not decided: the controller has not processed every SealedSecret, or one failed for a
+    /// reason other than a missing key (then the failure proves nothing about the key).
     Undecided { waiting: Vec<String> },
 }
 
 /// Judges the negative control from what the new cluster shows before the key is restored:
 /// the SealedSecrets' status, the namespace events, and which of the target Secrets exist.
+///
+/// A SealedSecret counts as evidence only when its failure says no key could decrypt it
+/// ([`NO_KEY_MESSAGE`], in `Synced=False`'s message or an `ErrUnsealFailed` event's): the
+/// controller fails the same way for a value that is not base64, a Secret it may not manage
+/// or an API error, and none of those shows that the old key is needed.
 pub fn judge_control(
     expected: &[SecretRef],
     sealed: &[Value],
@@ -202,18 +230,27 @@ pub fn judge_control(
             unsealed.push(format!("{want}: the Secret exists"));
             continue;
         }
-        match state {
-            Some(UnsealState::Synced) => unsealed.push(format!("{want}: SealedSecret Synced=True")),
-            Some(UnsealState::Failed(why)) => {
+        let event = failed_events.get(want);
+        match (state, event) {
+            (Some(UnsealState::Synced), _) => {
+                unsealed.push(format!("{want}: SealedSecret Synced=True"))
+            }
+            (Some(UnsealState::Failed(why)), _) if why.contains(NO_KEY_MESSAGE) => {
                 evidence.push(format!("{want}: Synced=False ({why})"))
             }
-            _ if failed_events.contains(want) => {
-                evidence.push(format!("{want}: Warning event {UNSEAL_FAILED_REASON}"))
-            }
-            Some(UnsealState::Pending) => {
+            (_, Some(msg)) if msg.contains(NO_KEY_MESSAGE) => evidence.push(format!(
+                "{want}: Warning event {UNSEAL_FAILED_REASON} ({msg})"
+            )),
+            (Some(UnsealState::Failed(why)), _) => waiting.push(format!(
+                "{want}: the unseal failed, but not for want of a key ({why})"
+            )),
+            (_, Some(msg)) => waiting.push(format!(
+                "{want}: {UNSEAL_FAILED_REASON}, but not for want of a key ({msg})"
+            )),
+            (Some(UnsealState::Pending), None) => {
                 waiting.push(format!("{want}: SealedSecret not processed yet"))
             }
-            None => waiting.push(format!("{want}: SealedSecret not applied yet")),
+            (None, None) => waiting.push(format!("{want}: SealedSecret not applied yet")),
         }
     }
     if !unsealed.is_empty() {

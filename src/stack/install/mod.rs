@@ -127,9 +127,15 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
         }
         out.push(ComponentPlan {
             component: "Flux",
-            version: v.to_string(),
+            version: spec.version.clone(),
             notes: vec!["source-controller and kustomize-controller only: the restore scenario needs nothing else".into()],
-            actions: vec![Action::Run { cmd }],
+            actions: vec![
+                Action::CheckVersion {
+                    cmd: crate::restore::flux::version_cmd("flux"),
+                    pinned: spec.version.clone(),
+                },
+                Action::Run { cmd },
+            ],
         });
     }
     out
