@@ -501,8 +501,8 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             "check restore — wait for Kustomization Ready at HEAD, SealedSecrets Synced=True, functions answering; record inventory".into(),
             "check restore — back up sealing keys (0600 file in the run's temp dir)".into(),
             "check restore — destroy the cluster; create a new one; install the stack again".into(),
-            "check restore — negative control: before the key is restored the SealedSecrets must fail to unseal".into(),
-            "check restore — restore keys, restart the controller, reconcile; inventories must match; report RTO by phase".into(),
+            "check restore — negative control: before the key is restored every SealedSecret must fail with 'no key could decrypt secret', and nothing unseals during a short hold".into(),
+            "check restore — restore keys, restart the controller, reconcile, restart functions still waiting for their Secret; inventories must match; report RTO by phase (without the hold)".into(),
             format!(
                 "check restore — recovery budget {}",
                 r.max_recovery.map(|d| humantime::format_duration(d).to_string()).unwrap_or_else(|| "none (measured only)".into())

@@ -232,17 +232,25 @@ fn passing_evidence() -> RestoreEvidence {
             p(Phase::RecordInventory, 1.0),
             p(Phase::BackupKeys, 0.1),
             p(Phase::Destroy, 20.0),
-            p(Phase::Create, 60.0),
-            p(Phase::Install, 200.0),
+            p(Phase::Rebuild, 240.0),
+            p(Phase::BootstrapFlux, 20.0),
             p(Phase::NegativeControl, 10.0),
             p(Phase::KeyRestore, 15.0),
             p(Phase::Reconcile, 30.0),
+            p(Phase::RestartFunctions, 0.0),
             p(Phase::Verify, 25.0),
         ],
-        // The phases after the backup add up to 360 s; the negative control's 10 s are not
-        // recovery time.
-        rto_seconds: Some(350.0),
+        // The phases after the backup add up to 360 s; of the negative control's 10 s, 6 s were
+        // Flux's apply and the failed unseals (recovery work) and 4 s the deliberate hold.
+        rto_seconds: Some(356.0),
         elapsed_seconds: Some(360.0),
+        control_timeline: Some(ControlTimeline {
+            kustomization_ready_after: Some(5.0),
+            first_failure_after: Some(6.0),
+            held_after: Some(6.0),
+            ended_after: 10.0,
+        }),
+        restarted_functions: vec![],
         max_recovery_seconds: Some(1800.0),
         functions: vec!["env".into()],
         secrets: vec!["openfaas-fn/meshproof-restore".into()],
@@ -260,25 +268,33 @@ fn verdict_passes_with_rto_breakdown() {
     let v = decide(passing_evidence());
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert!(
-        v.reasons[0].contains("RTO 5m 50s (destroy 20s,"),
+        v.reasons[0].contains(
+            "RTO 5m 56s (destroy 20s, rebuild (cluster and stack) 4m, bootstrap Flux 20s, Flux apply and failed unseals 6s,"
+        ),
         "{:?}",
         v.reasons
     );
     assert!(v.reasons[0].contains("key restore 15s"), "{:?}", v.reasons);
     assert!(
         !v.reasons[0].contains("negative control 10s"),
-        "not recovery time: {:?}",
+        "the hold is not recovery time: {:?}",
         v.reasons
     );
     assert!(
-        v.reasons[0].contains("6m elapsed with the negative control's wait"),
+        v.reasons[0].contains("6m elapsed with the negative control, of which 4s deliberate"),
         "{:?}",
         v.reasons
     );
     let j: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
     assert_eq!(j["check"], "restore");
-    assert_eq!(j["evidence"]["rto_seconds"], 350.0);
+    assert_eq!(j["evidence"]["rto_seconds"], 356.0);
     assert_eq!(j["evidence"]["elapsed_seconds"], 360.0);
+    assert_eq!(
+        j["evidence"]["control_timeline"]["first_failure_after"],
+        6.0
+    );
+    assert_eq!(j["evidence"]["phases"][3]["phase"], "rebuild");
+    assert_eq!(j["evidence"]["phases"][4]["phase"], "bootstrap_flux");
     assert_eq!(j["evidence"]["phases"][6]["phase"], "key_restore");
 }
 
@@ -333,11 +349,11 @@ fn verdict_errors_when_it_cannot_decide() {
     assert_eq!(decide(e).outcome, Outcome::Error);
 
     let mut e = passing_evidence();
-    e.failed_phase = Some((Phase::Create, "kind create cluster timed out".into()));
+    e.failed_phase = Some((Phase::Rebuild, "kind create cluster timed out".into()));
     let v = decide(e);
     assert_eq!(v.outcome, Outcome::Error);
     assert!(
-        v.reasons[0].contains("phase create failed"),
+        v.reasons[0].contains("phase rebuild (cluster and stack) failed"),
         "{:?}",
         v.reasons
     );

@@ -5,12 +5,14 @@
 //! negative control, restores the keys, reconciles and verifies — timing each phase on a
 //! [`Clock`] and wrapping each in a timeout. [`execute`] does both and always returns a verdict.
 //!
-//! The RTO runs from the start of destruction to the end of the last check.
+//! The RTO runs from the start of destruction to the end of the last check, less the negative
+//! control's deliberate part ([`ControlTimeline`]): Flux's clone and apply inside the control
+//! are real recovery work and count.
 
 use crate::check::restore::inventory::{Inventory, SecretRef, ValueDigest};
 use crate::check::restore::{
     decide, deployment_available, judge_control, kustomization_ready, sealed_secret_state,
-    ControlJudgement, Phase, PhaseRecord, Readiness, RestoreEvidence, UnsealState,
+    ControlJudgement, ControlTimeline, Phase, PhaseRecord, Readiness, RestoreEvidence, UnsealState,
 };
 use crate::check::Verdict;
 use crate::private_fs::temp_private_dir;
@@ -57,11 +59,18 @@ pub struct Timeouts {
     pub prepare: Duration,
     pub record: Duration,
     pub destroy: Duration,
-    pub create: Duration,
-    pub install: Duration,
+    /// A new cluster and the whole stack on it.
+    pub rebuild: Duration,
+    pub bootstrap: Duration,
+    /// Until every SealedSecret has failed for want of the key.
     pub control: Duration,
+    /// After that, how long meshproof keeps watching that nothing unseals late (left out of
+    /// the RTO).
+    pub control_hold: Duration,
     pub key_restore: Duration,
     pub reconcile: Duration,
+    /// Waiting for the Secrets, then restarting the functions that started without them.
+    pub restart: Duration,
     pub verify: Duration,
     /// Between two observations of a wait.
     pub poll: Duration,
@@ -75,11 +84,13 @@ impl Default for Timeouts {
             prepare: m(10),
             record: m(2),
             destroy: m(5),
-            create: m(10),
-            install: m(20),
+            rebuild: m(30),
+            bootstrap: m(5),
             control: m(5),
+            control_hold: Duration::from_secs(10),
             key_restore: m(5),
             reconcile: m(10),
+            restart: m(5),
             verify: m(10),
             poll: Duration::from_secs(2),
         }
@@ -635,28 +646,28 @@ pub async fn run<L: Lifecycle, K: Clock>(
         return decide(rec.ev);
     }
     let Some(new) = rec
-        .phase(Phase::Create, t.create, async {
-            lifecycle.create().await.map_err(|e| e.0)
+        .phase(Phase::Rebuild, t.rebuild, async {
+            lifecycle.rebuild().await.map_err(|e| e.0)
         })
         .await
     else {
         return decide(rec.ev);
     };
-    let installed = rec
-        .phase(Phase::Install, t.install, async {
-            lifecycle.install(&new).await.map_err(|e| e.0)?;
+    let bootstrapped = rec
+        .phase(Phase::BootstrapFlux, t.bootstrap, async {
             bootstrap_flux(spec, &new, &prepared.url).await
         })
         .await;
-    if installed.is_none() {
+    if bootstrapped.is_none() {
         return decide(rec.ev);
     }
 
     // 4. Negative control: without the old key, nothing may unseal.
     let control_start = clock.now();
+    let mut timeline = ControlTimeline::default();
     let control = tokio::time::timeout(
-        t.control + t.poll + Duration::from_secs(1),
-        observe_control(spec, &new),
+        t.control + t.control_hold + 2 * t.poll + Duration::from_secs(1),
+        observe_control(spec, &new, &expected, clock, control_start, &mut timeline),
     )
     .await;
     let control = match control {
@@ -666,12 +677,15 @@ pub async fn run<L: Lifecycle, K: Clock>(
         },
     };
     let held = matches!(control, ControlJudgement::Held { .. });
+    let control_seconds = clock.now().saturating_sub(control_start).as_secs_f64();
+    timeline.ended_after = control_seconds;
     rec.ev.phases.push(PhaseRecord {
         phase: Phase::NegativeControl,
-        seconds: clock.now().saturating_sub(control_start).as_secs_f64(),
+        seconds: control_seconds,
         ok: held,
     });
     rec.ev.control = Some(control);
+    rec.ev.control_timeline = Some(timeline);
     if !held {
         return decide(rec.ev);
     }
@@ -709,7 +723,19 @@ pub async fn run<L: Lifecycle, K: Clock>(
     };
     rec.ev.revision_after = Some(after_rev);
 
-    // 7. Everything back?
+    // 7. Functions whose pods started before their Secret existed wait out kubelet's mount
+    // retry backoff; a real operator restarts them, and so does meshproof.
+    let restarted = rec
+        .phase(Phase::RestartFunctions, t.restart, async {
+            restart_waiting_functions(spec, &new, t.restart).await
+        })
+        .await;
+    let Some(restarted) = restarted else {
+        return decide(rec.ev);
+    };
+    rec.ev.restarted_functions = restarted;
+
+    // 8. Everything back?
     let after = rec
         .phase(Phase::Verify, t.verify, async {
             converged(spec, &new, t.verify).await?;
@@ -720,47 +746,99 @@ pub async fn run<L: Lifecycle, K: Clock>(
         return decide(rec.ev);
     };
     let elapsed = clock.now().saturating_sub(t0).as_secs_f64();
-    let control_seconds: f64 = rec
+    let deliberate = rec
         .ev
-        .phases
-        .iter()
-        .filter(|p| p.phase == Phase::NegativeControl)
-        .map(|p| p.seconds)
-        .sum();
+        .control_timeline
+        .as_ref()
+        .map(ControlTimeline::deliberate_seconds)
+        .unwrap_or(0.0);
     rec.ev.elapsed_seconds = Some(elapsed);
-    rec.ev.rto_seconds = Some((elapsed - control_seconds).max(0.0));
+    rec.ev.rto_seconds = Some((elapsed - deliberate).max(0.0));
     rec.ev.diff = Some(Inventory::diff(&before, &after));
     drop(backup);
     decide(rec.ev)
 }
 
-/// Polls the new cluster until the control decides (held or violated); on the deadline, the
-/// last undecided observation.
-async fn observe_control<C: ClusterOps>(spec: &RestoreSpec, cluster: &C) -> ControlJudgement {
+/// Polls the new cluster until the control decides; once it holds, keeps watching for
+/// `control_hold` that nothing unseals late (a controller that found a key elsewhere). Fills
+/// `timeline` (seconds from `start` on `clock`) as it goes. On the deadline, the last undecided
+/// observation.
+async fn observe_control<C: ClusterOps, K: Clock>(
+    spec: &RestoreSpec,
+    cluster: &C,
+    revision: &str,
+    clock: &K,
+    start: Duration,
+    timeline: &mut ControlTimeline,
+) -> ControlJudgement {
     let expected = spec.secret_refs();
-    let deadline = tokio::time::Instant::now() + spec.timeouts.control;
+    let t = &spec.timeouts;
+    let since = |clock: &K| clock.now().saturating_sub(start).as_secs_f64();
+    let deadline = tokio::time::Instant::now() + t.control;
+    let mut hold_until: Option<(tokio::time::Instant, f64)> = None;
     loop {
-        let last = match observe_control_once(spec, cluster, &expected).await {
-            Ok(j @ (ControlJudgement::Held { .. } | ControlJudgement::Violated { .. })) => {
-                return j
+        let last = match observe_control_once(spec, cluster, &expected, revision).await {
+            Ok(seen) => {
+                let at = since(clock);
+                if seen.kustomization_ready && timeline.kustomization_ready_after.is_none() {
+                    timeline.kustomization_ready_after = Some(at);
+                }
+                if seen.any_key_failure && timeline.first_failure_after.is_none() {
+                    timeline.first_failure_after = Some(at);
+                }
+                seen.judgement
             }
-            Ok(j) => j,
             Err(e) => ControlJudgement::Undecided {
                 waiting: vec![format!("error observing: {e}")],
             },
         };
-        if tokio::time::Instant::now() + spec.timeouts.poll > deadline {
+        match (&last, hold_until) {
+            (ControlJudgement::Violated { .. }, _) => return last,
+            (ControlJudgement::Held { .. }, None) => {
+                let at = since(clock);
+                timeline.held_after = Some(at);
+                hold_until = Some((tokio::time::Instant::now() + t.control_hold, at));
+            }
+            (ControlJudgement::Held { .. }, Some(_)) => {}
+            // Held once, then not: something changed under the control; say so.
+            (ControlJudgement::Undecided { waiting }, Some(_)) => {
+                return ControlJudgement::Undecided {
+                    waiting: std::iter::once("the control held, then no longer did".to_string())
+                        .chain(waiting.iter().cloned())
+                        .collect(),
+                }
+            }
+            (ControlJudgement::Undecided { .. }, None) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if let Some((until, held_at)) = hold_until {
+            // The hold ends on the run's clock or, where that clock does not move on its own
+            // (a test's), on the wall clock.
+            if now >= until || since(clock) - held_at >= t.control_hold.as_secs_f64() {
+                return last;
+            }
+        } else if now + t.poll > deadline {
             return last;
         }
-        tokio::time::sleep(spec.timeouts.poll).await;
+        tokio::time::sleep(t.poll).await;
     }
+}
+
+/// One observation of the control.
+struct ControlSeen {
+    judgement: ControlJudgement,
+    /// Some SealedSecret failed for want of the key.
+    any_key_failure: bool,
+    /// The Kustomization is Ready at the committed revision.
+    kustomization_ready: bool,
 }
 
 async fn observe_control_once<C: ClusterOps>(
     spec: &RestoreSpec,
     cluster: &C,
     expected: &[SecretRef],
-) -> Result<ControlJudgement, OpsError> {
+    revision: &str,
+) -> Result<ControlSeen, OpsError> {
     let mut sealed = Vec::new();
     let mut events = Vec::new();
     for ns in spec.namespaces() {
@@ -777,5 +855,76 @@ async fn observe_control_once<C: ClusterOps>(
             present.insert(s.clone());
         }
     }
-    Ok(judge_control(expected, &sealed, &events, &present))
+    let any_key_failure = expected.iter().any(|s| {
+        matches!(
+            judge_control(std::slice::from_ref(s), &sealed, &events, &present),
+            ControlJudgement::Held { .. }
+        )
+    });
+    let kustomization_ready = cluster
+        .get(
+            ResourceKind::Kustomization,
+            &spec.flux.namespace,
+            &spec.flux.name,
+        )
+        .await?
+        .is_some_and(|k| kustomization_ready(&k, revision).is_ready());
+    Ok(ControlSeen {
+        judgement: judge_control(expected, &sealed, &events, &present),
+        any_key_failure,
+        kustomization_ready,
+    })
+}
+
+/// Waits until every Secret exists, then restarts each function whose Deployment is not
+/// available: its pods started before the Secret existed and kubelet retries the mount only
+/// after its backoff. Returns the functions restarted.
+async fn restart_waiting_functions<C: ClusterOps>(
+    spec: &RestoreSpec,
+    cluster: &C,
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
+    wait::until(
+        "the restored Secrets",
+        timeout,
+        spec.timeouts.poll,
+        || async {
+            let mut missing = Vec::new();
+            for s in spec.secret_refs() {
+                if cluster
+                    .get(ResourceKind::Secret, &s.namespace, &s.name)
+                    .await?
+                    .is_none()
+                {
+                    missing.push(format!("Secret {s} absent"));
+                }
+            }
+            Ok(if missing.is_empty() {
+                Poll::Done(())
+            } else {
+                Poll::Pending(missing.join("; "))
+            })
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut restarted = Vec::new();
+    for f in spec.function_names() {
+        let Some(d) = cluster
+            .get(ResourceKind::Deployment, FUNCTIONS_NAMESPACE, &f)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        if deployment_available(&d).is_ready() {
+            continue;
+        }
+        cluster
+            .restart_deployment(FUNCTIONS_NAMESPACE, &f)
+            .await
+            .map_err(|e| format!("restarting function {f}: {e}"))?;
+        restarted.push(f);
+    }
+    Ok(restarted)
 }

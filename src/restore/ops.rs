@@ -109,25 +109,22 @@ pub trait ClusterOps: Send + Sync {
     ) -> impl Future<Output = Result<(), OpsError>> + Send;
 }
 
-/// The life of the cluster under test: destroy it, create a new one, install the stack.
+/// The life of the cluster under test: destroy it, rebuild it.
 pub trait Lifecycle: Send {
     type Cluster: ClusterOps;
 
     /// Destroys the cluster for good (kind: `kind delete cluster`).
     fn destroy(&mut self) -> impl Future<Output = Result<(), OpsError>> + Send;
 
-    /// Creates a new, empty cluster with the same spec and returns a client bound to it.
-    fn create(&mut self) -> impl Future<Output = Result<Self::Cluster, OpsError>> + Send;
-
-    /// Installs the suite's stack (mesh, OpenFaaS, sealed-secrets) on the new cluster exactly as
-    /// for the first one — *not* Flux's sources, which the restore flow bootstraps itself.
-    /// The sealed-secrets controller must come up as `sealed-secrets-controller` in
-    /// `kube-system` (Helm: `fullnameOverride=sealed-secrets-controller`), which is what
+    /// Creates a new cluster with the same spec and installs the suite's stack on it (mesh,
+    /// OpenFaaS, sealed-secrets, Flux's controllers) exactly as for the first one — *not*
+    /// Flux's sources, which the restore flow bootstraps itself — and returns a client bound
+    /// to it. One step, because that is how a suite's environment comes up (and so the phase
+    /// is named for all it holds: the rebuild). The sealed-secrets controller must come up as
+    /// `sealed-secrets-controller` in `kube-system` (Helm:
+    /// `fullnameOverride=sealed-secrets-controller`), which is what
     /// [`crate::restore::seal::Controller::default`] names explicitly.
-    fn install(
-        &mut self,
-        cluster: &Self::Cluster,
-    ) -> impl Future<Output = Result<(), OpsError>> + Send;
+    fn rebuild(&mut self) -> impl Future<Output = Result<Self::Cluster, OpsError>> + Send;
 }
 
 /// A monotonic clock, so that tests can measure phases on a clock they control.

@@ -171,7 +171,7 @@ impl WithRestore<'_> {
             Some(i) => i.to_string(),
             None => return error("the `images.function` variable is not set".into()),
         };
-        let mut spec = match RestoreSpec::for_suite(
+        let spec = match RestoreSpec::for_suite(
             &self.ctx.plan.suite,
             r,
             image,
@@ -181,8 +181,6 @@ impl WithRestore<'_> {
             Ok(s) => s,
             Err(e) => return error(e),
         };
-        // `create` provisions the cluster and installs the stack in one go.
-        spec.timeouts.create += spec.timeouts.install;
         let kubeconfig = self.ctx.env.target.kubeconfig.clone();
         let client = match client_from_kubeconfig(&kubeconfig, &ClientOptions::default()).await {
             Ok(c) => c,
@@ -278,7 +276,7 @@ impl Lifecycle for StackLifecycle<'_, '_> {
         env.teardown_handle().teardown().await.map_err(OpsError)
     }
 
-    async fn create(&mut self) -> Result<KubeClusterOps, OpsError> {
+    async fn rebuild(&mut self) -> Result<KubeClusterOps, OpsError> {
         let (suite, spec, key) = (
             &self.ctx.plan.suite,
             &self.ctx.plan.env,
@@ -304,10 +302,5 @@ impl Lifecycle for StackLifecycle<'_, '_> {
             kubeconfig,
             run_id: Some(self.run_id.clone()),
         })
-    }
-
-    /// Nothing to do: `create` installed the stack exactly as for the first cluster.
-    async fn install(&mut self, _cluster: &KubeClusterOps) -> Result<(), OpsError> {
-        Ok(())
     }
 }
