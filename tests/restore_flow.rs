@@ -586,6 +586,7 @@ fn spec(dir: &Path, max_recovery: Option<Duration>, control: Duration) -> Restor
         flux: FluxSpec::new("v2.9.4"),
         serve_bind: "127.0.0.1:0".parse().unwrap(),
         serve_host: "127.0.0.1".into(),
+        probe: None,
         timeouts: Timeouts {
             command: Duration::from_secs(20),
             prepare: Duration::from_secs(60),

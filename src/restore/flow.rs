@@ -113,6 +113,9 @@ pub struct RestoreSpec {
     pub serve_bind: SocketAddr,
     /// The host name/address the cluster's pods use to reach `serve_bind` (usually its IP).
     pub serve_host: String,
+    /// The kind node that must reach the repository before Flux is bootstrapped, and its
+    /// Docker network (`None` in tests without containers).
+    pub probe: Option<NodeProbe>,
     pub timeouts: Timeouts,
     pub tools: Tools,
 }
@@ -145,6 +148,7 @@ impl RestoreSpec {
             flux: FluxSpec::new(flux_version.as_str()),
             serve_bind,
             serve_host: serve_host.into(),
+            probe: None,
             timeouts: Timeouts::default(),
             tools: Tools::default(),
         })
@@ -168,6 +172,13 @@ impl RestoreSpec {
             .map(|s| s.namespace)
             .collect()
     }
+}
+
+/// Where the repository is proved reachable from: a kind node container on a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProbe {
+    pub node: String,
+    pub network: String,
 }
 
 /// Why preparing the first cluster failed.
@@ -320,12 +331,21 @@ async fn prepare_inner<C: ClusterOps>(
     })
 }
 
-/// `flux install`, then the GitRepository and Kustomization.
+/// `flux install`, then the GitRepository and Kustomization — after proving a node reaches the
+/// repository (a firewall would otherwise surface as a GitRepository stuck minutes later).
 async fn bootstrap_flux<C: ClusterOps>(
     spec: &RestoreSpec,
     cluster: &C,
     url: &str,
 ) -> Result<(), String> {
+    if let Some(p) = &spec.probe {
+        let at = crate::restore::reach::ServeAt {
+            bind: spec.serve_bind,
+            host: spec.serve_host.clone(),
+            network: p.network.clone(),
+        };
+        crate::restore::reach::probe_from(&p.node, url, &at).await?;
+    }
     flux::install_cmd(
         &spec.tools.flux,
         &spec.flux,

@@ -47,6 +47,7 @@ pub mod flow;
 pub mod flux;
 pub mod keys;
 pub mod ops;
+pub mod reach;
 pub mod repo;
 pub mod seal;
 pub mod serve;

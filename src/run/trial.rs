@@ -17,14 +17,13 @@ use crate::restore::{self, Lifecycle, OpsError, RestoreSpec, SystemClock};
 use crate::scenario::template::Vars;
 use crate::scenario::{Check, ClusterSpec, Edition, RestoreCheck};
 use crate::scenario_run::executor::{run_trial, AppliedObject, TrialOps, TrialSpec};
-use crate::scenario_run::kube_ops::restore::{kind_network_gateway, KubeClusterOps};
+use crate::scenario_run::kube_ops::restore::KubeClusterOps;
 use crate::scenario_run::kube_ops::{Deployer, KubeTrial, KubeTrialConfig};
 use crate::scenario_run::render::{FunctionRequest, ObjectRef, WaitTarget};
 use crate::scenario_run::tracker::Tracker;
 use crate::stack::environment::{self, Environment};
 use crate::stack::{names, Log, RunDirs, StackOptions};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -159,8 +158,9 @@ impl WithRestore<'_> {
         if !matches!(self.ctx.plan.env.cluster, ClusterSpec::Kind { .. }) {
             return error("the restore check destroys and re-creates its cluster: it needs cluster.provider kind".into());
         }
-        let gateway = match kind_network_gateway().await {
-            Ok(g) => g,
+        // Where the nodes reach this machine (or a clear "not yet" where they cannot).
+        let at = match crate::restore::reach::serve_at().await {
+            Ok(a) => a,
             Err(e) => {
                 return error(format!(
                     "finding where the kind nodes reach this machine: {e}"
@@ -171,16 +171,23 @@ impl WithRestore<'_> {
             Some(i) => i.to_string(),
             None => return error("the `images.function` variable is not set".into()),
         };
-        let spec = match RestoreSpec::for_suite(
+        let mut spec = match RestoreSpec::for_suite(
             &self.ctx.plan.suite,
             r,
             image,
-            SocketAddr::new(gateway.into(), 0),
-            gateway.to_string(),
+            at.bind,
+            at.host.clone(),
         ) {
             Ok(s) => s,
             Err(e) => return error(e),
         };
+        // kind names its single node `<cluster>-control-plane`, and the rebuild keeps the name.
+        if let Some(cluster) = &self.ctx.env.cluster_name {
+            spec.probe = Some(crate::restore::flow::NodeProbe {
+                node: format!("{cluster}-control-plane"),
+                network: at.network.clone(),
+            });
+        }
         let kubeconfig = self.ctx.env.target.kubeconfig.clone();
         let client = match client_from_kubeconfig(&kubeconfig, &ClientOptions::default()).await {
             Ok(c) => c,

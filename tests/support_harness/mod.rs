@@ -18,6 +18,9 @@ pub enum Need {
     Tcpdump,
     /// `dumpcap` (Wireshark's capture tool) able to capture on `lo`.
     Dumpcap,
+    /// A Docker engine that answers (`.ci/run` starts Debian's `dockerd`) and a static busybox
+    /// to make a local image from (Debian's `busybox-static`): no registry is needed.
+    Docker,
 }
 
 impl Need {
@@ -30,8 +33,33 @@ impl Need {
             },
             Need::Tcpdump => can_capture("tcpdump", &["-i", "lo", "-n", "-w", "/dev/null"]),
             Need::Dumpcap => can_capture("dumpcap", &["-i", "lo", "-q", "-w", "/dev/null"]),
+            Need::Docker => docker_ready(),
         }
     }
+}
+
+fn docker_ready() -> Option<String> {
+    let out = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Err(e) => return Some(format!("needs a Docker engine (`docker`: {e}; Debian: apt-get install docker.io, then start dockerd)")),
+        Ok(o) if !o.status.success() => {
+            return Some(format!(
+                "needs a running Docker engine (start dockerd): {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").trim()
+            ))
+        }
+        Ok(_) => {}
+    }
+    if !std::path::Path::new("/bin/busybox").is_file() {
+        return Some(
+            "needs /bin/busybox to make a local image (Debian: apt-get install busybox-static)"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Starts a capture on `lo` and watches it for a moment: one that is still running can

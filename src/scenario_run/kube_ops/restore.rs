@@ -136,63 +136,9 @@ impl ClusterOps for KubeClusterOps {
     }
 }
 
-/// The first IPv4 gateway among the IPAM configs `docker network inspect` printed as
-/// `GATEWAY|SUBNET` words (IPv6 ones skipped). Some Docker versions print the gateway with a
-/// prefix length (`172.18.0.1/16`) or leave it empty; then the subnet's first host is the
-/// gateway, as Docker assigns it.
-pub fn first_ipv4(ipam: &str) -> Option<std::net::Ipv4Addr> {
-    ipam.split_whitespace().find_map(|config| {
-        let (gateway, subnet) = config.split_once('|').unwrap_or((config, ""));
-        let gateway = gateway.split('/').next().unwrap_or("");
-        gateway.parse().ok().or_else(|| {
-            let net: std::net::Ipv4Addr = subnet.split('/').next()?.parse().ok()?;
-            Some(std::net::Ipv4Addr::from(u32::from(net) + 1))
-        })
-    })
-}
-
-/// The kind network's IPv4 gateway: the address of this machine as the kind nodes see it, where
-/// the restore flow serves its git repository (outside the cluster, so it survives it).
-pub async fn kind_network_gateway() -> Result<std::net::Ipv4Addr, String> {
-    let out = crate::process::Cmd::new("docker")
-        .args([
-            "network",
-            "inspect",
-            "kind",
-            "--format",
-            "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}",
-        ])
-        .timeout(Duration::from_secs(30))
-        .run()
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = out.stdout_str();
-    first_ipv4(&text).ok_or_else(|| {
-        format!(
-            "the kind network has no IPv4 gateway (docker said {:?})",
-            text.trim()
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_ipv4_gateway_is_picked_over_ipv6() {
-        let gw = Some(std::net::Ipv4Addr::new(172, 18, 0, 1));
-        assert_eq!(
-            first_ipv4("fc00:f853:ccd:e793::1|fc00:f853:ccd:e793::/64 172.18.0.1|172.18.0.0/16 "),
-            gw
-        );
-        // Old Docker: the gateway with its prefix length, or no gateway at all.
-        assert_eq!(first_ipv4("172.18.0.1/16|172.18.0.0/16"), gw);
-        assert_eq!(first_ipv4("|172.18.0.0/16"), gw);
-        assert_eq!(first_ipv4("172.18.0.1"), gw);
-        assert_eq!(first_ipv4("fc00::1|fc00::/64"), None);
-        assert_eq!(first_ipv4(""), None);
-    }
 
     #[test]
     fn resources_are_built_from_the_flows_kinds() {
