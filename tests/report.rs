@@ -10,6 +10,7 @@ use meshproof::check::verdict::{CheckName, Outcome, Verdict};
 use meshproof::images::resolve::PinSource;
 use meshproof::images::Resolved;
 use meshproof::process::Redactor;
+use meshproof::report::conformance::{self, Conformance, ImplementationArgs, Profile};
 use meshproof::report::{
     self, integrity, Control, Event, Fingerprint, Integrity, Reporter, Status, TrialOutcome,
 };
@@ -715,7 +716,18 @@ fn secrets_never_reach_any_file() {
     let d = tempfile::tempdir().unwrap();
     let mut red = Redactor::default();
     red.add(EARLY);
-    let r = Reporter::create(d.path(), "run-secrets", red).unwrap();
+    // The implementation fields are user input too (certify --organization …).
+    let conf = Conformance {
+        profiles: conformance::profile_map(&catalog()),
+        implementation: ImplementationArgs {
+            organization: Some(format!("org {EARLY}")),
+            contact: vec![format!("@{LATE}")],
+            ..Default::default()
+        },
+    };
+    let r = Reporter::create(d.path(), "run-secrets", red)
+        .unwrap()
+        .with_conformance(conf);
     let mut f = fingerprint("istio[k8s=1.34]");
     f.tools
         .insert("helm".into(), Some(format!("v3.19.0 --password {EARLY}")));
@@ -785,6 +797,7 @@ fn secrets_never_reach_any_file() {
     for want in [
         "junit.xml",
         "report.json",
+        "conformance-report.yaml",
         "artifacts/istio[k8s=1.34]--deny/gateway.log",
         "artifacts/istio[k8s=1.34]--deny/eth0.pcap",
         "artifacts/istio[k8s=1.34]--deny/events.txt",
@@ -995,4 +1008,471 @@ fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
             .contains("kind delete cluster: exit status 1"),
         "{case:#}"
     );
+}
+
+// ------------------------------------------------------------------ conformance-report.yaml
+
+/// A value's type in the upstream Go types.
+#[derive(Debug)]
+enum Shape {
+    Str,
+    U32,
+    /// `[]string`.
+    Strings,
+    /// `Result`: a string, one of `success`, `partial`, `failure` (`result.go`).
+    Result,
+    Obj(&'static [Field]),
+    List(&'static Shape),
+}
+
+/// One field: its YAML key (the `json` tag, or the Go field name where there is none), its type,
+/// and whether upstream omits it when empty (`omitempty`, or a nil pointer).
+#[derive(Debug)]
+struct Field(&'static str, Shape, bool);
+
+// The Gateway API `ConformanceReport`, written from kubernetes-sigs/gateway-api tag **v1.4.0**
+// (commit 5e5891a5adad272363de782eb02a042166f1913c), conformance/apis/v1/ — CONTRACTS.md GW-7.
+// sigs.k8s.io/yaml marshals through the json tags, so these are the YAML keys.
+
+/// `statistics.go`: `Passed`, `Skipped`, `Failed uint32`, no json tags.
+const STATISTICS: &[Field] = &[
+    Field("Passed", Shape::U32, false),
+    Field("Skipped", Shape::U32, false),
+    Field("Failed", Shape::U32, false),
+];
+/// `profilereport.go` `Status`: `Result json:"result"`, `Statistics json:"statistics"`,
+/// `SkippedTests []string json:"skippedTests,omitempty"`, `FailedTests … "failedTests,omitempty"`.
+const STATUS: &[Field] = &[
+    Field("result", Shape::Result, false),
+    Field("statistics", Shape::Obj(STATISTICS), false),
+    Field("skippedTests", Shape::Strings, true),
+    Field("failedTests", Shape::Strings, true),
+];
+/// `profilereport.go` `ExtendedStatus`: `Status json:",inline"` plus
+/// `SupportedFeatures`/`UnsupportedFeatures []string …,omitempty`.
+const EXTENDED: &[Field] = &[
+    Field("result", Shape::Result, false),
+    Field("statistics", Shape::Obj(STATISTICS), false),
+    Field("skippedTests", Shape::Strings, true),
+    Field("failedTests", Shape::Strings, true),
+    Field("supportedFeatures", Shape::Strings, true),
+    Field("unsupportedFeatures", Shape::Strings, true),
+];
+/// `profilereport.go` `ProfileReport`: `name`, `summary`, `core Status`,
+/// `extended *ExtendedStatus json:"extended,omitempty"`.
+const PROFILE: &[Field] = &[
+    Field("name", Shape::Str, false),
+    Field("summary", Shape::Str, false),
+    Field("core", Shape::Obj(STATUS), false),
+    Field("extended", Shape::Obj(EXTENDED), true),
+];
+/// `conformancereport.go` `Implementation`: five fields, `Contact []string`.
+const IMPLEMENTATION: &[Field] = &[
+    Field("organization", Shape::Str, false),
+    Field("project", Shape::Str, false),
+    Field("url", Shape::Str, false),
+    Field("version", Shape::Str, false),
+    Field("contact", Shape::Strings, false),
+];
+/// `conformancereport.go` `ConformanceReport`: `metav1.TypeMeta` inline (`apiVersion`, `kind`),
+/// `Implementation json:"implementation"`, `date`, `gatewayAPIVersion`, `mode`,
+/// `gatewayAPIChannel`, `ProfileReports []ProfileReport json:"profiles"`,
+/// `succeededProvisionalTests …,omitempty`.
+const CONFORMANCE_REPORT: &[Field] = &[
+    Field("apiVersion", Shape::Str, false),
+    Field("kind", Shape::Str, false),
+    Field("implementation", Shape::Obj(IMPLEMENTATION), false),
+    Field("date", Shape::Str, false),
+    Field("gatewayAPIVersion", Shape::Str, false),
+    Field("mode", Shape::Str, false),
+    Field("gatewayAPIChannel", Shape::Str, false),
+    Field("profiles", Shape::List(&Shape::Obj(PROFILE)), false),
+    Field("succeededProvisionalTests", Shape::Strings, true),
+];
+/// Upstream fields meshproof leaves out on purpose: it does not test Gateway API
+/// (src/report/conformance.rs).
+const LEFT_OUT: &[&str] = &["gatewayAPIVersion", "gatewayAPIChannel"];
+
+/// Where `v` departs from `shape`, one line per problem.
+fn shape_problems(v: &serde_yaml::Value, shape: &Shape, at: &str, out: &mut Vec<String>) {
+    use serde_yaml::Value as Y;
+    match (shape, v) {
+        (Shape::Str, Y::String(_)) => {}
+        (Shape::U32, Y::Number(n)) if n.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)) => {}
+        (Shape::Result, Y::String(s))
+            if ["success", "partial", "failure"].contains(&s.as_str()) => {}
+        (Shape::Strings, Y::Sequence(items)) => {
+            for (i, it) in items.iter().enumerate() {
+                shape_problems(it, &Shape::Str, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Shape::List(inner), Y::Sequence(items)) => {
+            for (i, it) in items.iter().enumerate() {
+                shape_problems(it, inner, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Shape::Obj(fields), Y::Mapping(m)) => {
+            for (k, _) in m {
+                let known = k.as_str().is_some_and(|k| fields.iter().any(|f| f.0 == k));
+                if !known {
+                    out.push(format!("{at}: key {k:?} is not in the upstream type"));
+                }
+            }
+            for Field(key, shape, omitempty) in fields.iter() {
+                match m.get(*key) {
+                    None if *omitempty || LEFT_OUT.contains(key) => {}
+                    None => out.push(format!("{at}.{key}: missing")),
+                    Some(Y::Sequence(s)) if *omitempty && s.is_empty() => {
+                        out.push(format!("{at}.{key}: empty, upstream omits it"))
+                    }
+                    Some(v) => shape_problems(v, shape, &format!("{at}.{key}"), out),
+                }
+            }
+        }
+        (shape, v) => out.push(format!("{at}: {v:?} is not a {shape:?}")),
+    }
+}
+
+fn conformance_shape(v: &serde_yaml::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    shape_problems(v, &Shape::Obj(CONFORMANCE_REPORT), "", &mut out);
+    out
+}
+
+fn conformance_for_project() -> Conformance {
+    Conformance {
+        profiles: conformance::profile_map(&catalog()),
+        implementation: ImplementationArgs {
+            organization: Some("Example Mesh Co".into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Two environments of the Istio suite, every outcome, one profile each.
+fn conformance_run(dir: &Path) -> Reporter {
+    let r = Reporter::create(dir, "run-conformance", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    let (a, b) = ("istio[k8s=1.34]", "istio[k8s=1.33]");
+    start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
+    let pass = |c| vec![verdict(c, Outcome::Pass, &[], json!({}))];
+    trial(
+        &r,
+        a,
+        "mtls",
+        TrialOutcome::Passed,
+        pass(CheckName::Mtls),
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "mtls",
+        TrialOutcome::Passed,
+        pass(CheckName::Mtls),
+        vec![],
+    );
+    let deny_fail = verdict(CheckName::Http, Outcome::Fail, &["200, not 403"], json!({}));
+    trial(&r, a, "deny", TrialOutcome::Passed, vec![deny_fail], vec![]);
+    trial(
+        &r,
+        b,
+        "deny",
+        TrialOutcome::Passed,
+        pass(CheckName::Http),
+        vec![],
+    );
+    // Errored: could not be set up. Counted as failed, listed in failedTests.
+    let setup = "environment istio[k8s=1.34] could not be set up: kind create cluster: exit 1";
+    trial(
+        &r,
+        a,
+        "canary",
+        TrialOutcome::errored(vec![setup.into()]),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "canary",
+        TrialOutcome::Passed,
+        pass(CheckName::Canary),
+        vec![],
+    );
+    trial(
+        &r,
+        a,
+        "tls",
+        TrialOutcome::ignored("not today"),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "tls",
+        TrialOutcome::Passed,
+        pass(CheckName::Tls),
+        vec![],
+    );
+    trial(
+        &r,
+        a,
+        "restore",
+        TrialOutcome::ignored("no git server"),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "restore",
+        TrialOutcome::ignored("no git server"),
+        vec![],
+        vec![],
+    );
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    r
+}
+
+#[test]
+fn each_scenario_of_the_project_counts_towards_its_checks_profile() {
+    let m = conformance::profile_map(&catalog());
+    let want: std::collections::BTreeMap<String, std::collections::BTreeSet<Profile>> = [
+        ("canary", Profile::MeshSplit),
+        ("deny", Profile::MeshAuthz),
+        ("mtls", Profile::MeshMtls),
+        ("restore", Profile::DrRestore),
+        ("tls", Profile::IngressTls),
+    ]
+    .into_iter()
+    .map(|(s, p)| (s.to_string(), [p].into()))
+    .collect();
+    assert_eq!(m, want);
+    let names: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "MESH-MTLS",
+            "MESH-AUTHZ",
+            "MESH-SPLIT",
+            "INGRESS-TLS",
+            "DR-RESTORE"
+        ]
+    );
+}
+
+#[test]
+fn conformance_report_has_the_gateway_api_shape_and_agrees_with_report_json() {
+    let d = tempfile::tempdir().unwrap();
+    let r = conformance_run(d.path());
+    let text = std::fs::read_to_string(d.path().join(conformance::CONFORMANCE_YAML)).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let problems = conformance_shape(&doc);
+    assert!(problems.is_empty(), "{problems:#?}\n{text}");
+    assert_eq!(doc["apiVersion"], "meshproof/v1", "not Gateway API's group");
+    assert_eq!(doc["kind"], "ConformanceReport");
+    assert_eq!(doc["mode"], "istio");
+    // Given, derived from the suite's mesh, or said to be unknown — never made up.
+    let i = &doc["implementation"];
+    assert_eq!(i["organization"], "Example Mesh Co");
+    assert_eq!(i["project"], "istio");
+    assert_eq!(i["version"], "1.30.3");
+    assert_eq!(i["url"], "unknown");
+    assert_eq!(i["contact"][0], "unknown");
+    assert!(doc["profiles"][0].get("extended").is_none());
+
+    // Against report.json of the same run.
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    assert_eq!(doc["date"], rep.finished_at.as_deref().unwrap());
+    let parsed = conformance::from_yaml(&text).expect("reads back with unknown fields denied");
+    let profiles = conformance::profile_map(&catalog());
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &parsed.profiles {
+        let trials: Vec<_> = rep
+            .trials()
+            .filter(|(_, t)| profiles[&t.scenario].contains(&p.name))
+            .map(|(_, t)| t)
+            .collect();
+        let ids = |labels: &[&str]| -> Vec<String> {
+            trials
+                .iter()
+                .filter(|t| labels.contains(&t.outcome.label()))
+                .map(|t| t.id.clone())
+                .collect()
+        };
+        let (passed, failed, skipped) = (
+            ids(&["passed"]),
+            ids(&["failed", "errored"]),
+            ids(&["ignored"]),
+        );
+        let mut got_failed = p.core.failed_tests.clone();
+        got_failed.sort();
+        let mut want_failed = failed.clone();
+        want_failed.sort();
+        assert_eq!(got_failed, want_failed, "{}", p.name);
+        let mut got_skipped = p.core.skipped_tests.clone();
+        got_skipped.sort();
+        let mut want_skipped = skipped.clone();
+        want_skipped.sort();
+        assert_eq!(got_skipped, want_skipped, "{}", p.name);
+        let s = p.core.statistics;
+        assert_eq!(
+            (s.passed as usize, s.failed as usize, s.skipped as usize),
+            (passed.len(), failed.len(), skipped.len()),
+            "{}",
+            p.name
+        );
+        // report.json's rule, recomputed here.
+        let want = if !failed.is_empty() {
+            Status::Failure
+        } else if !passed.is_empty() && skipped.is_empty() {
+            Status::Success
+        } else {
+            Status::Partial
+        };
+        assert_eq!(p.core.result, want, "{}", p.name);
+        seen.insert(p.name);
+    }
+    let in_report: std::collections::BTreeSet<Profile> = rep
+        .trials()
+        .flat_map(|(_, t)| profiles[&t.scenario].iter().copied())
+        .collect();
+    assert_eq!(seen, in_report, "a profile per profile that ran, no more");
+
+    // And the verdicts, spelled out.
+    let result = |n: &str| {
+        doc["profiles"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n}\n{text}"))
+            .clone()
+    };
+    assert_eq!(result("MESH-MTLS")["core"]["result"], "success");
+    assert_eq!(result("MESH-MTLS")["core"]["statistics"]["Passed"], 2);
+    assert_eq!(result("MESH-AUTHZ")["core"]["result"], "failure");
+    assert_eq!(
+        result("MESH-AUTHZ")["core"]["failedTests"][0],
+        "istio[k8s=1.34]::deny"
+    );
+    assert_eq!(
+        result("MESH-SPLIT")["core"]["result"],
+        "failure",
+        "an error is not a pass"
+    );
+    assert_eq!(result("MESH-SPLIT")["core"]["statistics"]["Failed"], 1);
+    assert_eq!(result("INGRESS-TLS")["core"]["result"], "partial");
+    assert_eq!(result("DR-RESTORE")["core"]["result"], "partial");
+    assert_eq!(result("DR-RESTORE")["core"]["statistics"]["Skipped"], 2);
+    assert_eq!(
+        result("DR-RESTORE")["summary"],
+        "Core tests partially succeeded with 2 test skips."
+    );
+}
+
+#[test]
+fn the_conformance_shape_check_can_fail() {
+    let d = tempfile::tempdir().unwrap();
+    conformance_run(d.path());
+    let text = std::fs::read_to_string(d.path().join(conformance::CONFORMANCE_YAML)).unwrap();
+    let good: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert!(conformance_shape(&good).is_empty());
+    type Edit = fn(&mut serde_yaml::Value);
+    let edits: [(&str, Edit); 7] = [
+        ("lowercase statistics key", |v| {
+            let s = v["profiles"][0]["core"]["statistics"]
+                .as_mapping_mut()
+                .unwrap();
+            let n = s.remove("Passed").unwrap();
+            s.insert("passed".into(), n);
+        }),
+        ("contact as a string", |v| {
+            v["implementation"]["contact"] = "@me".into()
+        }),
+        ("unknown key", |v| {
+            v.as_mapping_mut()
+                .unwrap()
+                .insert("verdict".into(), "ok".into());
+        }),
+        ("result outside the enum", |v| {
+            v["profiles"][0]["core"]["result"] = "passed".into()
+        }),
+        ("missing mode", |v| {
+            v.as_mapping_mut().unwrap().remove("mode");
+        }),
+        ("negative count", |v| {
+            v["profiles"][0]["core"]["statistics"]["Failed"] = (-1).into()
+        }),
+        ("empty omitempty list", |v| {
+            v["profiles"][0]["core"]
+                .as_mapping_mut()
+                .unwrap()
+                .insert("failedTests".into(), serde_yaml::Value::Sequence(vec![]));
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        assert!(!conformance_shape(&bad).is_empty(), "{what} was accepted");
+    }
+}
+
+#[test]
+fn each_suite_of_a_run_gets_a_conformance_report_of_its_own() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-two-meshes", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    let (a, b) = ("istio[k8s=1.34]", "linkerd[k8s=1.34]");
+    start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
+    let pass = || vec![verdict(CheckName::Mtls, Outcome::Pass, &[], json!({}))];
+    trial(&r, a, "mtls", TrialOutcome::Passed, pass(), vec![]);
+    trial(&r, b, "mtls", TrialOutcome::Passed, pass(), vec![]);
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    assert!(
+        !d.path().join(conformance::CONFORMANCE_YAML).exists(),
+        "one file would mix two implementations"
+    );
+    for (suite, version) in [("istio", "1.30.3"), ("linkerd", "edge-26.8.3")] {
+        let text =
+            std::fs::read_to_string(d.path().join(format!("conformance-report-{suite}.yaml")))
+                .unwrap();
+        let c = conformance::from_yaml(&text).unwrap();
+        assert_eq!(c.mode, suite);
+        assert_eq!(c.implementation.project, suite);
+        assert_eq!(c.implementation.version, version);
+        assert_eq!(c.profiles.len(), 1);
+        assert_eq!(c.profiles[0].core.statistics.passed, 1);
+    }
+}
+
+#[test]
+fn a_trial_without_a_profile_is_an_error_not_a_gap() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-unprofiled", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    start(&r, &[("istio[k8s=1.34]", fingerprint("istio[k8s=1.34]"))]);
+    let pass = vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
+    trial(
+        &r,
+        "istio[k8s=1.34]",
+        "unheard-of",
+        TrialOutcome::Passed,
+        pass,
+        vec![],
+    );
+    let err = r.emit(Event::RunFinished { at: at() }).unwrap_err();
+    assert!(
+        matches!(err, report::ReportError::Unprofiled { ref trial } if trial == "istio[k8s=1.34]::unheard-of"),
+        "{err}"
+    );
+    // The other files are whole.
+    assert!(integrity::verify(&r.json_path()).is_ok());
+    assert!(r.junit_path().is_file());
+    assert!(!d.path().join(conformance::CONFORMANCE_YAML).exists());
 }

@@ -1,6 +1,7 @@
 //! Human renderings of a `report.json`: the terminal summary table and the Markdown README a
 //! certification submission carries.
 
+use super::conformance::{ConformanceReport, Profile};
 use super::integrity::Integrity;
 use super::model::{Report, Status};
 use super::progress::elapsed;
@@ -325,7 +326,47 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
     if report.meshproof.git_revision.ends_with("-dirty") {
         md.push_str("\nThe run was made from a checkout with uncommitted changes: the commit alone does not reproduce it.\n");
     }
-    md.push_str("\n## Files\n\n- `report.json` — every verdict with its evidence, the negative controls, the environment fingerprints; its `sha256` covers the rest of the file (`meshproof report report.json` checks it)\n- `junit.xml` — the same trials for CI test-result viewers\n- `artifacts/` — per failing trial: cluster logs, events, pod statuses and logs, mesh diagnostics, packet captures\n");
+    md.push_str("\n## Files\n\n- `report.json` — every verdict with its evidence, the negative controls, the environment fingerprints; its `sha256` covers the rest of the file (`meshproof report report.json` checks it)\n- `junit.xml` — the same trials for CI test-result viewers\n- `conformance-report.yaml` — the same results per conformance profile, shaped like a Gateway API `ConformanceReport`\n- `artifacts/` — per failing trial: cluster logs, events, pod statuses and logs, mesh diagnostics, packet captures\n");
+    md
+}
+
+/// The submission README's profiles section: each profile's result and counts, and what its
+/// success claims, from the `conformance-report.yaml` handed in beside it.
+pub fn profiles_markdown(c: &ConformanceReport) -> String {
+    let i = &c.implementation;
+    let mut md = String::from("\n## Conformance profiles\n\n");
+    md.push_str(&format!(
+        "`report/conformance-report.yaml` (shaped like a Gateway API `ConformanceReport`) reports the implementation {} {} by {} ({}; contact {}). A profile is `success` only when every trial of it passed; each trial counts towards the profile its scenario's check decides.\n\n",
+        code(&i.project),
+        code(&i.version),
+        cell(&i.organization),
+        cell(&i.url),
+        cell(&i.contact.join(", "))
+    ));
+    md.push_str("| Profile | Result | Passed | Failed | Skipped | A success claims |\n|---|---|---|---|---|---|\n");
+    for p in &c.profiles {
+        let s = p.core.statistics;
+        md.push_str(&format!(
+            "| `{}` | **{}** | {} | {} | {} | {} |\n",
+            p.name,
+            p.core.result.as_str(),
+            s.passed,
+            s.failed,
+            s.skipped,
+            cell(p.name.claim())
+        ));
+    }
+    let absent: Vec<String> = Profile::ALL
+        .iter()
+        .filter(|p| !c.profiles.iter().any(|r| r.name == **p))
+        .map(|p| format!("`{p}`"))
+        .collect();
+    if !absent.is_empty() {
+        md.push_str(&format!(
+            "\nNot tested in this run, so not claimed: {}.\n",
+            absent.join(", ")
+        ));
+    }
     md
 }
 
