@@ -22,7 +22,7 @@ use meshproof::process::Redactor;
 use meshproof::report::conformance::{self, Conformance, ImplementationArgs};
 use meshproof::report::progress::Progress;
 use meshproof::report::{dir, revision, Control, Event, Fingerprint, Reporter, TrialOutcome};
-use meshproof::run::{RunError, Session};
+use meshproof::run::Session;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -412,14 +412,10 @@ fn main() -> ExitCode {
                             TrialOutcome::Passed
                         }
                         Err(e) => {
-                            // What the checks did decide goes into the report too.
+                            // What the checks did decide goes into the report too. An
+                            // environment that could not be set up is an errored trial.
                             verdicts = e.verdicts().to_vec();
-                            match e {
-                                RunError::Failed { message, .. } => TrialOutcome::Failed {
-                                    reasons: vec![message],
-                                },
-                                e => TrialOutcome::errored(vec![e.to_string()]),
-                            }
+                            e.outcome()
                         }
                     }
                 };

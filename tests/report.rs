@@ -6,6 +6,8 @@
 //! The Python side needs `python3` with the PyPI packages `xmlschema` and `junitparser`; without
 //! them these tests say why they skipped, and fail instead under `CI=true`.
 
+mod doubles;
+
 use meshproof::check::verdict::{CheckName, Outcome, Verdict};
 use meshproof::images::resolve::PinSource;
 use meshproof::images::Resolved;
@@ -1475,4 +1477,110 @@ fn a_trial_without_a_profile_is_an_error_not_a_gap() {
     assert!(integrity::verify(&r.json_path()).is_ok());
     assert!(r.junit_path().is_file());
     assert!(!d.path().join(conformance::CONFORMANCE_YAML).exists());
+}
+
+// ------------------------------------------------------------------ setup failures
+
+/// An environment that could not be set up reaches JUnit as an `<error>` on each of its trials:
+/// the real `Session` (with the CLI doubles, `kind create` failing), the same `RunError →
+/// TrialOutcome` mapping tests/e2e.rs uses, the real reporter, and the JUnit consumers.
+#[test]
+fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
+    let d = doubles::Doubles::new();
+    let raw = tempfile::tempdir().unwrap();
+    std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
+    std::env::set_var("MESHPROOF_DOUBLE_LOG", d.log());
+    std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "kind create");
+    let mut c = catalog();
+    c.suites.retain(|s| s.name.as_str() == "istio");
+    for s in &mut c.suites {
+        let s = std::sync::Arc::make_mut(s);
+        s.openfaas.edition = meshproof::scenario::Edition::Ce;
+        s.images.function = meshproof::images::ImageRef::parse(&format!(
+            "ghcr.io/openfaas/alpine:latest@sha256:{}",
+            "0".repeat(64)
+        ))
+        .unwrap();
+    }
+    let envs = meshproof::plan::expand(&c);
+    let env = envs.iter().find(|e| e.key == "istio[k8s=1.32]").unwrap();
+    let session = meshproof::run::Session::with_options(
+        &envs,
+        meshproof::stack::StackOptions {
+            api: std::sync::Arc::new(doubles::RecordingApi::default()),
+            keep_cluster: false,
+            artifacts_root: raw.path().to_path_buf(),
+            gateway_api_base: "http://127.0.0.1:9/unused".into(),
+            registry: meshproof::images::Registry::default(),
+            log: std::sync::Arc::new(|_: &str| {}),
+        },
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reporter::create(dir.path(), "run-setup-failed", Redactor::default()).unwrap();
+    start(&r, &[(env.key.as_str(), fingerprint(&env.key))]);
+    let trials = &env.trials[..2];
+    for t in trials {
+        let e = session.run_trial(t).expect_err("kind create fails");
+        assert!(
+            matches!(e, meshproof::run::RunError::Environment { .. }),
+            "{e}"
+        );
+        trial(
+            &r,
+            &env.key,
+            t.scenario.name.as_str(),
+            e.outcome(),
+            e.verdicts().to_vec(),
+            vec![],
+        );
+    }
+    std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
+    let teardown = session.teardown();
+    r.emit(Event::EnvironmentFinished {
+        environment: env.key.clone(),
+        teardown_error: teardown.get(&env.key).map(|e| e.join("; ")),
+    })
+    .unwrap();
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    assert_eq!(
+        rep.summary.status,
+        Status::Failure,
+        "never partial or skipped"
+    );
+    assert_eq!(rep.summary.counts.errored, 2);
+
+    let junit = r.junit_path();
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let Some(out) = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
+    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
+        return;
+    };
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            j["tests"].as_u64(),
+            j["errors"].as_u64(),
+            j["failures"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{j:#}"
+    );
+    for case in j["suites"][0]["cases"].as_array().unwrap() {
+        assert_eq!(case["results"][0]["kind"], "Error", "{case:#}");
+        let msg = case["results"][0]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("environment istio[k8s=1.32] could not be set up")
+                && msg.contains("failing on purpose"),
+            "{msg}"
+        );
+    }
 }
