@@ -862,6 +862,13 @@ fn report_command_renders_a_table_and_refuses_an_edited_report() {
     let (code, out, err) = meshproof(&["report", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("integrity: ok"), "{out}");
+    // A matching hash is not a signature, and the output says so.
+    assert!(
+        out.contains("the sha256 proves integrity, not origin")
+            && out.contains("anyone can recompute it")
+            && out.contains("gh attestation verify report.json --repo OWNER/REPO"),
+        "{out}"
+    );
     assert!(out.contains("result: FAILURE"), "{out}");
     let row = out
         .lines()
@@ -908,6 +915,11 @@ fn markdown_is_a_submission_readme() {
     assert_eq!(code, 0, "{err}");
     assert!(md.starts_with("# meshproof conformance report"), "{md}");
     assert!(md.contains("Result: **failure**"), "{md}");
+    assert!(
+        md.lines().any(|l| l.starts_with("| Report integrity | ok")
+            && l.contains("proves integrity, not origin")),
+        "{md}"
+    );
     assert!(md.contains("| Suite | Result | Passed | Failed | Errored | Ignored | Environments |"));
     assert!(md.contains("## Reproduce"));
     assert!(

@@ -149,6 +149,28 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
     assert!(gc_at > run_at, "gc runs after the harness");
     assert_eq!(all[gc_at]["if"], "always()");
 
+    // Provenance: every report file is attested by this workflow run, also when the run failed,
+    // after the harness wrote it; the job may mint the OIDC token and store the attestation.
+    let attest = step_using(job, "actions/attest-build-provenance");
+    assert_eq!(attest["uses"], "actions/attest-build-provenance@v2");
+    assert_eq!(attest["if"], "always()");
+    assert_eq!(
+        attest["with"]["subject-path"],
+        format!("{rel}/**").as_str(),
+        "every file of the report directory"
+    );
+    let attest_at = all.iter().position(|s| std::ptr::eq(s, attest)).unwrap();
+    assert!(attest_at > run_at, "attested after the report is written");
+    let perms = &job["permissions"];
+    for (k, v) in [
+        ("id-token", "write"),
+        ("attestations", "write"),
+        ("contents", "read"),
+        ("checks", "write"),
+    ] {
+        assert_eq!(perms[k], v, "job permission {k}: {perms:?}");
+    }
+
     let upload = step_using(job, "actions/upload-artifact");
     assert_eq!(upload["uses"], "actions/upload-artifact@v4");
     assert_eq!(

@@ -51,6 +51,10 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
+/// What the hash does not prove. Said wherever the hash is checked: a matching sha256 is easy to
+/// mistake for a signature, but whoever edits the file can recompute it.
+pub const NOT_ORIGIN: &str = "the sha256 proves integrity, not origin: it shows the report was not edited after it was written, but anyone can recompute it; who produced it is shown by a CI attestation (`gh attestation verify report.json --repo OWNER/REPO`)";
+
 fn integrity_line(i: &Integrity) -> String {
     match i {
         Integrity::Intact { sha256 } => format!("integrity: ok (sha256 {sha256})"),
@@ -111,7 +115,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// The terminal summary: header, integrity, suites, trials.
 pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
     let out = format!(
-        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nresult: {}\n\n",
+        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nnote: {NOT_ORIGIN}\nresult: {}\n\n",
         report.meshproof.version,
         report.meshproof.git_revision,
         report.run_id,
@@ -212,8 +216,9 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
         c.passed, c.failed, c.errored, c.ignored
     ));
     md.push_str(&format!(
-        "| Report integrity | {} |\n\n",
-        cell(integrity_line(integrity).trim_start_matches("integrity: "))
+        "| Report integrity | {} — {} |\n\n",
+        cell(integrity_line(integrity).trim_start_matches("integrity: ")),
+        cell(NOT_ORIGIN)
     ));
 
     md.push_str("## Suites\n\n| Suite | Result | Passed | Failed | Errored | Ignored | Environments |\n|---|---|---|---|---|---|---|\n");
