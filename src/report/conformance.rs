@@ -26,10 +26,10 @@
 //!
 //! One report describes one implementation, which a suite fixes (its mesh): a run of one suite
 //! writes `conformance-report.yaml`; a run of several writes `conformance-report-<suite>.yaml`
-//! per suite, never one file mixing two meshes.
+//! per suite, never one file mixing two meshes (the reporter, which owns every file name of the
+//! report directory, names them).
 
 use super::model::{Counts, Report, Status};
-use super::reporter::safe_name;
 use super::ReportError;
 use crate::scenario::{Catalog, Check, Scenario, Step};
 use serde::{Deserialize, Serialize};
@@ -374,23 +374,6 @@ fn summary(result: Status, s: &Statistics) -> String {
             "Core tests partially succeeded with {} test skips.",
             s.skipped
         ),
-    }
-}
-
-/// The file each suite's conformance report goes to: [`CONFORMANCE_YAML`] for a run of one
-/// suite, `conformance-report-<suite>.yaml` for each suite of a run of several.
-pub fn file_names(report: &Report) -> Vec<(String, String)> {
-    match report.suites.as_slice() {
-        [one] => vec![(one.name.clone(), CONFORMANCE_YAML.to_string())],
-        many => many
-            .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    format!("conformance-report-{}.yaml", safe_name(&s.name)),
-                )
-            })
-            .collect(),
     }
 }
 

@@ -343,7 +343,7 @@ impl Reporter {
             for c in &mut i.contact {
                 *c = r.apply(c);
             }
-            for (suite, name) in conformance::file_names(report) {
+            for (suite, name) in conformance_files(report) {
                 let doc = conformance::build(report, &suite, &conf)?;
                 write_file(&self.dir.join(name), conformance::to_yaml(&doc)?.as_bytes())?;
             }
@@ -468,6 +468,24 @@ fn rescrub(dir: &Path, r: &Redactor) -> Result<(), ReportError> {
         }
     }
     Ok(())
+}
+
+/// The file each suite's conformance report goes to: [`CONFORMANCE_YAML`] for a run of one
+/// suite, `conformance-report-<suite>.yaml` for each suite of a run of several (one report, one
+/// implementation).
+fn conformance_files(report: &Report) -> Vec<(String, String)> {
+    match report.suites.as_slice() {
+        [one] => vec![(one.name.clone(), CONFORMANCE_YAML.to_string())],
+        many => many
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    format!("conformance-report-{}.yaml", safe_name(&s.name)),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// A name safe as one path component everywhere reports travel (no `/`, `:`, quotes, `..`):
