@@ -9,18 +9,20 @@
 //! a preflight banner names what is missing; with `MESHPROOF_REQUIRE_CLUSTER=1` the same trials fail.
 //!
 //! Every run (not `--list`) writes a report directory — `junit.xml`, `report.json`,
-//! `artifacts/` — to `--report-dir DIR` (taken out of the arguments before libtest sees them),
-//! `MESHPROOF_REPORT_DIR`, or `target/meshproof/<run id>/`, and prints its path on stderr. The
-//! harness only emits events; `meshproof::report::Reporter` writes the files.
+//! `conformance-report.yaml`, `artifacts/` — to `--report-dir DIR` (taken out of the arguments
+//! before libtest sees them), `MESHPROOF_REPORT_DIR`, or `target/meshproof/<run id>/`, and prints
+//! its path on stderr. The harness only emits events; `meshproof::report::Reporter` writes the
+//! files.
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use meshproof::check::Verdict;
 use meshproof::plan;
 use meshproof::preflight::Report;
 use meshproof::process::Redactor;
+use meshproof::report::conformance::{self, Conformance, ImplementationArgs};
 use meshproof::report::progress::Progress;
 use meshproof::report::{dir, revision, Control, Event, Fingerprint, Reporter, TrialOutcome};
-use meshproof::run::{RunError, Session};
+use meshproof::run::Session;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -306,8 +308,15 @@ fn main() -> ExitCode {
                 return ExitCode::from(101);
             }
         }
+        // conformance-report.yaml: each trial counts towards the profiles of its scenario's
+        // checks; the implementation fields come from MESHPROOF_IMPLEMENTATION_* (certify's
+        // --organization …) or say "unknown".
+        let conf = Conformance {
+            profiles: conformance::profile_map(&catalog),
+            implementation: ImplementationArgs::from_env(),
+        };
         let reporter = match Reporter::create(&report_dir, &run_id, Redactor::default()) {
-            Ok(r) => r,
+            Ok(r) => r.with_conformance(conf),
             Err(e) => {
                 eprintln!("e2e: error: cannot create the report directory: {e}");
                 return ExitCode::from(101);
@@ -403,14 +412,10 @@ fn main() -> ExitCode {
                             TrialOutcome::Passed
                         }
                         Err(e) => {
-                            // What the checks did decide goes into the report too.
+                            // What the checks did decide goes into the report too. An
+                            // environment that could not be set up is an errored trial.
                             verdicts = e.verdicts().to_vec();
-                            match e {
-                                RunError::Failed { message, .. } => TrialOutcome::Failed {
-                                    reasons: vec![message],
-                                },
-                                e => TrialOutcome::errored(vec![e.to_string()]),
-                            }
+                            e.outcome()
                         }
                     }
                 };

@@ -6,10 +6,13 @@
 //! The Python side needs `python3` with the PyPI packages `xmlschema` and `junitparser`; without
 //! them these tests say why they skipped, and fail instead under `CI=true`.
 
+mod doubles;
+
 use meshproof::check::verdict::{CheckName, Outcome, Verdict};
 use meshproof::images::resolve::PinSource;
 use meshproof::images::Resolved;
 use meshproof::process::Redactor;
+use meshproof::report::conformance::{self, Conformance, ImplementationArgs, Profile};
 use meshproof::report::{
     self, integrity, Control, Event, Fingerprint, Integrity, Reporter, Status, TrialOutcome,
 };
@@ -715,7 +718,18 @@ fn secrets_never_reach_any_file() {
     let d = tempfile::tempdir().unwrap();
     let mut red = Redactor::default();
     red.add(EARLY);
-    let r = Reporter::create(d.path(), "run-secrets", red).unwrap();
+    // The implementation fields are user input too (certify --organization …).
+    let conf = Conformance {
+        profiles: conformance::profile_map(&catalog()),
+        implementation: ImplementationArgs {
+            organization: Some(format!("org {EARLY}")),
+            contact: vec![format!("@{LATE}")],
+            ..Default::default()
+        },
+    };
+    let r = Reporter::create(d.path(), "run-secrets", red)
+        .unwrap()
+        .with_conformance(conf);
     let mut f = fingerprint("istio[k8s=1.34]");
     f.tools
         .insert("helm".into(), Some(format!("v3.19.0 --password {EARLY}")));
@@ -785,6 +799,7 @@ fn secrets_never_reach_any_file() {
     for want in [
         "junit.xml",
         "report.json",
+        "conformance-report.yaml",
         "artifacts/istio[k8s=1.34]--deny/gateway.log",
         "artifacts/istio[k8s=1.34]--deny/eth0.pcap",
         "artifacts/istio[k8s=1.34]--deny/events.txt",
@@ -847,6 +862,13 @@ fn report_command_renders_a_table_and_refuses_an_edited_report() {
     let (code, out, err) = meshproof(&["report", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("integrity: ok"), "{out}");
+    // A matching hash is not a signature, and the output says so.
+    assert!(
+        out.contains("the sha256 proves integrity, not origin")
+            && out.contains("anyone can recompute it")
+            && out.contains("gh attestation verify report.json --repo OWNER/REPO"),
+        "{out}"
+    );
     assert!(out.contains("result: FAILURE"), "{out}");
     let row = out
         .lines()
@@ -893,6 +915,11 @@ fn markdown_is_a_submission_readme() {
     assert_eq!(code, 0, "{err}");
     assert!(md.starts_with("# meshproof conformance report"), "{md}");
     assert!(md.contains("Result: **failure**"), "{md}");
+    assert!(
+        md.lines().any(|l| l.starts_with("| Report integrity | ok")
+            && l.contains("proves integrity, not origin")),
+        "{md}"
+    );
     assert!(md.contains("| Suite | Result | Passed | Failed | Errored | Ignored | Environments |"));
     assert!(md.contains("## Reproduce"));
     assert!(
@@ -995,4 +1022,577 @@ fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
             .contains("kind delete cluster: exit status 1"),
         "{case:#}"
     );
+}
+
+// ------------------------------------------------------------------ conformance-report.yaml
+
+/// A value's type in the upstream Go types.
+#[derive(Debug)]
+enum Shape {
+    Str,
+    U32,
+    /// `[]string`.
+    Strings,
+    /// `Result`: a string, one of `success`, `partial`, `failure` (`result.go`).
+    Result,
+    Obj(&'static [Field]),
+    List(&'static Shape),
+}
+
+/// One field: its YAML key (the `json` tag, or the Go field name where there is none), its type,
+/// and whether upstream omits it when empty (`omitempty`, or a nil pointer).
+#[derive(Debug)]
+struct Field(&'static str, Shape, bool);
+
+// The Gateway API `ConformanceReport`, written from kubernetes-sigs/gateway-api tag **v1.4.0**
+// (commit 5e5891a5adad272363de782eb02a042166f1913c), conformance/apis/v1/ — CONTRACTS.md GW-7.
+// sigs.k8s.io/yaml marshals through the json tags, so these are the YAML keys.
+
+/// `statistics.go`: `Passed`, `Skipped`, `Failed uint32`, no json tags.
+const STATISTICS: &[Field] = &[
+    Field("Passed", Shape::U32, false),
+    Field("Skipped", Shape::U32, false),
+    Field("Failed", Shape::U32, false),
+];
+/// `profilereport.go` `Status`: `Result json:"result"`, `Statistics json:"statistics"`,
+/// `SkippedTests []string json:"skippedTests,omitempty"`, `FailedTests … "failedTests,omitempty"`.
+const STATUS: &[Field] = &[
+    Field("result", Shape::Result, false),
+    Field("statistics", Shape::Obj(STATISTICS), false),
+    Field("skippedTests", Shape::Strings, true),
+    Field("failedTests", Shape::Strings, true),
+];
+/// `profilereport.go` `ExtendedStatus`: `Status json:",inline"` plus
+/// `SupportedFeatures`/`UnsupportedFeatures []string …,omitempty`.
+const EXTENDED: &[Field] = &[
+    Field("result", Shape::Result, false),
+    Field("statistics", Shape::Obj(STATISTICS), false),
+    Field("skippedTests", Shape::Strings, true),
+    Field("failedTests", Shape::Strings, true),
+    Field("supportedFeatures", Shape::Strings, true),
+    Field("unsupportedFeatures", Shape::Strings, true),
+];
+/// `profilereport.go` `ProfileReport`: `name`, `summary`, `core Status`,
+/// `extended *ExtendedStatus json:"extended,omitempty"`.
+const PROFILE: &[Field] = &[
+    Field("name", Shape::Str, false),
+    Field("summary", Shape::Str, false),
+    Field("core", Shape::Obj(STATUS), false),
+    Field("extended", Shape::Obj(EXTENDED), true),
+];
+/// `conformancereport.go` `Implementation`: five fields, `Contact []string`.
+const IMPLEMENTATION: &[Field] = &[
+    Field("organization", Shape::Str, false),
+    Field("project", Shape::Str, false),
+    Field("url", Shape::Str, false),
+    Field("version", Shape::Str, false),
+    Field("contact", Shape::Strings, false),
+];
+/// `conformancereport.go` `ConformanceReport`: `metav1.TypeMeta` inline (`apiVersion`, `kind`),
+/// `Implementation json:"implementation"`, `date`, `gatewayAPIVersion`, `mode`,
+/// `gatewayAPIChannel`, `ProfileReports []ProfileReport json:"profiles"`,
+/// `succeededProvisionalTests …,omitempty`.
+const CONFORMANCE_REPORT: &[Field] = &[
+    Field("apiVersion", Shape::Str, false),
+    Field("kind", Shape::Str, false),
+    Field("implementation", Shape::Obj(IMPLEMENTATION), false),
+    Field("date", Shape::Str, false),
+    Field("gatewayAPIVersion", Shape::Str, false),
+    Field("mode", Shape::Str, false),
+    Field("gatewayAPIChannel", Shape::Str, false),
+    Field("profiles", Shape::List(&Shape::Obj(PROFILE)), false),
+    Field("succeededProvisionalTests", Shape::Strings, true),
+];
+/// Upstream fields meshproof leaves out on purpose: it does not test Gateway API
+/// (src/report/conformance.rs).
+const LEFT_OUT: &[&str] = &["gatewayAPIVersion", "gatewayAPIChannel"];
+
+/// Where `v` departs from `shape`, one line per problem.
+fn shape_problems(v: &serde_yaml::Value, shape: &Shape, at: &str, out: &mut Vec<String>) {
+    use serde_yaml::Value as Y;
+    match (shape, v) {
+        (Shape::Str, Y::String(_)) => {}
+        (Shape::U32, Y::Number(n)) if n.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)) => {}
+        (Shape::Result, Y::String(s))
+            if ["success", "partial", "failure"].contains(&s.as_str()) => {}
+        (Shape::Strings, Y::Sequence(items)) => {
+            for (i, it) in items.iter().enumerate() {
+                shape_problems(it, &Shape::Str, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Shape::List(inner), Y::Sequence(items)) => {
+            for (i, it) in items.iter().enumerate() {
+                shape_problems(it, inner, &format!("{at}[{i}]"), out);
+            }
+        }
+        (Shape::Obj(fields), Y::Mapping(m)) => {
+            for (k, _) in m {
+                let known = k.as_str().is_some_and(|k| fields.iter().any(|f| f.0 == k));
+                if !known {
+                    out.push(format!("{at}: key {k:?} is not in the upstream type"));
+                }
+            }
+            for Field(key, shape, omitempty) in fields.iter() {
+                match m.get(*key) {
+                    None if *omitempty || LEFT_OUT.contains(key) => {}
+                    None => out.push(format!("{at}.{key}: missing")),
+                    Some(Y::Sequence(s)) if *omitempty && s.is_empty() => {
+                        out.push(format!("{at}.{key}: empty, upstream omits it"))
+                    }
+                    Some(v) => shape_problems(v, shape, &format!("{at}.{key}"), out),
+                }
+            }
+        }
+        (shape, v) => out.push(format!("{at}: {v:?} is not a {shape:?}")),
+    }
+}
+
+fn conformance_shape(v: &serde_yaml::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    shape_problems(v, &Shape::Obj(CONFORMANCE_REPORT), "", &mut out);
+    out
+}
+
+fn conformance_for_project() -> Conformance {
+    Conformance {
+        profiles: conformance::profile_map(&catalog()),
+        implementation: ImplementationArgs {
+            organization: Some("Example Mesh Co".into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// Two environments of the Istio suite, every outcome, one profile each.
+fn conformance_run(dir: &Path) -> Reporter {
+    let r = Reporter::create(dir, "run-conformance", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    let (a, b) = ("istio[k8s=1.34]", "istio[k8s=1.33]");
+    start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
+    let pass = |c| vec![verdict(c, Outcome::Pass, &[], json!({}))];
+    trial(
+        &r,
+        a,
+        "mtls",
+        TrialOutcome::Passed,
+        pass(CheckName::Mtls),
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "mtls",
+        TrialOutcome::Passed,
+        pass(CheckName::Mtls),
+        vec![],
+    );
+    let deny_fail = verdict(CheckName::Http, Outcome::Fail, &["200, not 403"], json!({}));
+    trial(&r, a, "deny", TrialOutcome::Passed, vec![deny_fail], vec![]);
+    trial(
+        &r,
+        b,
+        "deny",
+        TrialOutcome::Passed,
+        pass(CheckName::Http),
+        vec![],
+    );
+    // Errored: could not be set up. Counted as failed, listed in failedTests.
+    let setup = "environment istio[k8s=1.34] could not be set up: kind create cluster: exit 1";
+    trial(
+        &r,
+        a,
+        "canary",
+        TrialOutcome::errored(vec![setup.into()]),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "canary",
+        TrialOutcome::Passed,
+        pass(CheckName::Canary),
+        vec![],
+    );
+    trial(
+        &r,
+        a,
+        "tls",
+        TrialOutcome::ignored("not today"),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "tls",
+        TrialOutcome::Passed,
+        pass(CheckName::Tls),
+        vec![],
+    );
+    trial(
+        &r,
+        a,
+        "restore",
+        TrialOutcome::ignored("no git server"),
+        vec![],
+        vec![],
+    );
+    trial(
+        &r,
+        b,
+        "restore",
+        TrialOutcome::ignored("no git server"),
+        vec![],
+        vec![],
+    );
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    r
+}
+
+#[test]
+fn each_scenario_of_the_project_counts_towards_its_checks_profile() {
+    let m = conformance::profile_map(&catalog());
+    let want: std::collections::BTreeMap<String, std::collections::BTreeSet<Profile>> = [
+        ("canary", Profile::MeshSplit),
+        ("deny", Profile::MeshAuthz),
+        ("mtls", Profile::MeshMtls),
+        ("restore", Profile::DrRestore),
+        ("tls", Profile::IngressTls),
+    ]
+    .into_iter()
+    .map(|(s, p)| (s.to_string(), [p].into()))
+    .collect();
+    assert_eq!(m, want);
+    let names: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "MESH-MTLS",
+            "MESH-AUTHZ",
+            "MESH-SPLIT",
+            "INGRESS-TLS",
+            "DR-RESTORE"
+        ]
+    );
+}
+
+#[test]
+fn conformance_report_has_the_gateway_api_shape_and_agrees_with_report_json() {
+    let d = tempfile::tempdir().unwrap();
+    let r = conformance_run(d.path());
+    let text = std::fs::read_to_string(d.path().join(conformance::CONFORMANCE_YAML)).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let problems = conformance_shape(&doc);
+    assert!(problems.is_empty(), "{problems:#?}\n{text}");
+    assert_eq!(doc["apiVersion"], "meshproof/v1", "not Gateway API's group");
+    assert_eq!(doc["kind"], "ConformanceReport");
+    assert_eq!(doc["mode"], "istio");
+    // Given, derived from the suite's mesh, or said to be unknown — never made up.
+    let i = &doc["implementation"];
+    assert_eq!(i["organization"], "Example Mesh Co");
+    assert_eq!(i["project"], "istio");
+    assert_eq!(i["version"], "1.30.3");
+    assert_eq!(i["url"], "unknown");
+    assert_eq!(i["contact"][0], "unknown");
+    assert!(doc["profiles"][0].get("extended").is_none());
+
+    // Against report.json of the same run.
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    assert_eq!(doc["date"], rep.finished_at.as_deref().unwrap());
+    let parsed = conformance::from_yaml(&text).expect("reads back with unknown fields denied");
+    let profiles = conformance::profile_map(&catalog());
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &parsed.profiles {
+        let trials: Vec<_> = rep
+            .trials()
+            .filter(|(_, t)| profiles[&t.scenario].contains(&p.name))
+            .map(|(_, t)| t)
+            .collect();
+        let ids = |labels: &[&str]| -> Vec<String> {
+            trials
+                .iter()
+                .filter(|t| labels.contains(&t.outcome.label()))
+                .map(|t| t.id.clone())
+                .collect()
+        };
+        let (passed, failed, skipped) = (
+            ids(&["passed"]),
+            ids(&["failed", "errored"]),
+            ids(&["ignored"]),
+        );
+        let mut got_failed = p.core.failed_tests.clone();
+        got_failed.sort();
+        let mut want_failed = failed.clone();
+        want_failed.sort();
+        assert_eq!(got_failed, want_failed, "{}", p.name);
+        let mut got_skipped = p.core.skipped_tests.clone();
+        got_skipped.sort();
+        let mut want_skipped = skipped.clone();
+        want_skipped.sort();
+        assert_eq!(got_skipped, want_skipped, "{}", p.name);
+        let s = p.core.statistics;
+        assert_eq!(
+            (s.passed as usize, s.failed as usize, s.skipped as usize),
+            (passed.len(), failed.len(), skipped.len()),
+            "{}",
+            p.name
+        );
+        // report.json's rule, recomputed here.
+        let want = if !failed.is_empty() {
+            Status::Failure
+        } else if !passed.is_empty() && skipped.is_empty() {
+            Status::Success
+        } else {
+            Status::Partial
+        };
+        assert_eq!(p.core.result, want, "{}", p.name);
+        seen.insert(p.name);
+    }
+    let in_report: std::collections::BTreeSet<Profile> = rep
+        .trials()
+        .flat_map(|(_, t)| profiles[&t.scenario].iter().copied())
+        .collect();
+    assert_eq!(seen, in_report, "a profile per profile that ran, no more");
+
+    // And the verdicts, spelled out.
+    let result = |n: &str| {
+        doc["profiles"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("{n}\n{text}"))
+            .clone()
+    };
+    assert_eq!(result("MESH-MTLS")["core"]["result"], "success");
+    assert_eq!(result("MESH-MTLS")["core"]["statistics"]["Passed"], 2);
+    assert_eq!(result("MESH-AUTHZ")["core"]["result"], "failure");
+    assert_eq!(
+        result("MESH-AUTHZ")["core"]["failedTests"][0],
+        "istio[k8s=1.34]::deny"
+    );
+    assert_eq!(
+        result("MESH-SPLIT")["core"]["result"],
+        "failure",
+        "an error is not a pass"
+    );
+    assert_eq!(result("MESH-SPLIT")["core"]["statistics"]["Failed"], 1);
+    assert_eq!(result("INGRESS-TLS")["core"]["result"], "partial");
+    assert_eq!(result("DR-RESTORE")["core"]["result"], "partial");
+    assert_eq!(result("DR-RESTORE")["core"]["statistics"]["Skipped"], 2);
+    assert_eq!(
+        result("DR-RESTORE")["summary"],
+        "Core tests partially succeeded with 2 test skips."
+    );
+}
+
+#[test]
+fn the_conformance_shape_check_can_fail() {
+    let d = tempfile::tempdir().unwrap();
+    conformance_run(d.path());
+    let text = std::fs::read_to_string(d.path().join(conformance::CONFORMANCE_YAML)).unwrap();
+    let good: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert!(conformance_shape(&good).is_empty());
+    type Edit = fn(&mut serde_yaml::Value);
+    let edits: [(&str, Edit); 7] = [
+        ("lowercase statistics key", |v| {
+            let s = v["profiles"][0]["core"]["statistics"]
+                .as_mapping_mut()
+                .unwrap();
+            let n = s.remove("Passed").unwrap();
+            s.insert("passed".into(), n);
+        }),
+        ("contact as a string", |v| {
+            v["implementation"]["contact"] = "@me".into()
+        }),
+        ("unknown key", |v| {
+            v.as_mapping_mut()
+                .unwrap()
+                .insert("verdict".into(), "ok".into());
+        }),
+        ("result outside the enum", |v| {
+            v["profiles"][0]["core"]["result"] = "passed".into()
+        }),
+        ("missing mode", |v| {
+            v.as_mapping_mut().unwrap().remove("mode");
+        }),
+        ("negative count", |v| {
+            v["profiles"][0]["core"]["statistics"]["Failed"] = (-1).into()
+        }),
+        ("empty omitempty list", |v| {
+            v["profiles"][0]["core"]
+                .as_mapping_mut()
+                .unwrap()
+                .insert("failedTests".into(), serde_yaml::Value::Sequence(vec![]));
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        assert!(!conformance_shape(&bad).is_empty(), "{what} was accepted");
+    }
+}
+
+#[test]
+fn each_suite_of_a_run_gets_a_conformance_report_of_its_own() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-two-meshes", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    let (a, b) = ("istio[k8s=1.34]", "linkerd[k8s=1.34]");
+    start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
+    let pass = || vec![verdict(CheckName::Mtls, Outcome::Pass, &[], json!({}))];
+    trial(&r, a, "mtls", TrialOutcome::Passed, pass(), vec![]);
+    trial(&r, b, "mtls", TrialOutcome::Passed, pass(), vec![]);
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+    assert!(
+        !d.path().join(conformance::CONFORMANCE_YAML).exists(),
+        "one file would mix two implementations"
+    );
+    for (suite, version) in [("istio", "1.30.3"), ("linkerd", "edge-26.8.3")] {
+        let text =
+            std::fs::read_to_string(d.path().join(format!("conformance-report-{suite}.yaml")))
+                .unwrap();
+        let c = conformance::from_yaml(&text).unwrap();
+        assert_eq!(c.mode, suite);
+        assert_eq!(c.implementation.project, suite);
+        assert_eq!(c.implementation.version, version);
+        assert_eq!(c.profiles.len(), 1);
+        assert_eq!(c.profiles[0].core.statistics.passed, 1);
+    }
+}
+
+#[test]
+fn a_trial_without_a_profile_is_an_error_not_a_gap() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-unprofiled", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    start(&r, &[("istio[k8s=1.34]", fingerprint("istio[k8s=1.34]"))]);
+    let pass = vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
+    trial(
+        &r,
+        "istio[k8s=1.34]",
+        "unheard-of",
+        TrialOutcome::Passed,
+        pass,
+        vec![],
+    );
+    let err = r.emit(Event::RunFinished { at: at() }).unwrap_err();
+    assert!(
+        matches!(err, report::ReportError::Unprofiled { ref trial } if trial == "istio[k8s=1.34]::unheard-of"),
+        "{err}"
+    );
+    // The other files are whole.
+    assert!(integrity::verify(&r.json_path()).is_ok());
+    assert!(r.junit_path().is_file());
+    assert!(!d.path().join(conformance::CONFORMANCE_YAML).exists());
+}
+
+// ------------------------------------------------------------------ setup failures
+
+/// An environment that could not be set up reaches JUnit as an `<error>` on each of its trials:
+/// the real `Session` (with the CLI doubles, `kind create` failing), the same `RunError →
+/// TrialOutcome` mapping tests/e2e.rs uses, the real reporter, and the JUnit consumers.
+#[test]
+fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
+    let d = doubles::Doubles::new();
+    let raw = tempfile::tempdir().unwrap();
+    std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
+    std::env::set_var("MESHPROOF_DOUBLE_LOG", d.log());
+    std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "kind create");
+    let mut c = catalog();
+    c.suites.retain(|s| s.name.as_str() == "istio");
+    for s in &mut c.suites {
+        let s = std::sync::Arc::make_mut(s);
+        s.openfaas.edition = meshproof::scenario::Edition::Ce;
+        s.images.function = meshproof::images::ImageRef::parse(&format!(
+            "ghcr.io/openfaas/alpine:latest@sha256:{}",
+            "0".repeat(64)
+        ))
+        .unwrap();
+    }
+    let envs = meshproof::plan::expand(&c);
+    let env = envs.iter().find(|e| e.key == "istio[k8s=1.32]").unwrap();
+    let session = meshproof::run::Session::with_options(
+        &envs,
+        meshproof::stack::StackOptions {
+            api: std::sync::Arc::new(doubles::RecordingApi::default()),
+            keep_cluster: false,
+            artifacts_root: raw.path().to_path_buf(),
+            gateway_api_base: "http://127.0.0.1:9/unused".into(),
+            registry: meshproof::images::Registry::default(),
+            log: std::sync::Arc::new(|_: &str| {}),
+        },
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reporter::create(dir.path(), "run-setup-failed", Redactor::default()).unwrap();
+    start(&r, &[(env.key.as_str(), fingerprint(&env.key))]);
+    let trials = &env.trials[..2];
+    for t in trials {
+        let e = session.run_trial(t).expect_err("kind create fails");
+        assert!(
+            matches!(e, meshproof::run::RunError::Environment { .. }),
+            "{e}"
+        );
+        trial(
+            &r,
+            &env.key,
+            t.scenario.name.as_str(),
+            e.outcome(),
+            e.verdicts().to_vec(),
+            vec![],
+        );
+    }
+    std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
+    let teardown = session.teardown();
+    r.emit(Event::EnvironmentFinished {
+        environment: env.key.clone(),
+        teardown_error: teardown.get(&env.key).map(|e| e.join("; ")),
+    })
+    .unwrap();
+    r.emit(Event::RunFinished { at: at() }).unwrap();
+
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    assert_eq!(
+        rep.summary.status,
+        Status::Failure,
+        "never partial or skipped"
+    );
+    assert_eq!(rep.summary.counts.errored, 2);
+
+    let junit = r.junit_path();
+    let text = std::fs::read_to_string(&junit).unwrap();
+    let Some(out) = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
+    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
+        return;
+    };
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            j["tests"].as_u64(),
+            j["errors"].as_u64(),
+            j["failures"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{j:#}"
+    );
+    for case in j["suites"][0]["cases"].as_array().unwrap() {
+        assert_eq!(case["results"][0]["kind"], "Error", "{case:#}");
+        let msg = case["results"][0]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("environment istio[k8s=1.32] could not be set up")
+                && msg.contains("failing on purpose"),
+            "{msg}"
+        );
+    }
 }

@@ -149,6 +149,28 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
     assert!(gc_at > run_at, "gc runs after the harness");
     assert_eq!(all[gc_at]["if"], "always()");
 
+    // Provenance: every report file is attested by this workflow run, also when the run failed,
+    // after the harness wrote it; the job may mint the OIDC token and store the attestation.
+    let attest = step_using(job, "actions/attest-build-provenance");
+    assert_eq!(attest["uses"], "actions/attest-build-provenance@v2");
+    assert_eq!(attest["if"], "always()");
+    assert_eq!(
+        attest["with"]["subject-path"],
+        format!("{rel}/**").as_str(),
+        "every file of the report directory"
+    );
+    let attest_at = all.iter().position(|s| std::ptr::eq(s, attest)).unwrap();
+    assert!(attest_at > run_at, "attested after the report is written");
+    let perms = &job["permissions"];
+    for (k, v) in [
+        ("id-token", "write"),
+        ("attestations", "write"),
+        ("contents", "read"),
+        ("checks", "write"),
+    ] {
+        assert_eq!(perms[k], v, "job permission {k}: {perms:?}");
+    }
+
     let upload = step_using(job, "actions/upload-artifact");
     assert_eq!(upload["uses"], "actions/upload-artifact@v4");
     assert_eq!(
@@ -283,6 +305,10 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
             "istio",
             "--env",
             "istio[k8s=1.34]",
+            "--organization",
+            "Example Mesh Co",
+            "--contact",
+            "@example/mesh",
             "--out",
         ])
         .arg(&dir)
@@ -305,6 +331,7 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
         "e2e.log",
         "report/report.json",
         "report/junit.xml",
+        "report/conformance-report.yaml",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing\n{stderr}");
     }
@@ -340,6 +367,42 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
     );
     assert!(readme.contains("report/report.json"), "{readme}");
     assert!(stdout.contains("result: FAILURE"), "{stdout}");
+
+    // The conformance report of the same run: every profile failed (no cluster), and the
+    // README says what each one would have claimed.
+    let text = std::fs::read_to_string(dir.join("report/conformance-report.yaml")).unwrap();
+    let c = meshproof::report::conformance::from_yaml(&text).expect("conformance report reads");
+    assert_eq!(c.implementation.organization, "Example Mesh Co");
+    assert_eq!(c.implementation.contact, ["@example/mesh"]);
+    assert_eq!(c.implementation.url, "unknown", "not given, so not made up");
+    assert_eq!(c.implementation.project, "istio");
+    assert_eq!(c.profiles.len(), 5, "{text}");
+    for p in &c.profiles {
+        assert_eq!(p.core.result, Status::Failure, "{text}");
+        assert_eq!(
+            p.core.failed_tests.len(),
+            1,
+            "one trial per profile in one environment: {text}"
+        );
+        assert!(
+            ids.contains(&p.core.failed_tests[0].as_str()),
+            "{:?} is a trial of report.json",
+            p.core.failed_tests
+        );
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", p.name)))
+            .unwrap_or_else(|| panic!("no README row for {}\n{readme}", p.name));
+        assert!(
+            row.contains("**failure**") && row.contains(&p.name.claim().replace('|', "\\|")),
+            "{row}"
+        );
+    }
+    assert!(readme.contains("## Conformance profiles"), "{readme}");
+    assert!(
+        readme.contains("`report/conformance-report.yaml` —"),
+        "{readme}"
+    );
 
     // A second run into the same directory refuses to mix reports.
     let again = Command::new(env!("CARGO_BIN_EXE_meshproof"))
@@ -447,6 +510,16 @@ fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
             "{:?}",
             t.outcome
         );
+    }
+    // Nothing ran, so no profile is claimed: every one is partial, never success.
+    let text = std::fs::read_to_string(dir.join("conformance-report.yaml"))
+        .expect("conformance-report.yaml beside report.json");
+    let c = meshproof::report::conformance::from_yaml(&text).unwrap();
+    assert_eq!(c.mode, "linkerd");
+    assert_eq!(c.profiles.len(), 5, "{text}");
+    for p in &c.profiles {
+        assert_eq!(p.core.result, Status::Partial, "{text}");
+        assert_eq!(p.core.statistics.skipped, 1, "{text}");
     }
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert_eq!(

@@ -3,14 +3,21 @@
 //!
 //! It runs `cargo test --test e2e` for the suite (or one of its environments) with
 //! `MESHPROOF_REQUIRE_CLUSTER=1` — a missing cluster is a failure, never a skip — and the report
-//! directory `OUT/report`, keeps the run's output in `OUT/e2e.log`, and renders the submission
-//! README into `OUT/README.md`: one directory to hand in.
+//! directory `OUT/report` (with `conformance-report.yaml`), keeps the run's output in
+//! `OUT/e2e.log`, and renders the submission README into `OUT/README.md` — including what each
+//! conformance profile claims: one directory to hand in.
+//!
+//! `--organization`, `--project`, `--url`, `--implementation-version` and `--contact` describe
+//! the implementation in `conformance-report.yaml` (through `MESHPROOF_IMPLEMENTATION_*`);
+//! what is not given says `unknown` there, except project and version, which default to the
+//! suite's mesh.
 //!
 //! Exit codes: 0 success, 1 the run was not a success (failure or partial), 2 certify itself
 //! could not run (unknown suite, no report produced).
 
 use super::project;
 use crate::process::Cmd;
+use crate::report::conformance::{self, ImplementationArgs, CONFORMANCE_YAML};
 use crate::report::{dir, integrity, render, reporter::REPORT_JSON, Status};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +36,34 @@ pub struct Args {
     /// Upper bound for the whole run.
     #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Who maintains the implementation under test (conformance-report.yaml; default: unknown).
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// The implementation's project name (default: the suite's mesh).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Where to learn about the implementation (default: unknown).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The implementation's version (default: the mesh version the suite installs).
+    #[arg(long = "implementation-version")]
+    pub implementation_version: Option<String>,
+    /// A maintainer contact (`@user`, `@org/team`, an address or a support URL); repeatable
+    /// (default: unknown).
+    #[arg(long)]
+    pub contact: Vec<String>,
+}
+
+impl Args {
+    fn implementation(&self) -> ImplementationArgs {
+        ImplementationArgs {
+            organization: self.organization.clone(),
+            project: self.project.clone(),
+            url: self.url.clone(),
+            version: self.implementation_version.clone(),
+            contact: self.contact.clone(),
+        }
+    }
 }
 
 /// The libtest filter that selects the suite's (or the environment's) trials and nothing else.
@@ -125,13 +160,16 @@ pub fn run(args: Args) -> i32 {
     }
     argv.push(cargo.into());
     argv.extend(["test", "--test", "e2e", "--", filter.as_str()].map(Into::into));
-    let cmd = Cmd::new("env")
+    let mut cmd = Cmd::new("env")
         .args(argv)
         .cwd(&root)
         .env("MESHPROOF_REQUIRE_CLUSTER", "1")
         .env(dir::ENV, report_dir.as_os_str())
         .env("MESHPROOF_PROJECT_DIR", absolute(&root).as_os_str())
         .timeout(args.timeout);
+    for (k, v) in args.implementation().to_env() {
+        cmd = cmd.env(k, v);
+    }
     eprintln!("meshproof certify: {}", cmd.display());
     eprintln!(
         "meshproof certify: this provisions clusters and takes a while; output goes to {}",
@@ -161,9 +199,28 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
+    // One suite, one implementation: the harness wrote conformance-report.yaml.
+    let profiles = match std::fs::read_to_string(report_dir.join(CONFORMANCE_YAML))
+        .map_err(|e| e.to_string())
+        .and_then(|t| conformance::from_yaml(&t).map_err(|e| e.to_string()))
+    {
+        Ok(c) => render::profiles_markdown(&c),
+        Err(e) => {
+            eprintln!(
+                "meshproof certify: error: the run left no readable {CONFORMANCE_YAML} ({e}); see {}",
+                out.join("e2e.log").display()
+            );
+            return 2;
+        }
+    };
     let readme = render::markdown(&report, &integrity)
+        .replacen("\n## Suites\n", &format!("{profiles}\n## Suites\n"), 1)
         .replace("- `report.json` —", "- `report/report.json` —")
         .replace("- `junit.xml` —", "- `report/junit.xml` —")
+        .replace(
+            &format!("- `{CONFORMANCE_YAML}` —"),
+            &format!("- `report/{CONFORMANCE_YAML}` —"),
+        )
         .replace("- `artifacts/` —", "- `report/artifacts/` —")
         .replace(
             "`meshproof report report.json`",
@@ -228,6 +285,11 @@ mod tests {
             environment: env.map(Into::into),
             out: None,
             timeout: Duration::from_secs(1),
+            organization: None,
+            project: None,
+            url: None,
+            implementation_version: None,
+            contact: Vec::new(),
         }
     }
 

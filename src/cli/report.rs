@@ -3,6 +3,10 @@
 //!
 //! Exit codes: 0 shown and intact, 1 the hash does not match (the report was edited) or is
 //! missing, 2 the file cannot be read as a report.
+//!
+//! The hash proves integrity, not origin (and the output says so, [`render::NOT_ORIGIN`]):
+//! whoever edits the file can recompute it. Origin is the CI's artifact attestation
+//! (`ci/nightly.yml`), checked with `gh attestation verify`.
 
 use crate::report::{integrity, render, reporter::REPORT_JSON};
 use std::path::PathBuf;

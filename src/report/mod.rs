@@ -8,12 +8,16 @@
 //! - `report.json` ([`model`]) — versions, environment fingerprints ([`fingerprint`]), every
 //!   verdict with its evidence, the negative controls, summaries, and a SHA-256 over the
 //!   canonical body ([`integrity`]) so an edited report is detected;
+//! - `conformance-report.yaml` ([`conformance`]) — the same results per conformance profile
+//!   (`MESH-MTLS`, …), shaped like a Gateway API `ConformanceReport`, when the run was given the
+//!   scenarios' profiles (the e2e harness always is);
 //! - `artifacts/<trial>/` — what the kube layer and providers collect when a trial fails.
 //!
 //! Secrets never reach these files: every string passes through the reporter's
 //! [`crate::process::Redactor`]. [`render`] turns a report into the terminal table and the
 //! certification README; [`progress`] prints phase / elapsed / waiting-for lines on stderr.
 
+pub mod conformance;
 pub mod dir;
 pub mod event;
 pub mod fingerprint;
@@ -60,4 +64,10 @@ pub enum ReportError {
     Occupied { path: PathBuf },
     #[error("{}: the report carries no sha256", path.display())]
     Unsealed { path: PathBuf },
+    /// A trial whose scenario decides no conformance profile: a harness bug (every scenario has
+    /// a check), not something to leave out of the conformance report silently.
+    #[error("conformance report: trial {trial} counts towards no profile")]
+    Unprofiled { trial: String },
+    #[error("cannot write the conformance report: {0}")]
+    Yaml(String),
 }

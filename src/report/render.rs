@@ -1,6 +1,7 @@
 //! Human renderings of a `report.json`: the terminal summary table and the Markdown README a
 //! certification submission carries.
 
+use super::conformance::{ConformanceReport, Profile};
 use super::integrity::Integrity;
 use super::model::{Report, Status};
 use super::progress::elapsed;
@@ -49,6 +50,10 @@ fn one_line(s: &str, max: usize) -> String {
         )
     }
 }
+
+/// What the hash does not prove. Said wherever the hash is checked: a matching sha256 is easy to
+/// mistake for a signature, but whoever edits the file can recompute it.
+pub const NOT_ORIGIN: &str = "the sha256 proves integrity, not origin: it shows the report was not edited after it was written, but anyone can recompute it; who produced it is shown by a CI attestation (`gh attestation verify report.json --repo OWNER/REPO`)";
 
 fn integrity_line(i: &Integrity) -> String {
     match i {
@@ -110,7 +115,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// The terminal summary: header, integrity, suites, trials.
 pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
     let out = format!(
-        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nresult: {}\n\n",
+        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nnote: {NOT_ORIGIN}\nresult: {}\n\n",
         report.meshproof.version,
         report.meshproof.git_revision,
         report.run_id,
@@ -211,8 +216,9 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
         c.passed, c.failed, c.errored, c.ignored
     ));
     md.push_str(&format!(
-        "| Report integrity | {} |\n\n",
-        cell(integrity_line(integrity).trim_start_matches("integrity: "))
+        "| Report integrity | {} — {} |\n\n",
+        cell(integrity_line(integrity).trim_start_matches("integrity: ")),
+        cell(NOT_ORIGIN)
     ));
 
     md.push_str("## Suites\n\n| Suite | Result | Passed | Failed | Errored | Ignored | Environments |\n|---|---|---|---|---|---|---|\n");
@@ -325,7 +331,47 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
     if report.meshproof.git_revision.ends_with("-dirty") {
         md.push_str("\nThe run was made from a checkout with uncommitted changes: the commit alone does not reproduce it.\n");
     }
-    md.push_str("\n## Files\n\n- `report.json` — every verdict with its evidence, the negative controls, the environment fingerprints; its `sha256` covers the rest of the file (`meshproof report report.json` checks it)\n- `junit.xml` — the same trials for CI test-result viewers\n- `artifacts/` — per failing trial: cluster logs, events, pod statuses and logs, mesh diagnostics, packet captures\n");
+    md.push_str("\n## Files\n\n- `report.json` — every verdict with its evidence, the negative controls, the environment fingerprints; its `sha256` covers the rest of the file (`meshproof report report.json` checks it)\n- `junit.xml` — the same trials for CI test-result viewers\n- `conformance-report.yaml` — the same results per conformance profile, shaped like a Gateway API `ConformanceReport`\n- `artifacts/` — per failing trial: cluster logs, events, pod statuses and logs, mesh diagnostics, packet captures\n");
+    md
+}
+
+/// The submission README's profiles section: each profile's result and counts, and what its
+/// success claims, from the `conformance-report.yaml` handed in beside it.
+pub fn profiles_markdown(c: &ConformanceReport) -> String {
+    let i = &c.implementation;
+    let mut md = String::from("\n## Conformance profiles\n\n");
+    md.push_str(&format!(
+        "`report/conformance-report.yaml` (shaped like a Gateway API `ConformanceReport`) reports the implementation {} {} by {} ({}; contact {}). A profile is `success` only when every trial of it passed; each trial counts towards the profile its scenario's check decides.\n\n",
+        code(&i.project),
+        code(&i.version),
+        cell(&i.organization),
+        cell(&i.url),
+        cell(&i.contact.join(", "))
+    ));
+    md.push_str("| Profile | Result | Passed | Failed | Skipped | A success claims |\n|---|---|---|---|---|---|\n");
+    for p in &c.profiles {
+        let s = p.core.statistics;
+        md.push_str(&format!(
+            "| `{}` | **{}** | {} | {} | {} | {} |\n",
+            p.name,
+            p.core.result.as_str(),
+            s.passed,
+            s.failed,
+            s.skipped,
+            cell(p.name.claim())
+        ));
+    }
+    let absent: Vec<String> = Profile::ALL
+        .iter()
+        .filter(|p| !c.profiles.iter().any(|r| r.name == **p))
+        .map(|p| format!("`{p}`"))
+        .collect();
+    if !absent.is_empty() {
+        md.push_str(&format!(
+            "\nNot tested in this run, so not claimed: {}.\n",
+            absent.join(", ")
+        ));
+    }
     md
 }
 

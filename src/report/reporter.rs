@@ -7,6 +7,7 @@
 //! once more when the run finishes (a secret learned late — a generated password — is still
 //! scrubbed from files written before it was known).
 
+use super::conformance::{self, Conformance, CONFORMANCE_YAML};
 use super::event::{Event, TrialOutcome};
 use super::model::{
     Build, Counts, EnvironmentRecord, Report, Status, Summary, TrialRecord, SCHEMA,
@@ -51,6 +52,8 @@ pub struct Reporter {
     run_id: String,
     redactor: Mutex<Redactor>,
     state: Mutex<State>,
+    /// Set: the run also writes its conformance report(s) (see [`conformance`]).
+    conformance: Option<Conformance>,
 }
 
 impl Reporter {
@@ -64,7 +67,7 @@ impl Reporter {
         let dir = dir.into();
         // Never mix runs: a stale artifacts/ would be attributed to this run's trials, and an
         // overwritten report.json may be someone's certification.
-        for old in [REPORT_JSON, JUNIT_XML, ARTIFACTS] {
+        for old in [REPORT_JSON, JUNIT_XML, ARTIFACTS, CONFORMANCE_YAML] {
             if dir.join(old).exists() {
                 return Err(ReportError::Occupied {
                     path: dir.join(old),
@@ -80,7 +83,16 @@ impl Reporter {
             run_id: run_id.into(),
             redactor: Mutex::new(redactor),
             state: Mutex::new(State::default()),
+            conformance: None,
         })
+    }
+
+    /// The run also writes `conformance-report.yaml`: each trial counts towards the profiles
+    /// `conf.profiles` gives its scenario, and the implementation is described by
+    /// `conf.implementation` (redacted like everything else).
+    pub fn with_conformance(mut self, conf: Conformance) -> Reporter {
+        self.conformance = Some(conf);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -313,6 +325,29 @@ impl Reporter {
         let r = self.redactor();
         write_file(&self.junit_path(), junit::render(report)?.as_bytes())?;
         write_file(&self.json_path(), integrity::seal(report)?.as_bytes())?;
+        // After report.json: a conformance report that cannot be built leaves the others whole.
+        if let Some(conf) = &self.conformance {
+            let mut conf = conf.clone();
+            let i = &mut conf.implementation;
+            for v in [
+                &mut i.organization,
+                &mut i.project,
+                &mut i.url,
+                &mut i.version,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *v = r.apply(v);
+            }
+            for c in &mut i.contact {
+                *c = r.apply(c);
+            }
+            for (suite, name) in conformance_files(report) {
+                let doc = conformance::build(report, &suite, &conf)?;
+                write_file(&self.dir.join(name), conformance::to_yaml(&doc)?.as_bytes())?;
+            }
+        }
         let artifacts = self.dir.join(ARTIFACTS);
         if artifacts.is_dir() {
             rescrub(&artifacts, &r)?;
@@ -433,6 +468,24 @@ fn rescrub(dir: &Path, r: &Redactor) -> Result<(), ReportError> {
         }
     }
     Ok(())
+}
+
+/// The file each suite's conformance report goes to: [`CONFORMANCE_YAML`] for a run of one
+/// suite, `conformance-report-<suite>.yaml` for each suite of a run of several (one report, one
+/// implementation).
+fn conformance_files(report: &Report) -> Vec<(String, String)> {
+    match report.suites.as_slice() {
+        [one] => vec![(one.name.clone(), CONFORMANCE_YAML.to_string())],
+        many => many
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    format!("conformance-report-{}.yaml", safe_name(&s.name)),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// A name safe as one path component everywhere reports travel (no `/`, `:`, quotes, `..`):

@@ -55,6 +55,20 @@ impl RunError {
         }
     }
 
+    /// How the report records the trial: a failed check is a failure; an environment that
+    /// could not be set up, or a trial that could not decide, is an error (an `<error>` in
+    /// `junit.xml`), never a skip — the mesh was not shown to conform.
+    pub fn outcome(&self) -> crate::report::TrialOutcome {
+        match self {
+            RunError::Failed { message, .. } => {
+                crate::report::TrialOutcome::failed(vec![message.clone()])
+            }
+            RunError::Environment { .. } | RunError::Trial { .. } => {
+                crate::report::TrialOutcome::errored(vec![self.to_string()])
+            }
+        }
+    }
+
     /// The verdicts the trial's checks reached before it ended (for the report).
     pub fn verdicts(&self) -> &[crate::check::Verdict<serde_json::Value>] {
         match self {
