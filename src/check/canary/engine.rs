@@ -285,12 +285,13 @@ fn empty_evidence(config: &CanaryConfig) -> CanaryEvidence {
             alpha: f64::NAN,
             beta: f64::NAN,
             one_sided_tests: 0,
+            fallback_share: f64::NAN,
             sprt_alpha_per_test: f64::NAN,
             sprt_beta_per_test: f64::NAN,
             reject_threshold: f64::NAN,
             accept_threshold: f64::NAN,
-            fallback_pass_level: f64::NAN,
-            fallback_fail_level: f64::NAN,
+            fallback_pass_error: f64::NAN,
+            fallback_fail_error: f64::NAN,
         },
         stop: Stop::UnclassifiedBudgetExceeded { unclassified: 0 },
     }
@@ -365,15 +366,17 @@ fn finish(
                 RuleResult::Pass => {
                     reasons.push(match &decision.reason {
                         StopReason::MaxRequests { .. } => format!(
-                            "every share's {:.0} % interval lies inside its band after {} classified responses (request limit reached; fixed-sample rule)",
-                            config.params.confidence.level() * 100.0,
+                            "every share lies inside its band by exact binomial tests after {} classified responses of {fed} requests (request limit reached; fixed-sample rule)",
                             decision.observations
                         ),
                         _ => format!(
-                            "every sequential test accepted share = weight after {} classified responses",
+                            "every sequential test accepted share = weight after {} classified responses of {fed} requests",
                             decision.observations
                         ),
                     });
+                    // The shares and intervals the pass rests on, so that a reader sees how
+                    // close to an edge each one came.
+                    reasons.extend((0..variants.len()).map(describe));
                     Outcome::Pass
                 }
                 RuleResult::Fail => {

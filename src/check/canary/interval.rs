@@ -1,11 +1,12 @@
-//! Wilson score intervals for a binomial share.
+//! Wilson score intervals for a binomial share (reported), and exact binomial tails (the
+//! fixed-sample fallback's tests).
 //!
 //! Wilson rather than the textbook normal ("Wald") interval because canary shares are often
 //! small (10 %, 5 %, even 0 %), where the Wald interval collapses to a point at 0 hits and
 //! under-covers badly; the Wilson interval stays inside [0, 1] and keeps close to nominal
 //! coverage for the sample sizes used here (tens to thousands).
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
 
 /// A two-sided interval for a share, with the level it was computed at.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -64,6 +65,33 @@ pub fn wilson(hits: u64, n: u64, level: f64) -> ShareInterval {
     ShareInterval { low, high, level }
 }
 
+/// `P(X ≤ k)` for `X ~ Binomial(n, p)`, exact (statrs' regularised incomplete beta).
+///
+/// The fallback decides with these tails rather than with a normal-approximation interval: a
+/// one-sided Clopper–Pearson bound lies beyond `p` exactly when a tail at `p` is below the
+/// error, and that test's error is at most its level for every `n`, not only near it.
+/// A `p` outside [0, 1] (impossible from a validated split) gives 1, which never decides.
+pub fn binomial_at_most(k: u64, n: u64, p: f64) -> f64 {
+    if k >= n || p <= 0.0 {
+        return 1.0;
+    }
+    if p >= 1.0 {
+        return 0.0;
+    }
+    Binomial::new(p, n).map(|b| b.cdf(k)).unwrap_or(1.0)
+}
+
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`, exact. See [`binomial_at_most`].
+pub fn binomial_at_least(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 || p >= 1.0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    Binomial::new(p, n).map(|b| b.sf(k - 1)).unwrap_or(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +120,21 @@ mod tests {
         assert!(all.low > 0.85);
         let none = wilson(0, 0, 0.99);
         assert_eq!((none.low, none.high), (0.0, 1.0));
+    }
+
+    #[test]
+    fn binomial_tails_match_hand_computed_values() {
+        // Binomial(3, 0.5): P(X ≤ 1) = 4/8, P(X ≥ 2) = 4/8, P(X ≥ 3) = 1/8.
+        assert!((binomial_at_most(1, 3, 0.5) - 0.5).abs() < 1e-12);
+        assert!((binomial_at_least(2, 3, 0.5) - 0.5).abs() < 1e-12);
+        assert!((binomial_at_least(3, 3, 0.5) - 0.125).abs() < 1e-12);
+        // Binomial(10, 0.1): P(X ≤ 0) = 0.9^10.
+        assert!((binomial_at_most(0, 10, 0.1) - 0.9f64.powi(10)).abs() < 1e-12);
+        // Edges: certain and impossible tails, no panic at p = 0 or 1.
+        assert_eq!(binomial_at_most(10, 10, 0.3), 1.0);
+        assert_eq!(binomial_at_least(0, 10, 0.3), 1.0);
+        assert_eq!(binomial_at_least(1, 10, 0.0), 0.0);
+        assert_eq!(binomial_at_most(3, 10, 1.0), 0.0);
+        assert_eq!(binomial_at_most(3, 10, 0.0), 1.0);
     }
 }

@@ -1,14 +1,34 @@
-//! The pure decision rule: one-sided Wald SPRTs per variant and side, with a fixed-sample
-//! fallback when the request budget runs out. No I/O, no clock, no randomness: feed it the
+//! The pure decision rule: per variant and side, a one-sided sequential test that *accepts*
+//! `share = weight` by Wald's likelihood ratio against the band's edge and *rejects* it by a
+//! mixture of likelihood ratios against the edge and shares beyond it; at the request limit, a
+//! fixed-sample fallback of exact binomial tests. No I/O, no clock, no randomness: feed it the
 //! index of the variant each response came from, one at a time, and it says
 //! [`Step::Continue`] or [`Step::Decided`].
 //!
-//! See the parent module ([`crate::check::canary`]) for the statistics this implements and the
-//! error rates it guarantees.
+//! See the parent module ([`crate::check::canary`]) for the statistics this implements, the
+//! error-budget rule and its proof.
 
-use super::interval::{wilson, ShareInterval};
+use super::interval::{binomial_at_least, binomial_at_most, wilson, ShareInterval};
 use super::spec::{SpecError, TestParams, Weight};
 use serde::{Serialize, Serializer};
+
+/// The part of each error budget (false fail α and false pass β) kept for the fixed-sample
+/// fallback at `--max-requests`; the sequential tests spend the rest.
+///
+/// Small, because with the default limit the sequential test has almost always decided before
+/// the fallback is reached, so budget given to the fallback is mostly never used; but not zero,
+/// so that a run cut short by a low `--max-requests` can still pass or fail on clear data. The
+/// accept threshold, which sets the requests a correct split needs, moves by only
+/// `ln(1/(1 − φ))` = 0.105 for φ = 1/10.
+pub const FALLBACK_SHARE: f64 = 0.1;
+
+/// The prior weight of the edge alternative `weight ± tolerance` in a side's rejection
+/// mixture; the rest is spread evenly over the shares farther out (see [`Side`]).
+const EDGE_WEIGHT: f64 = 0.5;
+
+/// At most this many alternatives in a rejection mixture: the edge, its doublings, the end of
+/// [0, 1]. Bounds the work per observation for tiny tolerances (which need huge samples anyway).
+const MAX_ALTERNATIVES: usize = 10;
 
 /// Which side of the tolerance band an alternative hypothesis lies on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -20,6 +40,15 @@ pub enum Direction {
     High,
 }
 
+impl Direction {
+    fn opposite(self) -> Direction {
+        match self {
+            Direction::Low => Direction::High,
+            Direction::High => Direction::Low,
+        }
+    }
+}
+
 impl std::fmt::Display for Direction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -29,14 +58,16 @@ impl std::fmt::Display for Direction {
     }
 }
 
-/// The state of one one-sided SPRT. Once it leaves `Running` it never changes again.
+/// The state of one one-sided test. Once it leaves `Running` it never changes again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SideStatus {
     Running,
-    /// The log-likelihood ratio fell to the accept threshold: evidence for `share = weight`.
+    /// The log-likelihood ratio against the edge fell to the accept threshold: evidence for
+    /// `share = weight`.
     AcceptedH0,
-    /// The log-likelihood ratio rose to the reject threshold: evidence for the alternative.
+    /// The log of the mixture likelihood ratio rose to the reject threshold: evidence that the
+    /// share lies at the edge or beyond.
     RejectedH0,
 }
 
@@ -46,7 +77,7 @@ pub enum SideStatus {
 pub enum RuleResult {
     Pass,
     Fail,
-    /// Only after the request budget ran out with an interval straddling the band.
+    /// Only after the request budget ran out with a share neither inside nor outside its band.
     Undecided,
 }
 
@@ -54,15 +85,16 @@ pub enum RuleResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fallback {
-    /// Every variant's Wilson interval (at the confidence level) lies strictly inside its band.
+    /// For every one-sided test, the exact one-sided bound (at error `φ·β`) lies strictly inside
+    /// the band: every share is inside its band.
     AllInside,
-    /// This variant's Wilson interval (at the Bonferroni-corrected fail level) lies entirely
-    /// outside its band, on this side.
+    /// This variant's exact one-sided bound (at error `φ·α / K`) lies at or beyond its band's
+    /// edge on this side.
     Outside {
         variant: usize,
         direction: Direction,
     },
-    /// No interval is entirely outside, but these variants' intervals are not entirely inside.
+    /// No share is confidently outside, but these variants' shares are not confidently inside.
     Straddles { variants: Vec<usize> },
 }
 
@@ -102,28 +134,60 @@ pub enum SprtError {
     UnknownVariant { index: usize, len: usize },
 }
 
-/// How `1 − confidence` is spent, so that a reader can check the arithmetic.
+/// How `1 − confidence` is spent, so that a reader can check the arithmetic (the rule and its
+/// proof are in the parent module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ErrorBudget {
     /// Overall false-fail bound: `1 − confidence`.
     pub alpha: f64,
     /// Overall false-pass bound: `1 − confidence`.
     pub beta: f64,
-    /// Number of one-sided tests (K): two per variant, minus sides that cannot be violated.
+    /// Number of distinct one-sided tests (K): two per variant, minus sides that cannot be
+    /// violated; in a two-variant split one variant's sides are the other's, counted once.
     pub one_sided_tests: usize,
-    /// `α / (2K)`: each one-sided SPRT's false-reject bound.
+    /// φ: the part of α and of β kept for the fallback at the request limit.
+    pub fallback_share: f64,
+    /// `(1 − φ)·α / K`: each sequential test's false-reject bound (a union over K tests).
     pub sprt_alpha_per_test: f64,
-    /// `β / 2`: each one-sided SPRT's false-accept bound.
+    /// `(1 − φ)·β`: each sequential test's false-accept bound, not divided (a pass needs every
+    /// test to accept, so one test's false accept is not enough to pass).
     pub sprt_beta_per_test: f64,
-    /// `ln(1 / sprt_alpha_per_test)`: reject `share = weight` when the LLR reaches this.
+    /// `ln(1 / sprt_alpha_per_test)`: reject `share = weight` when the log of the mixture
+    /// likelihood ratio reaches this.
     pub reject_threshold: f64,
-    /// `ln(sprt_beta_per_test)`: accept `share = weight` when the LLR falls to this.
+    /// `ln(sprt_beta_per_test)`: accept `share = weight` when the log-likelihood ratio against
+    /// the edge falls to this.
     pub accept_threshold: f64,
-    /// Two-sided level of the intervals that must lie inside the band for a fallback pass: `c`.
-    pub fallback_pass_level: f64,
-    /// Two-sided level of the intervals that must lie outside the band for a fallback fail:
-    /// `1 − α/K`.
-    pub fallback_fail_level: f64,
+    /// `φ·β`: error of each exact one-sided bound that must lie inside the band for a
+    /// fallback pass.
+    pub fallback_pass_error: f64,
+    /// `φ·α / K`: error of each exact one-sided bound that must lie beyond the band's edge
+    /// for a fallback fail.
+    pub fallback_fail_error: f64,
+}
+
+impl ErrorBudget {
+    /// The budget for `k` distinct one-sided tests at error rates `alpha` and `beta`.
+    pub fn new(alpha: f64, beta: f64, k: usize) -> ErrorBudget {
+        let phi = FALLBACK_SHARE;
+        // K ≥ 1 for any valid split (every variant keeps a side); max(1) keeps a hand-built
+        // budget finite.
+        let k_f = k.max(1) as f64;
+        let sprt_alpha = (1.0 - phi) * alpha / k_f;
+        let sprt_beta = (1.0 - phi) * beta;
+        ErrorBudget {
+            alpha,
+            beta,
+            one_sided_tests: k,
+            fallback_share: phi,
+            sprt_alpha_per_test: sprt_alpha,
+            sprt_beta_per_test: sprt_beta,
+            reject_threshold: (1.0 / sprt_alpha).ln(),
+            accept_threshold: sprt_beta.ln(),
+            fallback_pass_error: phi * beta,
+            fallback_fail_error: phi * alpha / k_f,
+        }
+    }
 }
 
 /// A log-likelihood ratio; infinite when an observation is impossible under one hypothesis
@@ -149,10 +213,17 @@ pub struct SideState {
     pub direction: Direction,
     /// The alternative share `weight ∓ tolerance` (clipped to exactly 0 or 1 at the edge).
     pub alternative_share: f64,
+    /// Log-likelihood ratio against the edge (the accept statistic).
     pub llr: Llr,
+    /// Log of the mixture likelihood ratio (the reject statistic).
+    pub mixture_llr: Llr,
     pub accept_threshold: f64,
     pub reject_threshold: f64,
     pub status: SideStatus,
+    /// In a two-variant split, this side is the other variant's opposite side seen from here
+    /// (one variant's share is too low exactly when the other's is too high): the same test,
+    /// counted once in the budget.
+    pub mirrored: bool,
 }
 
 /// Evidence about one variant at the current point of the test.
@@ -167,22 +238,187 @@ pub struct VariantState {
     pub sides: Vec<SideState>,
 }
 
+/// One likelihood ratio `LR_j = Π P_j(x)/P_0(x)` inside a rejection mixture.
+#[derive(Debug, Clone)]
+struct Component {
+    ln_weight: f64,
+    hit_step: f64,
+    miss_step: f64,
+    llr: f64,
+}
+
+/// One one-sided test on the stream "did this response come from `variant`?".
+///
+/// Accept statistic: `ln LR` of the edge `p1 = p0 ± δ` against `p0`, Wald's SPRT statistic.
+/// Reject statistic: `ln Σ_j π_j LR_j` over the alternatives `p0 ± δ·2^j` and the end of [0, 1]
+/// on this side, with `π = 1/2` on the edge and the rest spread evenly. The mixture is still a
+/// mean-one martingale under `p0`, so Ville's inequality bounds its false rejections exactly as
+/// for a single ratio; but a share far from its weight (50 % against 10 %) is rejected at the
+/// speed of the alternative nearest to it instead of the edge's, for a constant `ln(1/π_j)`.
 #[derive(Debug, Clone)]
 struct Side {
     variant: usize,
     direction: Direction,
     alternative: f64,
-    /// LLR increment when a response comes from this variant: `ln(p1 / p0)`.
     hit_step: f64,
-    /// LLR increment when it comes from another: `ln((1 − p1) / (1 − p0))`.
     miss_step: f64,
     llr: f64,
+    mixture: Vec<Component>,
+    mixture_llr: f64,
     status: SideStatus,
+}
+
+/// A side shown under the other variant of a two-variant split: the same test as `side`.
+#[derive(Debug, Clone)]
+struct View {
+    variant: usize,
+    direction: Direction,
+    alternative: f64,
+    side: usize,
+    mirrored: bool,
 }
 
 /// Alternatives closer than this to 0 or 1 are snapped to it, so that float noise in
 /// `weight − tolerance` (e.g. 0.07 − 0.07000000000000001) neither invents nor drops a side.
 const EDGE_EPS: f64 = 1e-12;
+
+fn snap(p: f64) -> f64 {
+    if p.abs() < EDGE_EPS {
+        0.0
+    } else if (p - 1.0).abs() < EDGE_EPS {
+        1.0
+    } else {
+        p
+    }
+}
+
+/// `ln(p1/p0)` and `ln((1 − p1)/(1 − p0))`. Infinite steps are intended: with `p0 = 0` a hit
+/// has likelihood 0 under H0, so `+∞` rejects at once; with `p1 = 0` a hit refutes H1 outright.
+fn steps(p0: f64, p1: f64) -> (f64, f64) {
+    ((p1 / p0).ln(), ((1.0 - p1) / (1.0 - p0)).ln())
+}
+
+/// Adds a step to a log-likelihood ratio. At `−∞` the alternative has been refuted by an
+/// observation impossible under it, and the ratio stays 0 whatever follows (this also keeps
+/// `−∞ + ∞` from becoming NaN).
+fn advance(llr: f64, step: f64) -> f64 {
+    if llr == f64::NEG_INFINITY {
+        llr
+    } else {
+        llr + step
+    }
+}
+
+/// `ln Σ exp(x_i)`, exact at ±∞.
+fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
+    let m = xs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + xs.map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+impl Side {
+    /// The side of `variant` (share `p0` under H0) in `direction`, or `None` when its edge lies
+    /// outside [0, 1]: no share can be that far away, so there is nothing to guard against.
+    fn new(variant: usize, p0: f64, delta: f64, direction: Direction) -> Option<Side> {
+        let sign = match direction {
+            Direction::Low => -1.0,
+            Direction::High => 1.0,
+        };
+        let raw = p0 + sign * delta;
+        if !(-EDGE_EPS..=1.0 + EDGE_EPS).contains(&raw) {
+            return None;
+        }
+        let edge = snap(raw);
+        let end = match direction {
+            Direction::Low => 0.0,
+            Direction::High => 1.0,
+        };
+        let mut alternatives = vec![edge];
+        let mut d = 2.0 * delta;
+        while alternatives.len() < MAX_ALTERNATIVES - 1 {
+            let p = p0 + sign * d;
+            if !(EDGE_EPS..=1.0 - EDGE_EPS).contains(&p) {
+                break;
+            }
+            alternatives.push(p);
+            d *= 2.0;
+        }
+        if edge != end {
+            alternatives.push(end);
+        }
+        let m = alternatives.len();
+        let mixture = alternatives
+            .iter()
+            .enumerate()
+            .map(|(j, &p1)| {
+                let weight = match (j, m) {
+                    (_, 1) => 1.0,
+                    (0, _) => EDGE_WEIGHT,
+                    _ => (1.0 - EDGE_WEIGHT) / (m - 1) as f64,
+                };
+                let (hit_step, miss_step) = steps(p0, p1);
+                Component {
+                    ln_weight: weight.ln(),
+                    hit_step,
+                    miss_step,
+                    llr: 0.0,
+                }
+            })
+            .collect();
+        let (hit_step, miss_step) = steps(p0, edge);
+        Some(Side {
+            variant,
+            direction,
+            alternative: edge,
+            hit_step,
+            miss_step,
+            llr: 0.0,
+            mixture,
+            mixture_llr: 0.0,
+            status: SideStatus::Running,
+        })
+    }
+
+    fn observe(&mut self, hit: bool, budget: &ErrorBudget) {
+        let pick = |h: f64, m: f64| if hit { h } else { m };
+        self.llr = advance(self.llr, pick(self.hit_step, self.miss_step));
+        for c in &mut self.mixture {
+            c.llr = advance(c.llr, pick(c.hit_step, c.miss_step));
+        }
+        self.mixture_llr = log_sum_exp(self.mixture.iter().map(|c| c.ln_weight + c.llr));
+        // Reject first: when both cross on one observation the split fails, the safe side for
+        // the false-pass bound.
+        if self.mixture_llr >= budget.reject_threshold {
+            self.status = SideStatus::RejectedH0;
+        } else if self.llr <= budget.accept_threshold {
+            self.status = SideStatus::AcceptedH0;
+        }
+    }
+
+    /// Exact one-sided test at the edge, at error `err`: is the share confidently inside the
+    /// band on this side (the Clopper–Pearson bound strictly inside)?
+    fn inside(&self, hits: u64, n: u64, err: f64) -> bool {
+        n > 0
+            && match self.direction {
+                // Upper bound < edge ⇔ P_edge(X ≤ hits) < err.
+                Direction::High => binomial_at_most(hits, n, self.alternative) < err,
+                Direction::Low => binomial_at_least(hits, n, self.alternative) < err,
+            }
+    }
+
+    /// Exact one-sided test at error `err`: does the share confidently lie at or beyond the
+    /// edge (the Clopper–Pearson bound at or past it)?
+    fn beyond(&self, hits: u64, n: u64, err: f64) -> bool {
+        n > 0
+            && match self.direction {
+                // Lower bound ≥ edge ⇔ P_edge(X ≥ hits) ≤ err.
+                Direction::High => binomial_at_least(hits, n, self.alternative) <= err,
+                Direction::Low => binomial_at_most(hits, n, self.alternative) <= err,
+            }
+    }
+}
 
 /// The sequential test for a whole split. Pure: all state is in the struct.
 #[derive(Debug, Clone)]
@@ -192,7 +428,10 @@ pub struct SequentialTest {
     budget: ErrorBudget,
     hits: Vec<u64>,
     n: u64,
+    /// The distinct one-sided tests.
     sides: Vec<Side>,
+    /// Every variant's sides, in variant order, low before high; mirrors point at `sides`.
+    views: Vec<View>,
     decided: Option<Decision>,
 }
 
@@ -207,55 +446,44 @@ impl SequentialTest {
             return Err(SpecError::WeightSum(sum));
         }
         let delta = params.tolerance.share();
+        // In a two-variant split the second stream is the complement of the first: the lighter
+        // variant's tests are built (the verdict then speaks of the canary), the other's sides
+        // are shown as mirrors of them.
+        let primary = match weights {
+            [a, b] => Some(usize::from(b <= a)),
+            _ => None,
+        };
         let mut sides = Vec::new();
+        let mut views = Vec::new();
         for (variant, w) in weights.iter().enumerate() {
-            let p0 = w.share();
+            if primary.is_some_and(|p| p != variant) {
+                continue;
+            }
             for direction in [Direction::Low, Direction::High] {
-                let raw = match direction {
-                    Direction::Low => p0 - delta,
-                    Direction::High => p0 + delta,
-                };
-                // A side whose alternative lies outside [0, 1] cannot be violated: no share is
-                // `weight − tolerance` or less when that is negative. Skip it.
-                if !(-EDGE_EPS..=1.0 + EDGE_EPS).contains(&raw) {
-                    continue;
+                if let Some(side) = Side::new(variant, w.share(), delta, direction) {
+                    views.push(View {
+                        variant,
+                        direction,
+                        alternative: side.alternative,
+                        side: sides.len(),
+                        mirrored: false,
+                    });
+                    if primary.is_some() {
+                        views.push(View {
+                            variant: 1 - variant,
+                            direction: direction.opposite(),
+                            alternative: 1.0 - side.alternative,
+                            side: sides.len(),
+                            mirrored: true,
+                        });
+                    }
+                    sides.push(side);
                 }
-                let p1 = if raw.abs() < EDGE_EPS {
-                    0.0
-                } else if (raw - 1.0).abs() < EDGE_EPS {
-                    1.0
-                } else {
-                    raw
-                };
-                // Infinite steps are intended: with p0 = 0 a hit has likelihood 0 under H0, so
-                // ln(p1/p0) = +inf rejects at once; with p1 = 0 a hit refutes H1 outright.
-                sides.push(Side {
-                    variant,
-                    direction,
-                    alternative: p1,
-                    hit_step: (p1 / p0).ln(),
-                    miss_step: ((1.0 - p1) / (1.0 - p0)).ln(),
-                    llr: 0.0,
-                    status: SideStatus::Running,
-                });
             }
         }
-        let k = sides.len();
+        views.sort_by_key(|v| (v.variant, v.direction == Direction::High));
         let alpha = params.confidence.error_rate();
-        let beta = alpha;
-        let sprt_alpha = alpha / (2.0 * k as f64);
-        let sprt_beta = beta / 2.0;
-        let budget = ErrorBudget {
-            alpha,
-            beta,
-            one_sided_tests: k,
-            sprt_alpha_per_test: sprt_alpha,
-            sprt_beta_per_test: sprt_beta,
-            reject_threshold: (1.0 / sprt_alpha).ln(),
-            accept_threshold: sprt_beta.ln(),
-            fallback_pass_level: params.confidence.level(),
-            fallback_fail_level: 1.0 - alpha / k as f64,
-        };
+        let budget = ErrorBudget::new(alpha, alpha, sides.len());
         Ok(SequentialTest {
             weights: weights.to_vec(),
             params,
@@ -263,6 +491,7 @@ impl SequentialTest {
             hits: vec![0; weights.len()],
             n: 0,
             sides,
+            views,
             decided: None,
         })
     }
@@ -281,22 +510,13 @@ impl SequentialTest {
         }
         self.n += 1;
         self.hits[variant] += 1;
-        let (reject, accept) = (self.budget.reject_threshold, self.budget.accept_threshold);
+        let budget = self.budget;
         for side in self
             .sides
             .iter_mut()
             .filter(|s| s.status == SideStatus::Running)
         {
-            side.llr += if side.variant == variant {
-                side.hit_step
-            } else {
-                side.miss_step
-            };
-            if side.llr >= reject {
-                side.status = SideStatus::RejectedH0;
-            } else if side.llr <= accept {
-                side.status = SideStatus::AcceptedH0;
-            }
+            side.observe(side.variant == variant, &budget);
         }
         let decision = if let Some(s) = self
             .sides
@@ -354,34 +574,28 @@ impl SequentialTest {
         d
     }
 
-    fn fallback(&self) -> Fallback {
-        let delta = self.params.tolerance.share();
-        for (v, w) in self.weights.iter().enumerate() {
-            let i = wilson(self.hits[v], self.n, self.budget.fallback_fail_level);
-            let p0 = w.share();
-            if i.low >= p0 + delta {
+    /// The fixed-sample rule on the counts so far: fail if some share is confidently at or
+    /// beyond an edge, pass if every share is confidently inside its band, else straddles.
+    pub fn fallback(&self) -> Fallback {
+        let b = &self.budget;
+        for s in &self.sides {
+            if s.beyond(self.hits[s.variant], self.n, b.fallback_fail_error) {
                 return Fallback::Outside {
-                    variant: v,
-                    direction: Direction::High,
-                };
-            }
-            if i.high <= p0 - delta {
-                return Fallback::Outside {
-                    variant: v,
-                    direction: Direction::Low,
+                    variant: s.variant,
+                    direction: s.direction,
                 };
             }
         }
-        let straddling: Vec<usize> = self
-            .weights
+        let mut straddling: Vec<usize> = self
+            .views
             .iter()
-            .enumerate()
-            .filter(|(v, w)| {
-                let i = wilson(self.hits[*v], self.n, self.budget.fallback_pass_level);
-                !i.inside(w.share() - delta, w.share() + delta)
+            .filter(|v| {
+                let s = &self.sides[v.side];
+                !s.inside(self.hits[s.variant], self.n, b.fallback_pass_error)
             })
-            .map(|(v, _)| v)
+            .map(|v| v.variant)
             .collect();
+        straddling.dedup();
         if straddling.is_empty() {
             Fallback::AllInside
         } else {
@@ -408,7 +622,8 @@ impl SequentialTest {
         self.decided.as_ref()
     }
 
-    /// Per-variant evidence: counts, share, Wilson interval, and each side's LLR and status.
+    /// Per-variant evidence: counts, share, Wilson interval, and each side's statistics and
+    /// status.
     pub fn snapshot(&self) -> Vec<VariantState> {
         self.weights
             .iter()
@@ -419,16 +634,21 @@ impl SequentialTest {
                 share: (self.n > 0).then(|| self.hits[v] as f64 / self.n as f64),
                 interval: wilson(self.hits[v], self.n, self.params.confidence.level()),
                 sides: self
-                    .sides
+                    .views
                     .iter()
-                    .filter(|s| s.variant == v)
-                    .map(|s| SideState {
-                        direction: s.direction,
-                        alternative_share: s.alternative,
-                        llr: Llr(s.llr),
-                        accept_threshold: self.budget.accept_threshold,
-                        reject_threshold: self.budget.reject_threshold,
-                        status: s.status,
+                    .filter(|view| view.variant == v)
+                    .map(|view| {
+                        let s = &self.sides[view.side];
+                        SideState {
+                            direction: view.direction,
+                            alternative_share: view.alternative,
+                            llr: Llr(s.llr),
+                            mixture_llr: Llr(s.mixture_llr),
+                            accept_threshold: self.budget.accept_threshold,
+                            reject_threshold: self.budget.reject_threshold,
+                            status: s.status,
+                            mirrored: view.mirrored,
+                        }
                     })
                     .collect(),
             })
@@ -470,27 +690,81 @@ mod tests {
     }
 
     #[test]
-    fn budget_splits_alpha_over_sides_and_halves_for_the_fallback() {
+    fn budget_divides_alpha_over_distinct_sides_and_not_beta() {
+        // 90/10: the canary's two sides; stable's are the same tests seen from the other end.
         let t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
         let b = t.budget();
-        assert_eq!(b.one_sided_tests, 4);
-        assert!((b.sprt_alpha_per_test - 0.01 / 8.0).abs() < 1e-15);
-        assert!((b.sprt_beta_per_test - 0.005).abs() < 1e-15);
-        assert!((b.reject_threshold - 800f64.ln()).abs() < 1e-9);
-        assert!((b.fallback_fail_level - (1.0 - 0.01 / 4.0)).abs() < 1e-12);
+        assert_eq!(b.one_sided_tests, 2);
+        assert!((b.sprt_alpha_per_test - 0.9 * 0.01 / 2.0).abs() < 1e-15);
+        assert!((b.sprt_beta_per_test - 0.9 * 0.01).abs() < 1e-15);
+        assert!((b.reject_threshold - (2.0f64 / 0.009).ln()).abs() < 1e-9);
+        assert!((b.accept_threshold - 0.009f64.ln()).abs() < 1e-9);
+        assert!((b.fallback_pass_error - 0.001).abs() < 1e-15);
+        assert!((b.fallback_fail_error - 0.0005).abs() < 1e-15);
+        // The pieces add up to the promise: false fail ≤ α, false pass ≤ β.
+        let k = b.one_sided_tests as f64;
+        assert!((k * b.sprt_alpha_per_test + k * b.fallback_fail_error - b.alpha).abs() < 1e-15);
+        assert!((b.sprt_beta_per_test + b.fallback_pass_error - b.beta).abs() < 1e-15);
+        // Three variants have no mirrors: six tests.
+        let t = SequentialTest::new(&w(&[80, 10, 10]), params(5.0, 0.99)).unwrap();
+        assert_eq!(t.budget().one_sided_tests, 6);
+        assert!((t.budget().sprt_beta_per_test - 0.009).abs() < 1e-15);
+    }
+
+    #[test]
+    fn two_variant_sides_are_shown_under_both_variants() {
+        let t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let snap = t.snapshot();
+        let stable: Vec<_> = snap[0]
+            .sides
+            .iter()
+            .map(|s| (s.direction, s.alternative_share, s.mirrored))
+            .collect();
+        let canary: Vec<_> = snap[1]
+            .sides
+            .iter()
+            .map(|s| (s.direction, s.alternative_share, s.mirrored))
+            .collect();
+        assert_eq!(canary.len(), 2);
+        assert!(!canary[0].2 && !canary[1].2, "the canary's tests are built");
+        assert_eq!(stable.len(), 2);
+        assert!(stable[0].2 && stable[1].2, "stable's are mirrors");
+        assert_eq!(stable[0].0, Direction::Low);
+        assert!((stable[0].1 - 0.85).abs() < 1e-12 && (canary[1].1 - 0.15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_far_share_is_rejected_by_the_mixture_not_the_edge_alone() {
+        // 90/10 against an all-canary stream: the edge ratio alone (ln 1.5 a hit) would need
+        // ln(2/0.009)/ln 1.5 = 13.3 hits; the mixture's p = 1 component (ln 10 a hit, weight
+        // 1/10) needs (ln(2/0.009) + ln 10)/ln 10 = 3.35, so 4.
+        let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let d = run_to_decision(&mut t, std::iter::repeat(1), 2000).unwrap();
+        assert_eq!(d.result, RuleResult::Fail);
+        assert_eq!(d.observations, 4);
+        assert_eq!(
+            d.reason,
+            StopReason::RejectedH0 {
+                variant: 1,
+                direction: Direction::High
+            }
+        );
     }
 
     #[test]
     fn edge_weights_drop_impossible_sides() {
-        // 100/0: variant 0 has only a low side, variant 1 only a high side.
+        // 100/0: variant 0 has only a low side, variant 1 only a high side — the same test.
         let t = SequentialTest::new(&w(&[100, 0]), params(5.0, 0.99)).unwrap();
-        assert_eq!(t.budget().one_sided_tests, 2);
+        assert_eq!(t.budget().one_sided_tests, 1);
         // 97/3 with ±5: the 3 % variant has no low side (3 − 5 < 0), 97 % no high side.
         let t = SequentialTest::new(&w(&[97, 3]), params(5.0, 0.99)).unwrap();
-        assert_eq!(t.budget().one_sided_tests, 2);
+        assert_eq!(t.budget().one_sided_tests, 1);
         // 95/5 with ±5: the low alternative of 5 % is exactly 0 and is kept.
         let t = SequentialTest::new(&w(&[95, 5]), params(5.0, 0.99)).unwrap();
-        assert_eq!(t.budget().one_sided_tests, 4);
+        assert_eq!(t.budget().one_sided_tests, 2);
+        // With three variants nothing mirrors: 90/5/5 has 2 + 2 + 2 sides.
+        let t = SequentialTest::new(&w(&[90, 5, 5]), params(5.0, 0.99)).unwrap();
+        assert_eq!(t.budget().one_sided_tests, 6);
     }
 
     #[test]
@@ -511,10 +785,10 @@ mod tests {
     #[test]
     fn all_traffic_to_the_weight_100_variant_passes_after_enough_requests() {
         let mut t = SequentialTest::new(&w(&[100, 0]), params(5.0, 0.99)).unwrap();
-        // Accept when n·ln(0.95) ≤ ln(0.005): n ≥ 103.3.
+        // Accept when n·ln(0.95) ≤ ln(0.009): n ≥ 91.8.
         let d = run_to_decision(&mut t, std::iter::repeat(0), 2000).unwrap();
         assert_eq!(d.result, RuleResult::Pass);
-        assert_eq!(d.observations, 104);
+        assert_eq!(d.observations, 92);
     }
 
     #[test]
@@ -540,34 +814,63 @@ mod tests {
     }
 
     #[test]
-    fn fallback_passes_and_fails_on_clear_intervals() {
-        // Force the fallback with a large tolerance-free trace: 9 of every 10 to variant 0.
+    fn fallback_passes_and_fails_on_clear_counts() {
+        // Force the fallback with an exact 90/10 trace: 9 of every 10 to variant 0.
         let trace: Vec<usize> = (0..3000).map(|i| usize::from(i % 10 == 0)).collect();
         let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
         let d = run_to_decision(&mut t, trace.iter().copied(), 3000).unwrap();
-        // The SPRT itself accepts long before the limit.
+        // The sequential test itself accepts long before the limit.
         assert_eq!(d.result, RuleResult::Pass);
         assert_eq!(d.reason, StopReason::AcceptedH0);
 
-        // At a limit of 60 the SPRT has not decided on an exact 90/10 trace (it needs ~250
-        // observations to accept the low sides); the intervals straddle: undecided.
+        // At a limit of 60 it has not decided on that trace (it needs ~430 observations to
+        // accept the high side), and 6 of 60 cannot exclude 15 %: undecided.
         let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
         let d = run_to_decision(&mut t, trace.iter().copied(), 60).unwrap();
         assert_eq!(d.result, RuleResult::Undecided, "{d:?}");
 
-        // 50/50 ±10 pp at 90 %, twelve responses all from variant 0: the SPRT is still running
-        // (12·ln 1.2 = 2.19 < ln 80 = 4.38), but the 97.5 % Wilson interval for variant 0 is
-        // [0.71, 1], entirely above 60 %: the fallback fails high.
-        let mut t = SequentialTest::new(&w(&[50, 50]), params(10.0, 0.9)).unwrap();
-        let d = run_to_decision(&mut t, std::iter::repeat(0), 12).unwrap();
-        assert_eq!(d.result, RuleResult::Fail, "{d:?}");
+        // At a limit of 250, 25 of 250: P_15%(X ≤ 25) = 0.014 is not below φβ = 0.001, so the
+        // high side is still open (the low side is not: P_5%(X ≥ 25) = 0.0009). Undecided, naming both
+        // variants (the canary's high side is stable's low side).
+        let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let d = run_to_decision(&mut t, trace.iter().copied(), 250).unwrap();
         assert_eq!(
             d.reason,
             StopReason::MaxRequests {
-                fallback: Fallback::Outside {
-                    variant: 0,
-                    direction: Direction::High
+                fallback: Fallback::Straddles {
+                    variants: vec![0, 1]
                 }
+            },
+            "{d:?}"
+        );
+        // 200 of 2000 (asked directly: the sequential test accepts such a trace long before):
+        // both tails at the edges are far below φβ, every share is inside.
+        let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        t.n = 2000;
+        t.hits = vec![1800, 200];
+        assert_eq!(t.fallback(), Fallback::AllInside);
+    }
+
+    #[test]
+    fn fallback_fails_when_an_exact_bound_lies_beyond_the_edge() {
+        // 50/50 ±10 pp at 90 %. The mixture would reject such counts on the way, so the
+        // fallback is asked directly. 70 of 100 to variant 0 (30 to variant 1, whose tests are
+        // built): P_40%(X ≤ 30) = 0.025 > φα/K = 0.005, not outside; 75 of 100:
+        // P_40%(X ≤ 25) = 0.0012 ≤ 0.005, outside: variant 1 is too low.
+        let mut t = SequentialTest::new(&w(&[50, 50]), params(10.0, 0.9)).unwrap();
+        t.n = 100;
+        t.hits = vec![70, 30];
+        assert!(
+            matches!(t.fallback(), Fallback::Straddles { .. }),
+            "{:?}",
+            t.fallback()
+        );
+        t.hits = vec![75, 25];
+        assert_eq!(
+            t.fallback(),
+            Fallback::Outside {
+                variant: 1,
+                direction: Direction::Low
             }
         );
     }

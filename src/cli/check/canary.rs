@@ -135,14 +135,21 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
             .sides
             .iter()
             .map(|s| {
-                let llr = if s.llr.0.is_finite() {
-                    format!("{:.2}", s.llr.0)
-                } else {
-                    format!("{:+}", s.llr.0)
+                let show = |x: f64| {
+                    if x.is_finite() {
+                        format!("{x:.2}")
+                    } else {
+                        format!("{x:+}")
+                    }
                 };
                 format!(
-                    "{} LLR {} [{:.2}, {:.2}] {:?}",
-                    s.direction, llr, s.accept_threshold, s.reject_threshold, s.status
+                    "{} LLR {} ≤ {:.2} accepts, mixture {} ≥ {:.2} rejects: {:?}",
+                    s.direction,
+                    show(s.llr.0),
+                    s.accept_threshold,
+                    show(s.mixture_llr.0),
+                    s.reject_threshold,
+                    s.status
                 )
             })
             .collect();
