@@ -1,8 +1,10 @@
 //! The in-pod probe: curl in a probe pod, run through exec, with enough of the answer kept to
 //! tell *who* denied a request. A bare `%{http_code}` makes every 403 anonymous; with the
 //! response headers and the first bytes of the body, [`super::classify::deny_source`] can tell
-//! Istio's RBAC filter (`RBAC: access denied`) and the Linkerd proxy (`l5d-proxy-error`) from an
-//! application's own 403.
+//! Istio's RBAC filter (`RBAC: access denied`) from an application's own 403. The Linkerd
+//! proxy's `l5d-proxy-error` header reaches only an unmeshed client: a meshed probe's own proxy
+//! strips it (ledger LD-11), so Linkerd denials to meshed probes are attributed from the target
+//! proxies' `inbound_http_authz_deny_total` instead (`scenario_run::checks::deny`).
 //!
 //! The script prints, on stdout: the status code on the first line, the response head as curl
 //! wrote it (`-D`), a marker line, then at most [`BODY_PREFIX_MAX`] bytes of the body; it exits
