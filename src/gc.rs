@@ -35,20 +35,16 @@ pub enum Step {
 }
 
 impl Step {
-    /// The record entry this step settles.
-    fn entry(&self) -> Entry {
+    /// The entry to hand to [`crate::reaper::reap`], for the steps that delete something.
+    fn to_reap(&self) -> Option<Entry> {
         match self {
-            Step::DeleteCluster { name, kubeconfig } => Entry::KindCluster {
+            Step::DeleteCluster { name, kubeconfig } => Some(Entry::KindCluster {
                 name: name.clone(),
                 kubeconfig: kubeconfig.clone(),
-            },
-            Step::ClusterGone { name } => Entry::KindCluster {
-                name: name.clone(),
-                kubeconfig: PathBuf::new(),
-            },
-            Step::DeleteSecret { path } => Entry::SecretFile { path: path.clone() },
-            Step::RemoveDir { path } => Entry::Dir { path: path.clone() },
-            Step::Keep { entry, .. } => entry.clone(),
+            }),
+            Step::DeleteSecret { path } => Some(Entry::SecretFile { path: path.clone() }),
+            Step::RemoveDir { path } => Some(Entry::Dir { path: path.clone() }),
+            Step::ClusterGone { .. } | Step::Keep { .. } => None,
         }
     }
 }
@@ -160,73 +156,43 @@ fn step_for(e: &Entry, existing: &Existing) -> Step {
     }
 }
 
-/// What happened to one step.
+/// What happened to one step: what was done, or why it failed or was not done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Done {
-    pub step: Step,
-    /// What was done, or why it failed / was not done.
     pub result: Result<String, String>,
 }
 
-/// Carries out the steps of every abandoned run; rewrites each record to what is left
-/// (deleting it when nothing is). `kind_timeout` bounds each `kind delete`.
+/// Carries out the steps of every abandoned run — the deletions with the reaper's own
+/// [`crate::reaper::reap`] (same order, same stale-lock handling) — and rewrites each record
+/// to what is left (deleting it when nothing is). `kind_timeout` bounds each `kind delete`.
 pub fn execute(plan: &Plan, kind_timeout: Duration) -> Vec<(PathBuf, Vec<Done>)> {
+    let how = crate::reaper::Reap {
+        kind_delete_timeout: kind_timeout,
+    };
     let mut out = Vec::new();
     for run in plan.runs.iter().filter(|r| !r.live) {
         let mut done = Vec::new();
-        // Secrets first (instant), then clusters, then directories: a cluster's kubeconfig
-        // lives in the run's temp dir.
-        let order = |s: &Step| match s {
-            Step::DeleteSecret { .. } => 0,
-            Step::DeleteCluster { .. } | Step::ClusterGone { .. } => 1,
-            Step::RemoveDir { .. } => 2,
-            Step::Keep { .. } => 3,
-        };
-        let mut steps = run.steps.clone();
-        steps.sort_by_key(order);
-        for step in steps {
-            let result = match &step {
-                Step::DeleteCluster { name, kubeconfig } => {
-                    crate::reaper::delete_kind_cluster(name, kubeconfig, kind_timeout)
-                        .map(|()| format!("deleted kind cluster {name}"))
+        let mut left = Vec::new();
+        for step in &run.steps {
+            match step {
+                Step::ClusterGone { name } => done.push(Done {
+                    result: Ok(format!("kind cluster {name} is already gone")),
+                }),
+                Step::Keep { entry, why } => {
+                    done.push(Done {
+                        result: Err(format!("left alone ({why})")),
+                    });
+                    left.push(entry.clone());
                 }
-                Step::ClusterGone { name } => Ok(format!("kind cluster {name} is already gone")),
-                Step::DeleteSecret { path } => match std::fs::remove_file(path) {
-                    Ok(()) => Ok(format!("deleted secret file {}", path.display())),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Ok(format!("secret file {} is already gone", path.display()))
-                    }
-                    Err(e) => Err(format!("could not delete {}: {e}", path.display())),
-                },
-                Step::RemoveDir { path } => match std::fs::remove_dir_all(path) {
-                    Ok(()) => Ok(format!("removed {}", path.display())),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Ok(format!("{} is already gone", path.display()))
-                    }
-                    Err(e) => Err(format!("could not remove {}: {e}", path.display())),
-                },
-                Step::Keep { why, .. } => Err(format!("left alone ({why})")),
-            };
-            done.push(Done { step, result });
+                _ => {}
+            }
         }
-        let left: Vec<Entry> = run
-            .record
-            .entries
-            .iter()
-            .filter(|e| {
-                done.iter()
-                    .any(|d| d.result.is_err() && same_entry(&d.step.entry(), e))
-            })
-            .cloned()
-            .collect();
+        let doable: Vec<Entry> = run.steps.iter().filter_map(Step::to_reap).collect();
+        let reaped = crate::reaper::reap(&doable, &how);
+        left.extend(reaped.left());
+        done.extend(reaped.done.into_iter().map(|(_, result)| Done { result }));
         if let Err(e) = crate::reaper::records::rewrite_entries(&run.path, &left) {
             done.push(Done {
-                step: Step::Keep {
-                    entry: Entry::Dir {
-                        path: run.path.clone(),
-                    },
-                    why: "the record".into(),
-                },
                 result: Err(format!(
                     "could not update the record {}: {e}",
                     run.path.display()
@@ -236,14 +202,6 @@ pub fn execute(plan: &Plan, kind_timeout: Duration) -> Vec<(PathBuf, Vec<Done>)>
         out.push((run.path.clone(), done));
     }
     out
-}
-
-/// Entries are the same for `gc` when they name the same thing (a cluster by its name).
-fn same_entry(a: &Entry, b: &Entry) -> bool {
-    match (a, b) {
-        (Entry::KindCluster { name: x, .. }, Entry::KindCluster { name: y, .. }) => x == y,
-        _ => a == b,
-    }
 }
 
 /// Parses `kind get clusters` output: one name per line (kind prints "No kind clusters
@@ -387,8 +345,9 @@ mod tests {
         let p = plan(found, &Ok(BTreeSet::new()), |_| false);
         let done = execute(&p, Duration::from_secs(5));
         assert!(!secret.exists() && !dir.exists());
-        let results: Vec<_> = done[0].1.iter().map(|d| d.result.is_ok()).collect();
-        assert_eq!(results, [true, true, false], "{done:?}");
+        let ok = done[0].1.iter().filter(|d| d.result.is_ok()).count();
+        let kept = done[0].1.iter().filter(|d| d.result.is_err()).count();
+        assert_eq!((ok, kept), (2, 1), "{done:?}");
         let left = crate::reaper::records::read_all(state.path()).unwrap();
         assert_eq!(
             left[0].record.as_ref().unwrap().entries,

@@ -609,7 +609,7 @@ fn the_reaper_clears_a_stale_kubeconfig_lock_before_deleting() {
         }],
         &meshproof::reaper::Reap::default(),
     )
-    .log;
+    .log();
     assert_eq!(log, ["deleted kind cluster meshproof-stale"]);
     assert!(!meshproof::reaper::kubeconfig_lock(&kubeconfig).exists());
 }

@@ -232,9 +232,10 @@ pub fn run_if_reaper() -> Option<i32> {
     let reaped = reap(&registry, &Reap::default());
     // The run record now holds only what could not be removed (or goes), so `meshproof gc`
     // is left with exactly that.
-    let mut lines = reaped.log;
+    let mut lines = reaped.log();
     if let Some(record) = std::env::var_os(crate::reaper::records::REAPER_RECORD_ENV) {
-        if let Err(e) = crate::reaper::records::rewrite_entries(Path::new(&record), &reaped.left) {
+        if let Err(e) = crate::reaper::records::rewrite_entries(Path::new(&record), &reaped.left())
+        {
             lines.push(format!(
                 "could not update the run record {}: {e}",
                 Path::new(&record).display()
@@ -287,20 +288,39 @@ impl Default for Reap {
     }
 }
 
-/// What [`reap`] did.
+/// What [`reap`] did: each entry acted on, with what was done or why it failed. Process groups
+/// already gone and files already gone leave no line.
 #[derive(Debug, Default)]
 pub struct Reaped {
+    pub done: Vec<(Entry, Result<String, String>)>,
+}
+
+impl Reaped {
     /// One line per action, for the reaper's log.
-    pub log: Vec<String>,
+    pub fn log(&self) -> Vec<String> {
+        self.done
+            .iter()
+            .map(|(_, r)| match r {
+                Ok(l) | Err(l) => l.clone(),
+            })
+            .collect()
+    }
+
     /// What could not be removed (process groups excepted: they are gone or not ours).
-    pub left: Vec<Entry>,
+    pub fn left(&self) -> Vec<Entry> {
+        self.done
+            .iter()
+            .filter(|(e, r)| r.is_err() && !matches!(e, Entry::Group { .. }))
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
 }
 
 /// Removes every entry: process groups killed first (a `kind create` still running would
 /// outlive a delete), then secret files (instant), then kind clusters, then directories.
+/// Used by the reaper and by `meshproof gc`.
 pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
-    let mut log = Vec::new();
-    let mut left = Vec::new();
+    let mut done = Vec::new();
     for e in entries {
         if let Entry::Group { pgid } = e {
             let r = nix::sys::signal::killpg(
@@ -308,46 +328,45 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
                 nix::sys::signal::Signal::SIGKILL,
             );
             if r.is_ok() {
-                log.push(format!("killed process group {pgid}"));
+                done.push((e.clone(), Ok(format!("killed process group {pgid}"))));
             }
         }
     }
     for e in entries {
         if let Entry::SecretFile { path } = e {
             match std::fs::remove_file(path) {
-                Ok(()) => log.push(format!("deleted secret file {}", path.display())),
+                Ok(()) => done.push((
+                    e.clone(),
+                    Ok(format!("deleted secret file {}", path.display())),
+                )),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    log.push(format!("could not delete {}: {err}", path.display()));
-                    left.push(e.clone());
-                }
+                Err(err) => done.push((
+                    e.clone(),
+                    Err(format!("could not delete {}: {err}", path.display())),
+                )),
             }
         }
     }
     for e in entries {
         if let Entry::KindCluster { name, kubeconfig } = e {
-            match delete_kind_cluster(name, kubeconfig, how.kind_delete_timeout) {
-                Ok(()) => log.push(format!("deleted kind cluster {name}")),
-                Err(why) => {
-                    log.push(why);
-                    left.push(e.clone());
-                }
-            }
+            let r = delete_kind_cluster(name, kubeconfig, how.kind_delete_timeout)
+                .map(|()| format!("deleted kind cluster {name}"));
+            done.push((e.clone(), r));
         }
     }
     for e in entries {
         if let Entry::Dir { path } = e {
             match std::fs::remove_dir_all(path) {
-                Ok(()) => log.push(format!("removed {}", path.display())),
+                Ok(()) => done.push((e.clone(), Ok(format!("removed {}", path.display())))),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    log.push(format!("could not remove {}: {err}", path.display()));
-                    left.push(e.clone());
-                }
+                Err(err) => done.push((
+                    e.clone(),
+                    Err(format!("could not remove {}: {err}", path.display())),
+                )),
             }
         }
     }
-    Reaped { log, left }
+    Reaped { done }
 }
 
 /// The lock file kind takes on a kubeconfig while it edits it. A `kind` killed mid-create
@@ -480,9 +499,9 @@ mod tests {
             ],
             &Reap::default(),
         );
-        let log = reaped.log;
+        let log = reaped.log();
         assert!(!secret.exists() && !run.exists(), "{log:?}");
-        assert!(reaped.left.is_empty(), "{:?}", reaped.left);
+        assert!(reaped.left().is_empty(), "{:?}", reaped.left());
         assert!(
             log[0].starts_with("deleted secret file"),
             "secrets first: {log:?}"
