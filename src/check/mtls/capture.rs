@@ -423,6 +423,111 @@ impl<R: Read> Read for ProbeFirst<R> {
 mod tests {
     use super::*;
 
+    /// A legacy pcap (little-endian, microseconds, Ethernet) of `records`, each a record
+    /// header and its bytes.
+    fn legacy_pcap(records: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&4u16.to_le_bytes());
+        out.extend_from_slice(&0i32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (i, r) in records.iter().enumerate() {
+            out.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(r);
+        }
+        out
+    }
+
+    /// Cut anywhere inside a record — its header or its data — the capture is reported as
+    /// truncated, and the records before the cut are still read; cut at a record boundary it
+    /// is whole (issue #21).
+    #[test]
+    fn a_cut_anywhere_inside_a_record_is_reported_as_truncated() {
+        let a = [0xaau8; 60];
+        let b = [0xbbu8; 70];
+        let file = legacy_pcap(&[&a, &b]);
+        let first_end = 24 + 16 + a.len();
+        for cut in 24..=file.len() {
+            let stats = read_packets(&file[..cut], |_| {}).expect("a capture");
+            let boundary = cut == 24 || cut == first_end || cut == file.len();
+            assert_eq!(
+                stats.truncated.is_none(),
+                boundary,
+                "cut at {cut}: {:?}",
+                stats.truncated
+            );
+            let whole = usize::from(cut >= first_end) + usize::from(cut == file.len());
+            assert_eq!(stats.packets as usize, whole, "cut at {cut}");
+        }
+    }
+
+    /// A pcapng (little-endian) with one Ethernet interface and one Enhanced Packet Block per
+    /// record; returns the bytes and the offsets where blocks end.
+    fn pcapng(records: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut ends = Vec::new();
+        // Section Header Block.
+        out.extend_from_slice(&0x0a0d_0d0au32.to_le_bytes());
+        out.extend_from_slice(&28u32.to_le_bytes());
+        out.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(-1i64).to_le_bytes());
+        out.extend_from_slice(&28u32.to_le_bytes());
+        ends.push(out.len());
+        // Interface Description Block.
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&20u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&20u32.to_le_bytes());
+        ends.push(out.len());
+        for r in records {
+            let padded = r.len().div_ceil(4) * 4;
+            let total = (32 + padded) as u32;
+            out.extend_from_slice(&6u32.to_le_bytes());
+            out.extend_from_slice(&total.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&1u32.to_le_bytes());
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(r);
+            out.resize(out.len() + padded - r.len(), 0);
+            out.extend_from_slice(&total.to_le_bytes());
+            ends.push(out.len());
+        }
+        (out, ends)
+    }
+
+    /// The same for pcapng (dumpcap's format): any cut inside a block after the section
+    /// header is truncation; a cut at a block boundary is not.
+    #[test]
+    fn a_cut_anywhere_inside_a_pcapng_block_is_reported_as_truncated() {
+        let a = [0xaau8; 61];
+        let b = [0xbbu8; 70];
+        let (file, ends) = pcapng(&[&a, &b]);
+        for cut in ends[0]..=file.len() {
+            let stats = read_packets(&file[..cut], |_| {}).expect("a capture");
+            let boundary = ends.contains(&cut);
+            assert_eq!(
+                stats.truncated.is_none(),
+                boundary,
+                "cut at {cut} (blocks end at {ends:?}): {:?}",
+                stats.truncated
+            );
+            let whole = ends[2..].iter().filter(|&&e| cut >= e).count();
+            assert_eq!(stats.packets as usize, whole, "cut at {cut}");
+        }
+    }
+
     #[test]
     fn empty_input_is_an_error() {
         assert!(matches!(
