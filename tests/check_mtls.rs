@@ -104,11 +104,17 @@ impl Capture {
         let path = dir.join(name);
         // --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over only when a
         // block fills or times out (~1 s), and packets still in the ring are lost at SIGINT.
+        // -B: immediate mode uses TPACKET_V2, whose frames are snaplen-sized (256 KiB), so the
+        // default 2 MiB buffer holds 8 packets; a capture descheduled for a moment on a loaded
+        // machine then loses whole exchanges (seen: a plaintext request and its answer missing
+        // while the FINs after them were kept). 64 MiB holds 256.
         let mut args: Vec<String> = vec![
             "-i".into(),
             iface.into(),
             "-U".into(),
             "--immediate-mode".into(),
+            "-B".into(),
+            "65536".into(),
             "-n".into(),
             "-Z".into(),
             "root".into(),

@@ -81,20 +81,23 @@ pub struct CaptureSpec {
     /// Container whose process namespace the debug container joins.
     pub target_container: String,
     pub image: String,
-    /// The capture command; default `tcpdump -i eth0 -U -w -`.
+    /// The capture command; default `tcpdump -i eth0 -U -B 16384 -w -`.
     pub command: Vec<String>,
     /// Deadline for the ephemeral container to be running (image pull included).
     pub start_timeout: Duration,
 }
 
 impl CaptureSpec {
-    /// `tcpdump -i eth0 -U -w -` in [`default_image`], next to `target_container`.
+    /// `tcpdump -i eth0 -U -B 16384 -w -` in [`default_image`], next to `target_container`.
     pub fn tcpdump(container_name: &str, target_container: &str) -> Self {
         CaptureSpec {
             container_name: container_name.into(),
             target_container: target_container.into(),
             image: default_image().into(),
-            command: ["tcpdump", "-i", "eth0", "-U", "-w", "-"]
+            // -B 16384: a 16 MiB kernel buffer, so a capture container descheduled for a moment
+            // does not drop packets (libpcap's default is 2 MiB); drops that happen anyway are
+            // in tcpdump's final report, and the mtls check refuses to pass on them.
+            command: ["tcpdump", "-i", "eth0", "-U", "-B", "16384", "-w", "-"]
                 .map(String::from)
                 .to_vec(),
             start_timeout: Duration::from_secs(120),
@@ -312,7 +315,7 @@ mod tests {
         let spec = CaptureSpec::tcpdump("c", "env").with_filter(peer_filter(&[8080], &ips[..1]));
         assert_eq!(
             spec.command.join(" "),
-            "tcpdump -i eth0 -U -w - tcp port 8080 and ( host 10.244.0.7 )"
+            "tcpdump -i eth0 -U -B 16384 -w - tcp port 8080 and ( host 10.244.0.7 )"
         );
     }
 }

@@ -239,6 +239,23 @@ fn judge_all<J: MtlsJudge>(
     (verdicts, ev)
 }
 
+/// Packets tcpdump reports it lost (`N packets dropped by kernel`, `… by interface`, from its
+/// final report on stderr: tcpdump.c `info()`, one per line at exit, `, `-separated on
+/// SIGUSR1), summed; `None` when the log has no such line. A capture with holes
+/// cannot show that plaintext was absent: the missing packets may be exactly the plaintext.
+pub fn dropped_packets(capture_log: &str) -> Option<u64> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?:^|[,\s])(\d+) packets? dropped by (?:kernel|interface)\b")
+            .expect("static regex")
+    });
+    let mut total = None;
+    for c in RE.captures_iter(capture_log) {
+        let n: u64 = c[1].parse().unwrap_or(u64::MAX);
+        total = Some(total.unwrap_or(0u64).saturating_add(n));
+    }
+    total
+}
+
 /// Decides the control: every request's sentinel must be seen in plaintext.
 pub fn control_judgement(verdicts: &[EngineVerdict]) -> Result<(), String> {
     if verdicts.is_empty() {
@@ -383,6 +400,18 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     let plaintext = fv
         .iter()
         .any(|v| v.outcome == Outcome::Fail && v.sentinel_hits > 0);
+    if let Some(lost) = dropped_packets(&traffic.capture_log).filter(|n| *n > 0) {
+        if !plaintext {
+            // A sentinel in the clear is conclusive whatever was lost; its absence is not.
+            return error(
+                ev,
+                format!(
+                    "the capture of {} lost {lost} packets (tcpdump's report: dropped by kernel or interface): the packets missing may be the plaintext, so a clean capture proves nothing",
+                    m.function
+                ),
+            );
+        }
+    }
     if !plaintext && !traffic.failures.is_empty() {
         // Nothing conclusive on the wire, and the traffic did not go through.
         return error(
@@ -489,5 +518,30 @@ async fn strict_probe<D: MtlsDriver>(
             obs.attribution = attribute(mesh, &obs.classification, Some(counters));
             Ok(obs)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tcpdump's final report (tcpdump.c `info()`): singular and plural, kernel and interface.
+    #[test]
+    fn drops_are_read_from_tcpdumps_report() {
+        let log = "listening on eth0, link-type EN10MB\n12 packets captured\n16 packets received by filter\n3 packets dropped by kernel\n1 packet dropped by interface\n";
+        assert_eq!(dropped_packets(log), Some(4));
+        assert_eq!(
+            dropped_packets("5 packets captured\n0 packets dropped by kernel\n"),
+            Some(0)
+        );
+        assert_eq!(dropped_packets("listening on eth0\n"), None);
+        // The one-line form (tcpdump's `info(0)`, on SIGUSR1), fields separated by ", ".
+        assert_eq!(
+            dropped_packets(
+                "9 packets captured, 9 packets received by filter, 2 packets dropped by kernel\n"
+            ),
+            Some(2)
+        );
+        assert_eq!(dropped_packets("x17 packets dropped by kernel"), None);
     }
 }
