@@ -833,12 +833,8 @@ async fn patch_existing_refuses_to_create_and_changes_what_exists_and_exists_say
         "the installer's selector stays"
     );
     // `exists`: how the Linkerd installer tells a cluster that has Linkerd from one that has not.
-    use meshproof::stack::cluster::api::CoreObject;
-    let config = CoreObject {
-        kind: "ConfigMap".into(),
-        namespace: ns.clone(),
-        name: "linkerd-config".into(),
-    };
+    use meshproof::stack::cluster::api::ObjectRef;
+    let config = ObjectRef::core("ConfigMap", &ns, "linkerd-config");
     assert!(!KubeClusterApi.exists(&target, &config).await.unwrap());
     let cm = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linkerd-config\n  namespace: {ns}\n"
@@ -847,6 +843,188 @@ async fn patch_existing_refuses_to_create_and_changes_what_exists_and_exists_say
         .await
         .unwrap();
     assert!(KubeClusterApi.exists(&target, &config).await.unwrap());
+    drop_ns(&client, &ns).await;
+}
+
+/// An existing cluster's own objects, against the real server (issue #13):
+/// - a pre-existing `openfaas/basic-auth` keeps its value and its owner: the stack *creates*
+///   its Secrets and refuses to overwrite one it did not make (it used to force-apply it);
+/// - a namespace that exists is refused, never relabelled;
+/// - the footprint survey finds a component's namespace and CRD, and a kind the server does
+///   not serve counts as absent;
+/// - what the stack's apply creates carries the run-id label, what existed keeps its labels;
+/// - `delete` and `delete_selected` remove exactly what they name.
+async fn an_existing_clusters_objects_keep_their_values_and_owners() {
+    use meshproof::process::Redactor;
+    use meshproof::stack::actions::{Action, Exec};
+    use meshproof::stack::cluster::api::{ClusterApi, KubeTarget, ObjectRef, Selection};
+    use meshproof::stack::cluster::kube_api::KubeClusterApi;
+    use meshproof::stack::manifests;
+    let client = rig!();
+    let ns = unique("mp-owner");
+    make_ns(&client, &ns).await;
+    let target = KubeTarget {
+        kubeconfig: rig_kubeconfig().unwrap(),
+        context: None,
+    };
+    // The user's own basic-auth, applied by the user's field manager.
+    let users = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: basic-auth\n  namespace: {ns}\nstringData:\n  basic-auth-user: admin\n  basic-auth-password: the-users-own-password\n"
+    );
+    let user_opts = ApplyOptions {
+        field_manager: "the-user".into(),
+        ..ApplyOptions::default()
+    };
+    apply_yaml(&client, &users, &user_opts).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let before = secrets.get("basic-auth").await.unwrap();
+
+    let log: meshproof::stack::Log = std::sync::Arc::new(|_: &str| {});
+    let redactor = Redactor::default();
+    let run_id = "ownertest1";
+    let exec = Exec {
+        api: &KubeClusterApi,
+        target: &target,
+        run_id,
+        log: &log,
+        redactor: &redactor,
+    };
+    let ours = Action::Apply {
+        what: format!("Secret {ns}/basic-auth"),
+        manifest: manifests::basic_auth_secret(&ns, run_id, "a-generated-password"),
+        secret: true,
+    };
+    let err = exec
+        .action("OpenFaaS", &ours)
+        .await
+        .expect_err("an existing Secret is never overwritten");
+    assert!(err.to_string().contains("never overwrites it"), "{err}");
+    let after = secrets.get("basic-auth").await.unwrap();
+    assert_eq!(after.data, before.data, "the user's password is kept");
+    let managers = |s: &k8s_openapi::api::core::v1::Secret| -> Vec<String> {
+        s.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.manager.clone())
+            .collect()
+    };
+    assert_eq!(managers(&after), managers(&before), "and its owner");
+    assert_eq!(managers(&after), vec!["the-user".to_string()]);
+
+    // A namespace that exists is refused, and keeps its labels.
+    let ns_action = Action::namespace(&ns, run_id, Some(meshproof::scenario::Mesh::Istio));
+    let err = exec
+        .action("OpenFaaS", &ns_action)
+        .await
+        .expect_err("a namespace the run did not create is refused");
+    assert!(
+        err.to_string().contains("was not created by this run"),
+        "{err}"
+    );
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let labels = nss
+        .get(&ns)
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert!(!labels.contains_key("istio-injection"), "{labels:?}");
+    assert!(!labels.contains_key(RUN_ID_LABEL), "{labels:?}");
+
+    // The footprint probe: a namespace and a served CRD are found; an unserved kind is absent.
+    assert!(KubeClusterApi
+        .exists(&target, &ObjectRef::namespace(&ns))
+        .await
+        .unwrap());
+    assert!(!KubeClusterApi
+        .exists(&target, &ObjectRef::namespace(&format!("{ns}-nope")))
+        .await
+        .unwrap());
+    let unserved = ObjectRef {
+        api_version: "policy.meshproof.invalid/v1".into(),
+        kind: "Server".into(),
+        namespace: Some(ns.clone()),
+        name: "x".into(),
+    };
+    assert!(!KubeClusterApi.exists(&target, &unserved).await.unwrap());
+    assert!(!KubeClusterApi
+        .exists(&target, &ObjectRef::crd("servers.policy.meshproof.invalid"))
+        .await
+        .unwrap());
+
+    // The stack's apply labels what it creates with the run id, not what it finds.
+    let cms = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: found\n  namespace: {ns}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: made\n  namespace: {ns}\n"
+    );
+    apply_yaml(
+        &client,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: found\n  namespace: NS\n"
+            .replace("NS", &ns)
+            .as_str(),
+        &user_opts,
+    )
+    .await
+    .unwrap();
+    KubeClusterApi
+        .apply(&target, &cms, Some(run_id))
+        .await
+        .unwrap();
+    let cm_api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let label = |name: &'static str| {
+        let cm_api = cm_api.clone();
+        async move {
+            cm_api
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .get(RUN_ID_LABEL)
+                .cloned()
+        }
+    };
+    assert_eq!(label("made").await.as_deref(), Some(run_id));
+    assert_eq!(label("found").await, None);
+
+    // delete_selected: only the labelled Secrets; delete: what the manifest names, a missing
+    // one is no error.
+    for (name, labelled) in [("key-a", true), ("key-b", true), ("other", false)] {
+        let l = if labelled {
+            "\n  labels: {sealedsecrets.bitnami.com/sealed-secrets-key: active}"
+        } else {
+            ""
+        };
+        let m = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}{l}\nstringData: {{k: v}}\n");
+        apply_yaml(&client, &m, &ApplyOptions::default())
+            .await
+            .unwrap();
+    }
+    let n = KubeClusterApi
+        .delete_selected(
+            &target,
+            &Selection {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+                namespace: ns.clone(),
+                selector: "sealedsecrets.bitnami.com/sealed-secrets-key".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(secrets.get_opt("key-a").await.unwrap().is_none());
+    assert!(secrets.get_opt("other").await.unwrap().is_some());
+    let two = format!(
+        "{}\n---\n{}",
+        ObjectRef::core("Secret", &ns, "other").manifest(),
+        ObjectRef::core("Secret", &ns, "never-was").manifest()
+    );
+    assert_eq!(KubeClusterApi.delete(&target, &two).await.unwrap(), 1);
+    assert!(secrets.get_opt("other").await.unwrap().is_none());
+    assert!(secrets.get_opt("basic-auth").await.unwrap().is_some());
     drop_ns(&client, &ns).await;
 }
 
@@ -902,6 +1080,11 @@ fn main() -> std::process::ExitCode {
             "a_function_being_deleted_is_waited_out_until_its_objects_are_gone",
             &[Need::KubeRig],
             a_function_being_deleted_is_waited_out_until_its_objects_are_gone,
+        ),
+        Case::tokio(
+            "an_existing_clusters_objects_keep_their_values_and_owners",
+            &[Need::KubeRig],
+            an_existing_clusters_objects_keep_their_values_and_owners,
         ),
         Case::tokio(
             "patch_existing_refuses_to_create_and_changes_what_exists_and_exists_says_so",

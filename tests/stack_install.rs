@@ -722,79 +722,211 @@ fn linkerd_helm_install_uses_generated_identity_files_and_never_shows_the_key() 
     drop(r.result.take());
 }
 
-#[test]
-fn existing_clusters_are_never_deleted_and_pre_existing_namespaces_are_not_labelled() {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (mut suite, _) = suite_env("istio", "istio[k8s=1.34]");
-    let kcfg = tempfile::NamedTempFile::new().unwrap();
-    let env = EnvironmentSpec {
-        name: "istio-existing".into(),
+/// An environment on an existing cluster (the kubeconfig only needs to exist: the API is the
+/// recording double), reusing `reuse`.
+fn existing_env(
+    suite: &Suite,
+    kubeconfig: &Path,
+    reuse: &[meshproof::scenario::StackComponent],
+) -> EnvironmentSpec {
+    EnvironmentSpec {
+        name: "existing".into(),
         cluster: meshproof::scenario::ClusterSpec::Existing {
-            kubeconfig: Some(kcfg.path().to_path_buf()),
+            kubeconfig: Some(kubeconfig.to_path_buf()),
             context: Some("ctx".into()),
+            reuse: reuse.iter().copied().collect(),
         },
         mesh: suite.mesh.clone(),
-    };
+    }
+}
+
+/// Issue #13: on an existing cluster, a component already there stops the run before it
+/// changes anything (the old code applied injection labels to the user's `openfaas` namespace,
+/// force-applied `basic-auth` over their password and `helm upgrade --install`ed over their
+/// release), and the error names what was found and how to opt in.
+#[test]
+fn an_existing_cluster_with_a_component_already_there_is_refused_before_anything_changes() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut suite, _) = suite_env("istio", "istio[k8s=1.34]");
     suite.components.cert_manager = None;
+    let kcfg = tempfile::NamedTempFile::new().unwrap();
+    let env = existing_env(&suite, kcfg.path(), &[]);
     let api = RecordingApi {
-        existing: vec!["openfaas".into()],
+        present: vec!["openfaas".into(), "openfaas-fn".into()],
         ..Default::default()
     };
     let mut r = up(&suite, &env, &[], false, api, None);
-    let _ = r.env();
+    let err = match r.result.take().unwrap() {
+        Ok(_) => panic!("a cluster with OpenFaaS must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("OpenFaaS (found Namespace openfaas, Namespace openfaas-fn)"),
+        "{err}"
+    );
+    assert!(err.contains("cluster.reuse: [openfaas]"), "{err}");
+    // Nothing changed: no apply, create, patch or cleanup; only the CLI version checks ran.
+    let changes: Vec<ApiCall> = r
+        .api
+        .calls()
+        .into_iter()
+        .filter(|c| !matches!(c, ApiCall::Cleanup { .. }))
+        .collect();
+    assert!(changes.is_empty(), "{changes:?}");
+    let lines = r.doubles.call_lines();
+    assert!(
+        lines.iter().all(|l| l.starts_with("istioctl version")),
+        "{lines:?}"
+    );
+}
+
+/// A component the suite lets the run reuse is used as found (not installed, not changed, not
+/// uninstalled); everything the run installs is uninstalled on teardown, newest first, with the
+/// suite's kubeconfig and context, before the labelled cleanup; the stack's applies label what
+/// they create; the cluster itself is never deleted.
+#[test]
+fn a_reused_component_is_left_alone_and_what_the_run_installed_is_uninstalled() {
+    use meshproof::scenario::StackComponent;
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = catalog();
+    let mut suite = (**c.suite("istio").unwrap()).clone();
+    suite.components.cert_manager = None;
+    let kcfg = tempfile::NamedTempFile::new().unwrap();
+    let env = existing_env(
+        &suite,
+        kcfg.path(),
+        &[StackComponent::Istio, StackComponent::Flux],
+    );
+    let api = RecordingApi {
+        // Istio is there (reused); Flux is listed for reuse but absent: installed.
+        present: vec!["istio-system".into()],
+        ..Default::default()
+    };
+    let mut r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FLUX_VERSION", "v2.9.4")],
+        false,
+        api,
+        None,
+    );
+    let e = r.env();
+    assert!(e
+        .installed
+        .iter()
+        .any(|i| i.component == "Istio" && i.reused));
+    assert!(e
+        .installed
+        .iter()
+        .any(|i| i.component == "OpenFaaS" && !i.reused));
     let calls = r.doubles.calls();
     assert!(
-        !calls.iter().any(|(t, _)| t == "kind"),
-        "{:?}",
+        find_call(&calls, "istioctl", &["install"]).is_none(),
+        "reused Istio is not installed over: {:?}",
         r.doubles.call_lines()
     );
-    let install = find_call(&calls, "istioctl", &["install"]).unwrap();
-    assert_eq!(flag(install, "--context"), Some("ctx"));
-    let of = find_call(&calls, "helm", &["upgrade", "--install", "openfaas"]).unwrap();
-    assert_eq!(flag(of, "--kube-context"), Some("ctx"));
-    assert_eq!(flag(of, "--kubeconfig"), kcfg.path().to_str());
-    // openfaas existed: its mesh settings are applied without the run-id label.
-    let applied_ns: Vec<serde_yaml::Value> = r
+    let applied_with: Vec<Option<String>> = r
         .api
         .calls()
         .into_iter()
         .filter_map(|c| match c {
-            ApiCall::Apply { manifest, .. } => {
-                serde_yaml::from_str::<serde_yaml::Value>(&manifest).ok()
-            }
+            ApiCall::Apply { run_id, .. } => Some(run_id),
             _ => None,
         })
-        .filter(|v| v["kind"].as_str() == Some("Namespace"))
         .collect();
-    assert_eq!(
-        applied_ns.len(),
-        1,
-        "only the pre-existing namespace is applied rather than created: {applied_ns:?}"
+    assert!(
+        applied_with
+            .iter()
+            .all(|id| id.as_deref() == Some(r.run.run_id.as_str())),
+        "{applied_with:?}"
     );
-    assert!(applied_ns[0]["metadata"]["labels"]["meshproof.dev/run-id"].is_null());
-    assert_eq!(
-        applied_ns[0]["metadata"]["labels"]["istio-injection"].as_str(),
-        Some("enabled")
-    );
+    let before = r.doubles.calls().len();
     drop(r.result.take());
-    let cleanup: Vec<ApiCall> = r
-        .api
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, ApiCall::Cleanup { .. }))
-        .collect();
-    assert_eq!(cleanup.len(), 1);
-    let ApiCall::Cleanup {
-        label,
-        run_id,
-        target,
-    } = &cleanup[0]
-    else {
-        unreachable!()
+    let teardown: Vec<String> = r.doubles.call_lines()[before..].to_vec();
+    assert!(
+        !teardown.iter().any(|l| l.starts_with("kind ")),
+        "{teardown:?}"
+    );
+    assert!(
+        !teardown.iter().any(|l| l.starts_with("istioctl uninstall")),
+        "a reused Istio is never uninstalled: {teardown:?}"
+    );
+    let pos = |prefix: &str| {
+        teardown
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {teardown:?}"))
     };
-    assert_eq!(label, "meshproof.dev/run-id");
-    assert_eq!(run_id, r.run.run_id.as_str());
-    assert_eq!(target.kubeconfig, kcfg.path());
+    let flux = pos("flux uninstall --silent");
+    let sealed = pos("helm uninstall sealed-secrets --namespace kube-system --ignore-not-found");
+    let openfaas = pos("helm uninstall openfaas --namespace openfaas --ignore-not-found");
+    assert!(
+        flux < sealed && sealed < openfaas,
+        "newest first: {teardown:?}"
+    );
+    let teardown_calls = r.doubles.calls();
+    let of = find_call(&teardown_calls, "helm", &["uninstall", "openfaas"]).unwrap();
+    assert_eq!(flag(of, "--kube-context"), Some("ctx"));
+    assert_eq!(flag(of, "--kubeconfig"), kcfg.path().to_str());
+    let fl = find_call(&teardown_calls, "flux", &["uninstall"]).unwrap();
+    assert_eq!(flag(fl, "--context"), Some("ctx"));
+    // sealed-secrets: its keys and its CRD (which the chart keeps) go too; then the labelled
+    // cleanup, last.
+    let api_calls = r.api.calls();
+    let keys = api_calls
+        .iter()
+        .position(|c| matches!(c, ApiCall::DeleteSelected { selection, .. } if selection.selector == "sealedsecrets.bitnami.com/sealed-secrets-key" && selection.namespace == "kube-system"))
+        .expect("sealing keys deleted");
+    let crd = api_calls
+        .iter()
+        .position(|c| matches!(c, ApiCall::Delete { manifest, .. } if manifest.contains("sealedsecrets.bitnami.com")))
+        .expect("the SealedSecret CRD deleted");
+    let cleanup = api_calls
+        .iter()
+        .position(|c| matches!(c, ApiCall::Cleanup { .. }))
+        .expect("labelled cleanup");
+    assert!(keys < cleanup && crd < cleanup, "{api_calls:?}");
+}
+
+/// A failed uninstall on an existing cluster is a failed teardown (reported, with the step that
+/// failed), and the labelled cleanup still runs.
+#[test]
+fn a_failed_uninstall_fails_the_teardown_and_cleanup_still_runs() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut suite, _) = suite_env("istio", "istio[k8s=1.34]");
+    suite.components.cert_manager = None;
+    let kcfg = tempfile::NamedTempFile::new().unwrap();
+    let env = existing_env(&suite, kcfg.path(), &[]);
+    let mut r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_FAIL_ON", "helm uninstall openfaas")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let e = r.result.take().unwrap().expect("installs");
+    let err = e.teardown(false).expect_err("the uninstall failed");
+    assert!(err.contains("OpenFaaS ($ helm uninstall openfaas"), "{err}");
+    assert!(
+        r.api
+            .calls()
+            .iter()
+            .any(|c| matches!(c, ApiCall::Cleanup { .. })),
+        "cleanup runs after a failed uninstall"
+    );
+    assert!(
+        r.doubles
+            .call_lines()
+            .iter()
+            .any(|l| l.starts_with("istioctl uninstall --purge -y")),
+        "every uninstall is attempted"
+    );
+    assert_eq!(
+        e.teardown(false),
+        Err(err),
+        "a failed teardown stays failed"
+    );
 }
 
 #[test]

@@ -91,7 +91,11 @@ pub fn run(args: Args) -> i32 {
     let code = match result {
         Ok(e) => {
             for i in &e.installed {
-                outln!("installed {} {}", i.component, i.version);
+                if i.reused {
+                    outln!("reused {} as found on the cluster", i.component);
+                } else {
+                    outln!("installed {} {}", i.component, i.version);
+                }
             }
             if let Some(n) = &e.cluster_name {
                 outln!(

@@ -68,6 +68,19 @@ pub fn install_cmd(flux: &str, spec: &FluxSpec, kubeconfig: &Path, timeout: Dura
         .timeout(timeout + Duration::from_secs(30))
 }
 
+/// `flux uninstall --silent`: removes the controllers, the toolkit's custom resources (their
+/// finalizers first), its CRDs and the namespace (flux2 v2.9.4 `cmd/flux/uninstall.go:53-103`,
+/// ledger FLUX-10). Used on existing clusters the run installed Flux on.
+pub fn uninstall_cmd(flux: &str, spec: &FluxSpec, kubeconfig: &Path, timeout: Duration) -> Cmd {
+    Cmd::new(flux)
+        .args(["uninstall", "--silent"])
+        .arg(format!("--namespace={}", spec.namespace))
+        .arg(format!("--timeout={}", humantime_flag(timeout)))
+        .arg("--kubeconfig")
+        .arg(kubeconfig.as_os_str())
+        .timeout(timeout + Duration::from_secs(30))
+}
+
 /// `flux reconcile kustomization NAME --with-source`: fetch the source now, then apply it.
 pub fn reconcile_cmd(flux: &str, spec: &FluxSpec, kubeconfig: &Path, timeout: Duration) -> Cmd {
     Cmd::new(flux)

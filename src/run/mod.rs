@@ -283,7 +283,8 @@ impl Session {
                     facts.mesh.installed_version = env
                         .installed
                         .iter()
-                        .find(|i| i.component.eq_ignore_ascii_case(mesh.as_str()))
+                        // A reused mesh's version is the suite's pin, not something the run saw.
+                        .find(|i| !i.reused && i.component.eq_ignore_ascii_case(mesh.as_str()))
                         .map(|i| i.version.clone());
                     facts.kubernetes.server_version = stack.rt.block_on(server_version(&env));
                     Slot::Ready {

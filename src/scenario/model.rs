@@ -216,8 +216,13 @@ pub enum ClusterSpec {
     Existing {
         kubeconfig: Option<PathBuf>,
         context: Option<String>,
+        /// Components the suite lets the run use as it finds them on the cluster. Any other
+        /// component found there stops the run before it changes anything (issue #13).
+        reuse: std::collections::BTreeSet<StackComponent>,
     },
 }
+
+pub use super::raw::StackComponent;
 
 /// Host ports that kind maps onto the ingress NodePorts of the same numbers (kind has no
 /// LoadBalancer). The defaults sit in 30000-30085, the band Kubernetes (1.27+) hands out only to

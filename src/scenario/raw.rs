@@ -80,6 +80,9 @@ pub struct RawCluster {
     pub kubeconfig: Option<String>,
     #[serde(default)]
     pub context: Option<String>,
+    /// `provider: existing` only: components used as found (see `model::ClusterSpec`).
+    #[serde(default)]
+    pub reuse: Option<Vec<StackComponent>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -408,4 +411,37 @@ pub struct RawRestore {
 pub struct RawSecretName {
     pub namespace: String,
     pub name: String,
+}
+
+/// A component the stack installs, by the key a suite names it with (`cluster.reuse`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum StackComponent {
+    GatewayApi,
+    Istio,
+    Linkerd,
+    CertManager,
+    #[serde(rename = "openfaas")]
+    OpenFaas,
+    Traefik,
+    SealedSecrets,
+    Flux,
+}
+
+impl StackComponent {
+    /// The key in a suite (`reuse: [certManager]`).
+    pub fn key(self) -> &'static str {
+        match self {
+            StackComponent::GatewayApi => "gatewayApi",
+            StackComponent::Istio => "istio",
+            StackComponent::Linkerd => "linkerd",
+            StackComponent::CertManager => "certManager",
+            StackComponent::OpenFaas => "openfaas",
+            StackComponent::Traefik => "traefik",
+            StackComponent::SealedSecrets => "sealedSecrets",
+            StackComponent::Flux => "flux",
+        }
+    }
 }

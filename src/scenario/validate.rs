@@ -382,6 +382,12 @@ fn cluster(
                     );
                 }
             }
+            if raw.reuse.is_some() {
+                cx.err_key(
+                    &p.key("reuse"),
+                    "`reuse` is for `provider: existing`; a kind cluster is new and holds nothing to reuse",
+                );
+            }
             let Some(img) = node_image else {
                 cx.err(
                     &p.key("provider"),
@@ -437,9 +443,19 @@ fn cluster(
                     );
                 }
             }
+            let mut reuse = std::collections::BTreeSet::new();
+            for (i, c) in raw.reuse.iter().flatten().enumerate() {
+                if !reuse.insert(*c) {
+                    cx.err(
+                        &p.key("reuse").index(i),
+                        format!("`{}` is listed twice", c.key()),
+                    );
+                }
+            }
             Some(ClusterSpec::Existing {
                 kubeconfig: raw.kubeconfig.as_ref().map(PathBuf::from),
                 context: raw.context.clone(),
+                reuse,
             })
         }
     }

@@ -21,7 +21,9 @@ pub enum Action {
     /// Runs a CLI that prints manifests and applies its output. The output may hold private keys
     /// (`linkerd install` generates its identity issuer): never logged, dropped from errors.
     ApplyOutput { cmd: Cmd },
-    /// Applies a manifest meshproof generated. `secret` manifests are never printed.
+    /// Applies a manifest meshproof generated. `secret` manifests are never printed, and are
+    /// *created*, never applied over an object of the same name: a Secret the run did not make
+    /// (a user's `openfaas/basic-auth` on an existing cluster) keeps its value and its owner.
     Apply {
         what: String,
         manifest: String,
@@ -33,18 +35,16 @@ pub enum Action {
     /// Runs `then` when `object` exists, else `otherwise` (install, or upgrade what a previous
     /// run installed); `why` says what the object's presence means.
     IfExists {
-        object: super::cluster::api::CoreObject,
+        object: super::cluster::api::ObjectRef,
         why: String,
         then: Vec<Action>,
         otherwise: Vec<Action>,
     },
-    /// Creates a namespace labelled with the run id; if it already existed, applies only its mesh
-    /// settings (`unlabelled`), so cleanup never deletes a namespace the run did not create.
-    Namespace {
-        name: String,
-        labelled: String,
-        unlabelled: String,
-    },
+    /// Creates a namespace labelled with the run id. One that already exists is an error: the
+    /// run would otherwise install into (and relabel for injection) a namespace it does not own.
+    /// Components found on an existing cluster are refused or reused before any action runs
+    /// ([`crate::stack::footprint`]), so this fires only for a namespace no footprint names.
+    Namespace { name: String, labelled: String },
     /// Downloads a release manifest and applies it.
     ApplyUrl { url: String },
     /// Planned, but its installer belongs to another issue: the plan prints the commands, a run
@@ -59,8 +59,16 @@ pub enum Action {
 /// One component's install.
 #[derive(Clone)]
 pub struct ComponentPlan {
+    /// The key a suite names it by (`cluster.reuse`).
+    pub id: crate::scenario::StackComponent,
     pub component: &'static str,
     pub version: String,
+    /// Objects whose presence on an existing cluster means the component is there already
+    /// (see [`crate::stack::footprint`]).
+    pub footprint: Vec<super::cluster::api::ObjectRef>,
+    /// How to remove it from an existing cluster, beyond the labelled cleanup (see
+    /// [`super::cluster::uninstall`]).
+    pub uninstall: Vec<super::cluster::uninstall::Uninstall>,
     /// One-line facts for the plan (values and why).
     pub notes: Vec<String>,
     pub actions: Vec<Action>,
@@ -72,6 +80,9 @@ pub struct Installed {
     pub component: String,
     /// The pinned version, confirmed by the CLI where one reports it.
     pub version: String,
+    /// Found on an existing cluster and used as it was (`cluster.reuse`): `version` is the
+    /// suite's pin, which the run did not install and did not check.
+    pub reused: bool,
 }
 
 impl Action {
@@ -80,7 +91,6 @@ impl Action {
         Action::Namespace {
             name: name.to_string(),
             labelled: super::manifests::namespace(name, Some(run_id), mesh),
-            unlabelled: super::manifests::namespace(name, None, mesh),
         }
     }
 
@@ -104,7 +114,7 @@ impl Action {
             } => {
                 if *secret {
                     vec![format!(
-                        "server-side apply {what} (holds a secret generated or read at run time; never printed)"
+                        "create {what} (holds a secret generated or read at run time; never printed; an existing one is an error, never overwritten)"
                     )]
                 } else {
                     let mut v = vec![format!("server-side apply {what}:")];
@@ -142,7 +152,7 @@ impl Action {
             }
             Action::Namespace { name, labelled, .. } => {
                 let mut v = vec![format!(
-                    "create Namespace {name} (if it already exists: apply only its mesh settings, no run-id label):"
+                    "create Namespace {name} (one that exists already is an error: the run never installs into a namespace it did not create):"
                 )];
                 v.extend(labelled.lines().map(|l| format!("    {l}")));
                 v
@@ -169,6 +179,29 @@ impl Action {
 }
 
 impl ComponentPlan {
+    /// What the component means on an existing cluster: what refuses the run if found, and
+    /// what removes it on teardown.
+    pub fn existing_cluster_lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.footprint.is_empty() {
+            let objects: Vec<String> = self.footprint.iter().map(ToString::to_string).collect();
+            v.push(format!(
+                "on an existing cluster: stop before installing if any of {} exists, unless `cluster.reuse` lists {} (then use it as found: no install, no uninstall)",
+                objects.join(", "),
+                self.id.key()
+            ));
+        }
+        if !self.uninstall.is_empty() {
+            v.push("on an existing cluster, teardown uninstalls it:".into());
+            v.extend(
+                self.uninstall
+                    .iter()
+                    .map(|u| format!("    {}", u.describe())),
+            );
+        }
+        v
+    }
+
     pub fn plan_lines(&self) -> Vec<String> {
         let mut v: Vec<String> = self.notes.clone();
         for a in &self.actions {
@@ -182,6 +215,8 @@ impl ComponentPlan {
 pub struct Exec<'a> {
     pub api: &'a dyn ClusterApi,
     pub target: &'a KubeTarget,
+    /// Labels what the run's applies create, so an existing cluster's teardown finds it.
+    pub run_id: &'a str,
     pub log: &'a Log,
     pub redactor: &'a Redactor,
 }
@@ -201,6 +236,7 @@ impl Exec<'_> {
         Ok(Installed {
             component: plan.component.to_string(),
             version: plan.version.clone(),
+            reused: false,
         })
     }
 
@@ -251,17 +287,43 @@ impl Exec<'_> {
                     )));
                 }
                 self.api
-                    .apply(self.target, &text)
+                    .apply(self.target, &text, Some(self.run_id))
                     .await
                     .map_err(|e| StackError::Api {
                         what: format!("output of `{}`", cmd.display()),
                         source: e,
                     })
             }
-            Action::Apply { what, manifest, .. } => {
+            Action::Apply {
+                what,
+                manifest,
+                secret: true,
+            } => {
+                self.say(&format!("create {what}"));
+                let created =
+                    self.api
+                        .create(self.target, manifest)
+                        .await
+                        .map_err(|e| StackError::Api {
+                            what: what.clone(),
+                            source: e,
+                        })?;
+                if created {
+                    Ok(())
+                } else {
+                    Err(StackError::Invalid(format!(
+                        "{what}: a Secret of that name exists already and was not made by this run; meshproof never overwrites it"
+                    )))
+                }
+            }
+            Action::Apply {
+                what,
+                manifest,
+                secret: false,
+            } => {
                 self.say(&format!("apply {what}"));
                 self.api
-                    .apply(self.target, manifest)
+                    .apply(self.target, manifest, Some(self.run_id))
                     .await
                     .map_err(|e| StackError::Api {
                         what: what.clone(),
@@ -303,11 +365,7 @@ impl Exec<'_> {
                         source: e,
                     })
             }
-            Action::Namespace {
-                name,
-                labelled,
-                unlabelled,
-            } => {
+            Action::Namespace { name, labelled } => {
                 let what = format!("Namespace {name}");
                 self.say(&format!("create {what}"));
                 let created =
@@ -318,22 +376,19 @@ impl Exec<'_> {
                             what: what.clone(),
                             source: e,
                         })?;
-                if !created {
-                    self.say(&format!(
-                        "{what} existed before this run: applying its mesh settings only; cleanup will not delete it"
-                    ));
-                    self.api
-                        .apply(self.target, unlabelled)
-                        .await
-                        .map_err(|e| StackError::Api { what, source: e })?;
+                if created {
+                    Ok(())
+                } else {
+                    Err(StackError::Invalid(format!(
+                        "{what} exists already and was not created by this run: meshproof does not install into a namespace it does not own (remove it, or reuse its component as it is with `cluster.reuse`)"
+                    )))
                 }
-                Ok(())
             }
             Action::ApplyUrl { url } => {
                 self.say(&format!("apply {url}"));
                 let text = fetch(url).await?;
                 self.api
-                    .apply(self.target, &text)
+                    .apply(self.target, &text, Some(self.run_id))
                     .await
                     .map_err(|e| StackError::Api {
                         what: url.clone(),
@@ -425,6 +480,35 @@ mod tests {
         assert!(!reports_version("edge-26.8.4\n", "edge-26.8.3"));
         assert!(reports_version("flux: v2.9.4", "v2.9.4"));
         assert!(reports_version("flux: 2.9.4", "v2.9.4"));
+    }
+
+    #[test]
+    fn the_plan_says_what_refuses_an_existing_cluster_and_what_uninstalls() {
+        use super::super::cluster::api::ObjectRef;
+        use super::super::cluster::uninstall::Uninstall;
+        let p = ComponentPlan {
+            id: crate::scenario::StackComponent::OpenFaas,
+            component: "OpenFaaS",
+            version: "15.0.6".into(),
+            footprint: vec![ObjectRef::namespace("openfaas")],
+            uninstall: vec![Uninstall::Run(
+                Cmd::new("helm").args(["uninstall", "openfaas"]),
+            )],
+            notes: vec![],
+            actions: vec![],
+        };
+        let lines = p.existing_cluster_lines().join("\n");
+        assert!(
+            lines.contains("stop before installing if any of Namespace openfaas exists, unless `cluster.reuse` lists openfaas"),
+            "{lines}"
+        );
+        assert!(lines.contains("    $ helm uninstall openfaas"), "{lines}");
+        let none = ComponentPlan {
+            footprint: vec![],
+            uninstall: vec![],
+            ..p
+        };
+        assert!(none.existing_cluster_lines().is_empty());
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! so an interrupted or failed create is still deleted. On failure the kind logs are exported to
 //! the run's artifacts dir first, then the cluster is deleted.
 
-use super::actions::{Action, ComponentPlan, Exec, Installed};
+use super::actions::{Action, Exec, Installed};
 use super::cluster::api::KubeTarget;
 use super::cluster::guard::{Teardown, TeardownGuard, TeardownHandle};
+use super::cluster::uninstall::{Owned, OwnedList};
 use super::cluster::{existing, kind::KindCluster};
+use super::footprint;
 use super::install::{self, linkerd, InstallCtx, Secrets};
 use super::names::{self, RunId};
 use super::{manifests, Log, RunDirs, StackError, StackOptions};
@@ -52,6 +54,7 @@ pub fn layout(
         ClusterSpec::Existing {
             kubeconfig,
             context,
+            ..
         } => ClusterLayout::Existing(
             existing::target(kubeconfig.as_ref(), context.as_ref()).ok_or_else(|| {
                 StackError::Invalid(
@@ -192,6 +195,7 @@ pub async fn up(
     let exec = Exec {
         api: opts.api.as_ref(),
         target: &target,
+        run_id: run.run_id.as_str(),
         log: &log,
         redactor: &redactor,
     };
@@ -207,6 +211,10 @@ pub async fn up(
         }
     }
 
+    // On an existing cluster: components found there and reused, and what the run installs
+    // (recorded before each install starts, so a half-done one is uninstalled too).
+    let mut reused = std::collections::BTreeSet::new();
+    let owned = OwnedList::default();
     let (guard, kind) = match &cluster {
         ClusterLayout::Kind(k) => {
             let ClusterSpec::Kind {
@@ -282,11 +290,21 @@ pub async fn up(
             (guard, Some(k.clone()))
         }
         ClusterLayout::Existing(t) => {
+            // Before anything changes: components already there are refused, or used as found
+            // when the suite says so (see `footprint`).
+            let ClusterSpec::Existing { reuse, .. } = &env.cluster else {
+                return Err(StackError::Invalid(
+                    "existing layout without an existing spec".into(),
+                ));
+            };
+            let found = footprint::survey(opts.api.as_ref(), t, &plans).await?;
+            reused = footprint::decide(&found, reuse, t)?;
             let guard = TeardownGuard::new(
                 Teardown::Existing {
                     target: t.clone(),
                     run_id: run.run_id.to_string(),
                     api: opts.api.clone(),
+                    owned: owned.clone(),
                 },
                 opts.keep_cluster,
                 log.clone(),
@@ -307,18 +325,29 @@ pub async fn up(
         guard,
     };
     for p in &plans {
-        let rest: Vec<Action> = p
-            .actions
-            .iter()
-            .filter(|a| !matches!(a, Action::CheckVersion { .. }))
-            .cloned()
-            .collect();
-        let p2 = ComponentPlan {
-            component: p.component,
-            version: p.version.clone(),
-            notes: vec![],
-            actions: rest,
-        };
+        if reused.contains(&p.id) {
+            log(&format!(
+                "{} is on the cluster already and `cluster.reuse` lists {}: used as found (not installed, not changed, not removed)",
+                p.component,
+                p.id.key()
+            ));
+            environment.installed.push(Installed {
+                component: p.component.to_string(),
+                version: p.version.clone(),
+                reused: true,
+            });
+            continue;
+        }
+        if matches!(cluster, ClusterLayout::Existing(_)) {
+            owned.record(Owned {
+                component: p.component.to_string(),
+                steps: p.uninstall.clone(),
+            });
+        }
+        let mut p2 = p.clone();
+        p2.notes.clear();
+        p2.actions
+            .retain(|a| !matches!(a, Action::CheckVersion { .. }));
         match exec.component(&p2).await {
             Ok(i) => environment.installed.push(i),
             Err(e) => {

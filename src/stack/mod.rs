@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod cluster;
 pub mod environment;
+pub mod footprint;
 pub mod install;
 pub mod manifests;
 pub mod names;

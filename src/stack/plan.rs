@@ -82,6 +82,9 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
             );
         }
         detail.extend(p.plan_lines());
+        if matches!(cluster, ClusterLayout::Existing(_)) {
+            detail.extend(p.existing_cluster_lines());
+        }
         out.push(PlannedStep {
             phase: Phase::Install,
             title: format!("install {} {}", p.component, p.version),
@@ -107,11 +110,14 @@ pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
             "skipped with --keep-cluster / MESHPROOF_KEEP_CLUSTER=1 (prints the delete command instead)".into(),
             "also on panic (teardown guard) and on SIGINT/SIGTERM (exit 130/143; a second signal skips cleanup)".into(),
         ],
-        Ok((_, ClusterLayout::Existing(t))) => vec![format!(
-            "delete only the namespaces and cluster-scoped objects labelled {}=xxxxxx (kubeconfig {}); never the cluster",
-            super::cluster::api::RUN_ID_LABEL,
-            t.kubeconfig.display()
-        )],
+        Ok((_, ClusterLayout::Existing(t))) => vec![
+            "uninstall every component the run installed, newest first (the commands under each install step); never one it found and reused".into(),
+            format!(
+                "then delete only the namespaces and cluster-scoped objects labelled {}=xxxxxx (kubeconfig {}); never the cluster",
+                super::cluster::api::RUN_ID_LABEL,
+                t.kubeconfig.display()
+            ),
+        ],
         Err(e) => vec![format!("error: {e}")],
     }
 }

@@ -77,6 +77,16 @@ pub enum ApiCall {
     Apply {
         target: KubeTarget,
         manifest: String,
+        /// The run id the apply labels what it creates with.
+        run_id: Option<String>,
+    },
+    Delete {
+        target: KubeTarget,
+        manifest: String,
+    },
+    DeleteSelected {
+        target: KubeTarget,
+        selection: meshproof::stack::cluster::api::Selection,
     },
     Create {
         target: KubeTarget,
@@ -94,7 +104,7 @@ pub enum ApiCall {
 }
 
 /// TEST DOUBLE of the Kubernetes API seam: records every call and succeeds; `create` reports
-/// the namespaces named in `existing` as already there; `patch_existing` fails for objects
+/// the objects named in `existing` as already there; `patch_existing` fails for objects
 /// named in `missing`; `exists` answers yes for the names in `present`.
 #[derive(Default)]
 pub struct RecordingApi {
@@ -139,12 +149,38 @@ impl RecordingApi {
 }
 
 impl ClusterApi for RecordingApi {
-    fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()> {
+    fn apply<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        manifest: &'a str,
+        run_id: Option<&'a str>,
+    ) -> ApiFuture<'a, ()> {
         self.calls.lock().unwrap().push(ApiCall::Apply {
             target: target.clone(),
             manifest: manifest.to_string(),
+            run_id: run_id.map(str::to_string),
         });
         Box::pin(async { Ok(()) })
+    }
+
+    fn delete<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, usize> {
+        self.calls.lock().unwrap().push(ApiCall::Delete {
+            target: target.clone(),
+            manifest: manifest.to_string(),
+        });
+        Box::pin(async { Ok(1) })
+    }
+
+    fn delete_selected<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        selection: &'a meshproof::stack::cluster::api::Selection,
+    ) -> ApiFuture<'a, usize> {
+        self.calls.lock().unwrap().push(ApiCall::DeleteSelected {
+            target: target.clone(),
+            selection: selection.clone(),
+        });
+        Box::pin(async { Ok(1) })
     }
 
     fn create<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, bool> {
@@ -189,7 +225,7 @@ impl ClusterApi for RecordingApi {
     fn exists<'a>(
         &'a self,
         _target: &'a KubeTarget,
-        object: &'a meshproof::stack::cluster::api::CoreObject,
+        object: &'a meshproof::stack::cluster::api::ObjectRef,
     ) -> ApiFuture<'a, bool> {
         let found = self.present.contains(&object.name);
         Box::pin(async move { Ok(found) })

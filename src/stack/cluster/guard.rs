@@ -8,6 +8,7 @@
 
 use super::api::{ClusterApi, KubeTarget, RUN_ID_LABEL};
 use super::kind::KindCluster;
+use super::uninstall::OwnedList;
 use crate::stack::Log;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,13 @@ pub const EXISTING_CLEANUP_TIMEOUT: Duration = Duration::from_secs(300);
 pub enum Teardown {
     /// Delete the kind cluster the session created.
     Kind(KindCluster),
-    /// Remove only what this run labelled; never the cluster.
+    /// Uninstall what this run installed, then remove what it labelled; never the cluster.
     Existing {
         target: KubeTarget,
         run_id: String,
         api: Arc<dyn ClusterApi>,
+        /// Filled by the installer as it goes (see [`super::uninstall`]).
+        owned: OwnedList,
     },
 }
 
@@ -34,10 +37,26 @@ impl Teardown {
     pub fn manual(&self) -> String {
         match self {
             Teardown::Kind(k) => k.manual_delete(),
-            Teardown::Existing { target, run_id, .. } => format!(
-                "delete the namespaces and cluster-scoped objects labelled {RUN_ID_LABEL}={run_id} (kubeconfig {}), e.g. `kubectl delete namespace -l {RUN_ID_LABEL}={run_id}`",
-                target.kubeconfig.display()
-            ),
+            Teardown::Existing {
+                target,
+                run_id,
+                owned,
+                ..
+            } => {
+                let steps = owned.manual();
+                let uninstall = if steps.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "uninstall what the run installed: {}; then ",
+                        steps.join("; ")
+                    )
+                };
+                format!(
+                    "{uninstall}delete the namespaces and cluster-scoped objects labelled {RUN_ID_LABEL}={run_id} (kubeconfig {}), e.g. `kubectl delete namespace -l {RUN_ID_LABEL}={run_id}`",
+                    target.kubeconfig.display()
+                )
+            }
         }
     }
 }
@@ -191,25 +210,33 @@ impl Inner {
                 target,
                 run_id,
                 api,
-            } => {
+                owned,
+            } => rt.block_on(async {
+                // Every uninstall is attempted, and the labelled cleanup runs even when one
+                // failed: each removes something different.
+                let log = |l: &str| (self.log)(l);
+                let uninstalled = owned.remove_all(api.as_ref(), target, &log).await;
                 (self.log)(&format!(
                     "removing objects labelled {RUN_ID_LABEL}={run_id}"
                 ));
-                rt.block_on(async {
-                    tokio::time::timeout(
-                        EXISTING_CLEANUP_TIMEOUT,
-                        api.cleanup_labelled(target, RUN_ID_LABEL, run_id),
-                    )
-                    .await
-                })
+                let cleaned = tokio::time::timeout(
+                    EXISTING_CLEANUP_TIMEOUT,
+                    api.cleanup_labelled(target, RUN_ID_LABEL, run_id),
+                )
+                .await
                 .map_err(|_| {
                     format!(
                         "cleanup timed out after {}s",
                         EXISTING_CLEANUP_TIMEOUT.as_secs()
                     )
-                })?
-                .map_err(|e| e.to_string())
-            }
+                })
+                .and_then(|r| r.map_err(|e| e.to_string()));
+                match (uninstalled, cleaned) {
+                    (Ok(()), Ok(())) => Ok(()),
+                    (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+                    (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+                }
+            }),
         }
     }
 }
@@ -292,7 +319,7 @@ impl Drop for TeardownGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::cluster::api::{ApiFuture, CoreObject};
+    use crate::stack::cluster::api::{ApiFuture, ObjectRef, Selection};
 
     /// TEST DOUBLE: an API whose cleanup takes `delay` (a slow `kind delete` stands in the
     /// same place); everything else is unused here.
@@ -301,8 +328,23 @@ mod tests {
     }
 
     impl ClusterApi for SlowCleanup {
-        fn apply<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, ()> {
+        fn apply<'a>(
+            &'a self,
+            _: &'a KubeTarget,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> ApiFuture<'a, ()> {
             Box::pin(async { Ok(()) })
+        }
+        fn delete<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, usize> {
+            Box::pin(async { Ok(0) })
+        }
+        fn delete_selected<'a>(
+            &'a self,
+            _: &'a KubeTarget,
+            _: &'a Selection,
+        ) -> ApiFuture<'a, usize> {
+            Box::pin(async { Ok(0) })
         }
         fn create<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, bool> {
             Box::pin(async { Ok(true) })
@@ -310,7 +352,7 @@ mod tests {
         fn patch_existing<'a>(&'a self, _: &'a KubeTarget, _: &'a str) -> ApiFuture<'a, ()> {
             Box::pin(async { Ok(()) })
         }
-        fn exists<'a>(&'a self, _: &'a KubeTarget, _: &'a CoreObject) -> ApiFuture<'a, bool> {
+        fn exists<'a>(&'a self, _: &'a KubeTarget, _: &'a ObjectRef) -> ApiFuture<'a, bool> {
             Box::pin(async { Ok(false) })
         }
         fn nodes_ready<'a>(&'a self, _: &'a KubeTarget, _: Duration) -> ApiFuture<'a, ()> {
@@ -341,6 +383,7 @@ mod tests {
                 api: Arc::new(SlowCleanup {
                     delay: Duration::from_millis(1500),
                 }),
+                owned: OwnedList::default(),
             },
             false,
             Arc::new(|_: &str| {}),

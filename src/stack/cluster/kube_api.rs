@@ -1,14 +1,15 @@
 //! [`ClusterApi`] on the real Kubernetes API, through [`crate::kubeops`].
 
 use super::api::{
-    ApiError, ApiFuture, ClusterApi, CoreObject, KubeTarget, RUN_ID_LABEL, STACK_FIELD_MANAGER,
+    ApiError, ApiFuture, ClusterApi, KubeTarget, ObjectRef, Selection, RUN_ID_LABEL,
+    STACK_FIELD_MANAGER,
 };
 use crate::kubeops::apply::{apply_yaml, ApplyOptions};
 use crate::kubeops::cleanup::cleanup_run;
 use crate::kubeops::client::{client_from_kubeconfig, ClientOptions};
 use crate::kubeops::manifest::parse_manifests;
 use crate::kubeops::run_label::RunId;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::Scope;
 use kube::Client;
 use std::time::Duration;
@@ -33,13 +34,23 @@ async fn client(target: &KubeTarget) -> Result<Client, ApiError> {
 }
 
 impl ClusterApi for KubeClusterApi {
-    fn apply<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, ()> {
+    fn apply<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        manifest: &'a str,
+        run_id: Option<&'a str>,
+    ) -> ApiFuture<'a, ()> {
         Box::pin(async move {
             let client = client(target).await?;
+            let run_id = run_id
+                .map(RunId::new)
+                .transpose()
+                .map_err(|e| ApiError(e.to_string()))?;
             let opts = ApplyOptions {
                 force: true,
                 field_manager: STACK_FIELD_MANAGER.to_string(),
                 crd_timeout: Duration::from_secs(120),
+                run_id,
                 ..ApplyOptions::default()
             };
             // kubeops errors name objects and server messages, never manifest bodies.
@@ -83,23 +94,118 @@ impl ClusterApi for KubeClusterApi {
                     )));
                 }
             }
-            self.apply(target, manifest).await
+            self.apply(target, manifest, None).await
         })
     }
 
-    fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a CoreObject) -> ApiFuture<'a, bool> {
+    fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a ObjectRef) -> ApiFuture<'a, bool> {
         Box::pin(async move {
             let client = client(target).await?;
-            let gvk = kube::core::GroupVersionKind::gvk("", "v1", &object.kind);
-            let (ar, _) = kube::discovery::pinned_kind(&client, &gvk)
-                .await
-                .map_err(|e| ApiError(format!("discovery of {}: {e}", object.kind)))?;
-            let api: Api<DynamicObject> = Api::namespaced_with(client, &object.namespace, &ar);
+            let Some(api) = api_for(
+                &client,
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+            )
+            .await?
+            else {
+                return Ok(false);
+            };
             tokio::time::timeout(CREATE_TIMEOUT, api.get_metadata_opt(&object.name))
                 .await
                 .map_err(|_| ApiError(format!("reading {object} timed out")))?
                 .map(|o| o.is_some())
                 .map_err(|e| ApiError(format!("reading {object}: {e}")))
+        })
+    }
+
+    fn delete<'a>(&'a self, target: &'a KubeTarget, manifest: &'a str) -> ApiFuture<'a, usize> {
+        Box::pin(async move {
+            let client = client(target).await?;
+            let mut deleted = 0;
+            for m in parse_manifests(manifest).map_err(|e| ApiError(e.to_string()))? {
+                let ns = m.object.metadata.namespace.clone();
+                let what = format!(
+                    "{} {}{}",
+                    m.gvk.kind,
+                    ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default(),
+                    m.name()
+                );
+                let api_version = if m.gvk.group.is_empty() {
+                    m.gvk.version.clone()
+                } else {
+                    format!("{}/{}", m.gvk.group, m.gvk.version)
+                };
+                let Some(api) = api_for(&client, &api_version, &m.gvk.kind, ns.as_deref()).await?
+                else {
+                    continue; // the kind is gone (its CRD was deleted first): so is the object
+                };
+                match tokio::time::timeout(
+                    CREATE_TIMEOUT,
+                    api.delete(m.name(), &DeleteParams::default()),
+                )
+                .await
+                {
+                    Err(_) => return Err(ApiError(format!("deleting {what} timed out"))),
+                    Ok(Ok(_)) => deleted += 1,
+                    Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
+                    Ok(Err(e)) => return Err(ApiError(format!("deleting {what}: {e}"))),
+                }
+            }
+            Ok(deleted)
+        })
+    }
+
+    fn delete_selected<'a>(
+        &'a self,
+        target: &'a KubeTarget,
+        selection: &'a Selection,
+    ) -> ApiFuture<'a, usize> {
+        Box::pin(async move {
+            let client = client(target).await?;
+            let Some(api) = api_for(
+                &client,
+                &selection.api_version,
+                &selection.kind,
+                Some(&selection.namespace),
+            )
+            .await?
+            else {
+                return Ok(0);
+            };
+            let lp = ListParams::default().labels(&selection.selector);
+            let list = tokio::time::timeout(CREATE_TIMEOUT, api.list_metadata(&lp))
+                .await
+                .map_err(|_| ApiError(format!("listing {selection} timed out")))?
+                .map_err(|e| ApiError(format!("listing {selection}: {e}")))?;
+            let mut deleted = 0;
+            for o in list.items {
+                let Some(name) = o.metadata.name else {
+                    continue;
+                };
+                match tokio::time::timeout(
+                    CREATE_TIMEOUT,
+                    api.delete(&name, &DeleteParams::default()),
+                )
+                .await
+                {
+                    Err(_) => {
+                        return Err(ApiError(format!(
+                            "deleting {} {name} timed out",
+                            selection.kind
+                        )))
+                    }
+                    Ok(Ok(_)) => deleted += 1,
+                    Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
+                    Ok(Err(e)) => {
+                        return Err(ApiError(format!(
+                            "deleting {} {}/{name}: {e}",
+                            selection.kind, selection.namespace
+                        )))
+                    }
+                }
+            }
+            Ok(deleted)
         })
     }
 
@@ -179,4 +285,32 @@ impl ClusterApi for KubeClusterApi {
                 .map_err(|e| ApiError(e.to_string()))
         })
     }
+}
+
+/// The dynamic API for a kind, scoped to `namespace` when the kind is namespaced; `None` when
+/// the server does not serve the kind at all (its CRD is not installed).
+async fn api_for(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Result<Option<Api<DynamicObject>>, ApiError> {
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = match kube::discovery::pinned_kind(client, &gvk).await {
+        Ok(found) => found,
+        // Discovery answers 404 for a group/version nobody serves, and "not found" for a kind
+        // missing from a served group.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(kube::Error::Discovery(_)) => return Ok(None),
+        Err(e) => return Err(ApiError(format!("discovery of {kind}: {e}"))),
+    };
+    Ok(Some(match (caps.scope, namespace) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+    }))
 }

@@ -6,3 +6,4 @@ pub mod existing;
 pub mod guard;
 pub mod kind;
 pub mod kube_api;
+pub mod uninstall;

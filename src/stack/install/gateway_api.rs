@@ -1,7 +1,9 @@
 //! Gateway API CRDs (standard channel) at the suite's version. Recent Linkerd releases no longer
 //! install them but need them for HTTPRoute splits, so they go in before Linkerd.
 
+use crate::scenario::StackComponent;
 use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::cluster::api::ObjectRef;
 
 /// Where release manifests are published; overridable (`MESHPROOF_GATEWAY_API_BASE_URL`) for
 /// mirrors and for tests that serve the file locally.
@@ -17,8 +19,16 @@ pub fn url(base: &str, version: &str) -> String {
 
 pub fn plan(base: &str, version: &str) -> ComponentPlan {
     ComponentPlan {
+        id: StackComponent::GatewayApi,
         component: "Gateway API CRDs",
         version: version.to_string(),
+        footprint: vec![
+            ObjectRef::crd("gateways.gateway.networking.k8s.io"),
+            ObjectRef::crd("httproutes.gateway.networking.k8s.io"),
+        ],
+        // Applied by meshproof: the CRDs it creates carry the run-id label, and the labelled
+        // cleanup deletes them.
+        uninstall: vec![],
         notes: vec![
             "standard channel, before Linkerd; CRDs must be Established before `linkerd install`"
                 .into(),

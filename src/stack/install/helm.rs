@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// How long `helm upgrade --install --wait` may take (image pulls on a fresh kind node).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long `helm uninstall --wait --timeout 5m` may take, with a margin for Helm's own.
+pub const UNINSTALL_TIMEOUT: Duration = Duration::from_secs(360);
 
 pub struct Helm<'a> {
     pub target: &'a KubeTarget,
@@ -78,5 +80,28 @@ impl Helm<'_> {
             };
         }
         c.timeout(INSTALL_TIMEOUT + Duration::from_secs(60))
+    }
+
+    /// `helm uninstall` of a release this run installed on an existing cluster, waiting until
+    /// its resources are gone. A release that never got installed (the install failed early)
+    /// is no error (`--ignore-not-found`, Helm 3.13+).
+    pub fn uninstall(&self, release: &str, namespace: &str) -> Cmd {
+        let mut c = self.base().args([
+            "uninstall",
+            release,
+            "--namespace",
+            namespace,
+            "--ignore-not-found",
+            "--wait",
+            "--timeout",
+            "5m",
+        ]);
+        c = c
+            .arg("--kubeconfig")
+            .arg(self.target.kubeconfig.as_os_str());
+        if let Some(ctx) = &self.target.context {
+            c = c.args(["--kube-context", ctx.as_str()]);
+        }
+        c.timeout(UNINSTALL_TIMEOUT)
     }
 }

@@ -11,7 +11,10 @@ use super::helm::{Helm, Value};
 use super::InstallCtx;
 use crate::process::Cmd;
 use crate::scenario::IstioInstall;
+use crate::scenario::StackComponent;
 use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::cluster::api::ObjectRef;
+use crate::stack::cluster::uninstall::Uninstall;
 use crate::stack::manifests;
 use std::time::Duration;
 
@@ -50,6 +53,22 @@ pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str) -> Cmd {
     with_target(c, ctx).timeout(Duration::from_secs(420))
 }
 
+/// `istioctl uninstall --purge -y`: removes every Istio resource of every revision, CRDs
+/// included (istio 1.30.3 `operator/cmd/mesh/uninstall.go:69,95`, ledger IS-18). Only run when
+/// the run installed Istio on a cluster that had none (the footprint check refuses otherwise).
+pub fn istioctl_uninstall(ctx: &InstallCtx<'_>) -> Cmd {
+    let c = Cmd::new("istioctl").args(["uninstall", "--purge", "-y"]);
+    with_target(c, ctx).timeout(Duration::from_secs(300))
+}
+
+/// What marks an Istio install: its namespace and its security CRD.
+fn footprint() -> Vec<ObjectRef> {
+    vec![
+        ObjectRef::namespace(NAMESPACE),
+        ObjectRef::crd("peerauthentications.security.istio.io"),
+    ]
+}
+
 pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> ComponentPlan {
     let ports = ctx.host_ports();
     let patch = Action::Patch {
@@ -64,8 +83,11 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
     };
     match how {
         IstioInstall::Istioctl { profile } => ComponentPlan {
+            id: StackComponent::Istio,
             component: "Istio",
             version: version.to_string(),
+            footprint: footprint(),
+            uninstall: vec![Uninstall::Run(istioctl_uninstall(ctx))],
             notes: vec![format!(
                 "istioctl, profile {profile}; ingress gateway as NodePort {} / {}",
                 ports.http, ports.https
@@ -89,8 +111,16 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
                 work_dir: ctx.work_dir,
             };
             ComponentPlan {
+                id: StackComponent::Istio,
                 component: "Istio",
                 version: version.to_string(),
+                footprint: footprint(),
+                // The base chart's CRDs are templates (1.30.3 `manifests/charts/base/templates/
+                // crds.yaml`), so `helm uninstall istio-base` removes them.
+                uninstall: ["istio-ingressgateway", "istiod", "istio-base"]
+                    .into_iter()
+                    .map(|r| Uninstall::Run(helm.uninstall(r, NAMESPACE)))
+                    .collect(),
                 notes: vec![format!(
                     "Helm charts base, istiod, gateway (release istio-ingressgateway); ingress NodePort {} / {}",
                     ports.http, ports.https

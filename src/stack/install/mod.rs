@@ -13,10 +13,14 @@ pub mod openfaas;
 pub mod traefik;
 
 use super::actions::{Action, ComponentPlan};
-use super::cluster::api::KubeTarget;
-use crate::scenario::{ClusterSpec, EnvironmentSpec, HostPorts, MeshSpec, Suite};
+use super::cluster::api::{KubeTarget, ObjectRef, Selection};
+use super::cluster::uninstall::Uninstall;
+use crate::scenario::{ClusterSpec, EnvironmentSpec, HostPorts, MeshSpec, StackComponent, Suite};
 use std::path::Path;
 use std::time::Duration;
+
+/// The SealedSecret CRD (ledger SS-9).
+const SEALED_SECRETS_CRD: &str = "sealedsecrets.bitnami.com";
 
 /// Values generated or read at run time. In a plan they are placeholders (and never printed).
 pub struct Secrets {
@@ -94,8 +98,25 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
             work_dir: ctx.work_dir,
         };
         out.push(ComponentPlan {
+            id: StackComponent::SealedSecrets,
             component: "sealed-secrets",
             version: v.to_string(),
+            footprint: vec![
+                ObjectRef::deployment("kube-system", "sealed-secrets-controller"),
+                ObjectRef::crd(SEALED_SECRETS_CRD),
+            ],
+            // The chart ships its CRD in `crds/`, which Helm never deletes, and the controller
+            // generates the sealing keys itself (chart helm-v2.18.5, ledger SS-4, SS-11).
+            uninstall: vec![
+                Uninstall::Run(helm.uninstall("sealed-secrets", "kube-system")),
+                Uninstall::DeleteSelected(Selection {
+                    api_version: "v1".into(),
+                    kind: "Secret".into(),
+                    namespace: "kube-system".into(),
+                    selector: crate::restore::keys::KEY_LABEL.into(),
+                }),
+                Uninstall::Delete(ObjectRef::crd(SEALED_SECRETS_CRD)),
+            ],
             notes: vec![
                 "controller named sealed-secrets-controller in kube-system: kubeseal's defaults, and what the restore flow passes explicitly".into(),
             ],
@@ -122,12 +143,25 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
             &ctx.target.kubeconfig,
             Duration::from_secs(600),
         );
+        let mut uninstall = crate::restore::flux::uninstall_cmd(
+            "flux",
+            &spec,
+            &ctx.target.kubeconfig,
+            Duration::from_secs(300),
+        );
         if let Some(context) = &ctx.target.context {
             cmd = cmd.args(["--context", context.as_str()]);
+            uninstall = uninstall.args(["--context", context.as_str()]);
         }
         out.push(ComponentPlan {
+            id: StackComponent::Flux,
             component: "Flux",
             version: spec.version.clone(),
+            footprint: vec![
+                ObjectRef::namespace(&spec.namespace),
+                ObjectRef::crd("gitrepositories.source.toolkit.fluxcd.io"),
+            ],
+            uninstall: vec![Uninstall::Run(uninstall)],
             notes: vec!["source-controller and kustomize-controller only: the restore scenario needs nothing else".into()],
             actions: vec![
                 Action::CheckVersion {

@@ -22,8 +22,11 @@
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
+use crate::scenario::StackComponent;
 use crate::scenario::{Edition, HostPorts, Mesh};
 use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::cluster::api::ObjectRef;
+use crate::stack::cluster::uninstall::Uninstall;
 use crate::stack::manifests;
 use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 
@@ -113,8 +116,14 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
         Value::Set(k, v) | Value::File(k, v) => format!("chart value {k}={v}"),
     }));
     ComponentPlan {
+        id: StackComponent::OpenFaas,
         component: "OpenFaaS",
         version: spec.chart.to_string(),
+        footprint: vec![
+            ObjectRef::namespace(GATEWAY_NAMESPACE),
+            ObjectRef::namespace(FUNCTIONS_NAMESPACE),
+        ],
+        uninstall: vec![Uninstall::Run(helm.uninstall(RELEASE, GATEWAY_NAMESPACE))],
         notes,
         actions,
     }

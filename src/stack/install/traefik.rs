@@ -11,7 +11,10 @@
 use super::helm::{Helm, Value};
 use super::InstallCtx;
 use crate::scenario::Mesh;
+use crate::scenario::StackComponent;
 use crate::stack::actions::{Action, ComponentPlan};
+use crate::stack::cluster::api::ObjectRef;
+use crate::stack::cluster::uninstall::Uninstall;
 
 pub const REPO: (&str, &str) = ("traefik", "https://traefik.github.io/charts");
 pub const NAMESPACE: &str = "traefik";
@@ -34,8 +37,11 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
     };
     let mesh = ctx.env.mesh.mesh();
     ComponentPlan {
+        id: StackComponent::Traefik,
         component: "Traefik",
         version: version.to_string(),
+        footprint: vec![ObjectRef::namespace(NAMESPACE)],
+        uninstall: vec![Uninstall::Run(helm.uninstall("traefik", NAMESPACE))],
         notes: vec![format!(
             "ingress for TLS: websecure NodePort {}, namespace {NAMESPACE} meshed ({mesh})",
             ctx.host_ports().https
