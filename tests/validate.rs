@@ -241,3 +241,55 @@ fn an_istio_suite_without_a_profile_gets_the_default_profile() {
         }
     );
 }
+
+/// serde's words are Rust's (`invalid type: integer `5`, expected enum EditionName`); a
+/// diagnostic says what the user wrote and what the key allows instead.
+const RUST_WORDS: &str = r"\bvariant\b|\.\.=|invalid type|invalid value|unknown field|missing field|\bstruct\b|\benum\b|\b[fiu](8|16|32|64|size)\b|\bRaw[A-Z]|[A-Z][a-z]+Name\b|\bsequence\b|\bmap\b";
+
+const A_CHECK: &str = "  - check:\n      canary:\n        function: env\n        variants:\n          - { name: a, pattern: a, weight: 90 }\n          - { name: b, pattern: b, weight: 10 }\n        tolerance: 5\n        confidence: 0.99\n";
+
+const A_SUITE: &str = "kind: Suite\nname: s\ncluster: {provider: kind}\nmesh: {name: istio, version: 1.30.3}\nopenfaas: {chart: 15.0.6}\nscenarios: [c]\n";
+
+#[test]
+fn no_diagnostic_speaks_rust() {
+    let re = regex::Regex::new(RUST_WORDS).unwrap();
+    let scenario = |steps: &str| format!("kind: Scenario\nname: c\nsteps:\n{steps}{A_CHECK}");
+    let suite = |from: &str, to: &str| A_SUITE.replace(from, to);
+    let docs = [
+        scenario("  - 42\n"),
+        scenario("  - apply\n"),
+        scenario("  - sleep: 5s\n"),
+        scenario("  - check: 5\n"),
+        scenario("  - check: {canary: 5}\n"),
+        scenario("  - wait: {for: [rollout], target: a/b, timeout: 5s}\n"),
+        scenario("  - wait: {for: {rollout: 1}, target: a/b, timeout: 5s}\n"),
+        scenario("  - wait: {for: rollout, target: a/b, timeout: 5s, mesh: 7}\n"),
+        scenario("  - wait: {for: rollout, target: [a], timeout: 5s}\n"),
+        scenario("  - deploy: {function: a, image: b, meshed: yes, env: [1]}\n"),
+        scenario("  - check: {tls: {host: a, caSecret: {namespace: a, name: b}, minDays: -1, minProtocol: 1.1}}\n"),
+        format!("kind: Scenario\nname: c\nmeshes: istio\nvars: [1]\nsteps:\n{A_CHECK}"),
+        "kind: Scenario\nname: c\nsteps: 5\n".to_string(),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: 5"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: [ce]"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: {ce: 1}"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: enterprise"),
+        suite("{provider: kind}", "{provider: kind, hostPorts: {http: 70000, https: -1}}"),
+        suite("name: istio, ", ""),
+        suite("scenarios: [c]", "scenarios: c\nimages: {function: x, 1: y}"),
+    ];
+    let no_read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("unread")) };
+    let mut said = Vec::new();
+    for doc in &docs {
+        match meshproof::scenario::loader::load_text(Path::new("x.yaml"), doc, &no_read) {
+            Ok(_) => panic!("loads, but should not:\n{doc}"),
+            Err(d) => said.extend(d.into_iter().map(|d| d.message)),
+        }
+    }
+    for case in cases() {
+        if let Err(d) = catalog::load(std::slice::from_ref(&case)) {
+            said.extend(d.0.into_iter().map(|d| d.message));
+        }
+    }
+    let rust: Vec<&String> = said.iter().filter(|l| re.is_match(l)).collect();
+    assert!(rust.is_empty(), "in Rust's words:\n{rust:#?}");
+}
