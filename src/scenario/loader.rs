@@ -24,24 +24,71 @@ pub enum Document {
 
 /// Loads and validates one file from disk.
 pub fn load_file(path: &Path) -> Result<Document, Vec<Diagnostic>> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                return Err(vec![Diagnostic::whole_file(
-                    path,
-                    "file is not valid UTF-8",
-                )])
-            }
-        },
-        Err(e) => {
-            return Err(vec![Diagnostic::whole_file(
-                path,
-                format!("cannot read file: {e}"),
-            )])
-        }
-    };
+    let text = read_document(path).map_err(|msg| vec![Diagnostic::whole_file(path, msg)])?;
     load_text(path, &text, &|p: &Path| std::fs::read_to_string(p))
+}
+
+/// Reads a file that must be a regular file, or says in the user's words what it is instead.
+///
+/// A directory holds more than documents: a FIFO named `x.yaml` would block a plain `read`
+/// forever (no writer) and a symlink loop fails with an errno the user cannot act on. The file
+/// is opened non-blocking (a no-op for regular files, and a FIFO then opens without waiting)
+/// and its type checked on the open handle, so nothing can swap it for a FIFO in between.
+fn read_document(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| open_error(path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "not a regular file ({})",
+            file_type_words(meta.file_type())
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_string())
+}
+
+fn open_error(path: &Path, e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+        return "symlink loop: the link leads back to itself".into();
+    }
+    if e.kind() == std::io::ErrorKind::NotFound {
+        if let Ok(target) = std::fs::read_link(path) {
+            return format!(
+                "broken symlink: it points to {}, which does not exist",
+                target.display()
+            );
+        }
+        return "no such file or directory".into();
+    }
+    if e.kind() == std::io::ErrorKind::IsADirectory {
+        return "not a regular file (a directory)".into();
+    }
+    format!("cannot read file: {e}")
+}
+
+fn file_type_words(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 /// Loads and validates a document from text; `path` names it in diagnostics and anchors
