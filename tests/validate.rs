@@ -241,3 +241,167 @@ fn an_istio_suite_without_a_profile_gets_the_default_profile() {
         }
     );
 }
+
+/// serde's words are Rust's (`invalid type: integer `5`, expected enum EditionName`); a
+/// diagnostic says what the user wrote and what the key allows instead.
+const RUST_WORDS: &str = r"\bvariant\b|\.\.=|invalid type|invalid value|unknown field|missing field|\bstruct\b|\benum\b|\b[fiu](8|16|32|64|size)\b|\bRaw[A-Z]|[A-Z][a-z]+Name\b|\bsequence\b|\bmap\b";
+
+const A_CHECK: &str = "  - check:\n      canary:\n        function: env\n        variants:\n          - { name: a, pattern: a, weight: 90 }\n          - { name: b, pattern: b, weight: 10 }\n        tolerance: 5\n        confidence: 0.99\n";
+
+const A_SUITE: &str = "kind: Suite\nname: s\ncluster: {provider: kind}\nmesh: {name: istio, version: 1.30.3}\nopenfaas: {chart: 15.0.6}\nscenarios: [c]\n";
+
+#[test]
+fn no_diagnostic_speaks_rust() {
+    let re = regex::Regex::new(RUST_WORDS).unwrap();
+    let scenario = |steps: &str| format!("kind: Scenario\nname: c\nsteps:\n{steps}{A_CHECK}");
+    let suite = |from: &str, to: &str| A_SUITE.replace(from, to);
+    let docs = [
+        scenario("  - 42\n"),
+        scenario("  - apply\n"),
+        scenario("  - sleep: 5s\n"),
+        scenario("  - check: 5\n"),
+        scenario("  - check: {canary: 5}\n"),
+        scenario("  - wait: {for: [rollout], target: a/b, timeout: 5s}\n"),
+        scenario("  - wait: {for: {rollout: 1}, target: a/b, timeout: 5s}\n"),
+        scenario("  - wait: {for: rollout, target: a/b, timeout: 5s, mesh: 7}\n"),
+        scenario("  - wait: {for: rollout, target: [a], timeout: 5s}\n"),
+        scenario("  - deploy: {function: a, image: b, meshed: yes, env: [1]}\n"),
+        scenario("  - check: {tls: {host: a, caSecret: {namespace: a, name: b}, minDays: -1, minProtocol: 1.1}}\n"),
+        format!("kind: Scenario\nname: c\nmeshes: istio\nvars: [1]\nsteps:\n{A_CHECK}"),
+        "kind: Scenario\nname: c\nsteps: 5\n".to_string(),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: 5"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: [ce]"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: {ce: 1}"),
+        suite("chart: 15.0.6", "chart: 15.0.6, edition: enterprise"),
+        suite("{provider: kind}", "{provider: kind, hostPorts: {http: 70000, https: -1}}"),
+        suite("name: istio, ", ""),
+        suite("scenarios: [c]", "scenarios: c\nimages: {function: x, 1: y}"),
+    ];
+    let no_read = |_: &Path| -> std::io::Result<String> { Err(std::io::Error::other("unread")) };
+    let mut said = Vec::new();
+    for doc in &docs {
+        match meshproof::scenario::loader::load_text(Path::new("x.yaml"), doc, &no_read) {
+            Ok(_) => panic!("loads, but should not:\n{doc}"),
+            Err(d) => said.extend(d.into_iter().map(|d| d.message)),
+        }
+    }
+    for case in cases() {
+        if let Err(d) = catalog::load(std::slice::from_ref(&case)) {
+            said.extend(d.0.into_iter().map(|d| d.message));
+        }
+    }
+    let rust: Vec<&String> = said.iter().filter(|l| re.is_match(l)).collect();
+    assert!(rust.is_empty(), "in Rust's words:\n{rust:#?}");
+}
+
+/// `catalog::load` on another thread, given `secs` to answer: a FIFO opened for a plain read
+/// blocks for ever, and this test must fail rather than hang.
+fn load_within(paths: Vec<PathBuf>, secs: u64) -> Result<usize, Vec<String>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let res = catalog::load(&paths)
+            .map(|c| c.scenarios.len())
+            .map_err(|d| {
+                d.0.iter()
+                    .map(|d| {
+                        let name = d.file.file_name().unwrap_or_default().to_string_lossy();
+                        format!("{name}:{}:{}: error: {}", d.line, d.col, d.message)
+                    })
+                    .collect()
+            });
+        let _ = tx.send(res);
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("loading hung (a FIFO read without a writer?)")
+}
+
+fn dir_with_a_scenario() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        format!("kind: Scenario\nname: c\nsteps:\n{A_CHECK}"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_fifo_named_like_a_document_is_an_error_not_a_hang_or_a_skip() {
+    let dir = dir_with_a_scenario();
+    let fifo = dir.path().join("x.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let expected = vec!["x.yaml:1:1: error: not a regular file (a FIFO)".to_string()];
+    assert_eq!(
+        load_within(vec![dir.path().to_path_buf()], 20),
+        Err(expected.clone())
+    );
+    // Named on the command line rather than found in a directory.
+    assert_eq!(load_within(vec![fifo], 20), Err(expected));
+}
+
+#[test]
+fn a_symlink_loop_or_a_broken_link_is_an_error_naming_it() {
+    let dir = dir_with_a_scenario();
+    std::os::unix::fs::symlink("loop.yaml", dir.path().join("loop.yaml")).unwrap();
+    std::os::unix::fs::symlink("b.yml", dir.path().join("a.yml")).unwrap();
+    std::os::unix::fs::symlink("a.yml", dir.path().join("b.yml")).unwrap();
+    std::os::unix::fs::symlink("gone", dir.path().join("gone.yaml")).unwrap();
+    let looped = "error: symlink loop: the link leads back to itself";
+    assert_eq!(
+        load_within(vec![dir.path().to_path_buf()], 20),
+        Err(vec![
+            format!("a.yml:1:1: {looped}"),
+            format!("b.yml:1:1: {looped}"),
+            "gone.yaml:1:1: error: broken symlink: it points to gone, which does not exist"
+                .to_string(),
+            format!("loop.yaml:1:1: {looped}"),
+        ])
+    );
+    assert_eq!(
+        load_within(vec![dir.path().join("loop.yaml")], 20),
+        Err(vec![format!("loop.yaml:1:1: {looped}")])
+    );
+}
+
+#[test]
+fn a_directory_symlink_to_the_parent_is_never_walked_and_is_an_error_when_named_like_a_document() {
+    let dir = dir_with_a_scenario();
+    // Not named like a document: a subdirectory like any other, not descended into.
+    std::os::unix::fs::symlink("..", dir.path().join("up")).unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("here")).unwrap();
+    assert_eq!(load_within(vec![dir.path().to_path_buf()], 20), Ok(1));
+    std::os::unix::fs::symlink("..", dir.path().join("up.yaml")).unwrap();
+    assert_eq!(
+        load_within(vec![dir.path().to_path_buf()], 20),
+        Err(vec![
+            "up.yaml:1:1: error: not a regular file (a directory)".to_string()
+        ])
+    );
+}
+
+#[test]
+fn cli_validate_reports_a_fifo_and_exits() {
+    let dir = dir_with_a_scenario();
+    nix::unistd::mkfifo(&dir.path().join("x.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut child = meshproof()
+        .arg("validate")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("meshproof validate hung on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("x.yaml:1:1: error: not a regular file (a FIFO)"),
+        "{stdout}"
+    );
+}

@@ -14,33 +14,26 @@ use std::sync::Arc;
 
 /// Expands directories into the suite/scenario files directly inside them (`*.yaml`, `*.yml`),
 /// sorted; files are kept as given. Subdirectories (e.g. `scenarios/manifests/`) are not
-/// documents and are not descended into.
+/// documents and are not descended into, so a directory symlink that leads back up cannot make
+/// the walk loop.
+///
+/// Every entry *named* like a document is kept, whatever it is: a FIFO, a symlink loop, a broken
+/// link or a directory named `x.yaml` is a mistake the user should hear about rather than a file
+/// silently left out, and `load_file` says what it is without a blocking read.
 pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
     for p in paths {
         if p.is_dir() {
-            match std::fs::read_dir(p) {
-                Ok(rd) => {
-                    let mut files: Vec<PathBuf> = rd
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|f| {
-                            f.is_file()
-                                && matches!(
-                                    f.extension().and_then(|e| e.to_str()),
-                                    Some("yaml" | "yml")
-                                )
-                        })
-                        .collect();
-                    files.sort();
-                    out.extend(files);
-                }
+            match document_entries(p) {
+                Ok(files) => out.extend(files),
                 Err(e) => errs.push(Diagnostic::whole_file(
                     p,
                     format!("cannot read directory: {e}"),
                 )),
             }
-        } else if p.exists() {
+        } else if p.symlink_metadata().is_ok() {
+            // Exists as an entry (maybe a link that leads nowhere): loading says what is wrong.
             out.push(p.clone());
         } else {
             errs.push(Diagnostic::whole_file(p, "no such file or directory"));
@@ -51,6 +44,22 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diagnostic>> 
     } else {
         Err(errs)
     }
+}
+
+/// The entries of `dir` named `*.yaml` / `*.yml`, sorted. Names only: nothing is followed.
+fn document_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Loads every file under `paths` and cross-checks them. Scenarios a suite names that are not

@@ -1,8 +1,8 @@
 //! The loader: the one place that parses suite and scenario YAML.
 //!
 //! It reads a file, picks the schema from `kind`, deserializes the raw layer with the field
-//! path tracked, runs validation, and turns every problem into a [`Diagnostic`] with file, line
-//! and column. Nothing here panics on any input: the corpus test feeds it malformed files.
+//! path tracked (every type problem of the file, in the user's words: see `typed`), runs
+//! validation, and turns every problem into a [`Diagnostic`] with file, line and column. Nothing here panics on any input: the corpus test feeds it malformed files.
 
 use super::diag::{Diagnostic, Pos};
 use super::locate::Locator;
@@ -10,8 +10,8 @@ use super::manifest_yaml::{location, strip_location};
 use super::model::{Scenario, Suite};
 use super::path::FieldPath;
 use super::raw::{DocKind, RawScenario, RawSuite};
+use super::typed;
 use super::validate::{self, Problem, Where};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -24,24 +24,71 @@ pub enum Document {
 
 /// Loads and validates one file from disk.
 pub fn load_file(path: &Path) -> Result<Document, Vec<Diagnostic>> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                return Err(vec![Diagnostic::whole_file(
-                    path,
-                    "file is not valid UTF-8",
-                )])
-            }
-        },
-        Err(e) => {
-            return Err(vec![Diagnostic::whole_file(
-                path,
-                format!("cannot read file: {e}"),
-            )])
-        }
-    };
+    let text = read_document(path).map_err(|msg| vec![Diagnostic::whole_file(path, msg)])?;
     load_text(path, &text, &|p: &Path| std::fs::read_to_string(p))
+}
+
+/// Reads a file that must be a regular file, or says in the user's words what it is instead.
+///
+/// A directory holds more than documents: a FIFO named `x.yaml` would block a plain `read`
+/// forever (no writer) and a symlink loop fails with an errno the user cannot act on. The file
+/// is opened non-blocking (a no-op for regular files, and a FIFO then opens without waiting)
+/// and its type checked on the open handle, so nothing can swap it for a FIFO in between.
+fn read_document(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| open_error(path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "not a regular file ({})",
+            file_type_words(meta.file_type())
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "file is not valid UTF-8".to_string())
+}
+
+fn open_error(path: &Path, e: &std::io::Error) -> String {
+    if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+        return "symlink loop: the link leads back to itself".into();
+    }
+    if e.kind() == std::io::ErrorKind::NotFound {
+        if let Ok(target) = std::fs::read_link(path) {
+            return format!(
+                "broken symlink: it points to {}, which does not exist",
+                target.display()
+            );
+        }
+        return "no such file or directory".into();
+    }
+    if e.kind() == std::io::ErrorKind::IsADirectory {
+        return "not a regular file (a directory)".into();
+    }
+    format!("cannot read file: {e}")
+}
+
+fn file_type_words(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 /// Loads and validates a document from text; `path` names it in diagnostics and anchors
@@ -103,7 +150,7 @@ pub fn load_text(
         None => {
             return Err(diag(
                 Pos::START,
-                "missing field `kind`: add `kind: Suite` or `kind: Scenario`".into(),
+                "kind: required (add `kind: Suite` or `kind: Scenario`)".into(),
             ))
         }
         Some(k) => match serde_yaml::from_value::<DocKind>(k.clone()) {
@@ -120,14 +167,14 @@ pub fn load_text(
 
     // 3. Typed raw layer, 4. validation.
     let res = match kind {
-        DocKind::Suite => typed::<RawSuite>(text, &locator)
-            .map_err(|(pos, msg)| diag(pos, msg))
+        DocKind::Suite => typed::deserialize::<RawSuite>(text)
+            .map_err(|p| to_diags(path, &locator, p))
             .and_then(|raw| {
                 validate::suite(raw, path, read).map_err(|p| to_diags(path, &locator, p))
             })
             .map(|s| Document::Suite(Box::new(s))),
-        DocKind::Scenario => typed::<RawScenario>(text, &locator)
-            .map_err(|(pos, msg)| diag(pos, msg))
+        DocKind::Scenario => typed::deserialize::<RawScenario>(text)
+            .map_err(|p| to_diags(path, &locator, p))
             .and_then(|raw| {
                 validate::scenario(raw, path, read).map_err(|p| to_diags(path, &locator, p))
             })
@@ -140,30 +187,6 @@ pub fn load_text(
     })
 }
 
-fn typed<T: DeserializeOwned>(text: &str, locator: &Locator) -> Result<T, (Pos, String)> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let mut track = serde_path_to_error::Track::new();
-    // Enums (steps, checks) are written as single-key maps (`- check: {canary: …}`), which
-    // serde_yaml 0.9 only accepts through this adapter; the path tracker sits beneath it.
-    let res = serde_yaml::with::singleton_map_recursive::deserialize(
-        serde_path_to_error::Deserializer::new(de, &mut track),
-    );
-    res.map_err(|inner: serde_yaml::Error| {
-        let path = FieldPath::from_serde(&track.path());
-        let inner = &inner;
-        let msg = strip_location(&inner.to_string());
-        // serde_yaml already prefixes nested errors with its own path; keep one path only.
-        let msg = strip_serde_yaml_path(&msg);
-        let pos = location(inner).unwrap_or_else(|| locator.value(&path));
-        let msg = if path.is_root() {
-            msg.to_string()
-        } else {
-            format!("{path}: {msg}")
-        };
-        (pos, msg)
-    })
-}
-
 fn to_diags(file: &Path, locator: &Locator, problems: Vec<Problem>) -> Vec<Diagnostic> {
     problems
         .into_iter()
@@ -173,22 +196,6 @@ fn to_diags(file: &Path, locator: &Locator, problems: Vec<Problem>) -> Vec<Diagn
             Where::File(other, pos) => Diagnostic::new(other, pos, p.message),
         })
         .collect()
-}
-
-/// serde_yaml 0.9 writes nested errors as `a.b[0]: message`; the loader adds its own path.
-fn strip_serde_yaml_path(msg: &str) -> &str {
-    match msg.split_once(": ") {
-        Some((head, tail))
-            if !head.is_empty()
-                && !head.contains(' ')
-                && head
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._[]-".contains(c)) =>
-        {
-            tail
-        }
-        _ => msg,
-    }
 }
 
 fn second_doc_pos(text: &str) -> Pos {

@@ -14,7 +14,9 @@ pub mod manifest_yaml;
 pub mod model;
 pub mod path;
 pub mod raw;
+mod serde_words;
 pub mod template;
+mod typed;
 pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};

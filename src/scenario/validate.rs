@@ -906,7 +906,7 @@ fn check(
             if requests == 0 || requests > 10_000 {
                 cx.err(
                     &p.key("requests"),
-                    format!("requests must be in 1..=10000, got {requests}"),
+                    format!("requests must be from 1 to 10000, got {requests}"),
                 );
             }
             let timeout = cx.duration(
@@ -1000,7 +1000,7 @@ fn check(
                 let Some(weight) = u8::try_from(v.weight).ok().and_then(Weight::new) else {
                     cx.err(
                         &vp.key("weight"),
-                        format!("weight must be 0..=100, got {}", v.weight),
+                        format!("weight must be from 0 to 100, got {}", v.weight),
                     );
                     ok = false;
                     continue;
@@ -1064,7 +1064,7 @@ fn check(
             if !(10..=100_000).contains(&max_requests) {
                 cx.err(
                     &p.key("maxRequests"),
-                    format!("maxRequests must be in 10..=100000, got {max_requests}"),
+                    format!("maxRequests must be from 10 to 100000, got {max_requests}"),
                 );
             }
             let timeout = cx.duration(
