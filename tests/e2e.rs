@@ -340,7 +340,27 @@ fn main() -> ExitCode {
             invocation: Some(invocation(&raw_args)),
         });
         preflight = Some(Arc::new(report));
-        emitter = Some(Arc::new(em));
+        let em = Arc::new(em);
+        // A signal ends the process from the signal thread once the teardown is done: write the
+        // partial report then (junit.xml and report.json say the run was interrupted). If the
+        // run already wrote its report, that one stands.
+        let on_signal = em.clone();
+        meshproof::stack::signals::at_signal_exit(move |exit| {
+            if let Err(e) = on_signal.reporter.emit(Event::RunInterrupted {
+                at: time::OffsetDateTime::now_utc(),
+                why: exit.describe(),
+            }) {
+                if !matches!(e, meshproof::report::ReportError::Protocol(_)) {
+                    eprintln!("e2e: report: {e}");
+                }
+            } else {
+                eprintln!(
+                    "e2e: partial report (interrupted): {}",
+                    on_signal.reporter.dir().display()
+                );
+            }
+        });
+        emitter = Some(em);
     }
     let progress = Arc::new(Progress::stderr(args.quiet));
 
@@ -507,8 +527,15 @@ fn main() -> ExitCode {
                 teardown_error,
             });
         }
-        em.emit(Event::RunFinished {
-            at: time::OffsetDateTime::now_utc(),
+        // A run a signal is ending (its teardown is under way) is reported as interrupted.
+        em.emit(match meshproof::stack::signals::received() {
+            Some(sig) => Event::RunInterrupted {
+                at: time::OffsetDateTime::now_utc(),
+                why: format!("stopped by {sig}"),
+            },
+            None => Event::RunFinished {
+                at: time::OffsetDateTime::now_utc(),
+            },
         });
         eprintln!("e2e: report: {}", em.reporter.dir().display());
         if em.broken.load(Ordering::SeqCst) {

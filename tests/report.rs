@@ -1024,6 +1024,102 @@ fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
     );
 }
 
+/// Issue #13/#19: a run a signal stops writes a partial report that says so. What ran passed,
+/// so without the marker it would read as a success: report.json carries `interrupted` and is
+/// `partial`, the trial still running is an error, junit.xml has an errored `run/interrupted`
+/// case (schema-valid, read back by junitparser), and the conformance report claims no profile.
+#[test]
+fn an_interrupted_run_writes_a_partial_report_that_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let r = Reporter::create(d.path(), "run-interrupted", Redactor::default())
+        .unwrap()
+        .with_conformance(conformance_for_project());
+    start(&r, &[("a", fingerprint("istio[k8s=1.34]"))]);
+    let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
+    trial(&r, "a", "deny", TrialOutcome::Passed, pass(), vec![]);
+    r.emit(Event::RunInterrupted {
+        at: at(),
+        why: "stopped by SIGINT".into(),
+    })
+    .unwrap();
+    let rep = integrity::verify(&r.json_path()).unwrap();
+    assert_eq!(rep.interrupted.as_deref(), Some("stopped by SIGINT"));
+    assert_eq!(rep.summary.status, Status::Partial, "never a success");
+    // Nothing more is accepted: the report is written.
+    assert!(r.emit(Event::RunFinished { at: at() }).is_err());
+
+    // A trial the signal caught mid-way is an error naming the interruption.
+    let d2 = tempfile::tempdir().unwrap();
+    let r2 = Reporter::create(d2.path(), "run-interrupted-2", Redactor::default()).unwrap();
+    start(&r2, &[("a", fingerprint("istio[k8s=1.34]"))]);
+    r2.emit(Event::TrialStarted {
+        environment: "a".into(),
+        scenario: "mtls".into(),
+    })
+    .unwrap();
+    r2.emit(Event::RunInterrupted {
+        at: at(),
+        why: "stopped by SIGTERM".into(),
+    })
+    .unwrap();
+    let rep2 = integrity::verify(&r2.json_path()).unwrap();
+    let t = &rep2.environments[0].trials[0];
+    assert_eq!(t.outcome.label(), "errored");
+    assert!(
+        t.outcome.reasons()[0]
+            .contains("interrupted before the trial finished (stopped by SIGTERM)"),
+        "{:?}",
+        t.outcome
+    );
+
+    let conf = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.to_string_lossy().ends_with(".yaml") && p.to_string_lossy().contains("conformance")
+        })
+        .expect("a conformance report");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.contains("result: success"), "{text}");
+
+    let junit = r.junit_path();
+    let text = std::fs::read_to_string(&junit).unwrap();
+    assert!(text.contains("type=\"interrupted\""), "{text}");
+    let Some(out) = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
+    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
+        return;
+    };
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (j["tests"].as_u64(), j["errors"].as_u64()),
+        (Some(2), Some(1)),
+        "{j:#}"
+    );
+    let run = j["suites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "run")
+        .unwrap_or_else(|| panic!("{j:#}"));
+    let case = &run["cases"][0];
+    assert_eq!(case["name"], "interrupted");
+    assert_eq!(case["results"][0]["kind"], "Error");
+    assert!(
+        case["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by SIGINT"),
+        "{case:#}"
+    );
+}
+
 // ------------------------------------------------------------------ conformance-report.yaml
 
 /// A value's type in the upstream Go types.

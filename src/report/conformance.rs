@@ -333,7 +333,11 @@ pub fn build(
     let profiles = acc
         .into_iter()
         .map(|(p, a)| {
-            let result = a.counts.status();
+            let mut result = a.counts.status();
+            if report.interrupted.is_some() && result == Status::Success {
+                // The profile's trials that never ran are unknown (as in report.json).
+                result = Status::Partial;
+            }
             let statistics = Statistics {
                 passed: a.counts.passed,
                 skipped: a.counts.ignored,

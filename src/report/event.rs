@@ -54,6 +54,10 @@ pub enum Event {
     },
     /// The run ends: the reporter writes `junit.xml` and `report.json`.
     RunFinished { at: OffsetDateTime },
+    /// The run was stopped by a signal before it finished: the reporter writes a *partial*
+    /// report, which says so (`interrupted`), errors the trials still running, and is never a
+    /// success. `why` names the signal and what the teardown after it left.
+    RunInterrupted { at: OffsetDateTime, why: String },
 }
 
 /// How a trial ended.

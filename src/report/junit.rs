@@ -82,7 +82,9 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         .environments
         .iter()
         .filter(|e| e.teardown_error.is_some())
-        .count() as u32;
+        .count() as u32
+        // A run a signal stopped is one more errored case, in a suite of its own (`run`).
+        + u32::from(report.interrupted.is_some());
     start(
         &mut w,
         "testsuites",
@@ -97,6 +99,9 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     )?;
     for (i, env) in report.environments.iter().enumerate() {
         suite(&mut w, report, env, i)?;
+    }
+    if let Some(why) = &report.interrupted {
+        interrupted(&mut w, report, why)?;
     }
     end(&mut w, "testsuites")?;
     let mut out = String::from_utf8(w.into_inner()).map_err(xml_err)?;
@@ -186,6 +191,46 @@ fn suite(
         end(w, "error")?;
         end(w, "testcase")?;
     }
+    end(w, "testsuite")
+}
+
+/// The suite `run` with one errored case `interrupted`: the report is partial, and a CI reader
+/// must see why rather than a shorter list of passes.
+fn interrupted(w: &mut W, report: &Report, why: &str) -> Result<(), ReportError> {
+    start(
+        w,
+        "testsuite",
+        &[
+            ("name", "run".to_string()),
+            ("tests", "1".into()),
+            ("failures", "0".into()),
+            ("errors", "1".into()),
+            ("skipped", "0".into()),
+            ("time", secs(0)),
+            ("timestamp", report.started_at.clone()),
+            ("id", report.environments.len().to_string()),
+            ("package", "meshproof".into()),
+        ],
+        false,
+    )?;
+    let attrs = [
+        ("classname", "run".to_string()),
+        ("name", "interrupted".to_string()),
+        ("time", secs(0)),
+    ];
+    start(w, "testcase", &attrs, false)?;
+    let message = format!(
+        "the run was interrupted ({why}): this report is partial; trials that had not finished are errors and trials that had not started are missing"
+    );
+    start(
+        w,
+        "error",
+        &[("message", message.clone()), ("type", "interrupted".into())],
+        false,
+    )?;
+    text(w, &message)?;
+    end(w, "error")?;
+    end(w, "testcase")?;
     end(w, "testsuite")
 }
 

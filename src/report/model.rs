@@ -29,6 +29,10 @@ pub struct Report {
     pub suites: Vec<SuiteSummary>,
     /// The whole run.
     pub summary: Summary,
+    /// Set when a signal stopped the run before it finished: this report is partial (trials
+    /// that had not run are absent) and its status is never `success`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     /// SHA-256 (hex) of the canonical report body without this field; see `super::integrity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -189,6 +193,9 @@ impl Report {
         self.summary = Summary {
             status: if any_torn {
                 Status::Failure
+            } else if self.interrupted.is_some() && all.status() == Status::Success {
+                // What ran passed, but what did not run is unknown.
+                Status::Partial
             } else {
                 all.status()
             },

@@ -115,7 +115,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// The terminal summary: header, integrity, suites, trials.
 pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
     let out = format!(
-        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nnote: {NOT_ORIGIN}\nresult: {}\n\n",
+        "meshproof {} (git {}) — run {}\nstarted {}, finished {}\n{}\nnote: {NOT_ORIGIN}\nresult: {}{}\n\n",
         report.meshproof.version,
         report.meshproof.git_revision,
         report.run_id,
@@ -123,6 +123,11 @@ pub fn summary_table(report: &Report, integrity: &Integrity) -> String {
         report.finished_at.as_deref().unwrap_or("(not finished)"),
         integrity_line(integrity),
         report.summary.status.as_str().to_uppercase(),
+        report
+            .interrupted
+            .as_ref()
+            .map(|why| format!(" (INTERRUPTED: {why}; this report is partial)"))
+            .unwrap_or_default(),
     );
     let mut out = out.lines().map(|l| term(l) + "\n").collect::<String>();
     let suites: Vec<Vec<String>> = report
@@ -198,6 +203,12 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
     let mut md = String::new();
     md.push_str("# meshproof conformance report\n\n");
     md.push_str(&format!("Result: {verdict}.\n\n"));
+    if let Some(why) = &report.interrupted {
+        md.push_str(&format!(
+            "**The run was interrupted** ({}): this report is partial.\n\n",
+            why
+        ));
+    }
     md.push_str("| | |\n|---|---|\n");
     md.push_str(&format!(
         "| meshproof | {} at {} |\n",

@@ -44,6 +44,8 @@ struct State {
     envs: BTreeMap<String, EnvironmentRecord>,
     /// Trials started and not yet finished: (environment, scenario).
     running: BTreeMap<(String, String), ()>,
+    /// Why the run ended early (a signal), for a partial report.
+    interrupted: Option<String>,
 }
 
 /// Collects a run's events and writes `junit.xml`, `report.json` and `artifacts/`.
@@ -242,41 +244,55 @@ impl Reporter {
                 env.teardown_error = teardown_error;
             }
             Event::RunFinished { at } => {
-                let finished = rfc3339(at);
-                // Whatever never finished (a panicking trial) is an error, not a gap.
-                let running: Vec<(String, String)> =
-                    std::mem::take(&mut st.running).into_keys().collect();
-                for (environment, scenario) in running {
-                    let id = format!("{environment}::{scenario}");
-                    let artifacts = self.existing_artifacts(&id);
-                    if let Ok(env) = env_mut(&mut st, &environment) {
-                        env.trials.push(TrialRecord {
-                            id,
-                            scenario,
-                            outcome: TrialOutcome::errored(vec![
-                                "the trial did not finish (it panicked or the run was interrupted)"
-                                    .into(),
-                            ]),
-                            duration_ms: 0,
-                            verdicts: Vec::new(),
-                            controls: Vec::new(),
-                            artifacts,
-                        });
-                        env.trials.sort_by(|a, b| a.scenario.cmp(&b.scenario));
-                    }
-                }
-                for env in st.envs.values_mut() {
-                    if env.finished_at.is_none() {
-                        env.finished_at = Some(finished.clone());
-                    }
-                }
-                st.finished_at = Some(finished);
-                let report = self.build(&st)?;
-                drop(st);
-                self.write(&report)?;
+                self.finish(st, at, None)?;
+            }
+            Event::RunInterrupted { at, why } => {
+                self.finish(st, at, Some(why))?;
             }
         }
         Ok(())
+    }
+
+    /// Ends the run (normally, or `interrupted` by a signal) and writes the report files.
+    fn finish(
+        &self,
+        mut st: std::sync::MutexGuard<'_, State>,
+        at: OffsetDateTime,
+        interrupted: Option<String>,
+    ) -> Result<(), ReportError> {
+        let finished = rfc3339(at);
+        let unfinished = match &interrupted {
+            Some(why) => format!("the run was interrupted before the trial finished ({why})"),
+            None => "the trial did not finish (it panicked or the run was interrupted)".into(),
+        };
+        // Whatever never finished (a panicking trial, a signal) is an error, not a gap.
+        let running: Vec<(String, String)> = std::mem::take(&mut st.running).into_keys().collect();
+        for (environment, scenario) in running {
+            let id = format!("{environment}::{scenario}");
+            let artifacts = self.existing_artifacts(&id);
+            if let Ok(env) = env_mut(&mut st, &environment) {
+                env.trials.push(TrialRecord {
+                    id,
+                    scenario,
+                    outcome: TrialOutcome::errored(vec![unfinished.clone()]),
+                    duration_ms: 0,
+                    verdicts: Vec::new(),
+                    controls: Vec::new(),
+                    artifacts,
+                });
+                env.trials.sort_by(|a, b| a.scenario.cmp(&b.scenario));
+            }
+        }
+        for env in st.envs.values_mut() {
+            if env.finished_at.is_none() {
+                env.finished_at = Some(finished.clone());
+            }
+        }
+        st.finished_at = Some(finished);
+        st.interrupted = interrupted;
+        let report = self.build(&st)?;
+        drop(st);
+        self.write(&report)
     }
 
     /// The report as it stands (redacted), e.g. for a progress display or a test.
@@ -303,6 +319,7 @@ impl Reporter {
                 counts: Counts::default(),
                 duration_ms: 0,
             },
+            interrupted: st.interrupted.clone(),
             sha256: None,
         };
         report.summarize();

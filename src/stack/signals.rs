@@ -17,6 +17,75 @@ use std::sync::OnceLock;
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// How a signal ended the run, for whoever writes results.
+#[derive(Debug, Clone)]
+pub struct SignalExit {
+    /// `SIGINT`, `SIGTERM`.
+    pub signal: &'static str,
+    /// What the teardown after the signal could not remove (what to do by hand, and why).
+    pub left: Vec<String>,
+    /// A second signal skipped the cleanup.
+    pub cleanup_skipped: bool,
+}
+
+impl SignalExit {
+    /// One line: the signal and what the teardown left.
+    pub fn describe(&self) -> String {
+        let mut s = format!("stopped by {}", self.signal);
+        if self.cleanup_skipped {
+            s.push_str("; a second signal skipped the cleanup");
+        }
+        if !self.left.is_empty() {
+            s.push_str(&format!("; left behind: {}", self.left.join("; ")));
+        }
+        s
+    }
+}
+
+type ExitHook = Box<dyn Fn(&SignalExit) + Send + Sync>;
+static EXIT_HOOKS: std::sync::Mutex<Vec<ExitHook>> = std::sync::Mutex::new(Vec::new());
+static HOOKS_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Held while the hooks run: a second signal waits for them rather than exiting mid-write.
+static HOOKS_RUNNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The first signal received (its number), 0 before any.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// The signal that is ending the run, if one arrived: a harness that finishes while the
+/// teardown runs writes its report as interrupted, not as a run that ended by itself.
+pub fn received() -> Option<&'static str> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(name(sig)),
+    }
+}
+
+/// Runs `hook` when a signal ends the process, after the teardown (or when a second signal
+/// skips it), before the exit: the e2e harness writes its partial report there. Hooks run
+/// once, in registration order; keep them short (a second signal does not wait for them).
+pub fn at_signal_exit(hook: impl Fn(&SignalExit) + Send + Sync + 'static) {
+    match EXIT_HOOKS.lock() {
+        Ok(mut v) => v.push(Box::new(hook)),
+        Err(p) => p.into_inner().push(Box::new(hook)),
+    }
+}
+
+fn run_exit_hooks(exit: &SignalExit) {
+    let _running = match HOOKS_RUNNING.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if HOOKS_RAN.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let hooks = match EXIT_HOOKS.lock() {
+        Ok(v) => v,
+        Err(p) => p.into_inner(),
+    };
+    for h in hooks.iter() {
+        h(exit);
+    }
+}
+
 extern "C" fn on_signal(sig: nix::libc::c_int) {
     let fd = PIPE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
@@ -74,6 +143,7 @@ fn watch(mut reader: std::fs::File, log: Log) {
         return;
     }
     let sig = i32::from(b[0]);
+    RECEIVED.store(sig, Ordering::SeqCst);
     let code = exit_code(sig);
     // New commands stop first, then the environments are listed: a `kind create` starting in
     // between would otherwise make a cluster nobody tears down.
@@ -91,10 +161,18 @@ fn watch(mut reader: std::fs::File, log: Log) {
         .spawn(move || {
             // Secret files first: deleting them is instant, and no teardown needs them.
             crate::private_fs::remove_on_signal_exit();
+            let mut left = Vec::new();
             for g in &pending {
-                let _ = g.run_once();
+                if let Err(e) = g.run_once() {
+                    left.push(format!("{} ({e})", g.manual()));
+                }
             }
             cleanup_log("cleanup finished");
+            run_exit_hooks(&SignalExit {
+                signal: name(sig),
+                left,
+                cleanup_skipped: false,
+            });
             std::process::exit(code);
         });
     // A second signal: give up on cleanup, and say exactly what is left.
@@ -123,12 +201,17 @@ fn watch(mut reader: std::fs::File, log: Log) {
         } else {
             left
         };
-        for m in all {
+        for m in &all {
             msg.push_str(&format!("\n  {m}"));
         }
         log(&msg);
         // Secret files go in any case: deleting them is instant.
         crate::private_fs::remove_on_signal_exit();
+        run_exit_hooks(&SignalExit {
+            signal: name(sig),
+            left: all,
+            cleanup_skipped: true,
+        });
         std::process::exit(code);
     }
 }
