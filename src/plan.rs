@@ -377,7 +377,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             };
             let mut v = vec![
                 format!(
-                    "check mtls — negative control first: capture eth0 of {}'s pod (ephemeral container `tcpdump -i eth0 -U -w -`) while the gateway sends {} requests, each with a fresh sentinel in a header and the body; every sentinel MUST be seen in plaintext, else the check errors (blind capture)",
+                    "check mtls — negative control first: capture eth0 of {}'s pod (ephemeral container `tcpdump -i eth0 -U -B 16384 -w -`) while the gateway sends {} requests, each with a fresh sentinel in a header and the body; every sentinel MUST be seen in plaintext, else the check errors (blind capture)",
                     m.control, m.requests
                 ),
                 format!(

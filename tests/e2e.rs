@@ -95,10 +95,16 @@ struct Emitter {
     fingerprints: BTreeMap<String, Fingerprint>,
     started: Mutex<BTreeSet<String>>,
     broken: AtomicBool,
+    /// The partial report of a signal exit is written: the trials the signal is ending still
+    /// finish on their threads, and their events have nowhere to go.
+    closed: AtomicBool,
 }
 
 impl Emitter {
     fn emit(&self, e: Event) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         if let Err(err) = self.reporter.emit(e) {
             eprintln!("e2e: report: {err}");
             self.broken.store(true, Ordering::SeqCst);
@@ -333,6 +339,7 @@ fn main() -> ExitCode {
             fingerprints,
             started: Mutex::new(BTreeSet::new()),
             broken: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         };
         em.emit(Event::RunStarted {
             at: time::OffsetDateTime::now_utc(),
@@ -346,10 +353,12 @@ fn main() -> ExitCode {
         // run already wrote its report, that one stands.
         let on_signal = em.clone();
         meshproof::stack::signals::at_signal_exit(move |exit| {
+            on_signal.closed.store(true, Ordering::SeqCst);
             if let Err(e) = on_signal.reporter.emit(Event::RunInterrupted {
                 at: time::OffsetDateTime::now_utc(),
                 why: exit.describe(),
             }) {
+                // The run wrote its own report first (it ended while the teardown ran).
                 if !matches!(e, meshproof::report::ReportError::Protocol(_)) {
                     eprintln!("e2e: report: {e}");
                 }

@@ -5,7 +5,8 @@
 //! than passed.
 //!
 //! The e2e binary is run directly, the way nextest runs it (the same arguments and
-//! environment), with TEST-DOUBLE CLIs standing in for every tool.
+//! environment), with TEST-DOUBLE CLIs standing in for every tool. The same setup checks what
+//! a signal leaves: a torn-down cluster and a partial report that says it is one.
 
 mod doubles;
 
@@ -131,4 +132,128 @@ fn with_the_tools_a_trial_under_nextest_refuses_instead_of_provisioning() {
         0,
         "no report per trial process"
     );
+}
+
+/// A project copy whose suites need no registry: the function image is pinned to a (made-up)
+/// digest, so the run goes straight to provisioning with the doubles.
+fn pinned_project() -> tempfile::TempDir {
+    let p = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["suites", "scenarios"] {
+        copy_tree(&root.join(dir), &p.path().join(dir));
+    }
+    let suite = p.path().join("suites/istio.yaml");
+    let text = std::fs::read_to_string(&suite).unwrap();
+    let pinned = text.replace(
+        "function: ghcr.io/openfaas/alpine:latest\n",
+        "function: ghcr.io/openfaas/alpine:latest@sha256:0000000000000000000000000000000000000000000000000000000000000001\n",
+    );
+    assert_ne!(text, pinned, "the Istio suite's function image moved");
+    std::fs::write(&suite, pinned).unwrap();
+    std::fs::remove_file(p.path().join("suites/linkerd.yaml")).unwrap();
+    p
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Issues #13/#19: SIGINT to the harness mid-`kind create` deletes the cluster, exits 130 and
+/// leaves a partial report: report.json says `interrupted`, the trial the signal caught is an
+/// error, junit.xml carries an errored `run/interrupted` case. Before, the process
+/// exited from the signal thread and no report was written at all.
+#[test]
+fn sigint_tears_down_and_writes_a_partial_report() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let (d, lic) = all_tools();
+    let project = pinned_project();
+    let out = tempfile::tempdir().unwrap();
+    let reports = out.path().join("report");
+    // The run's temp dirs (its work dir, its raw artifacts) go here, to check none is left.
+    let tmp = out.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = Command::new(e2e_binary())
+        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
+        .env("TMPDIR", &tmp)
+        .env("MESHPROOF_PROJECT_DIR", project.path())
+        .env("MESHPROOF_TOOL_PATH", d.bin())
+        .env("MESHPROOF_DOUBLE_LOG", d.log())
+        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
+        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
+        .env("MESHPROOF_REPORT_DIR", &reports)
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .env_remove("NEXTEST_EXECUTION_MODE")
+        .env_remove("MESHPROOF_KEEP_CLUSTER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !d.call_lines().iter().any(|l| l.starts_with("kind create")) {
+        assert!(
+            Instant::now() < deadline,
+            "no kind create: {:?}",
+            d.call_lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("e2e did not exit within 60 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        d.call_lines()
+            .iter()
+            .any(|l| l.starts_with("kind delete cluster")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("out of order"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["interrupted"], "stopped by SIGINT", "{report:#}");
+    assert_ne!(report["summary"]["status"], "success");
+    // Errored either way: by the report (still running when the hook wrote it: "interrupted
+    // before the trial finished") or by the trial itself (its `kind create` was stopped).
+    let trial = &report["environments"][0]["trials"][0];
+    assert_eq!(trial["outcome"]["status"], "errored", "{report:#}");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("name=\"interrupted\"") && junit.contains("type=\"interrupted\""),
+        "{junit}"
+    );
+    // Nothing of the run is left in the temp dir once its reaper is done: the raw artifacts
+    // dir, made before the reaper started, is handed to it too (it used to linger).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

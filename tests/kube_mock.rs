@@ -486,7 +486,10 @@ async fn ephemeral_capture_container_request_shapes() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(&cmd[..2], ["sh", "-c"]);
-    assert_eq!(&cmd[4..], ["tcpdump", "-i", "eth0", "-U", "-w", "-"]);
+    assert_eq!(
+        &cmd[4..],
+        ["tcpdump", "-i", "eth0", "-U", "-B", "16384", "-w", "-"]
+    );
 
     let attach = seen
         .iter()

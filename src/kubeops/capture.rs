@@ -2,7 +2,7 @@
 //!
 //! The mTLS check needs the bytes *on the pod's wire* (`eth0`, after the sidecar encrypted
 //! them; never `lo`/`any`, where app↔sidecar traffic is plaintext by design). An ephemeral
-//! container shares the pod's network namespace, so `tcpdump -i eth0 -U -w -` in it sees
+//! container shares the pod's network namespace, so `tcpdump -i eth0 -U -B 16384 -w -` in it sees
 //! exactly that; its stdout is a pcap stream we read through `attach`.
 //!
 //! Two details make the stream usable and the stop clean:

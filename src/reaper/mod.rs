@@ -107,7 +107,14 @@ pub fn start(log: &Path) -> Result<(), String> {
         return Err(format!("the reaper did not start: {status}"));
     }
     use std::os::fd::IntoRawFd;
-    PIPE.store(stdin.into_raw_fd(), Ordering::SeqCst);
+    let pending = {
+        let mut p = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        PIPE.store(stdin.into_raw_fd(), Ordering::SeqCst);
+        std::mem::take(&mut *p)
+    };
+    for entry in pending {
+        send(&Message::Add { entry });
+    }
     Ok(())
 }
 
@@ -133,15 +140,34 @@ fn send(m: &Message) {
     let _ = f.write_all(&line);
 }
 
+/// Entries registered before the reaper started (the e2e harness's raw artifacts dir is made
+/// before any environment needs a reaper): [`start`] hands them over, so they are reaped too.
+static PENDING: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
 /// Registers `entry`: the reaper removes it if the run ends without unregistering it.
 pub fn add(entry: Entry) {
     crate::reaper::records::note_added(&entry);
+    {
+        // Checked under the lock `start` holds while it connects: an entry is either pending
+        // when `start` takes the list, or sent on the pipe.
+        let mut p = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        if !active() {
+            if ENABLED.load(Ordering::SeqCst) && !p.contains(&entry) {
+                p.push(entry);
+            }
+            return;
+        }
+    }
     send(&Message::Add { entry });
 }
 
 /// Unregisters `entry` (the run removed it itself, or must keep it).
 pub fn remove(entry: Entry) {
     crate::reaper::records::note_removed(&entry);
+    PENDING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|e| *e != entry);
     send(&Message::Remove { entry });
 }
 
