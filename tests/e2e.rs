@@ -51,26 +51,30 @@ fn require_cluster() -> bool {
         .unwrap_or(false)
 }
 
-/// Takes `--report-dir DIR` / `--report-dir=DIR` out of the arguments (libtest would reject it).
-fn take_report_dir(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<PathBuf>), String> {
+/// Takes `FLAG PATH` / `FLAG=PATH` out of the arguments (libtest would reject it).
+fn take_path_flag(
+    args: Vec<OsString>,
+    flag: &str,
+) -> Result<(Vec<OsString>, Option<PathBuf>), String> {
     let mut rest = Vec::new();
-    let mut dir = None;
+    let mut value = None;
     let mut it = args.into_iter();
+    let prefix = format!("{flag}=");
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
-        if s == "--report-dir" {
-            dir = Some(
+        if s == flag {
+            value = Some(
                 it.next()
                     .map(PathBuf::from)
-                    .ok_or("--report-dir needs a directory")?,
+                    .ok_or(format!("{flag} needs a path"))?,
             );
-        } else if let Some(v) = s.strip_prefix("--report-dir=") {
-            dir = Some(PathBuf::from(v));
+        } else if let Some(v) = s.strip_prefix(&prefix) {
+            value = Some(PathBuf::from(v));
         } else {
             rest.push(a);
         }
     }
-    Ok((rest, dir))
+    Ok((rest, value))
 }
 
 /// The command line that reproduces this run.
@@ -204,7 +208,16 @@ fn main() -> ExitCode {
         return ExitCode::from(code as u8);
     }
     meshproof::reaper::enable();
-    let (raw_args, report_dir_flag) = match take_report_dir(std::env::args_os().collect()) {
+    let (raw_args, report_dir_flag) =
+        match take_path_flag(std::env::args_os().collect(), "--report-dir") {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("e2e: error: {e}");
+                return ExitCode::from(101);
+            }
+        };
+    // `--rerun-failed REPORT`: only the trials an earlier report says failed or errored.
+    let (raw_args, rerun_from) = match take_path_flag(raw_args, "--rerun-failed") {
         Ok(x) => x,
         Err(e) => {
             eprintln!("e2e: error: {e}");
@@ -230,7 +243,34 @@ fn main() -> ExitCode {
         }
     };
     let envs = plan::expand(&catalog);
-    let plans = plan::trials(&envs);
+    let mut plans = plan::trials(&envs);
+    if let Some(report) = &rerun_from {
+        let chosen = meshproof::report::rerun::failed_trials(report).and_then(|failed| {
+            meshproof::report::rerun::select(report, &failed, plans.iter().map(|t| t.name.as_str()))
+        });
+        match chosen {
+            Ok(chosen) if chosen.is_empty() => {
+                eprintln!(
+                    "e2e: {} has no failed or errored trial: nothing to rerun",
+                    report.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Ok(chosen) => {
+                eprintln!(
+                    "e2e: rerunning {} trial(s) that failed or errored in {}: {}",
+                    chosen.len(),
+                    report.display(),
+                    chosen.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                plans.retain(|t| chosen.contains(&t.name));
+            }
+            Err(e) => {
+                eprintln!("e2e: error: --rerun-failed: {e}");
+                return ExitCode::from(101);
+            }
+        }
+    }
 
     // A filter that matches nothing is a typo, not a green run.
     if args.filter.is_some() && !args.list {
@@ -344,7 +384,14 @@ fn main() -> ExitCode {
         em.emit(Event::RunStarted {
             at: time::OffsetDateTime::now_utc(),
             git_revision: rt.block_on(revision::git_revision(&root)),
-            invocation: Some(invocation(&raw_args)),
+            invocation: Some(invocation(&{
+                let mut a = raw_args.clone();
+                if let Some(r) = &rerun_from {
+                    a.push("--rerun-failed".into());
+                    a.push(r.clone().into_os_string());
+                }
+                a
+            })),
         });
         preflight = Some(Arc::new(report));
         let em = Arc::new(em);

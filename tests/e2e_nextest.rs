@@ -257,3 +257,118 @@ fn sigint_tears_down_and_writes_a_partial_report() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A sealed report with `trials` (`environment`, `scenario`, failed?) in `dir`; its path.
+fn earlier_report(dir: &Path, trials: &[(&str, &str, bool)]) -> PathBuf {
+    use meshproof::check::verdict::{CheckName, Outcome, Verdict};
+    use meshproof::report::{Event, Fingerprint, Reporter, TrialOutcome};
+    let r = Reporter::create(dir, "earlier", meshproof::process::Redactor::default()).unwrap();
+    let at = time::OffsetDateTime::now_utc();
+    r.emit(Event::RunStarted {
+        at,
+        git_revision: "unknown".into(),
+        invocation: None,
+    })
+    .unwrap();
+    let mut started = std::collections::BTreeSet::new();
+    for (env, scenario, failed) in trials {
+        if started.insert(env.to_string()) {
+            r.emit(Event::EnvironmentStarted {
+                environment: env.to_string(),
+                fingerprint: Box::new(Fingerprint::default()),
+            })
+            .unwrap();
+        }
+        r.emit(Event::TrialStarted {
+            environment: env.to_string(),
+            scenario: scenario.to_string(),
+        })
+        .unwrap();
+        let (outcome, o) = if *failed {
+            (
+                TrialOutcome::failed(vec!["it failed".into()]),
+                Outcome::Fail,
+            )
+        } else {
+            (TrialOutcome::Passed, Outcome::Pass)
+        };
+        r.emit(Event::TrialFinished {
+            environment: env.to_string(),
+            scenario: scenario.to_string(),
+            outcome,
+            duration: std::time::Duration::from_millis(5),
+            verdicts: vec![Verdict::new(
+                CheckName::Http,
+                o,
+                vec!["recorded".into()],
+                serde_json::json!({}),
+            )],
+            controls: vec![],
+        })
+        .unwrap();
+    }
+    r.emit(Event::RunFinished { at }).unwrap();
+    r.json_path()
+}
+
+/// Issue #19: `--rerun-failed REPORT` runs only what that report says failed or errored, in
+/// the same environments; nothing failed is nothing to do; an edited report or one naming a
+/// trial the project no longer plans is an error, never a silent partial rerun.
+#[test]
+fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
+    let out = tempfile::tempdir().unwrap();
+    let report = earlier_report(
+        &out.path().join("r1"),
+        &[
+            ("istio[k8s=1.34]", "deny", true),
+            ("istio[k8s=1.34]", "tls", false),
+            ("linkerd[k8s=1.34]", "mtls", true),
+        ],
+    );
+    let arg = format!("--rerun-failed={}", report.display());
+    let (code, listed, err) = e2e(false, &[arg.as_str(), "--list", "--format", "terse"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = listed.lines().filter(|l| l.ends_with(": test")).collect();
+    assert_eq!(
+        names,
+        [
+            "[istio] istio[k8s=1.34]::deny: test",
+            "[linkerd] linkerd[k8s=1.34]::mtls: test"
+        ],
+        "{listed}"
+    );
+
+    // Nothing failed: nothing to rerun, and that is a success.
+    let clean = earlier_report(&out.path().join("r2"), &[("istio[k8s=1.34]", "tls", false)]);
+    let (code, _, err) = e2e(
+        false,
+        &["--rerun-failed", clean.to_str().unwrap(), "--list"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing to rerun"), "{err}");
+
+    // A trial the project does not plan (any more).
+    let gone = earlier_report(&out.path().join("r3"), &[("istio[k8s=1.99]", "deny", true)]);
+    let (code, _, err) = e2e(
+        false,
+        &["--rerun-failed", gone.to_str().unwrap(), "--list"],
+        &[],
+    );
+    assert_eq!(code, 101, "{err}");
+    assert!(
+        err.contains("istio[k8s=1.99]::deny not in this project's plan"),
+        "{err}"
+    );
+
+    // An edited report cannot choose what runs.
+    let text = std::fs::read_to_string(&report).unwrap();
+    std::fs::write(&report, text.replacen("\"tls\"", "\"mtls\"", 1)).unwrap();
+    let (code, _, err) = e2e(
+        false,
+        &["--rerun-failed", report.to_str().unwrap(), "--list"],
+        &[],
+    );
+    assert_eq!(code, 101, "{err}");
+    assert!(err.contains("edited"), "{err}");
+}

@@ -27,6 +27,7 @@ pub mod model;
 pub mod progress;
 pub mod render;
 pub mod reporter;
+pub mod rerun;
 pub mod revision;
 
 pub use event::{Control, Event, TrialOutcome};
