@@ -528,3 +528,75 @@ fn the_anonymous_bearer_token_flow_of_public_registries() {
         vec!["service=double scope=repository:openfaas/alpine:pull"]
     );
 }
+
+// ------------------------------------------------------------------ meshproof doctor
+
+/// A project (suites and scenarios) whose Istio suite names `function`; only the Istio suite.
+fn project_copy(function: &str) -> tempfile::TempDir {
+    let (dir, _) = suite_copy(function);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("scenarios"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+fn doctor_json(project: &Path) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["doctor", "--json"])
+        .env("MESHPROOF_PROJECT_DIR", project)
+        .current_dir(project)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue #21: `doctor` asks the registry of every image still on a tag (a run resolves it
+/// before creating any cluster, and stops there if it cannot): the digest the tag points at
+/// when it answers, the registry's error and a failing exit code when it does not.
+#[test]
+fn doctor_resolves_the_images_still_on_a_tag() {
+    let Some(reg) = registry("doctor_resolves…") else {
+        return;
+    };
+    let digest = rt().block_on(push_image(&reg.addr, "openfaas/alpine", "latest", b"doc"));
+    let found = project_copy(&format!("{}/openfaas/alpine:latest", reg.addr));
+    let (_, v, err) = doctor_json(found.path());
+    let images = v["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}{err}"));
+    assert_eq!(images.len(), 1, "{v:#}");
+    assert_eq!(images[0]["role"], "function");
+    assert_eq!(images[0]["digest"].as_str(), Some(digest.as_str()), "{v:#}");
+    assert!(images[0]["error"].is_null());
+
+    let missing = project_copy(&format!("{}/openfaas/alpine:nosuchtag", reg.addr));
+    let (code, v, err) = doctor_json(missing.path());
+    assert_eq!(code, 1, "{v:#}{err}");
+    let e = v["images"][0]["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(e.contains("no such image or tag"), "{e}");
+    // The text form says what a run would do and how to fix it.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .arg("doctor")
+        .env("MESHPROOF_PROJECT_DIR", missing.path())
+        .current_dir(missing.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MISSING image function")
+            && text.contains("a run would stop here, before creating any cluster"),
+        "{text}"
+    );
+}
