@@ -169,13 +169,18 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Issues #13/#19: SIGINT to the harness mid-`kind create` deletes the cluster, exits 130 and
 /// leaves a partial report: report.json says `interrupted`, the trial the signal caught is an
 /// error, junit.xml carries an errored `run/interrupted` case. Before, the process
-/// exited from the signal thread and no report was written at all.
+/// exited from the signal thread and no report was written at all. Then the secrets scan of
+/// issue #13 over what the run left (report files, stderr, every tool's argv): the license
+/// the run read appears nowhere; and the temp dir is empty.
 #[test]
 fn sigint_tears_down_and_writes_a_partial_report() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     use std::time::{Duration, Instant};
     let (d, lic) = all_tools();
+    // A license value the scan below can find wherever it leaked.
+    const LICENSE: &str = "meshproof-license-7f3a9c2e51d04b86";
+    std::fs::write(lic.path().join("license"), LICENSE).unwrap();
     let project = pinned_project();
     let out = tempfile::tempdir().unwrap();
     let reports = out.path().join("report");
@@ -241,6 +246,31 @@ fn sigint_tears_down_and_writes_a_partial_report() {
         junit.contains("name=\"interrupted\"") && junit.contains("type=\"interrupted\""),
         "{junit}"
     );
+    // The secrets scan over what the interrupted run left: the report directory, its stderr,
+    // every tool's argv (the doubles' log): the license appears nowhere.
+    let mut files = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    walk(&reports, &mut files);
+    assert!(files.len() >= 3, "{files:?}");
+    files.push(d.log());
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(LICENSE),
+            "the license leaked into {}",
+            f.display()
+        );
+    }
+    assert!(!stderr.contains(LICENSE), "the license leaked into stderr");
     // Nothing of the run is left in the temp dir once its reaper is done: the raw artifacts
     // dir, made before the reaper started, is handed to it too (it used to linger).
     let deadline = Instant::now() + Duration::from_secs(20);
