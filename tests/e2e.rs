@@ -77,6 +77,17 @@ fn take_path_flag(
     Ok((rest, value))
 }
 
+/// A signal is ending the run: the signal thread exits the process (130/143) once its teardown
+/// and exit hooks (the partial report) are done. The main thread, done first, waits for that
+/// rather than racing it: returning would end the process mid-write, with another exit code.
+fn wait_for_the_signal_exit() {
+    if let Some(code) = meshproof::stack::signals::received_exit_code() {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+        // The signal thread should have exited long ago; exit as it would have.
+        std::process::exit(i32::from(code));
+    }
+}
+
 /// The command line that reproduces this run.
 fn invocation(args: &[OsString]) -> String {
     let mut s = String::from("cargo test --test e2e");
@@ -594,11 +605,13 @@ fn main() -> ExitCode {
             },
         });
         eprintln!("e2e: report: {}", em.reporter.dir().display());
+        wait_for_the_signal_exit();
         if em.broken.load(Ordering::SeqCst) {
             eprintln!("e2e: error: the report could not be written completely (see above)");
             return ExitCode::from(101);
         }
     }
+    wait_for_the_signal_exit();
     if !teardown_errors.is_empty() {
         return ExitCode::from(101);
     }

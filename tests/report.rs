@@ -800,9 +800,9 @@ fn secrets_never_reach_any_file() {
         "junit.xml",
         "report.json",
         "conformance-report.yaml",
-        "artifacts/istio[k8s=1.34]--deny/gateway.log",
-        "artifacts/istio[k8s=1.34]--deny/eth0.pcap",
-        "artifacts/istio[k8s=1.34]--deny/events.txt",
+        "artifacts/istio.k8s=1.34--deny/gateway.log",
+        "artifacts/istio.k8s=1.34--deny/eth0.pcap",
+        "artifacts/istio.k8s=1.34--deny/events.txt",
     ] {
         assert!(
             names.iter().any(|n| n == want),
@@ -823,10 +823,10 @@ fn secrets_never_reach_any_file() {
     let json = std::fs::read_to_string(d.path().join("report.json")).unwrap();
     assert!(json.contains("probe with password *** got 200"), "{json}");
     assert!(json.contains("x-***"), "keys are redacted too");
-    let log = std::fs::read_to_string(d.path().join("artifacts/istio[k8s=1.34]--deny/gateway.log"))
+    let log = std::fs::read_to_string(d.path().join("artifacts/istio.k8s=1.34--deny/gateway.log"))
         .unwrap();
     assert_eq!(log, "auth ok for admin:***\ntoken=***\n");
-    let masked = std::fs::read(d.path().join("artifacts/istio[k8s=1.34]--deny/eth0.pcap")).unwrap();
+    let masked = std::fs::read(d.path().join("artifacts/istio.k8s=1.34--deny/eth0.pcap")).unwrap();
     assert_eq!(
         masked.len(),
         pcap.len(),
@@ -836,7 +836,7 @@ fn secrets_never_reach_any_file() {
     let rep = integrity::verify(&d.path().join("report.json")).unwrap();
     assert_eq!(
         rep.environments[0].trials[0].artifacts.as_deref(),
-        Some("artifacts/istio[k8s=1.34]--deny")
+        Some("artifacts/istio.k8s=1.34--deny")
     );
 }
 

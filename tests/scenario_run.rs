@@ -446,7 +446,13 @@ async fn a_failing_check_stops_the_trial_dumps_and_still_cleans_up() {
     assert_eq!(report.outcome(), Outcome::Fail);
     let msg = report.failure_message().unwrap();
     assert!(msg.contains("check canary fail: scripted fail"), "{msg}");
-    assert!(msg.contains("diagnostics:"), "{msg}");
+    // Where the report has it, never the run's private temp dir (gone once the report is
+    // uploaded; issue #21).
+    assert!(
+        msg.contains("diagnostics: in this trial's artifacts (dump--*)"),
+        "{msg}"
+    );
+    assert!(!msg.contains(&dir.path().display().to_string()), "{msg}");
     let pos = |c: &str| {
         ops.calls
             .iter()

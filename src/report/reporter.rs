@@ -506,16 +506,22 @@ fn conformance_files(report: &Report) -> Vec<(String, String)> {
 }
 
 /// A name safe as one path component everywhere reports travel (no `/`, `:`, quotes, `..`):
-/// `istio[k8s=1.34]::mtls` → `istio[k8s=1.34]--mtls`.
+/// `istio[k8s=1.34]::mtls` → `istio.k8s=1.34--mtls`: one path component, no glob characters.
 pub fn safe_name(s: &str) -> String {
     let s = s.replace("::", "--");
     let mut out: String = s
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.=[]+,@".contains(c) {
-                c
+        .filter_map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.=+,@".contains(c) {
+                Some(c)
+            } else if c == '[' {
+                // A directory name must not be a glob (`[k8s=1.34]` matches one character in a
+                // shell, an upload step's path filter, or `gsutil`): the matrix opens with `.`.
+                Some('.')
+            } else if c == ']' {
+                None
             } else {
-                '_'
+                Some('_')
             }
         })
         .collect();
@@ -531,7 +537,11 @@ mod tests {
 
     #[test]
     fn safe_names_stay_one_component() {
-        assert_eq!(safe_name("istio[k8s=1.34]::mtls"), "istio[k8s=1.34]--mtls");
+        assert_eq!(safe_name("istio[k8s=1.34]::mtls"), "istio.k8s=1.34--mtls");
+        assert_eq!(
+            safe_name("istio[k8s=1.33,mesh=1.30.3]::tls"),
+            "istio.k8s=1.33,mesh=1.30.3--tls"
+        );
         assert_eq!(safe_name("../../etc/passwd"), ".._.._etc_passwd");
         assert_eq!(safe_name(".."), "_..");
         assert_eq!(safe_name("a\"b<c>|d*?e\nf"), "a_b_c__d__e_f");

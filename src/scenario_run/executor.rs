@@ -18,6 +18,10 @@ use std::time::Duration;
 
 /// Deadline of an `apply`, `delete` or `deploy` step, and of each cleanup action.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How the dump's files are named in a trial's artifacts in the report (the report flattens
+/// `dump/<file>` into `dump--<file>`).
+pub const DUMP_PREFIX: &str = "dump--";
+
 /// Deadline of the failure dump.
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Extra time a `wait` step gets over its own timeout (half of it, at most this), so the wait
@@ -248,10 +252,13 @@ pub async fn run_trial<O: TrialOps>(ops: &mut O, spec: &TrialSpec<'_>) -> TrialR
         report.dump = Some(match &spec.artifacts {
             Some(dir) => {
                 let dir = dir.join("dump");
+                // Named as the report shows it: the dump is written to the run's private
+                // artifacts dir, which is gone once its redacted copy is in the report (an
+                // absolute /tmp path here pointed nowhere once the report was uploaded).
                 match tokio::time::timeout(DUMP_TIMEOUT, ops.dump(&dir)).await {
-                    Ok(Ok(())) => dir.display().to_string(),
-                    Ok(Err(e)) => format!("dump to {} failed: {e}", dir.display()),
-                    Err(_) => format!("dump to {} timed out", dir.display()),
+                    Ok(Ok(())) => format!("in this trial's artifacts ({DUMP_PREFIX}*)"),
+                    Ok(Err(e)) => format!("the dump failed: {e}"),
+                    Err(_) => format!("the dump timed out after {}s", DUMP_TIMEOUT.as_secs()),
                 }
             }
             None => "no artifacts directory: nothing dumped".into(),

@@ -59,6 +59,15 @@ pub fn received() -> Option<&'static str> {
     }
 }
 
+/// The exit status of a run a signal is ending (128 + its number): a harness whose main thread
+/// gets to the end before the signal thread exits must exit the same way.
+pub fn received_exit_code() -> Option<u8> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => u8::try_from(exit_code(sig)).ok(),
+    }
+}
+
 /// Runs `hook` when a signal ends the process, after the teardown (or when a second signal
 /// skips it), before the exit: the e2e harness writes its partial report there. Hooks run
 /// once, in registration order; keep them short (a second signal does not wait for them).
