@@ -402,3 +402,90 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
     assert_eq!(code, 101, "{err}");
     assert!(err.contains("edited"), "{err}");
 }
+
+/// Issue #13: SIGKILL of the harness while a trial provisions its environment (no handler
+/// runs, no destructor): its reaper deletes the half-created kind cluster within 30 s, and
+/// nothing of the run is left in the temp dir — the run's work dir and its raw artifacts dir,
+/// which was registered before the reaper started.
+#[test]
+fn sigkill_mid_trial_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dirs() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let (d, lic) = all_tools();
+    let project = pinned_project();
+    let out = tempfile::tempdir().unwrap();
+    let tmp = out.path().join("tmp");
+    let state = out.path().join("state");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut child = Command::new(e2e_binary())
+        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
+        .env("TMPDIR", &tmp)
+        .env("MESHPROOF_PROJECT_DIR", project.path())
+        .env("MESHPROOF_TOOL_PATH", d.bin())
+        .env("MESHPROOF_DOUBLE_LOG", d.log())
+        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
+        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
+        .env("MESHPROOF_REPORT_DIR", out.path().join("report"))
+        .env(meshproof::reaper::records::STATE_DIR_ENV, &state)
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .env_remove("NEXTEST_EXECUTION_MODE")
+        .env_remove("MESHPROOF_KEEP_CLUSTER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let created = loop {
+        if let Some(l) = d
+            .call_lines()
+            .into_iter()
+            .find(|l| l.starts_with("kind create cluster"))
+        {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no kind create: {:?}",
+            d.call_lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let name = created
+        .split_whitespace()
+        .skip_while(|w| *w != "--name")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "killed by the signal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !d
+        .call_lines()
+        .iter()
+        .any(|l| l.starts_with(&format!("kind delete cluster --name {name}")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reaper did not delete {name} within 30 s: {:?}",
+            d.call_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Everything went, so the run record went too: `meshproof gc` has nothing to do.
+    let records = meshproof::reaper::records::read_all(&state).unwrap();
+    assert!(records.is_empty(), "{records:?}");
+}
