@@ -489,3 +489,124 @@ fn sigkill_mid_trial_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dirs()
     let records = meshproof::reaper::records::read_all(&state).unwrap();
     assert!(records.is_empty(), "{records:?}");
 }
+
+/// Every descendant of `pid` (children first found, then theirs), from `/proc`.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (c, _) in parent_of.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*c);
+            frontier.push(*c);
+        }
+    }
+    out
+}
+
+/// Issue #13: CI cancellation the way GitHub Actions does it — SIGINT to the step's shell only
+/// (the harness under it never sees it), SIGTERM to the shell 7.5 s later, then SIGKILL to the
+/// whole process tree. The harness gets no signal it can handle, yet its reaper (detached,
+/// outside the tree) deletes the cluster and the temp dirs. The e2e binary stands in for
+/// `cargo test --test e2e`: cargo forwards no signal to it either (rust-lang/cargo#14929), and a
+/// nested cargo would wait on the build-directory lock this test run holds.
+#[test]
+fn a_ci_cancel_that_signals_only_the_shell_still_leaves_nothing() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let (d, lic) = all_tools();
+    let project = pinned_project();
+    let out = tempfile::tempdir().unwrap();
+    let tmp = out.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut shell = Command::new("bash")
+        .args(["-c", "\"$0\" \"$@\"; echo the shell goes on"])
+        .arg(e2e_binary())
+        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
+        .env("TMPDIR", &tmp)
+        .env("MESHPROOF_PROJECT_DIR", project.path())
+        .env("MESHPROOF_TOOL_PATH", d.bin())
+        .env("MESHPROOF_DOUBLE_LOG", d.log())
+        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
+        .env("MESHPROOF_DOUBLE_SLEEP_SECS", "60")
+        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
+        .env("MESHPROOF_REPORT_DIR", out.path().join("report"))
+        .env(
+            meshproof::reaper::records::STATE_DIR_ENV,
+            out.path().join("state"),
+        )
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .env_remove("NEXTEST_EXECUTION_MODE")
+        .env_remove("MESHPROOF_KEEP_CLUSTER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !d.call_lines().iter().any(|l| l.starts_with("kind create")) {
+        assert!(
+            Instant::now() < deadline,
+            "no kind create: {:?}",
+            d.call_lines()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bash = Pid::from_raw(shell.id() as i32);
+    let tree = descendants(bash.as_raw());
+    assert!(!tree.is_empty(), "the harness runs under the shell");
+    kill(bash, Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(7500));
+    assert!(
+        !d.call_lines().iter().any(|l| l.starts_with("kind delete")),
+        "the harness never saw the shell's SIGINT: nothing was torn down yet"
+    );
+    let _ = kill(bash, Signal::SIGTERM);
+    let tree: Vec<i32> = tree.into_iter().chain(descendants(bash.as_raw())).collect();
+    for p in tree {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let _ = kill(bash, Signal::SIGKILL);
+    let _ = shell.wait();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !d
+        .call_lines()
+        .iter()
+        .any(|l| l.starts_with("kind delete cluster"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nobody deleted the cluster within 30 s: {:?}",
+            d.call_lines()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
