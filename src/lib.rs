@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod freshness;
 pub mod gc;
 pub mod images;
 pub mod kubeops;

@@ -58,6 +58,8 @@ struct Json<'a> {
     #[serde(flatten)]
     report: &'a Report,
     images: &'a [ImageCheck],
+    /// Versions past their end of life (or unknown to meshproof's dated table).
+    freshness: &'a [String],
 }
 
 pub fn run(args: Args) -> i32 {
@@ -74,10 +76,12 @@ pub fn run(args: Args) -> i32 {
     };
     let report = rt.block_on(Report::gather(&catalog));
     let images = rt.block_on(check_images(&catalog));
+    let freshness = crate::freshness::warnings(&catalog, time::OffsetDateTime::now_utc().date());
     if args.json {
         let out = Json {
             report: &report,
             images: &images,
+            freshness: &freshness,
         };
         outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
@@ -127,6 +131,11 @@ pub fn run(args: Args) -> i32 {
                     );
                 }
             }
+        }
+    }
+    if !args.json {
+        for w in &freshness {
+            outln!("WARN    {:<14} {w}", "kubernetes");
         }
     }
     if report.all_ok() && images.iter().all(|i| i.digest.is_some()) {

@@ -32,6 +32,10 @@ pub fn run(args: Args) -> i32 {
                 envs,
                 c.scenarios.len()
             );
+            // Warnings, not errors: an end-of-life pin still validates (issue #16 moves them).
+            for w in crate::freshness::warnings(&c, time::OffsetDateTime::now_utc().date()) {
+                eprintln!("warning: {w}");
+            }
             match &args.schemas {
                 Some(dir) => validate_manifests(&c, dir),
                 None => 0,

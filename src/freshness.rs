@@ -1,0 +1,133 @@
+//! Whether a suite's versions are still supported on the day it runs.
+//!
+//! A vendor cannot certify on a Kubernetes minor past its end of life, and a suite's pins age
+//! silently. This is a dated table, not a lookup: it says when it was last checked, and a minor
+//! it does not list is reported as unknown rather than guessed. `validate` and `doctor` print
+//! the warnings; nothing fails on them (issue #16 moves the pins).
+
+use crate::scenario::{Catalog, ClusterSpec};
+use time::macros::date;
+use time::Date;
+
+/// When [`KUBERNETES_EOL`] was last checked against its sources.
+pub const CHECKED: Date = date!(2026 - 12 - 05);
+
+/// Kubernetes minor (`1.x`) → end-of-life date, from `https://kubernetes.io/releases/1.x`.
+pub const KUBERNETES_EOL: &[(u32, Date)] = &[
+    (32, date!(2026 - 02 - 28)),
+    (33, date!(2026 - 06 - 28)),
+    (34, date!(2026 - 10 - 27)),
+    (35, date!(2027 - 02 - 28)),
+    (36, date!(2027 - 06 - 28)),
+];
+
+/// What the table says of a Kubernetes minor on `today`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Supported {
+        eol: Date,
+    },
+    EndOfLife {
+        eol: Date,
+    },
+    /// Not in the table (newer than its last check, or older than it goes).
+    Unknown,
+}
+
+pub fn kubernetes(minor: u32, today: Date) -> Support {
+    match KUBERNETES_EOL.iter().find(|(m, _)| *m == minor) {
+        Some((_, eol)) if *eol < today => Support::EndOfLife { eol: *eol },
+        Some((_, eol)) => Support::Supported { eol: *eol },
+        None => Support::Unknown,
+    }
+}
+
+/// `v1.34.0` → 34.
+fn minor_of(tag: &str) -> Option<u32> {
+    let mut parts = tag.trim_start_matches('v').split('.');
+    (parts.next()? == "1").then_some(())?;
+    parts.next()?.parse().ok()
+}
+
+/// One warning per kind environment whose Kubernetes minor is past its end of life on `today`
+/// or unknown to the table.
+pub fn warnings(catalog: &Catalog, today: Date) -> Vec<String> {
+    let mut out = Vec::new();
+    for suite in &catalog.suites {
+        for env in &suite.environments {
+            let ClusterSpec::Kind { node_image, .. } = &env.cluster else {
+                continue;
+            };
+            let Some(tag) = node_image.kube_version_tag() else {
+                continue;
+            };
+            let Some(minor) = minor_of(tag) else {
+                continue;
+            };
+            let at = format!(
+                "{} ({}): Kubernetes 1.{minor}",
+                env.name,
+                suite.source.display()
+            );
+            match kubernetes(minor, today) {
+                Support::Supported { .. } => {}
+                Support::EndOfLife { eol } => out.push(format!(
+                    "{at} reached its end of life on {eol} (https://kubernetes.io/releases/1.{minor}): a certification on it certifies an unsupported release; move the suite to a supported minor"
+                )),
+                Support::Unknown => out.push(format!(
+                    "{at} is not in meshproof's end-of-life table (checked {CHECKED}); check https://kubernetes.io/releases/1.{minor}"
+                )),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_of_life_is_the_day_after_the_date() {
+        assert_eq!(
+            kubernetes(34, date!(2026 - 10 - 27)),
+            Support::Supported {
+                eol: date!(2026 - 10 - 27)
+            }
+        );
+        assert_eq!(
+            kubernetes(34, date!(2026 - 10 - 28)),
+            Support::EndOfLife {
+                eol: date!(2026 - 10 - 27)
+            }
+        );
+        assert_eq!(kubernetes(99, date!(2026 - 10 - 28)), Support::Unknown);
+    }
+
+    #[test]
+    fn minors_come_from_the_node_image_tag() {
+        assert_eq!(minor_of("v1.34.0"), Some(34));
+        assert_eq!(minor_of("1.33.4"), Some(33));
+        assert_eq!(minor_of("v2.0.0"), None);
+        assert_eq!(minor_of("latest"), None);
+    }
+
+    /// The shipped suites on the day the table was checked: 1.32, 1.33 and 1.34 are all past
+    /// their end of life (issue #16), each environment named; a year earlier none was.
+    #[test]
+    fn the_shipped_suites_are_past_end_of_life_on_the_day_checked() {
+        let c = crate::scenario::catalog::load_project(std::path::Path::new(env!(
+            "CARGO_MANIFEST_DIR"
+        )))
+        .expect("project loads");
+        let w = warnings(&c, CHECKED);
+        assert!(
+            w.iter().any(|l| l.starts_with("istio[k8s=1.34]")
+                && l.contains("reached its end of life on 2026-10-27")),
+            "{w:#?}"
+        );
+        let envs: usize = c.suites.iter().map(|s| s.environments.len()).sum();
+        assert_eq!(w.len(), envs, "{w:#?}");
+        assert!(warnings(&c, date!(2025 - 12 - 05)).is_empty());
+    }
+}
