@@ -166,6 +166,122 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// One trial of the pinned project run by the e2e binary with test-double CLIs, its
+/// `kind create` asleep (so a signal lands mid-provisioning). Its temp dirs go under `tmp()`
+/// (to check none is left), its report to `reports()`, its run records to `state()`.
+struct SleepingCreate {
+    d: Doubles,
+    lic: tempfile::TempDir,
+    _project: tempfile::TempDir,
+    out: tempfile::TempDir,
+}
+
+impl SleepingCreate {
+    fn new() -> SleepingCreate {
+        let (d, lic) = all_tools();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(out.path().join("tmp")).unwrap();
+        SleepingCreate {
+            d,
+            lic,
+            _project: pinned_project(),
+            out,
+        }
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.out.path().join("tmp")
+    }
+
+    fn reports(&self) -> PathBuf {
+        self.out.path().join("report")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.out.path().join("state")
+    }
+
+    fn license(&self) -> PathBuf {
+        self.lic.path().join("license")
+    }
+
+    /// The run's command line; `via_shell` puts it under a `bash -c` that stays its parent.
+    fn command(&self, via_shell: bool) -> Command {
+        let mut c = if via_shell {
+            let mut c = Command::new("bash");
+            c.args(["-c", "\"$0\" \"$@\"; echo the shell goes on"])
+                .arg(e2e_binary());
+            c
+        } else {
+            Command::new(e2e_binary())
+        };
+        c.args(["--exact", "[istio] istio[k8s=1.34]::deny"])
+            .env("TMPDIR", self.tmp())
+            .env("MESHPROOF_PROJECT_DIR", self._project.path())
+            .env("MESHPROOF_TOOL_PATH", self.d.bin())
+            .env("MESHPROOF_DOUBLE_LOG", self.d.log())
+            .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
+            .env("OPENFAAS_LICENSE_FILE", self.license())
+            .env("MESHPROOF_REPORT_DIR", self.reports())
+            .env(meshproof::reaper::records::STATE_DIR_ENV, self.state())
+            .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+            .env_remove("NEXTEST_EXECUTION_MODE")
+            .env_remove("MESHPROOF_KEEP_CLUSTER")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    }
+
+    /// Waits (60 s at most) for the sleeping `kind create`; returns its command line.
+    fn wait_for_create(&self) -> String {
+        let mut line = None;
+        wait_until("kind create", std::time::Duration::from_secs(60), || {
+            line = self
+                .d
+                .call_lines()
+                .into_iter()
+                .find(|l| l.starts_with("kind create cluster"));
+            line.is_some()
+        });
+        line.unwrap_or_default()
+    }
+
+    /// Whether a tool was called with a command line starting with `prefix`.
+    fn called(&self, prefix: &str) -> bool {
+        self.d.call_lines().iter().any(|l| l.starts_with(prefix))
+    }
+
+    /// Waits (20 s at most) until nothing of the run is left in its temp dir.
+    fn wait_for_an_empty_tmp(&self) {
+        let tmp = self.tmp();
+        let mut left = Vec::new();
+        wait_until(
+            "an empty temp dir",
+            std::time::Duration::from_secs(20),
+            || {
+                left = std::fs::read_dir(&tmp)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect();
+                left.is_empty()
+            },
+        );
+    }
+}
+
+/// Polls `done` every 50 ms; fails the test naming `what` when `within` runs out.
+fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} within {within:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Issues #13/#19: SIGINT to the harness mid-`kind create` deletes the cluster, exits 130 and
 /// leaves a partial report: report.json says `interrupted`, the trial the signal caught is an
 /// error, junit.xml carries an errored `run/interrupted` case. Before, the process
@@ -177,41 +293,16 @@ fn sigint_tears_down_and_writes_a_partial_report() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     use std::time::{Duration, Instant};
-    let (d, lic) = all_tools();
+    let run = SleepingCreate::new();
     // A license value the scan below can find wherever it leaked.
     const LICENSE: &str = "meshproof-license-7f3a9c2e51d04b86";
-    std::fs::write(lic.path().join("license"), LICENSE).unwrap();
-    let project = pinned_project();
-    let out = tempfile::tempdir().unwrap();
-    let reports = out.path().join("report");
-    // The run's temp dirs (its work dir, its raw artifacts) go here, to check none is left.
-    let tmp = out.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(e2e_binary())
-        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
-        .env("TMPDIR", &tmp)
-        .env("MESHPROOF_PROJECT_DIR", project.path())
-        .env("MESHPROOF_TOOL_PATH", d.bin())
-        .env("MESHPROOF_DOUBLE_LOG", d.log())
-        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
-        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
-        .env("MESHPROOF_REPORT_DIR", &reports)
-        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
-        .env_remove("NEXTEST_EXECUTION_MODE")
-        .env_remove("MESHPROOF_KEEP_CLUSTER")
-        .stdout(std::process::Stdio::null())
+    std::fs::write(run.license(), LICENSE).unwrap();
+    let mut child = run
+        .command(false)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !d.call_lines().iter().any(|l| l.starts_with("kind create")) {
-        assert!(
-            Instant::now() < deadline,
-            "no kind create: {:?}",
-            d.call_lines()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    run.wait_for_create();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -226,13 +317,9 @@ fn sigint_tears_down_and_writes_a_partial_report() {
     };
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(
-        d.call_lines()
-            .iter()
-            .any(|l| l.starts_with("kind delete cluster")),
-        "{stderr}"
-    );
+    assert!(run.called("kind delete cluster"), "{stderr}");
     assert!(!stderr.contains("out of order"), "{stderr}");
+    let reports = run.reports();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["interrupted"], "stopped by SIGINT", "{report:#}");
@@ -248,24 +335,16 @@ fn sigint_tears_down_and_writes_a_partial_report() {
     );
     // The secrets scan over what the interrupted run left: the report directory, its stderr,
     // every tool's argv (the doubles' log): the license appears nowhere.
-    let mut files = Vec::new();
-    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    walk(&reports, &mut files);
-    assert!(files.len() >= 3, "{files:?}");
-    files.push(d.log());
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap_or_default();
+    let mut files = doubles::files_under(&reports);
+    assert!(
+        files.len() >= 3,
+        "{:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    files.push((run.d.log(), std::fs::read(run.d.log()).unwrap_or_default()));
+    for (f, bytes) in &files {
         assert!(
-            !String::from_utf8_lossy(&bytes).contains(LICENSE),
+            !String::from_utf8_lossy(bytes).contains(LICENSE),
             "the license leaked into {}",
             f.display()
         );
@@ -273,19 +352,7 @@ fn sigint_tears_down_and_writes_a_partial_report() {
     assert!(!stderr.contains(LICENSE), "the license leaked into stderr");
     // Nothing of the run is left in the temp dir once its reaper is done: the raw artifacts
     // dir, made before the reaper started, is handed to it too (it used to linger).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run.wait_for_an_empty_tmp();
 }
 
 /// A sealed report with `trials` (`environment`, `scenario`, failed?) in `dir`; its path.
@@ -411,46 +478,10 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
 fn sigkill_mid_trial_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dirs() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use std::time::{Duration, Instant};
-    let (d, lic) = all_tools();
-    let project = pinned_project();
-    let out = tempfile::tempdir().unwrap();
-    let tmp = out.path().join("tmp");
-    let state = out.path().join("state");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut child = Command::new(e2e_binary())
-        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
-        .env("TMPDIR", &tmp)
-        .env("MESHPROOF_PROJECT_DIR", project.path())
-        .env("MESHPROOF_TOOL_PATH", d.bin())
-        .env("MESHPROOF_DOUBLE_LOG", d.log())
-        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
-        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
-        .env("MESHPROOF_REPORT_DIR", out.path().join("report"))
-        .env(meshproof::reaper::records::STATE_DIR_ENV, &state)
-        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
-        .env_remove("NEXTEST_EXECUTION_MODE")
-        .env_remove("MESHPROOF_KEEP_CLUSTER")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let created = loop {
-        if let Some(l) = d
-            .call_lines()
-            .into_iter()
-            .find(|l| l.starts_with("kind create cluster"))
-        {
-            break l;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no kind create: {:?}",
-            d.call_lines()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    use std::time::Duration;
+    let run = SleepingCreate::new();
+    let mut child = run.command(false).spawn().unwrap();
+    let created = run.wait_for_create();
     let name = created
         .split_whitespace()
         .skip_while(|w| *w != "--name")
@@ -459,34 +490,15 @@ fn sigkill_mid_trial_leaves_the_reaper_to_delete_the_cluster_and_the_temp_dirs()
         .to_string();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     assert_eq!(child.wait().unwrap().code(), None, "killed by the signal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !d
-        .call_lines()
-        .iter()
-        .any(|l| l.starts_with(&format!("kind delete cluster --name {name}")))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the reaper did not delete {name} within 30 s: {:?}",
-            d.call_lines()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let delete = format!("kind delete cluster --name {name}");
+    wait_until(
+        &format!("`{delete}` by the reaper"),
+        Duration::from_secs(30),
+        || run.called(&delete),
+    );
+    run.wait_for_an_empty_tmp();
     // Everything went, so the run record went too: `meshproof gc` has nothing to do.
-    let records = meshproof::reaper::records::read_all(&state).unwrap();
+    let records = meshproof::reaper::records::read_all(&run.state()).unwrap();
     assert!(records.is_empty(), "{records:?}");
 }
 
@@ -529,51 +541,21 @@ fn descendants(pid: i32) -> Vec<i32> {
 fn a_ci_cancel_that_signals_only_the_shell_still_leaves_nothing() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use std::time::{Duration, Instant};
-    let (d, lic) = all_tools();
-    let project = pinned_project();
-    let out = tempfile::tempdir().unwrap();
-    let tmp = out.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let mut shell = Command::new("bash")
-        .args(["-c", "\"$0\" \"$@\"; echo the shell goes on"])
-        .arg(e2e_binary())
-        .args(["--exact", "[istio] istio[k8s=1.34]::deny"])
-        .env("TMPDIR", &tmp)
-        .env("MESHPROOF_PROJECT_DIR", project.path())
-        .env("MESHPROOF_TOOL_PATH", d.bin())
-        .env("MESHPROOF_DOUBLE_LOG", d.log())
-        .env("MESHPROOF_DOUBLE_SLEEP_ON", "kind create")
+    use std::time::Duration;
+    let run = SleepingCreate::new();
+    let mut shell = run
+        .command(true)
         .env("MESHPROOF_DOUBLE_SLEEP_SECS", "60")
-        .env("OPENFAAS_LICENSE_FILE", lic.path().join("license"))
-        .env("MESHPROOF_REPORT_DIR", out.path().join("report"))
-        .env(
-            meshproof::reaper::records::STATE_DIR_ENV,
-            out.path().join("state"),
-        )
-        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
-        .env_remove("NEXTEST_EXECUTION_MODE")
-        .env_remove("MESHPROOF_KEEP_CLUSTER")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !d.call_lines().iter().any(|l| l.starts_with("kind create")) {
-        assert!(
-            Instant::now() < deadline,
-            "no kind create: {:?}",
-            d.call_lines()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    run.wait_for_create();
     let bash = Pid::from_raw(shell.id() as i32);
     let tree = descendants(bash.as_raw());
     assert!(!tree.is_empty(), "the harness runs under the shell");
     kill(bash, Signal::SIGINT).unwrap();
     std::thread::sleep(Duration::from_millis(7500));
     assert!(
-        !d.call_lines().iter().any(|l| l.starts_with("kind delete")),
+        !run.called("kind delete"),
         "the harness never saw the shell's SIGINT: nothing was torn down yet"
     );
     let _ = kill(bash, Signal::SIGTERM);
@@ -583,30 +565,8 @@ fn a_ci_cancel_that_signals_only_the_shell_still_leaves_nothing() {
     }
     let _ = kill(bash, Signal::SIGKILL);
     let _ = shell.wait();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !d
-        .call_lines()
-        .iter()
-        .any(|l| l.starts_with("kind delete cluster"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "nobody deleted the cluster within 30 s: {:?}",
-            d.call_lines()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left: Vec<_> = std::fs::read_dir(&tmp)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("cluster delete", Duration::from_secs(30), || {
+        run.called("kind delete cluster")
+    });
+    run.wait_for_an_empty_tmp();
 }

@@ -224,6 +224,28 @@ for s in xml:
 print(json.dumps({"tests": xml.tests, "failures": xml.failures, "errors": xml.errors, "suites": suites}))
 "#;
 
+/// `junit.xml` validated against the Jenkins XSD, then read back by junitparser (as CI readers
+/// see it), as JSON; `None` when the Python side is missing outside CI (see [`python`]).
+fn junit_read_back(junit: &Path, text: &str) -> Option<Value> {
+    let out = python(
+        VALIDATE,
+        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
+    )?;
+    assert!(
+        out.status.success(),
+        "junit.xml is not valid: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = python(CONSUME, &[junit.to_str().unwrap()])?;
+    assert!(
+        out.status.success(),
+        "junitparser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 #[test]
 fn junit_is_valid_against_the_jenkins_schema_and_reads_back_exactly() {
     let d = tempfile::tempdir().unwrap();
@@ -235,28 +257,9 @@ fn junit_is_valid_against_the_jenkins_schema_and_reads_back_exactly() {
         "forbidden characters leaked"
     );
 
-    let Some(out) = python(
-        VALIDATE,
-        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
-    ) else {
+    let Some(j) = junit_read_back(&junit, &text) else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "junit.xml is not valid: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
-        return;
-    };
-    assert!(
-        out.status.success(),
-        "junitparser failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
             j["tests"].as_u64(),
@@ -985,17 +988,9 @@ fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
 
     let junit = r.junit_path();
     let text = std::fs::read_to_string(&junit).unwrap();
-    let Some(out) = python(
-        VALIDATE,
-        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
-    ) else {
+    let Some(j) = junit_read_back(&junit, &text) else {
         return;
     };
-    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
-    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
-        return;
-    };
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (j["tests"].as_u64(), j["errors"].as_u64()),
         (Some(3), Some(1)),
@@ -1086,17 +1081,9 @@ fn an_interrupted_run_writes_a_partial_report_that_says_so() {
     let junit = r.junit_path();
     let text = std::fs::read_to_string(&junit).unwrap();
     assert!(text.contains("type=\"interrupted\""), "{text}");
-    let Some(out) = python(
-        VALIDATE,
-        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
-    ) else {
+    let Some(j) = junit_read_back(&junit, &text) else {
         return;
     };
-    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
-    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
-        return;
-    };
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (j["tests"].as_u64(), j["errors"].as_u64()),
         (Some(2), Some(1)),
@@ -1662,17 +1649,9 @@ fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
 
     let junit = r.junit_path();
     let text = std::fs::read_to_string(&junit).unwrap();
-    let Some(out) = python(
-        VALIDATE,
-        &[xsd().to_str().unwrap(), junit.to_str().unwrap()],
-    ) else {
+    let Some(j) = junit_read_back(&junit, &text) else {
         return;
     };
-    assert!(out.status.success(), "junit.xml is not valid:\n{text}");
-    let Some(out) = python(CONSUME, &[junit.to_str().unwrap()]) else {
-        return;
-    };
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (
             j["tests"].as_u64(),

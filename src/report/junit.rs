@@ -171,25 +171,11 @@ fn suite(
         case(w, env, t)?;
     }
     if let Some(e) = &env.teardown_error {
-        let attrs = [
-            ("classname", env.name.clone()),
-            ("name", "teardown".to_string()),
-            ("time", secs(0)),
-        ];
-        start(w, "testcase", &attrs, false)?;
         let message = format!(
             "tearing down {} failed (a cluster may be left behind): {e}",
             env.name
         );
-        start(
-            w,
-            "error",
-            &[("message", message.clone()), ("type", "teardown".into())],
-            false,
-        )?;
-        text(w, &message)?;
-        end(w, "error")?;
-        end(w, "testcase")?;
+        error_case(w, &env.name, "teardown", "teardown", &message)?;
     }
     end(w, "testsuite")
 }
@@ -213,25 +199,37 @@ fn interrupted(w: &mut W, report: &Report, why: &str) -> Result<(), ReportError>
         ],
         false,
     )?;
-    let attrs = [
-        ("classname", "run".to_string()),
-        ("name", "interrupted".to_string()),
-        ("time", secs(0)),
-    ];
-    start(w, "testcase", &attrs, false)?;
     let message = format!(
         "the run was interrupted ({why}): this report is partial; trials that had not finished are errors and trials that had not started are missing"
     );
+    error_case(w, "run", "interrupted", "interrupted", &message)?;
+    end(w, "testsuite")
+}
+
+/// A case that is one `<error>` of `kind` with `message` (attribute and text): what the run
+/// itself failed at, beside the trials (a teardown, an interruption).
+fn error_case(
+    w: &mut W,
+    classname: &str,
+    name: &str,
+    kind: &str,
+    message: &str,
+) -> Result<(), ReportError> {
+    let attrs = [
+        ("classname", classname.to_string()),
+        ("name", name.to_string()),
+        ("time", secs(0)),
+    ];
+    start(w, "testcase", &attrs, false)?;
     start(
         w,
         "error",
-        &[("message", message.clone()), ("type", "interrupted".into())],
+        &[("message", message.to_string()), ("type", kind.to_string())],
         false,
     )?;
-    text(w, &message)?;
+    text(w, message)?;
     end(w, "error")?;
-    end(w, "testcase")?;
-    end(w, "testsuite")
+    end(w, "testcase")
 }
 
 fn case(w: &mut W, env: &EnvironmentRecord, t: &TrialRecord) -> Result<(), ReportError> {

@@ -226,6 +226,30 @@ impl Exec<'_> {
         (self.log)(&self.redactor.apply(line));
     }
 
+    /// Creates the object in `manifest`; one that exists already is the error `taken`: the run
+    /// never takes over what it did not make.
+    async fn create_new(
+        &self,
+        what: &str,
+        manifest: &str,
+        taken: String,
+    ) -> Result<(), StackError> {
+        self.say(&format!("create {what}"));
+        let created =
+            self.api
+                .create(self.target, manifest)
+                .await
+                .map_err(|e| StackError::Api {
+                    what: what.to_string(),
+                    source: e,
+                })?;
+        if created {
+            Ok(())
+        } else {
+            Err(StackError::Invalid(taken))
+        }
+    }
+
     /// Runs every action of a component in order; the first failure stops it.
     pub async fn component(&self, plan: &ComponentPlan) -> Result<Installed, StackError> {
         self.say(&format!("install {} {}", plan.component, plan.version));
@@ -299,22 +323,12 @@ impl Exec<'_> {
                 manifest,
                 secret: true,
             } => {
-                self.say(&format!("create {what}"));
-                let created =
-                    self.api
-                        .create(self.target, manifest)
-                        .await
-                        .map_err(|e| StackError::Api {
-                            what: what.clone(),
-                            source: e,
-                        })?;
-                if created {
-                    Ok(())
-                } else {
-                    Err(StackError::Invalid(format!(
-                        "{what}: a Secret of that name exists already and was not made by this run; meshproof never overwrites it"
-                    )))
-                }
+                self.create_new(
+                    what,
+                    manifest,
+                    format!("{what}: a Secret of that name exists already and was not made by this run; meshproof never overwrites it"),
+                )
+                .await
             }
             Action::Apply {
                 what,
@@ -366,23 +380,12 @@ impl Exec<'_> {
                     })
             }
             Action::Namespace { name, labelled } => {
-                let what = format!("Namespace {name}");
-                self.say(&format!("create {what}"));
-                let created =
-                    self.api
-                        .create(self.target, labelled)
-                        .await
-                        .map_err(|e| StackError::Api {
-                            what: what.clone(),
-                            source: e,
-                        })?;
-                if created {
-                    Ok(())
-                } else {
-                    Err(StackError::Invalid(format!(
-                        "{what} exists already and was not created by this run: meshproof does not install into a namespace it does not own (remove it, or reuse its component as it is with `cluster.reuse`)"
-                    )))
-                }
+                self.create_new(
+                    &format!("Namespace {name}"),
+                    labelled,
+                    format!("Namespace {name} exists already and was not created by this run: meshproof does not install into a namespace it does not own (remove it, or reuse its component as it is with `cluster.reuse`)"),
+                )
+                .await
             }
             Action::ApplyUrl { url } => {
                 self.say(&format!("apply {url}"));

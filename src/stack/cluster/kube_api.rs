@@ -78,12 +78,7 @@ impl ClusterApi for KubeClusterApi {
                     (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
                     (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
                 };
-                let what = format!(
-                    "{} {}{}",
-                    m.gvk.kind,
-                    ns.map(|n| format!("{n}/")).unwrap_or_default(),
-                    m.name()
-                );
+                let what = label(&m.gvk.kind, ns.as_deref(), m.name());
                 let found = tokio::time::timeout(CREATE_TIMEOUT, api.get_opt(m.name()))
                     .await
                     .map_err(|_| ApiError(format!("reading {what} timed out")))?
@@ -101,14 +96,8 @@ impl ClusterApi for KubeClusterApi {
     fn exists<'a>(&'a self, target: &'a KubeTarget, object: &'a ObjectRef) -> ApiFuture<'a, bool> {
         Box::pin(async move {
             let client = client(target).await?;
-            let Some(api) = api_for(
-                &client,
-                &object.api_version,
-                &object.kind,
-                object.namespace.as_deref(),
-            )
-            .await?
-            else {
+            let gvk = gvk(&object.api_version, &object.kind);
+            let Some(api) = api_for(&client, &gvk, object.namespace.as_deref()).await? else {
                 return Ok(false);
             };
             tokio::time::timeout(CREATE_TIMEOUT, api.get_metadata_opt(&object.name))
@@ -125,32 +114,11 @@ impl ClusterApi for KubeClusterApi {
             let mut deleted = 0;
             for m in parse_manifests(manifest).map_err(|e| ApiError(e.to_string()))? {
                 let ns = m.object.metadata.namespace.clone();
-                let what = format!(
-                    "{} {}{}",
-                    m.gvk.kind,
-                    ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default(),
-                    m.name()
-                );
-                let api_version = if m.gvk.group.is_empty() {
-                    m.gvk.version.clone()
-                } else {
-                    format!("{}/{}", m.gvk.group, m.gvk.version)
-                };
-                let Some(api) = api_for(&client, &api_version, &m.gvk.kind, ns.as_deref()).await?
-                else {
+                let Some(api) = api_for(&client, &m.gvk, ns.as_deref()).await? else {
                     continue; // the kind is gone (its CRD was deleted first): so is the object
                 };
-                match tokio::time::timeout(
-                    CREATE_TIMEOUT,
-                    api.delete(m.name(), &DeleteParams::default()),
-                )
-                .await
-                {
-                    Err(_) => return Err(ApiError(format!("deleting {what} timed out"))),
-                    Ok(Ok(_)) => deleted += 1,
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-                    Ok(Err(e)) => return Err(ApiError(format!("deleting {what}: {e}"))),
-                }
+                let what = label(&m.gvk.kind, ns.as_deref(), m.name());
+                deleted += usize::from(delete_named(&api, m.name(), &what).await?);
             }
             Ok(deleted)
         })
@@ -163,14 +131,8 @@ impl ClusterApi for KubeClusterApi {
     ) -> ApiFuture<'a, usize> {
         Box::pin(async move {
             let client = client(target).await?;
-            let Some(api) = api_for(
-                &client,
-                &selection.api_version,
-                &selection.kind,
-                Some(&selection.namespace),
-            )
-            .await?
-            else {
+            let gvk = gvk(&selection.api_version, &selection.kind);
+            let Some(api) = api_for(&client, &gvk, Some(&selection.namespace)).await? else {
                 return Ok(0);
             };
             let lp = ListParams::default().labels(&selection.selector);
@@ -179,31 +141,9 @@ impl ClusterApi for KubeClusterApi {
                 .map_err(|_| ApiError(format!("listing {selection} timed out")))?
                 .map_err(|e| ApiError(format!("listing {selection}: {e}")))?;
             let mut deleted = 0;
-            for o in list.items {
-                let Some(name) = o.metadata.name else {
-                    continue;
-                };
-                match tokio::time::timeout(
-                    CREATE_TIMEOUT,
-                    api.delete(&name, &DeleteParams::default()),
-                )
-                .await
-                {
-                    Err(_) => {
-                        return Err(ApiError(format!(
-                            "deleting {} {name} timed out",
-                            selection.kind
-                        )))
-                    }
-                    Ok(Ok(_)) => deleted += 1,
-                    Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-                    Ok(Err(e)) => {
-                        return Err(ApiError(format!(
-                            "deleting {} {}/{name}: {e}",
-                            selection.kind, selection.namespace
-                        )))
-                    }
-                }
+            for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
+                let what = label(&selection.kind, Some(&selection.namespace), &name);
+                deleted += usize::from(delete_named(&api, &name, &what).await?);
             }
             Ok(deleted)
         })
@@ -287,26 +227,44 @@ impl ClusterApi for KubeClusterApi {
     }
 }
 
+/// `Kind ns/name` or `Kind name`, as errors name an object.
+fn label(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// `apps/v1` + `Deployment`, `v1` + `Secret`.
+fn gvk(api_version: &str, kind: &str) -> kube::core::GroupVersionKind {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    kube::core::GroupVersionKind::gvk(group, version, kind)
+}
+
+/// Deletes one object (bounded); `false` when it was gone already.
+async fn delete_named(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<bool, ApiError> {
+    match tokio::time::timeout(CREATE_TIMEOUT, api.delete(name, &DeleteParams::default())).await {
+        Err(_) => Err(ApiError(format!("deleting {what} timed out"))),
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(false),
+        Ok(Err(e)) => Err(ApiError(format!("deleting {what}: {e}"))),
+    }
+}
+
 /// The dynamic API for a kind, scoped to `namespace` when the kind is namespaced; `None` when
 /// the server does not serve the kind at all (its CRD is not installed).
 async fn api_for(
     client: &Client,
-    api_version: &str,
-    kind: &str,
+    gvk: &kube::core::GroupVersionKind,
     namespace: Option<&str>,
 ) -> Result<Option<Api<DynamicObject>>, ApiError> {
-    let (group, version) = match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
-    };
-    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-    let (ar, caps) = match kube::discovery::pinned_kind(client, &gvk).await {
+    let (ar, caps) = match kube::discovery::pinned_kind(client, gvk).await {
         Ok(found) => found,
         // Discovery answers 404 for a group/version nobody serves, and "not found" for a kind
         // missing from a served group.
         Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
         Err(kube::Error::Discovery(_)) => return Ok(None),
-        Err(e) => return Err(ApiError(format!("discovery of {kind}: {e}"))),
+        Err(e) => return Err(ApiError(format!("discovery of {}: {e}", gvk.kind))),
     };
     Ok(Some(match (caps.scope, namespace) {
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
