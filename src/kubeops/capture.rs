@@ -96,7 +96,7 @@ impl CaptureSpec {
             image: default_image().into(),
             // -B 16384: a 16 MiB kernel buffer, so a capture container descheduled for a moment
             // does not drop packets (libpcap's default is 2 MiB); drops that happen anyway are
-            // in tcpdump's final report, and the mtls check refuses to pass on them.
+            // in tcpdump's final report, and the mtls check refuses to pass on them (ledger TD-1).
             command: ["tcpdump", "-i", "eth0", "-U", "-B", "16384", "-w", "-"]
                 .map(String::from)
                 .to_vec(),

@@ -241,7 +241,7 @@ fn judge_all<J: MtlsJudge>(
 
 /// Packets tcpdump reports it lost (`N packets dropped by kernel`, `… by interface`, from its
 /// final report on stderr: tcpdump.c `info()`, one per line at exit, `, `-separated on
-/// SIGUSR1), summed; `None` when the log has no such line. A capture with holes
+/// SIGUSR1; ledger TD-1), summed; `None` when the log has no such line. A capture with holes
 /// cannot show that plaintext was absent: the missing packets may be exactly the plaintext.
 pub fn dropped_packets(capture_log: &str) -> Option<u64> {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
