@@ -16,6 +16,9 @@ use std::process::Command;
 use std::time::Duration;
 
 const IMAGE: &str = "meshproof-test-busybox:1";
+/// Busybox plus glibc's `getent` (the resolver kind's node image has: Debian's libc-bin) and a
+/// Debian `nsswitch.conf`, so names resolve as they do in a kind node: `/etc/hosts`, then DNS.
+const GETENT_IMAGE: &str = "meshproof-test-getent:1";
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
@@ -29,8 +32,36 @@ fn docker(args: &[&str]) -> String {
 
 /// A local image holding Debian's static busybox (`sh`, `wget`, `sleep`).
 fn busybox_image() {
+    import_image(IMAGE, |_| {});
+}
+
+/// [`GETENT_IMAGE`]: the busybox image plus `/usr/bin/getent` and the libraries `ldd` names.
+fn getent_image() {
+    import_image(GETENT_IMAGE, |root| {
+        let ldd = Command::new("ldd").arg("/usr/bin/getent").output().unwrap();
+        assert!(ldd.status.success(), "ldd /usr/bin/getent");
+        let mut files = vec!["/usr/bin/getent".to_string()];
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            // `libc.so.6 => /lib/…/libc.so.6 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+                files.push(path.to_string());
+            }
+        }
+        for f in files {
+            let to = root.join(f.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            // `copy` follows symlinks: the loader's path gets the real file.
+            std::fs::copy(&f, &to).unwrap();
+        }
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/nsswitch.conf"), "hosts: files dns\n").unwrap();
+    });
+}
+
+/// Imports a rootfs holding busybox (and whatever `extra` adds) as `image`, once.
+fn import_image(image: &str, extra: impl FnOnce(&std::path::Path)) {
     if Command::new("docker")
-        .args(["image", "inspect", IMAGE])
+        .args(["image", "inspect", image])
         .output()
         .unwrap()
         .status
@@ -45,6 +76,7 @@ fn busybox_image() {
     for a in ["sh", "wget", "sleep"] {
         std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
     }
+    extra(root.path());
     let tar = Command::new("tar")
         .args(["-C"])
         .arg(root.path())
@@ -53,7 +85,7 @@ fn busybox_image() {
         .unwrap();
     assert!(tar.status.success());
     let mut import = Command::new("docker")
-        .args(["import", "-", IMAGE])
+        .args(["import", "-", image])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -72,19 +104,38 @@ struct Node {
 impl Node {
     fn start() -> Node {
         busybox_image();
+        Node::start_on(IMAGE, |_| Vec::new())
+    }
+
+    /// A node whose `/etc/hosts` maps each `(name, address)` that `hosts` returns for the
+    /// network's gateway, as `docker run --add-host` writes it.
+    fn start_with_hosts(hosts: impl FnOnce(&str) -> Vec<(String, String)>) -> Node {
+        getent_image();
+        Node::start_on(GETENT_IMAGE, hosts)
+    }
+
+    fn start_on(image: &str, hosts: impl FnOnce(&str) -> Vec<(String, String)>) -> Node {
         let suffix: String = format!("{}-{}", std::process::id(), rand_suffix());
         let network = format!("meshproof-test-kind-{suffix}");
         docker(&["network", "create", &network]);
-        let container = docker(&[
-            "run",
-            "-d",
-            "--rm",
-            "--network",
+        let gateway = docker(&[
+            "network",
+            "inspect",
             &network,
-            IMAGE,
-            "sleep",
-            "300",
+            "--format",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
         ]);
+        let mut args: Vec<String> = ["run", "-d", "--rm", "--network", &network]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        for (name, addr) in hosts(&gateway) {
+            args.push("--add-host".into());
+            args.push(format!("{name}:{addr}"));
+        }
+        args.extend([image.to_string(), "sleep".into(), "300".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let container = docker(&args);
         Node { network, container }
     }
 }
@@ -128,7 +179,7 @@ async fn a_container_on_the_kind_network_reaches_the_served_repository() {
     let node = Node::start();
     // The only test in this binary that touches the variable.
     std::env::set_var(reach::NETWORK_ENV, &node.network);
-    let at = reach::serve_at().await.expect("a native engine");
+    let at = reach::serve_at(None).await.expect("a native engine");
     std::env::remove_var(reach::NETWORK_ENV);
     assert_eq!(at.network, node.network);
     let gateway = docker(&[
@@ -157,7 +208,7 @@ async fn a_container_on_the_kind_network_reaches_the_served_repository() {
 /// Nothing listens: the probe fails within its timeout with the hint.
 async fn a_port_nobody_listens_on_fails_the_probe_with_the_firewall_hint() {
     let node = Node::start();
-    let at = reach::serve_at_on(&node.network)
+    let at = reach::serve_at_on(&node.network, None)
         .await
         .expect("a native engine");
     let listener = std::net::TcpListener::bind((at.host.as_str(), 0)).unwrap();
@@ -170,6 +221,67 @@ async fn a_port_nobody_listens_on_fails_the_probe_with_the_firewall_hint() {
     assert!(err.contains(&format!("port {port}")), "{err}");
 }
 
+/// On a VM runtime the nodes reach this machine through a host alias, resolved inside a node
+/// (CONTRACTS.md KIND-10). The engine here is native, so the alias is written into the node's
+/// `/etc/hosts` with `--add-host` (as Podman writes `host.containers.internal`), pointing at the
+/// network's gateway where the test's server listens. Proven for real: the resolution inside the
+/// container with glibc's `getent` (the first alias, `host.docker.internal`, does not resolve
+/// here, so the next one is taken), and that the URL built from the resolved address is what the
+/// node fetches. Not provable here: that a VM runtime forwards its alias to this machine's
+/// loopback (GVP-1 and KIND-10 carry that evidence; the probe checks it on the user's machine).
+async fn a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repository() {
+    let node =
+        Node::start_with_hosts(|gw| vec![("host.containers.internal".to_string(), gw.to_string())]);
+    let gateway = docker(&[
+        "network",
+        "inspect",
+        &node.network,
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+    ]);
+    let (name, ip) = reach::resolve_alias(&node.container, reach::HOST_ALIASES)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(name, "host.containers.internal");
+    assert_eq!(ip.to_string(), gateway);
+    let at = reach::ServeAt {
+        bind: std::net::SocketAddr::new(ip.into(), 0),
+        host: ip.to_string(),
+        network: node.network.clone(),
+        via: Some(reach::HostAlias {
+            runtime: "Podman".into(),
+            name,
+            ip,
+        }),
+    };
+    let (_repo, _server, url) = served_repo(&at).await;
+    assert!(url.starts_with(&format!("http://{gateway}:")), "{url}");
+    reach::probe_from(&node.container, &url, &at)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Not served: the hint is about the runtime's forwarding, not a bridge firewall.
+    let missing = url.replace("/desired", "/absent");
+    let err = reach::probe_from(&node.container, &missing, &at)
+        .await
+        .expect_err("not served");
+    assert!(
+        err.contains("resolved host.containers.internal to") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+/// A node where no alias resolves: the error names every alias tried, inside which node.
+async fn a_node_without_any_host_alias_is_an_error_naming_each_alias() {
+    let node = Node::start_with_hosts(|_| Vec::new());
+    let err = reach::resolve_alias(&node.container, reach::HOST_ALIASES)
+        .await
+        .expect_err("no alias resolves on a native engine's plain container");
+    for alias in reach::HOST_ALIASES {
+        assert!(err.contains(alias), "{err}");
+    }
+    assert!(err.contains(&node.container), "{err}");
+}
+
 fn main() -> std::process::ExitCode {
     use support_harness::{Case, Need};
     support_harness::run(vec![
@@ -177,6 +289,16 @@ fn main() -> std::process::ExitCode {
             "a_container_on_the_kind_network_reaches_the_served_repository",
             &[Need::Docker],
             a_container_on_the_kind_network_reaches_the_served_repository,
+        ),
+        Case::tokio(
+            "a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repository",
+            &[Need::Docker],
+            a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repository,
+        ),
+        Case::tokio(
+            "a_node_without_any_host_alias_is_an_error_naming_each_alias",
+            &[Need::Docker],
+            a_node_without_any_host_alias_is_an_error_naming_each_alias,
         ),
         Case::tokio(
             "a_port_nobody_listens_on_fails_the_probe_with_the_firewall_hint",

@@ -174,11 +174,12 @@ impl RestoreSpec {
     }
 }
 
-/// Where the repository is proved reachable from: a kind node container on a network.
+/// Where the repository is proved reachable from: a kind node container, and how the nodes
+/// reach this machine (for the hint when they do not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeProbe {
     pub node: String,
-    pub network: String,
+    pub at: crate::restore::reach::ServeAt,
 }
 
 /// Why preparing the first cluster failed.
@@ -339,12 +340,7 @@ async fn bootstrap_flux<C: ClusterOps>(
     url: &str,
 ) -> Result<(), String> {
     if let Some(p) = &spec.probe {
-        let at = crate::restore::reach::ServeAt {
-            bind: spec.serve_bind,
-            host: spec.serve_host.clone(),
-            network: p.network.clone(),
-        };
-        crate::restore::reach::probe_from(&p.node, url, &at).await?;
+        crate::restore::reach::probe_from(&p.node, url, &p.at).await?;
     }
     flux::install_cmd(
         &spec.tools.flux,

@@ -3,16 +3,26 @@
 //!
 //! The server runs on this machine, outside the cluster it outlives. kind's nodes are
 //! containers on a Docker bridge network (`kind`, or `KIND_EXPERIMENTAL_DOCKER_NETWORK`:
-//! ledger KIND-8), and on a Linux host with a native engine the bridge's gateway address is an
-//! address of this machine: the server binds there and the nodes fetch from it. Where the
-//! engine runs in a VM (Docker Desktop, colima, Podman machine) or in a user namespace
-//! (rootless Docker), the gateway lives inside the VM or namespace, the bind fails (kind#2405),
-//! and serving from there is not built yet: meshproof says so before anything is created.
+//! ledger KIND-8), and where they reach this machine depends on where the engine runs:
+//!
+//! - **A native engine on Linux**: the bridge's gateway address is an address of this machine.
+//!   The server binds there and the nodes fetch from it.
+//! - **An engine in a VM** (Docker Desktop, colima, Podman machine, any engine a macOS or
+//!   Windows client talks to): the gateway lives inside the VM, so a bind there fails
+//!   (kind#2405). These runtimes give containers a host alias that their VM network forwards
+//!   to this machine's loopback (`host.docker.internal`, `host.containers.internal`,
+//!   `host.lima.internal`: ledger KIND-10, GVP-1). The server binds `127.0.0.1` — nothing
+//!   beyond this machine can reach it — and the alias is resolved *inside a node*, as kind's
+//!   own entrypoint does (KIND-10), so the address handed to Flux is an IP: pods resolve names
+//!   through CoreDNS, which never reads the node's `/etc/hosts`, where Podman writes its alias.
+//! - **Rootless Docker**: the bridge lives in rootlesskit's network namespace and the host's
+//!   loopback is not forwarded into it by default; not supported yet, said before anything is
+//!   created.
 //!
 //! A bind that works does not prove the nodes get through: a host firewall (ufw's default
-//! deny) drops bridge traffic to the host. [`probe_from`] asks the repository's smart-HTTP
-//! advertisement from inside a node, as source-controller will, and names the firewall when it
-//! fails.
+//! deny) drops bridge traffic to the host, and a VM runtime may not forward the alias. [`probe_from`]
+//! asks the repository's smart-HTTP advertisement from inside a node, as source-controller
+//! will, and says what to look at when it fails.
 
 use crate::process::Cmd;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -37,9 +47,23 @@ pub fn kind_network() -> String {
 pub enum EngineHost {
     /// A native engine on this Linux machine: the bridge gateway is one of its addresses.
     Native,
-    /// The bridge lives elsewhere (a VM, a user namespace): the runtime's name.
-    Elsewhere(String),
+    /// An engine in a VM: containers reach this machine's loopback through a host alias. The
+    /// runtime's name.
+    Vm(String),
+    /// Rootless Docker: neither the gateway nor this machine's loopback is reachable from the
+    /// nodes by default.
+    Rootless,
 }
+
+/// The host aliases VM runtimes give containers, tried in this order inside a node: Docker
+/// Desktop's (which kind's entrypoint itself looks up: KIND-10; gvproxy, under Podman machine,
+/// answers it too), Podman's (GVP-1), lima's (colima). The first that resolves to a
+/// non-loopback IPv4 address is the one the nodes use.
+pub const HOST_ALIASES: &[&str] = &[
+    "host.docker.internal",
+    "host.containers.internal",
+    "host.lima.internal",
+];
 
 /// Classifies `docker info --format '{{json .}}'`. Docker Desktop names itself in
 /// `OperatingSystem`; rootless Docker lists `name=rootless` in `SecurityOptions`; colima's VM
@@ -48,26 +72,26 @@ pub enum EngineHost {
 pub fn classify(info: &serde_json::Value, client_os: &str) -> EngineHost {
     let s = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("");
     if s("OperatingSystem").contains("Docker Desktop") {
-        return EngineHost::Elsewhere("Docker Desktop".into());
+        return EngineHost::Vm("Docker Desktop".into());
     }
     let rootless = info
         .get("SecurityOptions")
         .and_then(|v| v.as_array())
         .is_some_and(|o| o.iter().any(|x| x.as_str() == Some("name=rootless")));
     if rootless {
-        return EngineHost::Elsewhere("rootless Docker".into());
+        return EngineHost::Rootless;
     }
     let name = s("Name");
     if name == "colima" || name.starts_with("colima-") {
-        return EngineHost::Elsewhere("colima".into());
+        return EngineHost::Vm("colima".into());
     }
     if s("OperatingSystem").to_ascii_lowercase().contains("podman")
         || s("ServerVersion").to_ascii_lowercase().contains("podman")
     {
-        return EngineHost::Elsewhere("Podman".into());
+        return EngineHost::Vm("Podman".into());
     }
     if client_os != "linux" {
-        return EngineHost::Elsewhere(format!("a Docker engine in a VM ({client_os})"));
+        return EngineHost::Vm(format!("a Docker engine in a VM ({client_os})"));
     }
     EngineHost::Native
 }
@@ -79,6 +103,16 @@ pub struct ServeAt {
     pub host: String,
     /// The Docker network the nodes are on (for the firewall hint).
     pub network: String,
+    /// Set when the nodes reach this machine through a VM runtime's host alias.
+    pub via: Option<HostAlias>,
+}
+
+/// A VM runtime's host alias, as a node resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAlias {
+    pub runtime: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
 }
 
 /// The first IPv4 gateway among the IPAM configs `docker network inspect` printed as
@@ -96,14 +130,15 @@ pub fn first_ipv4(ipam: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// Decides where to serve: the IPv4 gateway of the kind network ([`kind_network`]) on a
-/// native engine, a clear "not yet" anywhere else.
-pub async fn serve_at() -> Result<ServeAt, String> {
-    serve_at_on(&kind_network()).await
+/// Decides where to serve for the nodes of the kind network ([`kind_network`]); `node` is a
+/// running node of the cluster, needed where the engine runs in a VM (the alias is resolved
+/// inside it).
+pub async fn serve_at(node: Option<&str>) -> Result<ServeAt, String> {
+    serve_at_on(&kind_network(), node).await
 }
 
 /// [`serve_at`] for the Docker network `network`.
-pub async fn serve_at_on(network: &str) -> Result<ServeAt, String> {
+pub async fn serve_at_on(network: &str, node: Option<&str>) -> Result<ServeAt, String> {
     if let Ok(p) = std::env::var(PROVIDER_ENV) {
         if !p.is_empty() && p != "docker" {
             return Err(format!(
@@ -119,17 +154,39 @@ pub async fn serve_at_on(network: &str) -> Result<ServeAt, String> {
         .map_err(|e| format!("asking the Docker engine where it runs: {e}"))?;
     let info: serde_json::Value = serde_json::from_str(info.stdout_str().trim())
         .map_err(|e| format!("`docker info` printed no JSON: {e}"))?;
-    if let EngineHost::Elsewhere(runtime) = classify(&info, std::env::consts::OS) {
-        return Err(format!(
-            "not yet: {runtime} runs the kind nodes where the kind network's gateway is not an address of this machine, so the restore check's git server cannot listen there (kind#2405); serving it through the runtime's host alias is issue #14's open part. Run the restore suite on a Linux host with a native Docker engine"
-        ));
+    match classify(&info, std::env::consts::OS) {
+        EngineHost::Native => serve_on_gateway(network).await,
+        EngineHost::Vm(runtime) => {
+            let node = node.ok_or_else(|| {
+                format!("{runtime} runs the kind nodes in a VM: the address they reach this machine at is resolved inside a node, and the cluster has none yet")
+            })?;
+            let alias = resolve_alias(node, HOST_ALIASES).await.map_err(|e| {
+                format!("{runtime} runs the kind nodes in a VM, where the kind network's gateway is not an address of this machine (kind#2405), and {e}")
+            })?;
+            Ok(ServeAt {
+                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                host: alias.1.to_string(),
+                network: network.to_string(),
+                via: Some(HostAlias {
+                    runtime,
+                    name: alias.0,
+                    ip: alias.1,
+                }),
+            })
+        }
+        EngineHost::Rootless => Err(
+            "not yet: rootless Docker runs the kind network in rootlesskit's network namespace, where the gateway is not an address of this machine (kind#2405) and this machine's loopback is not forwarded by default, so the restore check's git server has no address the nodes reach (issue #14). Run the restore suite with a rootful Docker engine".to_string(),
+        ),
     }
-    let network = network.to_string();
+}
+
+/// The IPv4 gateway of `network`, where a native engine's nodes reach this machine.
+async fn serve_on_gateway(network: &str) -> Result<ServeAt, String> {
     let out = Cmd::new("docker")
         .args([
             "network",
             "inspect",
-            network.as_str(),
+            network,
             "--format",
             "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}} {{end}}",
         ])
@@ -147,8 +204,49 @@ pub async fn serve_at_on(network: &str) -> Result<ServeAt, String> {
     Ok(ServeAt {
         bind: SocketAddr::new(IpAddr::V4(gateway), 0),
         host: gateway.to_string(),
-        network,
+        network: network.to_string(),
+        via: None,
     })
+}
+
+/// The command that resolves `name` inside `container` the way kind's entrypoint does
+/// (`getent ahostsv4`, glibc's resolver: `/etc/hosts`, then DNS; KIND-10). The name is `$0`.
+pub fn resolve_cmd(container: &str, name: &str) -> Cmd {
+    Cmd::new("docker")
+        .args(["exec", container, "sh", "-c", "getent ahostsv4 \"$0\""])
+        .arg(name)
+        .timeout(Duration::from_secs(15))
+}
+
+/// The first address of `getent ahostsv4` output (`ADDRESS  STREAM name` lines) that is a
+/// usable IPv4 address for the nodes: a loopback or unspecified one points back at the node
+/// itself (kind's entrypoint rejects loopback for the same reason).
+pub fn first_usable(getent: &str) -> Option<Ipv4Addr> {
+    getent
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<Ipv4Addr>().ok())
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// The first of `aliases` that resolves, inside `node`, to a usable address.
+pub async fn resolve_alias(node: &str, aliases: &[&str]) -> Result<(String, Ipv4Addr), String> {
+    let mut tried = Vec::new();
+    for name in aliases {
+        match resolve_cmd(node, name).run().await {
+            Ok(out) => match first_usable(&out.stdout_str()) {
+                Some(ip) => return Ok((name.to_string(), ip)),
+                None => tried.push(format!(
+                    "{name}: no usable IPv4 address ({:?})",
+                    out.stdout_str().trim()
+                )),
+            },
+            Err(e) => tried.push(format!("{name}: {e}")),
+        }
+    }
+    Err(format!(
+        "none of the runtime's host aliases resolves inside the node {node} ({}); the runtime gives containers no way to reach this machine that meshproof knows",
+        tried.join("; ")
+    ))
 }
 
 /// The command that fetches `url`'s smart-HTTP advertisement from inside `container`: with
@@ -176,14 +274,28 @@ pub fn probe_cmd(container: &str, repo_url: &str) -> Cmd {
 pub async fn probe_from(container: &str, repo_url: &str, at: &ServeAt) -> Result<(), String> {
     match probe_cmd(container, repo_url).run().await {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "the kind node {container} cannot fetch {repo_url} ({e}). The git server listens on {} of this machine, the {} network's gateway: a host firewall that drops traffic from the bridge to the host is the usual cause (ufw's default deny: allow it with `ufw allow in from <the {} subnet> to {} port {} proto tcp`)",
+        Err(e) => Err(unreachable_hint(container, repo_url, at, &e.to_string())),
+    }
+}
+
+/// What a failed probe tells the user: a firewall on a native engine; the runtime's forwarding
+/// of its alias in a VM.
+pub fn unreachable_hint(container: &str, repo_url: &str, at: &ServeAt, error: &str) -> String {
+    let port = url_port(repo_url)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "<port>".into());
+    match &at.via {
+        None => format!(
+            "the kind node {container} cannot fetch {repo_url} ({error}). The git server listens on {} of this machine, the {} network's gateway: a host firewall that drops traffic from the bridge to the host is the usual cause (ufw's default deny: allow it with `ufw allow in from <the {} subnet> to {} port {port} proto tcp`)",
             at.bind.ip(),
             at.network,
             at.network,
             at.bind.ip(),
-            url_port(repo_url).map(|p| p.to_string()).unwrap_or_else(|| "<port>".into()),
-        )),
+        ),
+        Some(a) => format!(
+            "the kind node {container} cannot fetch {repo_url} ({error}). The git server listens on this machine's loopback (127.0.0.1:{port}); the node resolved {} to {}, which {} should forward to this machine's loopback. Check that the runtime's host networking is on (Docker Desktop: host networking/`host.docker.internal` is not disabled; Podman machine: gvproxy networking, not user-mode-networking off; colima: the VM's network address is reachable), and that no firewall on this machine refuses the runtime's forwarded connections",
+            a.name, a.ip, a.runtime,
+        ),
     }
 }
 
@@ -219,22 +331,80 @@ mod tests {
         assert_eq!(classify(&native, "linux"), EngineHost::Native);
         assert_eq!(
             classify(&native, "macos"),
-            EngineHost::Elsewhere("a Docker engine in a VM (macos)".into())
+            EngineHost::Vm("a Docker engine in a VM (macos)".into())
         );
         let desktop = json!({"OperatingSystem": "Docker Desktop", "Name": "docker-desktop"});
         assert_eq!(
             classify(&desktop, "linux"),
-            EngineHost::Elsewhere("Docker Desktop".into())
+            EngineHost::Vm("Docker Desktop".into())
         );
         let rootless = json!({"OperatingSystem": "Ubuntu 24.04", "SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless", "name=cgroupns"]});
-        assert_eq!(
-            classify(&rootless, "linux"),
-            EngineHost::Elsewhere("rootless Docker".into())
-        );
+        assert_eq!(classify(&rootless, "linux"), EngineHost::Rootless);
         let colima = json!({"OperatingSystem": "Ubuntu 24.04 LTS", "Name": "colima-dev"});
+        assert_eq!(classify(&colima, "linux"), EngineHost::Vm("colima".into()));
+    }
+
+    #[test]
+    fn getent_output_yields_the_first_address_that_is_not_the_node_itself() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().ok();
         assert_eq!(
-            classify(&colima, "linux"),
-            EngineHost::Elsewhere("colima".into())
+            first_usable("192.168.65.254  STREAM host.docker.internal\n192.168.65.254  DGRAM  \n"),
+            ip("192.168.65.254")
+        );
+        // kind's entrypoint rejects a loopback answer: it is the node itself (KIND-10).
+        assert_eq!(
+            first_usable("127.0.0.1  STREAM host.docker.internal\n0.0.0.0 STREAM x\n192.168.127.254 STREAM x\n"),
+            ip("192.168.127.254")
+        );
+        assert_eq!(first_usable("127.0.1.1  STREAM x\n"), None);
+        assert_eq!(first_usable(""), None);
+        assert_eq!(first_usable("getent: not found\n"), None);
+    }
+
+    #[test]
+    fn the_alias_is_resolved_with_the_name_as_an_argument() {
+        let argv = resolve_cmd("n", "host.docker.internal").argv();
+        assert_eq!(argv[..4], ["exec", "n", "sh", "-c"]);
+        assert!(!argv[4].contains("host.docker"));
+        assert_eq!(argv[5], "host.docker.internal");
+    }
+
+    #[test]
+    fn a_failed_probe_names_the_firewall_on_a_native_engine_and_the_alias_in_a_vm() {
+        let native = ServeAt {
+            bind: "172.18.0.1:0".parse().unwrap(),
+            host: "172.18.0.1".into(),
+            network: "kind".into(),
+            via: None,
+        };
+        let url = "http://172.18.0.1:41234/desired.git";
+        let h = unreachable_hint("n", url, &native, "exit 7");
+        assert!(
+            h.contains("ufw allow in from <the kind subnet> to 172.18.0.1 port 41234"),
+            "{h}"
+        );
+        let vm = ServeAt {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            host: "192.168.65.254".into(),
+            network: "kind".into(),
+            via: Some(HostAlias {
+                runtime: "Docker Desktop".into(),
+                name: "host.docker.internal".into(),
+                ip: Ipv4Addr::new(192, 168, 65, 254),
+            }),
+        };
+        let h = unreachable_hint(
+            "n",
+            "http://192.168.65.254:41234/desired.git",
+            &vm,
+            "exit 7",
+        );
+        assert!(
+            h.contains("127.0.0.1:41234")
+                && h.contains("resolved host.docker.internal to 192.168.65.254")
+                && h.contains("Docker Desktop")
+                && !h.contains("ufw"),
+            "{h}"
         );
     }
 

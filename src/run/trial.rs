@@ -158,8 +158,15 @@ impl WithRestore<'_> {
         if !matches!(self.ctx.plan.env.cluster, ClusterSpec::Kind { .. }) {
             return error("the restore check destroys and re-creates its cluster: it needs cluster.provider kind".into());
         }
+        // kind names its single node `<cluster>-control-plane`, and the rebuild keeps the name.
+        let node = self
+            .ctx
+            .env
+            .cluster_name
+            .as_ref()
+            .map(|c| format!("{c}-control-plane"));
         // Where the nodes reach this machine (or a clear "not yet" where they cannot).
-        let at = match crate::restore::reach::serve_at().await {
+        let at = match crate::restore::reach::serve_at(node.as_deref()).await {
             Ok(a) => a,
             Err(e) => {
                 return error(format!(
@@ -181,13 +188,7 @@ impl WithRestore<'_> {
             Ok(s) => s,
             Err(e) => return error(e),
         };
-        // kind names its single node `<cluster>-control-plane`, and the rebuild keeps the name.
-        if let Some(cluster) = &self.ctx.env.cluster_name {
-            spec.probe = Some(crate::restore::flow::NodeProbe {
-                node: format!("{cluster}-control-plane"),
-                network: at.network.clone(),
-            });
-        }
+        spec.probe = node.map(|node| crate::restore::flow::NodeProbe { node, at });
         let kubeconfig = self.ctx.env.target.kubeconfig.clone();
         let client = match client_from_kubeconfig(&kubeconfig, &ClientOptions::default()).await {
             Ok(c) => c,
