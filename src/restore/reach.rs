@@ -65,30 +65,33 @@ pub const HOST_ALIASES: &[&str] = &[
     "host.lima.internal",
 ];
 
-/// Classifies `docker info --format '{{json .}}'`. Docker Desktop names itself in
-/// `OperatingSystem`; rootless Docker lists `name=rootless` in `SecurityOptions`; colima's VM
-/// is named `colima` (or `colima-<profile>`); a client on macOS or Windows always talks to an
-/// engine in a VM.
+/// Classifies `docker info --format '{{json .}}'` (ledger KIND-8). `OperatingSystem` is the
+/// daemon host's distribution (`PRETTY_NAME`), so Docker Desktop names itself there; rootless
+/// Docker (and rootless Podman behind the Docker API) lists `name=rootless` in
+/// `SecurityOptions`, the test kind itself makes; `Name` is the daemon host's hostname, which
+/// colima sets to its profile (`colima`, `colima-<profile>`); a client on macOS or Windows always
+/// talks to an engine in a VM (Podman machine, OrbStack, Rancher Desktop…). Rootful Podman on
+/// Linux is not told apart and needs not be: its bridge gateway is an address of this machine,
+/// like Docker's.
 pub fn classify(info: &serde_json::Value, client_os: &str) -> EngineHost {
     let s = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    if s("OperatingSystem").contains("Docker Desktop") {
-        return EngineHost::Vm("Docker Desktop".into());
-    }
     let rootless = info
         .get("SecurityOptions")
         .and_then(|v| v.as_array())
-        .is_some_and(|o| o.iter().any(|x| x.as_str() == Some("name=rootless")));
+        .is_some_and(|o| {
+            o.iter()
+                .filter_map(|x| x.as_str())
+                .any(|x| x.split(',').any(|part| part == "name=rootless"))
+        });
     if rootless {
         return EngineHost::Rootless;
+    }
+    if s("OperatingSystem").contains("Docker Desktop") {
+        return EngineHost::Vm("Docker Desktop".into());
     }
     let name = s("Name");
     if name == "colima" || name.starts_with("colima-") {
         return EngineHost::Vm("colima".into());
-    }
-    if s("OperatingSystem").to_ascii_lowercase().contains("podman")
-        || s("ServerVersion").to_ascii_lowercase().contains("podman")
-    {
-        return EngineHost::Vm("Podman".into());
     }
     if client_os != "linux" {
         return EngineHost::Vm(format!("a Docker engine in a VM ({client_os})"));
@@ -340,6 +343,13 @@ mod tests {
         );
         let rootless = json!({"OperatingSystem": "Ubuntu 24.04", "SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless", "name=cgroupns"]});
         assert_eq!(classify(&rootless, "linux"), EngineHost::Rootless);
+        // kind splits each entry on commas (KIND-8).
+        let rootless_podman = json!({"OperatingSystem": "fedora", "ServerVersion": "5.8.2", "SecurityOptions": ["name=seccomp,profile=default,name=rootless"]});
+        assert_eq!(classify(&rootless_podman, "linux"), EngineHost::Rootless);
+        // Rootful Podman answers the Docker API with its distribution and a bare version: the
+        // gateway path, as for Docker.
+        let podman = json!({"OperatingSystem": "fedora", "ServerVersion": "5.8.2", "SecurityOptions": ["name=seccomp,profile=default"]});
+        assert_eq!(classify(&podman, "linux"), EngineHost::Native);
         let colima = json!({"OperatingSystem": "Ubuntu 24.04 LTS", "Name": "colima-dev"});
         assert_eq!(classify(&colima, "linux"), EngineHost::Vm("colima".into()));
     }
