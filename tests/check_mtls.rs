@@ -1056,9 +1056,307 @@ fn the_peer_filter_keeps_the_gateways_flows_and_drops_other_clients() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Istio ambient: HBONE
+
+/// A listener on ztunnel's HBONE port, 15008, on a loopback address of its own (127.0.0.0/8 is
+/// all loopback on Linux), so a port 15008 in use elsewhere on the machine is not in the way.
+fn hbone_listener(last_octet: u8) -> TcpListener {
+    TcpListener::bind(("127.0.15.".to_string() + &last_octet.to_string(), 15008))
+        .expect("bind 127.0.15.x:15008")
+}
+
+/// HBONE as ztunnel speaks it (CONTRACTS.md IS-19): TLS 1.3 only, ALPN exactly `h2`, no SNI, an
+/// HTTP/2 CONNECT to the destination workload's address, and the workload's request inside the
+/// tunnel. The server is a real HTTP/2 server (h2) that answers the CONNECT and reads the tunnelled
+/// bytes.
+fn hbone_exchange(l: &TcpListener, sni: Option<&str>, alpn: &[&str], inner: &[u8]) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    let name = "ztunnel.istio-system.test";
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = rcgen::CertificateParams::new(vec![name.to_string()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .expect("leaf cert");
+    let alpn: Vec<Vec<u8>> = alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let tls13 = [&rustls::version::TLS13];
+    let mut scfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&tls13)
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .expect("server cert");
+    scfg.alpn_protocols = vec![b"h2".to_vec()];
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).expect("root");
+    let mut ccfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&tls13)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ccfg.alpn_protocols = alpn;
+    // ztunnel: `cc.enable_sni = false` (IS-19). The name is still what the certificate is
+    // verified against; it is just not sent.
+    ccfg.enable_sni = sni.is_some();
+    let server_name = ServerName::try_from(sni.unwrap_or(name).to_string()).expect("name");
+    let addr = l.local_addr().expect("addr");
+    let l = l.try_clone().expect("clone listener");
+    l.set_nonblocking(true).expect("nonblocking");
+    let inner = inner.to_vec();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(l).expect("tokio listener");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(scfg));
+        let want = inner.len();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let tls = acceptor.accept(tcp).await.expect("server handshake");
+            let mut conn = h2::server::handshake(tls).await.expect("h2 server");
+            let (req, mut respond) = conn.accept().await.expect("a stream").expect("h2 stream");
+            assert_eq!(req.method(), http::Method::CONNECT);
+            let target = req.uri().authority().map(|a| a.to_string());
+            let mut body = req.into_body();
+            let mut send = respond
+                .send_response(http::Response::new(()), false)
+                .expect("200 to CONNECT");
+            // The connection is driven in the background until the client closes it.
+            tokio::spawn(async move {
+                let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
+            });
+            let mut got = Vec::new();
+            while got.len() < want {
+                let chunk = body.data().await.expect("tunnel data").expect("data frame");
+                let _ = body.flow_control().release_capacity(chunk.len());
+                got.extend_from_slice(&chunk);
+            }
+            send.send_data(bytes::Bytes::from_static(b"ok"), true)
+                .expect("reply in the tunnel");
+            target
+        });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(ccfg));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let tls = connector
+            .connect(server_name, tcp)
+            .await
+            .expect("client handshake");
+        let (client, conn) = h2::client::handshake(tls).await.expect("h2 client");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.expect("h2 ready");
+        let req = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri("10.244.0.7:8080")
+            .body(())
+            .expect("CONNECT request");
+        let (resp, mut send) = client.send_request(req, false).expect("send CONNECT");
+        send.send_data(bytes::Bytes::from(inner), false)
+            .expect("tunnelled request");
+        let resp = tokio::time::timeout(IO_TIMEOUT, resp)
+            .await
+            .expect("CONNECT answered in time")
+            .expect("CONNECT response");
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let reply = tokio::time::timeout(IO_TIMEOUT, body.data())
+            .await
+            .expect("reply in time")
+            .expect("a data frame")
+            .expect("reply data");
+        assert_eq!(&reply[..], b"ok");
+        drop(send);
+        let target = tokio::time::timeout(IO_TIMEOUT, server)
+            .await
+            .expect("server done in time")
+            .expect("server task");
+        assert_eq!(target.as_deref(), Some("10.244.0.7:8080"));
+    });
+}
+
+fn judge_ambient(
+    path: &Path,
+    sentinel: &str,
+    app_ports: &[u16],
+) -> meshproof::check::Verdict<mtls::MtlsEvidence> {
+    let (ports, port_rules) =
+        mtls::preset::scope(Mesh::IstioAmbient, app_ports, &[]).expect("ambient scope");
+    let spec = CheckSpec {
+        sentinel: sentinel.into(),
+        ports,
+        rules: HelloRules::build(Some(Mesh::IstioAmbient), &[], None),
+        port_rules,
+    };
+    mtls::check(
+        std::fs::File::open(path).expect("open capture"),
+        &path.display().to_string(),
+        &spec,
+    )
+}
+
+/// HBONE to 15008 passes the `istio-ambient` preset, the sentinel tunnelled inside; the same
+/// capture fails the sidecar preset (ALPN `h2` is not Istio's sidecar ALPN).
+fn hbone_to_15008_passes_the_istio_ambient_preset() {
+    let t = "hbone_to_15008_passes_the_istio_ambient_preset";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = hbone_listener(1);
+    let (_app, app_port) = listener();
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "hbone.pcap", "lo", &[15008, app_port], &[])
+    );
+    let s = sentinel("hbone");
+    hbone_exchange(&l, None, &["h2"], &http_request(&s));
+    let path = cap.stop();
+    let v = judge_ambient(&path, &s, &[app_port]);
+    assert_eq!(
+        v.outcome,
+        Outcome::Pass,
+        "{:?}
+{}",
+        v.reasons,
+        v.to_json_string()
+    );
+    assert_eq!(v.evidence.sentinel_hits_total, 0, "tunnelled inside TLS");
+    let f = v
+        .evidence
+        .flows
+        .iter()
+        .find(|f| f.flow.server.port() == 15008)
+        .expect("the HBONE flow");
+    let Some(mtls::tls_hello::FirstRecord::ClientHello { hello, .. }) = &f.flow.first_client_record
+    else {
+        panic!("no ClientHello: {:?}", f.flow)
+    };
+    assert_eq!(hello.sni, None);
+    assert_eq!(hello.alpn, vec!["h2"]);
+    assert_eq!(hello.supported_versions, vec!["TLS1.3"]);
+    assert_eq!(
+        judge_file(&path, &s, Some(15008), Some(Mesh::Istio)).outcome,
+        Outcome::Fail,
+        "the sidecar preset wants an istio ALPN"
+    );
+    // The CLI's preset is the same: pass (exit 0) with the app port named …
+    let app = app_port.to_string();
+    let out = wait_with_timeout(
+        meshproof()
+            .args(["check", "mtls", "--pcap"])
+            .arg(&path)
+            .args([
+                "--sentinel",
+                &s,
+                "--mesh",
+                "istio-ambient",
+                "--app-port",
+                &app,
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("meshproof"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // … and --app-port without the ambient preset is a usage error, not a verdict.
+    let out = wait_with_timeout(
+        meshproof()
+            .args(["check", "mtls", "--pcap"])
+            .arg(&path)
+            .args(["--sentinel", &s, "--mesh", "istio", "--app-port", &app])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("meshproof"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--app-port needs --mesh istio-ambient"));
+}
+
+/// The same request in plaintext to the app port fails, though it carries no sentinel: under
+/// ambient a peer reaches the app port only around the tunnel.
+fn plaintext_to_the_app_port_fails_the_istio_ambient_preset() {
+    let t = "plaintext_to_the_app_port_fails_the_istio_ambient_preset";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = hbone_listener(2);
+    let (app, app_port) = listener();
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "bypass.pcap", "lo", &[15008, app_port], &[])
+    );
+    let s = sentinel("bypass");
+    hbone_exchange(&l, None, &["h2"], &http_request(&s));
+    plaintext_exchange(
+        &app,
+        &[b"GET /function/echo HTTP/1.1\r\nHost: echo\r\n\r\n"],
+    );
+    let path = cap.stop();
+    let v = judge_ambient(&path, &s, &[app_port]);
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert_eq!(v.evidence.sentinel_hits_total, 0);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains(&format!("payload on port {app_port}"))),
+        "{:?}",
+        v.reasons
+    );
+}
+
+/// A TLS flow with SNI and the sidecars' ALPN to 15008 is not ambient's HBONE: it fails.
+fn sidecar_style_tls_to_15008_fails_the_istio_ambient_preset() {
+    let t = "sidecar_style_tls_to_15008_fails_the_istio_ambient_preset";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = hbone_listener(3);
+    let cap = capture_or_skip!(
+        t,
+        Capture::tcpdump(dir.path(), "sidecar.pcap", "lo", &[15008], &[])
+    );
+    let s = sentinel("sidecar");
+    tls_exchange(
+        &l,
+        "outbound_.8080_._.echo.openfaas-fn.svc.cluster.local",
+        &["istio-http/1.1"],
+        &http_request(&s),
+    );
+    let path = cap.stop();
+    let v = judge_ambient(&path, &s, &[]);
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    let why = v.reasons.join(" ");
+    assert!(why.contains("SNI") && why.contains("ALPN"), "{why}");
+}
+
 fn main() -> std::process::ExitCode {
     use support_harness::{Case, Need};
     support_harness::run(vec![
+        Case::sync(
+            "hbone_to_15008_passes_the_istio_ambient_preset",
+            &[Need::Tcpdump],
+            hbone_to_15008_passes_the_istio_ambient_preset,
+        ),
+        Case::sync(
+            "plaintext_to_the_app_port_fails_the_istio_ambient_preset",
+            &[Need::Tcpdump],
+            plaintext_to_the_app_port_fails_the_istio_ambient_preset,
+        ),
+        Case::sync(
+            "sidecar_style_tls_to_15008_fails_the_istio_ambient_preset",
+            &[Need::Tcpdump],
+            sidecar_style_tls_to_15008_fails_the_istio_ambient_preset,
+        ),
         Case::sync(
             "plaintext_http_with_sentinel_fails_with_packet_number",
             &[Need::Tcpdump],

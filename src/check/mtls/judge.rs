@@ -66,11 +66,31 @@ pub struct MtlsEvidence {
 
 /// Rules for the flows to one port, instead of the general ones: on Linkerd's proxy inbound
 /// port every meshed connection carries ALPN `transport.l5d.io/v1` (ledger LD-7), on the app
-/// port none does.
+/// port none does; under Istio ambient a peer reaches the pod only through HBONE, so the app port
+/// carries nothing from a peer (IS-19).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortRules {
     pub port: u16,
-    pub rules: HelloRules,
+    pub expect: PortExpect,
+}
+
+/// What the flows to one port must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PortExpect {
+    /// A ClientHello meeting these rules.
+    Hello { rules: HelloRules },
+    /// No payload at all: any byte a client sends here went around the mesh's tunnel.
+    /// `except` are clients whose flows are not judged (with why), such as the kubelet's
+    /// probes, which istio-cni lets through from its SNAT address (IS-20).
+    NoPayload { except: Vec<ExemptClient> },
+}
+
+/// A client address whose flows a [`PortExpect::NoPayload`] port does not judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExemptClient {
+    pub ip: std::net::IpAddr,
+    pub why: String,
 }
 
 /// What the judge needs besides the analysis.
@@ -85,14 +105,25 @@ pub struct JudgeInput<'a> {
 }
 
 impl JudgeInput<'_> {
-    /// The rules for a flow whose server port is `port`.
-    fn rules_for(&self, port: u16) -> &HelloRules {
-        self.port_rules
-            .iter()
-            .find(|r| r.port == port)
-            .map(|r| &r.rules)
-            .unwrap_or(self.rules)
+    /// What a flow whose server port is `port` must show.
+    fn expect_for(&self, port: u16) -> Expect<'_> {
+        match self.port_rules.iter().find(|r| r.port == port) {
+            Some(PortRules {
+                expect: PortExpect::Hello { rules },
+                ..
+            }) => Expect::Hello(rules),
+            Some(PortRules {
+                expect: PortExpect::NoPayload { except },
+                ..
+            }) => Expect::NoPayload(except),
+            None => Expect::Hello(self.rules),
+        }
     }
+}
+
+enum Expect<'a> {
+    Hello(&'a HelloRules),
+    NoPayload(&'a [ExemptClient]),
 }
 
 /// Flows listed in full in the evidence; the rest are counted in `flows_total`. Failing and
@@ -308,7 +339,26 @@ fn judge_flow(f: &FlowRecord, j: &JudgeInput<'_>) -> FlowResult {
             }
         }
     }
-    let rules = j.rules_for(server_port);
+    let rules = match j.expect_for(server_port) {
+        Expect::Hello(rules) => rules,
+        Expect::NoPayload(except) => {
+            let client = if f.server.port() == server_port {
+                f.client.ip()
+            } else {
+                f.server.ip()
+            };
+            if let Some(e) = except.iter().find(|e| e.ip == client) {
+                return FlowResult::NotJudged(format!("from {}: {}", e.ip, e.why));
+            }
+            if !f.has_payload() {
+                return FlowResult::NotJudged("no payload".into());
+            }
+            return FlowResult::Fail(format!(
+                "payload on port {server_port}, which a peer reaches only around the mesh's tunnel ({} bytes from the client, {} to it)",
+                f.client_to_server.payload_bytes, f.server_to_client.payload_bytes
+            ));
+        }
+    };
     if !f.has_payload() {
         return FlowResult::NotJudged("no payload".into());
     }

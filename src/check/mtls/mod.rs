@@ -11,6 +11,7 @@
 //!   client record per flow;
 //! - [`tls_hello`]: record classification and ClientHello parsing (SNI, ALPN, versions);
 //! - [`rules`]: mesh presets and explicit expectations;
+//! - [`preset`]: a mesh's port scope (Istio ambient: HBONE on 15008, nothing on the app port);
 //! - [`judge`]: the pure decision.
 //!
 //! **Truncated captures.** A capture that stops in the middle of a packet (or turns unparseable)
@@ -23,14 +24,17 @@
 pub mod capture;
 pub mod flows;
 pub mod judge;
+pub mod preset;
 pub mod rules;
 pub mod synth;
 pub mod tls_hello;
 
 pub use capture::{CaptureError, CaptureStats};
 pub use flows::{AnalyzerConfig, FlowAnalysis};
-pub use judge::{judge, Analysis, FlowResult, JudgeInput, MtlsEvidence, PortRules};
-pub use rules::{HelloRules, Mesh, LINKERD_TRANSPORT_ALPN};
+pub use judge::{
+    judge, Analysis, ExemptClient, FlowResult, JudgeInput, MtlsEvidence, PortExpect, PortRules,
+};
+pub use rules::{HelloRules, Mesh, SniRule, HBONE_PORT, LINKERD_TRANSPORT_ALPN};
 
 use crate::check::Verdict;
 use std::io::Read;

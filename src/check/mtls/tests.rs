@@ -380,3 +380,53 @@ fn judging_is_pure() {
     };
     assert_eq!(judge(&a, &j2).outcome, Outcome::Fail);
 }
+
+/// Istio ambient: the kubelet's probes reach the app port from istio-cni's SNAT address and are
+/// not judged (IS-20); the same bytes from any other client fail the capture (IS-19).
+#[test]
+fn ambient_app_port_payload_fails_except_from_the_kubelet_probe_address() {
+    let (ports, port_rules) = preset::scope(Mesh::IstioAmbient, &[8080], &[]).unwrap();
+    let spec = CheckSpec {
+        sentinel: SENTINEL.into(),
+        ports,
+        rules: HelloRules::build(Some(Mesh::IstioAmbient), &[], None),
+        port_rules,
+    };
+    let probe = b"GET /healthz HTTP/1.1\r\nHost: 10.244.0.7:8080\r\n\r\n";
+    let mut w = writer();
+    let mut c = Conn::new(ep("169.254.7.127:40000"), ep("10.244.0.7:8080"), 1000, 5000);
+    c.handshake(&mut w).unwrap();
+    c.client_send(&mut w, probe, 1400).unwrap();
+    let only_kubelet = w.into_inner();
+    let v = run(&only_kubelet, &spec);
+    // Nothing judged: not a pass, and not a fail either.
+    assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+    match &v.evidence.flows[0].rule {
+        FlowResult::NotJudged(why) => assert!(why.contains("kubelet"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    let mut w = writer();
+    let mut c = Conn::new(ep("10.244.0.9:40000"), ep("10.244.0.7:8080"), 1000, 5000);
+    c.handshake(&mut w).unwrap();
+    c.client_send(&mut w, probe, 1400).unwrap();
+    let v = run(&w.into_inner(), &spec);
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("payload on port 8080"),
+        "{:?}",
+        v.reasons
+    );
+    // The app's own TLS on the app port is no better: it went around the tunnel.
+    let mut w = writer();
+    let mut c = Conn::new(ep("10.244.0.9:40001"), ep("10.244.0.7:8080"), 1000, 5000);
+    c.handshake(&mut w).unwrap();
+    c.client_send(
+        &mut w,
+        &records(22, &client_hello_message(None, &["h2"]), 16384),
+        1400,
+    )
+    .unwrap();
+    let v = run(&w.into_inner(), &spec);
+    assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+}

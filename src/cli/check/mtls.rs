@@ -15,9 +15,15 @@ pub struct Args {
     /// Judge only flows to this TCP port (repeatable; otherwise every flow carrying payload).
     #[arg(long, value_name = "P")]
     pub port: Vec<u16>,
-    /// Preset ClientHello rules for a mesh.
+    /// Preset rules for a mesh. `istio-ambient` judges HBONE on port 15008 (TLS 1.3 only, ALPN
+    /// `h2`, no SNI) and, with --app-port, fails any payload a peer sends to the workload's port.
     #[arg(long, value_enum)]
     pub mesh: Option<Mesh>,
+    /// The workload's own port (repeatable; needs --mesh istio-ambient): under ambient a peer
+    /// reaches it only through HBONE, so any flow to it carrying payload fails (the kubelet's
+    /// probes, from istio-cni's 169.254.7.127, are not judged).
+    #[arg(long = "app-port", value_name = "P")]
+    pub app_port: Vec<u16>,
     /// ALPN protocol a ClientHello may offer to be accepted (repeatable; adds to the preset).
     #[arg(long = "expect-alpn", value_name = "A")]
     pub expect_alpn: Vec<String>,
@@ -30,10 +36,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> i32 {
+    let (ports, port_rules) = match args
+        .mesh
+        .and_then(|m| mtls::preset::scope(m, &args.app_port, &args.port))
+    {
+        Some(scope) => scope,
+        None if !args.app_port.is_empty() => {
+            eprintln!("error: --app-port needs --mesh istio-ambient (only there does a peer never reach the workload's port directly)");
+            return 2;
+        }
+        None => (args.port.clone(), Vec::new()),
+    };
     let spec = CheckSpec {
         sentinel: args.sentinel.clone(),
-        ports: args.port.clone(),
-        port_rules: Vec::new(),
+        ports,
+        port_rules,
         rules: HelloRules::build(
             args.mesh,
             &args.expect_alpn,

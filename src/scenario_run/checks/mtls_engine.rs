@@ -5,7 +5,9 @@
 //! required too), one sentinel per judgement.
 
 use super::mtls::{EngineVerdict, MtlsJudge, WirePorts};
-use crate::check::mtls::{self, CheckSpec, HelloRules, PortRules, LINKERD_TRANSPORT_ALPN};
+use crate::check::mtls::{
+    self, CheckSpec, HelloRules, PortExpect, PortRules, LINKERD_TRANSPORT_ALPN,
+};
 use crate::scenario::Mesh;
 
 /// The production judge.
@@ -28,11 +30,13 @@ pub fn scope_for(mesh: Mesh, ports: WirePorts) -> (Vec<u16>, Vec<PortRules>) {
             vec![ports.app, inbound],
             vec![PortRules {
                 port: inbound,
-                rules: HelloRules::build(
-                    Some(mtls::Mesh::Linkerd),
-                    &[LINKERD_TRANSPORT_ALPN.to_string()],
-                    None,
-                ),
+                expect: PortExpect::Hello {
+                    rules: HelloRules::build(
+                        Some(mtls::Mesh::Linkerd),
+                        &[LINKERD_TRANSPORT_ALPN.to_string()],
+                        None,
+                    ),
+                },
             }],
         ),
         _ => (vec![ports.app], Vec::new()),
