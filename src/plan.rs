@@ -200,6 +200,9 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| format!("from ${}", crate::scenario::LICENSE_FILE_ENV))
                 ),
+                crate::preflight::Requirement::NotBuilt(n) => {
+                    format!("{}: {}", n.label(), n.detail())
+                }
             })
             .collect(),
     });

@@ -913,7 +913,11 @@ async fn an_existing_clusters_objects_keep_their_values_and_owners() {
     assert_eq!(managers(&after), vec!["the-user".to_string()]);
 
     // A namespace that exists is refused, and keeps its labels.
-    let ns_action = Action::namespace(&ns, run_id, Some(meshproof::scenario::Mesh::Istio));
+    let ns_action = Action::namespace(
+        &ns,
+        run_id,
+        Some(meshproof::scenario::DataPlane::IstioSidecar),
+    );
     let err = exec
         .action("OpenFaaS", &ns_action)
         .await

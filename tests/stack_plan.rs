@@ -235,3 +235,49 @@ fn one_cell_in_summary() {
         "{err}"
     );
 }
+
+/// An Istio suite with `dataPlane: ambient`: Gateway API CRDs before Istio, istioctl's ambient
+/// profile without the sidecar and ingress settings, namespaces enrolled by label (never
+/// injected), and the trials stopped at preflight with the reason (issue #15's open part).
+#[test]
+fn ambient_plan_enrols_namespaces_and_stops_the_trials_at_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("suites")).unwrap();
+    std::fs::create_dir_all(dir.path().join("scenarios")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/fixtures/invalid/suite-ce-under-istio-sidecars/c.yaml"),
+        dir.path().join("scenarios/c.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("suites/amb.yaml"),
+        "kind: Suite\nname: amb\ncluster:\n  provider: kind\n  nodeImage: kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a\nmesh:\n  name: istio\n  version: 1.30.3\n  dataPlane: ambient\nopenfaas:\n  chart: 15.0.6\n  edition: ce\ncomponents:\n  gatewayApi: { version: v1.4.0 }\nscenarios: [c]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["plan", "amb"])
+        .env("MESHPROOF_PROJECT_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = String::from_utf8(out.stdout).unwrap();
+    assert_has(&p, "ambient trials: not built yet");
+    assert_has(
+        &p,
+        "$ istioctl install -y --set profile=ambient --kubeconfig",
+    );
+    assert!(!p.contains("holdApplicationUntilProxyStarts"), "{p}");
+    assert!(!p.contains("istio-ingressgateway"), "{p}");
+    assert!(!p.contains("istio-injection"), "{p}");
+    assert_has(&p, "istio.io/dataplane-mode: ambient");
+    let gw = p
+        .find("install Gateway API CRDs v1.4.0")
+        .expect("Gateway API CRDs");
+    let istio = p.find("install Istio 1.30.3").expect("Istio");
+    assert!(gw < istio, "Gateway API CRDs go in first:\n{p}");
+}

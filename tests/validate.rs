@@ -214,8 +214,27 @@ fn ce_under_istio_sidecars_loads_only_when_asked() {
         c.suites[0].openfaas.edition,
         meshproof::scenario::Edition::Pro { license_file: None }
     );
-    load(suite.replace("  version: 1.30.3", "  version: 1.30.3\n  profile: ambient"))
-        .expect("ambient has no sidecars");
+    // Ambient has no sidecars: CE loads there. `profile: ambient` alone is refused (it would
+    // label namespaces for injection); `dataPlane: ambient` is how a suite asks for it.
+    assert!(
+        load(suite.replace("  version: 1.30.3", "  version: 1.30.3\n  profile: ambient")).is_err()
+    );
+    let c = load(
+        suite
+            .replace(
+                "  version: 1.30.3",
+                "  version: 1.30.3\n  dataPlane: ambient",
+            )
+            .replace(
+                "scenarios:",
+                "components:\n  gatewayApi: { version: v1.4.0 }\nscenarios:",
+            ),
+    )
+    .expect("ambient has no sidecars");
+    assert_eq!(
+        c.suites[0].mesh.data_plane(),
+        meshproof::scenario::DataPlane::IstioAmbient
+    );
 }
 
 /// With no `profile`, Istio is installed with istioctl's own default, `default`: the profile
@@ -238,6 +257,7 @@ fn an_istio_suite_without_a_profile_gets_the_default_profile() {
             install: meshproof::scenario::IstioInstall::Istioctl {
                 profile: "default".into()
             },
+            data_plane: meshproof::scenario::IstioDataPlane::Sidecar,
         }
     );
 }

@@ -248,6 +248,7 @@ pub enum MeshSpec {
     Istio {
         version: Version,
         install: IstioInstall,
+        data_plane: IstioDataPlane,
     },
     Linkerd {
         version: Version,
@@ -269,16 +270,59 @@ impl MeshSpec {
         }
     }
 
-    /// Istio with sidecars (every install but the `ambient` profile): a data plane that sends
-    /// pod-IP traffic around the mesh's Service routing and mTLS (ledger IS-8).
+    /// Istio with sidecars: a data plane that sends pod-IP traffic around the mesh's Service
+    /// routing and mTLS (ledger IS-8). Ambient's ztunnel captures it (IS-19).
     pub fn istio_sidecars(&self) -> bool {
+        self.data_plane() == DataPlane::IstioSidecar
+    }
+
+    pub fn data_plane(&self) -> DataPlane {
         match self {
             MeshSpec::Istio {
-                install: IstioInstall::Istioctl { profile },
+                data_plane: IstioDataPlane::Sidecar,
                 ..
-            } => profile != "ambient",
-            MeshSpec::Istio { .. } => true,
-            MeshSpec::Linkerd { .. } => false,
+            } => DataPlane::IstioSidecar,
+            MeshSpec::Istio {
+                data_plane: IstioDataPlane::Ambient,
+                ..
+            } => DataPlane::IstioAmbient,
+            MeshSpec::Linkerd { .. } => DataPlane::Linkerd,
+        }
+    }
+}
+
+/// Istio's data plane: a sidecar proxy in every pod, or ambient's per-node ztunnel (with
+/// waypoints for L7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IstioDataPlane {
+    Sidecar,
+    Ambient,
+}
+
+/// How a workload joins the mesh: what marks a namespace as meshed and a pod as not, and what
+/// the wire between peers shows. One per mesh, and two for Istio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataPlane {
+    IstioSidecar,
+    IstioAmbient,
+    Linkerd,
+}
+
+impl DataPlane {
+    pub fn mesh(self) -> Mesh {
+        match self {
+            DataPlane::IstioSidecar | DataPlane::IstioAmbient => Mesh::Istio,
+            DataPlane::Linkerd => Mesh::Linkerd,
+        }
+    }
+
+    /// The plain data plane of `mesh` (Istio: sidecars).
+    pub fn default_for(mesh: Mesh) -> DataPlane {
+        match mesh {
+            Mesh::Istio => DataPlane::IstioSidecar,
+            Mesh::Linkerd => DataPlane::Linkerd,
         }
     }
 }

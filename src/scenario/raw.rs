@@ -101,6 +101,17 @@ pub struct RawMesh {
     pub install: Option<String>,
     #[serde(default)]
     pub profile: Option<String>,
+    /// Istio only: `sidecar` (default) or `ambient`.
+    #[serde(default)]
+    pub data_plane: Option<DataPlaneName>,
+}
+
+/// Istio's data planes, as a suite names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPlaneName {
+    Sidecar,
+    Ambient,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -216,6 +216,15 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
     if matches!(mesh, Some(MeshSpec::Linkerd { .. })) && raw.components.gateway_api.is_none() {
         cx.err(&root.key("mesh").key("name"), LINKERD_NEEDS_GATEWAY_API);
     }
+    if raw.mesh.name == MeshName::Istio
+        && raw.mesh.data_plane == Some(DataPlaneName::Ambient)
+        && raw.components.gateway_api.is_none()
+    {
+        cx.err(
+            &root.key("mesh").key("dataPlane"),
+            AMBIENT_NEEDS_GATEWAY_API,
+        );
+    }
 
     let mut scenarios = Vec::new();
     if raw.scenarios.is_empty() {
@@ -464,6 +473,14 @@ fn cluster(
 /// Why a suite may not run OpenFaaS CE under Istio sidecars (ledger OF-3, OF-4, IS-8).
 pub const CE_WITH_ISTIO_SIDECARS: &str = "OpenFaaS CE cannot pass under Istio sidecars: its gateway calls functions by pod IP (openfaas/faas 0.27.13 gateway/main.go:97, faas-netes 0.18.17 pkg/k8s/proxy.go), which a sidecar sends through PassthroughCluster in plaintext with no route or identity (istio 1.30.3 pilot/pkg/networking/core/httproute.go, cluster_builder.go); use `edition: pro` (license in OPENFAAS_LICENSE_FILE), or set `allowCeWithIstioSidecars: true` to run it anyway and watch it fail";
 
+/// `profile: ambient` without `dataPlane: ambient` would install ztunnel and label namespaces
+/// for sidecar injection.
+pub const AMBIENT_PROFILE_NEEDS_DATA_PLANE: &str = "profile `ambient` installs Istio's ambient data plane (istio-cni and ztunnel, no sidecars): set `dataPlane: ambient` (and drop `profile`), so that namespaces are enrolled with `istio.io/dataplane-mode=ambient` and the checks look for HBONE";
+
+/// Why an ambient suite needs the Gateway API CRDs (IS-17): waypoints and the ingress are
+/// Gateway API Gateways.
+pub const AMBIENT_NEEDS_GATEWAY_API: &str = "Istio's ambient data plane needs the Gateway API CRDs: its waypoints (L7 policy, canary routes) and its ingress are Gateway API `Gateway`s (the ambient profile installs no ingress gateway); add `components.gatewayApi`";
+
 /// Why a Linkerd suite needs the Gateway API CRDs (ledger LD-2).
 pub const LINKERD_NEEDS_GATEWAY_API: &str = "Linkerd needs the Gateway API CRDs installed first: `linkerd install` refuses without them and `linkerd check` fails (linkerd2 edge-26.8.3 cli/cmd/install.go, pkg/healthcheck/healthcheck.go); add `components.gatewayApi: { version: v1.4.0 }`";
 
@@ -482,13 +499,36 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
             let version = Version::semver(version, false)
                 .map_err(|e| cx.err(&vpath, e))
                 .ok();
-            let install = match raw.install.as_deref().unwrap_or("istioctl") {
+            let data_plane = match raw.data_plane.unwrap_or(DataPlaneName::Sidecar) {
+                DataPlaneName::Sidecar => IstioDataPlane::Sidecar,
+                DataPlaneName::Ambient => IstioDataPlane::Ambient,
+            };
+            let install = match (raw.install.as_deref().unwrap_or("istioctl"), data_plane) {
                 // istioctl's own default, and the profile with the ingress gateway the TLS
                 // scenario serves through (`minimal` has none: ledger IS-3).
-                "istioctl" => Some(IstioInstall::Istioctl {
-                    profile: raw.profile.clone().unwrap_or_else(|| "default".into()),
-                }),
-                "helm" => {
+                ("istioctl", IstioDataPlane::Sidecar) => match raw.profile.as_deref() {
+                    Some("ambient") => {
+                        cx.err_key(&p.key("profile"), AMBIENT_PROFILE_NEEDS_DATA_PLANE);
+                        None
+                    }
+                    profile => Some(IstioInstall::Istioctl {
+                        profile: profile.unwrap_or("default").to_string(),
+                    }),
+                },
+                // The ambient profile: istio-cni and ztunnel, no ingress gateway (IS-17).
+                ("istioctl", IstioDataPlane::Ambient) => match raw.profile.as_deref() {
+                    None | Some("ambient") => Some(IstioInstall::Istioctl {
+                        profile: "ambient".into(),
+                    }),
+                    Some(other) => {
+                        cx.err_key(
+                            &p.key("profile"),
+                            format!("`dataPlane: ambient` installs istioctl's `ambient` profile (istio-cni and ztunnel); profile {other:?} installs sidecars: remove `profile` or set it to `ambient`"),
+                        );
+                        None
+                    }
+                },
+                ("helm", IstioDataPlane::Sidecar) => {
                     if raw.profile.is_some() {
                         cx.err_key(
                             &p.key("profile"),
@@ -497,7 +537,14 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
                     }
                     Some(IstioInstall::Helm)
                 }
-                other => {
+                ("helm", IstioDataPlane::Ambient) => {
+                    cx.err(
+                        &p.key("install"),
+                        "not yet: the ambient data plane is installed with `install: istioctl` only (with Helm it needs the istio-cni and ztunnel charts, which meshproof does not install yet: issue #15)",
+                    );
+                    None
+                }
+                (other, _) => {
                     cx.err(
                         &p.key("install"),
                         format!("unknown Istio install method {other:?}: use `istioctl` or `helm`"),
@@ -508,11 +555,15 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
             Some(MeshSpec::Istio {
                 version: version?,
                 install: install?,
+                data_plane,
             })
         }
         MeshName::Linkerd => {
             if raw.profile.is_some() {
                 cx.err_key(&p.key("profile"), "`profile` is an Istio setting");
+            }
+            if raw.data_plane.is_some() {
+                cx.err_key(&p.key("dataPlane"), "`dataPlane` is an Istio setting");
             }
             let version = Version::linkerd(version)
                 .map_err(|e| cx.err(&vpath, e))

@@ -87,10 +87,14 @@ pub struct Installed {
 
 impl Action {
     /// A namespace created by meshproof (see [`Action::Namespace`]).
-    pub fn namespace(name: &str, run_id: &str, mesh: Option<crate::scenario::Mesh>) -> Action {
+    pub fn namespace(
+        name: &str,
+        run_id: &str,
+        data_plane: Option<crate::scenario::DataPlane>,
+    ) -> Action {
         Action::Namespace {
             name: name.to_string(),
-            labelled: super::manifests::namespace(name, Some(run_id), mesh),
+            labelled: super::manifests::namespace(name, Some(run_id), data_plane),
         }
     }
 

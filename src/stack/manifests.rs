@@ -5,7 +5,7 @@
 //! well-formed Kubernetes object (schema validation is added by the schema layer).
 
 use super::cluster::api::{MANAGED_BY_LABEL, RUN_ID_LABEL};
-use crate::scenario::{HostPorts, Mesh, PinnedImage};
+use crate::scenario::{DataPlane, HostPorts, PinnedImage};
 use serde_json::{json, Map, Value};
 
 /// Name of the basic-auth Secret the OpenFaaS chart reads when `generateBasicAuth=false`.
@@ -48,14 +48,25 @@ pub fn kind_config(image: &PinnedImage, ports: HostPorts) -> String {
 /// A label or annotation.
 pub type Pair = (&'static str, &'static str);
 
+/// Istio's ambient enrolment label (istio 1.30.3 `pkg/config/constants/constants.go:190-193`,
+/// `manifests/charts/istio-cni/values.yaml:59-66`: ledger IS-21); on a namespace, `ambient`
+/// enrols its pods, on a pod `none` keeps it out.
+pub const AMBIENT_LABEL: &str = "istio.io/dataplane-mode";
+pub const AMBIENT_ENROLLED: &str = "ambient";
+pub const AMBIENT_OPTED_OUT: &str = "none";
+
 /// Labels and annotations that turn on the mesh for a namespace's pods.
 ///
-/// Linkerd: injection is an annotation, and NATS (4222, server-speaks-first) is skipped in both
-/// directions, otherwise the proxy waits for a client preface NATS never sends.
-pub fn mesh_injection(mesh: Mesh) -> (Vec<Pair>, Vec<Pair>) {
-    match mesh {
-        Mesh::Istio => (vec![("istio-injection", "enabled")], vec![]),
-        Mesh::Linkerd => (
+/// Istio sidecars: the injection label. Istio ambient: the enrolment label
+/// `istio.io/dataplane-mode=ambient`, and no injection (ledger IS-21). Linkerd: injection is an
+/// annotation, and NATS (4222, server-speaks-first) is skipped in both directions, otherwise
+/// the proxy waits for a client preface NATS never sends (ztunnel is L4 and needs no such
+/// exception).
+pub fn mesh_injection(data_plane: DataPlane) -> (Vec<Pair>, Vec<Pair>) {
+    match data_plane {
+        DataPlane::IstioSidecar => (vec![("istio-injection", "enabled")], vec![]),
+        DataPlane::IstioAmbient => (vec![(AMBIENT_LABEL, AMBIENT_ENROLLED)], vec![]),
+        DataPlane::Linkerd => (
             vec![],
             vec![
                 ("linkerd.io/inject", "enabled"),
@@ -69,11 +80,11 @@ pub fn mesh_injection(mesh: Mesh) -> (Vec<Pair>, Vec<Pair>) {
 /// A namespace, optionally meshed; labelled with the run id when meshproof creates it (`None`
 /// for the settings applied to a namespace that existed before the run, which cleanup must
 /// never delete).
-pub fn namespace(name: &str, run_id: Option<&str>, mesh: Option<Mesh>) -> String {
+pub fn namespace(name: &str, run_id: Option<&str>, data_plane: Option<DataPlane>) -> String {
     let mut labels = run_id.map(run_labels).unwrap_or_default();
     let mut annotations = Map::new();
-    if let Some(mesh) = mesh {
-        let (l, a) = mesh_injection(mesh);
+    if let Some(dp) = data_plane {
+        let (l, a) = mesh_injection(dp);
         for (k, v) in l {
             labels.insert(k.into(), Value::String(v.into()));
         }
@@ -155,15 +166,15 @@ mod tests {
             ),
             (
                 "namespace istio",
-                namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio)),
+                namespace("openfaas", Some("a1b2c3"), Some(DataPlane::IstioSidecar)),
             ),
             (
                 "namespace linkerd",
-                namespace("openfaas-fn", Some("a1b2c3"), Some(Mesh::Linkerd)),
+                namespace("openfaas-fn", Some("a1b2c3"), Some(DataPlane::Linkerd)),
             ),
             (
                 "namespace existing",
-                namespace("openfaas", None, Some(Mesh::Linkerd)),
+                namespace("openfaas", None, Some(DataPlane::Linkerd)),
             ),
             (
                 "namespace existing plain",
@@ -206,9 +217,12 @@ mod tests {
 
     #[test]
     fn namespaces_carry_the_run_id_and_the_mesh_switches() {
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&namespace("openfaas", Some("a1b2c3"), Some(Mesh::Istio)))
-                .unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&namespace(
+            "openfaas",
+            Some("a1b2c3"),
+            Some(DataPlane::IstioSidecar),
+        ))
+        .unwrap();
         assert_eq!(
             v["metadata"]["labels"][RUN_ID_LABEL].as_str(),
             Some("a1b2c3")
@@ -220,7 +234,7 @@ mod tests {
         let v: serde_yaml::Value = serde_yaml::from_str(&namespace(
             "openfaas-fn",
             Some("a1b2c3"),
-            Some(Mesh::Linkerd),
+            Some(DataPlane::Linkerd),
         ))
         .unwrap();
         let a = &v["metadata"]["annotations"];
@@ -234,6 +248,19 @@ mod tests {
             Some("4222")
         );
         assert!(v["metadata"]["labels"]["istio-injection"].is_null());
+        // Ambient: enrolled by label, never injected.
+        let v: serde_yaml::Value = serde_yaml::from_str(&namespace(
+            "openfaas-fn",
+            Some("a1b2c3"),
+            Some(DataPlane::IstioAmbient),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["metadata"]["labels"]["istio.io/dataplane-mode"].as_str(),
+            Some("ambient")
+        );
+        assert!(v["metadata"]["labels"]["istio-injection"].is_null());
+        assert!(v["metadata"]["annotations"].is_null());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Gateway API CRDs (standard channel) at the suite's version. Recent Linkerd releases no longer
-//! install them but need them for HTTPRoute splits, so they go in before Linkerd.
+//! Gateway API CRDs (standard channel) at the suite's version, before the mesh: recent Linkerd
+//! releases no longer install them but need them for HTTPRoute splits (and refuse to install
+//! without them), and Istio ambient's waypoints and routes are Gateway API objects.
 
 use crate::scenario::StackComponent;
 use crate::stack::actions::{Action, ComponentPlan};
@@ -30,7 +31,7 @@ pub fn plan(base: &str, version: &str) -> ComponentPlan {
         // cleanup deletes them.
         uninstall: vec![],
         notes: vec![
-            "standard channel, before Linkerd; CRDs must be Established before `linkerd install`"
+            "standard channel, before the mesh: Established before `linkerd install` (which refuses without them), and the kinds of Istio ambient's waypoints and routes"
                 .into(),
         ],
         actions: vec![Action::ApplyUrl {

@@ -10,8 +10,8 @@
 use super::helm::{Helm, Value};
 use super::InstallCtx;
 use crate::process::Cmd;
-use crate::scenario::IstioInstall;
 use crate::scenario::StackComponent;
+use crate::scenario::{IstioDataPlane, IstioInstall};
 use crate::stack::actions::{Action, ComponentPlan};
 use crate::stack::cluster::api::ObjectRef;
 use crate::stack::cluster::uninstall::Uninstall;
@@ -37,17 +37,24 @@ fn with_target(mut c: Cmd, ctx: &InstallCtx<'_>) -> Cmd {
     c
 }
 
-pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str) -> Cmd {
-    let c = Cmd::new("istioctl").args([
+pub fn istioctl_install(ctx: &InstallCtx<'_>, profile: &str, data_plane: IstioDataPlane) -> Cmd {
+    let mut args = vec![
         "install".to_string(),
         "-y".into(),
         "--set".into(),
         format!("profile={profile}"),
-        "--set".into(),
-        "values.gateways.istio-ingressgateway.type=NodePort".into(),
-        "--set".into(),
-        HOLD_APPLICATION.into(),
-    ]);
+    ];
+    // The ambient profile has no ingress gateway and no sidecars (IS-17): neither setting has
+    // anything to act on there.
+    if data_plane == IstioDataPlane::Sidecar {
+        args.extend([
+            "--set".into(),
+            "values.gateways.istio-ingressgateway.type=NodePort".into(),
+            "--set".into(),
+            HOLD_APPLICATION.into(),
+        ]);
+    }
+    let c = Cmd::new("istioctl").args(args);
     // istioctl waits for the control plane and gateways to be ready (its own readiness timeout
     // is 300 s); ours is longer so istioctl's message wins.
     with_target(c, ctx).timeout(Duration::from_secs(420))
@@ -69,7 +76,12 @@ fn footprint() -> Vec<ObjectRef> {
     ]
 }
 
-pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> ComponentPlan {
+pub fn plan(
+    ctx: &InstallCtx<'_>,
+    version: &str,
+    how: &IstioInstall,
+    data_plane: IstioDataPlane,
+) -> ComponentPlan {
     let ports = ctx.host_ports();
     let patch = Action::Patch {
         what: format!(
@@ -82,6 +94,31 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
         manifest: manifests::istio_ingress_nodeports(ports),
     };
     match how {
+        IstioInstall::Istioctl { profile } if data_plane == IstioDataPlane::Ambient => {
+            ComponentPlan {
+                id: StackComponent::Istio,
+                component: "Istio",
+                version: version.to_string(),
+                footprint: footprint(),
+                uninstall: vec![Uninstall::Run(istioctl_uninstall(ctx))],
+                notes: vec![format!(
+                    "istioctl, profile {profile}: istio-cni and ztunnel, no sidecars and no ingress gateway; namespaces enrolled with {}={}",
+                    manifests::AMBIENT_LABEL,
+                    manifests::AMBIENT_ENROLLED
+                )],
+                actions: vec![
+                    Action::CheckVersion {
+                        cmd: Cmd::new("istioctl")
+                            .args(["version", "--remote=false"])
+                            .timeout(Duration::from_secs(30)),
+                        pinned: version.to_string(),
+                    },
+                    Action::Run {
+                        cmd: istioctl_install(ctx, profile, data_plane),
+                    },
+                ],
+            }
+        }
         IstioInstall::Istioctl { profile } => ComponentPlan {
             id: StackComponent::Istio,
             component: "Istio",
@@ -100,7 +137,7 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str, how: &IstioInstall) -> Componen
                     pinned: version.to_string(),
                 },
                 Action::Run {
-                    cmd: istioctl_install(ctx, profile),
+                    cmd: istioctl_install(ctx, profile, data_plane),
                 },
                 patch,
             ],

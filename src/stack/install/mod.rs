@@ -74,14 +74,18 @@ impl InstallCtx<'_> {
 pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
     let c = &ctx.suite.components;
     let mut out = Vec::new();
+    // Gateway API CRDs first: Linkerd refuses to install without them (LD-2), and Istio's
+    // ambient waypoints are Gateway API Gateways (IS-17).
+    if let Some(v) = &c.gateway_api {
+        out.push(gateway_api::plan(ctx.gateway_api_base, v.as_str()));
+    }
     match &ctx.env.mesh {
-        MeshSpec::Istio { version, install } => {
-            out.push(istio::plan(ctx, version.as_str(), install))
-        }
+        MeshSpec::Istio {
+            version,
+            install,
+            data_plane,
+        } => out.push(istio::plan(ctx, version.as_str(), install, *data_plane)),
         MeshSpec::Linkerd { version, install } => {
-            if let Some(v) = &c.gateway_api {
-                out.push(gateway_api::plan(ctx.gateway_api_base, v.as_str()));
-            }
             out.push(linkerd::plan(ctx, version.as_str(), *install));
         }
     }

@@ -57,6 +57,7 @@ pub fn values(mesh: Mesh, pro: bool, ports: HostPorts) -> Vec<Value> {
 
 pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
     let mesh = ctx.env.mesh.mesh();
+    let data_plane = ctx.env.mesh.data_plane();
     let spec = &ctx.suite.openfaas;
     let pro = matches!(spec.edition, Edition::Pro { .. });
     let values = values(mesh, pro, ctx.host_ports());
@@ -65,8 +66,8 @@ pub fn plan(ctx: &InstallCtx<'_>) -> ComponentPlan {
         work_dir: ctx.work_dir,
     };
     let mut actions = vec![
-        Action::namespace(GATEWAY_NAMESPACE, ctx.run_id, Some(mesh)),
-        Action::namespace(FUNCTIONS_NAMESPACE, ctx.run_id, Some(mesh)),
+        Action::namespace(GATEWAY_NAMESPACE, ctx.run_id, Some(data_plane)),
+        Action::namespace(FUNCTIONS_NAMESPACE, ctx.run_id, Some(data_plane)),
         Action::Apply {
             what: format!(
                 "Secret {GATEWAY_NAMESPACE}/{} (basic-auth-user={}, basic-auth-password=<32 random characters>)",

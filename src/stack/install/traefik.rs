@@ -50,7 +50,7 @@ pub fn plan(ctx: &InstallCtx<'_>, version: &str) -> ComponentPlan {
             Action::namespace(
                 NAMESPACE,
                 ctx.run_id,
-                Some(mesh).filter(|m| *m == Mesh::Linkerd),
+                Some(ctx.env.mesh.data_plane()).filter(|d| d.mesh() == Mesh::Linkerd),
             ),
             Action::Run {
                 cmd: helm.repo_add(REPO.0, REPO.1),
