@@ -5,7 +5,7 @@
 //! it does not list is reported as unknown rather than guessed. `validate` and `doctor` print
 //! the warnings; nothing fails on them (issue #16 moves the pins).
 
-use crate::scenario::{Catalog, ClusterSpec};
+use crate::scenario::{Catalog, ClusterSpec, Mesh};
 use time::macros::date;
 use time::Date;
 
@@ -20,6 +20,65 @@ pub const KUBERNETES_EOL: &[(u32, Date)] = &[
     (35, date!(2027 - 02 - 28)),
     (36, date!(2027 - 06 - 28)),
 ];
+
+/// The Kubernetes minors a pinned mesh release supports, and where that was read (CONTRACTS.md
+/// IS-1, LD-1: the code's minimum, the project's stated or tested maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeshRange {
+    pub mesh: Mesh,
+    /// The releases it covers: a version prefix (`1.30.` is every 1.30 patch).
+    pub releases: &'static str,
+    pub min: u32,
+    pub max: u32,
+    pub source: &'static str,
+}
+
+/// Checked on [`CHECKED`].
+pub const MESH_KUBERNETES: &[MeshRange] = &[
+    MeshRange {
+        mesh: Mesh::Istio,
+        releases: "1.30.",
+        min: 32,
+        max: 36,
+        source: "istio 1.30.3 istioctl/pkg/install/k8sversion/version.go:31 (minimum); istio.io/latest/docs/releases/supported-releases (1.32-1.36)",
+    },
+    MeshRange {
+        mesh: Mesh::Linkerd,
+        releases: "edge-26.8.3",
+        min: 31,
+        max: 36,
+        source: "linkerd2 edge-26.8.3 pkg/k8s/api.go:30 (minimum), bin/_test-helpers.sh:8 (tested up to 1.36)",
+    },
+];
+
+/// What the table says of a mesh release on a Kubernetes minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeshSupport {
+    Supported,
+    Outside(&'static MeshRange),
+    /// The release is not in the table.
+    Unknown,
+}
+
+pub fn mesh_on(mesh: Mesh, version: &str, minor: u32) -> MeshSupport {
+    let range = MESH_KUBERNETES
+        .iter()
+        .find(|r| r.mesh == mesh && covers(r.releases, version));
+    match range {
+        None => MeshSupport::Unknown,
+        Some(r) if (r.min..=r.max).contains(&minor) => MeshSupport::Supported,
+        Some(r) => MeshSupport::Outside(r),
+    }
+}
+
+/// `releases` ending in `.` covers every version it prefixes; otherwise exactly one.
+fn covers(releases: &str, version: &str) -> bool {
+    if releases.ends_with('.') {
+        version.starts_with(releases)
+    } else {
+        version == releases
+    }
+}
 
 /// What the table says of a Kubernetes minor on `today`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +109,8 @@ fn minor_of(tag: &str) -> Option<u32> {
 }
 
 /// One warning per kind environment whose Kubernetes minor is past its end of life on `today`
-/// or unknown to the table.
+/// or unknown to the table, and one per environment whose mesh release does not support that
+/// minor (or is not in the table).
 pub fn warnings(catalog: &Catalog, today: Date) -> Vec<String> {
     let mut out = Vec::new();
     for suite in &catalog.suites {
@@ -78,6 +138,17 @@ pub fn warnings(catalog: &Catalog, today: Date) -> Vec<String> {
                     "{at} is not in meshproof's end-of-life table (checked {CHECKED}); check https://kubernetes.io/releases/1.{minor}"
                 )),
             }
+            let (mesh, version) = (env.mesh.mesh(), env.mesh.version().as_str());
+            match mesh_on(mesh, version, minor) {
+                MeshSupport::Supported => {}
+                MeshSupport::Outside(r) => out.push(format!(
+                    "{at} is outside what {mesh} {version} supports (1.{}-1.{}: {}): a failure there may be the mesh's, not a finding",
+                    r.min, r.max, r.source
+                )),
+                MeshSupport::Unknown => out.push(format!(
+                    "{at}: {mesh} {version} is not in meshproof's table of supported Kubernetes ranges (checked {CHECKED}); check the mesh's own support matrix"
+                )),
+            }
         }
     }
     out
@@ -102,6 +173,35 @@ mod tests {
             }
         );
         assert_eq!(kubernetes(99, date!(2026 - 10 - 28)), Support::Unknown);
+    }
+
+    #[test]
+    fn a_mesh_release_is_held_to_its_kubernetes_range() {
+        assert_eq!(mesh_on(Mesh::Istio, "1.30.3", 35), MeshSupport::Supported);
+        assert_eq!(mesh_on(Mesh::Istio, "1.30.3", 36), MeshSupport::Supported);
+        assert!(matches!(
+            mesh_on(Mesh::Istio, "1.30.3", 37),
+            MeshSupport::Outside(r) if r.max == 36
+        ));
+        assert!(matches!(
+            mesh_on(Mesh::Istio, "1.30.3", 31),
+            MeshSupport::Outside(r) if r.min == 32
+        ));
+        assert_eq!(mesh_on(Mesh::Istio, "1.29.0", 35), MeshSupport::Unknown);
+        // A prefix that only looks alike is another release.
+        assert_eq!(mesh_on(Mesh::Istio, "1.300.1", 35), MeshSupport::Unknown);
+        assert_eq!(
+            mesh_on(Mesh::Linkerd, "edge-26.8.3", 31),
+            MeshSupport::Supported
+        );
+        assert_eq!(
+            mesh_on(Mesh::Linkerd, "edge-26.8.30", 33),
+            MeshSupport::Unknown
+        );
+        assert!(matches!(
+            mesh_on(Mesh::Linkerd, "edge-26.8.3", 37),
+            MeshSupport::Outside(_)
+        ));
     }
 
     #[test]
