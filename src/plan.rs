@@ -596,7 +596,7 @@ matrix:
             crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
         let names: Vec<String> = trials(&expand(&c))
             .into_iter()
-            .filter(|t| t.env.name == "istio[k8s=1.34]")
+            .filter(|t| t.env.name == "istio[k8s=1.36]")
             .map(|t| t.name.rsplit("::").next().unwrap().to_string())
             .collect();
         assert_eq!(names, ["canary", "deny", "mtls", "tls", "restore"]);

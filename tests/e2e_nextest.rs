@@ -113,13 +113,13 @@ fn with_the_tools_a_trial_under_nextest_refuses_instead_of_provisioning() {
     // The doubles cover the tools: nextest's listing marks nothing ignored.
     let (_, ignored, _) = e2e(true, &["--list", "--format", "terse", "--ignored"], &envs);
     assert!(!ignored.lines().any(|l| l.ends_with(": test")), "{ignored}");
-    let name = "[istio] istio[k8s=1.34]::tls";
+    let name = "[istio] istio[k8s=1.36]::tls";
     let (code, out, err) = e2e(true, &["--exact", name, "--nocapture"], &envs);
     assert_ne!(code, 0, "{out}{err}");
     let all = format!("{out}{err}");
     assert!(
         all.contains("nextest runs each test in a process of its own")
-            && all.contains("cargo test --test e2e -- 'istio[k8s=1.34]'"),
+            && all.contains("cargo test --test e2e -- 'istio[k8s=1.36]'"),
         "{all}"
     );
     let calls = d.call_lines();
@@ -215,7 +215,7 @@ impl SleepingCreate {
         } else {
             Command::new(e2e_binary())
         };
-        c.args(["--exact", "[istio] istio[k8s=1.34]::deny"])
+        c.args(["--exact", "[istio] istio[k8s=1.36]::deny"])
             .env("TMPDIR", self.tmp())
             .env("MESHPROOF_PROJECT_DIR", self._project.path())
             .env("MESHPROOF_TOOL_PATH", self.d.bin())
@@ -417,9 +417,9 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
     let report = earlier_report(
         &out.path().join("r1"),
         &[
-            ("istio[k8s=1.34]", "deny", true),
-            ("istio[k8s=1.34]", "tls", false),
-            ("linkerd[k8s=1.34]", "mtls", true),
+            ("istio[k8s=1.36]", "deny", true),
+            ("istio[k8s=1.36]", "tls", false),
+            ("linkerd[k8s=1.36]", "mtls", true),
         ],
     );
     let arg = format!("--rerun-failed={}", report.display());
@@ -429,14 +429,14 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
     assert_eq!(
         names,
         [
-            "[istio] istio[k8s=1.34]::deny: test",
-            "[linkerd] linkerd[k8s=1.34]::mtls: test"
+            "[istio] istio[k8s=1.36]::deny: test",
+            "[linkerd] linkerd[k8s=1.36]::mtls: test"
         ],
         "{listed}"
     );
 
     // Nothing failed: nothing to rerun, and that is a success.
-    let clean = earlier_report(&out.path().join("r2"), &[("istio[k8s=1.34]", "tls", false)]);
+    let clean = earlier_report(&out.path().join("r2"), &[("istio[k8s=1.36]", "tls", false)]);
     let (code, _, err) = e2e(
         false,
         &["--rerun-failed", clean.to_str().unwrap(), "--list"],

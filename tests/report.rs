@@ -103,12 +103,12 @@ const NASTY: &str = "expected <b>&amp; \"quoted\" 'single'\nsecond line\twith ta
 /// A run with one trial of each outcome, hostile text everywhere a string goes.
 fn nasty_run(dir: &Path) -> Reporter {
     let r = Reporter::create(dir, "run-nasty", Redactor::default()).unwrap();
-    let mut odd = fingerprint("istio[k8s=1.34]");
+    let mut odd = fingerprint("istio[k8s=1.36]");
     odd.environment = "env <&\"'>\u{1b}".into();
     start(
         &r,
         &[
-            ("istio[k8s=1.34]", fingerprint("istio[k8s=1.34]")),
+            ("istio[k8s=1.36]", fingerprint("istio[k8s=1.36]")),
             ("env <&\"'>\u{1b}", odd),
         ],
     );
@@ -120,7 +120,7 @@ fn nasty_run(dir: &Path) -> Reporter {
     );
     trial(
         &r,
-        "istio[k8s=1.34]",
+        "istio[k8s=1.36]",
         "tls",
         TrialOutcome::Passed,
         vec![pass],
@@ -134,7 +134,7 @@ fn nasty_run(dir: &Path) -> Reporter {
     );
     trial(
         &r,
-        "istio[k8s=1.34]",
+        "istio[k8s=1.36]",
         "canary",
         TrialOutcome::Passed,
         vec![fail],
@@ -307,7 +307,7 @@ fn junit_is_valid_against_the_jenkins_schema_and_reads_back_exactly() {
     assert_eq!(skipped["results"][0]["message"], expected_message.as_str());
     let main = suites
         .iter()
-        .find(|s| s["name"] == "istio[k8s=1.34]")
+        .find(|s| s["name"] == "istio[k8s=1.36]")
         .unwrap();
     let canary = main["cases"]
         .as_array()
@@ -427,12 +427,12 @@ const FUNCTION_DIGEST: &str =
 fn report_json_has_every_field() {
     let d = tempfile::tempdir().unwrap();
     let r = Reporter::create(d.path(), "run-fields", Redactor::default()).unwrap();
-    let declared = fingerprint("linkerd[k8s=1.33]");
+    let declared = fingerprint("linkerd[k8s=1.35]");
     assert_eq!(
         declared.images["function"].deployed, None,
         "a tag is unknown until resolved"
     );
-    start(&r, &[("linkerd[k8s=1.33]", declared)]);
+    start(&r, &[("linkerd[k8s=1.35]", declared)]);
     // The session resolved the function image's tag when the environment came up.
     let suite = catalog()
         .suites
@@ -458,7 +458,7 @@ fn report_json_has_every_field() {
         })
         .collect();
     r.emit(Event::EnvironmentUpdated {
-        environment: "linkerd[k8s=1.33]".into(),
+        environment: "linkerd[k8s=1.35]".into(),
         fingerprint: Box::new(Fingerprint::default().with_images(&resolved)),
     })
     .unwrap();
@@ -475,7 +475,7 @@ fn report_json_has_every_field() {
     );
     trial(
         &r,
-        "linkerd[k8s=1.33]",
+        "linkerd[k8s=1.35]",
         "mtls",
         TrialOutcome::Passed,
         vec![v],
@@ -489,10 +489,10 @@ fn report_json_has_every_field() {
     assert_eq!(doc["schema"], "meshproof-report/1");
     assert_eq!(doc["meshproof"]["version"], env!("CARGO_PKG_VERSION"));
     let f = &doc["environments"][0]["fingerprint"];
-    assert_eq!(f["kubernetes"]["requestedVersion"], "v1.33.4");
+    assert_eq!(f["kubernetes"]["requestedVersion"], "v1.35.8");
     assert_eq!(
         f["kubernetes"]["nodeImageDigest"],
-        "sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2"
+        "sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"
     );
     assert_eq!(
         f["kubernetes"]["serverVersion"],
@@ -502,7 +502,7 @@ fn report_json_has_every_field() {
     assert_eq!(f["mesh"]["version"], "edge-26.8.3");
     assert_eq!(f["openfaas"]["chartVersion"], "15.0.6");
     assert_eq!(f["openfaas"]["edition"], "ce");
-    assert_eq!(f["components"]["gatewayApi"], "v1.4.0");
+    assert_eq!(f["components"]["gatewayApi"], "v1.5.1");
     let function = &f["images"]["function"];
     assert_eq!(function["declared"], "ghcr.io/openfaas/alpine:latest");
     assert_eq!(
@@ -520,7 +520,7 @@ fn report_json_has_every_field() {
         "an update adds facts, it does not blank the others"
     );
     let t = &doc["environments"][0]["trials"][0];
-    assert_eq!(t["id"], "linkerd[k8s=1.33]::mtls");
+    assert_eq!(t["id"], "linkerd[k8s=1.35]::mtls");
     assert_eq!(t["outcome"]["status"], "passed");
     assert_eq!(t["durationMs"], 1234);
     assert_eq!(t["verdicts"][0]["evidence"]["flows"], 12);
@@ -588,11 +588,11 @@ fn the_hash_detects_an_edit_but_not_reformatting() {
 fn suites_are_success_partial_or_failure() {
     let d = tempfile::tempdir().unwrap();
     let r = Reporter::create(d.path(), "run-summary", Redactor::default()).unwrap();
-    let mut a = fingerprint("istio[k8s=1.34]");
+    let mut a = fingerprint("istio[k8s=1.36]");
     a.suite = "all-pass".into();
-    let mut b = fingerprint("istio[k8s=1.33]");
+    let mut b = fingerprint("istio[k8s=1.35]");
     b.suite = "some-ignored".into();
-    let mut c = fingerprint("linkerd[k8s=1.34]");
+    let mut c = fingerprint("linkerd[k8s=1.36]");
     c.suite = "one-failed".into();
     start(&r, &[("a", a), ("b", b), ("c", c)]);
     let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
@@ -651,7 +651,7 @@ fn events_out_of_order_are_rejected_and_unfinished_trials_are_errors() {
         .is_err(),
         "before RunStarted"
     );
-    start(&r, &[("e", fingerprint("istio[k8s=1.34]"))]);
+    start(&r, &[("e", fingerprint("istio[k8s=1.36]"))]);
     assert!(
         r.emit(Event::TrialStarted {
             environment: "nope".into(),
@@ -733,7 +733,7 @@ fn secrets_never_reach_any_file() {
     let r = Reporter::create(d.path(), "run-secrets", red)
         .unwrap()
         .with_conformance(conf);
-    let mut f = fingerprint("istio[k8s=1.34]");
+    let mut f = fingerprint("istio[k8s=1.36]");
     f.tools
         .insert("helm".into(), Some(format!("v3.19.0 --password {EARLY}")));
     r.emit(Event::RunStarted {
@@ -743,11 +743,11 @@ fn secrets_never_reach_any_file() {
     })
     .unwrap();
     r.emit(Event::EnvironmentStarted {
-        environment: "istio[k8s=1.34]".into(),
+        environment: "istio[k8s=1.36]".into(),
         fingerprint: Box::new(f),
     })
     .unwrap();
-    let trial_id = "istio[k8s=1.34]::deny";
+    let trial_id = "istio[k8s=1.36]::deny";
     // Artifacts written before the late secret is known.
     r.write_artifact(
         trial_id,
@@ -769,12 +769,12 @@ fn secrets_never_reach_any_file() {
         "nested": [[format!("pw={LATE}")]],
     });
     r.emit(Event::TrialStarted {
-        environment: "istio[k8s=1.34]".into(),
+        environment: "istio[k8s=1.36]".into(),
         scenario: "deny".into(),
     })
     .unwrap();
     r.emit(Event::TrialFinished {
-        environment: "istio[k8s=1.34]".into(),
+        environment: "istio[k8s=1.36]".into(),
         scenario: "deny".into(),
         outcome: TrialOutcome::failed(vec![format!("probe with password {EARLY} got 200")]),
         duration: Duration::from_secs(3),
@@ -803,9 +803,9 @@ fn secrets_never_reach_any_file() {
         "junit.xml",
         "report.json",
         "conformance-report.yaml",
-        "artifacts/istio.k8s=1.34--deny/gateway.log",
-        "artifacts/istio.k8s=1.34--deny/eth0.pcap",
-        "artifacts/istio.k8s=1.34--deny/events.txt",
+        "artifacts/istio.k8s=1.36--deny/gateway.log",
+        "artifacts/istio.k8s=1.36--deny/eth0.pcap",
+        "artifacts/istio.k8s=1.36--deny/events.txt",
     ] {
         assert!(
             names.iter().any(|n| n == want),
@@ -826,10 +826,10 @@ fn secrets_never_reach_any_file() {
     let json = std::fs::read_to_string(d.path().join("report.json")).unwrap();
     assert!(json.contains("probe with password *** got 200"), "{json}");
     assert!(json.contains("x-***"), "keys are redacted too");
-    let log = std::fs::read_to_string(d.path().join("artifacts/istio.k8s=1.34--deny/gateway.log"))
+    let log = std::fs::read_to_string(d.path().join("artifacts/istio.k8s=1.36--deny/gateway.log"))
         .unwrap();
     assert_eq!(log, "auth ok for admin:***\ntoken=***\n");
-    let masked = std::fs::read(d.path().join("artifacts/istio.k8s=1.34--deny/eth0.pcap")).unwrap();
+    let masked = std::fs::read(d.path().join("artifacts/istio.k8s=1.36--deny/eth0.pcap")).unwrap();
     assert_eq!(
         masked.len(),
         pcap.len(),
@@ -839,7 +839,7 @@ fn secrets_never_reach_any_file() {
     let rep = integrity::verify(&d.path().join("report.json")).unwrap();
     assert_eq!(
         rep.environments[0].trials[0].artifacts.as_deref(),
-        Some("artifacts/istio.k8s=1.34--deny")
+        Some("artifacts/istio.k8s=1.36--deny")
     );
 }
 
@@ -875,7 +875,7 @@ fn report_command_renders_a_table_and_refuses_an_edited_report() {
     assert!(out.contains("result: FAILURE"), "{out}");
     let row = out
         .lines()
-        .find(|l| l.starts_with("istio[k8s=1.34]::canary"))
+        .find(|l| l.starts_with("istio[k8s=1.36]::canary"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         row.contains("failed") && row.contains("1.2s") && row.contains("canary: expected <b>"),
@@ -930,7 +930,7 @@ fn markdown_is_a_submission_readme() {
         "{md}"
     );
     assert!(
-        md.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.34]'\n"),
+        md.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.36]'\n"),
         "{md}"
     );
     // Every table row has as many cells as its header, whatever the reasons contained.
@@ -959,9 +959,9 @@ fn markdown_is_a_submission_readme() {
 fn a_failed_teardown_fails_its_suite_and_is_an_error_in_junit() {
     let d = tempfile::tempdir().unwrap();
     let r = Reporter::create(d.path(), "run-teardown", Redactor::default()).unwrap();
-    let mut a = fingerprint("istio[k8s=1.34]");
+    let mut a = fingerprint("istio[k8s=1.36]");
     a.suite = "leaky".into();
-    let mut b = fingerprint("istio[k8s=1.33]");
+    let mut b = fingerprint("istio[k8s=1.35]");
     b.suite = "clean".into();
     start(&r, &[("a", a), ("b", b)]);
     let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
@@ -1029,7 +1029,7 @@ fn an_interrupted_run_writes_a_partial_report_that_says_so() {
     let r = Reporter::create(d.path(), "run-interrupted", Redactor::default())
         .unwrap()
         .with_conformance(conformance_for_project());
-    start(&r, &[("a", fingerprint("istio[k8s=1.34]"))]);
+    start(&r, &[("a", fingerprint("istio[k8s=1.36]"))]);
     let pass = || vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
     trial(&r, "a", "deny", TrialOutcome::Passed, pass(), vec![]);
     r.emit(Event::RunInterrupted {
@@ -1046,7 +1046,7 @@ fn an_interrupted_run_writes_a_partial_report_that_says_so() {
     // A trial the signal caught mid-way is an error naming the interruption.
     let d2 = tempfile::tempdir().unwrap();
     let r2 = Reporter::create(d2.path(), "run-interrupted-2", Redactor::default()).unwrap();
-    start(&r2, &[("a", fingerprint("istio[k8s=1.34]"))]);
+    start(&r2, &[("a", fingerprint("istio[k8s=1.36]"))]);
     r2.emit(Event::TrialStarted {
         environment: "a".into(),
         scenario: "mtls".into(),
@@ -1128,7 +1128,8 @@ enum Shape {
 struct Field(&'static str, Shape, bool);
 
 // The Gateway API `ConformanceReport`, written from kubernetes-sigs/gateway-api tag **v1.4.0**
-// (commit 5e5891a5adad272363de782eb02a042166f1913c), conformance/apis/v1/ — CONTRACTS.md GW-7.
+// (commit 5e5891a5adad272363de782eb02a042166f1913c), conformance/apis/v1/ — CONTRACTS.md GW-7;
+// `git diff v1.4.0 v1.5.1 -- conformance/apis/v1/` is empty, so it is v1.5.1's shape too.
 // sigs.k8s.io/yaml marshals through the json tags, so these are the YAML keys.
 
 /// `statistics.go`: `Passed`, `Skipped`, `Failed uint32`, no json tags.
@@ -1251,7 +1252,7 @@ fn conformance_run(dir: &Path) -> Reporter {
     let r = Reporter::create(dir, "run-conformance", Redactor::default())
         .unwrap()
         .with_conformance(conformance_for_project());
-    let (a, b) = ("istio[k8s=1.34]", "istio[k8s=1.33]");
+    let (a, b) = ("istio[k8s=1.36]", "istio[k8s=1.35]");
     start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
     let pass = |c| vec![verdict(c, Outcome::Pass, &[], json!({}))];
     trial(
@@ -1281,7 +1282,7 @@ fn conformance_run(dir: &Path) -> Reporter {
         vec![],
     );
     // Errored: could not be set up. Counted as failed, listed in failedTests.
-    let setup = "environment istio[k8s=1.34] could not be set up: kind create cluster: exit 1";
+    let setup = "environment istio[k8s=1.36] could not be set up: kind create cluster: exit 1";
     trial(
         &r,
         a,
@@ -1454,7 +1455,7 @@ fn conformance_report_has_the_gateway_api_shape_and_agrees_with_report_json() {
     assert_eq!(result("MESH-AUTHZ")["core"]["result"], "failure");
     assert_eq!(
         result("MESH-AUTHZ")["core"]["failedTests"][0],
-        "istio[k8s=1.34]::deny"
+        "istio[k8s=1.36]::deny"
     );
     assert_eq!(
         result("MESH-SPLIT")["core"]["result"],
@@ -1524,7 +1525,7 @@ fn each_suite_of_a_run_gets_a_conformance_report_of_its_own() {
     let r = Reporter::create(d.path(), "run-two-meshes", Redactor::default())
         .unwrap()
         .with_conformance(conformance_for_project());
-    let (a, b) = ("istio[k8s=1.34]", "linkerd[k8s=1.34]");
+    let (a, b) = ("istio[k8s=1.36]", "linkerd[k8s=1.36]");
     start(&r, &[(a, fingerprint(a)), (b, fingerprint(b))]);
     let pass = || vec![verdict(CheckName::Mtls, Outcome::Pass, &[], json!({}))];
     trial(&r, a, "mtls", TrialOutcome::Passed, pass(), vec![]);
@@ -1553,11 +1554,11 @@ fn a_trial_without_a_profile_is_an_error_not_a_gap() {
     let r = Reporter::create(d.path(), "run-unprofiled", Redactor::default())
         .unwrap()
         .with_conformance(conformance_for_project());
-    start(&r, &[("istio[k8s=1.34]", fingerprint("istio[k8s=1.34]"))]);
+    start(&r, &[("istio[k8s=1.36]", fingerprint("istio[k8s=1.36]"))]);
     let pass = vec![verdict(CheckName::Http, Outcome::Pass, &[], json!({}))];
     trial(
         &r,
-        "istio[k8s=1.34]",
+        "istio[k8s=1.36]",
         "unheard-of",
         TrialOutcome::Passed,
         pass,
@@ -1565,7 +1566,7 @@ fn a_trial_without_a_profile_is_an_error_not_a_gap() {
     );
     let err = r.emit(Event::RunFinished { at: at() }).unwrap_err();
     assert!(
-        matches!(err, report::ReportError::Unprofiled { ref trial } if trial == "istio[k8s=1.34]::unheard-of"),
+        matches!(err, report::ReportError::Unprofiled { ref trial } if trial == "istio[k8s=1.36]::unheard-of"),
         "{err}"
     );
     // The other files are whole.
@@ -1598,7 +1599,7 @@ fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
         .unwrap();
     }
     let envs = meshproof::plan::expand(&c);
-    let env = envs.iter().find(|e| e.key == "istio[k8s=1.32]").unwrap();
+    let env = envs.iter().find(|e| e.key == "istio[k8s=1.35]").unwrap();
     let session = meshproof::run::Session::with_options(
         &envs,
         meshproof::stack::StackOptions {
@@ -1665,7 +1666,7 @@ fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
         assert_eq!(case["results"][0]["kind"], "Error", "{case:#}");
         let msg = case["results"][0]["message"].as_str().unwrap();
         assert!(
-            msg.contains("environment istio[k8s=1.32] could not be set up")
+            msg.contains("environment istio[k8s=1.35] could not be set up")
                 && msg.contains("failing on purpose"),
             "{msg}"
         );

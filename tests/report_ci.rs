@@ -78,7 +78,7 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
     let meshes = strings(&strategy["matrix"]["mesh"]);
     let kubes = strings(&strategy["matrix"]["kubernetes"]);
     assert_eq!(meshes, ["istio", "linkerd"]);
-    assert_eq!(kubes, ["1.32", "1.33", "1.34"]);
+    assert_eq!(kubes, ["1.35", "1.36"]);
 
     // The matrix is exactly the suites' environments.
     let c = catalog();
@@ -200,7 +200,7 @@ fn nightly_pins_every_tool_to_the_suites_versions() {
             .unwrap_or_else(|| panic!("suite {n}"))
     };
     assert_eq!(
-        genv["KIND_VERSION"], "v0.30.0",
+        genv["KIND_VERSION"], "v0.33.0",
         "the kind release whose node images the suites pin"
     );
     assert_eq!(
@@ -214,17 +214,17 @@ fn nightly_pins_every_tool_to_the_suites_versions() {
     for s in &c.suites {
         let flux = s.components.flux.as_ref().expect("flux").to_string();
         assert_eq!(format!("v{}", genv["FLUX_VERSION"].as_str().unwrap()), flux);
-        // sealed-secrets chart 2.18.5 ships controller and kubeseal 0.36.6.
+        // sealed-secrets chart 2.19.1 ships controller and kubeseal 0.38.4 (SS-1).
         assert_eq!(
             s.components
                 .sealed_secrets
                 .as_ref()
                 .map(|v| v.to_string())
                 .as_deref(),
-            Some("2.18.5")
+            Some("2.19.1")
         );
     }
-    assert_eq!(genv["KUBESEAL_VERSION"], "0.36.6");
+    assert_eq!(genv["KUBESEAL_VERSION"], "0.38.4");
     assert!(genv["HELM_VERSION"]
         .as_str()
         .is_some_and(|v| v.starts_with('v') && v.split('.').count() == 3));
@@ -304,7 +304,7 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
             "--suite",
             "istio",
             "--env",
-            "istio[k8s=1.34]",
+            "istio[k8s=1.36]",
             "--organization",
             "Example Mesh Co",
             "--contact",
@@ -343,16 +343,16 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
     );
     assert_eq!(report.suites.len(), 1);
     assert_eq!(report.environments.len(), 1);
-    assert_eq!(report.environments[0].name, "istio[k8s=1.34]");
+    assert_eq!(report.environments[0].name, "istio[k8s=1.36]");
     let ids: Vec<&str> = report.trials().map(|(_, t)| t.id.as_str()).collect();
     assert_eq!(
         ids,
         [
-            "istio[k8s=1.34]::canary",
-            "istio[k8s=1.34]::deny",
-            "istio[k8s=1.34]::mtls",
-            "istio[k8s=1.34]::restore",
-            "istio[k8s=1.34]::tls"
+            "istio[k8s=1.36]::canary",
+            "istio[k8s=1.36]::deny",
+            "istio[k8s=1.36]::mtls",
+            "istio[k8s=1.36]::restore",
+            "istio[k8s=1.36]::tls"
         ]
     );
     assert!(
@@ -362,7 +362,7 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(readme.contains("Result: **failure**"), "{readme}");
     assert!(
-        readme.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.34]'"),
+        readme.contains("MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.36]'"),
         "{readme}"
     );
     assert!(readme.contains("report/report.json"), "{readme}");
@@ -418,7 +418,7 @@ fn certify_leaves_a_complete_directory_and_fails_without_a_cluster() {
 fn certify_rejects_unknown_suites_and_environments() {
     for args in [
         vec!["certify", "--suite", "nope"],
-        vec!["certify", "--suite", "istio", "--env", "linkerd[k8s=1.34]"],
+        vec!["certify", "--suite", "istio", "--env", "linkerd[k8s=1.36]"],
     ] {
         let out = tempfile::tempdir().unwrap();
         let res = Command::new(env!("CARGO_BIN_EXE_meshproof"))
@@ -440,7 +440,7 @@ fn certify_rejects_unknown_suites_and_environments() {
 
 #[test]
 fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
-    let env_name = "linkerd[k8s=1.32]";
+    let env_name = "linkerd[k8s=1.35]";
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -534,7 +534,7 @@ fn e2e_without_a_cluster_reports_ignored_trials_with_their_reason() {
             .invocation
             .as_deref()
             .is_some_and(|i| i.starts_with("cargo test --test e2e -- ")
-                && i.contains("'linkerd[k8s=1.32]'")
+                && i.contains("'linkerd[k8s=1.35]'")
                 && !i.contains("--report-dir")),
         "{:?}",
         report.invocation

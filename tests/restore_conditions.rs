@@ -96,7 +96,7 @@ fn unseal_failed_events_only_count_sealed_secret_warnings() {
     );
 }
 
-/// A SealedSecret as v0.36.6 leaves it after an unseal error of another kind: the message is
+/// A SealedSecret as v0.38.4 leaves it after an unseal error of another kind: the message is
 /// the error, there is no reason (SS-6).
 fn failed_with(message: &str) -> serde_json::Value {
     let mut s = fixture("sealedsecret-failed.json");

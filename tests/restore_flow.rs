@@ -316,7 +316,7 @@ fn process_sealed(s: &mut State, ss: &Value) {
         );
         obj["status"] = json!({ "observedGeneration": 1, "conditions": [{ "type": "Synced", "status": "True" }] });
     } else {
-        // As v0.36.6 writes them: a message and no reason (SS-6), and the event (SS-7).
+        // As v0.38.4 writes them: a message and no reason (SS-6), and the event (SS-7).
         obj["status"] = json!({ "observedGeneration": 1, "conditions": [{ "type": "Synced", "status": "False", "message": "no key could decrypt secret (token)" }] });
         s.events.push(json!({
             "type": "Warning", "reason": "ErrUnsealFailed", "message": "Failed to unseal: no key could decrypt secret (token)",

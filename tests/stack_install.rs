@@ -166,7 +166,7 @@ fn password_of(api: &RecordingApi) -> String {
 #[test]
 fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.33]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.35]");
     let copy = tempfile::tempdir().unwrap();
     let copy_dir = copy.path().to_str().unwrap().to_string();
     let mut r = up(
@@ -179,7 +179,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     );
     let name = r.env().cluster_name.clone().unwrap();
     assert!(
-        name.starts_with("meshproof-istio-k8s-1-33-") && name.len() <= 50,
+        name.starts_with("meshproof-istio-k8s-1-35-") && name.len() <= 50,
         "{name}"
     );
     let calls = r.doubles.calls();
@@ -214,7 +214,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     let node = &cfg["nodes"][0];
     assert_eq!(
         node["image"].as_str(),
-        Some("kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
+        Some("kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0")
     );
     assert_eq!(
         node["extraPortMappings"][0]["hostPort"].as_u64(),
@@ -357,7 +357,7 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
 #[test]
 fn a_failed_install_exports_logs_then_deletes_the_cluster() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let r = up(
         &suite,
         &env,
@@ -388,7 +388,7 @@ fn a_failed_install_exports_logs_then_deletes_the_cluster() {
         .expect("logs exported");
     let delete = lines
         .iter()
-        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
+        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-36-"))
         .expect("deleted");
     assert!(export < delete, "{lines:?}");
     let exported = files_under(r.artifacts.path());
@@ -438,7 +438,7 @@ fn the_full_suite_installs_sealed_secrets_and_flux_after_openfaas() {
     };
     let openfaas = pos("openfaas/openfaas");
     let sealed =
-        pos("upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5");
+        pos("upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.19.1");
     let flux = pos("install --version=v2.9.4 --components=source-controller,kustomize-controller");
     assert!(openfaas < sealed && sealed < flux, "{lines:#?}");
     assert!(
@@ -501,7 +501,7 @@ fn flux_is_installed_as_v_version_and_its_cli_is_held_to_the_pin() {
 #[test]
 fn a_wrong_istioctl_version_fails_before_any_cluster_is_created() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let r = up(
         &suite,
         &env,
@@ -532,7 +532,7 @@ fn a_wrong_istioctl_version_fails_before_any_cluster_is_created() {
 #[test]
 fn keep_cluster_skips_the_delete() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let mut r = up(&suite, &env, &[], true, RecordingApi::default(), None);
     let name = r.env().cluster_name.clone().unwrap();
     drop(r.result.take());
@@ -559,7 +559,7 @@ fn serve_gateway_api(rt: &tokio::runtime::Runtime) -> String {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
-        "/v1.4.0/standard-install.yaml",
+        "/v1.5.1/standard-install.yaml",
         axum::routing::get(|| async {
             "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: httproutes.gateway.networking.k8s.io\n"
         }),
@@ -577,7 +577,7 @@ fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() 
         .build()
         .unwrap();
     let base = serve_gateway_api(&server);
-    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
+    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.36]");
     let mut r = up(
         &suite,
         &env,
@@ -650,7 +650,7 @@ fn linkerd_cli_install_applies_gateway_api_first_and_never_logs_the_manifests() 
         .doubles
         .call_lines()
         .iter()
-        .any(|l| l.starts_with("kind delete cluster --name meshproof-linkerd-k8s-1-34-")));
+        .any(|l| l.starts_with("kind delete cluster --name meshproof-linkerd-k8s-1-36-")));
 }
 
 #[test]
@@ -662,7 +662,7 @@ fn linkerd_helm_install_uses_generated_identity_files_and_never_shows_the_key() 
         .build()
         .unwrap();
     let base = serve_gateway_api(&server);
-    let (suite, mut env) = suite_env("linkerd", "linkerd[k8s=1.33]");
+    let (suite, mut env) = suite_env("linkerd", "linkerd[k8s=1.35]");
     env.mesh = match env.mesh {
         MeshSpec::Linkerd { version, .. } => MeshSpec::Linkerd {
             version,
@@ -767,7 +767,7 @@ fn existing_env(
 #[test]
 fn an_existing_cluster_with_a_component_already_there_is_refused_before_anything_changes() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (mut suite, _) = suite_env("istio", "istio[k8s=1.34]");
+    let (mut suite, _) = suite_env("istio", "istio[k8s=1.36]");
     suite.components.cert_manager = None;
     let kcfg = tempfile::NamedTempFile::new().unwrap();
     let env = existing_env(&suite, kcfg.path(), &[]);
@@ -913,7 +913,7 @@ fn a_reused_component_is_left_alone_and_what_the_run_installed_is_uninstalled() 
 #[test]
 fn a_failed_uninstall_fails_the_teardown_and_cleanup_still_runs() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (mut suite, _) = suite_env("istio", "istio[k8s=1.34]");
+    let (mut suite, _) = suite_env("istio", "istio[k8s=1.36]");
     suite.components.cert_manager = None;
     let kcfg = tempfile::NamedTempFile::new().unwrap();
     let env = existing_env(&suite, kcfg.path(), &[]);
@@ -954,7 +954,7 @@ fn the_commands_a_run_executes_are_exactly_the_planned_ones() {
     use meshproof::stack::actions::Action;
     use meshproof::stack::install::{self, InstallCtx, Secrets};
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.32]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.35]");
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let target = r.env().target.clone();
     let work_dir = r
@@ -994,7 +994,7 @@ fn the_commands_a_run_executes_are_exactly_the_planned_ones() {
 #[test]
 fn pro_edition_applies_the_license_secret_and_never_logs_it() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (mut suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (mut suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let lic_dir = tempfile::tempdir().unwrap();
     let lic_path = lic_dir.path().join("license");
     let license = "eyJhbGciOiJSUzI1NiJ9.meshproof-test-license-value.c2lnbmF0dXJl";
@@ -1032,7 +1032,7 @@ fn pro_edition_applies_the_license_secret_and_never_logs_it() {
 #[test]
 fn a_taken_host_port_is_explained() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let msg =
         "Error response from daemon: Bind for 127.0.0.1:30080 failed: port is already allocated";
     let r = up(
@@ -1071,7 +1071,7 @@ fn a_taken_host_port_is_explained() {
 #[test]
 fn a_missing_ingress_gateway_service_fails_the_install_instead_of_being_created() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let api = RecordingApi {
         missing: vec!["istio-ingressgateway".into()],
         ..RecordingApi::default()
@@ -1104,7 +1104,7 @@ fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {
         .build()
         .unwrap();
     let base = serve_gateway_api(&server);
-    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
+    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.36]");
     let api = RecordingApi {
         present: vec!["linkerd-config".into()],
         ..RecordingApi::default()
@@ -1132,7 +1132,7 @@ fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {
     );
     drop(r.result.take());
     // A fresh cluster: install, never upgrade.
-    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.34]");
+    let (suite, env) = suite_env("linkerd", "linkerd[k8s=1.36]");
     let mut r = up(
         &suite,
         &env,
@@ -1161,7 +1161,7 @@ fn a_cluster_with_linkerd_already_gets_linkerd_upgrade_not_install() {
 #[test]
 fn a_failed_teardown_after_a_failed_install_is_reported_and_stays_failed() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let r = up(
         &suite,
         &env,
@@ -1209,7 +1209,7 @@ fn a_failed_teardown_after_a_failed_install_is_reported_and_stays_failed() {
 #[test]
 fn a_cluster_name_that_is_taken_is_never_deleted() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let r = up(
         &suite,
         &env,
@@ -1245,7 +1245,7 @@ fn a_cluster_name_that_is_taken_is_never_deleted() {
 #[test]
 fn a_node_that_is_not_ready_after_create_fails_with_its_state() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let api = RecordingApi {
         nodes_not_ready: Some(
             "node meshproof-control-plane: Ready=False (container runtime network not ready)"
@@ -1283,7 +1283,7 @@ fn a_node_that_is_not_ready_after_create_fails_with_its_state() {
 #[test]
 fn a_stale_kubeconfig_lock_does_not_fail_the_teardown() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let (suite, env) = suite_env("istio", "istio[k8s=1.34]");
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
     let mut r = up(&suite, &env, &[], false, RecordingApi::default(), None);
     let e = r.result.take().unwrap().unwrap();
     let lock = meshproof::reaper::kubeconfig_lock(&e.target.kubeconfig);

@@ -27,10 +27,10 @@ fn assert_has(text: &str, needle: &str) {
 #[test]
 fn istio_plan_shows_exact_commands_and_values() {
     let p = plan("suites/istio.yaml");
-    assert_has(&p, "$ kind create cluster --name meshproof-istio-k8s-1-33-xxxxxx --config '<run-dir>/istio-k8s-1-33/kind-config.yaml' --kubeconfig '<run-dir>/istio-k8s-1-33/kubeconfig' --wait 120s");
+    assert_has(&p, "$ kind create cluster --name meshproof-istio-k8s-1-35-xxxxxx --config '<run-dir>/istio-k8s-1-35/kind-config.yaml' --kubeconfig '<run-dir>/istio-k8s-1-35/kubeconfig' --wait 120s");
     assert_has(
         &p,
-        "image: kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2",
+        "image: kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
     );
     assert_has(&p, "listenAddress: 127.0.0.1");
     assert_has(
@@ -71,7 +71,12 @@ fn istio_plan_shows_exact_commands_and_values() {
         &p,
         "$ helm upgrade --install cert-manager jetstack/cert-manager --version v1.21.1 --namespace cert-manager",
     );
-    assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.18.5 --namespace kube-system");
+    assert_has(&p, "$ helm upgrade --install sealed-secrets sealed-secrets/sealed-secrets --version 2.19.1 --namespace kube-system");
+    // The project moved to the bitnami organisation; so did its chart repository (SS-1).
+    assert_has(
+        &p,
+        "$ helm repo add sealed-secrets https://bitnami.github.io/sealed-secrets --force-update",
+    );
     assert_has(&p, "--set fullnameOverride=sealed-secrets-controller");
     assert_has(
         &p,
@@ -80,7 +85,7 @@ fn istio_plan_shows_exact_commands_and_values() {
     assert!(!p.contains("not yet implemented"), "{p}");
     assert_has(
         &p,
-        "$ kind delete cluster --name meshproof-istio-k8s-1-33-xxxxxx --kubeconfig",
+        "$ kind delete cluster --name meshproof-istio-k8s-1-35-xxxxxx --kubeconfig",
     );
     assert!(!p.contains("istio.mtls"));
     // The basic-auth secret is announced, never shown.
@@ -93,9 +98,9 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     let p = plan("suites/linkerd.yaml");
     assert_has(
         &p,
-        "$ kind create cluster --name meshproof-linkerd-k8s-1-34-xxxxxx",
+        "$ kind create cluster --name meshproof-linkerd-k8s-1-36-xxxxxx",
     );
-    let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.0/standard-install.yaml").expect(&p);
+    let gw = p.find("server-side apply https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.5.1/standard-install.yaml").expect(&p);
     let crds = p
         .find("$ linkerd install --crds --set installGatewayAPI=false --kubeconfig")
         .expect(&p);
@@ -134,12 +139,16 @@ fn linkerd_plan_shows_gateway_api_then_linkerd_with_namespace_settings() {
     let openfaas = p.find("openfaas/openfaas --version 15.0.6").expect(&p);
     let traefik = p
         .find(
-            "$ helm upgrade --install traefik traefik/traefik --version 36.3.0 --namespace traefik",
+            "$ helm upgrade --install traefik traefik/traefik --version 41.3.0 --namespace traefik",
         )
         .expect(&p);
     assert!(openfaas < traefik);
     assert_has(&p, "--set ports.websecure.nodePort=30043");
-    // Traefik's bundled Gateway API CRDs are older than the suite's: never installed.
+    // Since chart 40.0.0 the Service type is `service.spec.type`; `service.type` would be
+    // silently ignored and leave a LoadBalancer that kind never serves (TR-2).
+    assert_has(&p, "--set service.spec.type=NodePort");
+    assert!(!p.contains("--set service.type="), "{p}");
+    // The chart's CRDs are not installed: nothing uses them (TR-5).
     assert_has(
         &p,
         "--set providers.kubernetesCRD.enabled=false --skip-crds",
@@ -162,7 +171,7 @@ fn run_needs_an_environment_when_the_suite_has_a_matrix() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("pick one with --env") && err.contains("istio[k8s=1.33]"),
+        err.contains("pick one with --env") && err.contains("istio[k8s=1.35]"),
         "{err}"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
@@ -209,15 +218,15 @@ fn one_cell_in_summary() {
             .output()
             .unwrap()
     };
-    let out = run(&["plan", "istio", "--env", "istio[k8s=1.34]", "--summary"]);
+    let out = run(&["plan", "istio", "--env", "istio[k8s=1.36]", "--summary"]);
     assert!(out.status.success());
     let p = String::from_utf8(out.stdout).unwrap();
     let envs: Vec<&str> = p.lines().filter(|l| l.starts_with("== ")).collect();
     assert_eq!(
         envs,
         [
-            "== environment istio[k8s=1.34] (4 trial(s))",
-            "== environment istio[k8s=1.34]::restore (1 trial(s))"
+            "== environment istio[k8s=1.36] (4 trial(s))",
+            "== environment istio[k8s=1.36]::restore (1 trial(s))"
         ]
     );
     assert_has(&p, "[install] install Istio 1.30.3");
@@ -231,7 +240,7 @@ fn one_cell_in_summary() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no environment \"istio[k8s=9.99]\"") && err.contains("istio[k8s=1.34]"),
+        err.contains("no environment \"istio[k8s=9.99]\"") && err.contains("istio[k8s=1.36]"),
         "{err}"
     );
 }

@@ -67,7 +67,7 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
     let artifacts = tempfile::tempdir().unwrap();
     let s = session(&d, artifacts.path());
     let envs = envs();
-    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.33]").unwrap();
+    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.35]").unwrap();
     assert!(shared.trials.len() >= 2);
     for t in &shared.trials[..2] {
         let e = s.run_trial(t).unwrap_err();
@@ -88,7 +88,7 @@ fn first_trial_provisions_the_next_shares_and_teardown_deletes_once() {
     assert!(dir.join("verdicts.json").is_file(), "{}", dir.display());
     s.teardown();
     assert_eq!(
-        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"),
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-35-"),
         1,
         "{:?}",
         d.call_lines()
@@ -113,7 +113,7 @@ fn a_panic_while_the_session_is_alive_still_deletes_the_cluster() {
         let envs = envs();
         let t = &envs
             .iter()
-            .find(|e| e.key == "istio[k8s=1.34]")
+            .find(|e| e.key == "istio[k8s=1.36]")
             .unwrap()
             .trials[0];
         let _ = s.run_trial(t);
@@ -121,7 +121,7 @@ fn a_panic_while_the_session_is_alive_still_deletes_the_cluster() {
     }));
     assert!(res.is_err());
     assert_eq!(
-        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-34-"),
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-36-"),
         1,
         "{:?}",
         d.call_lines()
@@ -136,11 +136,11 @@ fn a_failed_provisioning_is_reported_to_every_trial_without_retrying() {
     let s = session(&d, artifacts.path());
     std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "kind create");
     let envs = envs();
-    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.32]").unwrap();
+    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.35]").unwrap();
     for t in &shared.trials[..2] {
         let e = s.run_trial(t).unwrap_err().to_string();
         assert!(
-            e.contains("environment istio[k8s=1.32] could not be set up")
+            e.contains("environment istio[k8s=1.35] could not be set up")
                 && e.contains("failing on purpose"),
             "{e}"
         );
@@ -149,7 +149,7 @@ fn a_failed_provisioning_is_reported_to_every_trial_without_retrying() {
     assert_eq!(count(&d, "kind create cluster"), 1);
     // A failed create is still deleted (it may have left containers behind).
     assert_eq!(
-        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-32-"),
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-35-"),
         1,
         "{:?}",
         d.call_lines()
@@ -164,27 +164,27 @@ fn environments_sharing_host_ports_take_turns_instead_of_colliding() {
     let s = session(&d, artifacts.path());
     let envs = envs();
     let trial = |key: &str, i: usize| envs.iter().find(|e| e.key == key).unwrap().trials[i].clone();
-    let _ = s.run_trial(&trial("istio[k8s=1.34]", 0));
+    let _ = s.run_trial(&trial("istio[k8s=1.36]", 0));
     // Another cell of the matrix binds the same 30080/30043: the first cluster goes first.
-    let _ = s.run_trial(&trial("istio[k8s=1.33]", 0));
+    let _ = s.run_trial(&trial("istio[k8s=1.35]", 0));
     let lines = d.call_lines();
     let del34 = lines
         .iter()
-        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-34-"))
+        .position(|l| l.starts_with("kind delete cluster --name meshproof-istio-k8s-1-36-"))
         .expect("evicted");
     let create33 = lines
         .iter()
-        .position(|l| l.starts_with("kind create cluster --name meshproof-istio-k8s-1-33-"))
+        .position(|l| l.starts_with("kind create cluster --name meshproof-istio-k8s-1-35-"))
         .unwrap();
     assert!(del34 < create33, "{lines:?}");
     // Coming back to the first environment re-creates it (after evicting the second).
-    let _ = s.run_trial(&trial("istio[k8s=1.34]", 1));
+    let _ = s.run_trial(&trial("istio[k8s=1.36]", 1));
     assert_eq!(
-        count(&d, "kind create cluster --name meshproof-istio-k8s-1-34-"),
+        count(&d, "kind create cluster --name meshproof-istio-k8s-1-36-"),
         2
     );
     assert_eq!(
-        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-33-"),
+        count(&d, "kind delete cluster --name meshproof-istio-k8s-1-35-"),
         1
     );
     s.teardown();
@@ -209,7 +209,7 @@ fn an_image_that_cannot_be_pinned_fails_the_environment_before_any_cluster_exist
             meshproof::images::ImageRef::parse("127.0.0.1:9/meshproof/alpine:latest").unwrap();
     }
     let s = session_for(&d, artifacts.path(), &envs);
-    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.34]").unwrap();
+    let shared = envs.iter().find(|e| e.key == "istio[k8s=1.36]").unwrap();
     let e = s.run_trial(&shared.trials[0]).unwrap_err();
     let RunError::Environment { reason, .. } = &e else {
         panic!("{e}")
@@ -219,7 +219,7 @@ fn an_image_that_cannot_be_pinned_fails_the_environment_before_any_cluster_exist
         "{reason}"
     );
     assert!(reason.contains("meshproof pin --write"), "{reason}");
-    assert!(s.facts("istio[k8s=1.34]").is_none());
+    assert!(s.facts("istio[k8s=1.36]").is_none());
     assert_eq!(count(&d, "kind create cluster"), 0, "{:?}", d.call_lines());
 }
 
@@ -233,12 +233,12 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
     let _ = s.run_trial(
         &envs
             .iter()
-            .find(|e| e.key == "istio[k8s=1.34]")
+            .find(|e| e.key == "istio[k8s=1.36]")
             .unwrap()
             .trials[0],
     );
     let facts = s
-        .facts("istio[k8s=1.34]")
+        .facts("istio[k8s=1.36]")
         .expect("recorded once provisioned");
     assert_eq!(facts.images.len(), 3);
     for (role, i) in &facts.images {
@@ -271,7 +271,7 @@ fn a_failed_teardown_is_reported_with_its_environment() {
     let _ = s.run_trial(
         &envs
             .iter()
-            .find(|e| e.key == "istio[k8s=1.34]")
+            .find(|e| e.key == "istio[k8s=1.36]")
             .unwrap()
             .trials[0],
     );
@@ -279,7 +279,7 @@ fn a_failed_teardown_is_reported_with_its_environment() {
     let errors = s.teardown();
     std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
     let e = errors
-        .get("istio[k8s=1.34]")
+        .get("istio[k8s=1.36]")
         .unwrap_or_else(|| panic!("{errors:?}"));
     assert!(e[0].contains("failing on purpose"), "{e:?}");
 }
@@ -310,7 +310,7 @@ fn the_session_knows_every_provisioned_environments_secrets() {
     let _ = s.run_trial(
         &envs
             .iter()
-            .find(|e| e.key == "istio[k8s=1.34]")
+            .find(|e| e.key == "istio[k8s=1.36]")
             .unwrap()
             .trials[0],
     );

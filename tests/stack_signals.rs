@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ENV: &str = "istio[k8s=1.34]";
+const ENV: &str = "istio[k8s=1.36]";
 
 struct Proc {
     child: Child,
@@ -196,7 +196,7 @@ fn sigint_during_kind_create_deletes_the_half_created_cluster_and_exits_130() {
     let (code, _, stderr, d, _) = p.finish();
     assert_eq!(code, 130, "{stderr}");
     let name = created_name(&d);
-    assert!(name.starts_with("meshproof-istio-k8s-1-34-"), "{name}");
+    assert!(name.starts_with("meshproof-istio-k8s-1-36-"), "{name}");
     assert_eq!(deleted_names(&d), vec![name], "{stderr}");
     // The sleeping create was killed, not waited for (it sleeps 30 s).
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -302,7 +302,7 @@ fn an_install_error_exports_logs_then_deletes_and_keep_cluster_keeps() {
     // A kept cluster keeps its temp dir (its kubeconfig): this test's cluster is a double, so
     // the test removes it.
     let kept = temp_dir_of(&stderr).expect("the run announces its temp dir");
-    assert!(kept.join("istio-k8s-1-34/kubeconfig").exists());
+    assert!(kept.join("istio-k8s-1-36/kubeconfig").exists());
     let _ = std::fs::remove_dir_all(&kept);
     assert_eq!(code, 1, "{stderr}");
     assert!(deleted_names(&d).is_empty(), "{:?}", d.call_lines());

@@ -323,13 +323,13 @@ mod tests {
         let c = catalog();
         assert_eq!(filter_for(&c, &args("istio", None)).unwrap(), "istio[");
         assert_eq!(
-            filter_for(&c, &args("linkerd", Some("linkerd[k8s=1.33]"))).unwrap(),
-            "linkerd[k8s=1.33]"
+            filter_for(&c, &args("linkerd", Some("linkerd[k8s=1.35]"))).unwrap(),
+            "linkerd[k8s=1.35]"
         );
         assert!(filter_for(&c, &args("nope", None))
             .unwrap_err()
             .contains("no suite"));
-        assert!(filter_for(&c, &args("istio", Some("linkerd[k8s=1.33]")))
+        assert!(filter_for(&c, &args("istio", Some("linkerd[k8s=1.35]")))
             .unwrap_err()
             .contains("no environment"));
     }

@@ -35,12 +35,12 @@ impl Tool {
     pub fn hint(self) -> &'static str {
         match self {
             Tool::Docker => "install Docker Engine (https://docs.docker.com/engine/install/) and start the daemon",
-            Tool::Kind => "install kind v0.30.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+            Tool::Kind => "install kind v0.33.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
             Tool::Helm => "install Helm 3 (https://helm.sh/docs/intro/install/)",
             Tool::Istioctl => "install istioctl of the suite's Istio version (https://istio.io/latest/docs/setup/additional-setup/download-istio-release/)",
             Tool::Linkerd => "install the linkerd CLI of the suite's edge release (https://linkerd.io/2/getting-started/)",
             Tool::Flux => "install the flux CLI of the suite's version (https://fluxcd.io/flux/installation/)",
-            Tool::Kubeseal => "install kubeseal (https://github.com/bitnami-labs/sealed-secrets#kubeseal)",
+            Tool::Kubeseal => "install kubeseal (https://github.com/bitnami/sealed-secrets#kubeseal)",
             Tool::Git => "install git (e.g. `apt-get install git`)",
         }
     }

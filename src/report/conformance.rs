@@ -2,7 +2,7 @@
 //! vendors already publish for Gateway API.
 //!
 //! The shape is the Gateway API `ConformanceReport` as read at **kubernetes-sigs/gateway-api
-//! v1.4.0**, `conformance/apis/v1/` (`conformancereport.go`, `profilereport.go`,
+//! v1.5.1**, `conformance/apis/v1/` (`conformancereport.go`, `profilereport.go`,
 //! `statistics.go`, `result.go`; CONTRACTS.md GW-7): `apiVersion`, `kind`, `implementation
 //! {organization, project, url, version, contact[]}`, `date`, `mode`, `profiles[] {name,
 //! summary, core {result, statistics {Passed, Failed, Skipped}, skippedTests, failedTests}}`.
@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The file name when the run covers one suite.
 pub const CONFORMANCE_YAML: &str = "conformance-report.yaml";
 /// The upstream release the shape was read from.
-pub const UPSTREAM_TAG: &str = "v1.4.0";
+pub const UPSTREAM_TAG: &str = "v1.5.1";
 /// meshproof's own group: the shape is Gateway API's, the claim is not.
 pub const API_VERSION: &str = "meshproof/v1";
 /// As upstream (`conformance/utils/suite/suite.go`: `Kind: "ConformanceReport"`).

@@ -28,8 +28,8 @@ use crate::process::Cmd;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-/// kind's override of its Docker network's name (kind@v0.30.0
-/// `pkg/cluster/internal/providers/docker/provider.go:71-76`).
+/// kind's override of its Docker network's name (kind@v0.32.0
+/// `pkg/cluster/internal/providers/docker/provider.go:72-73`; ledger KIND-8).
 pub const NETWORK_ENV: &str = "KIND_EXPERIMENTAL_DOCKER_NETWORK";
 /// kind's provider override: `podman` runs the nodes without Docker.
 pub const PROVIDER_ENV: &str = "KIND_EXPERIMENTAL_PROVIDER";
@@ -253,8 +253,8 @@ pub async fn resolve_alias(node: &str, aliases: &[&str]) -> Result<(String, Ipv4
 }
 
 /// The command that fetches `url`'s smart-HTTP advertisement from inside `container`: with
-/// curl where the container has it (kind's node image does: kind@v0.30.0
-/// `images/base/Dockerfile:79`), else busybox wget. The URL is passed as `$0`, never spliced
+/// curl where the container has it (kind's node image does: kind@v0.32.0
+/// `images/base/Dockerfile:81`), else busybox wget. The URL is passed as `$0`, never spliced
 /// into the script. No `-T` for wget: Debian bookworm's static busybox crashes on it; the
 /// command's own timeout bounds the wait.
 pub fn probe_cmd(container: &str, repo_url: &str) -> Cmd {

@@ -482,7 +482,7 @@ pub const AMBIENT_PROFILE_NEEDS_DATA_PLANE: &str = "profile `ambient` installs I
 pub const AMBIENT_NEEDS_GATEWAY_API: &str = "Istio's ambient data plane needs the Gateway API CRDs: its waypoints (L7 policy, canary routes) and its ingress are Gateway API `Gateway`s (the ambient profile installs no ingress gateway); add `components.gatewayApi`";
 
 /// Why a Linkerd suite needs the Gateway API CRDs (ledger LD-2).
-pub const LINKERD_NEEDS_GATEWAY_API: &str = "Linkerd needs the Gateway API CRDs installed first: `linkerd install` refuses without them and `linkerd check` fails (linkerd2 edge-26.8.3 cli/cmd/install.go, pkg/healthcheck/healthcheck.go); add `components.gatewayApi: { version: v1.4.0 }`";
+pub const LINKERD_NEEDS_GATEWAY_API: &str = "Linkerd needs the Gateway API CRDs installed first: `linkerd install` refuses without them and `linkerd check` fails (linkerd2 edge-26.8.3 cli/cmd/install.go, pkg/healthcheck/healthcheck.go); add `components.gatewayApi: { version: v1.5.1 }`";
 
 fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<MeshSpec> {
     let vpath = if p

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 /// The reason of the Warning event sealed-secrets records when an unseal fails — for *any*
 /// unseal error: a missing key, but also a value that is not base64 or a template that does
-/// not parse (v0.36.6 `pkg/controller/controller.go:375-379`; ledger SS-7). The `Synced`
+/// not parse (v0.38.4 `pkg/controller/controller.go:374-378`; ledger SS-7). The `Synced`
 /// condition has no reason at all (SS-6).
 pub const UNSEAL_FAILED_REASON: &str = "ErrUnsealFailed";
 
-/// The error text of a decrypt that no loaded key could do (v0.36.6 `pkg/crypto/crypto.go:84`;
+/// The error text of a decrypt that no loaded key could do (v0.38.4 `pkg/crypto/crypto.go:84`;
 /// ledger SS-8): the only failure that says the *key* is what is missing. `Unseal` tags it
 /// with the failing key and joins several, so it is matched as a substring.
 pub const NO_KEY_MESSAGE: &str = "no key could decrypt secret";

@@ -110,7 +110,7 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
                 ObjectRef::crd(SEALED_SECRETS_CRD),
             ],
             // The chart ships its CRD in `crds/`, which Helm never deletes, and the controller
-            // generates the sealing keys itself (chart helm-v2.18.5, ledger SS-4, SS-11).
+            // generates the sealing keys itself (chart helm-v2.19.1, ledger SS-4, SS-11).
             uninstall: vec![
                 Uninstall::Run(helm.uninstall("sealed-secrets", "kube-system")),
                 Uninstall::DeleteSelected(Selection {
@@ -125,7 +125,7 @@ pub fn plans(ctx: &InstallCtx<'_>) -> Vec<ComponentPlan> {
                 "controller named sealed-secrets-controller in kube-system: kubeseal's defaults, and what the restore flow passes explicitly".into(),
             ],
             actions: vec![
-                Action::Run { cmd: helm.repo_add("sealed-secrets", "https://bitnami-labs.github.io/sealed-secrets") },
+                Action::Run { cmd: helm.repo_add("sealed-secrets", "https://bitnami.github.io/sealed-secrets") },
                 Action::Run {
                     cmd: helm.upgrade_install(
                         "sealed-secrets",

@@ -4,9 +4,12 @@
 //! OpenFaaS gateway already owns the http one on Linkerd).
 //!
 //! Installed with `--skip-crds` and its CRD provider off: meshproof serves a plain `Ingress`, and
-//! the chart's `crds/` bundles Gateway API v1.2.1 CRDs, older than the ones the suite installs —
-//! they would downgrade the suite's, and from Gateway API v1.5.0 on its own `safe-upgrades`
-//! admission policy denies creating them, failing the install (CONTRACTS.md TR-5, GW-6).
+//! nothing in the release uses the chart's `traefik.io` CRDs. (Up to chart 40.1.0 `crds/` also
+//! bundled Gateway API CRDs older than the suite's, which `--skip-crds` kept from downgrading
+//! them; since 40.2.0 it bundles none: CONTRACTS.md TR-5, GW-6.)
+//!
+//! The Service type is `service.spec.type`: since chart 40.0.0 `service.spec` is copied into the
+//! Service as written, and the old `service.type` is silently ignored (TR-2).
 
 use super::helm::{Helm, Value};
 use super::InstallCtx;
@@ -21,7 +24,7 @@ pub const NAMESPACE: &str = "traefik";
 
 pub fn values(https_node_port: u16) -> Vec<Value> {
     vec![
-        Value::set("service.type", "NodePort"),
+        Value::set("service.spec.type", "NodePort"),
         Value::set("ports.websecure.nodePort", https_node_port.to_string()),
         // Serve standard `networking.k8s.io/v1` Ingress objects of class `traefik`.
         Value::set("providers.kubernetesIngress.enabled", "true"),
