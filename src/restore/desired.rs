@@ -160,7 +160,9 @@ pub fn function_manifests(f: &FunctionSpec, format: FunctionFormat) -> String {
                 "image": f.image,
                 "env": env,
                 "ports": [{ "name": "http", "containerPort": 8080, "protocol": "TCP" }],
-                "readinessProbe": { "httpGet": { "path": "/_/ready", "port": 8080 }, "periodSeconds": 2 },
+                // The classic watchdog answers health only on `/_/health`; any other path runs
+                // the function, which says nothing about readiness (ledger OF-11).
+                "readinessProbe": { "httpGet": { "path": "/_/health", "port": 8080 }, "periodSeconds": 2 },
             });
             let mut pod_spec = json!({ "containers": [] });
             if !f.secrets.is_empty() {
@@ -246,6 +248,12 @@ mod tests {
         assert_eq!(
             docs[0]["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
             8080
+        );
+        // faas-netes' own probe path, the watchdog's only health handler (OF-11).
+        assert_eq!(
+            docs[0]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+                ["path"],
+            "/_/health"
         );
         assert_eq!(docs[1]["kind"], "Service");
         assert_eq!(docs[1]["spec"]["selector"]["faas_function"], "env");
