@@ -248,7 +248,7 @@ async fn a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repositor
         bind: std::net::SocketAddr::new(ip.into(), 0),
         host: ip.to_string(),
         network: node.network.clone(),
-        via: Some(reach::HostAlias {
+        route: reach::Route::Alias(reach::HostAlias {
             runtime: "Podman".into(),
             name,
             ip,
@@ -266,6 +266,30 @@ async fn a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repositor
         .expect_err("not served");
     assert!(
         err.contains("resolved host.containers.internal to") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+/// A rootless engine's nodes reach this machine at its own outbound address: meshproof serves
+/// there and a container on the bridge fetches the repository from it (here through the native
+/// engine's bridge; under rootlesskit through its user-mode network, which the probe proves on
+/// the user's machine).
+async fn the_rootless_route_serves_on_this_machines_address_and_a_node_fetches_it() {
+    let node = Node::start();
+    let at = reach::serve_on_host_address(&node.network, "rootless Docker")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!at.bind.ip().is_loopback(), "{at:?}");
+    assert_eq!(at.host, at.bind.ip().to_string());
+    let (_repo, _server, url) = served_repo(&at).await;
+    reach::probe_from(&node.container, &url, &at)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let missing = url.replace("/desired", "/absent");
+    let err = reach::probe_from(&node.container, &missing, &at)
+        .await
+        .expect_err("not served");
+    assert!(
+        err.contains("this machine's own address") && err.contains("rootless Docker"),
         "{err}"
     );
 }
@@ -294,6 +318,11 @@ fn main() -> std::process::ExitCode {
             "a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repository",
             &[Need::Docker],
             a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repository,
+        ),
+        Case::tokio(
+            "the_rootless_route_serves_on_this_machines_address_and_a_node_fetches_it",
+            &[Need::Docker],
+            the_rootless_route_serves_on_this_machines_address_and_a_node_fetches_it,
         ),
         Case::tokio(
             "a_node_without_any_host_alias_is_an_error_naming_each_alias",

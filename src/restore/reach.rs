@@ -15,9 +15,10 @@
 //!   beyond this machine can reach it — and the alias is resolved *inside a node*, as kind's
 //!   own entrypoint does (KIND-10), so the address handed to Flux is an IP: pods resolve names
 //!   through CoreDNS, which never reads the node's `/etc/hosts`, where Podman writes its alias.
-//! - **Rootless Docker**: the bridge lives in rootlesskit's network namespace and the host's
-//!   loopback is not forwarded into it by default; not supported yet, said before anything is
-//!   created.
+//! - **Rootless Docker** (and rootless Podman behind the Docker API): the bridge lives in
+//!   rootlesskit's network namespace and the host's loopback is not forwarded into it by
+//!   default, but the nodes' connections leave through this machine's own stack: the server
+//!   binds this machine's outbound address and the nodes use it ([`Route::HostAddress`]).
 //!
 //! A bind that works does not prove the nodes get through: a host firewall (ufw's default
 //! deny) drops bridge traffic to the host, and a VM runtime may not forward the alias. [`probe_from`]
@@ -106,8 +107,22 @@ pub struct ServeAt {
     pub host: String,
     /// The Docker network the nodes are on (for the firewall hint).
     pub network: String,
-    /// Set when the nodes reach this machine through a VM runtime's host alias.
-    pub via: Option<HostAlias>,
+    /// How the nodes' connections get to `bind`.
+    pub route: Route,
+}
+
+/// How the nodes' connections reach the git server on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A native engine: the bridge's gateway is this machine's address.
+    Gateway,
+    /// An engine in a VM: a host alias the runtime forwards to this machine's loopback.
+    Alias(HostAlias),
+    /// A rootless engine: rootlesskit's user-mode network opens the nodes' connections from
+    /// this machine's own network stack, so they reach its own (non-loopback) address, as
+    /// rootless Podman's `host.containers.internal` does (podman@v5.8.2
+    /// `vendor/go.podman.io/common/libnetwork/etchosts/ip.go:72-73`; ledger KIND-8).
+    HostAddress { runtime: String },
 }
 
 /// A VM runtime's host alias, as a node resolved it.
@@ -170,16 +185,47 @@ pub async fn serve_at_on(network: &str, node: Option<&str>) -> Result<ServeAt, S
                 bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
                 host: alias.1.to_string(),
                 network: network.to_string(),
-                via: Some(HostAlias {
+                route: Route::Alias(HostAlias {
                     runtime,
                     name: alias.0,
                     ip: alias.1,
                 }),
             })
         }
-        EngineHost::Rootless => Err(
-            "not yet: rootless Docker runs the kind network in rootlesskit's network namespace, where the gateway is not an address of this machine (kind#2405) and this machine's loopback is not forwarded by default, so the restore check's git server has no address the nodes reach (issue #14). Run the restore suite with a rootful Docker engine".to_string(),
-        ),
+        EngineHost::Rootless => serve_on_host_address(network, "rootless Docker"),
+    }
+}
+
+/// Serves on this machine's own outbound IPv4 address, for a rootless engine: the kind
+/// network's gateway lives in rootlesskit's namespace (kind#2405) and the host's loopback is
+/// not forwarded into it by default, but a node's connection leaves through this machine's
+/// stack and reaches its own address. That address is on the machine's network: the server is
+/// read-only, serves only the run's repository (sealed, never plaintext, secrets) and lives
+/// for the restore check.
+pub fn serve_on_host_address(network: &str, runtime: &str) -> Result<ServeAt, String> {
+    let ip = outbound_ipv4().map_err(|e| {
+        format!("{runtime}: the kind nodes reach this machine at its own address, and it has none to offer: {e}")
+    })?;
+    Ok(ServeAt {
+        bind: SocketAddr::new(IpAddr::V4(ip), 0),
+        host: ip.to_string(),
+        network: network.to_string(),
+        route: Route::HostAddress {
+            runtime: runtime.to_string(),
+        },
+    })
+}
+
+/// The IPv4 address this machine's default route leaves from: a UDP socket "connected" to a
+/// documentation address (RFC 5737; connecting a UDP socket sends nothing) tells which local
+/// address the kernel would use.
+pub fn outbound_ipv4() -> Result<Ipv4Addr, String> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| e.to_string())?;
+    s.connect((Ipv4Addr::new(192, 0, 2, 1), 9))
+        .map_err(|e| format!("no IPv4 default route ({e})"))?;
+    match s.local_addr().map_err(|e| e.to_string())?.ip() {
+        IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Ok(ip),
+        other => Err(format!("the default route leaves from {other}")),
     }
 }
 
@@ -208,7 +254,7 @@ async fn serve_on_gateway(network: &str) -> Result<ServeAt, String> {
         bind: SocketAddr::new(IpAddr::V4(gateway), 0),
         host: gateway.to_string(),
         network: network.to_string(),
-        via: None,
+        route: Route::Gateway,
     })
 }
 
@@ -282,20 +328,24 @@ pub async fn probe_from(container: &str, repo_url: &str, at: &ServeAt) -> Result
 }
 
 /// What a failed probe tells the user: a firewall on a native engine; the runtime's forwarding
-/// of its alias in a VM.
+/// of its alias in a VM; a firewall on this machine's own address for a rootless engine.
 pub fn unreachable_hint(container: &str, repo_url: &str, at: &ServeAt, error: &str) -> String {
     let port = url_port(repo_url)
         .map(|p| p.to_string())
         .unwrap_or_else(|| "<port>".into());
-    match &at.via {
-        None => format!(
+    match &at.route {
+        Route::Gateway => format!(
             "the kind node {container} cannot fetch {repo_url} ({error}). The git server listens on {} of this machine, the {} network's gateway: a host firewall that drops traffic from the bridge to the host is the usual cause (ufw's default deny: allow it with `ufw allow in from <the {} subnet> to {} port {port} proto tcp`)",
             at.bind.ip(),
             at.network,
             at.network,
             at.bind.ip(),
         ),
-        Some(a) => format!(
+        Route::HostAddress { runtime } => format!(
+            "the kind node {container} cannot fetch {repo_url} ({error}). The git server listens on {}:{port}, this machine's own address, which {runtime}'s network reaches from this machine's stack: a firewall on this machine that refuses port {port} on that address is the usual cause",
+            at.bind.ip(),
+        ),
+        Route::Alias(a) => format!(
             "the kind node {container} cannot fetch {repo_url} ({error}). The git server listens on this machine's loopback (127.0.0.1:{port}); the node resolved {} to {}, which {} should forward to this machine's loopback. Check that the runtime's host networking is on (Docker Desktop: host networking/`host.docker.internal` is not disabled; Podman machine: gvproxy networking, not user-mode-networking off; colima: the VM's network address is reachable), and that no firewall on this machine refuses the runtime's forwarded connections",
             a.name, a.ip, a.runtime,
         ),
@@ -385,7 +435,7 @@ mod tests {
             bind: "172.18.0.1:0".parse().unwrap(),
             host: "172.18.0.1".into(),
             network: "kind".into(),
-            via: None,
+            route: Route::Gateway,
         };
         let url = "http://172.18.0.1:41234/desired.git";
         let h = unreachable_hint("n", url, &native, "exit 7");
@@ -397,7 +447,7 @@ mod tests {
             bind: "127.0.0.1:0".parse().unwrap(),
             host: "192.168.65.254".into(),
             network: "kind".into(),
-            via: Some(HostAlias {
+            route: Route::Alias(HostAlias {
                 runtime: "Docker Desktop".into(),
                 name: "host.docker.internal".into(),
                 ip: Ipv4Addr::new(192, 168, 65, 254),
