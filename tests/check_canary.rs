@@ -149,8 +149,10 @@ fn false_fail_rate_at_the_weight_is_within_alpha() {
 // themselves, which the error-budget rule (module docs of `check::canary`) guarantees in
 // expectation, with no Monte-Carlo slack added.
 
-/// Target: at the weight (10 %), false fail ≤ 1 %, and fewer requests than the previous rule
-/// (mean 557 in `cargo bench --bench canary`; this rule's is ~500, short of the 450).
+/// Target: at the weight (10 %), false fail ≤ 1 %, in fewer requests than two separate Wald
+/// tests (mean ~498 in `cargo bench --bench canary`). The calibrated joint pass region takes
+/// ~469; no test with these error rates can take fewer than ~463 (module docs), so the issue's
+/// 450 is out of reach and 480 is the bound asserted.
 #[test]
 fn target_at_the_weight_false_fail_within_one_percent_in_fewer_requests() {
     let n = 4000;
@@ -158,17 +160,23 @@ fn target_at_the_weight_false_fail_within_one_percent_in_fewer_requests() {
     let mean = t.total_used as f64 / n as f64;
     eprintln!("90/10 at 10 %: {t:?}, mean {mean:.0}");
     assert!(t.fail as f64 / n as f64 <= 0.01, "{t:?}");
-    assert!(mean < 530.0, "mean {mean} requests: {t:?}");
+    assert!(mean < 480.0, "mean {mean} requests: {t:?}");
 }
 
 /// Target: canary at 15 % (the high edge), false pass ≤ 1 %; and at 5 % (the low edge).
+///
+/// The calibrated rule spends the budget: its exact false-pass bound at each edge is
+/// `β_s + φβ` = 1 % (computed, and asserted in the unit tests of `sprt`), so a seeded estimate
+/// lands on either side of 1 % by chance (bench, 10 000 runs: 0.92 %, 0.96 %). The measured
+/// rate is held to 1 % plus three Monte-Carlo standard errors; a budget twice too large
+/// (~2 %) fails it.
 #[test]
 fn target_at_either_edge_false_pass_within_one_percent() {
     let n = 4000;
     for (truth, label) in [([0.85, 0.15], "15 %"), ([0.95, 0.05], "5 %")] {
         let t = simulate(&[90, 10], &truth, params(5.0, 0.99), 2000, n, 200_000);
         eprintln!("90/10 at {label}: {t:?}");
-        assert!(t.pass as f64 / n as f64 <= 0.01, "{label}: {t:?}");
+        assert!(t.pass as f64 / n as f64 <= bound(0.01, n), "{label}: {t:?}");
         assert!(t.fail as f64 / n as f64 >= 0.98, "{label}: {t:?}");
     }
 }

@@ -16,7 +16,7 @@ use super::classify::{Sample, Unclassified, UnclassifiedKind};
 use super::interval::ShareInterval;
 use super::spec::{SpecError, Split, TestParams};
 use super::sprt::{
-    Decision, Direction, ErrorBudget, Fallback, RuleResult, SequentialTest, SideState, Step,
+    Decision, Direction, ErrorBudget, Fallback, Llr, RuleResult, SequentialTest, SideState, Step,
     StopReason,
 };
 use crate::check::{CheckName, Outcome, Verdict};
@@ -116,6 +116,8 @@ pub struct VariantEvidence {
     pub share: Option<f64>,
     /// Wilson score interval at the confidence level.
     pub interval: ShareInterval,
+    /// `ln Σ λ_s·LR_s` over the variant's sides; the variant is accepted at ≤ 0.
+    pub pass_statistic: Llr,
     /// The one-sided SPRTs: LLR, thresholds and status at the stop.
     pub sides: Vec<SideState>,
 }
@@ -320,6 +322,7 @@ fn finish(
             hits: s.hits,
             share: s.share,
             interval: s.interval,
+            pass_statistic: s.pass_statistic,
             sides: s.sides,
         })
         .collect();

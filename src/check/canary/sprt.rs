@@ -8,6 +8,7 @@
 //! See the parent module ([`crate::check::canary`]) for the statistics this implements, the
 //! error-budget rule and its proof.
 
+use super::calibrate::{calibrate, log_sum_exp, Calibration, Ratio, SideModel};
 use super::interval::{binomial_at_least, binomial_at_most, wilson, ShareInterval};
 use super::spec::{SpecError, TestParams, Weight};
 use serde::{Serialize, Serializer};
@@ -16,11 +17,12 @@ use serde::{Serialize, Serializer};
 /// fallback at `--max-requests`; the sequential tests spend the rest.
 ///
 /// Small, because with the default limit the sequential test has almost always decided before
-/// the fallback is reached, so budget given to the fallback is mostly never used; but not zero,
-/// so that a run cut short by a low `--max-requests` can still pass or fail on clear data. The
-/// accept threshold, which sets the requests a correct split needs, moves by only
-/// `ln(1/(1 − φ))` = 0.105 for φ = 1/10.
-pub const FALLBACK_SHARE: f64 = 0.1;
+/// the fallback is reached (at 90/10 ±5 pp, 99 %: in all but ~0.1 % of runs), so budget given
+/// to the fallback is mostly never used; but not zero, so that a run cut short by a low
+/// `--max-requests` can still pass or fail on clear data (at n = 2000 an exact bound at error
+/// 2·10⁻⁴ is still only ~3.5 standard errors wide). Every 1/10 taken from the sequential test
+/// costs a correct 90/10 split ~10 requests on average (bench), so 1/50.
+pub const FALLBACK_SHARE: f64 = 0.02;
 
 /// The prior weight of the edge alternative `weight ± tolerance` in a side's rejection
 /// mixture; the rest is spread evenly over the shares farther out (see [`Side`]).
@@ -217,7 +219,14 @@ pub struct SideState {
     pub llr: Llr,
     /// Log of the mixture likelihood ratio (the reject statistic).
     pub mixture_llr: Llr,
+    /// `−ln λ_s`: the variant's pass statistic can reach 0 only once this side's `llr` is at or
+    /// below this (necessary, not sufficient: both sides count at once).
     pub accept_threshold: f64,
+    /// Upper bound on the probability that the split passes when the true share is at this
+    /// side's edge or beyond: exact ([`super::calibrate`]) when `calibrated`, else Ville's
+    /// `β_s`.
+    pub false_pass_bound: f64,
+    pub calibrated: bool,
     pub reject_threshold: f64,
     pub status: SideStatus,
     /// In a two-variant split, this side is the other variant's opposite side seen from here
@@ -235,15 +244,17 @@ pub struct VariantState {
     pub share: Option<f64>,
     /// Wilson interval at the confidence level.
     pub interval: ShareInterval,
+    /// `ln Σ_s λ_s·LR_s` over the variant's sides: the variant is accepted once it is ≤ 0
+    /// (frozen from then on). In a two-variant split both variants show the tested one's.
+    pub pass_statistic: Llr,
     pub sides: Vec<SideState>,
 }
 
-/// One likelihood ratio `LR_j = Π P_j(x)/P_0(x)` inside a rejection mixture.
+/// One likelihood ratio `LR_j = Π P_j(x)/P_0(x)` inside a rejection mixture, and its current
+/// log value.
 #[derive(Debug, Clone)]
 struct Component {
-    ln_weight: f64,
-    hit_step: f64,
-    miss_step: f64,
+    ratio: Ratio,
     llr: f64,
 }
 
@@ -266,6 +277,57 @@ struct Side {
     mixture: Vec<Component>,
     mixture_llr: f64,
     status: SideStatus,
+}
+
+/// How one variant's sides are accepted: together, once the *pass statistic*
+/// `ln Σ_s λ_s·LR_s` (each side's likelihood ratio of its edge against the weight) is ≤ 0 — the
+/// pass region, an interval of hit counts at each `n`. The weights are calibrated so that each
+/// side's exact false-pass bound is `β_s` ([`super::calibrate`]) when the variant has two sides
+/// with edges strictly inside (0, 1); otherwise `λ_s = 1/β_s`, where Ville's inequality proves
+/// the bound (and a one-sided variant's rule is Wald's: `LR ≤ β_s`).
+#[derive(Debug, Clone)]
+struct Acceptance {
+    /// Indices into `SequentialTest::sides`, low before high.
+    sides: Vec<usize>,
+    ln_lambda: Vec<f64>,
+    bounds: Vec<f64>,
+    calibrated: bool,
+    statistic: f64,
+}
+
+impl Acceptance {
+    fn new(sides: &[Side], idx: Vec<usize>, p0: f64, budget: &ErrorBudget) -> Acceptance {
+        let beta_s = budget.sprt_beta_per_test;
+        let interior = |s: &Side| s.alternative > 0.0 && s.alternative < 1.0;
+        let (ln_lambda, bounds, calibrated) = match idx.as_slice() {
+            [l, h] if interior(&sides[*l]) && interior(&sides[*h]) && p0 > 0.0 && p0 < 1.0 => {
+                let c: Calibration = calibrate(
+                    &sides[*l].model(),
+                    &sides[*h].model(),
+                    budget.reject_threshold,
+                    beta_s,
+                );
+                (
+                    vec![c.ln_lambda_low, c.ln_lambda_high],
+                    vec![c.bound_low, c.bound_high],
+                    true,
+                )
+            }
+            _ => (
+                vec![-beta_s.ln(); idx.len()],
+                vec![beta_s; idx.len()],
+                false,
+            ),
+        };
+        let statistic = log_sum_exp(ln_lambda.iter().copied());
+        Acceptance {
+            sides: idx,
+            ln_lambda,
+            bounds,
+            calibrated,
+            statistic,
+        }
+    }
 }
 
 /// A side shown under the other variant of a two-variant split: the same test as `side`.
@@ -307,15 +369,6 @@ fn advance(llr: f64, step: f64) -> f64 {
     } else {
         llr + step
     }
-}
-
-/// `ln Σ exp(x_i)`, exact at ±∞.
-fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
-    let m = xs.clone().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + xs.map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
 impl Side {
@@ -360,9 +413,11 @@ impl Side {
                 };
                 let (hit_step, miss_step) = steps(p0, p1);
                 Component {
-                    ln_weight: weight.ln(),
-                    hit_step,
-                    miss_step,
+                    ratio: Ratio {
+                        ln_weight: weight.ln(),
+                        hit_step,
+                        miss_step,
+                    },
                     llr: 0.0,
                 }
             })
@@ -385,15 +440,27 @@ impl Side {
         let pick = |h: f64, m: f64| if hit { h } else { m };
         self.llr = advance(self.llr, pick(self.hit_step, self.miss_step));
         for c in &mut self.mixture {
-            c.llr = advance(c.llr, pick(c.hit_step, c.miss_step));
+            c.llr = advance(c.llr, pick(c.ratio.hit_step, c.ratio.miss_step));
         }
-        self.mixture_llr = log_sum_exp(self.mixture.iter().map(|c| c.ln_weight + c.llr));
-        // Reject first: when both cross on one observation the split fails, the safe side for
-        // the false-pass bound.
+        self.mixture_llr = log_sum_exp(self.mixture.iter().map(|c| c.ratio.ln_weight + c.llr));
+        // Acceptance is decided per variant, from both sides at once (see `Acceptance`), and
+        // after this: when a side rejects on the same observation the split fails, the safe
+        // side for the false-pass bound.
         if self.mixture_llr >= budget.reject_threshold {
             self.status = SideStatus::RejectedH0;
-        } else if self.llr <= budget.accept_threshold {
-            self.status = SideStatus::AcceptedH0;
+        }
+    }
+
+    /// The side as the calibration sees it.
+    fn model(&self) -> SideModel {
+        SideModel {
+            edge: self.alternative,
+            accept: Ratio {
+                ln_weight: 0.0,
+                hit_step: self.hit_step,
+                miss_step: self.miss_step,
+            },
+            reject: self.mixture.iter().map(|c| c.ratio).collect(),
         }
     }
 
@@ -430,6 +497,8 @@ pub struct SequentialTest {
     n: u64,
     /// The distinct one-sided tests.
     sides: Vec<Side>,
+    /// One per tested variant: how its sides are accepted together.
+    accepts: Vec<Acceptance>,
     /// Every variant's sides, in variant order, low before high; mirrors point at `sides`.
     views: Vec<View>,
     decided: Option<Decision>,
@@ -484,6 +553,15 @@ impl SequentialTest {
         views.sort_by_key(|v| (v.variant, v.direction == Direction::High));
         let alpha = params.confidence.error_rate();
         let budget = ErrorBudget::new(alpha, alpha, sides.len());
+        let accepts = (0..weights.len())
+            .filter_map(|variant| {
+                let idx: Vec<usize> = (0..sides.len())
+                    .filter(|&i| sides[i].variant == variant)
+                    .collect();
+                (!idx.is_empty())
+                    .then(|| Acceptance::new(&sides, idx, weights[variant].share(), &budget))
+            })
+            .collect();
         Ok(SequentialTest {
             weights: weights.to_vec(),
             params,
@@ -491,6 +569,7 @@ impl SequentialTest {
             hits: vec![0; weights.len()],
             n: 0,
             sides,
+            accepts,
             views,
             decided: None,
         })
@@ -517,6 +596,26 @@ impl SequentialTest {
             .filter(|s| s.status == SideStatus::Running)
         {
             side.observe(side.variant == variant, &budget);
+        }
+        let sides = &mut self.sides;
+        for a in &mut self.accepts {
+            if a.sides
+                .iter()
+                .any(|&i| sides[i].status != SideStatus::Running)
+            {
+                continue;
+            }
+            a.statistic = log_sum_exp(
+                a.sides
+                    .iter()
+                    .zip(&a.ln_lambda)
+                    .map(|(&i, l)| l + sides[i].llr),
+            );
+            if a.statistic <= 0.0 {
+                for &i in &a.sides {
+                    sides[i].status = SideStatus::AcceptedH0;
+                }
+            }
         }
         let decision = if let Some(s) = self
             .sides
@@ -622,6 +721,13 @@ impl SequentialTest {
         self.decided.as_ref()
     }
 
+    /// The acceptance a side belongs to, and the side's position in it.
+    fn acceptance_of(&self, side: usize) -> Option<(&Acceptance, usize)> {
+        self.accepts
+            .iter()
+            .find_map(|a| a.sides.iter().position(|&i| i == side).map(|k| (a, k)))
+    }
+
     /// Per-variant evidence: counts, share, Wilson interval, and each side's statistics and
     /// status.
     pub fn snapshot(&self) -> Vec<VariantState> {
@@ -633,18 +739,31 @@ impl SequentialTest {
                 hits: self.hits[v],
                 share: (self.n > 0).then(|| self.hits[v] as f64 / self.n as f64),
                 interval: wilson(self.hits[v], self.n, self.params.confidence.level()),
+                pass_statistic: Llr(self
+                    .views
+                    .iter()
+                    .find(|view| view.variant == v)
+                    .and_then(|view| self.acceptance_of(view.side))
+                    .map_or(f64::NAN, |(a, _)| a.statistic)),
                 sides: self
                     .views
                     .iter()
                     .filter(|view| view.variant == v)
                     .map(|view| {
                         let s = &self.sides[view.side];
+                        let (ln_lambda, bound, calibrated) = self
+                            .acceptance_of(view.side)
+                            .map_or((f64::NAN, f64::NAN, false), |(a, k)| {
+                                (a.ln_lambda[k], a.bounds[k], a.calibrated)
+                            });
                         SideState {
                             direction: view.direction,
                             alternative_share: view.alternative,
                             llr: Llr(s.llr),
                             mixture_llr: Llr(s.mixture_llr),
-                            accept_threshold: self.budget.accept_threshold,
+                            accept_threshold: -ln_lambda,
+                            false_pass_bound: bound,
+                            calibrated,
                             reject_threshold: self.budget.reject_threshold,
                             status: s.status,
                             mirrored: view.mirrored,
@@ -695,12 +814,12 @@ mod tests {
         let t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
         let b = t.budget();
         assert_eq!(b.one_sided_tests, 2);
-        assert!((b.sprt_alpha_per_test - 0.9 * 0.01 / 2.0).abs() < 1e-15);
-        assert!((b.sprt_beta_per_test - 0.9 * 0.01).abs() < 1e-15);
-        assert!((b.reject_threshold - (2.0f64 / 0.009).ln()).abs() < 1e-9);
-        assert!((b.accept_threshold - 0.009f64.ln()).abs() < 1e-9);
-        assert!((b.fallback_pass_error - 0.001).abs() < 1e-15);
-        assert!((b.fallback_fail_error - 0.0005).abs() < 1e-15);
+        assert!((b.sprt_alpha_per_test - 0.98 * 0.01 / 2.0).abs() < 1e-15);
+        assert!((b.sprt_beta_per_test - 0.98 * 0.01).abs() < 1e-15);
+        assert!((b.reject_threshold - (2.0f64 / 0.0098).ln()).abs() < 1e-9);
+        assert!((b.accept_threshold - 0.0098f64.ln()).abs() < 1e-9);
+        assert!((b.fallback_pass_error - 0.0002).abs() < 1e-15);
+        assert!((b.fallback_fail_error - 0.0001).abs() < 1e-15);
         // The pieces add up to the promise: false fail ≤ α, false pass ≤ β.
         let k = b.one_sided_tests as f64;
         assert!((k * b.sprt_alpha_per_test + k * b.fallback_fail_error - b.alpha).abs() < 1e-15);
@@ -708,7 +827,44 @@ mod tests {
         // Three variants have no mirrors: six tests.
         let t = SequentialTest::new(&w(&[80, 10, 10]), params(5.0, 0.99)).unwrap();
         assert_eq!(t.budget().one_sided_tests, 6);
-        assert!((t.budget().sprt_beta_per_test - 0.009).abs() < 1e-15);
+        assert!((t.budget().sprt_beta_per_test - 0.0098).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_two_sided_variant_passes_by_its_calibrated_joint_region() {
+        // 90/10 ±5 pp at 99 %: the canary's weights are calibrated, each side's exact bound is
+        // within β_s and near it (the budget is spent, not wasted), and the weights are below
+        // Ville's 1/β_s, so a correct split passes sooner than by two separate Wald tests.
+        let t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let beta_s = t.budget().sprt_beta_per_test;
+        let snap = t.snapshot();
+        for s in &snap[1].sides {
+            assert!(s.calibrated, "{s:?}");
+            assert!(s.false_pass_bound <= beta_s, "{s:?}");
+            assert!(s.false_pass_bound > 0.99 * beta_s, "{s:?}");
+            assert!(s.accept_threshold > beta_s.ln(), "{s:?}");
+        }
+        // A steady 10 % stream: the pass statistic falls to 0 and both sides accept at once.
+        let trace = (0..2000).map(|i| usize::from(i % 10 == 0));
+        let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let d = run_to_decision(&mut t, trace, 2000).unwrap();
+        assert_eq!(d.result, RuleResult::Pass);
+        let snap = t.snapshot();
+        assert!(snap[1].pass_statistic.0 <= 0.0, "{:?}", snap[1]);
+        assert!(snap[1]
+            .sides
+            .iter()
+            .all(|s| s.status == SideStatus::AcceptedH0));
+        // One step earlier the statistic was still above 0: the pass is the first entry.
+        let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
+        let before = (0..d.observations - 1).map(|i| usize::from(i % 10 == 0));
+        assert!(matches!(
+            run_to_decision(&mut t, before, d.observations - 1)
+                .unwrap()
+                .reason,
+            StopReason::MaxRequests { .. }
+        ));
+        assert!(t.snapshot()[1].pass_statistic.0 > 0.0);
     }
 
     #[test]
@@ -785,10 +941,10 @@ mod tests {
     #[test]
     fn all_traffic_to_the_weight_100_variant_passes_after_enough_requests() {
         let mut t = SequentialTest::new(&w(&[100, 0]), params(5.0, 0.99)).unwrap();
-        // Accept when n·ln(0.95) ≤ ln(0.009): n ≥ 91.8.
+        // One side, not calibrated: Wald's rule, accept when n·ln(0.95) ≤ ln(0.0098): n ≥ 90.2.
         let d = run_to_decision(&mut t, std::iter::repeat(0), 2000).unwrap();
         assert_eq!(d.result, RuleResult::Pass);
-        assert_eq!(d.observations, 92);
+        assert_eq!(d.observations, 91);
     }
 
     #[test]
@@ -829,9 +985,9 @@ mod tests {
         let d = run_to_decision(&mut t, trace.iter().copied(), 60).unwrap();
         assert_eq!(d.result, RuleResult::Undecided, "{d:?}");
 
-        // At a limit of 250, 25 of 250: P_15%(X ≤ 25) = 0.014 is not below φβ = 0.001, so the
-        // high side is still open (the low side is not: P_5%(X ≥ 25) = 0.0009). Undecided, naming both
-        // variants (the canary's high side is stable's low side).
+        // At a limit of 250, 25 of 250: P_15%(X ≤ 25) = 0.013 and P_5%(X ≥ 25) = 0.0009 are
+        // not below φβ = 0.0002, so both sides are still open. Undecided, naming both variants
+        // (the canary's high side is stable's low side).
         let mut t = SequentialTest::new(&w(&[90, 10]), params(5.0, 0.99)).unwrap();
         let d = run_to_decision(&mut t, trace.iter().copied(), 250).unwrap();
         assert_eq!(
@@ -855,8 +1011,8 @@ mod tests {
     fn fallback_fails_when_an_exact_bound_lies_beyond_the_edge() {
         // 50/50 ±10 pp at 90 %. The mixture would reject such counts on the way, so the
         // fallback is asked directly. 70 of 100 to variant 0 (30 to variant 1, whose tests are
-        // built): P_40%(X ≤ 30) = 0.025 > φα/K = 0.005, not outside; 75 of 100:
-        // P_40%(X ≤ 25) = 0.0012 ≤ 0.005, outside: variant 1 is too low.
+        // built): P_40%(X ≤ 30) = 0.025 > φα/K = 0.001, not outside; 76 of 100:
+        // P_40%(X ≤ 24) = 0.00056 ≤ 0.001, outside: variant 1 is too low.
         let mut t = SequentialTest::new(&w(&[50, 50]), params(10.0, 0.9)).unwrap();
         t.n = 100;
         t.hits = vec![70, 30];
@@ -865,7 +1021,7 @@ mod tests {
             "{:?}",
             t.fallback()
         );
-        t.hits = vec![75, 25];
+        t.hits = vec![76, 24];
         assert_eq!(
             t.fallback(),
             Fallback::Outside {

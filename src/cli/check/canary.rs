@@ -143,7 +143,7 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
                     }
                 };
                 format!(
-                    "{} LLR {} ≤ {:.2} accepts, mixture {} ≥ {:.2} rejects: {:?}",
+                    "{} LLR {} (≤ {:.2} needed to accept), mixture {} ≥ {:.2} rejects: {:?}",
                     s.direction,
                     show(s.llr.0),
                     s.accept_threshold,
@@ -154,7 +154,7 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
             })
             .collect();
         outln!(
-            "  {:<12} weight {:>3} %  hits {:>5}  share {:>6}  interval [{:.1} %, {:.1} %]  {}",
+            "  {:<12} weight {:>3} %  hits {:>5}  share {:>6}  interval [{:.1} %, {:.1} %]  pass statistic {:.2} (≤ 0 accepts)  {}",
             v.name,
             v.weight_percent,
             v.hits,
@@ -163,6 +163,7 @@ fn print_evidence_summary(e: &crate::check::canary::CanaryEvidence) {
                 .unwrap_or_else(|| "-".into()),
             v.interval.low * 100.0,
             v.interval.high * 100.0,
+            v.pass_statistic.0,
             sides.join("; ")
         );
     }
