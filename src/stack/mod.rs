@@ -17,6 +17,7 @@ pub mod install;
 pub mod manifests;
 pub mod names;
 pub mod plan;
+pub mod render;
 pub mod signals;
 
 use crate::process::ProcessError;
