@@ -1,6 +1,7 @@
 //! `meshproof images` with the rendering CLIs absent: the suite's images are listed by role,
 //! with their digests where pinned, and every component's list is reported incomplete with the
 //! reason (the CLI that was not found and the command that would render it) — never guessed.
+//! And `meshproof mirror-config`, which writes the pull-through proxies' configs.
 
 use std::path::Path;
 use std::process::Command;
@@ -95,4 +96,59 @@ fn an_unknown_environment_is_an_error() {
     let (code, _, err) = images(&["istio", "--env", "nope"]);
     assert_eq!(code, 2);
     assert!(err.contains("has no environment \"nope\""), "{err}");
+}
+
+/// `meshproof mirror-config`: one 0600 proxy config per registry, the upstream's login only in
+/// that file (never on stdout or stderr), and the `MESHPROOF_MIRROR` value on stdout; a login
+/// missing its other half is refused.
+#[test]
+fn mirror_config_writes_private_proxy_configs_and_prints_the_mirror_value() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["mirror-config", "--out"])
+        .arg(dir.path())
+        .args(["docker.io", "ghcr.io"])
+        .env("MESHPROOF_MIRROR_DOCKERHUB_USERNAME", "me")
+        .env("MESHPROOF_MIRROR_DOCKERHUB_TOKEN", "dckr_pat_NOT_PRINTED")
+        .env_remove("MESHPROOF_MIRROR_GHCR_IO_USERNAME")
+        .env_remove("MESHPROOF_MIRROR_GHCR_IO_TOKEN")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "docker.io=http://meshproof-mirror-docker-io:5000,ghcr.io=http://meshproof-mirror-ghcr-io:5000"
+    );
+    assert!(!stdout.contains("NOT_PRINTED") && !stderr.contains("NOT_PRINTED"));
+    let hub = dir.path().join("docker-io/config.yml");
+    let text = std::fs::read_to_string(&hub).unwrap();
+    assert!(
+        text.contains("remoteurl: https://registry-1.docker.io"),
+        "{text}"
+    );
+    assert!(text.contains("password: dckr_pat_NOT_PRINTED"), "{text}");
+    assert_eq!(
+        std::fs::metadata(&hub).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let ghcr = std::fs::read_to_string(dir.path().join("ghcr-io/config.yml")).unwrap();
+    assert!(!ghcr.contains("password"), "{ghcr}");
+
+    let half = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["mirror-config", "--out"])
+        .arg(dir.path())
+        .arg("docker.io")
+        .env_remove("MESHPROOF_MIRROR_DOCKERHUB_USERNAME")
+        .env("MESHPROOF_MIRROR_DOCKERHUB_TOKEN", "dckr_pat_NOT_PRINTED")
+        .output()
+        .unwrap();
+    assert_eq!(half.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&half.stderr);
+    assert!(err.contains("MESHPROOF_MIRROR_DOCKERHUB_USERNAME"), "{err}");
+    assert!(!err.contains("NOT_PRINTED"), "{err}");
 }
