@@ -7,6 +7,7 @@ pub mod freshness;
 pub mod gc;
 pub mod images;
 pub mod kubeops;
+pub mod mirror;
 pub mod plan;
 pub mod preflight;
 pub mod private_fs;

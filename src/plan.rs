@@ -173,6 +173,15 @@ fn render(t: &Template, vars: &Vars) -> String {
 /// The ordered steps of one environment: provisioning, installs, each trial's steps (with the
 /// negative controls spelled out), teardown.
 pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
+    steps_with_mirror(env, catalog, &crate::mirror::MirrorSetting::Off)
+}
+
+/// [`steps`], with kind nodes pulling through `mirror`.
+pub fn steps_with_mirror(
+    env: &EnvPlan,
+    catalog: &Catalog,
+    mirror: &crate::mirror::MirrorSetting,
+) -> Vec<PlannedStep> {
     let suite = &env.suite;
     let mut out = Vec::new();
     let reqs = crate::preflight::env_requirements(suite, &env.env, catalog);
@@ -225,7 +234,7 @@ pub fn steps(env: &EnvPlan, catalog: &Catalog) -> Vec<PlannedStep> {
             .collect(),
     });
     out.extend(crate::stack::plan::provision_and_install(
-        suite, &env.env, &env.key,
+        suite, &env.env, &env.key, mirror,
     ));
     for t in &env.trials {
         let vars = vars_for(suite, &env.env, &t.scenario, None);

@@ -1608,6 +1608,7 @@ fn an_environment_that_could_not_be_set_up_is_an_error_in_junit() {
             artifacts_root: raw.path().to_path_buf(),
             gateway_api_base: "http://127.0.0.1:9/unused".into(),
             registry: meshproof::images::Registry::default(),
+            mirror: Ok(Default::default()),
             log: std::sync::Arc::new(|_: &str| {}),
         },
     );

@@ -121,6 +121,7 @@ fn up(
         artifacts_root: artifacts.path().to_path_buf(),
         gateway_api_base: gateway_base.unwrap_or_else(|| "http://127.0.0.1:9/unused".into()),
         registry: meshproof::images::Registry::default(),
+        mirror: Ok(Default::default()),
         log: Arc::new(move |l: &str| logs2.lock().unwrap().push(l.to_string())),
     };
     let run = RunDirs::new(&opts).unwrap();

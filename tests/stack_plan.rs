@@ -5,11 +5,17 @@ use std::path::Path;
 use std::process::Command;
 
 fn plan(suite: &str) -> String {
+    plan_with(&[suite])
+}
+
+fn plan_with(args: &[&str]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
-        .args(["plan", suite])
+        .arg("plan")
+        .args(args)
         .current_dir(root)
         .env("MESHPROOF_PROJECT_DIR", root)
+        .env_remove("MESHPROOF_MIRROR")
         .output()
         .unwrap();
     assert!(
@@ -289,4 +295,50 @@ fn ambient_plan_enrols_namespaces_and_stops_the_trials_at_preflight() {
         .expect("Gateway API CRDs");
     let istio = p.find("install Istio 1.30.3").expect("Istio");
     assert!(gw < istio, "Gateway API CRDs go in first:\n{p}");
+}
+
+/// With `--mirror`, the plan shows each mirror, the probe, every node's hosts.toml and the kind
+/// config's patch and mount (ledger CTD-1…CTD-6); without it, that nodes pull directly.
+#[test]
+fn plan_shows_the_mirror_and_each_nodes_registry_config() {
+    let p = plan_with(&[
+        "linkerd",
+        "--env",
+        "linkerd[k8s=1.36]",
+        "--mirror",
+        "https://mirror.corp.example",
+        "--mirror",
+        "docker.io=http://hub-cache:5000",
+    ]);
+    assert_has(&p, "registry mirror: docker.io → mirror http://hub-cache:5000 (then https://registry-1.docker.io)");
+    assert_has(
+        &p,
+        "registry mirror: every other registry → mirror https://mirror.corp.example",
+    );
+    assert_has(&p, "GET http://hub-cache:5000/v2/ must answer within 10s");
+    assert_has(&p, "write <run-dir>/linkerd-k8s-1-36/containerd-certs.d/docker.io/hosts.toml (mounted read-only at /etc/containerd/certs.d/docker.io in every node):");
+    assert_has(&p, "    server = \"https://registry-1.docker.io\"");
+    assert_has(&p, "    [host.\"http://hub-cache:5000\"]");
+    assert_has(&p, "containerd-certs.d/_default/hosts.toml");
+    assert_has(&p, "containerdConfigPatches:");
+    assert_has(&p, "config_path = \"/etc/containerd/certs.d\"");
+    assert_has(&p, "containerPath: /etc/containerd/certs.d");
+    assert_has(
+        &p,
+        "hostPath: <run-dir>/linkerd-k8s-1-36/containerd-certs.d",
+    );
+
+    let off = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]"]);
+    assert_has(&off, "registry mirror: no registry mirror");
+    assert!(!off.contains("containerdConfigPatches"), "{off}");
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .args(["plan", "linkerd", "--mirror", "ftp://x"])
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--mirror \"ftp://x\""));
 }

@@ -48,6 +48,7 @@ fn session_for(d: &Doubles, artifacts: &Path, envs: &[plan::EnvPlan]) -> Session
         artifacts_root: artifacts.to_path_buf(),
         gateway_api_base: "http://127.0.0.1:9/unused".into(),
         registry: meshproof::images::Registry::default(),
+        mirror: Ok(Default::default()),
         log: Arc::new(|_: &str| {}),
     };
     Session::with_options(envs, opts)
@@ -302,6 +303,7 @@ fn the_session_knows_every_provisioned_environments_secrets() {
         artifacts_root: artifacts.path().to_path_buf(),
         gateway_api_base: "http://127.0.0.1:9/unused".into(),
         registry: meshproof::images::Registry::default(),
+        mirror: Ok(Default::default()),
         log: Arc::new(|_: &str| {}),
     };
     let envs = envs();

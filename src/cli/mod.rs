@@ -27,7 +27,9 @@ pub mod certify;
 pub mod check;
 pub mod doctor;
 pub mod gc;
+pub mod images;
 pub mod list;
+pub mod mirror_config;
 pub mod pin;
 pub mod plan;
 mod project;
@@ -67,6 +69,10 @@ pub enum Command {
     Plan(plan::Args),
     /// Pin the images suites deploy by digest (resolve tags; --write into the files; --check offline).
     Pin(pin::Args),
+    /// List every image a suite's environments pull, by role and source (rendered by the CLIs).
+    Images(images::Args),
+    /// Write a pull-through proxy's config per registry (credentials only there, 0600) and print the MESHPROOF_MIRROR value.
+    MirrorConfig(mirror_config::Args),
     /// Check the tools and daemons a real run needs.
     Doctor(doctor::Args),
     /// Provision one suite environment and install its stack, then tear it down (debug aid).
@@ -97,6 +103,8 @@ pub fn main() -> i32 {
         Command::List(a) => list::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Pin(a) => pin::run(a),
+        Command::Images(a) => images::run(a),
+        Command::MirrorConfig(a) => mirror_config::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Run(a) => run::run(a),
         Command::Check(c) => check::run(c),

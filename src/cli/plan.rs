@@ -1,7 +1,7 @@
 //! `meshproof plan SUITE`: the ordered, resolved steps a run will take, touching no cluster.
 
 use super::project;
-use crate::plan::{expand, steps, Phase};
+use crate::plan::{expand, steps_with_mirror, Phase};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,6 +17,10 @@ pub struct Args {
     /// instead of every command and manifest.
     #[arg(long, conflicts_with = "json")]
     pub summary: bool,
+    /// The registry mirror kind nodes pull through: `URL` (every registry), `REGISTRY=URL`
+    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else off).
+    #[arg(long, value_name = "MIRROR")]
+    pub mirror: Vec<String>,
 }
 
 pub fn run(args: Args) -> i32 {
@@ -37,6 +41,18 @@ pub fn run(args: Args) -> i32 {
             names.join(", ")
         );
         return 2;
+    };
+    let mirror = if args.mirror.is_empty() {
+        crate::mirror::MirrorSetting::from_env()
+    } else {
+        crate::mirror::MirrorSetting::parse(&args.mirror)
+    };
+    let mirror = match mirror {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("meshproof: error: {e}");
+            return 2;
+        }
     };
     let envs: Vec<_> = expand(&catalog)
         .into_iter()
@@ -60,14 +76,14 @@ pub fn run(args: Args) -> i32 {
     if args.json {
         let v: Vec<_> = envs
             .iter()
-            .map(|e| serde_json::json!({ "environment": e.key, "steps": steps(e, &catalog) }))
+            .map(|e| serde_json::json!({ "environment": e.key, "steps": steps_with_mirror(e, &catalog, &mirror) }))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
     }
     for e in &envs {
         outln!("== environment {} ({} trial(s))", e.key, e.trials.len());
-        for (i, s) in steps(e, &catalog).iter().enumerate() {
+        for (i, s) in steps_with_mirror(e, &catalog, &mirror).iter().enumerate() {
             let phase = match s.phase {
                 Phase::Preflight => "preflight",
                 Phase::Provision => "provision",

@@ -15,6 +15,10 @@ pub struct Args {
     /// Keep the cluster afterwards and print how to delete it (also MESHPROOF_KEEP_CLUSTER=1).
     #[arg(long)]
     pub keep_cluster: bool,
+    /// The registry mirror kind nodes pull through: `URL` (every registry), `REGISTRY=URL`
+    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else off).
+    #[arg(long, value_name = "MIRROR")]
+    pub mirror: Vec<String>,
 }
 
 pub fn run(args: Args) -> i32 {
@@ -59,6 +63,13 @@ pub fn run(args: Args) -> i32 {
     };
     let mut opts = StackOptions::from_env();
     opts.keep_cluster |= args.keep_cluster;
+    if !args.mirror.is_empty() {
+        opts.mirror = crate::mirror::MirrorSetting::parse(&args.mirror).map_err(|e| e.to_string());
+    }
+    if let Err(e) = &opts.mirror {
+        eprintln!("meshproof: error: {e}");
+        return 2;
+    }
     if let Err(e) = signals::install(opts.log.clone()) {
         eprintln!("meshproof: error: cannot install signal handlers: {e}");
         return 2;

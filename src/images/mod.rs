@@ -8,10 +8,13 @@
 //! - [`reference`]: [`ImageRef`], a parsed image reference (the grammar is `oci-spec`'s).
 //! - [`set`]: [`Images`], the images a suite's scenarios use, by role, with pinned defaults.
 //! - [`resolve`]: tag → digest over the OCI distribution API ([`Registry`]), with timeouts.
+//! - [`rendered`]: the images a rendered manifest (a chart's `helm template`, `istioctl manifest
+//!   generate`) runs.
 //! - [`pin`]: rewriting a suite file's `images:` entries in place (`meshproof pin --write`).
 
 pub mod pin;
 pub mod reference;
+pub mod rendered;
 pub mod resolve;
 pub mod set;
 

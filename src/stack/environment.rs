@@ -226,11 +226,25 @@ pub async fn up(
                     "kind layout without a kind spec".into(),
                 ));
             };
+            // The mirror is asked before anything exists: a silent one would hang every pull.
+            let setting = opts
+                .mirror
+                .as_ref()
+                .map_err(|e| StackError::Invalid(e.clone()))?;
+            let mirror =
+                crate::mirror::prepare_node(setting, &work_dir, crate::mirror::probe::TIMEOUT)
+                    .await
+                    .map_err(|e| StackError::Invalid(e.to_string()))?;
+            if mirror.is_some() {
+                for line in setting.describe() {
+                    log(&format!("registry mirror: {line}"));
+                }
+            }
             let guard =
                 TeardownGuard::new(Teardown::Kind(k.clone()), opts.keep_cluster, log.clone());
             crate::private_fs::write_private(
                 &k.config,
-                manifests::kind_config(node_image, *host_ports).as_bytes(),
+                manifests::kind_config(node_image, *host_ports, mirror.as_ref()).as_bytes(),
             )
             .map_err(|source| StackError::Io {
                 what: format!("writing {}", k.config.display()),

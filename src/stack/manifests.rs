@@ -5,6 +5,7 @@
 //! well-formed Kubernetes object (schema validation is added by the schema layer).
 
 use super::cluster::api::{MANAGED_BY_LABEL, RUN_ID_LABEL};
+use crate::mirror::NodeMirror;
 use crate::scenario::{DataPlane, HostPorts, PinnedImage};
 use serde_json::{json, Map, Value};
 
@@ -32,17 +33,27 @@ fn run_labels(run_id: &str) -> Map<String, Value> {
 
 /// The kind cluster: one control-plane node on the pinned image, the suite's host ports mapped
 /// onto the same NodePorts, on loopback only.
-pub fn kind_config(image: &PinnedImage, ports: HostPorts) -> String {
+///
+/// With a registry mirror, the node's containerd reads the generated hosts tree: kind patches its
+/// config to look there and mounts the tree read-only (ledger KIND-1, CTD-1, CTD-6).
+pub fn kind_config(image: &PinnedImage, ports: HostPorts, mirror: Option<&NodeMirror>) -> String {
     let mapping = |p: u16| json!({ "containerPort": p, "hostPort": p, "listenAddress": "127.0.0.1", "protocol": "TCP" });
-    to_yaml(&json!({
+    let mut node = json!({
+        "role": "control-plane",
+        "image": image.as_str(),
+        "extraPortMappings": [mapping(ports.http), mapping(ports.https)],
+    });
+    let mut cluster = json!({
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
-        "nodes": [{
-            "role": "control-plane",
-            "image": image.as_str(),
-            "extraPortMappings": [mapping(ports.http), mapping(ports.https)],
-        }],
-    }))
+    });
+    if let Some(m) = mirror {
+        node["extraMounts"] = json!([crate::mirror::kind::extra_mount(&m.host_dir)]);
+        cluster["containerdConfigPatches"] =
+            json!([crate::mirror::kind::containerd_config_patch()]);
+    }
+    cluster["nodes"] = json!([node]);
+    to_yaml(&cluster)
 }
 
 /// A label or annotation.
@@ -281,8 +292,10 @@ mod tests {
                 http: 30080,
                 https: 30043,
             },
+            None,
         );
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        assert!(v.get("containerdConfigPatches").is_none(), "{text}");
         assert_eq!(v["apiVersion"].as_str(), Some("kind.x-k8s.io/v1alpha4"));
         assert_eq!(v["kind"].as_str(), Some("Cluster"));
         let nodes = v["nodes"].as_sequence().unwrap();
@@ -304,5 +317,111 @@ mod tests {
             got,
             vec![(30080, 30080, "127.0.0.1"), (30043, 30043, "127.0.0.1")]
         );
+    }
+
+    /// kind's config API v1alpha4 as kind v0.30.0 declares it
+    /// (`pkg/apis/config/v1alpha4/types.go:20-31,75-83,96-119,251-289`; ledger KIND-1, CTD-6):
+    /// the fields meshproof writes and their neighbours, nothing else, so a misspelt or
+    /// misplaced key fails to parse here as it would fail kind's strict decoding.
+    #[allow(dead_code)] // fields exist to be checked by deserialising, not read
+    mod kind_v1alpha4 {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Cluster {
+            pub kind: String,
+            pub api_version: String,
+            #[serde(default)]
+            pub name: Option<String>,
+            #[serde(default)]
+            pub nodes: Vec<Node>,
+            #[serde(default)]
+            pub containerd_config_patches: Vec<String>,
+            #[serde(default, rename = "containerdConfigPatchesJSON6902")]
+            pub containerd_config_patches_json6902: Vec<String>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Node {
+            pub role: String,
+            pub image: String,
+            #[serde(default)]
+            pub extra_mounts: Vec<Mount>,
+            #[serde(default)]
+            pub extra_port_mappings: Vec<PortMapping>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Mount {
+            pub container_path: String,
+            pub host_path: String,
+            #[serde(default, rename = "readOnly")]
+            pub read_only: bool,
+            #[serde(default)]
+            pub selinux_relabel: bool,
+            #[serde(default)]
+            pub propagation: Option<String>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct PortMapping {
+            pub container_port: i32,
+            pub host_port: i32,
+            pub listen_address: String,
+            pub protocol: String,
+        }
+    }
+
+    fn node_mirror() -> NodeMirror {
+        let mut per = std::collections::BTreeMap::new();
+        per.insert(
+            crate::mirror::Upstream::new("docker.io"),
+            crate::mirror::MirrorHost {
+                url: "http://meshproof-mirror-docker-io:5000".into(),
+            },
+        );
+        NodeMirror {
+            hosts: crate::mirror::HostsDir::new(None, &per),
+            host_dir: "/tmp/run/env/containerd-certs.d".into(),
+        }
+    }
+
+    #[test]
+    fn kind_config_with_a_mirror_has_only_kind_v1alpha4_fields() {
+        let text = kind_config(
+            &image(),
+            HostPorts {
+                http: 30080,
+                https: 30043,
+            },
+            Some(&node_mirror()),
+        );
+        let c: kind_v1alpha4::Cluster = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(
+            (c.kind.as_str(), c.api_version.as_str()),
+            ("Cluster", "kind.x-k8s.io/v1alpha4")
+        );
+        assert_eq!(c.containerd_config_patches.len(), 1);
+        let patch: toml::Value = toml::from_str(&c.containerd_config_patches[0]).unwrap();
+        assert_eq!(
+            patch["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"].as_str(),
+            Some("/etc/containerd/certs.d")
+        );
+        let m = &c.nodes[0].extra_mounts[0];
+        assert_eq!(m.container_path, "/etc/containerd/certs.d");
+        assert_eq!(m.host_path, "/tmp/run/env/containerd-certs.d");
+        assert!(m.read_only);
+        assert_eq!(c.nodes[0].extra_port_mappings.len(), 2);
+        // Without a mirror the same struct parses the config too.
+        let plain = kind_config(&image(), HostPorts { http: 1, https: 2 }, None);
+        let c: kind_v1alpha4::Cluster = serde_yaml::from_str(&plain).unwrap();
+        assert!(c.containerd_config_patches.is_empty() && c.nodes[0].extra_mounts.is_empty());
+    }
+
+    #[test]
+    fn the_kind_field_check_rejects_a_misplaced_key() {
+        // The check above can fail: `extraMounts` at the cluster level is not a kind field.
+        let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nextraMounts: []\n";
+        let e = serde_yaml::from_str::<kind_v1alpha4::Cluster>(text).unwrap_err();
+        assert!(e.to_string().contains("unknown field `extraMounts`"), "{e}");
     }
 }

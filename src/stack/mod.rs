@@ -17,6 +17,7 @@ pub mod install;
 pub mod manifests;
 pub mod names;
 pub mod plan;
+pub mod render;
 pub mod signals;
 
 use crate::process::ProcessError;
@@ -98,6 +99,9 @@ pub struct StackOptions {
     pub gateway_api_base: String,
     /// Where the digests of images the suite leaves on a tag come from.
     pub registry: crate::images::Registry,
+    /// The registry mirror kind nodes pull through (`--mirror`, `MESHPROOF_MIRROR`); a value
+    /// that does not parse is kept as its error and fails provisioning of a kind cluster.
+    pub mirror: Result<crate::mirror::MirrorSetting, String>,
     pub log: Log,
 }
 
@@ -108,7 +112,7 @@ fn env_flag(name: &str) -> bool {
 }
 
 impl StackOptions {
-    /// Defaults, overridable by `MESHPROOF_KEEP_CLUSTER`, `MESHPROOF_ARTIFACTS_DIR` (default
+    /// Defaults, overridable by `MESHPROOF_KEEP_CLUSTER`, `MESHPROOF_MIRROR`, `MESHPROOF_ARTIFACTS_DIR` (default
     /// `meshproof-artifacts`) and `MESHPROOF_GATEWAY_API_BASE_URL`.
     pub fn from_env() -> StackOptions {
         StackOptions {
@@ -120,6 +124,7 @@ impl StackOptions {
             gateway_api_base: std::env::var("MESHPROOF_GATEWAY_API_BASE_URL")
                 .unwrap_or_else(|_| install::gateway_api::DEFAULT_BASE_URL.to_string()),
             registry: crate::images::Registry::default(),
+            mirror: crate::mirror::MirrorSetting::from_env().map_err(|e| e.to_string()),
             log: stderr_log(),
         }
     }

@@ -15,7 +15,12 @@ use std::path::Path;
 /// The id plans print in place of the run's random one.
 pub const PLAN_RUN_ID: &str = "xxxxxx";
 
-pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) -> Vec<PlannedStep> {
+pub fn provision_and_install(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    key: &str,
+    mirror: &crate::mirror::MirrorSetting,
+) -> Vec<PlannedStep> {
     let mut out = Vec::new();
     let Some(run) = RunId::fixed(PLAN_RUN_ID) else {
         return out;
@@ -33,31 +38,53 @@ pub fn provision_and_install(suite: &Suite, env: &EnvironmentSpec, key: &str) ->
         }
     };
     match (&cluster, &env.cluster) {
-        (ClusterLayout::Kind(k), ClusterSpec::Kind { node_image, host_ports }) => {
-            let mut detail = vec![
-                format!("cluster name {} ({PLAN_RUN_ID} = the run's random id)", k.name),
-                format!("write {} (0600):", k.config.display()),
-            ];
-            detail.extend(manifests::kind_config(node_image, *host_ports).lines().map(|l| format!("    {l}")));
+        (
+            ClusterLayout::Kind(k),
+            ClusterSpec::Kind {
+                node_image,
+                host_ports,
+            },
+        ) => {
+            let mut detail = vec![format!(
+                "cluster name {} ({PLAN_RUN_ID} = the run's random id)",
+                k.name
+            )];
+            let node_mirror = mirror_lines(mirror, &work_dir, &mut detail);
+            detail.push(format!("write {} (0600):", k.config.display()));
+            detail.extend(
+                manifests::kind_config(node_image, *host_ports, node_mirror.as_ref())
+                    .lines()
+                    .map(|l| format!("    {l}")),
+            );
             detail.push(format!("$ {}", k.create_cmd().display()));
             detail.push(format!(
                 "kubeconfig {} (0600, in the run's 0700 temp dir; never ~/.kube/config)",
                 k.kubeconfig.display()
             ));
-            out.push(PlannedStep { phase: Phase::Provision, title: format!("create kind cluster for {key}"), detail });
+            out.push(PlannedStep {
+                phase: Phase::Provision,
+                title: format!("create kind cluster for {key}"),
+                detail,
+            });
         }
-        (ClusterLayout::Existing(t), _) => out.push(PlannedStep {
-            phase: Phase::Provision,
-            title: format!("use existing cluster for {key}"),
-            detail: vec![
+        (ClusterLayout::Existing(t), _) => {
+            let mut detail = vec![
                 format!(
                     "kubeconfig {} context {}",
                     t.kubeconfig.display(),
                     t.context.as_deref().unwrap_or("(current)")
                 ),
                 "never created or deleted by meshproof; namespaces it creates carry the run-id label".into(),
-            ],
-        }),
+            ];
+            if *mirror != crate::mirror::MirrorSetting::Off {
+                detail.push("registry mirror: not applied — an existing cluster's nodes pull as they are configured".into());
+            }
+            out.push(PlannedStep {
+                phase: Phase::Provision,
+                title: format!("use existing cluster for {key}"),
+                detail,
+            })
+        }
         _ => {}
     }
     let target = cluster.target();
@@ -120,4 +147,47 @@ pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
         ],
         Err(e) => vec![format!("error: {e}")],
     }
+}
+
+/// The mirror's lines of a kind provisioning step: each mirror, the probe, and every node's
+/// `hosts.toml`; returns the node configuration the kind config then mounts.
+fn mirror_lines(
+    mirror: &crate::mirror::MirrorSetting,
+    work_dir: &Path,
+    detail: &mut Vec<String>,
+) -> Option<crate::mirror::NodeMirror> {
+    detail.extend(
+        mirror
+            .describe()
+            .into_iter()
+            .map(|l| format!("registry mirror: {l}")),
+    );
+    let hosts = match mirror.hosts() {
+        Ok(Some(h)) => h,
+        Ok(None) => return None,
+        Err(e) => {
+            detail.push(format!("error: {e}"));
+            return None;
+        }
+    };
+    let mut urls: Vec<&str> = hosts.files.iter().map(|f| f.mirror.url.as_str()).collect();
+    urls.dedup();
+    for u in urls {
+        detail.push(format!(
+            "before the cluster: GET {u}/v2/ must answer within {} (any HTTP status), else the run stops naming the registry",
+            humantime::format_duration(crate::mirror::probe::TIMEOUT)
+        ));
+    }
+    let host_dir = work_dir.join(crate::mirror::NODE_HOSTS_DIR);
+    for f in &hosts.files {
+        detail.push(format!(
+            "write {}/{}/hosts.toml (mounted read-only at {}/{} in every node):",
+            host_dir.display(),
+            f.namespace,
+            crate::mirror::kind::NODE_CERTS_DIR,
+            f.namespace
+        ));
+        detail.extend(f.text().lines().map(|l| format!("    {l}")));
+    }
+    Some(crate::mirror::NodeMirror { hosts, host_dir })
 }

@@ -21,6 +21,11 @@ pub enum Need {
     /// A Docker engine that answers (`.ci/run` starts Debian's `dockerd`) and a static busybox
     /// to make a local image from (Debian's `busybox-static`): no registry is needed.
     Docker,
+    /// Debian's `docker-registry` (CNCF distribution 2.8).
+    Registry,
+    /// Debian's `containerd` and `ctr`, run as root (a containerd of the test's own, on its own
+    /// socket and root directory).
+    Containerd,
 }
 
 impl Need {
@@ -34,6 +39,19 @@ impl Need {
             Need::Tcpdump => can_capture("tcpdump", &["-i", "lo", "-n", "-w", "/dev/null"]),
             Need::Dumpcap => can_capture("dumpcap", &["-i", "lo", "-q", "-w", "/dev/null"]),
             Need::Docker => docker_ready(),
+            Need::Registry => (!std::path::Path::new("/usr/bin/docker-registry").is_file())
+                .then(|| "needs /usr/bin/docker-registry (Debian: apt-get install docker-registry)".into()),
+            Need::Containerd => {
+                if !std::path::Path::new("/usr/bin/containerd").is_file()
+                    || !std::path::Path::new("/usr/bin/ctr").is_file()
+                {
+                    Some("needs /usr/bin/containerd and /usr/bin/ctr (Debian: apt-get install containerd)".into())
+                } else if !nix::unistd::geteuid().is_root() {
+                    Some("needs root to run a containerd of its own (its snapshots and mounts)".into())
+                } else {
+                    None
+                }
+            }
         }
     }
 }
