@@ -56,7 +56,7 @@ fn without_the_clis_the_suite_images_are_listed_and_every_chart_is_incomplete_wi
     }
     assert!(
         out.contains(
-            "incomplete: Gateway API CRDs v1.4.0: Gateway API CRDs is installed from a downloaded manifest"
+            "incomplete: Gateway API CRDs v1.5.1: Gateway API CRDs is installed from a downloaded manifest"
         ),
         "{out}"
     );
