@@ -586,3 +586,60 @@ async fn a_second_install_of_changed_bytes_fails_against_the_recorded_checksum()
     let e = inst.install(&f.req("helm")).await.unwrap_err();
     assert!(matches!(e, ToolchainError::LocksDisagree { .. }), "{e}");
 }
+
+/// The command line: `tools install --only kind` through the mirror seam prints the line to add
+/// to tools.lock, and `tools path` then prints the directory.
+#[test]
+fn the_cli_installs_prints_the_lock_line_and_the_path() {
+    let f = Fixture::new();
+    let bin = b"kind from the cli test".to_vec();
+    let a = f.artifact("kind");
+    f.server.set(&a.url, Reply::Ok(bin.clone()));
+    f.server.set(
+        &a.checksum.url,
+        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshproof"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("XDG_CACHE_HOME", f.dir.path().join("xdg"))
+            .env("MESHPROOF_TOOLS_BASE_URL", f.server.base())
+            .output()
+            .unwrap()
+    };
+    let sel = ["--only", "kind", "--os", "linux", "--arch", "amd64"];
+    let out = run(&[&["tools", "install"][..], &sel].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("\nkind v0.30.0 linux/amd64 {}\n", sha(&bin))),
+        "{stdout}"
+    );
+    let dir = f
+        .dir
+        .path()
+        .join("xdg/meshproof/tools/kind/v0.30.0/linux-amd64");
+    assert_eq!(std::fs::read(dir.join("kind")).unwrap(), bin);
+    let out = run(&[&["tools", "path"][..], &sel].concat());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        dir.display().to_string()
+    );
+    // An unknown tool is a usage error.
+    let out = run(&["tools", "install", "--only", "kubecolor"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such tool"));
+    // A failed download is exit 1 naming the tool.
+    let out = run(&[
+        "tools", "install", "--only", "helm", "--os", "linux", "--arch", "amd64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("helm v3.19.0 linux/amd64: "));
+}
