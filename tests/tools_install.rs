@@ -643,3 +643,48 @@ fn the_cli_installs_prints_the_lock_line_and_the_path() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("helm v3.19.0 linux/amd64: "));
 }
+
+/// `MESHPROOF_INSTALL_TOOLS=1 cargo test --test e2e`: the harness installs the selected cell's
+/// pinned tools before anything else, and a failed install stops the run (exit 101) naming the
+/// tool and the download, rather than going on to report trials ignored.
+#[test]
+fn the_e2e_harness_installs_on_demand_and_stops_when_it_cannot() {
+    let f = Fixture::new();
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["test", "-q", "--test", "e2e", "--", "linkerd[k8s=1.34]"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // This test's crate variables must not reach the nested cargo (as in tests/report_ci.rs).
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+            ]
+            .contains(&k.as_str())
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd
+        .env("MESHPROOF_INSTALL_TOOLS", "1")
+        .env("XDG_CACHE_HOME", f.dir.path().join("xdg"))
+        .env("MESHPROOF_TOOLS_BASE_URL", f.server.base())
+        .env_remove("MESHPROOF_REQUIRE_CLUSTER")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    assert!(
+        stderr.contains("e2e: error: MESHPROOF_INSTALL_TOOLS=1: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 404"), "{stderr}");
+    assert!(f.server.hits() >= 1, "the harness asked the mirror");
+    assert!(!f.dir.path().join("xdg/meshproof/tools").exists());
+}

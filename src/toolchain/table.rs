@@ -222,7 +222,11 @@ impl Table {
         let checksum = ChecksumSource {
             url: render(
                 &e.checksum.url,
-                &[("url", url.as_str()), ("version", version)],
+                &[
+                    ("url", url.as_str()),
+                    ("asset", asset.as_str()),
+                    ("version", version),
+                ],
             ),
             format: e.checksum.format,
         };
@@ -321,6 +325,10 @@ mod tests {
             "https://dl.k8s.io/release/v1.34.0/bin/linux/amd64/kubectl"
         );
         assert_eq!(kubectl.file_name, "kubectl");
+        assert_eq!(
+            kubectl.checksum.url,
+            "https://dl.k8s.io/v1.34.0/bin/linux/amd64/kubectl.sha256"
+        );
         let istio = t.artifact("istioctl", "1.30.3", mac).unwrap();
         assert!(istio
             .url
