@@ -20,4 +20,5 @@ pub mod scenario;
 pub mod scenario_run;
 pub mod schema;
 pub mod stack;
+pub mod toolchain;
 pub mod vocab;

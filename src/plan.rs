@@ -191,7 +191,15 @@ pub fn steps_with_mirror(
         detail: reqs
             .iter()
             .map(|r| match r {
-                crate::preflight::Requirement::Tool(t) => format!("{} on PATH", t.program()),
+                crate::preflight::Requirement::Tool(t) => {
+                    match crate::preflight::pins(*t).into_iter().next() {
+                        Some(v) => format!(
+                            "{} {v} (tools.yaml; `meshproof tools install`, or on PATH)",
+                            t.program()
+                        ),
+                        None => format!("{} on PATH", t.program()),
+                    }
+                }
                 crate::preflight::Requirement::DockerDaemon => {
                     "docker daemon answers `docker info`".into()
                 }
@@ -595,6 +603,34 @@ matrix:
                 "s[k8s=1.34]::b",
                 "s[k8s=1.34]::r",
             ]
+        );
+    }
+
+    /// The preflight step names each pinned tool's version from tools.yaml, not from any other
+    /// place (issue #16).
+    #[test]
+    fn the_tool_step_names_the_tables_versions() {
+        let c =
+            crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let env = expand(&c)
+            .into_iter()
+            .find(|e| e.key == "linkerd[k8s=1.34]")
+            .unwrap();
+        let step = steps(&env, &c).into_iter().next().unwrap();
+        assert_eq!(step.title, "check the tools this environment needs");
+        let table = crate::toolchain::table::Table::committed().unwrap();
+        for tool in ["kind", "helm", "linkerd", "flux", "kubeseal"] {
+            let want = format!("{tool} {} (tools.yaml", table.version(tool).unwrap());
+            assert!(
+                step.detail.iter().any(|d| d.starts_with(&want)),
+                "{want} in {:?}",
+                step.detail
+            );
+        }
+        assert!(
+            step.detail.iter().any(|d| d == "git on PATH"),
+            "{:?}",
+            step.detail
         );
     }
 

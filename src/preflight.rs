@@ -158,7 +158,7 @@ pub async fn check(req: &Requirement) -> Finding {
                 want: Vec::new(),
                 ok: false,
                 detail: "not found on PATH".into(),
-                hint: Some(t.hint().into()),
+                hint: Some(t.hint()),
             },
             Ok(path) => {
                 let version = Cmd::new(t.program())
@@ -282,25 +282,35 @@ pub struct Report {
     pub findings: Vec<(Finding, BTreeSet<String>)>,
 }
 
-/// The releases the suites pin for a CLI that installs its own release (`istioctl`,
-/// `linkerd`) or its own manifests (`flux`), over the environments in `envs`: another version
-/// of the CLI installs something else than the suite says.
-pub fn pins(catalog: &Catalog, tool: Tool, envs: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for suite in &catalog.suites {
-        for env in suite.environments.iter().filter(|e| envs.contains(&e.name)) {
-            match (tool, &env.mesh) {
-                (Tool::Istioctl, crate::scenario::MeshSpec::Istio { version, .. })
-                | (Tool::Linkerd, crate::scenario::MeshSpec::Linkerd { version, .. }) => {
-                    out.insert(version.to_string());
-                }
-                (Tool::Flux, _) => {
-                    if let Some(v) = &suite.components.flux {
-                        out.insert(v.to_string());
-                    }
-                }
-                _ => {}
+/// The release the tool table (`tools.yaml`) pins for `tool`, if it pins one. `validate`
+/// refuses suites whose Istio, Linkerd, Flux or sealed-secrets versions disagree with it, so the
+/// mesh CLIs held to it are held to the suites' meshes too.
+pub fn pins(tool: Tool) -> BTreeSet<String> {
+    crate::toolchain::table::Table::pinned()
+        .and_then(|t| t.version(tool.program()))
+        .map(|v| BTreeSet::from([v.to_string()]))
+        .unwrap_or_default()
+}
+
+/// The pinned tools (tools.yaml names and versions) environment `env` needs: the CLIs of its
+/// requirements, and kubectl of its kind node image's Kubernetes release (for people and the
+/// nightly; meshproof itself talks to the API).
+pub fn pinned_tools(
+    suite: &Suite,
+    env: &EnvironmentSpec,
+    catalog: &Catalog,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for r in env_requirements(suite, env, catalog) {
+        if let Requirement::Tool(t) = r {
+            if let Some(v) = pins(t).into_iter().next() {
+                out.push((t.program().to_string(), v));
             }
+        }
+    }
+    if let ClusterSpec::Kind { node_image, .. } = &env.cluster {
+        if let Some(tag) = node_image.kube_version_tag() {
+            out.push(("kubectl".to_string(), tag.to_string()));
         }
     }
     out
@@ -320,7 +330,7 @@ fn hold_to_pins(mut f: Finding, pins: &BTreeSet<String>) -> Finding {
     {
         f.ok = false;
         f.hint = Some(format!(
-            "install {} {} (it installs its own release: another version would certify something else)",
+            "run `meshproof tools install` or install {} {} yourself (the pinned release: another version would install or certify something else)",
             f.label(),
             want.join(" and ")
         ));
@@ -335,7 +345,7 @@ impl Report {
         for (req, envs) in reqs {
             let mut f = check(&req).await;
             if let Requirement::Tool(t) = req {
-                f = hold_to_pins(f, &pins(catalog, t, &envs));
+                f = hold_to_pins(f, &pins(t));
             }
             findings.push((f, envs));
         }
@@ -409,6 +419,56 @@ mod tests {
             !check_license(&req(dir.path()), Some(dir.path())).ok,
             "a directory"
         );
+    }
+
+    /// The table and the shipped suites agree (validate enforces it; this says which pairs):
+    /// each mesh's CLI, flux, and kubeseal's chart; kubectl follows each cell's node image.
+    #[test]
+    fn the_shipped_suites_agree_with_the_tool_table() {
+        let c =
+            crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let t = crate::toolchain::table::Table::committed().unwrap();
+        for suite in &c.suites {
+            for env in &suite.environments {
+                let (tool, v) = match &env.mesh {
+                    crate::scenario::MeshSpec::Istio { version, .. } => ("istioctl", version),
+                    crate::scenario::MeshSpec::Linkerd { version, .. } => ("linkerd", version),
+                };
+                assert_eq!(t.version(tool), Some(v.as_str()), "{}", env.name);
+                let tools: BTreeMap<String, String> =
+                    pinned_tools(suite, env, &c).into_iter().collect();
+                assert_eq!(tools.get(tool), Some(&v.to_string()));
+                let ClusterSpec::Kind { node_image, .. } = &env.cluster else {
+                    panic!("kind")
+                };
+                assert_eq!(
+                    tools.get("kubectl").map(String::as_str),
+                    node_image.kube_version_tag()
+                );
+                for other in ["kind", "helm", "flux", "kubeseal"] {
+                    assert_eq!(
+                        tools.get(other).map(String::as_str),
+                        t.version(other),
+                        "{other}"
+                    );
+                }
+                assert!(!tools.contains_key(if tool == "istioctl" {
+                    "linkerd"
+                } else {
+                    "istioctl"
+                }));
+            }
+            let flux = suite.components.flux.as_ref().unwrap().to_string();
+            assert_eq!(flux.trim_start_matches('v'), t.version("flux").unwrap());
+            assert_eq!(
+                suite
+                    .components
+                    .sealed_secrets
+                    .as_ref()
+                    .map(|v| v.to_string()),
+                t.tools["kubeseal"].chart.clone()
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `meshproof doctor` holds the CLIs that install their own release (istioctl, linkerd, flux)
 //! to the suites' pins, as the run does: a wrong version is reported with what is wanted, and
 //! fails the doctor — before, istioctl 1.20.0 passed against a 1.30.3 pin. TEST-DOUBLE CLIs
-//! report the versions.
+//! report the versions. The pins come from tools.yaml (issue #16).
 
 mod doubles;
 
@@ -43,5 +43,31 @@ fn a_cli_of_another_release_than_the_pin_is_wrong() {
     let (_, out) = doctor(&d, "1.30.3");
     assert!(line(&out, "istioctl").starts_with("ok"), "{out}");
     assert!(line(&out, "flux").starts_with("ok"), "{out}");
-    assert!(out.contains("pinned: v2.9.4"), "{out}");
+    // The pins are tools.yaml's (flux 2.9.4 there; the suites' v2.9.4 agrees, validate says so).
+    assert!(out.contains("pinned: 2.9.4"), "{out}");
+    assert!(line(&out, "helm").starts_with("ok"), "{out}");
+}
+
+/// Issue #16: every pinned tool is held to tools.yaml, not only the mesh CLIs: a helm of another
+/// release is wrong, and the hint names `meshproof tools install`.
+#[test]
+fn helm_is_held_to_the_tool_table() {
+    let d = Doubles::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
+        .arg("doctor")
+        .current_dir(root)
+        .env("MESHPROOF_PROJECT_DIR", root)
+        .env("MESHPROOF_TOOL_PATH", d.bin())
+        .env("MESHPROOF_DOUBLE_LOG", d.log())
+        .env("MESHPROOF_DOUBLE_HELM_VERSION", "v3.18.4")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(line(&out, "helm").starts_with("WRONG"), "{out}");
+    assert!(out.contains("pinned: v3.19.0"), "{out}");
+    assert!(
+        out.contains("run `meshproof tools install` or install helm v3.19.0"),
+        "{out}"
+    );
 }

@@ -45,6 +45,73 @@ fn nextest_refusal(env: &str) -> String {
     )
 }
 
+/// Install the pinned tools the selected trials need before preflight.
+const INSTALL_TOOLS_ENV: &str = "MESHPROOF_INSTALL_TOOLS";
+
+fn install_tools_requested() -> bool {
+    std::env::var(INSTALL_TOOLS_ENV).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Installs (verified, into the per-user cache `process::tools::find` searches) every pinned
+/// tool the environments of the trials the filter selects need.
+fn install_tools(
+    envs: &[plan::EnvPlan],
+    plans: &[plan::TrialPlan],
+    args: &Arguments,
+    catalog: &meshproof::scenario::Catalog,
+) -> Result<(), String> {
+    use meshproof::toolchain::install::{Installer, Outcome, Request};
+    let mut by_name = args.clone();
+    by_name.ignored = false;
+    by_name.include_ignored = false;
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for t in plans.iter().filter(|t| {
+        !by_name.is_filtered_out(&Trial::test(t.name.clone(), || Ok(())).with_kind(t.mesh.as_str()))
+    }) {
+        if let Some(e) = envs.iter().find(|e| e.key == t.env_key) {
+            // kubectl aside: meshproof talks to the API itself.
+            wanted.extend(
+                meshproof::preflight::pinned_tools(&e.suite, &t.env, catalog)
+                    .into_iter()
+                    .filter(|(tool, _)| tool != "kubectl"),
+            );
+        }
+    }
+    let platform = meshproof::toolchain::Platform::host().map_err(|e| e.to_string())?;
+    let inst = Installer::from_env(Default::default()).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    for (tool, version) in wanted {
+        let req = Request {
+            tool,
+            version,
+            platform,
+        };
+        match rt.block_on(inst.install(&req)) {
+            Ok(Outcome::AlreadyInstalled(p)) => {
+                eprintln!(
+                    "e2e: {} {}: already installed ({})",
+                    req.tool,
+                    req.version,
+                    p.display()
+                )
+            }
+            Ok(Outcome::Installed { path, .. }) => {
+                eprintln!(
+                    "e2e: {} {}: installed {}",
+                    req.tool,
+                    req.version,
+                    path.display()
+                )
+            }
+            Err(e) => return Err(format!("{} {}: {e}", req.tool, req.version)),
+        }
+    }
+    Ok(())
+}
+
 fn require_cluster() -> bool {
     std::env::var("MESHPROOF_REQUIRE_CLUSTER")
         .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
@@ -324,6 +391,16 @@ fn main() -> ExitCode {
                     ignored_at_list.insert(t.name.clone());
                 }
             }
+        }
+    }
+
+    // `MESHPROOF_INSTALL_TOOLS=1`: install the pinned CLIs the selected trials need first
+    // (`meshproof tools install` for their environments), so a machine with Docker needs nothing
+    // else. A failed install stops the run: the user asked for verified tools.
+    if install_tools_requested() && !args.list && !nextest {
+        if let Err(e) = install_tools(&envs, &plans, &args, &catalog) {
+            eprintln!("e2e: error: {INSTALL_TOOLS_ENV}=1: {e}");
+            return ExitCode::from(101);
         }
     }
 

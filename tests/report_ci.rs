@@ -187,79 +187,51 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
     );
 }
 
+/// Issue #16: tools.yaml is the one place a tool version is stated. The nightly installs with
+/// `meshproof tools install` for its cell and names no version, no download URL of its own.
 #[test]
-fn nightly_pins_every_tool_to_the_suites_versions() {
+fn nightly_names_no_tool_version_and_installs_the_pinned_tools() {
+    let text = std::fs::read_to_string(root().join("ci/nightly.yml")).unwrap();
     let wf = workflow();
     let job = &wf["jobs"]["e2e"];
+    let table = meshproof::toolchain::table::Table::committed().expect("tools.yaml");
     let c = catalog();
-    let genv = &wf["env"];
-    let suite = |n: &str| {
-        c.suites
-            .iter()
-            .find(|s| s.name.as_str() == n)
-            .unwrap_or_else(|| panic!("suite {n}"))
-    };
-    assert_eq!(
-        genv["KIND_VERSION"], "v0.33.0",
-        "the kind release whose node images the suites pin"
-    );
-    assert_eq!(
-        genv["ISTIO_VERSION"],
-        suite("istio").mesh.version().as_str()
-    );
-    assert_eq!(
-        genv["LINKERD_VERSION"],
-        suite("linkerd").mesh.version().as_str()
-    );
-    for s in &c.suites {
-        let flux = s.components.flux.as_ref().expect("flux").to_string();
-        assert_eq!(format!("v{}", genv["FLUX_VERSION"].as_str().unwrap()), flux);
-        // sealed-secrets chart 2.19.1 ships controller and kubeseal 0.38.4 (SS-1).
-        assert_eq!(
-            s.components
-                .sealed_secrets
-                .as_ref()
-                .map(|v| v.to_string())
-                .as_deref(),
-            Some("2.19.1")
-        );
-    }
-    assert_eq!(genv["KUBESEAL_VERSION"], "0.38.4");
-    assert!(genv["HELM_VERSION"]
-        .as_str()
-        .is_some_and(|v| v.starts_with('v') && v.split('.').count() == 3));
-
-    // kubectl matches the node image of each Kubernetes minor.
-    let include = job["strategy"]["matrix"]["include"]
-        .as_array()
-        .expect("include");
+    // No tool version: neither the table's nor a node image's (kubectl follows the node image).
+    let mut versions: Vec<String> = meshproof::toolchain::table::TOOLS
+        .iter()
+        .filter_map(|t| table.version(t).map(str::to_string))
+        .collect();
     for s in &c.suites {
         for e in &s.environments {
-            let ClusterSpec::Kind { node_image, .. } = &e.cluster else {
-                continue;
-            };
-            let minor = e.name.split("k8s=").nth(1).unwrap().trim_end_matches(']');
-            let row = include
-                .iter()
-                .find(|r| r["kubernetes"] == minor)
-                .unwrap_or_else(|| panic!("no kubectl for {minor}"));
-            assert_eq!(
-                row["kubectl"].as_str(),
-                node_image.kube_version_tag(),
-                "{}",
-                e.name
-            );
+            if let ClusterSpec::Kind { node_image, .. } = &e.cluster {
+                versions.extend(node_image.kube_version_tag().map(str::to_string));
+            }
         }
     }
+    assert!(versions.len() >= 7, "{versions:?}");
+    for v in &versions {
+        assert!(
+            !text.contains(v.as_str()),
+            "ci/nightly.yml names version {v}"
+        );
+    }
+    assert!(
+        wf["env"]
+            .as_object()
+            .is_none_or(|m| m.keys().all(|k| !k.ends_with("_VERSION"))),
+        "no *_VERSION variables: {:?}",
+        wf["env"]
+    );
+    assert!(
+        job["strategy"]["matrix"]["include"].is_null(),
+        "no per-minor kubectl rows"
+    );
 
-    // Every download is a versioned release URL, every action a version tag.
-    let mut urls = 0;
-    let tools: BTreeSet<&str> = [
-        "kind", "kubectl", "helm", "istioctl", "linkerd", "flux", "kubeseal",
-    ]
-    .into();
-    let mut installed = BTreeSet::new();
-    for step in steps(job) {
+    // Every action is pinned to a version tag; no step downloads anything itself.
+    let mut install_at = None;
+    let mut path_at = None;
+    let mut run_at = None;
+    for (i, step) in steps(job).iter().enumerate() {
         if let Some(u) = step["uses"].as_str() {
             let tag = u.split('@').nth(1).unwrap_or("");
             assert!(
@@ -270,28 +242,47 @@ fn nightly_pins_every_tool_to_the_suites_versions() {
         let Some(run) = step["run"].as_str() else {
             continue;
         };
-        for url in run.split_whitespace().filter(|w| w.contains("https://")) {
-            urls += 1;
-            let url = url.trim_matches('"');
+        assert!(
+            !run.contains("https://") && !run.contains("curl ") && !run.contains("wget "),
+            "a step downloads by itself: {run}"
+        );
+        let cell = "--env \"$env\"";
+        if run.contains("-- tools install") && run.contains(cell) {
+            install_at = Some(i);
             assert!(
-                !url.contains("latest") && !url.contains("stable.txt"),
-                "unpinned download {url}"
-            );
-            assert!(
-                url.contains("_VERSION}"),
-                "download without a pinned version: {url}"
+                run.contains("env='${{ matrix.mesh }}[k8s=${{ matrix.kubernetes }}]'"),
+                "installs for the cell's environment: {run}"
             );
         }
-        for t in &tools {
-            if run.contains(&format!("/usr/local/bin/{t}\n"))
-                || run.contains(&format!("/usr/local/bin/{t} "))
-            {
-                installed.insert(*t);
-            }
+        if run.contains("-- tools path")
+            && run.contains(cell)
+            && run.contains(">> \"$GITHUB_PATH\"")
+        {
+            path_at = Some(i);
+        }
+        if step["name"].as_str() == Some("Conformance run") {
+            run_at = Some(i);
         }
     }
-    assert!(urls >= 7, "expected a download per tool, found {urls}");
-    assert_eq!(installed, tools, "every tool is installed");
+    let (install_at, path_at, run_at) = (
+        install_at.expect("a `tools install --env` step"),
+        path_at.expect("`tools path` added to $GITHUB_PATH"),
+        run_at.expect("the conformance run"),
+    );
+    assert!(install_at <= path_at && path_at < run_at);
+
+    // Every cell's environment exists, so `--env` selects something in every cell.
+    let names: BTreeSet<String> = c
+        .suites
+        .iter()
+        .flat_map(|s| s.environments.iter().map(|e| e.name.clone()))
+        .collect();
+    for mesh in strings(&job["strategy"]["matrix"]["mesh"]) {
+        for k in strings(&job["strategy"]["matrix"]["kubernetes"]) {
+            let env = format!("{mesh}[k8s={k}]");
+            assert!(names.contains(&env), "{env} is no suite environment");
+        }
+    }
 }
 
 #[test]

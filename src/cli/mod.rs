@@ -35,6 +35,7 @@ pub mod plan;
 mod project;
 pub mod report;
 pub mod run;
+pub mod tools;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -86,6 +87,9 @@ pub enum Command {
     Gc(gc::Args),
     /// Run a suite as a vendor certification: report, README and artifacts in one directory.
     Certify(certify::Args),
+    /// The pinned CLIs (tools.yaml): install them verified into the per-user cache, list them.
+    #[command(subcommand)]
+    Tools(tools::ToolsCmd),
 }
 
 /// Entry point used by `src/main.rs`; returns the process exit code.
@@ -111,6 +115,7 @@ pub fn main() -> i32 {
         Command::Report(a) => report::run(a),
         Command::Certify(a) => certify::run(a),
         Command::Gc(a) => gc::run(a),
+        Command::Tools(c) => tools::run(c),
     }
 }
 

@@ -31,18 +31,28 @@ impl Tool {
         }
     }
 
-    /// How to install it.
-    pub fn hint(self) -> &'static str {
-        match self {
+    /// How to install it: a pinned tool (tools.yaml) through `meshproof tools install`.
+    pub fn hint(self) -> String {
+        let pinned = crate::toolchain::table::Table::pinned()
+            .and_then(|t| t.version(self.program()))
+            .map(|v| {
+                format!(
+                    "run `meshproof tools install` (installs {} {v}, the pinned release, into the per-user cache meshproof searches), or install {v} yourself: ",
+                    self.program()
+                )
+            })
+            .unwrap_or_default();
+        let own = match self {
             Tool::Docker => "install Docker Engine (https://docs.docker.com/engine/install/) and start the daemon",
-            Tool::Kind => "install kind v0.33.0 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
-            Tool::Helm => "install Helm 3 (https://helm.sh/docs/intro/install/)",
-            Tool::Istioctl => "install istioctl of the suite's Istio version (https://istio.io/latest/docs/setup/additional-setup/download-istio-release/)",
-            Tool::Linkerd => "install the linkerd CLI of the suite's edge release (https://linkerd.io/2/getting-started/)",
-            Tool::Flux => "install the flux CLI of the suite's version (https://fluxcd.io/flux/installation/)",
-            Tool::Kubeseal => "install kubeseal (https://github.com/bitnami/sealed-secrets#kubeseal)",
+            Tool::Kind => "https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+            Tool::Helm => "https://helm.sh/docs/intro/install/",
+            Tool::Istioctl => "https://istio.io/latest/docs/setup/additional-setup/download-istio-release/",
+            Tool::Linkerd => "https://linkerd.io/2/getting-started/",
+            Tool::Flux => "https://fluxcd.io/flux/installation/",
+            Tool::Kubeseal => "https://github.com/bitnami/sealed-secrets#kubeseal",
             Tool::Git => "install git (e.g. `apt-get install git`)",
-        }
+        };
+        format!("{pinned}{own}")
     }
 
     /// Arguments that print the tool's own (client) version without touching a cluster.
@@ -79,8 +89,9 @@ impl Tool {
 /// test-double CLIs for the child processes they spawn, without touching their own `PATH`.
 pub const TOOL_PATH_ENV: &str = "MESHPROOF_TOOL_PATH";
 
-/// Finds `program` in `MESHPROOF_TOOL_PATH`, then on `PATH` (or takes it as a path when it
-/// contains `/`).
+/// Finds `program` in `MESHPROOF_TOOL_PATH`, then the pinned release `meshproof tools install`
+/// put in the per-user cache (so the pinned one wins over whatever `PATH` has), then on `PATH`
+/// (or takes it as a path when it contains `/`).
 pub fn find(program: &str) -> Result<PathBuf, ProcessError> {
     if let Some(dirs) = std::env::var_os(TOOL_PATH_ENV).filter(|d| !d.is_empty()) {
         if !program.contains('/') {
@@ -91,11 +102,15 @@ pub fn find(program: &str) -> Result<PathBuf, ProcessError> {
             }
         }
     }
+    if !program.contains('/') {
+        if let Some(p) = crate::toolchain::cached_binary(program) {
+            return Ok(p);
+        }
+    }
     which::which(program).map_err(|_| ProcessError::NotFound {
         program: program.to_string(),
         hint: Tool::from_program(program)
             .map(Tool::hint)
-            .unwrap_or("install it or put it on PATH")
-            .to_string(),
+            .unwrap_or_else(|| "install it or put it on PATH".to_string()),
     })
 }

@@ -205,13 +205,30 @@ pub fn suite(raw: RawSuite, source: &Path, read: ReadFile<'_>) -> Result<Suite, 
                     .ok()
             })
         };
-        Components {
+        let components = Components {
             cert_manager: ver("certManager", &c.cert_manager, true),
             flux: ver("flux", &c.flux, true),
             sealed_secrets: ver("sealedSecrets", &c.sealed_secrets, false),
             gateway_api: ver("gatewayApi", &c.gateway_api, true),
             traefik: ver("traefik", &c.traefik, false),
+        };
+        if let Some(v) = &components.flux {
+            agrees_with_table(
+                &mut cx,
+                &p.key("flux").key("version"),
+                "Flux",
+                v.as_str(),
+                "flux",
+            );
         }
+        if let Some(v) = &components.sealed_secrets {
+            sealed_secrets_agrees_with_table(
+                &mut cx,
+                &p.key("sealedSecrets").key("version"),
+                v.as_str(),
+            );
+        }
+        components
     };
     if matches!(mesh, Some(MeshSpec::Linkerd { .. })) && raw.components.gateway_api.is_none() {
         cx.err(&root.key("mesh").key("name"), LINKERD_NEEDS_GATEWAY_API);
@@ -484,6 +501,44 @@ pub const AMBIENT_NEEDS_GATEWAY_API: &str = "Istio's ambient data plane needs th
 /// Why a Linkerd suite needs the Gateway API CRDs (ledger LD-2).
 pub const LINKERD_NEEDS_GATEWAY_API: &str = "Linkerd needs the Gateway API CRDs installed first: `linkerd install` refuses without them and `linkerd check` fails (linkerd2 edge-26.8.3 cli/cmd/install.go, pkg/healthcheck/healthcheck.go); add `components.gatewayApi: { version: v1.5.1 }`";
 
+/// A suite version that the tool table (`tools.yaml`) must pin too: the CLI installs its own
+/// release (istioctl, linkerd) or its own manifests (flux), so the two cannot differ.
+fn agrees_with_table(cx: &mut Ctx, at: &FieldPath, what: &str, version: &str, tool: &str) {
+    let Some(pinned) = crate::toolchain::table::Table::pinned().and_then(|t| t.version(tool))
+    else {
+        return;
+    };
+    if version.trim_start_matches('v') != pinned.trim_start_matches('v') {
+        cx.err(
+            at,
+            format!(
+                "{what} {version} disagrees with tools.yaml, which pins {tool} {pinned} (the CLI installs its own release): change the suite or the table so they agree"
+            ),
+        );
+    }
+}
+
+/// The sealed-secrets chart a suite installs must be the one whose appVersion the table's
+/// kubeseal is (`chart` beside kubeseal's version in tools.yaml): kubeseal seals for it.
+fn sealed_secrets_agrees_with_table(cx: &mut Ctx, at: &FieldPath, chart: &str) {
+    let Some(t) = crate::toolchain::table::Table::pinned() else {
+        return;
+    };
+    let Some(e) = t.tools.get("kubeseal") else {
+        return;
+    };
+    if let (Some(want), Some(kubeseal)) = (&e.chart, &e.version) {
+        if chart != want {
+            cx.err(
+                at,
+                format!(
+                    "sealed-secrets chart {chart} disagrees with tools.yaml, which pins kubeseal {kubeseal} for chart {want}: change the suite or the table so they agree"
+                ),
+            );
+        }
+    }
+}
+
 fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<MeshSpec> {
     let vpath = if p
         .0
@@ -499,6 +554,9 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
             let version = Version::semver(version, false)
                 .map_err(|e| cx.err(&vpath, e))
                 .ok();
+            if let Some(v) = &version {
+                agrees_with_table(cx, &vpath, "Istio", v.as_str(), "istioctl");
+            }
             let data_plane = match raw.data_plane.unwrap_or(DataPlaneName::Sidecar) {
                 DataPlaneName::Sidecar => IstioDataPlane::Sidecar,
                 DataPlaneName::Ambient => IstioDataPlane::Ambient,
@@ -568,6 +626,9 @@ fn mesh(cx: &mut Ctx, p: &FieldPath, raw: &RawMesh, version: &str) -> Option<Mes
             let version = Version::linkerd(version)
                 .map_err(|e| cx.err(&vpath, e))
                 .ok();
+            if let Some(v) = &version {
+                agrees_with_table(cx, &vpath, "Linkerd", v.as_str(), "linkerd");
+            }
             let install = match raw.install.as_deref().unwrap_or("cli") {
                 "cli" => Some(LinkerdInstall::Cli),
                 "helm" => Some(LinkerdInstall::Helm),

@@ -410,10 +410,12 @@ impl Exec<'_> {
 }
 
 /// Whether a version command's output names `pinned` as a whole word (`1.30.3` must not match
-/// `1.30.30`).
+/// `1.30.30`). `+` ends a word too: `helm version --short` prints `v3.19.0+g<commit>`.
 pub fn reports_version(output: &str, pinned: &str) -> bool {
     output
-        .split(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '"' | '\'' | '(' | ')' | '='))
+        .split(|c: char| {
+            c.is_whitespace() || matches!(c, ':' | ',' | '"' | '\'' | '(' | ')' | '=' | '+')
+        })
         .any(|w| {
             w == pinned
                 || w.strip_prefix('v') == Some(pinned)
@@ -487,6 +489,8 @@ mod tests {
         assert!(!reports_version("edge-26.8.4\n", "edge-26.8.3"));
         assert!(reports_version("flux: v2.9.4", "v2.9.4"));
         assert!(reports_version("flux: 2.9.4", "v2.9.4"));
+        assert!(reports_version("v3.19.0+g3d8990f\n", "v3.19.0"));
+        assert!(!reports_version("v3.19.01+g3d8990f\n", "v3.19.0"));
     }
 
     #[test]
