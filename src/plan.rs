@@ -551,7 +551,7 @@ cluster:
   nodeImage: kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a
 mesh: { name: linkerd, version: edge-26.8.3 }
 openfaas: { chart: 15.0.6 }
-components: { gatewayApi: { version: v1.4.0 }, flux: { version: v2.9.4 }, sealedSecrets: { version: 2.18.5 } }
+components: { gatewayApi: { version: v1.5.1 }, flux: { version: v2.9.4 }, sealedSecrets: { version: 2.19.1 } }
 scenarios: [b, a, only-istio, r]
 vars: { who: suite }
 matrix:
@@ -614,7 +614,7 @@ matrix:
             crate::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
         let env = expand(&c)
             .into_iter()
-            .find(|e| e.key == "linkerd[k8s=1.34]")
+            .find(|e| e.key == "linkerd[k8s=1.36]")
             .unwrap();
         let step = steps(&env, &c).into_iter().next().unwrap();
         assert_eq!(step.title, "check the tools this environment needs");

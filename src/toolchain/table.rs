@@ -307,10 +307,10 @@ mod tests {
             os: "darwin",
             arch: "amd64",
         };
-        let kind = t.artifact("kind", "v0.30.0", linux).unwrap();
+        let kind = t.artifact("kind", "v0.33.0", linux).unwrap();
         assert_eq!(
             kind.url,
-            "https://github.com/kubernetes-sigs/kind/releases/download/v0.30.0/kind-linux-amd64"
+            "https://github.com/kubernetes-sigs/kind/releases/download/v0.33.0/kind-linux-amd64"
         );
         assert_eq!(kind.checksum.url, format!("{}.sha256sum", kind.url));
         let helm = t.artifact("helm", "v3.19.0", mac).unwrap();
@@ -339,12 +339,15 @@ mod tests {
         let flux = t.artifact("flux", "2.9.4", linux).unwrap();
         assert!(flux.url.ends_with("/v2.9.4/flux_2.9.4_linux_amd64.tar.gz"));
         assert!(flux.checksum.url.ends_with("/flux_2.9.4_checksums.txt"));
-        let ks = t.artifact("kubeseal", "0.36.6", linux).unwrap();
-        assert!(ks
-            .checksum
-            .url
-            .ends_with("/sealed-secrets_0.36.6_checksums.txt"));
-        assert_eq!(t.tools["kubeseal"].chart.as_deref(), Some("2.18.5"));
+        let ks = t.artifact("kubeseal", "0.38.4", linux).unwrap();
+        assert_eq!(
+            ks.url,
+            "https://github.com/bitnami/sealed-secrets/releases/download/v0.38.4/kubeseal-0.38.4-linux-amd64.tar.gz"
+        );
+        assert!(ks.checksum.url.ends_with(
+            "/bitnami/sealed-secrets/releases/download/v0.38.4/sealed-secrets_0.38.4_checksums.txt"
+        ));
+        assert_eq!(t.tools["kubeseal"].chart.as_deref(), Some("2.19.1"));
     }
 
     #[test]
