@@ -221,7 +221,7 @@ impl Fixture {
     fn req(&self, tool: &str) -> Request {
         Request {
             tool: tool.into(),
-            version: self.table.version(tool).unwrap_or("v1.34.0").into(),
+            version: self.table.version(tool).unwrap_or("v1.36.4").into(),
             platform: LINUX,
         }
     }
@@ -329,7 +329,7 @@ async fn a_good_archive_is_installed_executable_and_its_checksum_recorded() {
 #[tokio::test]
 async fn a_raw_binary_is_verified_against_its_sha256sum_file() {
     let f = Fixture::new();
-    let bin = b"\x7fELF kind v0.30.0".to_vec();
+    let bin = b"\x7fELF kind v0.33.0".to_vec();
     let a = f.artifact("kind");
     f.server.set(&a.url, Reply::Ok(bin.clone()));
     f.server.set(
@@ -618,13 +618,13 @@ fn the_cli_installs_prints_the_lock_line_and_the_path() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains(&format!("\nkind v0.30.0 linux/amd64 {}\n", sha(&bin))),
+        stdout.contains(&format!("\nkind v0.33.0 linux/amd64 {}\n", sha(&bin))),
         "{stdout}"
     );
     let dir = f
         .dir
         .path()
-        .join("xdg/meshproof/tools/kind/v0.30.0/linux-amd64");
+        .join("xdg/meshproof/tools/kind/v0.33.0/linux-amd64");
     assert_eq!(std::fs::read(dir.join("kind")).unwrap(), bin);
     let out = run(&[&["tools", "path"][..], &sel].concat());
     assert_eq!(out.status.code(), Some(0));
@@ -652,7 +652,7 @@ fn the_e2e_harness_installs_on_demand_and_stops_when_it_cannot() {
     let f = Fixture::new();
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["test", "-q", "--test", "e2e", "--", "linkerd[k8s=1.34]"])
+    cmd.args(["test", "-q", "--test", "e2e", "--", "linkerd[k8s=1.36]"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     // This test's crate variables must not reach the nested cargo (as in tests/report_ci.rs).
     for (k, _) in std::env::vars_os() {

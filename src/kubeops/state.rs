@@ -44,11 +44,18 @@ pub fn describe_value(kind: &str, v: &Value) -> String {
     if let Some(phase) = status["phase"].as_str() {
         parts.push(format!("phase {phase}"));
     }
-    for key in ["containerStatuses", "ephemeralContainerStatuses"] {
+    // Init containers too: a native sidecar (Istio on Kubernetes >= 1.33, Linkerd's proxy by
+    // default since 2.20: IS-15) is an init container with `restartPolicy: Always`, and a
+    // crash-looping proxy shows only there.
+    for (key, what) in [
+        ("initContainerStatuses", "init container"),
+        ("containerStatuses", "container"),
+        ("ephemeralContainerStatuses", "container"),
+    ] {
         if let Some(list) = status[key].as_array() {
             for c in list {
                 parts.push(format!(
-                    "container {}: {}",
+                    "{what} {}: {}",
                     c["name"].as_str().unwrap_or("?"),
                     container_state(&c["state"])
                 ));
@@ -153,6 +160,28 @@ mod tests {
         );
         assert!(s.contains("0 available"), "{s}");
         assert!(s.contains("Progressing=True (ReplicaSetUpdated)"), "{s}");
+    }
+
+    #[test]
+    fn a_crash_looping_native_sidecar_is_named() {
+        let pod = json!({
+            "metadata": {"name": "env-1", "namespace": "openfaas-fn"},
+            "status": {
+                "phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "linkerd-proxy", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+                ],
+                "containerStatuses": [
+                    {"name": "env", "state": {"waiting": {"reason": "PodInitializing"}}}
+                ]
+            }
+        });
+        let d = describe("Pod", Some(&pod));
+        assert!(
+            d.contains("init container linkerd-proxy: waiting (CrashLoopBackOff)")
+                && d.contains("container env: waiting (PodInitializing)"),
+            "{d}"
+        );
     }
 
     #[test]
