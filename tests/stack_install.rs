@@ -68,7 +68,8 @@ impl Run {
     }
 }
 
-const KNOBS: [&str; 8] = [
+const KNOBS: [&str; 9] = [
+    "MESHPROOF_DOUBLE_KIND_VERSION",
     "MESHPROOF_DOUBLE_FAIL_MSG",
     "MESHPROOF_DOUBLE_SLEEP_ON",
     "MESHPROOF_DOUBLE_FAIL_ON",
@@ -185,13 +186,23 @@ fn istio_on_kind_runs_the_exact_commands_and_deletes_the_cluster_it_created() {
     );
     let calls = r.doubles.calls();
 
-    // The CLI version is checked before any cluster exists.
+    // The CLI versions are checked before any cluster exists: kind's own first (KIND-9).
     let first_kind = calls.iter().position(|(t, _)| t == "kind").unwrap();
+    assert_eq!(
+        calls[first_kind].1,
+        ["version"],
+        "{:?}",
+        r.doubles.call_lines()
+    );
+    let kind_create = calls
+        .iter()
+        .position(|(t, a)| t == "kind" && a[0] == "create")
+        .unwrap();
     let version = calls
         .iter()
         .position(|(t, a)| t == "istioctl" && a[0] == "version")
         .unwrap();
-    assert!(version < first_kind, "{:?}", r.doubles.call_lines());
+    assert!(version < kind_create, "{:?}", r.doubles.call_lines());
 
     let create = find_call(&calls, "kind", &["create", "cluster"]).unwrap();
     assert_eq!(flag(create, "--name"), Some(name.as_str()));
@@ -493,7 +504,41 @@ fn flux_is_installed_as_v_version_and_its_cli_is_held_to_the_pin() {
         .to_string();
     assert!(err.contains("v2.9.4") && err.contains("v2.10.0"), "{err}");
     assert!(
-        !r.doubles.calls().iter().any(|(t, _)| t == "kind"),
+        !r.doubles
+            .calls()
+            .iter()
+            .any(|(t, a)| t == "kind" && a[0] == "create"),
+        "{:?}",
+        r.doubles.call_lines()
+    );
+}
+
+/// kind itself is held to tools.yaml before anything is created: the node images the suites pin
+/// by digest were built by that release (KIND-2, KIND-9).
+#[test]
+fn a_wrong_kind_version_fails_before_any_cluster_is_created() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (suite, env) = suite_env("istio", "istio[k8s=1.36]");
+    let r = up(
+        &suite,
+        &env,
+        &[("MESHPROOF_DOUBLE_KIND_VERSION", "v0.30.0")],
+        false,
+        RecordingApi::default(),
+        None,
+    );
+    let err = r
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .err()
+        .expect("version mismatch")
+        .to_string();
+    assert!(err.contains("v0.33.0") && err.contains("v0.30.0"), "{err}");
+    let calls = r.doubles.calls();
+    assert!(
+        calls.iter().all(|(t, a)| t != "kind" || a[0] == "version"),
         "{:?}",
         r.doubles.call_lines()
     );
@@ -524,7 +569,10 @@ fn a_wrong_istioctl_version_fails_before_any_cluster_is_created() {
         "{err}"
     );
     assert!(
-        !r.doubles.calls().iter().any(|(t, _)| t == "kind"),
+        !r.doubles
+            .calls()
+            .iter()
+            .any(|(t, a)| t == "kind" && a[0] == "create"),
         "{:?}",
         r.doubles.call_lines()
     );

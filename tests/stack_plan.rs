@@ -39,6 +39,11 @@ fn istio_plan_shows_exact_commands_and_values() {
         "image: kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
     );
     assert_has(&p, "listenAddress: 127.0.0.1");
+    // kind is held to tools.yaml before any cluster exists (KIND-9).
+    assert_has(
+        &p,
+        "$ kind version   # must report v0.33.0 (tools.yaml), before any cluster exists",
+    );
     assert_has(
         &p,
         "$ istioctl version --remote=false   # must report 1.30.3",

@@ -17,6 +17,15 @@ use crate::process::Redactor;
 use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, LinkerdInstall, MeshSpec, Suite};
 use std::path::{Path, PathBuf};
 
+/// The kind release tools.yaml pins (`None` only if the embedded table does not parse, which
+/// its own tests rule out).
+pub fn kind_pin() -> Option<String> {
+    crate::toolchain::table::Table::committed()
+        .ok()?
+        .version("kind")
+        .map(str::to_string)
+}
+
 /// How long a new kind cluster's nodes may take to be Ready after `kind create` returned.
 pub const NODES_READY: std::time::Duration = std::time::Duration::from_secs(180);
 
@@ -200,7 +209,15 @@ pub async fn up(
         redactor: &redactor,
     };
 
-    // Fail fast on a wrong CLI version, before a cluster exists.
+    // Fail fast on a wrong CLI version, before a cluster exists: kind's own first (the node
+    // images were built by the pinned release), then each component's CLI.
+    if let (ClusterLayout::Kind(_), Some(pinned)) = (&cluster, kind_pin()) {
+        let check = Action::CheckVersion {
+            cmd: super::cluster::kind::KindCluster::version_cmd(),
+            pinned,
+        };
+        exec.action("kind", &check).await?;
+    }
     for p in &plans {
         for a in p
             .actions

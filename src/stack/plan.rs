@@ -49,6 +49,12 @@ pub fn provision_and_install(
                 "cluster name {} ({PLAN_RUN_ID} = the run's random id)",
                 k.name
             )];
+            if let Some(pinned) = super::environment::kind_pin() {
+                detail.push(format!(
+                    "$ {}   # must report {pinned} (tools.yaml), before any cluster exists",
+                    super::cluster::kind::KindCluster::version_cmd().display()
+                ));
+            }
             let node_mirror = mirror_lines(mirror, &work_dir, &mut detail);
             detail.push(format!("write {} (0600):", k.config.display()));
             detail.extend(

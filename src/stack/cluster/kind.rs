@@ -45,6 +45,14 @@ impl KindCluster {
             .timeout(Duration::from_secs(600))
     }
 
+    /// `kind version`: the node images the suites pin by digest were built by one kind release
+    /// (ledger KIND-2, KIND-9), whose version tools.yaml pins; another release may not run them.
+    pub fn version_cmd() -> Cmd {
+        Cmd::new("kind")
+            .arg("version")
+            .timeout(Duration::from_secs(30))
+    }
+
     /// `kind delete cluster --name N --kubeconfig KCFG`; allowed during shutdown.
     pub fn delete_cmd(&self) -> Cmd {
         Cmd::new("kind")
