@@ -32,6 +32,9 @@ enum Reply {
     },
     /// Reads the request and never answers (the connection is held for a bounded time).
     Silent,
+    /// `302 Found` to this path on the same server, as GitHub sends release downloads to its
+    /// storage host.
+    Redirect(String),
 }
 
 /// A loopback HTTP server on its own thread and runtime; paths not set answer 404.
@@ -77,12 +80,27 @@ impl Server {
                         let text = String::from_utf8_lossy(&buf).into_owned();
                         let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
                         let reply = r.lock().unwrap().get(&path).cloned();
+                        if let Some(Reply::Redirect(to)) = &reply {
+                            let host = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("host: ").or_else(|| l.strip_prefix("Host: ")))
+                                .unwrap_or("")
+                                .trim()
+                                .to_string();
+                            let head = format!(
+                                "HTTP/1.1 302 Found\r\nLocation: http://{host}{to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                            let _ = sock.write_all(head.as_bytes()).await;
+                            let _ = sock.flush().await;
+                            return;
+                        }
                         let (status, body, declared) = match reply {
                             None => ("404 Not Found", b"not found".to_vec(), None),
                             Some(Reply::Ok(b)) => ("200 OK", b, None),
                             Some(Reply::Short { body, declared }) => {
                                 ("200 OK", body, Some(declared))
                             }
+                            Some(Reply::Redirect(_)) => unreachable!("answered above"),
                             Some(Reply::Silent) => {
                                 // Bounded: the test's client gives up long before.
                                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -324,6 +342,53 @@ async fn a_good_archive_is_installed_executable_and_its_checksum_recorded() {
     );
     assert!(f.server.hits() > hits);
     assert_eq!(std::fs::read(&path).unwrap(), HELM);
+}
+
+/// GitHub answers a release download with a redirect to its storage host: the downloader
+/// follows it (CONTRACTS.md TOOL-8), and a redirect loop is an error, not a hang.
+#[tokio::test]
+async fn a_redirected_download_is_followed_and_a_redirect_loop_is_an_error() {
+    let f = Fixture::new();
+    let bin = b"\x7fELF kind v0.33.0 via storage".to_vec();
+    let a = f.artifact("kind");
+    f.server.set(
+        &a.url,
+        Reply::Redirect("/objects.storage.test/kind-linux-amd64".into()),
+    );
+    f.server.set(
+        "https://objects.storage.test/kind-linux-amd64",
+        Reply::Ok(bin.clone()),
+    );
+    f.server.set(
+        &a.checksum.url,
+        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
+    );
+    let out = f.installer("").install(&f.req("kind")).await.unwrap();
+    let Outcome::Installed { path, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(std::fs::read(path).unwrap(), bin);
+
+    let g = Fixture::new();
+    let a = g.artifact("kind");
+    let own = format!("/{}", a.url.strip_prefix("https://").unwrap());
+    g.server.set(&a.url, Reply::Redirect(own));
+    g.server.set(
+        &a.checksum.url,
+        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
+    );
+    let err = g
+        .installer("")
+        .install(&g.req("kind"))
+        .await
+        .expect_err("a redirect loop");
+    let err = format!("{err:#}");
+    assert!(err.contains("kind") && err.contains("redirect"), "{err}");
+    assert!(
+        g.files().iter().all(|p| !p.ends_with("kind")),
+        "{:?}",
+        g.files()
+    );
 }
 
 #[tokio::test]
