@@ -28,26 +28,11 @@ pub fn run(args: Args) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let wanted = std::path::Path::new(&args.suite);
-    let suite = catalog.suites.iter().find(|s| {
-        s.name.as_str() == args.suite
-            || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
-    });
-    let Some(suite) = suite else {
-        let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "meshproof: error: no suite {:?} (suites: {})",
-            args.suite,
-            names.join(", ")
-        );
-        return 2;
+    let suite = match project::find_suite(&catalog, &args.suite) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let mirror = if args.mirror.is_empty() {
-        crate::mirror::MirrorSetting::from_env()
-    } else {
-        crate::mirror::MirrorSetting::parse(&args.mirror)
-    };
-    let mirror = match mirror {
+    let mirror = match crate::mirror::MirrorSetting::from_args_or_env(&args.mirror) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("meshproof: error: {e}");
@@ -60,18 +45,7 @@ pub fn run(args: Args) -> i32 {
         .filter(|e| args.env.as_ref().is_none_or(|n| &e.env.name == n))
         .collect();
     if envs.is_empty() {
-        eprintln!(
-            "meshproof: error: suite {} has no environment {:?} (environments: {})",
-            suite.name,
-            args.env.as_deref().unwrap_or(""),
-            suite
-                .environments
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return 2;
+        return project::no_environment(suite, args.env.as_deref());
     }
     if args.json {
         let v: Vec<_> = envs

@@ -26,18 +26,9 @@ pub fn run(args: Args) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let wanted = std::path::Path::new(&args.suite);
-    let Some(suite) = catalog.suites.iter().find(|s| {
-        s.name.as_str() == args.suite
-            || (wanted.exists() && s.source.canonicalize().ok() == wanted.canonicalize().ok())
-    }) else {
-        let names: Vec<&str> = catalog.suites.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "meshproof: error: no suite {:?} (suites: {})",
-            args.suite,
-            names.join(", ")
-        );
-        return 2;
+    let suite = match project::find_suite(&catalog, &args.suite) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let names: Vec<&str> = suite.environments.iter().map(|e| e.name.as_str()).collect();
     let env = match &args.env {
@@ -63,9 +54,8 @@ pub fn run(args: Args) -> i32 {
     };
     let mut opts = StackOptions::from_env();
     opts.keep_cluster |= args.keep_cluster;
-    if !args.mirror.is_empty() {
-        opts.mirror = crate::mirror::MirrorSetting::parse(&args.mirror).map_err(|e| e.to_string());
-    }
+    opts.mirror =
+        crate::mirror::MirrorSetting::from_args_or_env(&args.mirror).map_err(|e| e.to_string());
     if let Err(e) = &opts.mirror {
         eprintln!("meshproof: error: {e}");
         return 2;

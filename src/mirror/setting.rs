@@ -141,6 +141,15 @@ impl MirrorSetting {
         }
     }
 
+    /// The `--mirror` values a command was given, else [`MirrorSetting::from_env`].
+    pub fn from_args_or_env<S: AsRef<str>>(values: &[S]) -> Result<MirrorSetting, MirrorError> {
+        if values.is_empty() {
+            MirrorSetting::from_env()
+        } else {
+            MirrorSetting::parse(values)
+        }
+    }
+
     /// `MESHPROOF_MIRROR`, split on commas and spaces; unset or empty is `off`.
     pub fn from_env() -> Result<MirrorSetting, MirrorError> {
         let v = std::env::var(ENV).unwrap_or_default();

@@ -68,6 +68,16 @@ pub fn istioctl_uninstall(ctx: &InstallCtx<'_>) -> Cmd {
     with_target(c, ctx).timeout(Duration::from_secs(300))
 }
 
+/// `istioctl version --remote=false` must report the pin: istioctl installs its own release.
+fn check_version(version: &str) -> Action {
+    Action::CheckVersion {
+        cmd: Cmd::new("istioctl")
+            .args(["version", "--remote=false"])
+            .timeout(Duration::from_secs(30)),
+        pinned: version.to_string(),
+    }
+}
+
 /// What marks an Istio install: its namespace and its security CRD.
 fn footprint() -> Vec<ObjectRef> {
     vec![
@@ -107,12 +117,7 @@ pub fn plan(
                     manifests::AMBIENT_ENROLLED
                 )],
                 actions: vec![
-                    Action::CheckVersion {
-                        cmd: Cmd::new("istioctl")
-                            .args(["version", "--remote=false"])
-                            .timeout(Duration::from_secs(30)),
-                        pinned: version.to_string(),
-                    },
+                    check_version(version),
                     Action::Run {
                         cmd: istioctl_install(ctx, profile, data_plane),
                     },
@@ -130,12 +135,7 @@ pub fn plan(
                 ports.http, ports.https
             )],
             actions: vec![
-                Action::CheckVersion {
-                    cmd: Cmd::new("istioctl")
-                        .args(["version", "--remote=false"])
-                        .timeout(Duration::from_secs(30)),
-                    pinned: version.to_string(),
-                },
+                check_version(version),
                 Action::Run {
                     cmd: istioctl_install(ctx, profile, data_plane),
                 },
