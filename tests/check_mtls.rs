@@ -809,6 +809,20 @@ fn wait_with_timeout(mut child: Child) -> std::process::Output {
     }
 }
 
+/// `meshproof check mtls --pcap PATH ARGS…`, bounded by [`wait_with_timeout`].
+fn check_mtls_cli(path: &Path, args: &[&str]) -> std::process::Output {
+    wait_with_timeout(
+        meshproof()
+            .args(["check", "mtls", "--pcap"])
+            .arg(path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("meshproof"),
+    )
+}
+
 fn cli_exit_codes_json_and_stdin() {
     let t = "cli_exit_codes_json_and_stdin";
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1221,8 +1235,7 @@ fn hbone_to_15008_passes_the_istio_ambient_preset() {
     assert_eq!(
         v.outcome,
         Outcome::Pass,
-        "{:?}
-{}",
+        "{:?}\n{}",
         v.reasons,
         v.to_json_string()
     );
@@ -1247,23 +1260,17 @@ fn hbone_to_15008_passes_the_istio_ambient_preset() {
     );
     // The CLI's preset is the same: pass (exit 0) with the app port named …
     let app = app_port.to_string();
-    let out = wait_with_timeout(
-        meshproof()
-            .args(["check", "mtls", "--pcap"])
-            .arg(&path)
-            .args([
-                "--sentinel",
-                &s,
-                "--mesh",
-                "istio-ambient",
-                "--app-port",
-                &app,
-                "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("meshproof"),
+    let out = check_mtls_cli(
+        &path,
+        &[
+            "--sentinel",
+            &s,
+            "--mesh",
+            "istio-ambient",
+            "--app-port",
+            &app,
+            "--json",
+        ],
     );
     assert_eq!(
         out.status.code(),
@@ -1272,15 +1279,9 @@ fn hbone_to_15008_passes_the_istio_ambient_preset() {
         String::from_utf8_lossy(&out.stdout)
     );
     // … and --app-port without the ambient preset is a usage error, not a verdict.
-    let out = wait_with_timeout(
-        meshproof()
-            .args(["check", "mtls", "--pcap"])
-            .arg(&path)
-            .args(["--sentinel", &s, "--mesh", "istio", "--app-port", &app])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("meshproof"),
+    let out = check_mtls_cli(
+        &path,
+        &["--sentinel", &s, "--mesh", "istio", "--app-port", &app],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--app-port needs --mesh istio-ambient"));

@@ -8,19 +8,17 @@
 //! Hub is exercised against a test double (an axum server, named as such) because the local
 //! registry's token auth would need a signing CA and a token service of its own.
 
+mod support_registry;
+
 use meshproof::images::resolve::{pin_all, ResolveErrorKind};
 use meshproof::images::{DigestSource, ImageRef, Images, Registry};
-use sha2::{Digest, Sha256};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support_registry::{push_blob, sha256};
 
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 /// A registry process on a free loopback port, killed on drop.
 struct LocalRegistry {
@@ -97,33 +95,6 @@ fn registry(test: &str) -> Option<LocalRegistry> {
     Some(reg)
 }
 
-/// Pushes a blob; returns its digest.
-async fn push_blob(c: &reqwest::Client, addr: &str, repo: &str, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    let start = c
-        .post(format!("http://{addr}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 202, "start upload");
-    let loc = start.headers()["location"].to_str().unwrap().to_string();
-    let loc = if loc.starts_with("http") {
-        loc
-    } else {
-        format!("http://{addr}{loc}")
-    };
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let put = c
-        .put(format!("{loc}{sep}digest={digest}"))
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201, "finish upload: {:?}", put.text().await);
-    digest
-}
-
 /// Pushes a one-layer OCI image under `tag`; returns the manifest digest (SHA-256 of the bytes).
 async fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
     let c = reqwest::Client::builder()
@@ -132,8 +103,9 @@ async fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
         .unwrap();
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = push_blob(&c, addr, repo, config).await;
-    let layer_digest = push_blob(&c, addr, repo, layer).await;
+    let base = format!("http://{addr}");
+    let config_digest = push_blob(&c, &base, repo, config).await;
+    let layer_digest = push_blob(&c, &base, repo, layer).await;
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

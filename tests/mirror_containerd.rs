@@ -14,23 +14,20 @@
 
 #[path = "support_harness/mod.rs"]
 mod support_harness;
+mod support_registry;
 
 use meshproof::mirror::proxy::ProxyConfig;
 use meshproof::mirror::{MirrorHost, MirrorSetting, Upstream};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support_registry::{push_blob, sha256};
 
 const REGISTRY: &str = "/usr/bin/docker-registry";
 const CONTAINERD: &str = "/usr/bin/containerd";
 const CTR: &str = "/usr/bin/ctr";
 const REPO: &str = "meshproof/hello";
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
 
 /// Runs a future to completion on a runtime of its own (the harness's bodies are synchronous).
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -191,46 +188,20 @@ fn tar_one_file(name: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn push_blob(c: &reqwest::Client, base: &str, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    let start = c
-        .post(format!("{base}/v2/{REPO}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), 202, "start upload");
-    let loc = start.headers()["location"].to_str().unwrap().to_string();
-    let loc = if loc.starts_with("http") {
-        loc
-    } else {
-        format!("{base}{loc}")
-    };
-    let sep = if loc.contains('?') { '&' } else { '?' };
-    let put = c
-        .put(format!("{loc}{sep}digest={digest}"))
-        .header("content-type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 201, "finish upload");
-    digest
-}
-
 /// Pushes a one-layer linux/amd64 OCI image made here; returns its manifest digest (the
 /// SHA-256 of the bytes pushed) and its blobs' (layer, config).
 async fn push_image(port: u16) -> (String, [String; 2]) {
     let base = format!("http://127.0.0.1:{port}");
     let c = client();
     let layer = tar_one_file("hello.txt", b"pulled through the meshproof mirror\n");
-    let layer_digest = push_blob(&c, &base, &layer).await;
+    let layer_digest = push_blob(&c, &base, REPO, &layer).await;
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
         "config": {},
     }))
     .unwrap();
-    let config_digest = push_blob(&c, &base, &config).await;
+    let config_digest = push_blob(&c, &base, REPO, &config).await;
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -173,6 +173,20 @@ async fn served_repo(at: &reach::ServeAt) -> (GitRepo, GitHttpServer, String) {
     (repo, server, url)
 }
 
+/// Serves the repository at `at`, proves `node` fetches it, then returns the URL and the error
+/// of a fetch of a repository that is not served (the hint the probe gives).
+async fn fetched_then_refused(node: &Node, at: &reach::ServeAt) -> (String, String) {
+    let (_repo, _server, url) = served_repo(at).await;
+    reach::probe_from(&node.container, &url, at)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let missing = url.replace("/desired", "/absent");
+    let err = reach::probe_from(&node.container, &missing, at)
+        .await
+        .expect_err("not served");
+    (url, err)
+}
+
 /// The address meshproof derives for the network `KIND_EXPERIMENTAL_DOCKER_NETWORK` names is
 /// where a container on it fetches the repository's smart-HTTP advertisement.
 async fn a_container_on_the_kind_network_reaches_the_served_repository() {
@@ -190,15 +204,8 @@ async fn a_container_on_the_kind_network_reaches_the_served_repository() {
         "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
     ]);
     assert_eq!(at.host, gateway, "the gateway of the overridden network");
-    let (_repo, _server, url) = served_repo(&at).await;
-    reach::probe_from(&node.container, &url, &at)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, err) = fetched_then_refused(&node, &at).await;
     // A repository that is not served: the probe fails, and says what to look at.
-    let missing = url.replace("/desired", "/absent");
-    let err = reach::probe_from(&node.container, &missing, &at)
-        .await
-        .expect_err("not served");
     assert!(
         err.contains("cannot fetch") && err.contains("firewall") && err.contains(&node.network),
         "{err}"
@@ -254,16 +261,9 @@ async fn a_host_alias_resolved_inside_the_node_is_where_it_fetches_the_repositor
             ip,
         }),
     };
-    let (_repo, _server, url) = served_repo(&at).await;
+    let (url, err) = fetched_then_refused(&node, &at).await;
     assert!(url.starts_with(&format!("http://{gateway}:")), "{url}");
-    reach::probe_from(&node.container, &url, &at)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     // Not served: the hint is about the runtime's forwarding, not a bridge firewall.
-    let missing = url.replace("/desired", "/absent");
-    let err = reach::probe_from(&node.container, &missing, &at)
-        .await
-        .expect_err("not served");
     assert!(
         err.contains("resolved host.containers.internal to") && err.contains("loopback"),
         "{err}"
@@ -280,14 +280,7 @@ async fn the_rootless_route_serves_on_this_machines_address_and_a_node_fetches_i
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!at.bind.ip().is_loopback(), "{at:?}");
     assert_eq!(at.host, at.bind.ip().to_string());
-    let (_repo, _server, url) = served_repo(&at).await;
-    reach::probe_from(&node.container, &url, &at)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let missing = url.replace("/desired", "/absent");
-    let err = reach::probe_from(&node.container, &missing, &at)
-        .await
-        .expect_err("not served");
+    let (_, err) = fetched_then_refused(&node, &at).await;
     assert!(
         err.contains("this machine's own address") && err.contains("rootless Docker"),
         "{err}"

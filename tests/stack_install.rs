@@ -66,6 +66,16 @@ impl Run {
             }
         }
     }
+    /// Why `up` failed; a test that expects a failure and got an environment stops here.
+    fn err(&self) -> &StackError {
+        match self.result.as_ref().unwrap() {
+            Err(e) => e,
+            Ok(_) => panic!(
+                "up succeeded where it must fail\ncalls:\n{}",
+                self.doubles.call_lines().join("\n")
+            ),
+        }
+    }
 }
 
 const KNOBS: [&str; 9] = [
@@ -381,14 +391,7 @@ fn a_failed_install_exports_logs_then_deletes_the_cluster() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("install must fail")
-        .to_string();
+    let err = r.err().to_string();
     assert!(
         err.contains("exited with 1") && err.contains("failing on purpose"),
         "{err}"
@@ -494,14 +497,7 @@ fn flux_is_installed_as_v_version_and_its_cli_is_held_to_the_pin() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("version mismatch")
-        .to_string();
+    let err = r.err().to_string();
     assert!(err.contains("v2.9.4") && err.contains("v2.10.0"), "{err}");
     assert!(
         !r.doubles
@@ -527,14 +523,7 @@ fn a_wrong_kind_version_fails_before_any_cluster_is_created() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("version mismatch")
-        .to_string();
+    let err = r.err().to_string();
     assert!(err.contains("v0.33.0") && err.contains("v0.30.0"), "{err}");
     let calls = r.doubles.calls();
     assert!(
@@ -556,14 +545,7 @@ fn a_wrong_istioctl_version_fails_before_any_cluster_is_created() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("version mismatch")
-        .to_string();
+    let err = r.err().to_string();
     assert!(
         err.contains("pins 1.30.3") && err.contains("1.30.30"),
         "{err}"
@@ -1095,14 +1077,7 @@ fn a_taken_host_port_is_explained() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("create fails")
-        .to_string();
+    let err = r.err().to_string();
     assert!(
         err.contains("host port 30080 or 30043 on 127.0.0.1 is taken"),
         "{err}"
@@ -1222,13 +1197,7 @@ fn a_failed_teardown_after_a_failed_install_is_reported_and_stays_failed() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("install must fail");
+    let err = r.err();
     assert!(err.teardown_failure().is_some(), "{err}");
     let text = err.to_string();
     assert!(
@@ -1273,14 +1242,7 @@ fn a_cluster_name_that_is_taken_is_never_deleted() {
         RecordingApi::default(),
         None,
     );
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("create fails")
-        .to_string();
+    let err = r.err().to_string();
     assert!(err.contains("was not created by this run"), "{err}");
     let lines = r.doubles.call_lines();
     assert!(
@@ -1303,14 +1265,7 @@ fn a_node_that_is_not_ready_after_create_fails_with_its_state() {
         ..RecordingApi::default()
     };
     let r = up(&suite, &env, &[], false, api, None);
-    let err = r
-        .result
-        .as_ref()
-        .unwrap()
-        .as_ref()
-        .err()
-        .expect("fails")
-        .to_string();
+    let err = r.err().to_string();
     assert!(
         err.contains("the node is not Ready")
             && err.contains("Ready=False (container runtime network not ready)"),

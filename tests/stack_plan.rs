@@ -9,7 +9,11 @@ fn plan(suite: &str) -> String {
 }
 
 fn plan_with(args: &[&str]) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    plan_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// `meshproof plan ARGS…` on the project at `root`; the plan must succeed.
+fn plan_in(root: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
         .arg("plan")
         .args(args)
@@ -275,17 +279,7 @@ fn ambient_plan_enrols_namespaces_and_stops_the_trials_at_preflight() {
         "kind: Suite\nname: amb\ncluster:\n  provider: kind\n  nodeImage: kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a\nmesh:\n  name: istio\n  version: 1.30.3\n  dataPlane: ambient\nopenfaas:\n  chart: 15.0.6\n  edition: ce\ncomponents:\n  gatewayApi: { version: v1.4.0 }\nscenarios: [c]\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_meshproof"))
-        .args(["plan", "amb"])
-        .env("MESHPROOF_PROJECT_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let p = String::from_utf8(out.stdout).unwrap();
+    let p = plan_in(dir.path(), &["amb"]);
     assert_has(&p, "ambient trials: not built yet");
     assert_has(
         &p,

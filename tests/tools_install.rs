@@ -260,6 +260,17 @@ impl Fixture {
         a.url
     }
 
+    /// Serves kind's raw binary `bin` and its published `.sha256sum`; returns the artifact.
+    fn serve_kind(&self, bin: &[u8]) -> meshproof::toolchain::table::Artifact {
+        let a = self.artifact("kind");
+        self.server.set(&a.url, Reply::Ok(bin.to_vec()));
+        self.server.set(
+            &a.checksum.url,
+            Reply::Ok(format!("{}  kind-linux-amd64\n", sha(bin)).into_bytes()),
+        );
+        a
+    }
+
     /// Every file under the temp dir (the cache and anything an escape would reach).
     fn files(&self) -> Vec<PathBuf> {
         fn walk(d: &Path, out: &mut Vec<PathBuf>) {
@@ -350,7 +361,7 @@ async fn a_good_archive_is_installed_executable_and_its_checksum_recorded() {
 async fn a_redirected_download_is_followed_and_a_redirect_loop_is_an_error() {
     let f = Fixture::new();
     let bin = b"\x7fELF kind v0.33.0 via storage".to_vec();
-    let a = f.artifact("kind");
+    let a = f.serve_kind(&bin);
     f.server.set(
         &a.url,
         Reply::Redirect("/objects.storage.test/kind-linux-amd64".into()),
@@ -359,10 +370,6 @@ async fn a_redirected_download_is_followed_and_a_redirect_loop_is_an_error() {
         "https://objects.storage.test/kind-linux-amd64",
         Reply::Ok(bin.clone()),
     );
-    f.server.set(
-        &a.checksum.url,
-        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
-    );
     let out = f.installer("").install(&f.req("kind")).await.unwrap();
     let Outcome::Installed { path, .. } = out else {
         panic!("{out:?}")
@@ -370,13 +377,9 @@ async fn a_redirected_download_is_followed_and_a_redirect_loop_is_an_error() {
     assert_eq!(std::fs::read(path).unwrap(), bin);
 
     let g = Fixture::new();
-    let a = g.artifact("kind");
+    let a = g.serve_kind(&bin);
     let own = format!("/{}", a.url.strip_prefix("https://").unwrap());
     g.server.set(&a.url, Reply::Redirect(own));
-    g.server.set(
-        &a.checksum.url,
-        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
-    );
     let err = g
         .installer("")
         .install(&g.req("kind"))
@@ -395,12 +398,7 @@ async fn a_redirected_download_is_followed_and_a_redirect_loop_is_an_error() {
 async fn a_raw_binary_is_verified_against_its_sha256sum_file() {
     let f = Fixture::new();
     let bin = b"\x7fELF kind v0.33.0".to_vec();
-    let a = f.artifact("kind");
-    f.server.set(&a.url, Reply::Ok(bin.clone()));
-    f.server.set(
-        &a.checksum.url,
-        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
-    );
+    f.serve_kind(&bin);
     let out = f.installer("").install(&f.req("kind")).await.unwrap();
     let Outcome::Installed { path, .. } = out else {
         panic!("{out:?}")
@@ -658,12 +656,7 @@ async fn a_second_install_of_changed_bytes_fails_against_the_recorded_checksum()
 fn the_cli_installs_prints_the_lock_line_and_the_path() {
     let f = Fixture::new();
     let bin = b"kind from the cli test".to_vec();
-    let a = f.artifact("kind");
-    f.server.set(&a.url, Reply::Ok(bin.clone()));
-    f.server.set(
-        &a.checksum.url,
-        Reply::Ok(format!("{}  kind-linux-amd64\n", sha(&bin)).into_bytes()),
-    );
+    f.serve_kind(&bin);
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_meshproof"))
             .args(args)
