@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::raw::{ProbeFrom, WaitFor};
+pub use super::raw::{Enforcer, ProbeFrom, WaitFor};
 /// The canary engine's own validated types: a scenario's split *is* the engine's input, so the
 /// invariants (weights sum to 100, tolerance in (0, 50), confidence in (0.5, 1)) live in one place.
 pub use crate::check::canary::{Confidence, Split, Tolerance, VariantSpec as Variant, Weight};
@@ -651,6 +651,9 @@ pub struct ProbeExpectation {
     pub before: Allowance,
     /// Outcome required once the policy is applied.
     pub after: Allowance,
+    /// Istio ambient: the enforcement point that must answer the denial (`after: denied` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcer: Option<Enforcer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

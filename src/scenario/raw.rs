@@ -345,6 +345,19 @@ pub struct RawExpectation {
     /// defaults to `allowed`.
     #[serde(default)]
     pub before: Option<Expectation>,
+    /// Istio ambient only: which enforcement point must answer the denial — ztunnel (L4: the
+    /// connection is reset or closed) or a waypoint (L7: a 403 from its RBAC filter).
+    #[serde(default)]
+    pub enforcer: Option<Enforcer>,
+}
+
+/// Where an ambient mesh enforces a policy: the destination's ztunnel (L4 rules) or a waypoint
+/// proxy (L7 rules, `targetRefs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcer {
+    Ztunnel,
+    Waypoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -1054,6 +1054,12 @@ fn check(
                 let before: Allowance = e.before.unwrap_or(Expectation::Allowed).into();
                 let after: Allowance = e.after.into();
                 any_denied |= after == Allowance::Denied;
+                if e.enforcer.is_some() && after != Allowance::Denied {
+                    cx.err(
+                        &ep.key("enforcer"),
+                        "`enforcer` names who answers a denial: it goes with `after: denied`",
+                    );
+                }
                 if let Some(url) = cx.template(&ep.key("url"), &e.url, &scope) {
                     let scheme_ok =
                         url.source().starts_with("http://") || url.source().starts_with("https://");
@@ -1066,6 +1072,7 @@ fn check(
                         url,
                         before,
                         after,
+                        enforcer: e.enforcer,
                     });
                 }
             }
