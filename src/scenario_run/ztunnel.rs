@@ -261,6 +261,9 @@ pub enum IdentityProblem {
     CannotTell(String),
     /// A connection from the gateway carried another identity, or none (a fail).
     Wrong(String),
+    /// The function's peers were waypoints only: the gateway's identity is on the hop to the
+    /// waypoint ([`gateway_identity_to_waypoints`]), not here.
+    ThroughWaypoint(String),
 }
 
 /// Shows from ztunnel's inbound lines in `w` that every connection from the gateway's pods
@@ -288,15 +291,14 @@ pub fn gateway_identity(
             .iter()
             .filter(|l| l.src_ip().is_some_and(|ip| waypoints.contains(&ip)))
             .count();
-        return Err(IdentityProblem::CannotTell(if via_waypoint > 0 {
-            format!("the function's ztunnel logged {via_waypoint} connections from waypoint pods and none from the gateway's pods: its log names the waypoint, so the gateway's identity is not shown there")
-        } else {
-            format!(
-                "the function's ztunnel logged no completed connection from the gateway's pods ({}) in the check's window ({} lines of completed connections to the function): ztunnel writes the line when a connection ends, so a connection the gateway keeps open is not there yet",
-                gateway.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                to_function.len()
-            )
-        }));
+        if via_waypoint > 0 {
+            return Err(IdentityProblem::ThroughWaypoint(format!("the function's ztunnel logged {via_waypoint} connections from waypoint pods and none from the gateway's pods: its log names the waypoint, so the gateway's identity is not shown there")));
+        }
+        return Err(IdentityProblem::CannotTell(format!(
+            "the function's ztunnel logged no completed connection from the gateway's pods ({}) in the check's window ({} lines of completed connections to the function): ztunnel writes the line when a connection ends, so a connection the gateway keeps open is not there yet",
+            ips_text(gateway),
+            to_function.len()
+        )));
     }
     let wrong: Vec<String> = from_gateway
         .iter()
@@ -321,6 +323,64 @@ pub fn gateway_identity(
         )));
     }
     Ok(from_gateway.len())
+}
+
+fn ips_text(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// With a waypoint in the path: the gateway's identity on its hop to the waypoint, from the
+/// gateway node's ztunnel. A waypoint pod is not captured by ztunnel (istio 1.30.3
+/// `waypoint.yaml:63`, `istio.io/dataplane-mode: none`) and terminates HBONE itself, so the
+/// only ztunnel on that hop is the gateway's, whose outbound line carries the identity it
+/// presented (`src/proxy/metrics.rs:734`, written only for mTLS). Every outbound line in `w`
+/// from the gateway's pods to a waypoint pod must carry `expected`; none is an error.
+pub fn gateway_identity_to_waypoints(
+    lines: &[AccessLine],
+    gateway: &[IpAddr],
+    waypoints: &[IpAddr],
+    expected: &str,
+    w: Window,
+) -> Result<usize, IdentityProblem> {
+    let hops: Vec<&AccessLine> = lines
+        .iter()
+        .filter(|l| {
+            l.direction.as_deref() == Some("outbound")
+                && l.src_ip().is_some_and(|ip| gateway.contains(&ip))
+                && ip_of(&l.dst_addr).is_some_and(|ip| waypoints.contains(&ip))
+                && w.holds(l)
+        })
+        .collect();
+    if hops.is_empty() {
+        return Err(IdentityProblem::CannotTell(format!(
+            "the traffic reached the function through waypoint pods ({}), and the gateway's ztunnel logged no completed connection from the gateway's pods ({}) to them in the check's window",
+            ips_text(waypoints),
+            ips_text(gateway)
+        )));
+    }
+    let wrong: Vec<String> = hops
+        .iter()
+        .filter(|l| l.src_identity.as_deref() != Some(expected))
+        .map(|l| {
+            format!(
+                "src.identity={} to {}",
+                l.src_identity.as_deref().unwrap_or("(none: not mTLS)"),
+                l.dst_addr.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Err(IdentityProblem::Wrong(format!(
+            "{} of {} connections from the gateway to a waypoint were logged by the gateway's ztunnel without the gateway's identity {expected}: {}",
+            wrong.len(),
+            hops.len(),
+            wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        )));
+    }
+    Ok(hops.len())
 }
 
 #[cfg(test)]
@@ -468,9 +528,33 @@ mod tests {
             judge(String::new()),
             Err(IdentityProblem::CannotTell(_))
         ));
-        assert!(
-            matches!(judge(line("10.244.0.77", Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint"))), Err(IdentityProblem::CannotTell(why)) if why.contains("waypoint"))
-        );
+        assert!(matches!(
+            judge(line(
+                "10.244.0.77",
+                Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint")
+            )),
+            Err(IdentityProblem::ThroughWaypoint(_))
+        ));
+        // Then the hop to the waypoint, from the gateway's ztunnel, shows the identity.
+        let hop = |id: &str| {
+            format!("2026-12-06T03:00:02Z\tinfo\taccess\tconnection complete\tsrc.addr=10.244.0.5:40000 src.identity=\"{id}\" dst.addr=10.244.0.77:15008 dst.hbone_addr=10.96.0.20:8080 direction=\"outbound\"")
+        };
+        let via =
+            |text: String| gateway_identity_to_waypoints(&parse_log(&text), &[gw], &[wp], want, w);
+        assert_eq!(via(hop(want)), Ok(1));
+        assert!(matches!(
+            via(hop("spiffe://cluster.local/ns/openfaas/sa/other")),
+            Err(IdentityProblem::Wrong(_))
+        ));
+        assert!(matches!(
+            via(String::new()),
+            Err(IdentityProblem::CannotTell(_))
+        ));
+        // The function's own inbound line is no hop to a waypoint.
+        assert!(matches!(
+            via(line("10.244.0.5", Some(want))),
+            Err(IdentityProblem::CannotTell(_))
+        ));
         // Outside the window it does not count.
         let late = window("2026-12-06T03:01:00Z", "2026-12-06T03:02:00Z");
         assert!(matches!(

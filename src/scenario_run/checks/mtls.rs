@@ -155,6 +155,12 @@ pub trait MtlsDriver {
         let _ = (function, since);
         Err("this driver cannot read ztunnel's access log".into())
     }
+    /// Istio ambient: what the ztunnels on the gateway pods' nodes logged since `since` (the
+    /// hop to a waypoint).
+    async fn ztunnel_of_gateway(&mut self, since: SystemTime) -> Result<ZtunnelView, String> {
+        let _ = since;
+        Err("this driver cannot read the gateway's ztunnel".into())
+    }
     /// Istio ambient: the plaintext probe client's pod IPs (after [`Self::plaintext_probe`]).
     async fn plaintext_client_ips(&mut self) -> Result<Vec<IpAddr>, String> {
         Err("this driver does not know the plaintext client's address".into())
@@ -569,7 +575,7 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
                     a.ztunnels = ztunnels;
                 }
             }
-            Err(IdentityProblem::CannotTell(why)) => {
+            Err(IdentityProblem::CannotTell(why) | IdentityProblem::ThroughWaypoint(why)) => {
                 outcome = outcome.worst(Outcome::Error);
                 reasons.push(format!("identity: {why}"));
                 ev.identity_failures.push(why);
@@ -644,9 +650,10 @@ fn window_since(since: SystemTime) -> ztunnel::Window {
     }
 }
 
-/// Istio ambient: the gateway's identity from the function node's ztunnel log since `since`,
-/// read again until it decides or [`MtlsDriver::log_wait`] has passed. `Ok` with the number of
-/// lines and the ztunnels read.
+/// Istio ambient: the gateway's identity from the function node's ztunnel log since `since`
+/// — or, when the function's peers were only waypoints, from the gateway node's ztunnel on the
+/// hop to them — read again until it decides or [`MtlsDriver::log_wait`] has passed. `Ok` with
+/// the number of lines and the ztunnels read.
 async fn ambient_identity<D: MtlsDriver>(
     driver: &mut D,
     function: &str,
@@ -654,14 +661,16 @@ async fn ambient_identity<D: MtlsDriver>(
     peers: &AmbientPeers,
     expected: &str,
 ) -> Result<(usize, Vec<String>), IdentityProblem> {
+    let unreadable = |what: &str, e: String| {
+        IdentityProblem::CannotTell(format!("{what} ztunnel access log could not be read: {e}"))
+    };
     let started = Instant::now();
     loop {
-        let view = driver.ztunnel_inbound(function, since).await.map_err(|e| {
-            IdentityProblem::CannotTell(format!(
-                "the function node's ztunnel access log could not be read: {e}"
-            ))
-        })?;
-        match ztunnel::gateway_identity(
+        let view = driver
+            .ztunnel_inbound(function, since)
+            .await
+            .map_err(|e| unreadable("the function node's", e))?;
+        let judged = match ztunnel::gateway_identity(
             &view.lines,
             &peers.gateway,
             &peers.waypoints,
@@ -669,11 +678,28 @@ async fn ambient_identity<D: MtlsDriver>(
             expected,
             window_since(since),
         ) {
-            Ok(n) => return Ok((n, view.ztunnels)),
+            Ok(n) => Ok((n, view.ztunnels)),
+            Err(IdentityProblem::ThroughWaypoint(_)) => {
+                let hop = driver
+                    .ztunnel_of_gateway(since)
+                    .await
+                    .map_err(|e| unreadable("the gateway node's", e))?;
+                ztunnel::gateway_identity_to_waypoints(
+                    &hop.lines,
+                    &peers.gateway,
+                    &peers.waypoints,
+                    expected,
+                    window_since(since),
+                )
+                .map(|n| (n, hop.ztunnels))
+            }
+            Err(e) => Err(e),
+        };
+        match judged {
             Err(IdentityProblem::CannotTell(_)) if started.elapsed() < driver.log_wait() => {
                 tokio::time::sleep(Duration::from_secs(1).min(driver.log_wait())).await;
             }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
 }
@@ -846,6 +872,8 @@ mod tests {
         strict: Classification,
         /// What ztunnel logs when it refuses the plaintext client (`None`: nothing).
         strict_rejection: Option<&'static str>,
+        /// What the gateway node's ztunnel logged (the hop to a waypoint).
+        gateway_log: String,
     }
 
     fn completed(src: &str, identity: Option<&str>, error: Option<&str>) -> String {
@@ -912,6 +940,13 @@ mod tests {
         async fn plaintext_client_ips(&mut self) -> Result<Vec<IpAddr>, String> {
             Ok(vec![CLIENT_IP.parse().unwrap()])
         }
+        async fn ztunnel_of_gateway(&mut self, _since: SystemTime) -> Result<ZtunnelView, String> {
+            Ok(ZtunnelView {
+                ztunnels: vec!["istio-system/ztunnel-g on kind-worker2".into()],
+                lines: ztunnel::parse_log(&self.gateway_log),
+                ..ZtunnelView::default()
+            })
+        }
         fn log_wait(&self) -> Duration {
             Duration::ZERO
         }
@@ -924,6 +959,7 @@ mod tests {
             log: completed(GATEWAY_IP, Some(GATEWAY_ID), None),
             strict: Classification::Denied(Denial::ConnectionReset),
             strict_rejection: Some(STRICT_REJECTION),
+            gateway_log: String::new(),
         }
     }
 
@@ -1025,14 +1061,53 @@ mod tests {
             "{:?}",
             v.reasons
         );
-        // Only the waypoint's connections: the gateway's identity is not shown there.
+        // Only the waypoint's connections: the gateway's identity is not shown there, and the
+        // gateway's ztunnel logged no hop to the waypoint either.
         let mut d = cluster();
         d.log = completed(
             WAYPOINT_IP,
             Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint"),
             None,
         );
-        assert_eq!(run_ambient(&mut d).await.0.outcome, Outcome::Error);
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("through waypoint pods")),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    /// With a waypoint in the path the gateway's identity is on its hop to the waypoint, in the
+    /// gateway node's ztunnel log (an outbound line; the waypoint itself is not captured).
+    #[tokio::test]
+    async fn on_ambient_through_a_waypoint_the_identity_is_read_on_the_gateways_hop() {
+        let hop = |id: &str| {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            format!("{now} {now}\tinfo\taccess\tconnection complete\tsrc.addr={GATEWAY_IP}:40000 src.identity=\"{id}\" dst.addr={WAYPOINT_IP}:15008 dst.hbone_addr=10.96.0.20:8080 direction=\"outbound\"\n")
+        };
+        let through = |gateway_log: String| {
+            let mut d = cluster();
+            d.log = completed(
+                WAYPOINT_IP,
+                Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint"),
+                None,
+            );
+            d.gateway_log = gateway_log;
+            d
+        };
+        let (v, _) = run_ambient(&mut through(hop(GATEWAY_ID))).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert_eq!(v.evidence.ambient.as_ref().unwrap().identity_lines, 1);
+        let (v, _) = run_ambient(&mut through(hop(
+            "spiffe://cluster.local/ns/openfaas/sa/other",
+        )))
+        .await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     }
 
     #[tokio::test]

@@ -330,6 +330,29 @@ impl MtlsDriver for KubeMtls<'_> {
             .await
     }
 
+    async fn ztunnel_of_gateway(
+        &mut self,
+        since: std::time::SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.trial.client.clone(), GATEWAY_NAMESPACE);
+        let list = call(
+            "gateway pods",
+            pods.list(&ListParams::default().labels("app=gateway")),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let names: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        self.trial
+            .ztunnel_view(GATEWAY_NAMESPACE, &names, Vec::new(), since)
+            .await
+    }
+
     async fn plaintext_client_ips(&mut self) -> Result<Vec<std::net::IpAddr>, String> {
         let (ns, pod) = self
             .plaintext_client
