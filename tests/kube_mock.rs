@@ -549,3 +549,51 @@ async fn service_port_forward_resolves_selector_to_a_ready_pod_and_named_port() 
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+/// ztunnel's access log is read with the API server's timestamps, over a bounded window, from
+/// its `istio-proxy` container (ledger IS-23): the exact query, and the text handed back as is.
+#[tokio::test]
+async fn ztunnel_logs_are_read_with_timestamps_since_a_window() {
+    let line = "2026-12-06T03:00:01.5Z 2026-12-06T03:00:01.499812Z\terror\taccess\tconnection complete\tsrc.addr=10.244.1.7:51234 direction=\"inbound\"\n";
+    let body = line.to_string();
+    let double = ApiServerDouble::start(move |s| match (s.method.as_str(), s.path.as_str()) {
+        ("GET", "/api/v1/namespaces/istio-system/pods/ztunnel-abc/log") => {
+            Reply::Json(200, Value::String(body.clone()))
+        }
+        _ => not_found(),
+    });
+    let text = meshproof::kubeops::logs::pod_logs_since(
+        &double.client,
+        "istio-system",
+        "ztunnel-abc",
+        "istio-proxy",
+        7,
+    )
+    .await
+    .unwrap();
+    assert!(text.contains("connection complete"), "{text}");
+    let seen = double.seen();
+    assert_eq!(seen.len(), 1);
+    for q in ["container=istio-proxy", "sinceSeconds=7", "timestamps=true"] {
+        assert!(
+            seen[0].query.contains(q),
+            "{q} missing in {}",
+            seen[0].query
+        );
+    }
+    // A window of zero seconds still asks for one: the API server refuses sinceSeconds=0.
+    meshproof::kubeops::logs::pod_logs_since(
+        &double.client,
+        "istio-system",
+        "ztunnel-abc",
+        "istio-proxy",
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(
+        double.seen()[1].query.contains("sinceSeconds=1"),
+        "{}",
+        double.seen()[1].query
+    );
+}

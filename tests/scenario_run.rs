@@ -12,7 +12,7 @@ use meshproof::check::tls::TlsVersion;
 use meshproof::check::{CheckName, Outcome, Verdict};
 use meshproof::scenario::loader::{load_text, Document};
 use meshproof::scenario::template::Vars;
-use meshproof::scenario::{Check, Mesh, Scenario, Step};
+use meshproof::scenario::{Check, DataPlane, Mesh, Scenario, Step};
 use meshproof::scenario_run::checks::canary::{converge, ConvergeRule, SETTLE};
 use meshproof::scenario_run::checks::deny::{
     run_deny, DenyDriver, DenyTiming, KubeletProbe, Observed, ProbeTarget, RenderedProbe,
@@ -146,17 +146,40 @@ fn unmeshed_functions_carry_the_meshs_opt_out_and_fprocess_is_the_watchdog_proce
         .iter()
         .find(|d| d.function.as_str() == "env-nomesh")
         .unwrap();
-    let i =
-        render::render_deploy(control, Mesh::Istio, &scenario_vars(&s, Mesh::Istio), "r1").unwrap();
+    let i = render::render_deploy(
+        control,
+        DataPlane::IstioSidecar,
+        &scenario_vars(&s, Mesh::Istio),
+        "r1",
+    )
+    .unwrap();
     assert_eq!(
         i.annotations
             .get("sidecar.istio.io/inject")
             .map(String::as_str),
         Some("false")
     );
+    // Istio ambient: istio-cni reads a pod label, not the sidecar annotation (ledger IS-21).
+    let a = render::render_deploy(
+        control,
+        DataPlane::IstioAmbient,
+        &scenario_vars(&s, Mesh::Istio),
+        "r1",
+    )
+    .unwrap();
+    assert_eq!(
+        a.labels.get("istio.io/dataplane-mode").map(String::as_str),
+        Some("none")
+    );
+    assert!(a.annotations.is_empty(), "{:?}", a.annotations);
+    assert_eq!(
+        a.gateway_body()["labels"]["istio.io/dataplane-mode"],
+        "none",
+        "the CE gateway request carries it to the pod template"
+    );
     let l = render::render_deploy(
         control,
-        Mesh::Linkerd,
+        DataPlane::Linkerd,
         &scenario_vars(&s, Mesh::Linkerd),
         "r1",
     )
@@ -170,8 +193,25 @@ fn unmeshed_functions_carry_the_meshs_opt_out_and_fprocess_is_the_watchdog_proce
         .iter()
         .find(|d| d.function.as_str() == "env")
         .unwrap();
-    let m =
-        render::render_deploy(meshed, Mesh::Istio, &scenario_vars(&s, Mesh::Istio), "r1").unwrap();
+    let m = render::render_deploy(
+        meshed,
+        DataPlane::IstioAmbient,
+        &scenario_vars(&s, Mesh::Istio),
+        "r1",
+    )
+    .unwrap();
+    assert!(
+        !m.labels.contains_key("istio.io/dataplane-mode"),
+        "{:?}",
+        m.labels
+    );
+    let m = render::render_deploy(
+        meshed,
+        DataPlane::IstioSidecar,
+        &scenario_vars(&s, Mesh::Istio),
+        "r1",
+    )
+    .unwrap();
     assert!(m.annotations.is_empty(), "{:?}", m.annotations);
     let body = m.gateway_body();
     assert_eq!(body["service"], "env");
@@ -358,6 +398,7 @@ fn spec<'a>(s: &'a Scenario, artifacts: Option<&Path>) -> TrialSpec<'a> {
         name: "env::t",
         scenario: s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: scenario_vars(s, Mesh::Istio),
         run_id: "r1".into(),
         artifacts: artifacts.map(Path::to_path_buf),
@@ -421,6 +462,7 @@ async fn a_wait_for_another_mesh_is_skipped() {
     };
     let linkerd = TrialSpec {
         mesh: Mesh::Linkerd,
+        data_plane: DataPlane::Linkerd,
         vars: scenario_vars(&s, Mesh::Linkerd),
         ..spec(&s, None)
     };
@@ -647,6 +689,7 @@ fn fast() -> DenyTiming {
         poll: Duration::from_millis(20),
         before_for: Duration::from_millis(60),
         ready_hold: Duration::ZERO,
+        log_wait: Duration::ZERO,
     }
 }
 
@@ -671,7 +714,7 @@ async fn pods_are_judged_only_after_the_readiness_hold() {
             ready_hold: hold,
             ..fast()
         },
-        Mesh::Istio,
+        DataPlane::IstioSidecar,
     )
     .await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
@@ -687,7 +730,7 @@ async fn deny_probes_before_the_policy_then_after_it_and_checks_the_pods() {
     let probes = deny_probes();
     assert_eq!(probes[0].url, "http://gateway.openfaas:8080/function/env");
     let mut d = script(&good_after());
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     let apply = d.log.iter().position(|l| l == "apply policy").unwrap();
     assert!(
@@ -720,7 +763,7 @@ async fn a_probe_already_denied_before_the_policy_is_an_error_and_the_policy_is_
     let probes = deny_probes();
     let mut d = script(&good_after());
     d.before.insert("function-to-function".into(), denied());
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Error);
     assert!(
         v.reasons[0].contains("the deny check proves nothing")
@@ -738,7 +781,7 @@ async fn a_probe_that_never_flips_fails_with_its_last_observation() {
     let mut after = good_after();
     after[2] = ("function-to-function", vec![allowed()]);
     let mut d = script(&after);
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
     assert!(
         v.reasons
@@ -761,12 +804,12 @@ async fn an_undecided_last_observation_is_an_error_and_broken_pods_fail() {
         }],
     );
     let mut d = script(&after);
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
 
     let mut d = script(&good_after());
     d.workloads = Err("not Ready: openfaas/gateway-1".into());
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Fail);
     assert!(
         v.reasons[0].contains("not Ready: openfaas/gateway-1"),
@@ -794,11 +837,11 @@ fn good_after_403(source: DenySource) -> Vec<(&'static str, Vec<Classification>)
 async fn on_istio_only_the_rbac_body_makes_a_403_a_mesh_denial() {
     let probes = deny_probes();
     let mut d = script(&good_after_403(DenySource::IstioRbac));
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     for source in [DenySource::Unknown, DenySource::Envoy] {
         let mut d = script(&good_after_403(source));
-        let v = run_deny(&mut d, &probes, fast(), Mesh::Istio).await;
+        let v = run_deny(&mut d, &probes, fast(), DataPlane::IstioSidecar).await;
         assert_eq!(v.outcome, Outcome::Error, "{source:?}: {:?}", v.reasons);
         assert!(
             v.reasons
@@ -818,7 +861,7 @@ async fn on_istio_only_the_rbac_body_makes_a_403_a_mesh_denial() {
 async fn on_linkerd_a_bare_403_counts_only_when_the_target_proxy_counted_a_denial() {
     let probes = deny_probes();
     let mut d = script(&good_after_403(DenySource::Unknown));
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::Linkerd).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     let after = v.evidence.probes[1].observed_after.as_ref().unwrap();
     assert!(
@@ -831,7 +874,7 @@ async fn on_linkerd_a_bare_403_counts_only_when_the_target_proxy_counted_a_denia
     // The same 403s, but the proxies counted nothing: the application answered.
     let mut d = script(&good_after_403(DenySource::Unknown));
     d.proxy_denies = false;
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::Linkerd).await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
     assert!(
         v.reasons
@@ -863,7 +906,7 @@ async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_up_front() {
         &mut d,
         std::slice::from_ref(&healthz),
         fast(),
-        Mesh::Linkerd,
+        DataPlane::Linkerd,
     )
     .await;
     assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
@@ -890,11 +933,17 @@ async fn on_linkerd_a_deny_probe_on_a_kubelet_probe_path_is_refused_up_front() {
         .unwrap();
     d.targets
         .insert(prom.name.clone(), target_of(prom, &[(9090, "/-/healthy")]));
-    let v = run_deny(&mut d, &probes, fast(), Mesh::Linkerd).await;
+    let v = run_deny(&mut d, &probes, fast(), DataPlane::Linkerd).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     // Istio rewrites kubelet probes through its agent: no such guard there.
     let mut d = script(&good_after());
-    let v = run_deny(&mut d, std::slice::from_ref(&healthz), fast(), Mesh::Istio).await;
+    let v = run_deny(
+        &mut d,
+        std::slice::from_ref(&healthz),
+        fast(),
+        DataPlane::IstioSidecar,
+    )
+    .await;
     assert_ne!(v.outcome, Outcome::Error, "{:?}", v.reasons);
 }
 
@@ -937,7 +986,7 @@ async fn undecided_before_probes_are_retried_for_the_before_window() {
         inner: script(&good_after()),
         undecided_left: 8,
     };
-    let v = run_deny(&mut d, &probes, timing, Mesh::Istio).await;
+    let v = run_deny(&mut d, &probes, timing, DataPlane::IstioSidecar).await;
     assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
     assert_eq!(d.undecided_left, 0);
 }

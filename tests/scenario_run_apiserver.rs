@@ -25,7 +25,7 @@ use meshproof::kubeops::{
 use meshproof::process::Redactor;
 use meshproof::scenario::loader::{load_text, Document};
 use meshproof::scenario::template::Vars;
-use meshproof::scenario::{Check, Mesh, Scenario, Step};
+use meshproof::scenario::{Check, DataPlane, Mesh, Scenario, Step};
 use meshproof::scenario_run::executor::{run_trial, AppliedObject, StepError, TrialOps, TrialSpec};
 use meshproof::scenario_run::kube_ops::{Deployer, KubeTrial, KubeTrialConfig};
 use meshproof::scenario_run::render::{FunctionRequest, ObjectRef, WaitTarget};
@@ -112,6 +112,7 @@ async fn trial(r: &Rig) -> KubeTrial {
         kubeconfig: r.kubeconfig.clone(),
         context: None,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         deployer: Deployer::Gateway,
         run_id: RunId::new(r.run_id.clone()).unwrap(),
         redactor: Redactor::default(),
@@ -262,6 +263,7 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
         name: "rig::apply",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(&r.ns),
         run_id: r.run_id.clone(),
         artifacts: Some(dir.path().to_path_buf()),
@@ -332,6 +334,7 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
         name: "rig::wait",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(ns),
         run_id: r.run_id.clone(),
         artifacts: Some(dir.path().to_path_buf()),
@@ -489,6 +492,7 @@ spec:
         kubeconfig: r.kubeconfig.clone(),
         context: None,
         mesh: Mesh::Linkerd,
+        data_plane: DataPlane::Linkerd,
         deployer: Deployer::Gateway,
         run_id: RunId::new(r.run_id.clone()).unwrap(),
         redactor: Redactor::default(),
@@ -569,6 +573,7 @@ async fn a_redeploy_waits_out_the_previous_functions_deletion() {
         kubeconfig: r.kubeconfig.clone(),
         context: None,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         deployer: Deployer::FunctionCrd,
         run_id: RunId::new(r.run_id.clone()).unwrap(),
         redactor: Redactor::default(),
@@ -677,6 +682,7 @@ async fn a_trials_certificates_take_their_new_secrets_with_them() {
         name: "rig::certs",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(ns),
         run_id: r.run_id.clone(),
         artifacts: None,

@@ -14,7 +14,7 @@ mod support_tls;
 
 use meshproof::check::http::{Classification, Denial, DenySource};
 use meshproof::check::Outcome;
-use meshproof::scenario::{Mesh, MtlsCheck, Name};
+use meshproof::scenario::{DataPlane, Mesh, MtlsCheck, Name};
 use meshproof::scenario_run::checks::deny::Observed;
 use meshproof::scenario_run::checks::mtls::{
     control_judgement, new_sentinel, run_mtls, EngineVerdict, MtlsDriver, MtlsJudge, Traffic,
@@ -39,7 +39,7 @@ impl MtlsJudge for SentinelSearchDouble {
         pcap: &[u8],
         input_name: &str,
         sentinel: &str,
-        _mesh: Mesh,
+        _plane: DataPlane,
         _ports: WirePorts,
     ) -> EngineVerdict {
         let hits = pcap
@@ -197,7 +197,7 @@ fn judge<J: MtlsJudge>(j: &J, (pcap, port): &(Vec<u8>, u16), sentinel: &str) -> 
         app: *port,
         proxy_inbound: None,
     };
-    vec![j.judge(pcap, "recorded", sentinel, Mesh::Istio, ports)]
+    vec![j.judge(pcap, "recorded", sentinel, DataPlane::IstioSidecar, ports)]
 }
 
 /// Linkerd's default `transport-header` mode (ledger LD-7): the gateway's proxy connects to the
@@ -217,7 +217,7 @@ async fn linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn() {
             pcap,
             "recorded",
             &s,
-            Mesh::Linkerd,
+            DataPlane::Linkerd,
             WirePorts { app, proxy_inbound },
         )
     };
@@ -237,7 +237,7 @@ async fn linkerd_traffic_is_judged_on_the_proxy_inbound_port_with_its_alpn() {
         &no_alpn,
         "recorded",
         &s,
-        Mesh::Linkerd,
+        DataPlane::Linkerd,
         WirePorts {
             app,
             proxy_inbound: Some(inbound),
@@ -433,7 +433,7 @@ async fn the_check_runs_control_first_then_function_identity_and_strict() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Istio,
+        DataPlane::IstioSidecar,
         "openfaas",
         "openfaas-controller",
     )
@@ -458,7 +458,7 @@ async fn the_check_runs_control_first_then_function_identity_and_strict() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Istio,
+        DataPlane::IstioSidecar,
         "openfaas",
         "openfaas-controller",
     )
@@ -481,7 +481,7 @@ async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Istio,
+        DataPlane::IstioSidecar,
         "openfaas",
         "openfaas-controller",
     )
@@ -503,7 +503,7 @@ async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Istio,
+        DataPlane::IstioSidecar,
         "openfaas",
         "openfaas-controller",
     )
@@ -524,7 +524,7 @@ async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Linkerd,
+        DataPlane::Linkerd,
         "openfaas",
         "openfaas-controller",
     )
@@ -540,7 +540,7 @@ async fn a_missing_identity_or_an_accepted_plaintext_client_fails() {
         &mut d,
         &SentinelSearchDouble,
         &check(),
-        Mesh::Linkerd,
+        DataPlane::Linkerd,
         "openfaas",
         "openfaas-controller",
     )
@@ -556,7 +556,7 @@ async fn run(
         d,
         &SentinelSearchDouble,
         &check(),
-        mesh,
+        DataPlane::default_for(mesh),
         "openfaas",
         "openfaas-controller",
     )

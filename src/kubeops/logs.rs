@@ -29,6 +29,30 @@ pub async fn pod_logs(
     call(&what, api.logs(pod, &lp)).await
 }
 
+/// Logs of `ns/pod` container `container` written in the last `since_seconds`, each line
+/// prefixed with the API server's RFC 3339 timestamp (`timestamps=true`), so lines can be
+/// placed in time whatever the container's own format.
+pub async fn pod_logs_since(
+    client: &Client,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    since_seconds: i64,
+) -> Result<String, KubeError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let lp = LogParams {
+        container: Some(container.to_string()),
+        since_seconds: Some(since_seconds.max(1)),
+        timestamps: true,
+        ..LogParams::default()
+    };
+    call(
+        &format!("logs of pod {ns}/{pod} container {container}"),
+        api.logs(pod, &lp),
+    )
+    .await
+}
+
 /// The time an event last happened: `lastTimestamp`, else `eventTime` (events.k8s.io-style
 /// writers), else `firstTimestamp`, else its creation.
 pub fn event_time(e: &Event) -> Option<Time> {

@@ -54,6 +54,7 @@ pub async fn run(
         kubeconfig: ctx.env.target.kubeconfig.clone(),
         context: ctx.env.target.context.clone(),
         mesh: trial.mesh,
+        data_plane: trial.env.mesh.data_plane(),
         deployer: match ctx.plan.suite.openfaas.edition {
             Edition::Ce => Deployer::Gateway,
             Edition::Pro { .. } => Deployer::FunctionCrd,
@@ -74,6 +75,7 @@ pub async fn run(
         name: &trial.name,
         scenario: &trial.scenario,
         mesh: trial.mesh,
+        data_plane: trial.env.mesh.data_plane(),
         vars: plan::vars_with_images(
             &ctx.plan.suite,
             &trial.env,

@@ -58,11 +58,18 @@ fn mtls(e: &Value) -> Vec<Control> {
     } else {
         format!("{seen} of {} sentinels seen in plaintext", judgements.len())
     };
-    vec![Control::compare(
-        format!(
-            "unmeshed twin {} captured on eth0",
-            e["control"]["function"].as_str().unwrap_or("?")
+    // On Istio ambient the twin is out of the mesh by a pod label, and the capture keeps
+    // ztunnel's HBONE port and any waypoint as well: the report says so.
+    let twin = e["control"]["function"].as_str().unwrap_or("?");
+    let name = match e["ambient"]["control_opt_out"].as_str() {
+        Some(opt_out) => format!(
+            "unmeshed twin {twin} ({opt_out}) captured on eth0 with Istio ambient's peers (gateway and {} waypoint pods) and HBONE port 15008",
+            e["ambient"]["peers"]["waypoints"].as_array().map_or(0, Vec::len)
         ),
+        None => format!("unmeshed twin {twin} captured on eth0"),
+    };
+    vec![Control::compare(
+        name,
         "every sentinel seen in plaintext",
         observed,
     )]
@@ -117,6 +124,7 @@ mod tests {
                 url: format!("http://{name}:8080/"),
                 before,
                 after: Allowance::Denied,
+                enforcer: None,
             },
             target: None,
             observed_before: Some(Observed::new(class, "")),
@@ -148,6 +156,53 @@ mod tests {
             "{c:?}"
         );
         assert!(!c[1].held && c[1].observed == "denied", "{c:?}");
+    }
+
+    /// The ambient twin's control names its opt-out and the capture's ambient scope, read from
+    /// the real evidence type.
+    #[test]
+    fn the_ambient_mtls_control_names_its_opt_out_and_scope() {
+        use crate::scenario_run::checks::mtls::{
+            AmbientEvidence, AmbientPeers, MtlsTrialEvidence, PhaseEvidence,
+        };
+        let e = MtlsTrialEvidence {
+            control: Some(PhaseEvidence {
+                function: "env-nomesh".into(),
+                requests: 1,
+                pcap_bytes: 10,
+                capture_log: String::new(),
+                retries: 0,
+                failures: vec![],
+                judgements: vec![(Outcome::Fail, 1)],
+                engine_evidence: None,
+            }),
+            ambient: Some(AmbientEvidence {
+                peers: AmbientPeers {
+                    gateway: vec!["10.0.0.1".parse().unwrap()],
+                    waypoints: vec!["10.0.0.2".parse().unwrap()],
+                },
+                control_opt_out: "pod label istio.io/dataplane-mode=none".into(),
+                ..AmbientEvidence::default()
+            }),
+            ..MtlsTrialEvidence::default()
+        };
+        let c = of(&verdict(CheckName::Mtls, e));
+        assert!(c[0].held, "{c:?}");
+        assert!(
+            c[0].name.contains("istio.io/dataplane-mode=none")
+                && c[0].name.contains("1 waypoint pods")
+                && c[0].name.contains("15008"),
+            "{c:?}"
+        );
+        let sidecar =
+            serde_json::json!({"control": {"function": "env-nomesh", "judgements": [["fail", 2]]}});
+        let c = of(&Verdict::new(
+            CheckName::Mtls,
+            Outcome::Pass,
+            vec![],
+            sidecar,
+        ));
+        assert_eq!(c[0].name, "unmeshed twin env-nomesh captured on eth0");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::render::{self, FunctionRequest, ObjectRef, WaitTarget};
 use super::tracker::{Created, Tracker};
 use crate::check::{Outcome, Verdict};
 use crate::scenario::template::Vars;
-use crate::scenario::{Check, Mesh, Scenario, Step};
+use crate::scenario::{Check, DataPlane, Mesh, Scenario, Step};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +57,9 @@ pub struct TrialSpec<'a> {
     pub name: &'a str,
     pub scenario: &'a Scenario,
     pub mesh: Mesh,
+    /// The mesh's data plane: how an unmeshed function opts out (an annotation for sidecars
+    /// and Linkerd, a pod label under Istio ambient).
+    pub data_plane: DataPlane,
     /// `plan::vars_with_images(suite, env, scenario, Some(run_id), pinned images)`.
     pub vars: Vars,
     pub run_id: String,
@@ -189,7 +192,7 @@ async fn run_step<O: TrialOps>(
             Ok(None)
         }
         Step::Deploy(d) => {
-            let f = render::render_deploy(d, spec.mesh, &spec.vars, &spec.run_id)
+            let f = render::render_deploy(d, spec.data_plane, &spec.vars, &spec.run_id)
                 .map_err(|e| e.to_string())?;
             // Recorded first: a deploy that times out half-way must still be removed.
             tracker.function(&f.service);

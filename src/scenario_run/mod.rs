@@ -5,7 +5,9 @@
 //!   of everything the trial created ([`tracker`]) — over the [`executor::TrialOps`] trait;
 //! - [`checks`]: each check's order of events and negative controls, over driver traits;
 //! - [`kube_ops`]: the cluster implementations (kube layer + OpenFaaS gateway);
-//! - [`controls`]: the negative controls, read back from the checks' evidence for the report.
+//! - [`controls`]: the negative controls, read back from the checks' evidence for the report;
+//! - [`linkerd`], [`ztunnel`]: what a trial reads off a mesh's own components (a Linkerd proxy's
+//!   pod and counters; Istio ambient's ztunnel access log), pure.
 
 pub mod checks;
 pub mod controls;
@@ -14,5 +16,6 @@ pub mod kube_ops;
 pub mod linkerd;
 pub mod render;
 pub mod tracker;
+pub mod ztunnel;
 
 pub use executor::{run_trial, StepError, TrialOps, TrialReport, TrialSpec};

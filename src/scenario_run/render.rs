@@ -6,7 +6,7 @@
 use crate::kubeops::manifest::parse_manifests;
 use crate::kubeops::RUN_ID_LABEL;
 use crate::scenario::template::{Template, Vars};
-use crate::scenario::{DeploySpec, Manifests, Mesh, Source, WaitFor, WaitSpec};
+use crate::scenario::{DataPlane, DeploySpec, Manifests, Mesh, Source, WaitFor, WaitSpec};
 use indexmap::IndexMap;
 use std::time::Duration;
 
@@ -192,20 +192,31 @@ pub struct FunctionRequest {
     pub annotations: IndexMap<String, String>,
 }
 
-/// The pod annotation that keeps a function out of the mesh.
-pub fn unmeshed_annotation(mesh: Mesh) -> (&'static str, &'static str) {
-    match mesh {
-        Mesh::Istio => ("sidecar.istio.io/inject", "false"),
-        Mesh::Linkerd => ("linkerd.io/inject", "disabled"),
+/// What keeps a function's pods out of the mesh: a pod annotation for Istio sidecars (IS-6)
+/// and Linkerd, the pod label `istio.io/dataplane-mode: none` under Istio ambient (IS-21), whose
+/// istio-cni reads labels only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptOut {
+    Annotation(&'static str, &'static str),
+    Label(&'static str, &'static str),
+}
+
+/// The opt-out of `plane` (see [`OptOut`]).
+pub fn unmeshed_opt_out(plane: DataPlane) -> OptOut {
+    match plane {
+        DataPlane::IstioSidecar => OptOut::Annotation("sidecar.istio.io/inject", "false"),
+        DataPlane::IstioAmbient => OptOut::Label("istio.io/dataplane-mode", "none"),
+        DataPlane::Linkerd => OptOut::Annotation("linkerd.io/inject", "disabled"),
     }
 }
 
 /// The deploy request of a `deploy` step: `fprocess` becomes the watchdog process, the other
 /// `env` entries plain variables; the function carries the run-id label (so a person can see
-/// which run made it); `meshed: false` adds the mesh's opt-out annotation.
+/// which run made it); `meshed: false` adds the data plane's opt-out ([`unmeshed_opt_out`]).
+/// Request labels and annotations go onto the function's pod template (ledger OF-8).
 pub fn render_deploy(
     d: &DeploySpec,
-    mesh: Mesh,
+    plane: DataPlane,
     vars: &Vars,
     run_id: &str,
 ) -> Result<FunctionRequest, RenderError> {
@@ -216,8 +227,14 @@ pub fn render_deploy(
     labels.insert(RUN_ID_LABEL.to_string(), run_id.to_string());
     let mut annotations = d.annotations.clone();
     if !d.meshed {
-        let (k, v) = unmeshed_annotation(mesh);
-        annotations.insert(k.to_string(), v.to_string());
+        match unmeshed_opt_out(plane) {
+            OptOut::Annotation(k, v) => {
+                annotations.insert(k.to_string(), v.to_string());
+            }
+            OptOut::Label(k, v) => {
+                labels.insert(k.to_string(), v.to_string());
+            }
+        }
     }
     Ok(FunctionRequest {
         service: d.function.as_str().to_string(),

@@ -49,6 +49,17 @@ pub fn pod_ip_under_istio(host: &str, seen_by: &str) -> String {
     )
 }
 
+/// The error the canary check gives when the gateway calls a function by pod IP under Istio
+/// ambient: ztunnel meshes that traffic (mTLS), but ztunnel sends a pod-addressed connection to
+/// a waypoint only for a workload-addressed waypoint, and a Service's `HTTPRoute` split lives on
+/// the Service's waypoint (istio/ztunnel 1.30.3 `src/proxy/outbound.rs:656-696`, ledger IS-24):
+/// no split can apply to it.
+pub fn pod_ip_under_ambient(host: &str) -> String {
+    format!(
+        "the gateway addresses functions by pod IP (Host: {host}): Istio ambient's ztunnel meshes that traffic, but a Service's HTTPRoute is applied by the Service's waypoint to traffic addressed to the Service, so the split cannot apply through this gateway"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

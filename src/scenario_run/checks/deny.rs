@@ -17,16 +17,28 @@
 //!    bare 403 to a meshed client (its own proxy strips `l5d-proxy-error`, ledger LD-11), so its
 //!    denial is proven by `inbound_http_authz_deny_total` rising on the target pods' proxies
 //!    across the probe. Any other 403 — the application's own — is undecided, an **error**.
+//!    **On Istio ambient** there are two enforcement points (ledger IS-22): the destination
+//!    node's ztunnel, which refuses an L4 policy's connection by closing it (curl sees a reset
+//!    or an empty reply, never a 403), and a waypoint (Envoy), which answers an L7 policy's
+//!    request with `403 RBAC: access denied`. A reset or close counts as denied only when the
+//!    destination ztunnel logged a policy rejection for that very connection (probe pod →
+//!    target pods) during the attempt; otherwise it is undecided, an **error**. A 403 counts
+//!    only with Envoy's RBAC body, and is the waypoint's. The expectation's `enforcer` (default
+//!    ztunnel) must be who answered: a 403 where ztunnel was expected, or a reset where a
+//!    waypoint was expected, **fails** naming both. Elsewhere a reset or close after connect
+//!    stays a denial without attribution (sidecars and Linkerd refuse that way too), and an
+//!    `enforcer` is an **error**: it names an ambient enforcement point.
 //! 4. The OpenFaaS pods must still be Ready: a policy that also cut the kubelet's probes
 //!    "denies" by breaking the workloads, which **fails**.
 
 use crate::check::http::{Classification, Denial, DenySource};
 use crate::check::{CheckName, Outcome, Verdict};
 use crate::scenario::template::Vars;
-use crate::scenario::{Allowance, DenyCheck, Mesh, ProbeFrom};
+use crate::scenario::{Allowance, DataPlane, DenyCheck, Enforcer, Mesh, ProbeFrom};
 use crate::scenario_run::linkerd::AuthzCounters;
+use crate::scenario_run::ztunnel::{self, ZtunnelView};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A probe with its URL rendered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +49,26 @@ pub struct RenderedProbe {
     pub url: String,
     pub before: Allowance,
     pub after: Allowance,
+    /// Istio ambient: who must answer the denial (`None`: ztunnel, when `after` is denied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcer: Option<Enforcer>,
+}
+
+impl RenderedProbe {
+    /// The enforcement point that must answer this probe's denial on `plane`: on ambient the
+    /// expectation's `enforcer`, ztunnel by default; `None` elsewhere, or when the probe is not
+    /// expected to be denied.
+    pub fn expected_enforcer(&self, plane: DataPlane) -> Option<Enforcer> {
+        (plane == DataPlane::IstioAmbient && self.after == Allowance::Denied)
+            .then(|| self.enforcer.unwrap_or(Enforcer::Ztunnel))
+    }
+}
+
+fn enforcer_word(e: Enforcer) -> &'static str {
+    match e {
+        Enforcer::Ztunnel => "ztunnel",
+        Enforcer::Waypoint => "a waypoint",
+    }
 }
 
 fn ser_from<S: serde::Serializer>(f: &ProbeFrom, s: S) -> Result<S::Ok, S::Error> {
@@ -60,6 +92,7 @@ pub fn render_probes(d: &DenyCheck, vars: &Vars) -> Result<Vec<RenderedProbe>, S
                     .map_err(|err| format!("probe {}: {err}", e.name))?,
                 before: e.before,
                 after: e.after,
+                enforcer: e.enforcer,
             })
         })
         .collect()
@@ -76,14 +109,49 @@ pub struct Observed {
     pub attribution: Option<Attribution>,
 }
 
-/// Who sent a 403, as far as the evidence shows.
+/// Who refused a request (a 403 anywhere; a reset or close on Istio ambient), as far as the
+/// evidence shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "shown", rename_all = "lowercase")]
 pub enum Attribution {
-    /// The mesh denied it; `by` says how that was shown.
-    Mesh { by: String },
+    /// The mesh denied it; `by` says how that was shown, `enforcer` which ambient enforcement
+    /// point it was (`None` off ambient).
+    Mesh {
+        by: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        enforcer: Option<Enforcer>,
+    },
     /// Nothing shows the mesh sent it.
     Unshown { why: String },
+}
+
+impl Attribution {
+    fn mesh(by: impl Into<String>) -> Attribution {
+        Attribution::Mesh {
+            by: by.into(),
+            enforcer: None,
+        }
+    }
+
+    /// The ambient enforcement point shown to have answered.
+    pub fn enforcer(&self) -> Option<Enforcer> {
+        match self {
+            Attribution::Mesh { enforcer, .. } => *enforcer,
+            Attribution::Unshown { .. } => None,
+        }
+    }
+}
+
+/// What was read from the mesh around one attempt to tell who refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshEvidence {
+    /// Nothing was read.
+    None,
+    /// Linkerd: the target proxies' counters before and after (`Err` when unreadable).
+    Linkerd(Result<(AuthzCounters, AuthzCounters), String>),
+    /// Istio ambient: the destination ztunnels' access log over the attempt's window (`Err`
+    /// when unreadable).
+    Ztunnel(Result<(ZtunnelView, ztunnel::Window), String>),
 }
 
 impl Observed {
@@ -101,7 +169,9 @@ impl Observed {
     }
 
     /// Allowed, denied (by the mesh), or undecided. A 403 not shown to come from the mesh is
-    /// undecided: it may be the application's own answer.
+    /// undecided: it may be the application's own answer. So is a reset or close whose
+    /// attribution was sought (Istio ambient) and not shown; one nobody sought to attribute
+    /// stays a denial.
     pub fn allowance(&self) -> Option<Allowance> {
         match &self.classification {
             Classification::Allowed { .. } => Some(Allowance::Allowed),
@@ -109,7 +179,10 @@ impl Observed {
                 Some(Attribution::Mesh { .. }) => Some(Allowance::Denied),
                 _ => None,
             },
-            Classification::Denied(_) => Some(Allowance::Denied),
+            Classification::Denied(_) => match self.attribution {
+                Some(Attribution::Unshown { .. }) => None,
+                _ => Some(Allowance::Denied),
+            },
             Classification::Undecided { .. } => None,
         }
     }
@@ -119,7 +192,7 @@ impl Observed {
             (Classification::Allowed { status }, _) => {
                 format!("allowed (HTTP {status}; {})", self.detail)
             }
-            (Classification::Denied(d), Some(Attribution::Mesh { by })) => {
+            (Classification::Denied(d), Some(Attribution::Mesh { by, .. })) => {
                 format!("denied ({d:?}, by the mesh: {by}; {})", self.detail)
             }
             (Classification::Denied(d), Some(Attribution::Unshown { why })) => format!(
@@ -134,43 +207,107 @@ impl Observed {
     }
 }
 
-/// Whether a 403 came from the mesh. `counters` are the target proxies' Linkerd counters
-/// before and after the attempt (read only on Linkerd; `Err` when they could not be read).
-/// `None` for anything but a 403.
+/// Whether a refusal came from the mesh, from `evidence` read around the attempt. `None` for
+/// an answer nobody needs to attribute: anything allowed or undecided, and a reset or close off
+/// Istio ambient (sidecars and Linkerd refuse at the connection too, and nothing else on the
+/// path does, so it stays a denial as before).
 pub fn attribute(
-    mesh: Mesh,
+    plane: DataPlane,
     classification: &Classification,
-    counters: Option<Result<(AuthzCounters, AuthzCounters), String>>,
+    evidence: MeshEvidence,
 ) -> Option<Attribution> {
-    let Classification::Denied(Denial::Forbidden { source }) = classification else {
-        return None;
-    };
-    let mesh_by = |by: &str| Some(Attribution::Mesh { by: by.to_string() });
     let unshown = |why: String| Some(Attribution::Unshown { why });
-    match (mesh, source) {
-        (Mesh::Istio, DenySource::IstioRbac) => {
-            mesh_by("Istio's RBAC filter (body `RBAC: access denied`)")
+    let source = match classification {
+        Classification::Denied(Denial::Forbidden { source }) => source,
+        Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed)
+            if plane == DataPlane::IstioAmbient =>
+        {
+            return attribute_close(evidence);
         }
-        (Mesh::Istio, _) => unshown(
+        _ => return None,
+    };
+    match (plane, source) {
+        // The only Envoy on an ambient path is a waypoint: its RBAC filter's body (IS-10).
+        (DataPlane::IstioAmbient, DenySource::IstioRbac) => Some(Attribution::Mesh {
+            by: "a waypoint (Envoy's RBAC filter: body `RBAC: access denied`)".into(),
+            enforcer: Some(Enforcer::Waypoint),
+        }),
+        (DataPlane::IstioAmbient, _) => unshown(
+            "no `RBAC: access denied` body, so not a waypoint's RBAC filter (ztunnel never answers with HTTP: the application or another proxy answered)".into(),
+        ),
+        (DataPlane::IstioSidecar, DenySource::IstioRbac) => {
+            Some(Attribution::mesh("Istio's RBAC filter (body `RBAC: access denied`)"))
+        }
+        (DataPlane::IstioSidecar, _) => unshown(
             "no `RBAC: access denied` body, so not Istio's RBAC filter (the application or another proxy may have answered)".into(),
         ),
-        (Mesh::Linkerd, DenySource::LinkerdProxy) => {
-            mesh_by("the Linkerd proxy (`l5d-proxy-error` header)")
+        (DataPlane::Linkerd, DenySource::LinkerdProxy) => {
+            Some(Attribution::mesh("the Linkerd proxy (`l5d-proxy-error` header)"))
         }
-        (Mesh::Linkerd, _) => match counters {
-            Some(Ok((before, after))) if after.denied > before.denied => Some(Attribution::Mesh {
-                by: format!(
+        (DataPlane::Linkerd, _) => match evidence {
+            MeshEvidence::Linkerd(Ok((before, after))) if after.denied > before.denied => {
+                Some(Attribution::mesh(format!(
                     "inbound_http_authz_deny_total rose by {} on the target's Linkerd proxies",
                     after.denied - before.denied
-                ),
-            }),
-            Some(Ok(_)) => unshown(
+                )))
+            }
+            MeshEvidence::Linkerd(Ok(_)) => unshown(
                 "inbound_http_authz_deny_total did not rise on the target's Linkerd proxies: the 403 came from elsewhere (the application?)".into(),
             ),
-            Some(Err(e)) => unshown(format!("the target's Linkerd proxy metrics could not be read: {e}")),
-            None => unshown("the target's Linkerd proxy metrics were not read".into()),
+            MeshEvidence::Linkerd(Err(e)) => {
+                unshown(format!("the target's Linkerd proxy metrics could not be read: {e}"))
+            }
+            _ => unshown("the target's Linkerd proxy metrics were not read".into()),
         },
     }
+}
+
+/// A reset or close on ambient: ztunnel's, when the destination ztunnel logged a policy
+/// rejection of this connection in the attempt's window (IS-22).
+fn attribute_close(evidence: MeshEvidence) -> Option<Attribution> {
+    let why = match evidence {
+        MeshEvidence::Ztunnel(Ok((view, window))) => {
+            match ztunnel::policy_rejection(&view.lines, &view.sources, &view.targets, window) {
+                Some(line) => {
+                    return Some(Attribution::Mesh {
+                        by: format!(
+                            "the destination ztunnel ({}) logged `{}` for {} -> {}",
+                            view.ztunnels.join(", "),
+                            line.rejection().unwrap_or_default(),
+                            line.src_addr.as_deref().unwrap_or("?"),
+                            line.dst_hbone_addr
+                                .as_deref()
+                                .or(line.dst_addr.as_deref())
+                                .unwrap_or("?")
+                        ),
+                        enforcer: Some(Enforcer::Ztunnel),
+                    })
+                }
+                None => format!(
+                    "the destination ztunnel ({}) logged no policy rejection of a connection from {} to {} during the attempt ({} completed connections read), so nothing shows the mesh closed it",
+                    if view.ztunnels.is_empty() { "none found".to_string() } else { view.ztunnels.join(", ") },
+                    ips(&view.sources),
+                    ips(&view.targets),
+                    view.lines.len()
+                ),
+            }
+        }
+        MeshEvidence::Ztunnel(Err(e)) => {
+            format!("the destination ztunnel's access log could not be read: {e}")
+        }
+        _ => "the destination ztunnel's access log was not read".into(),
+    };
+    Some(Attribution::Unshown { why })
+}
+
+fn ips(v: &[std::net::IpAddr]) -> String {
+    if v.is_empty() {
+        return "(no address)".into();
+    }
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A kubelet `httpGet` probe of one of a probe's target pods.
@@ -348,6 +485,16 @@ pub trait DenyDriver {
     async fn target(&mut self, probe: &RenderedProbe) -> Result<ProbeTarget, String>;
     /// The Linkerd authorization counters of `probe`'s target pods, summed (Linkerd only).
     async fn counters(&mut self, probe: &RenderedProbe) -> Result<AuthzCounters, String>;
+    /// Istio ambient: the access log of the ztunnels on the nodes of `probe`'s target pods since
+    /// `since`, with the probe pod's IPs as sources and the target pods' IPs as targets.
+    async fn ztunnel_log(
+        &mut self,
+        probe: &RenderedProbe,
+        since: SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let _ = (probe, since);
+        Err("this driver cannot read ztunnel's access log".into())
+    }
 }
 
 /// How patient the check is.
@@ -364,12 +511,20 @@ pub struct DenyTiming {
     /// `periodSeconds × failureThreshold` failed probes (30 s with the defaults the OpenFaaS
     /// chart keeps), so judging it the moment the probes flip would miss a policy that cut them.
     pub ready_hold: Duration,
+    /// Istio ambient: how long after a refused attempt ztunnel's log is read again for its
+    /// rejection line (written as the connection completes, read through the API server).
+    pub log_wait: Duration,
 }
 
 /// [`DenyTiming::ready_hold`] in a run: the default readiness period × threshold, plus slack.
 pub const READY_HOLD: Duration = Duration::from_secs(40);
 /// [`DenyTiming::before_for`] in a run.
 pub const BEFORE_FOR: Duration = Duration::from_secs(30);
+/// [`DenyTiming::log_wait`] in a run.
+pub const LOG_WAIT: Duration = Duration::from_secs(5);
+/// Slack around an attempt's window when its ztunnel lines are matched: the API server's clock
+/// against this machine's, and the line written after the client saw the close.
+const WINDOW_SLACK: Duration = Duration::from_secs(2);
 
 impl DenyTiming {
     pub fn for_check(d: &DenyCheck) -> DenyTiming {
@@ -378,6 +533,7 @@ impl DenyTiming {
             poll: Duration::from_millis(500),
             before_for: BEFORE_FOR,
             ready_hold: READY_HOLD,
+            log_wait: LOG_WAIT,
         }
     }
 }
@@ -432,20 +588,40 @@ fn raw_allowance(o: &Observed) -> Option<Allowance> {
 /// Whether the Linkerd counters of a probe's URL target say anything about it. An outside
 /// probe goes through the gateway's port-forward, which enters the gateway pod on localhost,
 /// past its proxy: what could deny it is the proxy of the function the gateway then calls.
-fn counters_apply(p: &RenderedProbe, mesh: Mesh) -> bool {
-    mesh == Mesh::Linkerd && p.from == ProbeFrom::Probe
+fn counters_apply(p: &RenderedProbe, plane: DataPlane) -> bool {
+    plane == DataPlane::Linkerd && p.from == ProbeFrom::Probe
+}
+
+/// Whether a refusal of this attempt needs ztunnel's word: on ambient, a probe from the probe
+/// pod expected to be denied that was reset or closed (an outside probe's reset is the
+/// port-forward's, never a policy's).
+fn needs_ztunnel(p: &RenderedProbe, plane: DataPlane, c: &Classification) -> bool {
+    plane == DataPlane::IstioAmbient
+        && p.from == ProbeFrom::Probe
+        && p.after == Allowance::Denied
+        && matches!(
+            c,
+            Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed)
+        )
 }
 
 /// One after-policy attempt, attributed: on Linkerd the target proxies' counters are read
-/// around it.
+/// around it; on ambient a refusal is looked up in the destination ztunnel's log.
 async fn attempt<D: DenyDriver>(
     driver: &mut D,
     p: &RenderedProbe,
-    mesh: Mesh,
+    plane: DataPlane,
+    timing: &DenyTiming,
 ) -> (Observed, Option<u64>) {
-    if !counters_apply(p, mesh) {
+    if !counters_apply(p, plane) {
+        let since = SystemTime::now();
         let mut obs = driver.probe(p).await;
-        obs.attribution = attribute(mesh, &obs.classification, None);
+        let evidence = if needs_ztunnel(p, plane, &obs.classification) {
+            MeshEvidence::Ztunnel(ztunnel_window(driver, p, since, timing).await)
+        } else {
+            MeshEvidence::None
+        };
+        obs.attribution = attribute(plane, &obs.classification, evidence);
         return (obs, None);
     }
     let before = driver.counters(p).await;
@@ -459,8 +635,33 @@ async fn attempt<D: DenyDriver>(
         (Ok(b), Ok(a)) => Ok((b, a)),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    obs.attribution = attribute(mesh, &obs.classification, Some(counters));
+    obs.attribution = attribute(plane, &obs.classification, MeshEvidence::Linkerd(counters));
     (obs, probe_allows)
+}
+
+/// The destination ztunnels' log over an attempt that began at `since`, read until it holds
+/// the attempt's rejection or [`DenyTiming::log_wait`] has passed.
+async fn ztunnel_window<D: DenyDriver>(
+    driver: &mut D,
+    p: &RenderedProbe,
+    since: SystemTime,
+    timing: &DenyTiming,
+) -> Result<(ZtunnelView, ztunnel::Window), String> {
+    let from = time::OffsetDateTime::from(since) - WINDOW_SLACK;
+    let waited = Instant::now();
+    loop {
+        let view = driver.ztunnel_log(p, since).await?;
+        let window = ztunnel::Window {
+            from,
+            to: time::OffsetDateTime::now_utc() + WINDOW_SLACK,
+        };
+        let found =
+            ztunnel::policy_rejection(&view.lines, &view.sources, &view.targets, window).is_some();
+        if found || waited.elapsed() >= timing.log_wait {
+            return Ok((view, window));
+        }
+        tokio::time::sleep(timing.poll.min(Duration::from_secs(1))).await;
+    }
 }
 
 /// Runs the deny check (see the module docs for the order and the verdict rules).
@@ -468,8 +669,9 @@ pub async fn run_deny<D: DenyDriver>(
     driver: &mut D,
     probes: &[RenderedProbe],
     timing: DenyTiming,
-    mesh: Mesh,
+    plane: DataPlane,
 ) -> Verdict<DenyEvidence> {
+    let mesh = plane.mesh();
     let mut ev = DenyEvidence {
         probes: probes
             .iter()
@@ -486,12 +688,27 @@ pub async fn run_deny<D: DenyDriver>(
         policy_applied: false,
         workloads_not_ready: None,
     };
+    // An enforcement point is an ambient notion: elsewhere it names nothing that could answer.
+    let misplaced: Vec<String> = probes
+        .iter()
+        .filter(|p| p.enforcer.is_some() && plane != DataPlane::IstioAmbient)
+        .map(|p| {
+            format!(
+                "{} names enforcer {}, but this environment's data plane is {plane:?}: only Istio ambient has ztunnel and waypoints",
+                p.name,
+                enforcer_word(p.enforcer.unwrap_or(Enforcer::Ztunnel))
+            )
+        })
+        .collect();
+    if !misplaced.is_empty() {
+        return Verdict::new(CheckName::Http, Outcome::Error, misplaced, ev);
+    }
     // 0. On Linkerd: can the mesh deny these requests at all?
     if mesh == Mesh::Linkerd {
         let mut problems = Vec::new();
         for (i, p) in probes.iter().enumerate() {
             let expects_denial = p.after == Allowance::Denied || p.before == Allowance::Denied;
-            if !expects_denial || !counters_apply(p, mesh) {
+            if !expects_denial || !counters_apply(p, plane) {
                 continue;
             }
             match driver.target(p).await {
@@ -564,7 +781,7 @@ pub async fn run_deny<D: DenyDriver>(
         let start = Instant::now();
         let mut attempts = 0;
         let (last, probe_allows) = loop {
-            let (obs, probe_allows) = attempt(driver, p, mesh).await;
+            let (obs, probe_allows) = attempt(driver, p, plane, &timing).await;
             attempts += 1;
             if obs.allowance() == Some(p.after) || start.elapsed() >= timing.settle {
                 break (obs, probe_allows);
@@ -580,9 +797,22 @@ pub async fn run_deny<D: DenyDriver>(
             }
             _ => "",
         };
-        match last.allowance() {
-            Some(a) if a == p.after => {}
-            Some(_) => {
+        let answered_by = last.attribution.as_ref().and_then(Attribution::enforcer);
+        match (last.allowance(), p.expected_enforcer(plane)) {
+            (Some(a), Some(want)) if a == p.after && answered_by != Some(want) => {
+                outcome = outcome.worst(Outcome::Fail);
+                reasons.push(format!(
+                    "{} ({} from {}): expected {} to deny it, but {} did: {}",
+                    p.name,
+                    p.url,
+                    from_word(p.from),
+                    enforcer_word(want),
+                    answered_by.map_or("an unnamed enforcement point", enforcer_word),
+                    last.describe()
+                ));
+            }
+            (Some(a), _) if a == p.after => {}
+            (Some(_), _) => {
                 outcome = outcome.worst(Outcome::Fail);
                 reasons.push(format!(
                     "{} ({} from {}): expected {} after the policy, still {} after {} (last of {attempts} attempts){why_allowed}",
@@ -594,7 +824,7 @@ pub async fn run_deny<D: DenyDriver>(
                     humantime::format_duration(timing.settle)
                 ));
             }
-            None => {
+            (None, _) => {
                 outcome = outcome.worst(Outcome::Error);
                 reasons.push(format!(
                     "{} ({} from {}): expected {} after the policy, but the last of {attempts} attempts was {}",
@@ -720,49 +950,270 @@ mod tests {
             denied: d,
             probe_allowed: 0,
         };
-        assert_eq!(
-            attribute(Mesh::Istio, &Classification::Allowed { status: 200 }, None),
-            None
-        );
+        let lk = |r| MeshEvidence::Linkerd(r);
         assert_eq!(
             attribute(
-                Mesh::Linkerd,
-                &Classification::Denied(Denial::ConnectionReset),
+                DataPlane::IstioSidecar,
+                &Classification::Allowed { status: 200 },
+                MeshEvidence::None
+            ),
+            None
+        );
+        // Off ambient a reset is nobody's to attribute: it stays a denial.
+        for plane in [DataPlane::Linkerd, DataPlane::IstioSidecar] {
+            assert_eq!(
+                attribute(
+                    plane,
+                    &Classification::Denied(Denial::ConnectionReset),
+                    MeshEvidence::None
+                ),
                 None
-            ),
-            None
-        );
-        assert!(matches!(
-            attribute(Mesh::Istio, &f(DenySource::IstioRbac), None),
-            Some(Attribution::Mesh { .. })
-        ));
+            );
+        }
         assert!(matches!(
             attribute(
-                Mesh::Linkerd,
+                DataPlane::IstioSidecar,
                 &f(DenySource::IstioRbac),
-                Some(Ok((c(1), c(1))))
+                MeshEvidence::None
+            ),
+            Some(Attribution::Mesh { enforcer: None, .. })
+        ));
+        assert!(matches!(
+            attribute(
+                DataPlane::Linkerd,
+                &f(DenySource::IstioRbac),
+                lk(Ok((c(1), c(1))))
             ),
             Some(Attribution::Unshown { .. })
         ));
         assert!(matches!(
-            attribute(Mesh::Linkerd, &f(DenySource::LinkerdProxy), None),
-            Some(Attribution::Mesh { .. })
-        ));
-        assert!(matches!(
             attribute(
-                Mesh::Linkerd,
-                &f(DenySource::Unknown),
-                Some(Ok((c(4), c(5))))
+                DataPlane::Linkerd,
+                &f(DenySource::LinkerdProxy),
+                MeshEvidence::None
             ),
             Some(Attribution::Mesh { .. })
         ));
         assert!(matches!(
             attribute(
-                Mesh::Linkerd,
+                DataPlane::Linkerd,
                 &f(DenySource::Unknown),
-                Some(Err("x".into()))
+                lk(Ok((c(4), c(5))))
+            ),
+            Some(Attribution::Mesh { .. })
+        ));
+        assert!(matches!(
+            attribute(
+                DataPlane::Linkerd,
+                &f(DenySource::Unknown),
+                lk(Err("x".into()))
             ),
             Some(Attribution::Unshown { .. })
         ));
+    }
+
+    // ------------------------------------------------------------ Istio ambient
+
+    /// A destination ztunnel's access log line for a refused connection, in ztunnel 1.30.3's
+    /// plain format (see `crate::scenario_run::ztunnel`'s tests for where each part is read).
+    fn rejection_line(src: &str, dst: &str, at: time::OffsetDateTime) -> String {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        format!("{at} {at}\terror\taccess\tconnection complete\tsrc.addr={src}:51234 src.workload=\"probe\" dst.addr={dst}:15008 dst.hbone_addr={dst}:8080 direction=\"inbound\" bytes_sent=0 bytes_recv=0 duration=\"0ms\" error=\"connection closed due to policy rejection: allow policies exist, but none allowed\"")
+    }
+
+    const PROBE_IP: &str = "10.244.1.7";
+    const TARGET_IP: &str = "10.244.2.9";
+
+    /// A deny driver whose probe answers come from a script (before the policy: allowed; after:
+    /// `after`) and whose ztunnel writes a rejection line for each refused attempt when
+    /// `logs_rejections`.
+    struct AmbientDouble {
+        after: Classification,
+        logs_rejections: bool,
+        policy: bool,
+        log: String,
+        log_reads: u32,
+    }
+
+    impl AmbientDouble {
+        fn new(after: Classification, logs_rejections: bool) -> Self {
+            AmbientDouble {
+                after,
+                logs_rejections,
+                policy: false,
+                log: String::new(),
+                log_reads: 0,
+            }
+        }
+    }
+
+    impl DenyDriver for AmbientDouble {
+        async fn probe(&mut self, _p: &RenderedProbe) -> Observed {
+            if !self.policy {
+                return Observed::new(Classification::Allowed { status: 200 }, "curl exit 0");
+            }
+            if self.logs_rejections
+                && matches!(
+                    self.after,
+                    Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed)
+                )
+            {
+                let line = rejection_line(PROBE_IP, TARGET_IP, time::OffsetDateTime::now_utc());
+                self.log.push_str(&line);
+                self.log.push('\n');
+            }
+            Observed::new(self.after.clone(), "curl exit 56")
+        }
+        async fn apply_policy(&mut self) -> Result<(), String> {
+            self.policy = true;
+            Ok(())
+        }
+        async fn workloads_ready(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        async fn target(&mut self, _p: &RenderedProbe) -> Result<ProbeTarget, String> {
+            Err("not asked on ambient".into())
+        }
+        async fn counters(&mut self, _p: &RenderedProbe) -> Result<AuthzCounters, String> {
+            Err("not asked on ambient".into())
+        }
+        async fn ztunnel_log(
+            &mut self,
+            _p: &RenderedProbe,
+            _since: SystemTime,
+        ) -> Result<ZtunnelView, String> {
+            self.log_reads += 1;
+            Ok(ZtunnelView {
+                ztunnels: vec!["istio-system/ztunnel-abc on kind-worker2".into()],
+                sources: vec![PROBE_IP.parse().unwrap()],
+                targets: vec![TARGET_IP.parse().unwrap()],
+                lines: ztunnel::parse_log(&self.log),
+            })
+        }
+    }
+
+    fn probe(enforcer: Option<Enforcer>) -> RenderedProbe {
+        RenderedProbe {
+            name: "function-to-gateway".into(),
+            from: ProbeFrom::Probe,
+            url: "http://gateway.openfaas:8080/".into(),
+            before: Allowance::Allowed,
+            after: Allowance::Denied,
+            enforcer,
+        }
+    }
+
+    fn quick() -> DenyTiming {
+        DenyTiming {
+            settle: Duration::from_millis(50),
+            poll: Duration::from_millis(5),
+            before_for: Duration::ZERO,
+            ready_hold: Duration::ZERO,
+            log_wait: Duration::ZERO,
+        }
+    }
+
+    fn reset() -> Classification {
+        Classification::Denied(Denial::ConnectionReset)
+    }
+
+    fn waypoint_403() -> Classification {
+        Classification::Denied(Denial::Forbidden {
+            source: DenySource::IstioRbac,
+        })
+    }
+
+    async fn run_ambient(
+        d: &mut AmbientDouble,
+        enforcer: Option<Enforcer>,
+    ) -> Verdict<DenyEvidence> {
+        run_deny(d, &[probe(enforcer)], quick(), DataPlane::IstioAmbient).await
+    }
+
+    #[tokio::test]
+    async fn on_ambient_a_reset_is_denied_only_with_the_destination_ztunnels_rejection() {
+        let mut d = AmbientDouble::new(reset(), true);
+        let v = run_ambient(&mut d, None).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        let by = v.evidence.probes[0].observed_after.as_ref().unwrap();
+        assert!(
+            matches!(&by.attribution, Some(Attribution::Mesh { enforcer: Some(Enforcer::Ztunnel), by }) if by.contains("policy rejection") && by.contains(PROBE_IP)),
+            "{by:?}"
+        );
+        // The same reset without the line: nothing shows ztunnel closed it.
+        let mut d = AmbientDouble::new(reset(), false);
+        let v = run_ambient(&mut d, None).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("logged no policy rejection"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(d.log_reads > 0);
+        // An empty reply is looked up the same way.
+        let mut d = AmbientDouble::new(Classification::Denied(Denial::ConnectionClosed), true);
+        assert_eq!(run_ambient(&mut d, None).await.outcome, Outcome::Pass);
+    }
+
+    #[tokio::test]
+    async fn on_ambient_the_enforcer_that_answered_must_be_the_expected_one() {
+        // A waypoint's 403 where ztunnel (the default) was expected.
+        let mut d = AmbientDouble::new(waypoint_403(), false);
+        let v = run_ambient(&mut d, None).await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("expected ztunnel to deny it, but a waypoint did"),
+            "{:?}",
+            v.reasons
+        );
+        // ... passes when the waypoint was expected.
+        let mut d = AmbientDouble::new(waypoint_403(), false);
+        let v = run_ambient(&mut d, Some(Enforcer::Waypoint)).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        // ztunnel's reset where a waypoint was expected.
+        let mut d = AmbientDouble::new(reset(), true);
+        let v = run_ambient(&mut d, Some(Enforcer::Waypoint)).await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("expected a waypoint to deny it, but ztunnel did"),
+            "{:?}",
+            v.reasons
+        );
+        // A 403 without Envoy's RBAC body is nobody's the check can name.
+        let mut d = AmbientDouble::new(
+            Classification::Denied(Denial::Forbidden {
+                source: DenySource::Unknown,
+            }),
+            false,
+        );
+        assert_eq!(
+            run_ambient(&mut d, Some(Enforcer::Waypoint)).await.outcome,
+            Outcome::Error
+        );
+    }
+
+    #[tokio::test]
+    async fn off_ambient_a_reset_stays_a_denial_and_an_enforcer_is_an_error() {
+        let mut d = AmbientDouble::new(reset(), false);
+        let v = run_deny(&mut d, &[probe(None)], quick(), DataPlane::IstioSidecar).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert_eq!(d.log_reads, 0, "no ztunnel off ambient");
+        let mut d = AmbientDouble::new(reset(), false);
+        let v = run_deny(
+            &mut d,
+            &[probe(Some(Enforcer::Ztunnel))],
+            quick(),
+            DataPlane::Linkerd,
+        )
+        .await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("only Istio ambient"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(!v.evidence.policy_applied);
     }
 }

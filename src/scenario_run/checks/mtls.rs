@@ -20,22 +20,45 @@
 //! 4. Identity: every echoed request (`fprocess=env` prints the request headers as `Http_*`
 //!    variables) carries the gateway's mesh identity: on Istio the **last**
 //!    `X-Forwarded-Client-Cert` element's `URI=` (the one the function's sidecar appended),
-//!    compared exactly; on Linkerd `l5d-client-id`.
+//!    compared exactly; on Linkerd `l5d-client-id`. Istio ambient adds no header without a
+//!    waypoint, so there the function node's ztunnel access log is read over the capture's
+//!    window: every connection it accepted from the gateway's pods must carry the gateway's
+//!    SPIFFE identity as `src.identity` (another identity, or none, **fails**; no line at all
+//!    is an **error**: the check cannot tell; ledger IS-23).
 //! 5. Strict (optional): a plaintext client in an unmeshed namespace calling the function's
 //!    Service directly must be refused. On Istio, STRICT refuses by closing the connection
 //!    (IS-9): a reset or close passes, a 403 **fails** (the port took plaintext and a policy
 //!    answered), and a leftover AuthorizationPolicy in the namespace, which could close the
 //!    connection itself, makes the probe an **error**. On Linkerd the proxy answers a bare 403,
-//!    which counts only when the function proxy's `inbound_http_authz_deny_total` rose.
+//!    which counts only when the function proxy's `inbound_http_authz_deny_total` rose. On Istio
+//!    ambient ztunnel enforces STRICT as a DENY policy istiod derives from the
+//!    PeerAuthentication, and refuses by closing the connection (IS-22): a reset or close passes
+//!    only when the function node's ztunnel logged a policy rejection of the probe's connection
+//!    by that derived policy; a rejection by another policy, or none logged, is an **error**.
+//!
+//! On Istio ambient the capture also differs (IS-19): the peers are the gateway's pods and any
+//! waypoint pods in the function namespace (a waypoint in the path is the function's peer), the
+//! ports are the app port and ztunnel's HBONE port 15008, and the engine judges them with the
+//! `istio-ambient` preset. The unmeshed control opts out with the pod label
+//! `istio.io/dataplane-mode: none` (IS-21). The gateway's pod-IP addressing (OpenFaaS CE) is
+//! meshed there: ztunnel looks the destination up by address (IS-24), so it is only recorded.
 
 use super::addressing::{addressing, echoed, pod_ip_under_istio, Addressing};
-use super::deny::{attribute, Attribution, Observed};
+use super::deny::{attribute, Attribution, MeshEvidence, Observed};
 use crate::check::http::{Classification, Denial};
 use crate::check::{CheckName, Outcome, Verdict};
-use crate::scenario::{Mesh, MtlsCheck};
+use crate::scenario::{DataPlane, Enforcer, Mesh, MtlsCheck};
 use crate::scenario_run::linkerd::AuthzCounters;
+use crate::scenario_run::ztunnel::{self, IdentityProblem, ZtunnelView};
 use serde::Serialize;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long ztunnel's log is read again for a line the check needs: the identity of a
+/// connection is written when it ends, the rejection as the connection is refused.
+pub const LOG_WAIT: Duration = Duration::from_secs(20);
+/// Slack around a window of ztunnel lines: the API server's clock against this machine's.
+const WINDOW_SLACK: Duration = Duration::from_secs(2);
 
 /// The engine's judgement of one capture for one sentinel, reduced to what the trial needs.
 #[derive(Debug, Clone, Serialize)]
@@ -64,9 +87,17 @@ pub trait MtlsJudge {
         pcap: &[u8],
         input_name: &str,
         sentinel: &str,
-        mesh: Mesh,
+        plane: DataPlane,
         ports: WirePorts,
     ) -> EngineVerdict;
+}
+
+/// Istio ambient: the pods whose connections to the function the capture keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AmbientPeers {
+    pub gateway: Vec<IpAddr>,
+    /// Waypoint pods in the function namespace (none when no waypoint is deployed).
+    pub waypoints: Vec<IpAddr>,
 }
 
 /// What one capture phase produced.
@@ -110,6 +141,34 @@ pub trait MtlsDriver {
     async fn authorization_policies(&mut self) -> Result<Vec<String>, String>;
     /// Linkerd: the function pod proxy's authorization counters for `port`.
     async fn proxy_counters(&mut self, function: &str, port: u16) -> Result<AuthzCounters, String>;
+    /// Istio ambient: the gateway's and the waypoints' pod IPs (the capture's peers).
+    async fn ambient_peers(&mut self) -> Result<AmbientPeers, String> {
+        Err("this driver cannot list ambient peers".into())
+    }
+    /// Istio ambient: what the ztunnel on `function`'s pod's node logged since `since`, with the
+    /// function's pod IPs as targets.
+    async fn ztunnel_inbound(
+        &mut self,
+        function: &str,
+        since: SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let _ = (function, since);
+        Err("this driver cannot read ztunnel's access log".into())
+    }
+    /// Istio ambient: what the ztunnels on the gateway pods' nodes logged since `since` (the
+    /// hop to a waypoint).
+    async fn ztunnel_of_gateway(&mut self, since: SystemTime) -> Result<ZtunnelView, String> {
+        let _ = since;
+        Err("this driver cannot read the gateway's ztunnel".into())
+    }
+    /// Istio ambient: the plaintext probe client's pod IPs (after [`Self::plaintext_probe`]).
+    async fn plaintext_client_ips(&mut self) -> Result<Vec<IpAddr>, String> {
+        Err("this driver does not know the plaintext client's address".into())
+    }
+    /// How long ztunnel's log is read again for a line ([`LOG_WAIT`] in a run).
+    fn log_wait(&self) -> Duration {
+        LOG_WAIT
+    }
 }
 
 /// A fresh random sentinel: long enough never to occur in ciphertext by chance.
@@ -203,13 +262,28 @@ pub struct MtlsTrialEvidence {
     pub identity_expected: Option<String>,
     pub identity_failures: Vec<String>,
     pub strict: Option<Observed>,
+    /// Istio ambient: the data plane's facts the check used (peers, the identity's log lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<AmbientEvidence>,
+}
+
+/// What an ambient mtls check saw beyond the capture.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct AmbientEvidence {
+    pub peers: AmbientPeers,
+    /// How the unmeshed control was kept out of the mesh.
+    pub control_opt_out: String,
+    /// The ztunnel pods whose logs showed the identity.
+    pub ztunnels: Vec<String>,
+    /// Connections from the gateway the function's ztunnel logged with its identity.
+    pub identity_lines: usize,
 }
 
 fn judge_all<J: MtlsJudge>(
     judge: &J,
     t: &Traffic,
     name: &str,
-    mesh: Mesh,
+    plane: DataPlane,
     port: u16,
 ) -> (Vec<EngineVerdict>, PhaseEvidence) {
     let verdicts: Vec<EngineVerdict> = t
@@ -220,7 +294,7 @@ fn judge_all<J: MtlsJudge>(
                 app: port,
                 proxy_inbound: t.proxy_inbound,
             };
-            judge.judge(&t.pcap, name, s, mesh, ports)
+            judge.judge(&t.pcap, name, s, plane, ports)
         })
         .collect();
     let ev = PhaseEvidence {
@@ -281,11 +355,34 @@ pub fn control_judgement(verdicts: &[EngineVerdict]) -> Result<(), String> {
 }
 
 /// What the strict probe's answer means. Pure.
-pub fn strict_judgement(mesh: Mesh, obs: &Observed) -> (Outcome, Option<String>) {
+pub fn strict_judgement(plane: DataPlane, obs: &Observed) -> (Outcome, Option<String>) {
     let refused = "a plaintext client from an unmeshed namespace";
+    let mesh = plane.mesh();
     match (&obs.classification, mesh) {
+        (Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed), _)
+            if plane == DataPlane::IstioAmbient =>
+        {
+            match &obs.attribution {
+                Some(Attribution::Mesh { .. }) => (Outcome::Pass, None),
+                _ => (
+                    Outcome::Error,
+                    Some(format!("strict: {refused} got {}", obs.describe())),
+                ),
+            }
+        }
         (Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed), _) => {
             (Outcome::Pass, None)
+        }
+        (Classification::Denied(Denial::Forbidden { .. }), Mesh::Istio)
+            if plane == DataPlane::IstioAmbient =>
+        {
+            (
+                Outcome::Fail,
+                Some(format!(
+                    "strict: {refused} got HTTP 403 ({}): the function's port took plaintext past ztunnel, which under STRICT closes the connection and never answers with HTTP",
+                    obs.detail
+                )),
+            )
         }
         (Classification::Denied(Denial::Forbidden { .. }), Mesh::Istio) => (
             Outcome::Fail,
@@ -332,15 +429,29 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     driver: &mut D,
     judge: &J,
     m: &MtlsCheck,
-    mesh: Mesh,
+    plane: DataPlane,
     gateway_ns: &str,
     gateway_sa: &str,
 ) -> Verdict<MtlsTrialEvidence> {
+    let mesh = plane.mesh();
+    let ambient = plane == DataPlane::IstioAmbient;
     let mut ev = MtlsTrialEvidence::default();
     let error =
         |ev, reason: String| Verdict::new(CheckName::Mtls, Outcome::Error, vec![reason], ev);
     // Each phase's requests, retries included, share half the check's traffic time.
     let phase = m.timeout / 2;
+    if ambient {
+        match driver.ambient_peers().await {
+            Ok(peers) => {
+                ev.ambient = Some(AmbientEvidence {
+                    peers,
+                    control_opt_out: "pod label istio.io/dataplane-mode=none".into(),
+                    ..AmbientEvidence::default()
+                })
+            }
+            Err(e) => return error(ev, format!("the capture's peers on Istio ambient: {e}")),
+        }
+    }
     // 1. The control.
     let control = match driver
         .capture_traffic(m.control.as_str(), m.requests, phase)
@@ -349,7 +460,7 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         Ok(t) => t,
         Err(e) => return error(ev, format!("negative control ({}): {e}", m.control)),
     };
-    let (cv, cev) = judge_all(judge, &control, m.control.as_str(), mesh, m.port);
+    let (cv, cev) = judge_all(judge, &control, m.control.as_str(), plane, m.port);
     ev.control = Some(cev);
     if let Err(e) = control_judgement(&cv) {
         let why = if control.failures.is_empty() {
@@ -366,8 +477,8 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     }
     // 2. How does the gateway address functions?
     ev.gateway_addressing = addressing(&control.responses);
-    match (&ev.gateway_addressing, mesh) {
-        (Some(Addressing::PodIp { host }), Mesh::Istio) => {
+    match (&ev.gateway_addressing, plane) {
+        (Some(Addressing::PodIp { host }), DataPlane::IstioSidecar) => {
             let why = pod_ip_under_istio(host, m.control.as_str());
             return error(ev, why);
         }
@@ -383,6 +494,7 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         _ => {}
     }
     // 3. The meshed function.
+    let traffic_since = SystemTime::now();
     let traffic = match driver
         .capture_traffic(m.function.as_str(), m.requests, phase)
         .await
@@ -390,7 +502,7 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         Ok(t) => t,
         Err(e) => return error(ev, format!("capturing {}: {e}", m.function)),
     };
-    let (fv, fev) = judge_all(judge, &traffic, m.function.as_str(), mesh, m.port);
+    let (fv, fev) = judge_all(judge, &traffic, m.function.as_str(), plane, m.port);
     ev.function = Some(fev);
     if fv.is_empty() {
         return error(ev, format!("no request was sent to {}", m.function));
@@ -441,32 +553,69 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
         ));
     }
     // 4. Identity.
-    let (var, expected) = identity_expectation(mesh, gateway_ns, gateway_sa);
-    for (i, body) in traffic.responses.iter().enumerate() {
-        if let Err(e) = identity_ok(mesh, body, &var, &expected) {
-            ev.identity_failures.push(format!("request {}: {e}", i + 1));
+    if ambient {
+        let expected = format!("spiffe://cluster.local/ns/{gateway_ns}/sa/{gateway_sa}");
+        let peers = ev
+            .ambient
+            .as_ref()
+            .map(|a| a.peers.clone())
+            .unwrap_or_default();
+        match ambient_identity(
+            driver,
+            m.function.as_str(),
+            traffic_since,
+            &peers,
+            &expected,
+        )
+        .await
+        {
+            Ok((n, ztunnels)) => {
+                if let Some(a) = ev.ambient.as_mut() {
+                    a.identity_lines = n;
+                    a.ztunnels = ztunnels;
+                }
+            }
+            Err(IdentityProblem::CannotTell(why) | IdentityProblem::ThroughWaypoint(why)) => {
+                outcome = outcome.worst(Outcome::Error);
+                reasons.push(format!("identity: {why}"));
+                ev.identity_failures.push(why);
+            }
+            Err(IdentityProblem::Wrong(why)) => {
+                outcome = outcome.worst(Outcome::Fail);
+                reasons.push(format!("identity: {why}"));
+                ev.identity_failures.push(why);
+            }
         }
+        ev.identity_var = Some("src.identity in the function node's ztunnel access log".into());
+        ev.identity_expected = Some(expected);
+    } else {
+        let (var, expected) = identity_expectation(mesh, gateway_ns, gateway_sa);
+        for (i, body) in traffic.responses.iter().enumerate() {
+            if let Err(e) = identity_ok(mesh, body, &var, &expected) {
+                ev.identity_failures.push(format!("request {}: {e}", i + 1));
+            }
+        }
+        if traffic.responses.is_empty() {
+            ev.identity_failures
+                .push("no echoed request to check".into());
+        }
+        if !ev.identity_failures.is_empty() {
+            outcome = outcome.worst(Outcome::Fail);
+            reasons.push(format!(
+                "{} of {} echoed requests lack the gateway identity ({var} with {expected}); first: {}",
+                ev.identity_failures.len(),
+                traffic.responses.len().max(1),
+                ev.identity_failures[0]
+            ));
+        }
+        ev.identity_var = Some(var);
+        ev.identity_expected = Some(expected);
     }
-    if traffic.responses.is_empty() {
-        ev.identity_failures
-            .push("no echoed request to check".into());
-    }
-    if !ev.identity_failures.is_empty() {
-        outcome = outcome.worst(Outcome::Fail);
-        reasons.push(format!(
-            "{} of {} echoed requests lack the gateway identity ({var} with {expected}); first: {}",
-            ev.identity_failures.len(),
-            traffic.responses.len().max(1),
-            ev.identity_failures[0]
-        ));
-    }
-    ev.identity_var = Some(var);
-    ev.identity_expected = Some(expected);
     // 5. Strict.
     if m.strict {
-        match strict_probe(driver, m, mesh).await {
+        match strict_probe(driver, m, plane).await {
             Ok(obs) => {
-                let (o, why) = strict_judgement(mesh, &obs);
+                let (o, why) = strict_judgement(plane, &obs);
                 outcome = outcome.worst(o);
                 reasons.extend(why);
                 ev.strict = Some(obs);
@@ -479,23 +628,157 @@ pub async fn run_mtls<D: MtlsDriver, J: MtlsJudge>(
     }
     if outcome == Outcome::Pass {
         reasons.push(format!(
-            "the control showed all {} sentinels in plaintext; the meshed function's capture showed none and only mesh TLS; every request carried the gateway identity{}",
+            "the control showed all {} sentinels in plaintext; the meshed function's capture showed none and only mesh TLS{}; {}{}",
             cv.len(),
+            if ambient { " (HBONE to 15008, nothing on the app port)" } else { "" },
+            if ambient {
+                "every connection from the gateway the function's ztunnel logged carried the gateway identity"
+            } else {
+                "every request carried the gateway identity"
+            },
             if m.strict { "; a plaintext client was refused" } else { "" }
         ));
     }
     Verdict::new(CheckName::Mtls, outcome, reasons, ev)
 }
 
+/// The window of a ztunnel read: from `since` (less the slack) to now (plus the slack).
+fn window_since(since: SystemTime) -> ztunnel::Window {
+    ztunnel::Window {
+        from: time::OffsetDateTime::from(since) - WINDOW_SLACK,
+        to: time::OffsetDateTime::now_utc() + WINDOW_SLACK,
+    }
+}
+
+/// Istio ambient: the gateway's identity from the function node's ztunnel log since `since`
+/// — or, when the function's peers were only waypoints, from the gateway node's ztunnel on the
+/// hop to them — read again until it decides or [`MtlsDriver::log_wait`] has passed. `Ok` with
+/// the number of lines and the ztunnels read.
+async fn ambient_identity<D: MtlsDriver>(
+    driver: &mut D,
+    function: &str,
+    since: SystemTime,
+    peers: &AmbientPeers,
+    expected: &str,
+) -> Result<(usize, Vec<String>), IdentityProblem> {
+    let unreadable = |what: &str, e: String| {
+        IdentityProblem::CannotTell(format!("{what} ztunnel access log could not be read: {e}"))
+    };
+    let started = Instant::now();
+    loop {
+        let view = driver
+            .ztunnel_inbound(function, since)
+            .await
+            .map_err(|e| unreadable("the function node's", e))?;
+        let judged = match ztunnel::gateway_identity(
+            &view.lines,
+            &peers.gateway,
+            &peers.waypoints,
+            &view.targets,
+            expected,
+            window_since(since),
+        ) {
+            Ok(n) => Ok((n, view.ztunnels)),
+            Err(IdentityProblem::ThroughWaypoint(_)) => {
+                let hop = driver
+                    .ztunnel_of_gateway(since)
+                    .await
+                    .map_err(|e| unreadable("the gateway node's", e))?;
+                ztunnel::gateway_identity_to_waypoints(
+                    &hop.lines,
+                    &peers.gateway,
+                    &peers.waypoints,
+                    expected,
+                    window_since(since),
+                )
+                .map(|n| (n, hop.ztunnels))
+            }
+            Err(e) => Err(e),
+        };
+        match judged {
+            Err(IdentityProblem::CannotTell(_)) if started.elapsed() < driver.log_wait() => {
+                tokio::time::sleep(Duration::from_secs(1).min(driver.log_wait())).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Istio ambient: who closed the plaintext probe's connection, from the function node's
+/// ztunnel log since `since` — STRICT's derived DENY policy, another policy, or nobody shown.
+async fn strict_attribution<D: MtlsDriver>(
+    driver: &mut D,
+    function: &str,
+    since: SystemTime,
+) -> Attribution {
+    let sources = match driver.plaintext_client_ips().await {
+        Ok(s) => s,
+        Err(e) => return Attribution::Unshown { why: e },
+    };
+    let started = Instant::now();
+    loop {
+        let view = match driver.ztunnel_inbound(function, since).await {
+            Ok(v) => v,
+            Err(e) => {
+                return Attribution::Unshown {
+                    why: format!("the function node's ztunnel access log could not be read: {e}"),
+                }
+            }
+        };
+        let window = window_since(since);
+        if let Some(line) = ztunnel::policy_rejection(&view.lines, &sources, &view.targets, window)
+        {
+            let rejection = line.rejection().unwrap_or_default().to_string();
+            if ztunnel::is_strict_rejection(&rejection) {
+                return Attribution::Mesh {
+                    by: format!(
+                        "ztunnel ({}) logged `{rejection}`: the DENY policy istiod derives from STRICT",
+                        view.ztunnels.join(", ")
+                    ),
+                    enforcer: Some(Enforcer::Ztunnel),
+                };
+            }
+            return Attribution::Unshown {
+                why: format!(
+                    "ztunnel ({}) refused it by another policy, not STRICT's: `{rejection}`",
+                    view.ztunnels.join(", ")
+                ),
+            };
+        }
+        if started.elapsed() >= driver.log_wait() {
+            return Attribution::Unshown {
+                why: format!(
+                    "the function node's ztunnel ({}) logged no policy rejection of a connection from the plaintext client during the probe, so nothing shows the mesh closed it",
+                    view.ztunnels.join(", ")
+                ),
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(1).min(driver.log_wait())).await;
+    }
+}
+
 /// The strict probe with what makes its answer mean something: no Istio policy that could
-/// answer in STRICT's place, the Linkerd proxy's counters around it.
+/// answer in STRICT's place, the Linkerd proxy's counters around it, ztunnel's log on ambient.
 async fn strict_probe<D: MtlsDriver>(
     driver: &mut D,
     m: &MtlsCheck,
-    mesh: Mesh,
+    plane: DataPlane,
 ) -> Result<Observed, String> {
-    match mesh {
-        Mesh::Istio => {
+    match plane {
+        DataPlane::IstioAmbient => {
+            // No guard on other policies here: ztunnel's log names the policy that refused.
+            let since = SystemTime::now();
+            let mut obs = driver.plaintext_probe(m.function.as_str(), m.port).await?;
+            if matches!(
+                obs.classification,
+                Classification::Denied(Denial::ConnectionReset | Denial::ConnectionClosed)
+            ) {
+                obs.attribution =
+                    Some(strict_attribution(driver, m.function.as_str(), since).await);
+            }
+            Ok(obs)
+        }
+        DataPlane::IstioSidecar => {
             let policies = driver.authorization_policies().await?;
             if !policies.is_empty() {
                 return Err(format!(
@@ -504,10 +787,10 @@ async fn strict_probe<D: MtlsDriver>(
                 ));
             }
             let mut obs = driver.plaintext_probe(m.function.as_str(), m.port).await?;
-            obs.attribution = attribute(mesh, &obs.classification, None);
+            obs.attribution = attribute(plane, &obs.classification, MeshEvidence::None);
             Ok(obs)
         }
-        Mesh::Linkerd => {
+        DataPlane::Linkerd => {
             let before = driver.proxy_counters(m.function.as_str(), m.port).await;
             let mut obs = driver.plaintext_probe(m.function.as_str(), m.port).await?;
             let after = driver.proxy_counters(m.function.as_str(), m.port).await;
@@ -515,7 +798,8 @@ async fn strict_probe<D: MtlsDriver>(
                 (Ok(b), Ok(a)) => Ok((b, a)),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
-            obs.attribution = attribute(mesh, &obs.classification, Some(counters));
+            obs.attribution =
+                attribute(plane, &obs.classification, MeshEvidence::Linkerd(counters));
             Ok(obs)
         }
     }
@@ -543,5 +827,324 @@ mod tests {
             Some(2)
         );
         assert_eq!(dropped_packets("x17 packets dropped by kernel"), None);
+    }
+
+    // ------------------------------------------------------------ Istio ambient
+
+    use crate::scenario::Name;
+
+    const GATEWAY_IP: &str = "10.244.0.5";
+    const WAYPOINT_IP: &str = "10.244.0.77";
+    const FUNCTION_IP: &str = "10.244.2.30";
+    const CLIENT_IP: &str = "10.244.3.3";
+    const GATEWAY_ID: &str = "spiffe://cluster.local/ns/openfaas/sa/openfaas-controller";
+
+    /// A judge double: a capture is a list of words; `plaintext:<sentinel>` is the sentinel in the
+    /// clear (fail with a hit), anything else passes. It records the data plane it was asked
+    /// to judge for.
+    struct WordJudge(std::sync::Mutex<Vec<DataPlane>>);
+
+    impl MtlsJudge for WordJudge {
+        fn judge(
+            &self,
+            pcap: &[u8],
+            _input: &str,
+            sentinel: &str,
+            plane: DataPlane,
+            _ports: WirePorts,
+        ) -> EngineVerdict {
+            self.0.lock().unwrap().push(plane);
+            let hit = String::from_utf8_lossy(pcap).contains(&format!("plaintext:{sentinel}"));
+            EngineVerdict {
+                outcome: if hit { Outcome::Fail } else { Outcome::Pass },
+                reasons: vec![],
+                sentinel_hits: u64::from(hit),
+                evidence: serde_json::Value::Null,
+            }
+        }
+    }
+
+    /// The ambient cluster as a script: the control answers in plaintext with a pod-IP `Host`
+    /// (OpenFaaS CE), the function over HBONE; ztunnel's log holds `log` (lines of the
+    /// format `crate::scenario_run::ztunnel`'s tests take from upstream).
+    struct AmbientCluster {
+        log: String,
+        strict: Classification,
+        /// What ztunnel logs when it refuses the plaintext client (`None`: nothing).
+        strict_rejection: Option<&'static str>,
+        /// What the gateway node's ztunnel logged (the hop to a waypoint).
+        gateway_log: String,
+    }
+
+    fn completed(src: &str, identity: Option<&str>, error: Option<&str>) -> String {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let id = identity
+            .map(|i| format!(" src.identity=\"{i}\""))
+            .unwrap_or_default();
+        let err = error.map(|e| format!(" error=\"{e}\"")).unwrap_or_default();
+        format!("{now} {now}\tinfo\taccess\tconnection complete\tsrc.addr={src}:40000{id} dst.addr={FUNCTION_IP}:15008 dst.hbone_addr={FUNCTION_IP}:8080 direction=\"inbound\"{err}\n")
+    }
+
+    impl MtlsDriver for AmbientCluster {
+        async fn capture_traffic(
+            &mut self,
+            function: &str,
+            _requests: u32,
+            _deadline: Duration,
+        ) -> Result<Traffic, String> {
+            let sentinel = new_sentinel();
+            let control = function != "env";
+            Ok(Traffic {
+                pcap: if control {
+                    format!("plaintext:{sentinel}").into_bytes()
+                } else {
+                    b"hbone".to_vec()
+                },
+                sentinels: vec![sentinel],
+                responses: vec![format!("Http_Host=10.244.2.31:8080\n")],
+                ..Traffic::default()
+            })
+        }
+        async fn plaintext_probe(&mut self, _f: &str, _port: u16) -> Result<Observed, String> {
+            if let Some(r) = self.strict_rejection {
+                self.log.push_str(&completed(CLIENT_IP, None, Some(r)));
+            }
+            Ok(Observed::new(self.strict.clone(), "curl exit 56"))
+        }
+        async fn authorization_policies(&mut self) -> Result<Vec<String>, String> {
+            Err("not asked on ambient".into())
+        }
+        async fn proxy_counters(&mut self, _f: &str, _port: u16) -> Result<AuthzCounters, String> {
+            Err("not asked on ambient".into())
+        }
+        async fn ambient_peers(&mut self) -> Result<AmbientPeers, String> {
+            Ok(AmbientPeers {
+                gateway: vec![GATEWAY_IP.parse().unwrap()],
+                waypoints: vec![WAYPOINT_IP.parse().unwrap()],
+            })
+        }
+        async fn ztunnel_inbound(
+            &mut self,
+            _f: &str,
+            _since: SystemTime,
+        ) -> Result<ZtunnelView, String> {
+            Ok(ZtunnelView {
+                ztunnels: vec!["istio-system/ztunnel-x on kind-worker".into()],
+                sources: vec![],
+                targets: vec![FUNCTION_IP.parse().unwrap()],
+                lines: ztunnel::parse_log(&self.log),
+            })
+        }
+        async fn plaintext_client_ips(&mut self) -> Result<Vec<IpAddr>, String> {
+            Ok(vec![CLIENT_IP.parse().unwrap()])
+        }
+        async fn ztunnel_of_gateway(&mut self, _since: SystemTime) -> Result<ZtunnelView, String> {
+            Ok(ZtunnelView {
+                ztunnels: vec!["istio-system/ztunnel-g on kind-worker2".into()],
+                lines: ztunnel::parse_log(&self.gateway_log),
+                ..ZtunnelView::default()
+            })
+        }
+        fn log_wait(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    const STRICT_REJECTION: &str = "connection closed due to policy rejection: explicitly denied by: istio-system/istio_converted_static_strict";
+
+    fn cluster() -> AmbientCluster {
+        AmbientCluster {
+            log: completed(GATEWAY_IP, Some(GATEWAY_ID), None),
+            strict: Classification::Denied(Denial::ConnectionReset),
+            strict_rejection: Some(STRICT_REJECTION),
+            gateway_log: String::new(),
+        }
+    }
+
+    fn check() -> MtlsCheck {
+        MtlsCheck {
+            function: Name::parse("env").unwrap(),
+            control: Name::parse("env-nomesh").unwrap(),
+            requests: 1,
+            port: 8080,
+            strict: true,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn run_ambient(d: &mut AmbientCluster) -> (Verdict<MtlsTrialEvidence>, Vec<DataPlane>) {
+        let judge = WordJudge(Default::default());
+        let v = run_mtls(
+            d,
+            &judge,
+            &check(),
+            DataPlane::IstioAmbient,
+            "openfaas",
+            "openfaas-controller",
+        )
+        .await;
+        let planes = judge.0.into_inner().unwrap();
+        (v, planes)
+    }
+
+    #[tokio::test]
+    async fn on_ambient_pod_ips_are_meshed_and_the_identity_is_read_from_ztunnel() {
+        let mut d = cluster();
+        let (v, planes) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert!(
+            planes.iter().all(|p| *p == DataPlane::IstioAmbient),
+            "{planes:?}"
+        );
+        let a = v.evidence.ambient.as_ref().unwrap();
+        assert_eq!(a.identity_lines, 1);
+        assert_eq!(a.control_opt_out, "pod label istio.io/dataplane-mode=none");
+        assert_eq!(
+            a.peers.waypoints,
+            vec![WAYPOINT_IP.parse::<IpAddr>().unwrap()]
+        );
+        assert!(matches!(
+            v.evidence.gateway_addressing,
+            Some(Addressing::PodIp { .. })
+        ));
+        // The same traffic under sidecars stops at the path self-check (IS-8).
+        let mut d = cluster();
+        let v = run_mtls(
+            &mut d,
+            &WordJudge(Default::default()),
+            &check(),
+            DataPlane::IstioSidecar,
+            "openfaas",
+            "openfaas-controller",
+        )
+        .await;
+        assert_eq!(v.outcome, Outcome::Error);
+        assert!(
+            v.reasons[0].contains("PassthroughCluster"),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[tokio::test]
+    async fn on_ambient_another_identity_fails_and_no_line_is_an_error() {
+        let mut d = cluster();
+        d.log = completed(
+            GATEWAY_IP,
+            Some("spiffe://cluster.local/ns/openfaas-fn/sa/default"),
+            None,
+        );
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("without the gateway's identity")),
+            "{:?}",
+            v.reasons
+        );
+        // Plaintext from the gateway: no identity at all.
+        let mut d = cluster();
+        d.log = completed(GATEWAY_IP, None, None);
+        assert_eq!(run_ambient(&mut d).await.0.outcome, Outcome::Fail);
+        // Nothing logged: the check cannot tell.
+        let mut d = cluster();
+        d.log = String::new();
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("no completed connection")),
+            "{:?}",
+            v.reasons
+        );
+        // Only the waypoint's connections: the gateway's identity is not shown there, and the
+        // gateway's ztunnel logged no hop to the waypoint either.
+        let mut d = cluster();
+        d.log = completed(
+            WAYPOINT_IP,
+            Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint"),
+            None,
+        );
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("through waypoint pods")),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    /// With a waypoint in the path the gateway's identity is on its hop to the waypoint, in the
+    /// gateway node's ztunnel log (an outbound line; the waypoint itself is not captured).
+    #[tokio::test]
+    async fn on_ambient_through_a_waypoint_the_identity_is_read_on_the_gateways_hop() {
+        let hop = |id: &str| {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            format!("{now} {now}\tinfo\taccess\tconnection complete\tsrc.addr={GATEWAY_IP}:40000 src.identity=\"{id}\" dst.addr={WAYPOINT_IP}:15008 dst.hbone_addr=10.96.0.20:8080 direction=\"outbound\"\n")
+        };
+        let through = |gateway_log: String| {
+            let mut d = cluster();
+            d.log = completed(
+                WAYPOINT_IP,
+                Some("spiffe://cluster.local/ns/openfaas-fn/sa/waypoint"),
+                None,
+            );
+            d.gateway_log = gateway_log;
+            d
+        };
+        let (v, _) = run_ambient(&mut through(hop(GATEWAY_ID))).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        assert_eq!(v.evidence.ambient.as_ref().unwrap().identity_lines, 1);
+        let (v, _) = run_ambient(&mut through(hop(
+            "spiffe://cluster.local/ns/openfaas/sa/other",
+        )))
+        .await;
+        assert_eq!(v.outcome, Outcome::Fail, "{:?}", v.reasons);
+    }
+
+    #[tokio::test]
+    async fn on_ambient_strict_is_shown_by_ztunnels_rejection_under_the_strict_policy() {
+        let mut d = cluster();
+        d.strict = Classification::Denied(Denial::ConnectionClosed);
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Pass, "{:?}", v.reasons);
+        // A close nobody logged is not STRICT's.
+        let mut d = cluster();
+        d.strict_rejection = None;
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("logged no policy rejection")),
+            "{:?}",
+            v.reasons
+        );
+        // Another policy refused it: not STRICT either.
+        let mut d = cluster();
+        d.strict_rejection = Some(
+            "connection closed due to policy rejection: explicitly denied by: openfaas-fn/deny-all",
+        );
+        let (v, _) = run_ambient(&mut d).await;
+        assert_eq!(v.outcome, Outcome::Error, "{:?}", v.reasons);
+        assert!(
+            v.reasons.iter().any(|r| r.contains("not STRICT's")),
+            "{:?}",
+            v.reasons
+        );
+        // ztunnel never answers with HTTP: a 403 means the port took plaintext.
+        let mut d = cluster();
+        d.strict = Classification::Denied(Denial::Forbidden {
+            source: crate::check::http::DenySource::IstioRbac,
+        });
+        assert_eq!(run_ambient(&mut d).await.0.outcome, Outcome::Fail);
     }
 }

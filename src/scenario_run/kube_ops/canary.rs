@@ -11,8 +11,10 @@ use crate::check::canary::{batch, Classifier, Sample, UnclassifiedKind};
 use crate::check::{CheckName, Outcome, Verdict};
 use crate::kubeops::exec;
 use crate::scenario::template::Vars;
-use crate::scenario::{CanaryCheck, Mesh};
-use crate::scenario_run::checks::addressing::{addressing, pod_ip_under_istio, Addressing};
+use crate::scenario::{CanaryCheck, DataPlane};
+use crate::scenario_run::checks::addressing::{
+    addressing, pod_ip_under_ambient, pod_ip_under_istio, Addressing,
+};
 use crate::scenario_run::checks::canary::{self as canary_check, combine, TrafficSource};
 use crate::scenario_run::tracker::Tracker;
 use crate::vocab::FUNCTIONS_NAMESPACE;
@@ -30,7 +32,9 @@ const REQUEST_SECS: u32 = 5;
 /// Deadline of one batch's exec.
 const BATCH_TIMEOUT: Duration = Duration::from_secs((BATCH * REQUEST_SECS + 30) as u64);
 
-/// Why the gateway path is not sampled on CE.
+/// Why the gateway path is not sampled on CE (on every data plane: under Istio ambient the
+/// pod-IP call is meshed by ztunnel, but a waypoint's HTTPRoute split applies to
+/// Service-addressed traffic, ledger IS-24).
 const CE_GATEWAY: &str = "OpenFaaS CE: its gateway calls function pods by IP (faas-netes), where no Service-level split can apply; the split was sampled from a meshed client calling the Service";
 
 /// Samples from a client pod, a batch at a time.
@@ -113,7 +117,7 @@ impl KubeTrial {
             None => {
                 let image = probe_image(None, vars)?;
                 let p = self
-                    .probe_pod(FUNCTIONS_NAMESPACE, "default", &image, tracker)
+                    .probe_pod(FUNCTIONS_NAMESPACE, "default", &image, &[], tracker)
                     .await?;
                 self.canary_client = Some(p.clone());
                 p
@@ -188,9 +192,10 @@ impl KubeTrial {
             .await
             .map_err(|e| format!("GET {url}: {e}"))?;
         Ok(match addressing(&[body]) {
-            Some(Addressing::PodIp { host }) => Some(match self.cfg.mesh {
-                Mesh::Istio => pod_ip_under_istio(&host, c.function.as_str()),
-                Mesh::Linkerd => format!(
+            Some(Addressing::PodIp { host }) => Some(match self.cfg.data_plane {
+                DataPlane::IstioSidecar => pod_ip_under_istio(&host, c.function.as_str()),
+                DataPlane::IstioAmbient => pod_ip_under_ambient(&host),
+                DataPlane::Linkerd => format!(
                     "the gateway addresses functions by pod IP (Host: {host}): Linkerd applies a Service's HTTPRoute only to traffic addressed to the Service, so the split cannot apply through this gateway"
                 ),
             }),

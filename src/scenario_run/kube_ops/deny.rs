@@ -16,6 +16,7 @@ use crate::scenario_run::checks::deny::{
 use crate::scenario_run::linkerd::{self, AuthzCounters};
 use crate::scenario_run::render;
 use crate::scenario_run::tracker::Tracker;
+use crate::scenario_run::ztunnel::ZtunnelView;
 use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
@@ -38,7 +39,7 @@ impl KubeTrial {
             render::render_manifests(&d.policy, self.cfg.mesh, vars).map_err(|e| e.to_string())?;
         let ns = d.probe.namespace.render(vars).map_err(|e| e.to_string())?;
         let image = probe_image(d.probe.image.as_deref(), vars)?;
-        let mesh = self.cfg.mesh;
+        let plane = self.cfg.data_plane;
         let mut driver = KubeDeny {
             trial: self,
             tracker,
@@ -50,7 +51,7 @@ impl KubeTrial {
             targets: HashMap::new(),
         };
         Ok(
-            deny::run_deny(&mut driver, &probes, DenyTiming::for_check(d), mesh)
+            deny::run_deny(&mut driver, &probes, DenyTiming::for_check(d), plane)
                 .await
                 .erase(),
         )
@@ -191,7 +192,13 @@ impl KubeDeny<'_> {
         }
         let started = self
             .trial
-            .probe_pod(&self.ns, &self.service_account, &self.image, self.tracker)
+            .probe_pod(
+                &self.ns,
+                &self.service_account,
+                &self.image,
+                &[],
+                self.tracker,
+            )
             .await;
         self.pod = Some(started.clone());
         started
@@ -224,6 +231,22 @@ impl DenyDriver for KubeDeny<'_> {
     async fn counters(&mut self, p: &RenderedProbe) -> Result<AuthzCounters, String> {
         let t = self.target(p).await?;
         self.trial.linkerd_counters(&t).await
+    }
+
+    async fn ztunnel_log(
+        &mut self,
+        p: &RenderedProbe,
+        since: std::time::SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let pod = match &self.pod {
+            Some(Ok(pod)) => pod.clone(),
+            _ => return Err("no probe pod, so no source address to look for".into()),
+        };
+        let sources = super::ztunnel::pod_ips(&self.trial.pod(&self.ns, &pod).await?);
+        let t = self.target(p).await?;
+        self.trial
+            .ztunnel_view(&t.namespace, &t.pods, sources, since)
+            .await
     }
 
     async fn apply_policy(&mut self) -> Result<(), String> {

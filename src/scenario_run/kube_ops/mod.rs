@@ -11,7 +11,9 @@
 //!   redactor and never logged) over a port-forward to `svc/gateway:8080`, Pro through
 //!   `openfaas.com/v1` Function objects; a function's pod, the gateway's pod IPs;
 //! - [`probes`]: probe pods and exec'd curl (the deny probes and the strict-mTLS client);
-//! - [`deny`], [`mtls`], [`canary`], [`tls`], [`restore`]: each check's driver.
+//! - [`deny`], [`mtls`], [`canary`], [`tls`], [`restore`]: each check's driver;
+//! - [`ztunnel`]: Istio ambient's cluster side shared by deny and mtls — a pod's node's ztunnel
+//!   and its access log over a window, and the waypoint pods of a namespace.
 
 mod canary;
 mod deny;
@@ -20,6 +22,7 @@ mod mtls;
 mod probes;
 pub mod restore;
 mod tls;
+mod ztunnel;
 
 pub use deny::outside_classification;
 
@@ -34,7 +37,7 @@ use crate::kubeops::{
 };
 use crate::process::Redactor;
 use crate::scenario::template::Vars;
-use crate::scenario::{Check, Mesh};
+use crate::scenario::{Check, DataPlane, Mesh};
 use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject};
 use kube::core::{GroupVersion, GroupVersionKind};
@@ -62,6 +65,9 @@ pub struct KubeTrialConfig {
     pub kubeconfig: PathBuf,
     pub context: Option<String>,
     pub mesh: Mesh,
+    /// How workloads join the mesh (Istio: sidecars or ambient), which decides what the checks
+    /// look for.
+    pub data_plane: DataPlane,
     pub deployer: Deployer,
     pub run_id: RunId,
     /// The environment's secrets; the gateway password is added to it.

@@ -1,22 +1,25 @@
 //! The mtls check's cluster side: an ephemeral tcpdump container on the function pod's `eth0`
-//! (only the gateway's flows) while the gateway sends sentinel requests, and the plaintext
-//! client in an unmeshed namespace for the strict probe.
+//! (only the gateway's flows — and on Istio ambient the waypoints' too, with ztunnel's HBONE
+//! port) while the gateway sends sentinel requests, the plaintext client in an unmeshed
+//! namespace for the strict probe, and on ambient the function node's ztunnel access log.
 
 use super::functions::GATEWAY_REQUEST_TIMEOUT;
 use super::probes::probe_image;
 use super::KubeTrial;
+use crate::check::mtls::HBONE_PORT;
 use crate::check::Verdict;
 use crate::images::ImageRole;
 use crate::kubeops::call::call;
 use crate::kubeops::capture::{self, CaptureSpec};
 use crate::kubeops::RUN_ID_LABEL;
 use crate::scenario::template::Vars;
-use crate::scenario::{Mesh, MtlsCheck};
+use crate::scenario::{DataPlane, Mesh, MtlsCheck};
 use crate::scenario_run::checks::deny::Observed;
-use crate::scenario_run::checks::mtls::{self, MtlsDriver, Traffic};
+use crate::scenario_run::checks::mtls::{self, AmbientPeers, MtlsDriver, Traffic};
 use crate::scenario_run::checks::mtls_engine;
 use crate::scenario_run::linkerd::AuthzCounters;
 use crate::scenario_run::tracker::Tracker;
+use crate::scenario_run::ztunnel::ZtunnelView;
 use crate::vocab::{CAPTURE_START, FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
@@ -53,19 +56,20 @@ impl KubeTrial {
             .get("gateway.serviceAccount")
             .unwrap_or("openfaas-controller")
             .to_string();
-        let mesh = self.cfg.mesh;
+        let plane = self.cfg.data_plane;
         let mut driver = KubeMtls {
             trial: self,
             tracker,
             probe_image: image,
             capture_image,
             port: m.port,
+            plaintext_client: None,
         };
         Ok(mtls::run_mtls(
             &mut driver,
             &mtls_engine::Engine,
             m,
-            mesh,
+            plane,
             GATEWAY_NAMESPACE,
             &gateway_sa,
         )
@@ -149,6 +153,8 @@ struct KubeMtls<'a> {
     capture_image: String,
     /// The function port the check judges.
     port: u16,
+    /// The strict probe's client pod (namespace, name), once started.
+    plaintext_client: Option<(String, String)>,
 }
 
 /// How long one request of the mtls traffic may keep failing transiently (a 503 while a
@@ -174,14 +180,21 @@ impl MtlsDriver for KubeMtls<'_> {
             Mesh::Linkerd => crate::scenario_run::linkerd::inbound_port(&target.pod),
             Mesh::Istio => None,
         };
+        // On Istio ambient peers reach the pod through ztunnel's HBONE port (ledger IS-19).
+        let tunnel = (self.trial.cfg.data_plane == DataPlane::IstioAmbient).then_some(HBONE_PORT);
         let ports: Vec<u16> = std::iter::once(self.port)
             .chain(proxy_inbound.filter(|&p| p != self.port))
+            .chain(tunnel.filter(|&p| p != self.port))
             .collect();
         let id = self.trial.next_id();
         let suffix = hex::encode(rand::random::<[u8; 3]>());
         // Only the gateway's traffic with the function: under Linkerd, kubelet probes reach the
         // application port in plaintext on eth0, and they are not what the check is about.
-        let peers = self.trial.gateway_pod_ips().await?;
+        // On ambient a waypoint in the path is the function's peer (IS-24): its pods too.
+        let mut peers = self.trial.gateway_pod_ips().await?;
+        if tunnel.is_some() {
+            peers.extend(self.trial.waypoint_pod_ips(FUNCTIONS_NAMESPACE).await?);
+        }
         let mut spec = CaptureSpec::tcpdump(&format!("meshproof-capture-{id}-{suffix}"), container)
             .with_filter(capture::peer_filter(&ports, &peers));
         spec.image = self.capture_image.clone();
@@ -261,10 +274,16 @@ impl MtlsDriver for KubeMtls<'_> {
             .apply_tracked(&doc.to_string(), self.tracker)
             .await?;
         let image = self.probe_image.clone();
+        // Ambient enrols by label: the namespace has none, and the pod opts out (IS-21).
+        let labels: &[(&str, &str)] = match self.trial.cfg.data_plane {
+            DataPlane::IstioAmbient => &[("istio.io/dataplane-mode", "none")],
+            _ => &[],
+        };
         let pod = self
             .trial
-            .probe_pod(&ns, "default", &image, self.tracker)
+            .probe_pod(&ns, "default", &image, labels, self.tracker)
             .await?;
+        self.plaintext_client = Some((ns.clone(), pod.clone()));
         let url = format!("http://{function}.{FUNCTIONS_NAMESPACE}:{port}/");
         Ok(self.trial.curl_from(&ns, &pod, &url).await)
     }
@@ -291,6 +310,55 @@ impl MtlsDriver for KubeMtls<'_> {
             }
         }
         Ok(names)
+    }
+
+    async fn ambient_peers(&mut self) -> Result<AmbientPeers, String> {
+        Ok(AmbientPeers {
+            gateway: self.trial.gateway_pod_ips().await?,
+            waypoints: self.trial.waypoint_pod_ips(FUNCTIONS_NAMESPACE).await?,
+        })
+    }
+
+    async fn ztunnel_inbound(
+        &mut self,
+        function: &str,
+        since: std::time::SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let target = self.trial.function_pod(function).await?;
+        self.trial
+            .ztunnel_view(FUNCTIONS_NAMESPACE, &[target.name], Vec::new(), since)
+            .await
+    }
+
+    async fn ztunnel_of_gateway(
+        &mut self,
+        since: std::time::SystemTime,
+    ) -> Result<ZtunnelView, String> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.trial.client.clone(), GATEWAY_NAMESPACE);
+        let list = call(
+            "gateway pods",
+            pods.list(&ListParams::default().labels("app=gateway")),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let names: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        self.trial
+            .ztunnel_view(GATEWAY_NAMESPACE, &names, Vec::new(), since)
+            .await
+    }
+
+    async fn plaintext_client_ips(&mut self) -> Result<Vec<std::net::IpAddr>, String> {
+        let (ns, pod) = self
+            .plaintext_client
+            .clone()
+            .ok_or("the plaintext client has not been started")?;
+        Ok(super::ztunnel::pod_ips(&self.trial.pod(&ns, &pod).await?))
     }
 
     async fn proxy_counters(&mut self, function: &str, port: u16) -> Result<AuthzCounters, String> {

@@ -19,12 +19,15 @@ use std::time::Duration;
 const EXEC_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl KubeTrial {
-    /// A `sleep infinity` pod with curl in `ns`, Ready; created objects are tracked.
+    /// A `sleep infinity` pod with curl in `ns`, Ready; created objects are tracked. It joins
+    /// the mesh the way the namespace says (sidecar injection, or ambient enrolment: no sidecar
+    /// annotation is set either way); `labels` are added to the pod's own (an opt-out label).
     pub(super) async fn probe_pod(
         &mut self,
         ns: &str,
         sa: &str,
         image: &str,
+        labels: &[(&str, &str)],
         tracker: &mut Tracker,
     ) -> Result<String, String> {
         let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
@@ -47,7 +50,7 @@ impl KubeTrial {
             .collect::<String>()
             .trim_end_matches('-')
             .to_string();
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/name": "meshproof-probe", "meshproof.dev/probe": name}},
             "spec": {
@@ -56,6 +59,9 @@ impl KubeTrial {
                 "containers": [{"name": "probe", "image": image, "command": ["sleep", "infinity"]}]
             }
         });
+        for (k, v) in labels {
+            doc["metadata"]["labels"][*k] = serde_json::Value::String((*v).to_string());
+        }
         self.apply_tracked(&doc.to_string(), tracker).await?;
         wait::pods_ready(
             &self.client,
