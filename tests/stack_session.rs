@@ -253,6 +253,11 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
             i.pinned_by,
             Some(meshproof::images::resolve::PinSource::Suite)
         );
+        assert_eq!(
+            i.via,
+            Some(meshproof::mirror::evidence::Route::Direct),
+            "{role}: mirrors are off, so the nodes pulled it directly"
+        );
     }
     assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
     assert_eq!(

@@ -284,6 +284,44 @@ mod tests {
     }
 
     #[test]
+    fn image_routes_are_recorded_merged_and_serialised() {
+        use crate::mirror::evidence::Route;
+        let mut f = Fingerprint::default();
+        f.images.insert(
+            "probe".into(),
+            ImageFacts {
+                deployed: Some("curlimages/curl:8.11.1@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_value(&f).unwrap();
+        assert!(
+            json["images"]["probe"].get("via").is_none(),
+            "no route before the run: {json}"
+        );
+        let routed = f.clone().with_routes(|image| {
+            assert_eq!(image.repository(), "curlimages/curl");
+            Route::LocalMirror {
+                container: "meshproof-mirror-ab12cd-docker-io".into(),
+                evidence: "GET /v2/curlimages/curl/manifests/sha256:aa 200".into(),
+            }
+        });
+        let json = serde_json::to_value(&routed).unwrap();
+        assert_eq!(json["images"]["probe"]["via"]["route"], "local-mirror");
+        assert_eq!(
+            json["images"]["probe"]["via"]["container"],
+            "meshproof-mirror-ab12cd-docker-io"
+        );
+        f.merge(&routed);
+        assert_eq!(f, routed, "the route reaches the report's fingerprint");
+        let direct = f.clone().with_routes(|_| Route::Direct);
+        assert_eq!(
+            serde_json::to_value(&direct).unwrap()["images"]["probe"]["via"],
+            serde_json::json!({"route": "direct"})
+        );
+    }
+
+    #[test]
     fn merge_keeps_known_facts_and_adds_new_ones() {
         let mut a = Fingerprint::default();
         a.mesh.version = Some("1.30.3".into());

@@ -243,7 +243,7 @@ fn local_mirror_lines(
         detail.push(format!("    $ {}", spec.create_cmd().display()));
         detail.push(format!(
             "    $ {}   # the 0600 config ({}), never in argv or env",
-            spec.copy_cmd(Path::new("<run-dir>/mirror-configs/config.yml"))
+            spec.copy_cmd(&Path::new("<run-dir>/mirror-configs").join(format!("{}.yml", u.slug())))
                 .display(),
             if spec.config.credentials.is_some() {
                 "with the upstream login"
