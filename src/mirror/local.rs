@@ -6,7 +6,7 @@
 //! a test seam) on the config [`super::proxy`] writes. The config — the only place an
 //! upstream's credentials go — reaches the container without a bind mount and never through an
 //! argument or an environment variable: `docker create`, then `docker cp` of the 0600 file,
-//! then `docker start` (CTD-10). The command is passed explicitly (`serve <config>`), so the
+//! then `docker start` (CTD-11). The command is passed explicitly (`serve <config>`), so the
 //! official image's entrypoint script and a plain `registry` binary as entrypoint run the same.
 //!
 //! - `local`: containers named per run (`meshproof-mirror-<run id>-<registry>`), registered with
