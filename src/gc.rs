@@ -30,6 +30,8 @@ pub enum Step {
     DeleteSecret { path: PathBuf },
     /// Remove a directory the run made.
     RemoveDir { path: PathBuf },
+    /// `docker rm -f` a container the run made (a `--mirror local` registry).
+    RemoveContainer { name: String },
     /// Not touched; the entry stays in the record.
     Keep { entry: Entry, why: String },
 }
@@ -44,6 +46,7 @@ impl Step {
             }),
             Step::DeleteSecret { path } => Some(Entry::SecretFile { path: path.clone() }),
             Step::RemoveDir { path } => Some(Entry::Dir { path: path.clone() }),
+            Step::RemoveContainer { name } => Some(Entry::Container { name: name.clone() }),
             Step::ClusterGone { .. } | Step::Keep { .. } => None,
         }
     }
@@ -153,6 +156,11 @@ fn step_for(e: &Entry, existing: &Existing) -> Step {
         Entry::Dir { path } if ours(path) => Step::RemoveDir { path: path.clone() },
         Entry::Dir { .. } => keep("not an absolute path named meshproof-*"),
         Entry::Group { .. } => keep("a process group means nothing after its run"),
+        // Only a per-run mirror is ever recorded; a name outside meshproof's is left alone.
+        Entry::Container { name } if name.starts_with("meshproof-mirror-") => {
+            Step::RemoveContainer { name: name.clone() }
+        }
+        Entry::Container { .. } => keep("not a container meshproof names"),
     }
 }
 
@@ -168,6 +176,7 @@ pub struct Done {
 pub fn execute(plan: &Plan, kind_timeout: Duration) -> Vec<(PathBuf, Vec<Done>)> {
     let how = crate::reaper::Reap {
         kind_delete_timeout: kind_timeout,
+        ..crate::reaper::Reap::default()
     };
     let mut out = Vec::new();
     for run in plan.runs.iter().filter(|r| !r.live) {
@@ -266,6 +275,12 @@ mod tests {
                     Entry::Dir {
                         path: "/home/me".into(),
                     },
+                    Entry::Container {
+                        name: "meshproof-mirror-ab12cd-docker-io".into(),
+                    },
+                    Entry::Container {
+                        name: "registry".into(),
+                    },
                 ],
             ),
             record(2, vec![cluster("meshproof-live")]),
@@ -298,6 +313,16 @@ mod tests {
         assert!(
             matches!(&s[6], Step::Keep { .. }),
             "a dir not named meshproof-*"
+        );
+        assert_eq!(
+            s[7],
+            Step::RemoveContainer {
+                name: "meshproof-mirror-ab12cd-docker-io".into()
+            }
+        );
+        assert!(
+            matches!(&s[8], Step::Keep { why, .. } if why.contains("not a container meshproof")),
+            "a container not named meshproof-mirror-*"
         );
     }
 

@@ -640,6 +640,14 @@ fn main() -> ExitCode {
         // The kind logs exported before a failed environment's teardown, redacted.
         em.reporter.add_secrets(&session.secrets());
         for e in &envs {
+            // The facts known only after the teardown: with local mirrors, which image each
+            // mirror's access log shows it served.
+            if let Some(facts) = session.facts(&e.key) {
+                em.emit(Event::EnvironmentUpdated {
+                    environment: e.env.name.clone(),
+                    fingerprint: Box::new(facts),
+                });
+            }
             if let Some(dir) = session.env_artifacts(&e.key) {
                 em.collect_files(&e.key, &dir, |rel| rel.starts_with("kind-logs"));
             }

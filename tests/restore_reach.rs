@@ -7,6 +7,7 @@
 //! (CONTRACTS.md KIND-8): that proves the override is honoured, and leaves a real `kind`
 //! network on the machine alone.
 
+mod support_docker;
 mod support_harness;
 
 use meshproof::restore::reach;
@@ -14,21 +15,12 @@ use meshproof::restore::repo::GitRepo;
 use meshproof::restore::serve::GitHttpServer;
 use std::process::Command;
 use std::time::Duration;
+use support_docker::{docker, import_image, rand_suffix};
 
 const IMAGE: &str = "meshproof-test-busybox:1";
 /// Busybox plus glibc's `getent` (the resolver kind's node image has: Debian's libc-bin) and a
 /// Debian `nsswitch.conf`, so names resolve as they do in a kind node: `/etc/hosts`, then DNS.
 const GETENT_IMAGE: &str = "meshproof-test-getent:1";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A local image holding Debian's static busybox (`sh`, `wget`, `sleep`).
 fn busybox_image() {
@@ -38,61 +30,10 @@ fn busybox_image() {
 /// [`GETENT_IMAGE`]: the busybox image plus `/usr/bin/getent` and the libraries `ldd` names.
 fn getent_image() {
     import_image(GETENT_IMAGE, |root| {
-        let ldd = Command::new("ldd").arg("/usr/bin/getent").output().unwrap();
-        assert!(ldd.status.success(), "ldd /usr/bin/getent");
-        let mut files = vec!["/usr/bin/getent".to_string()];
-        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-            // `libc.so.6 => /lib/…/libc.so.6 (0x…)` or `/lib64/ld-linux-x86-64.so.2 (0x…)`.
-            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
-                files.push(path.to_string());
-            }
-        }
-        for f in files {
-            let to = root.join(f.trim_start_matches('/'));
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            // `copy` follows symlinks: the loader's path gets the real file.
-            std::fs::copy(&f, &to).unwrap();
-        }
+        support_docker::copy_with_libraries(root, &["/usr/bin/getent"]);
         std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/nsswitch.conf"), "hosts: files dns\n").unwrap();
     });
-}
-
-/// Imports a rootfs holding busybox (and whatever `extra` adds) as `image`, once.
-fn import_image(image: &str, extra: impl FnOnce(&std::path::Path)) {
-    if Command::new("docker")
-        .args(["image", "inspect", image])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let bin = root.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-    for a in ["sh", "wget", "sleep"] {
-        std::os::unix::fs::symlink("busybox", bin.join(a)).unwrap();
-    }
-    extra(root.path());
-    let tar = Command::new("tar")
-        .args(["-C"])
-        .arg(root.path())
-        .args(["-c", "."])
-        .output()
-        .unwrap();
-    assert!(tar.status.success());
-    let mut import = Command::new("docker")
-        .args(["import", "-", image])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-    assert!(import.wait().unwrap().success());
 }
 
 /// A network and a container on it, removed on drop.
@@ -138,14 +79,6 @@ impl Node {
         let container = docker(&args);
         Node { network, container }
     }
-}
-
-fn rand_suffix() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{t:x}")
 }
 
 impl Drop for Node {

@@ -327,6 +327,32 @@ fn plan_shows_the_mirror_and_each_nodes_registry_config() {
         "hostPath: <run-dir>/linkerd-k8s-1-36/containerd-certs.d",
     );
 
+    // Local mirrors: one container per upstream, named with the run id, on kind's network;
+    // the nodes' hosts.toml names each container; no probe from this machine.
+    let local = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]", "--mirror", "local"]);
+    assert_has(&local, "registry mirror: cr.l5d.io → local mirror container meshproof-mirror-xxxxxx-cr-l5d-io (image docker.io/library/registry:3.0.0, on Docker network kind, nodes use http://meshproof-mirror-xxxxxx-cr-l5d-io:5000; then https://cr.l5d.io; removed at the end of the run)");
+    assert_has(&local, "$ docker create --name meshproof-mirror-xxxxxx-docker-io --label io.meshproof.mirror.config-sha256=");
+    assert_has(
+        &local,
+        "docker.io/library/registry:3.0.0 serve /etc/distribution/config.yml",
+    );
+    assert_has(&local, "$ docker cp '<run-dir>/mirror-configs/docker-io.yml' meshproof-mirror-xxxxxx-docker-io:/etc/distribution/config.yml");
+    assert_has(
+        &local,
+        "    [host.\"http://meshproof-mirror-xxxxxx-ghcr-io:5000\"]",
+    );
+    assert_has(&local, "    server = \"https://ghcr.io\"");
+    assert!(!local.contains("must answer within"), "{local}");
+    let keep = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]", "--mirror", "keep"]);
+    assert_has(
+        &keep,
+        "kept across runs, cache in volume meshproof-mirror-quay-io-cache",
+    );
+    assert_has(
+        &keep,
+        "another configuration stops the run (`docker rm -f meshproof-mirror-quay-io`)",
+    );
+
     let off = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]"]);
     assert_has(&off, "registry mirror: no registry mirror");
     assert!(!off.contains("containerdConfigPatches"), "{off}");

@@ -38,6 +38,15 @@ fn session(d: &Doubles, artifacts: &Path) -> Session {
 }
 
 fn session_for(d: &Doubles, artifacts: &Path, envs: &[plan::EnvPlan]) -> Session {
+    session_with(d, artifacts, envs, meshproof::mirror::MirrorSetting::Off)
+}
+
+fn session_with(
+    d: &Doubles,
+    artifacts: &Path,
+    envs: &[plan::EnvPlan],
+    mirror: meshproof::mirror::MirrorSetting,
+) -> Session {
     std::env::set_var(meshproof::process::tools::TOOL_PATH_ENV, d.bin());
     std::env::set_var("MESHPROOF_DOUBLE_LOG", d.log());
     std::env::remove_var("MESHPROOF_DOUBLE_SLEEP_ON");
@@ -48,7 +57,7 @@ fn session_for(d: &Doubles, artifacts: &Path, envs: &[plan::EnvPlan]) -> Session
         artifacts_root: artifacts.to_path_buf(),
         gateway_api_base: "http://127.0.0.1:9/unused".into(),
         registry: meshproof::images::Registry::default(),
-        mirror: Ok(Default::default()),
+        mirror: Ok(mirror),
         log: Arc::new(|_: &str| {}),
     };
     Session::with_options(envs, opts)
@@ -253,6 +262,11 @@ fn the_session_reports_the_images_it_deployed_and_the_mesh_it_installed() {
             i.pinned_by,
             Some(meshproof::images::resolve::PinSource::Suite)
         );
+        assert_eq!(
+            i.via,
+            Some(meshproof::mirror::evidence::Route::Direct),
+            "{role}: mirrors are off, so the nodes pulled it directly"
+        );
     }
     assert_eq!(facts.mesh.installed_version.as_deref(), Some("1.30.3"));
     assert_eq!(
@@ -324,4 +338,94 @@ fn the_session_knows_every_provisioned_environments_secrets() {
         .unwrap();
     assert_eq!(s.secrets().apply(&format!("pw={pw}")), "pw=***");
     s.teardown();
+}
+
+/// `--mirror local` through a whole session, against the docker and kind doubles: the mirror
+/// containers are made (create, cp of the config, start) before `kind create`, joined to kind's
+/// network after it, and at the end their logs are read before they are removed; the report's
+/// route of each image comes from the log of its registry's mirror.
+#[test]
+fn local_mirrors_start_before_the_cluster_and_their_logs_route_the_images() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let access = d.dir.path().join("access.log");
+    std::fs::write(
+        &access,
+        "172.18.0.2 - - [06/Dec/2026:00:00:01 +0000] \"GET /v2/curlimages/curl/manifests/sha256:c1fe1679c34d9784c1b0d1e5f62ac0a79fca01fb6377cdd33e90473c6f9f9a69?ns=docker.io HTTP/1.1\" 200 1024 \"\" \"containerd/v2.1.4\"\n",
+    )
+    .unwrap();
+    std::env::set_var("MESHPROOF_DOUBLE_DOCKER_LOG", &access);
+    std::env::remove_var(meshproof::restore::reach::NETWORK_ENV);
+    let envs = envs();
+    let s = session_with(
+        &d,
+        artifacts.path(),
+        &envs,
+        meshproof::mirror::MirrorSetting::Local { keep: false },
+    );
+    let env = envs.iter().find(|e| e.key == "istio[k8s=1.36]").unwrap();
+    let _ = s.run_trial(&env.trials[0]);
+    let lines = d.call_lines();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no call {prefix:?} in {lines:#?}"))
+    };
+    let docker_io = lines
+        .iter()
+        .find(|l| {
+            l.starts_with("docker create --name meshproof-mirror-") && l.contains("-docker-io ")
+        })
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("no docker.io mirror: {lines:#?}"))
+        .to_string();
+    let create = at(&format!("docker create --name {docker_io} "));
+    assert!(
+        lines[create].ends_with("serve /etc/distribution/config.yml"),
+        "{}",
+        lines[create]
+    );
+    let cp = lines
+        .iter()
+        .position(|l| l.starts_with("docker cp ") && l.contains(&format!(" {docker_io}:")))
+        .expect("the config is copied in");
+    let start = at(&format!("docker start {docker_io}"));
+    let kind_create = at("kind create cluster");
+    assert!(
+        create < cp && cp < start && start < kind_create,
+        "{lines:#?}"
+    );
+    assert!(
+        lines[kind_create..]
+            .iter()
+            .any(|l| l == &format!("docker network connect kind {docker_io}")),
+        "joined to kind's network after the cluster made it: {lines:#?}"
+    );
+
+    s.teardown();
+    let lines = d.call_lines();
+    let logs = lines
+        .iter()
+        .position(|l| l.starts_with("docker logs --since") && l.ends_with(&docker_io))
+        .expect("the log is read");
+    let rm = lines
+        .iter()
+        .position(|l| l == &format!("docker rm -f -v {docker_io}"))
+        .expect("the container is removed");
+    assert!(logs < rm, "read before removed: {lines:#?}");
+    let facts = s.facts("istio[k8s=1.36]").unwrap();
+    use meshproof::mirror::evidence::Route;
+    assert!(
+        matches!(&facts.images["probe"].via, Some(Route::LocalMirror { container, .. }) if *container == docker_io),
+        "{:?}",
+        facts.images["probe"]
+    );
+    assert!(
+        matches!(&facts.images["capture"].via, Some(Route::NotSeen { container }) if *container == docker_io),
+        "netshoot's manifest is not in the log: {:?}",
+        facts.images["capture"]
+    );
+    std::env::remove_var("MESHPROOF_DOUBLE_DOCKER_LOG");
 }

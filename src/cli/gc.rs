@@ -1,5 +1,5 @@
 //! `meshproof gc [--dry-run]`: deletes what abandoned runs left behind (kind clusters, secret
-//! files, temp dirs), as their run records name it. See [`crate::gc`] for the rules.
+//! files, temp dirs, `--mirror local` registry containers), as their run records name it. See [`crate::gc`] for the rules.
 
 use crate::gc::{self, Step};
 use std::time::Duration;
@@ -115,6 +115,9 @@ fn would(s: &Step) -> String {
         Step::ClusterGone { name } => format!("kind cluster {name} is already gone"),
         Step::DeleteSecret { path } => format!("would delete secret file {}", path.display()),
         Step::RemoveDir { path } => format!("would remove {}", path.display()),
+        Step::RemoveContainer { name } => {
+            format!("would remove container {name} (`docker rm -f -v {name}`)")
+        }
         Step::Keep { entry, why } => format!("would leave {entry:?} alone ({why})"),
     }
 }

@@ -18,9 +18,10 @@ pub struct Args {
     pub registries: Vec<String>,
 }
 
-/// The container name of a registry's proxy on the kind network.
+/// The container name of a registry's proxy on the kind network: the name `--mirror keep`
+/// gives its own.
 pub fn container_name(u: &Upstream) -> String {
-    format!("meshproof-mirror-{}", u.slug())
+    crate::mirror::local::container_name(u, None)
 }
 
 pub fn run(args: Args) -> i32 {

@@ -114,6 +114,34 @@ pub fn run(args: Args) -> i32 {
             1
         }
     };
+    // Local mirrors: what each served (its access log), then the run's own go.
+    let code = match run.mirrors.as_ref().and_then(|p| rt.block_on(p.finish())) {
+        Some(done) => {
+            for (container, served) in &done.served {
+                outln!(
+                    "registry mirror {container} served {} image manifest(s){}",
+                    served.len(),
+                    if served.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {}",
+                            served.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                );
+            }
+            for e in &done.errors {
+                eprintln!("meshproof: error: {e}");
+            }
+            if done.errors.is_empty() {
+                code
+            } else {
+                1
+            }
+        }
+        None => code,
+    };
     if crate::process::shutting_down() {
         // The signal handler is tearing down and will exit with 130/143; do not race it.
         loop {

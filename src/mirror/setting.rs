@@ -7,7 +7,7 @@
 //! - `REGISTRY=URL`: a mirror for one registry (`docker.io=http://mirror:5000`); repeatable, and
 //!   combinable with a `URL` for the others.
 //! - `local` / `keep`: a pull-through registry per upstream on the kind network, started by the
-//!   run (kept across runs with `keep`) — not built yet.
+//!   run (kept across runs with `keep`): [`super::local`].
 //!
 //! A mirror is a property of the machine a run happens on, not of the suite: the same suite runs
 //! behind a company registry and on a laptop, and pulls the same digests either way.
@@ -161,8 +161,8 @@ impl MirrorSetting {
     pub fn hosts(&self) -> Result<Option<HostsDir>, MirrorError> {
         match self {
             MirrorSetting::Off => Ok(None),
-            MirrorSetting::Local { keep } => Err(MirrorError::NotYet(format!(
-                "--mirror {}: a local pull-through registry per upstream started by the run is not yet implemented (issue #17); run your own (meshproof writes its config: see README, \"Images and a registry mirror\") and pass --mirror REGISTRY=URL",
+            MirrorSetting::Local { keep } => Err(MirrorError::Local(format!(
+                "--mirror {}: the nodes' hosts tree names the mirror containers the run starts (mirror::local_hosts)",
                 if *keep { "keep" } else { "local" }
             ))),
             MirrorSetting::Remote { default, per } => {
@@ -179,8 +179,13 @@ impl MirrorSetting {
                     .into(),
             ],
             MirrorSetting::Local { keep } => vec![format!(
-                "a local pull-through registry per upstream{} (not yet implemented)",
-                if *keep { ", kept across runs" } else { "" }
+                "a local pull-through registry container per upstream on kind's Docker network ({}), started before the cluster{}",
+                crate::restore::reach::kind_network(),
+                if *keep {
+                    ", kept across runs (--mirror keep)"
+                } else {
+                    ", removed at the end of the run (--mirror local)"
+                }
             )],
             MirrorSetting::Remote { default, per } => {
                 let mut out: Vec<String> = per
@@ -250,12 +255,9 @@ mod tests {
     }
 
     #[test]
-    fn local_is_not_yet_and_says_so() {
+    fn local_hosts_need_the_runs_containers() {
         let e = MirrorSetting::Local { keep: false }.hosts().unwrap_err();
-        assert!(
-            e.to_string().contains("not yet implemented (issue #17)"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("mirror containers"), "{e}");
         assert_eq!(MirrorSetting::Off.hosts().unwrap(), None);
     }
 }

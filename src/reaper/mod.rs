@@ -45,6 +45,8 @@ pub enum Entry {
     SecretFile { path: PathBuf },
     /// A directory the run made (its temp dir).
     Dir { path: PathBuf },
+    /// A Docker container the run made (a `--mirror local` registry): `docker rm -f -v`.
+    Container { name: String },
 }
 
 /// One line of the protocol.
@@ -304,12 +306,15 @@ pub fn read_until_closed(input: impl BufRead) -> Vec<Entry> {
 #[derive(Debug, Clone)]
 pub struct Reap {
     pub kind_delete_timeout: Duration,
+    /// Bounds each `docker rm -f`.
+    pub docker_timeout: Duration,
 }
 
 impl Default for Reap {
     fn default() -> Reap {
         Reap {
             kind_delete_timeout: Duration::from_secs(180),
+            docker_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -343,7 +348,8 @@ impl Reaped {
 }
 
 /// Removes every entry: process groups killed first (a `kind create` still running would
-/// outlive a delete), then secret files (instant), then kind clusters, then directories.
+/// outlive a delete), then secret files (instant), then kind clusters, then containers, then
+/// directories.
 /// Used by the reaper and by `meshproof gc`.
 pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
     let mut done = Vec::new();
@@ -381,6 +387,11 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
         }
     }
     for e in entries {
+        if let Entry::Container { name } = e {
+            done.push((e.clone(), remove_container(name, how.docker_timeout)));
+        }
+    }
+    for e in entries {
         if let Entry::Dir { path } = e {
             match std::fs::remove_dir_all(path) {
                 Ok(()) => done.push((e.clone(), Ok(format!("removed {}", path.display())))),
@@ -393,6 +404,47 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
         }
     }
     Reaped { done }
+}
+
+/// `docker rm -f -v NAME` within `timeout` (blocking: the reaper has no runtime). A container
+/// that is already gone counts as removed.
+pub fn remove_container(name: &str, timeout: Duration) -> Result<String, String> {
+    let docker = crate::process::tools::find("docker")
+        .map_err(|e| format!("could not remove container {name}: {e}"))?;
+    let mut child = std::process::Command::new(docker)
+        .args(["rm", "-f", "-v", name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not remove container {name}: {e}"))?;
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                if s.success() || err.to_lowercase().contains("no such container") {
+                    return Ok(format!("removed container {name}"));
+                }
+                return Err(format!(
+                    "`docker rm -f {name}` failed ({s}): {}",
+                    err.trim()
+                ));
+            }
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`docker rm -f {name}` did not finish within {}s",
+                    timeout.as_secs()
+                ));
+            }
+        }
+    }
 }
 
 /// The lock file kind takes on a kubeconfig while it edits it. A `kind` killed mid-create

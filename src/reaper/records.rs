@@ -1,5 +1,5 @@
-//! Run records: what a run created that outlives a process — kind clusters, secret files, its
-//! temp dir — written to a state directory while the run holds them, so that `meshproof gc`
+//! Run records: what a run created that outlives a process — kind clusters, `--mirror local`
+//! registry containers, secret files, its temp dir — written to a state directory while the run holds them, so that `meshproof gc`
 //! can find them after the run *and* its reaper are gone (a CI runner that kills every process
 //! of a cancelled job, a machine that rebooted).
 //!

@@ -39,6 +39,12 @@ pub struct ImageFacts {
     pub deployed: Option<String>,
     /// `suite` (the suite pinned it) or `registry` (resolved from its tag when the run began).
     pub pinned_by: Option<PinSource>,
+    /// How the nodes got it: `direct` (mirrors off), `unknown` (a mirror the user runs, or an
+    /// existing cluster's own configuration), `local-mirror` with the access-log line of the
+    /// run's local mirror that served its manifest, `not-seen` (a local mirror ran and served
+    /// no manifest of it), `no-mirror` (none ran for its registry). Absent before the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<crate::mirror::evidence::Route>,
 }
 
 impl ImageFacts {
@@ -49,6 +55,7 @@ impl ImageFacts {
             declared: Some(image.to_string()),
             deployed: pinned.then(|| image.to_string()),
             pinned_by: pinned.then_some(PinSource::Suite),
+            via: None,
         }
     }
 
@@ -58,6 +65,7 @@ impl ImageFacts {
             declared: Some(r.declared.to_string()),
             deployed: Some(r.deployed.to_string()),
             pinned_by: Some(r.source),
+            via: None,
         }
     }
 }
@@ -173,6 +181,26 @@ impl Fingerprint {
         self
     }
 
+    /// Sets how every image reached the nodes ([`crate::mirror::evidence::Route`]): the same
+    /// `route` for all, or, with local mirrors, each image's own from the mirrors' logs.
+    pub fn with_routes(
+        mut self,
+        route: impl Fn(&crate::images::ImageRef) -> crate::mirror::evidence::Route,
+    ) -> Fingerprint {
+        for facts in self.images.values_mut() {
+            let Some(image) = facts
+                .deployed
+                .as_deref()
+                .or(facts.declared.as_deref())
+                .and_then(|s| crate::images::ImageRef::parse(s).ok())
+            else {
+                continue;
+            };
+            facts.via = Some(route(&image));
+        }
+        self
+    }
+
     /// Adds the tool versions preflight found (without their paths on this machine).
     pub fn with_tools(mut self, report: &preflight::Report) -> Fingerprint {
         for (finding, _) in &report.findings {
@@ -227,6 +255,9 @@ impl Fingerprint {
             if facts.pinned_by.is_some() {
                 mine.pinned_by = facts.pinned_by;
             }
+            if facts.via.is_some() {
+                mine.via.clone_from(&facts.via);
+            }
         }
     }
 }
@@ -250,6 +281,44 @@ mod tests {
             "kind v0.30.0 go1.24 linux/amd64"
         );
         assert_eq!(strip_location("v3.19.0"), "v3.19.0");
+    }
+
+    #[test]
+    fn image_routes_are_recorded_merged_and_serialised() {
+        use crate::mirror::evidence::Route;
+        let mut f = Fingerprint::default();
+        f.images.insert(
+            "probe".into(),
+            ImageFacts {
+                deployed: Some("curlimages/curl:8.11.1@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_value(&f).unwrap();
+        assert!(
+            json["images"]["probe"].get("via").is_none(),
+            "no route before the run: {json}"
+        );
+        let routed = f.clone().with_routes(|image| {
+            assert_eq!(image.repository(), "curlimages/curl");
+            Route::LocalMirror {
+                container: "meshproof-mirror-ab12cd-docker-io".into(),
+                evidence: "GET /v2/curlimages/curl/manifests/sha256:aa 200".into(),
+            }
+        });
+        let json = serde_json::to_value(&routed).unwrap();
+        assert_eq!(json["images"]["probe"]["via"]["route"], "local-mirror");
+        assert_eq!(
+            json["images"]["probe"]["via"]["container"],
+            "meshproof-mirror-ab12cd-docker-io"
+        );
+        f.merge(&routed);
+        assert_eq!(f, routed, "the route reaches the report's fingerprint");
+        let direct = f.clone().with_routes(|_| Route::Direct);
+        assert_eq!(
+            serde_json::to_value(&direct).unwrap()["images"]["probe"]["via"],
+            serde_json::json!({"route": "direct"})
+        );
     }
 
     #[test]

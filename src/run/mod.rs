@@ -16,6 +16,8 @@
 //! provisioned, for an interrupted run.
 
 use crate::images::{self, Images};
+use crate::mirror::evidence::Route;
+use crate::mirror::MirrorSetting;
 use crate::plan::{EnvPlan, TrialPlan};
 use crate::report::Fingerprint;
 use crate::scenario::{ClusterSpec, EnvironmentSpec};
@@ -258,6 +260,17 @@ impl Session {
                 ));
             }
             let mut facts = Fingerprint::default().with_images(&record);
+            // How the images reach the nodes; with local mirrors, read from their logs at the
+            // end of the run (`finish_mirrors`).
+            let route = match (&plan.env.cluster, &self.opts.mirror) {
+                (ClusterSpec::Existing { .. }, _) => Some(Route::Unknown),
+                (_, Ok(MirrorSetting::Off)) => Some(Route::Direct),
+                (_, Ok(MirrorSetting::Remote { .. })) => Some(Route::Unknown),
+                _ => None,
+            };
+            if let Some(r) = route {
+                facts = facts.with_routes(|_| r.clone());
+            }
             let run = stack
                 .run
                 .lock()
@@ -451,12 +464,48 @@ impl Session {
                 }
             }
         }
+        self.finish_mirrors();
         self.teardown_errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    /// The end of the run's local mirrors: each one's access log read (which image's manifest
+    /// it served goes into every kind environment's facts), then the run's own containers
+    /// removed. Once: later calls find the pool finished.
+    fn finish_mirrors(&self) {
+        let Some(Ok(stack)) = self.stack.get() else {
+            return;
+        };
+        let pool = match stack.run.lock() {
+            Ok(r) => r.mirrors.clone(),
+            Err(p) => p.into_inner().mirrors.clone(),
+        };
+        let Some(pool) = pool else { return };
+        let Some(done) = stack.rt.block_on(pool.finish()) else {
+            return;
+        };
+        for e in &done.errors {
+            self.note_teardown_error(MIRRORS, e.clone());
+        }
+        let mut facts = self.facts.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, (_, plan)) in &self.slots {
+            if !matches!(plan.env.cluster, ClusterSpec::Kind { .. }) {
+                continue;
+            }
+            if let Some(f) = facts.remove(key) {
+                let f = f.with_routes(|image| {
+                    crate::mirror::evidence::route_of(image, &done.containers, &done.served)
+                });
+                facts.insert(key.clone(), f);
+            }
+        }
+    }
 }
+
+/// The name failed removals of local mirror containers are reported under.
+pub const MIRRORS: &str = "registry mirrors";
 
 /// The API server's `gitVersion`, or `None` when it does not answer in time (the report then
 /// says "unknown"; the trials will say why).

@@ -248,11 +248,26 @@ pub async fn up(
                 .mirror
                 .as_ref()
                 .map_err(|e| StackError::Invalid(e.clone()))?;
-            let mirror =
-                crate::mirror::prepare_node(setting, &work_dir, crate::mirror::probe::TIMEOUT)
+            let mirror = match (setting, &run.mirrors) {
+                // Local mirrors: one container per upstream, started (or found) before the
+                // cluster, named in every node's hosts.toml.
+                (crate::mirror::MirrorSetting::Local { .. }, Some(pool)) => {
+                    let upstreams =
+                        crate::mirror::local::upstreams(suite.images.iter().map(|(_, i)| i));
+                    let containers = pool
+                        .ensure(&upstreams, &*log)
+                        .await
+                        .map_err(|e| StackError::Invalid(e.to_string()))?;
+                    Some(
+                        crate::mirror::prepare_node_local(&containers, &work_dir)
+                            .map_err(|e| StackError::Invalid(e.to_string()))?,
+                    )
+                }
+                _ => crate::mirror::prepare_node(setting, &work_dir, crate::mirror::probe::TIMEOUT)
                     .await
-                    .map_err(|e| StackError::Invalid(e.to_string()))?;
-            if mirror.is_some() {
+                    .map_err(|e| StackError::Invalid(e.to_string()))?,
+            };
+            if mirror.is_some() && run.mirrors.is_none() {
                 for line in setting.describe() {
                     log(&format!("registry mirror: {line}"));
                 }
@@ -297,6 +312,25 @@ pub async fn up(
             }
             // kind writes it 0600 already; make sure, since it holds cluster-admin credentials.
             set_private(&k.kubeconfig)?;
+            // The first cluster made kind's network: the mirrors join it now, before any pod
+            // is scheduled (kind's own local-registry script connects after create: CTD-9).
+            if let Some(pool) = &run.mirrors {
+                if let Err(e) = pool.connect_all().await {
+                    let env = Environment {
+                        key: key.to_string(),
+                        target: target.clone(),
+                        cluster_name: Some(k.name.clone()),
+                        installed: vec![],
+                        redactor,
+                        kind: Some(k.clone()),
+                        artifacts,
+                        log: log.clone(),
+                        guard,
+                    };
+                    let teardown = env.teardown(true);
+                    return Err(StackError::Invalid(e.to_string()).after_teardown(teardown));
+                }
+            }
             // `kind create --wait` only warns when the control plane is not Ready (ledger
             // KIND-3): a NotReady node would surface minutes later as an install timeout.
             if let Err(e) = opts.api.nodes_ready(&target, NODES_READY).await {

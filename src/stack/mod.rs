@@ -138,6 +138,9 @@ pub struct RunDirs {
     temp_path: PathBuf,
     /// `<artifacts_root>/<run id>`: logs exported on failure.
     pub artifacts: PathBuf,
+    /// The run's local registry mirrors (`--mirror local|keep`), shared by every kind cluster
+    /// of the run; `None` otherwise.
+    pub mirrors: Option<Arc<crate::mirror::pool::Pool>>,
 }
 
 impl RunDirs {
@@ -159,11 +162,23 @@ impl RunDirs {
         crate::reaper::add(crate::reaper::Entry::Dir {
             path: temp_path.clone(),
         });
+        let mirrors = match &opts.mirror {
+            Ok(crate::mirror::MirrorSetting::Local { keep }) => {
+                Some(Arc::new(crate::mirror::pool::Pool::new(
+                    *keep,
+                    run_id.as_str(),
+                    &crate::restore::reach::kind_network(),
+                    temp_path.join("mirror-configs"),
+                )))
+            }
+            _ => None,
+        };
         Ok(RunDirs {
             run_id,
             temp: Some(temp),
             temp_path,
             artifacts,
+            mirrors,
         })
     }
 
@@ -179,6 +194,7 @@ impl RunDirs {
             temp: None,
             temp_path: self.temp_path.clone(),
             artifacts: self.artifacts.clone(),
+            mirrors: self.mirrors.clone(),
         }
     }
 

@@ -55,7 +55,7 @@ pub fn provision_and_install(
                     super::cluster::kind::KindCluster::version_cmd().display()
                 ));
             }
-            let node_mirror = mirror_lines(mirror, &work_dir, &mut detail);
+            let node_mirror = mirror_lines(mirror, suite, &work_dir, &mut detail);
             detail.push(format!("write {} (0600):", k.config.display()));
             detail.extend(
                 manifests::kind_config(node_image, *host_ports, node_mirror.as_ref())
@@ -159,6 +159,7 @@ pub fn teardown(env: &EnvironmentSpec, key: &str) -> Vec<String> {
 /// `hosts.toml`; returns the node configuration the kind config then mounts.
 fn mirror_lines(
     mirror: &crate::mirror::MirrorSetting,
+    suite: &Suite,
     work_dir: &Path,
     detail: &mut Vec<String>,
 ) -> Option<crate::mirror::NodeMirror> {
@@ -168,7 +169,16 @@ fn mirror_lines(
             .into_iter()
             .map(|l| format!("registry mirror: {l}")),
     );
-    let hosts = match mirror.hosts() {
+    let hosts = match mirror {
+        crate::mirror::MirrorSetting::Local { keep } => {
+            match local_mirror_lines(*keep, suite, detail) {
+                Ok(h) => Ok(Some(h)),
+                Err(e) => Err(e),
+            }
+        }
+        _ => mirror.hosts(),
+    };
+    let hosts = match hosts {
         Ok(Some(h)) => h,
         Ok(None) => return None,
         Err(e) => {
@@ -178,6 +188,9 @@ fn mirror_lines(
     };
     let mut urls: Vec<&str> = hosts.files.iter().map(|f| f.mirror.url.as_str()).collect();
     urls.dedup();
+    if matches!(mirror, crate::mirror::MirrorSetting::Local { .. }) {
+        urls.clear();
+    }
     for u in urls {
         detail.push(format!(
             "before the cluster: GET {u}/v2/ must answer within {} (any HTTP status), else the run stops naming the registry",
@@ -196,4 +209,55 @@ fn mirror_lines(
         detail.extend(f.text().lines().map(|l| format!("    {l}")));
     }
     Some(crate::mirror::NodeMirror { hosts, host_dir })
+}
+
+/// The local mirror containers a run starts for this environment (named with the plan's run
+/// id), the docker commands of each, and the hosts tree naming them.
+fn local_mirror_lines(
+    keep: bool,
+    suite: &Suite,
+    detail: &mut Vec<String>,
+) -> Result<crate::mirror::HostsDir, crate::mirror::MirrorError> {
+    use crate::mirror::local;
+    let network = crate::restore::reach::kind_network();
+    let upstreams = local::upstreams(suite.images.iter().map(|(_, i)| i));
+    let run = (!keep).then_some(PLAN_RUN_ID);
+    let mut containers = std::collections::BTreeMap::new();
+    for u in &upstreams {
+        let spec = local::Spec::new(u, run)?;
+        detail.push(format!("registry mirror: {}", spec.describe(&network)));
+        if keep {
+            detail.push(format!(
+                "    reused when {} runs with label {}={}; another configuration stops the run (`docker rm -f {}`)",
+                spec.container,
+                local::CONFIG_LABEL,
+                spec.config_hash(),
+                spec.container
+            ));
+        } else {
+            detail.push(format!(
+                "    registered with the reaper and the run record first; removed at the end with `docker rm -f -v {}` (its access log read first)",
+                spec.container
+            ));
+        }
+        detail.push(format!("    $ {}", spec.create_cmd().display()));
+        detail.push(format!(
+            "    $ {}   # the 0600 config ({}), never in argv or env",
+            spec.copy_cmd(&Path::new("<run-dir>/mirror-configs").join(format!("{}.yml", u.slug())))
+                .display(),
+            if spec.config.credentials.is_some() {
+                "with the upstream login"
+            } else {
+                "anonymous"
+            }
+        ));
+        detail.push(format!(
+            "    $ docker start {}; wait for \"listening on\" ({}); docker network connect {network} {} (before kind create if the network exists, else right after)",
+            spec.container,
+            humantime::format_duration(local::READY_TIMEOUT),
+            spec.container
+        ));
+        containers.insert(u.clone(), spec.container);
+    }
+    Ok(crate::mirror::local_hosts(&containers))
 }
