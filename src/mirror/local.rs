@@ -130,8 +130,10 @@ impl Spec {
         })
     }
 
-    /// SHA-256 over what the container runs: image, volume and config (the config may hold a
-    /// token: only its hash is in the label, never the text).
+    /// SHA-256 over what the container runs: image, volume and config, the password left out
+    /// (labels are readable by anyone who reaches the engine, and an unsalted hash of a short
+    /// password can be searched offline). A rotated token alone therefore keeps a `keep`
+    /// container: `docker rm -f` it (README says so).
     pub fn config_hash(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -139,7 +141,7 @@ impl Spec {
         h.update(b"\n");
         h.update(self.volume.as_deref().unwrap_or("").as_bytes());
         h.update(b"\n");
-        h.update(self.config.yaml().as_bytes());
+        h.update(self.config.yaml_without_secret().as_bytes());
         hex::encode(h.finalize())
     }
 
@@ -459,6 +461,12 @@ mod tests {
         assert_eq!(a.config_hash(), b.config_hash());
         b.config.credentials = Some(Credentials::new("me".into(), "t".into()));
         assert_ne!(a.config_hash(), b.config_hash());
+        // The password is not hashed: a label must not let anyone search for it offline.
+        let mut b2 = b.clone();
+        b2.config.credentials = Some(Credentials::new("me".into(), "other-token".into()));
+        assert_eq!(b.config_hash(), b2.config_hash());
+        b2.config.credentials = Some(Credentials::new("you".into(), "t".into()));
+        assert_ne!(b.config_hash(), b2.config_hash());
         let mut c = a.clone();
         c.image = "other:1".into();
         assert_ne!(a.config_hash(), c.config_hash());

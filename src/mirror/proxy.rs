@@ -80,10 +80,21 @@ impl ProxyConfig {
     /// The registry's `config.yml`. Access logs stay on: they are how a test counts what the
     /// upstream served.
     pub fn yaml(&self) -> String {
+        self.render(self.credentials.as_ref().map(|c| c.password.as_str()))
+    }
+
+    /// The same config with the password replaced by a placeholder: what may be hashed into
+    /// a container label (an unsalted hash of a short password could be searched offline, and
+    /// labels are readable by anyone who can reach the engine).
+    pub fn yaml_without_secret(&self) -> String {
+        self.render(self.credentials.as_ref().map(|_| "<secret>"))
+    }
+
+    fn render(&self, password: Option<&str>) -> String {
         let mut proxy = serde_json::json!({ "remoteurl": self.upstream.server });
-        if let Some(c) = &self.credentials {
+        if let (Some(c), Some(p)) = (&self.credentials, password) {
             proxy["username"] = c.username.clone().into();
-            proxy["password"] = c.password.clone().into();
+            proxy["password"] = p.into();
         }
         let v = serde_json::json!({
             "version": 0.1,
