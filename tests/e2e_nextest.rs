@@ -110,9 +110,16 @@ fn with_the_tools_a_trial_under_nextest_refuses_instead_of_provisioning() {
         ("MESHPROOF_REPORT_DIR", reports.path()),
         ("MESHPROOF_ARTIFACTS_DIR", reports.path()),
     ];
-    // The doubles cover the tools: nextest's listing marks nothing ignored.
+    // The doubles cover the tools: nextest's listing marks nothing ignored for a missing tool.
+    // The ambient suite's trials are ignored whatever the machine has until their in-cluster
+    // checks are built (`NotBuilt::AmbientTrials`, issue #15).
     let (_, ignored, _) = e2e(true, &["--list", "--format", "terse", "--ignored"], &envs);
-    assert!(!ignored.lines().any(|l| l.ends_with(": test")), "{ignored}");
+    assert!(
+        !ignored
+            .lines()
+            .any(|l| l.ends_with(": test") && !l.contains("istio-ambient[")),
+        "{ignored}"
+    );
     let name = "[istio] istio[k8s=1.36]::tls";
     let (code, out, err) = e2e(true, &["--exact", name, "--nocapture"], &envs);
     assert_ne!(code, 0, "{out}{err}");

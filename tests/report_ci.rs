@@ -80,13 +80,32 @@ fn nightly_runs_every_suite_environment_with_a_required_cluster() {
     assert_eq!(meshes, ["istio", "linkerd"]);
     assert_eq!(kubes, ["1.35", "1.36"]);
 
-    // The matrix is exactly the suites' environments.
+    // The matrix is exactly the suites' environments whose trials are built. An environment
+    // preflight stops as not built (the ambient suite's, issue #15) would fail every night under
+    // MESHPROOF_REQUIRE_CLUSTER; once its trials are built it drops out of `not_built` and this
+    // assertion asks for its cell.
     let c = catalog();
+    let not_built = |s: &meshproof::scenario::Suite, e: &meshproof::scenario::EnvironmentSpec| {
+        meshproof::preflight::env_requirements(s, e, &c)
+            .iter()
+            .any(|r| matches!(r, meshproof::preflight::Requirement::NotBuilt(_)))
+    };
     let envs: BTreeSet<String> = c
         .suites
         .iter()
-        .flat_map(|s| s.environments.iter().map(|e| e.name.clone()))
+        .flat_map(|s| {
+            s.environments
+                .iter()
+                .filter(|e| !not_built(s, e))
+                .map(|e| e.name.clone())
+        })
         .collect();
+    assert!(
+        c.suites
+            .iter()
+            .any(|s| s.environments.iter().any(|e| not_built(s, e))),
+        "every environment is built: drop the not-built filter above"
+    );
     let cells: BTreeSet<String> = meshes
         .iter()
         .flat_map(|m| kubes.iter().map(move |k| format!("{m}[k8s={k}]")))

@@ -25,7 +25,7 @@ use meshproof::kubeops::{
 use meshproof::process::Redactor;
 use meshproof::scenario::loader::{load_text, Document};
 use meshproof::scenario::template::Vars;
-use meshproof::scenario::{Check, Mesh, Scenario, Step};
+use meshproof::scenario::{Check, DataPlane, Mesh, Scenario, Step};
 use meshproof::scenario_run::executor::{run_trial, AppliedObject, StepError, TrialOps, TrialSpec};
 use meshproof::scenario_run::kube_ops::{Deployer, KubeTrial, KubeTrialConfig};
 use meshproof::scenario_run::render::{FunctionRequest, ObjectRef, WaitTarget};
@@ -262,6 +262,7 @@ async fn rendered_manifests_are_applied_with_the_meshproof_manager_and_all_remov
         name: "rig::apply",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(&r.ns),
         run_id: r.run_id.clone(),
         artifacts: Some(dir.path().to_path_buf()),
@@ -332,6 +333,7 @@ async fn a_rollout_wait_without_a_kubelet_times_out_with_the_deployments_state_a
         name: "rig::wait",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(ns),
         run_id: r.run_id.clone(),
         artifacts: Some(dir.path().to_path_buf()),
@@ -677,6 +679,7 @@ async fn a_trials_certificates_take_their_new_secrets_with_them() {
         name: "rig::certs",
         scenario: &s,
         mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioSidecar,
         vars: vars(ns),
         run_id: r.run_id.clone(),
         artifacts: None,

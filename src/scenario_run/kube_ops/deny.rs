@@ -34,8 +34,14 @@ impl KubeTrial {
         tracker: &mut Tracker,
     ) -> Result<Verdict<Value>, String> {
         let probes = deny::render_probes(d, vars)?;
-        let policy =
-            render::render_manifests(&d.policy, self.cfg.mesh, vars).map_err(|e| e.to_string())?;
+        let policy = render::render_manifests(
+            &d.policy,
+            // Ambient trials stop at preflight (NotBuilt::AmbientTrials) until this driver
+            // knows the data plane; then it passes the trial's own.
+            crate::scenario::DataPlane::default_for(self.cfg.mesh),
+            vars,
+        )
+        .map_err(|e| e.to_string())?;
         let ns = d.probe.namespace.render(vars).map_err(|e| e.to_string())?;
         let image = probe_image(d.probe.image.as_deref(), vars)?;
         let mesh = self.cfg.mesh;
