@@ -156,7 +156,7 @@ pub fn vars_with_images(
     // Where the ingress's TLS secret lives: Istio's ingress gateway reads `credentialName` from
     // its own namespace; on ambient the ingress is a Gateway API Gateway of class `istio` that
     // the tls scenario makes in the same namespace, whose listener reads a Secret of its own
-    // namespace (ledger IS-24); on Linkerd, Traefik reads it from the Ingress's namespace.
+    // namespace (ledger IS-27); on Linkerd, Traefik reads it from the Ingress's namespace.
     v.set(
         "ingress.namespace",
         match env.mesh.mesh() {

@@ -5,7 +5,7 @@
 //! Two rules, each from istiod's own behaviour at the pinned release:
 //! - an AuthorizationPolicy that ztunnel would enforce (no `targetRefs`) must not use HTTP
 //!   fields: ztunnel drops an ALLOW rule that has one and applies a DENY rule without it, so the
-//!   policy is silently more restrictive than written (ledger IS-23);
+//!   policy is silently more restrictive than written (ledger IS-26);
 //! - the sidecar switches (`sidecar.istio.io/inject`, `istio-injection`) do nothing on ambient,
 //!   whose enrolment is `istio.io/dataplane-mode` (IS-6, IS-21): a manifest that relies on them
 //!   would run unmeshed or meshed against its author's intent.
@@ -58,7 +58,7 @@ pub fn document_problems(doc: &Value) -> Vec<String> {
         let targeted = !doc["spec"]["targetRefs"].is_null() || !doc["spec"]["targetRef"].is_null();
         if !fields.is_empty() && !targeted {
             out.push(format!(
-                "{what} uses HTTP fields ({}) but has no `targetRefs`: on ambient it is ztunnel's, which enforces L4 only — it drops an ALLOW rule with HTTP fields and applies a DENY rule without them (ledger IS-23); send the Service through a waypoint (`istio.io/use-waypoint`) and target it with `targetRefs`",
+                "{what} uses HTTP fields ({}) but has no `targetRefs`: on ambient it is ztunnel's, which enforces L4 only — it drops an ALLOW rule with HTTP fields and applies a DENY rule without them (ledger IS-26); send the Service through a waypoint (`istio.io/use-waypoint`) and target it with `targetRefs`",
                 fields.join(", ")
             ));
         }
