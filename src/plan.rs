@@ -26,6 +26,8 @@ pub struct TrialPlan {
     /// The suite environment (its preflight requirements), shared by dedicated environments.
     pub env: EnvironmentSpec,
     pub mesh: Mesh,
+    /// The environment's data plane: which manifest variants and waits the trial takes.
+    pub data_plane: DataPlane,
     pub scenario: Arc<Scenario>,
     /// Static ignore reason (the scenario's `ignore`).
     pub ignore: Option<String>,
@@ -37,6 +39,7 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
     for suite in &catalog.suites {
         for env in &suite.environments {
             let mesh = env.mesh.mesh();
+            let data_plane = env.mesh.data_plane();
             let mut shared = EnvPlan {
                 key: env.name.clone(),
                 suite: suite.clone(),
@@ -47,7 +50,7 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
                 let Some(sc) = catalog.scenario(name) else {
                     continue;
                 };
-                if !sc.applies_to(mesh) {
+                if !sc.applies_to(data_plane) {
                     continue;
                 }
                 let trial_name = format!("{}::{}", env.name, sc.name);
@@ -57,6 +60,7 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
                         env_key: shared.key.clone(),
                         env: env.clone(),
                         mesh,
+                        data_plane,
                         scenario: sc.clone(),
                         ignore: sc.ignore.clone(),
                     }),
@@ -69,6 +73,7 @@ pub fn expand(catalog: &Catalog) -> Vec<EnvPlan> {
                             env_key: trial_name,
                             env: env.clone(),
                             mesh,
+                            data_plane,
                             scenario: sc.clone(),
                             ignore: sc.ignore.clone(),
                         }],
@@ -149,7 +154,9 @@ pub fn vars_with_images(
     v.set("gateway.serviceAccount", sa);
     v.set("openfaas.edition", suite.openfaas.edition.as_str());
     // Where the ingress's TLS secret lives: Istio's ingress gateway reads `credentialName` from
-    // its own namespace; on Linkerd, Traefik reads it from the Ingress's namespace.
+    // its own namespace; on ambient the ingress is a Gateway API Gateway of class `istio` that
+    // the tls scenario makes in the same namespace, whose listener reads a Secret of its own
+    // namespace (ledger IS-27); on Linkerd, Traefik reads it from the Ingress's namespace.
     v.set(
         "ingress.namespace",
         match env.mesh.mesh() {
@@ -217,9 +224,6 @@ pub fn steps_with_mirror(
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| format!("from ${}", crate::scenario::LICENSE_FILE_ENV))
                 ),
-                crate::preflight::Requirement::NotBuilt(n) => {
-                    format!("{}: {}", n.label(), n.detail())
-                }
             })
             .collect(),
     });
@@ -251,7 +255,7 @@ pub fn steps_with_mirror(
             detail.push(format!("ignored unless run with --ignored: {r}"));
         }
         for (i, s) in t.scenario.steps.iter().enumerate() {
-            for line in describe_step(s, t.mesh, &vars) {
+            for line in describe_step(s, t.data_plane, &vars) {
                 detail.push(format!("{:>2}. {line}", i + 1));
             }
         }
@@ -270,7 +274,7 @@ pub fn steps_with_mirror(
     out
 }
 
-fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
+fn manifest_line(verb: &str, m: &Manifests, data_plane: DataPlane, vars: &Vars) -> String {
     let v = vars.overlay(&m.vars);
     let overrides = if m.vars.is_empty() {
         String::new()
@@ -284,7 +288,7 @@ fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
                 .join(", ")
         )
     };
-    match m.for_mesh(mesh) {
+    match m.for_data_plane(data_plane) {
         Some(Source::File { path, text }) => {
             let kinds = kinds_of(&render(text, &v));
             format!(
@@ -296,7 +300,7 @@ fn manifest_line(verb: &str, m: &Manifests, mesh: Mesh, vars: &Vars) -> String {
             "{verb} inline manifest ({}){overrides}",
             kinds_of(&render(t, &v))
         ),
-        None => format!("{verb}: no manifest for {mesh}"),
+        None => format!("{verb}: no manifest for {data_plane}"),
     }
 }
 
@@ -318,17 +322,22 @@ fn kinds_of(text: &str) -> String {
 }
 
 /// One scenario step as plan lines, with each check's negative controls in run order.
-pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
+pub fn describe_step(step: &Step, data_plane: DataPlane, vars: &Vars) -> Vec<String> {
     match step {
-        Step::Apply(m) => vec![manifest_line("apply", m, mesh, vars)],
-        Step::Delete(m) => vec![manifest_line("delete", m, mesh, vars)],
+        Step::Apply(m) => vec![manifest_line("apply", m, data_plane, vars)],
+        Step::Delete(m) => vec![manifest_line("delete", m, data_plane, vars)],
         Step::Deploy(d) => {
             let injection = if d.meshed {
                 "meshed".to_string()
             } else {
-                match mesh {
-                    Mesh::Istio => "unmeshed (annotation sidecar.istio.io/inject=false)".into(),
-                    Mesh::Linkerd => "unmeshed (annotation linkerd.io/inject=disabled)".into(),
+                match data_plane {
+                    DataPlane::IstioSidecar => {
+                        "unmeshed (annotation sidecar.istio.io/inject=false)".into()
+                    }
+                    DataPlane::IstioAmbient => {
+                        "unmeshed (label istio.io/dataplane-mode=none)".into()
+                    }
+                    DataPlane::Linkerd => "unmeshed (annotation linkerd.io/inject=disabled)".into(),
                 }
             };
             let env: Vec<String> = d.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -354,10 +363,10 @@ pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 .as_ref()
                 .map(|n| format!(" in {}", render(n, vars)))
                 .unwrap_or_default();
-            if !w.applies_to(mesh) {
+            if !w.applies_to(data_plane) {
                 return vec![format!(
-                    "(no wait on {mesh}: this wait is for {})",
-                    w.mesh.map(|m| m.as_str()).unwrap_or("")
+                    "(no wait on {data_plane}: this wait is for {})",
+                    w.mesh.map(DataPlane::scenario_key).unwrap_or("")
                 )];
             }
             vec![format!(
@@ -366,11 +375,13 @@ pub fn describe_step(step: &Step, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 humantime::format_duration(w.timeout)
             )]
         }
-        Step::Check(c) => describe_check(c, mesh, vars),
+        Step::Check(c) => describe_check(c, data_plane, vars),
     }
 }
 
-fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
+fn describe_check(c: &Check, data_plane: DataPlane, vars: &Vars) -> Vec<String> {
+    let mesh = data_plane.mesh();
+    let ambient = data_plane == DataPlane::IstioAmbient;
     let fns = vars
         .get("namespace.functions")
         .unwrap_or(FUNCTIONS_NAMESPACE)
@@ -382,6 +393,10 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
     match c {
         Check::Mtls(m) => {
             let (ports, rules) = match mesh {
+                Mesh::Istio if ambient => (
+                    format!("port 15008, ztunnel's HBONE inbound, and the app port {}", m.port),
+                    "HBONE: TLS 1.3 only, ALPN exactly h2, no SNI; any payload a peer sends to the app port fails (CONTRACTS.md IS-19)",
+                ),
                 Mesh::Istio => (
                     format!("port {}", m.port),
                     "ClientHello ALPN one of istio-peer-exchange, istio-http/1.1, istio-http/1.0, istio-h2, istio",
@@ -392,6 +407,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 ),
             };
             let identity = match mesh {
+                Mesh::Istio if ambient => format!("spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}, shown without a waypoint by policy or ztunnel's access log (ztunnel adds no X-Forwarded-Client-Cert)"),
                 Mesh::Istio => format!("the last X-Forwarded-Client-Cert element has exactly URI=spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}"),
                 Mesh::Linkerd => format!("l5d-client-id is {gw_sa}.{GATEWAY_NAMESPACE}.serviceaccount.identity.linkerd.cluster.local"),
             };
@@ -402,7 +418,11 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 ),
                 format!(
                     "check mtls — path self-check: the Host the control saw (Http_Host) tells how the gateway addresses functions; a pod IP under Istio sidecars is an error (pod-IP traffic bypasses the sidecars' mTLS){}",
-                    if mesh == Mesh::Linkerd { " — recorded only on Linkerd, which meshes pod-IP traffic" } else { "" }
+                    match data_plane {
+                        DataPlane::IstioSidecar => "",
+                        DataPlane::IstioAmbient => " — recorded only on Istio ambient, whose ztunnel captures pod-IP traffic",
+                        DataPlane::Linkerd => " — recorded only on Linkerd, which meshes pod-IP traffic",
+                    }
                 ),
                 format!(
                     "check mtls — capture eth0 of {}'s pod ({ports}) while the gateway sends {} requests with fresh sentinels: no sentinel in plaintext (whatever the answers), every flow TLS, {rules}",
@@ -412,6 +432,7 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
             ];
             if m.strict {
                 let how = match mesh {
+                    Mesh::Istio if ambient => "ztunnel resets or closes the connection (a 403 fails: the port took plaintext)",
                     Mesh::Istio => "the connection is closed (a 403 fails: the port took plaintext); no AuthorizationPolicy may apply to the namespace",
                     Mesh::Linkerd => "a 403 that inbound_http_authz_deny_total on the function's proxy counted",
                 };
@@ -434,9 +455,11 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                 v.push("check deny — refuse a probe whose port and path are a kubelet httpGet probe of the pods it reaches (Linkerd authorizes those for every client)".to_string());
             }
             v.push(format!(
-                "check deny — probe pod in {} (service account {}, created if missing; image {image}, `sleep infinity`; meshed by the namespace's injection), Ready",
+                "check deny — probe pod in {} (service account {}, created if missing; image {image}, `sleep infinity`; meshed by the namespace's {}), Ready",
+
                 render(&d.probe.namespace, vars),
-                d.probe.service_account
+                d.probe.service_account,
+                if ambient { "ambient enrolment" } else { "injection" }
             ));
             for e in &d.expectations {
                 v.push(format!(
@@ -447,19 +470,23 @@ fn describe_check(c: &Check, mesh: Mesh, vars: &Vars) -> Vec<String> {
                     e.before
                 ));
             }
-            v.push(manifest_line("check deny — apply policy", &d.policy, mesh, vars));
-            let shown = match mesh {
-                Mesh::Istio => "a 403 is denied only with Istio's `RBAC: access denied` body",
-                Mesh::Linkerd => "a 403 is denied only if inbound_http_authz_deny_total rose on the target pods' proxies",
-            };
+            v.push(manifest_line("check deny — apply policy", &d.policy, data_plane, vars));
             for e in &d.expectations {
+                let shown = match (mesh, e.enforcer) {
+                    (Mesh::Istio, _) if ambient && e.after == Allowance::Allowed => "an answer from the function",
+                    (Mesh::Istio, Some(Enforcer::Waypoint)) => "enforced by the waypoint: a 403 with Istio's `RBAC: access denied` body; a reset fails (the denial came from ztunnel)",
+                    (Mesh::Istio, _) if ambient => "enforced by the destination's ztunnel: a reset or close after connect; any 403 fails (ztunnel answers none)",
+                    (Mesh::Istio, _) => "a 403 is denied only with Istio's `RBAC: access denied` body; reset = denied",
+                    (Mesh::Linkerd, _) => "a 403 is denied only if inbound_http_authz_deny_total rose on the target pods' proxies; reset = denied",
+                };
                 v.push(format!(
-                    "check deny — after the policy: {} {} from {} must be {:?} within {} ({shown}; reset = denied; any other 403, 401/404/5xx/timeout = error)",
+                    "check deny — after the policy: {} {} from {} must be {:?} within {} ({shown}; {})",
                     e.name,
                     render(&e.url, vars),
                     from_label(e.from),
                     e.after,
-                    humantime::format_duration(d.timeout)
+                    humantime::format_duration(d.timeout),
+                    if ambient { "401/404/5xx/timeout = error" } else { "any other 403, 401/404/5xx/timeout = error" }
                 ));
             }
             v.push(format!("check deny — every pod in {GATEWAY_NAMESPACE} and {fns} is still Ready (the policy did not cut kubelet probes)"));

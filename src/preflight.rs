@@ -25,32 +25,6 @@ pub enum Requirement {
     Kubeconfig(Option<PathBuf>),
     /// An OpenFaaS Pro license file: the suite's `licenseFile`, else `$OPENFAAS_LICENSE_FILE`.
     ProLicense(Option<PathBuf>),
-    /// Something meshproof itself does not have yet: never met, so the environment's trials
-    /// are ignored with the reason (failed under `MESHPROOF_REQUIRE_CLUSTER=1`), before any
-    /// cluster is created for them.
-    NotBuilt(NotBuilt),
-}
-
-/// A part of meshproof an environment needs that is not built yet.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NotBuilt {
-    /// The in-cluster checks on Istio's ambient data plane (issue #15).
-    AmbientTrials,
-}
-
-impl NotBuilt {
-    pub fn label(&self) -> &'static str {
-        match self {
-            NotBuilt::AmbientTrials => "ambient trials",
-        }
-    }
-
-    pub fn detail(&self) -> &'static str {
-        match self {
-            NotBuilt::AmbientTrials => "not built yet: the in-cluster checks on Istio's ambient data plane (HBONE captures with waypoint peers, ztunnel's L4 denials, waypoint routes) are issue #15's open part; the install, the enrolment and `meshproof check mtls --mesh istio-ambient` are built",
-        }
-    }
 }
 
 /// Where the OpenFaaS Pro license is: the suite's file, else the one `$OPENFAAS_LICENSE_FILE`
@@ -105,9 +79,6 @@ pub fn env_requirements(
         Mesh::Istio => r.insert(Requirement::Tool(Tool::Istioctl)),
         Mesh::Linkerd => r.insert(Requirement::Tool(Tool::Linkerd)),
     };
-    if env.mesh.data_plane() == crate::scenario::DataPlane::IstioAmbient {
-        r.insert(Requirement::NotBuilt(NotBuilt::AmbientTrials));
-    }
     let needs: Vec<Component> = suite
         .scenarios
         .iter()
@@ -144,7 +115,6 @@ impl Finding {
             Requirement::DockerDaemon => "docker daemon".into(),
             Requirement::Kubeconfig(_) => "kubeconfig".into(),
             Requirement::ProLicense(_) => "OpenFaaS Pro license".into(),
-            Requirement::NotBuilt(n) => n.label().into(),
         }
     }
 }
@@ -209,13 +179,6 @@ pub async fn check(req: &Requirement) -> Finding {
             }
         }
         Requirement::ProLicense(file) => check_license(req, file.as_deref()),
-        Requirement::NotBuilt(n) => Finding {
-            requirement: req.clone(),
-            want: Vec::new(),
-            ok: false,
-            detail: n.detail().into(),
-            hint: Some("nothing to install: meshproof does not run these trials yet".into()),
-        },
         Requirement::Kubeconfig(path) => {
             let resolved = path
                 .clone()

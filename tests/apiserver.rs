@@ -704,6 +704,18 @@ async fn every_rendered_scenario_manifest_passes_server_dry_run() {
     for ns in ["openfaas", "openfaas-fn", "cert-manager", "istio-system"] {
         make_ns(&client, ns).await;
     }
+    // So do the functions' Services (faas-netes makes one per function, ledger OF-8): the
+    // ambient manifests only label the Services of env and env2 with `istio.io/use-waypoint`.
+    // Made under another field manager, as faas-netes makes them: meshproof's apply then owns
+    // only the label and leaves the ports alone.
+    for f in ["env", "env2"] {
+        let svc = format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {f}\nspec:\n  selector: {{faas_function: {f}}}\n  ports: [{{name: http, port: 8080, protocol: TCP}}]\n");
+        let opts = ApplyOptions {
+            field_manager: "faas-netes".into(),
+            ..opts_in("openfaas-fn")
+        };
+        apply_yaml(&client, &svc, &opts).await.unwrap();
+    }
     let mut objects = 0;
     let mut files = std::collections::BTreeSet::new();
     for m in &rendered {

@@ -110,7 +110,7 @@ fn with_the_tools_a_trial_under_nextest_refuses_instead_of_provisioning() {
         ("MESHPROOF_REPORT_DIR", reports.path()),
         ("MESHPROOF_ARTIFACTS_DIR", reports.path()),
     ];
-    // The doubles cover the tools: nextest's listing marks nothing ignored.
+    // The doubles cover the tools: nextest's listing marks nothing ignored for a missing tool.
     let (_, ignored, _) = e2e(true, &["--list", "--format", "terse", "--ignored"], &envs);
     assert!(!ignored.lines().any(|l| l.ends_with(": test")), "{ignored}");
     let name = "[istio] istio[k8s=1.36]::tls";

@@ -1341,6 +1341,7 @@ fn each_scenario_of_the_project_counts_towards_its_checks_profile() {
     let want: std::collections::BTreeMap<String, std::collections::BTreeSet<Profile>> = [
         ("canary", Profile::MeshSplit),
         ("deny", Profile::MeshAuthz),
+        ("deny-waypoint", Profile::MeshAuthz),
         ("mtls", Profile::MeshMtls),
         ("restore", Profile::DrRestore),
         ("tls", Profile::IngressTls),

@@ -87,11 +87,18 @@ fn each_mesh_gets_its_manifest_variant_and_the_step_vars_overlay() {
         })
         .collect();
     assert_eq!(applies.len(), 3);
-    let istio =
-        render::render_manifests(applies[0], Mesh::Istio, &scenario_vars(&s, Mesh::Istio)).unwrap();
-    let linkerd =
-        render::render_manifests(applies[0], Mesh::Linkerd, &scenario_vars(&s, Mesh::Linkerd))
-            .unwrap();
+    let istio = render::render_manifests(
+        applies[0],
+        DataPlane::IstioSidecar,
+        &scenario_vars(&s, Mesh::Istio),
+    )
+    .unwrap();
+    let linkerd = render::render_manifests(
+        applies[0],
+        DataPlane::Linkerd,
+        &scenario_vars(&s, Mesh::Linkerd),
+    )
+    .unwrap();
     assert!(
         istio.yaml.contains("kind: VirtualService") && !istio.yaml.contains("HTTPRoute"),
         "{}",
@@ -104,18 +111,68 @@ fn each_mesh_gets_its_manifest_variant_and_the_step_vars_overlay() {
     );
     assert!(istio.yaml.contains("weight: 90") && istio.yaml.contains("weight: 10"));
     // The second apply overlays stableWeight/canaryWeight = 50/50 over the scenario's 90/10.
-    let second =
-        render::render_manifests(applies[1], Mesh::Istio, &scenario_vars(&s, Mesh::Istio)).unwrap();
+    let second = render::render_manifests(
+        applies[1],
+        DataPlane::IstioSidecar,
+        &scenario_vars(&s, Mesh::Istio),
+    )
+    .unwrap();
     assert_eq!(
         second.yaml.matches("weight: 50").count(),
         2,
         "{}",
         second.yaml
     );
-    let third =
-        render::render_manifests(applies[2], Mesh::Linkerd, &scenario_vars(&s, Mesh::Linkerd))
-            .unwrap();
+    let third = render::render_manifests(
+        applies[2],
+        DataPlane::Linkerd,
+        &scenario_vars(&s, Mesh::Linkerd),
+    )
+    .unwrap();
     assert!(third.yaml.contains("weight: 0") && third.yaml.contains("weight: 100"));
+    // Istio ambient takes its own variant, never the sidecar's VirtualService: a waypoint for the
+    // Service and a Gateway API route whose parent is the Service in the core group ("").
+    let ambient = render::render_manifests(
+        applies[0],
+        DataPlane::IstioAmbient,
+        &scenario_vars(&s, Mesh::Istio),
+    )
+    .unwrap();
+    assert!(
+        !ambient.yaml.contains("VirtualService")
+            && ambient.yaml.contains("gatewayClassName: istio-waypoint")
+            && ambient.yaml.contains("istio.io/use-waypoint: waypoint")
+            && ambient.yaml.contains("group: \"\"")
+            && ambient.yaml.contains("weight: 90"),
+        "{}",
+        ambient.yaml
+    );
+    // A step with no variant for a data plane is an error there, not another data plane's.
+    let deny = project_scenario("deny");
+    let Some(Step::Check(Check::Deny(d))) = deny.steps.iter().find(|s| matches!(s, Step::Check(_)))
+    else {
+        panic!("deny has a deny check")
+    };
+    let only_sidecar = meshproof::scenario::Manifests {
+        sources: meshproof::scenario::ManifestSources::PerMesh(Box::new(
+            meshproof::scenario::PerMeshSources {
+                istio: d.policy.for_data_plane(DataPlane::IstioSidecar).cloned(),
+                linkerd: None,
+                istio_ambient: None,
+            },
+        )),
+        vars: Default::default(),
+    };
+    let err = render::render_manifests(
+        &only_sidecar,
+        DataPlane::IstioAmbient,
+        &scenario_vars(&deny, Mesh::Istio),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the step has no manifest for istio-ambient"
+    );
     let objs = render::objects_of(&istio.yaml, "default").unwrap();
     assert_eq!(
         objs,

@@ -753,6 +753,51 @@ async fn a_kind_served_by_two_groups_must_be_qualified_by_its_group() {
     let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
 }
 
+/// An ambient trial's deny check takes the policy's `istioAmbient` variant, never the sidecar
+/// one: a policy that has only the sidecar variant is refused before any probe pod starts.
+async fn an_ambient_deny_check_never_takes_the_sidecar_policy() {
+    let Some(r) = rig().await else { return };
+    let s = parse(
+        "kind: Scenario\nname: rig-ambient-deny\nmeshes: [istio]\nsteps:\n  - check:\n      deny:\n        policy:\n          istio: { inline: \"apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: sidecar-policy}\\n\" }\n        probe: { namespace: \"${namespace.functions}\" }\n        expect:\n          - { name: p, url: \"http://gateway.${namespace.gateway}:8080/x\", after: denied }\n",
+    );
+    let Some(Step::Check(check)) = s.steps.first() else {
+        panic!()
+    };
+    let mut ops = KubeTrial::connect(KubeTrialConfig {
+        kubeconfig: r.kubeconfig.clone(),
+        context: None,
+        mesh: Mesh::Istio,
+        data_plane: DataPlane::IstioAmbient,
+        deployer: Deployer::Gateway,
+        run_id: RunId::new(r.run_id.clone()).unwrap(),
+        redactor: Redactor::default(),
+        work_dir: tempfile::tempdir().unwrap().keep(),
+    })
+    .await
+    .expect("connect");
+    let mut tracker = Tracker::default();
+    let mut v = vars(&r.ns);
+    v.set("images.probe", "curlimages/curl:8.11.1");
+    let v: Verdict<serde_json::Value> = ops.check(check, &v, &mut tracker).await;
+    assert_eq!(
+        v.outcome,
+        meshproof::check::Outcome::Error,
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("no manifest for istio-ambient")),
+        "{:?}",
+        v.reasons
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(r.client.clone(), &r.ns);
+    assert!(cms.get_opt("sidecar-policy").await.unwrap().is_none());
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
+}
+
 fn main() -> std::process::ExitCode {
     use support_harness::{Case, Need};
     support_harness::run(vec![
@@ -763,5 +808,6 @@ fn main() -> std::process::ExitCode {
         Case::tokio("a_redeploy_waits_out_the_previous_functions_deletion", &[Need::KubeRig], a_redeploy_waits_out_the_previous_functions_deletion),
         Case::tokio("a_trials_certificates_take_their_new_secrets_with_them", &[Need::KubeRig], a_trials_certificates_take_their_new_secrets_with_them),
         Case::tokio("a_kind_served_by_two_groups_must_be_qualified_by_its_group", &[Need::KubeRig], a_kind_served_by_two_groups_must_be_qualified_by_its_group),
+        Case::tokio("an_ambient_deny_check_never_takes_the_sidecar_policy", &[Need::KubeRig], an_ambient_deny_check_never_takes_the_sidecar_policy),
     ])
 }

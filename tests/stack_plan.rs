@@ -262,9 +262,9 @@ fn one_cell_in_summary() {
 
 /// An Istio suite with `dataPlane: ambient`: Gateway API CRDs before Istio, istioctl's ambient
 /// profile without the sidecar and ingress settings, namespaces enrolled by label (never
-/// injected), and the trials stopped at preflight with the reason (issue #15's open part).
+/// injected); its trials are no longer stopped at preflight (the ambient checks are built).
 #[test]
-fn ambient_plan_enrols_namespaces_and_stops_the_trials_at_preflight() {
+fn ambient_plan_enrols_namespaces_and_runs_the_trials() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("suites")).unwrap();
     std::fs::create_dir_all(dir.path().join("scenarios")).unwrap();
@@ -280,7 +280,7 @@ fn ambient_plan_enrols_namespaces_and_stops_the_trials_at_preflight() {
     )
     .unwrap();
     let p = plan_in(dir.path(), &["amb"]);
-    assert_has(&p, "ambient trials: not built yet");
+    assert!(!p.contains("not built"), "{p}");
     assert_has(
         &p,
         "$ istioctl install -y --set profile=ambient --kubeconfig",
@@ -366,4 +366,75 @@ fn plan_shows_the_mirror_and_each_nodes_registry_config() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--mirror \"ftp://x\""));
+}
+
+/// The shipped ambient suite's plan (issue #15): each trial takes the `istioAmbient` variant of
+/// its manifests, never the sidecar one — enrolment by label, the L4 policies ztunnel enforces,
+/// the waypoints with the Services sent through them, the waypoint's L7 policy, the Gateway API
+/// ingress — and every negative control is spelled out before its check.
+#[test]
+fn the_ambient_suite_plans_its_own_manifests_waypoints_policies_and_controls() {
+    let p = plan_with(&["istio-ambient", "--env", "istio-ambient[k8s=1.36]"]);
+    // Enrolment, and the trials stopped at preflight until the ambient checks exist.
+    assert_has(&p, "istio.io/dataplane-mode: ambient");
+    assert!(!p.contains("not built"), "{p}");
+    // The sidecar variants are never used on ambient.
+    for sidecar in [
+        "manifests/mtls/istio.yaml",
+        "manifests/deny/istio.yaml",
+        "manifests/canary/istio.yaml",
+        "manifests/tls/istio.yaml",
+        "VirtualService",
+    ] {
+        assert!(!p.contains(sidecar), "{sidecar} in the ambient plan:\n{p}");
+    }
+    assert_has(
+        &p,
+        "apply manifests/mtls/istio-ambient.yaml (PeerAuthentication/default)",
+    );
+    assert_has(&p, "apply policy manifests/deny/istio-ambient.yaml (AuthorizationPolicy/functions-from-gateway-only, AuthorizationPolicy/deny-from-functions)");
+    assert_has(&p, "apply manifests/canary/istio-ambient.yaml (Gateway/waypoint, Service/env, HTTPRoute/env-canary-split)");
+    assert_has(
+        &p,
+        "apply manifests/deny-waypoint/waypoint.yaml (Gateway/waypoint, Service/env2)",
+    );
+    assert_has(&p, "apply policy manifests/deny-waypoint/policy.yaml (AuthorizationPolicy/env2-no-admin-paths)");
+    assert_has(&p, "apply manifests/tls/istio-ambient.yaml (Certificate/faas-ingress, ConfigMap/faas-ingress-params, Gateway/faas-ingress, HTTPRoute/faas-ingress)");
+    // The waits: Linkerd's is skipped, the waypoint's and the route's are taken.
+    assert_has(&p, "(no wait on istio-ambient: this wait is for linkerd)");
+    assert_has(
+        &p,
+        "wait until deployment/waypoint in openfaas-fn is rolled out",
+    );
+    assert_has(&p, "wait until httproute.gateway.networking.k8s.io/env-canary-split in openfaas-fn is condition Accepted=True");
+    // Who answers each denial, and the negative controls before it.
+    assert_has(&p, "function-to-function http://env2.openfaas-fn:8080/ from the probe pod must be Denied within 10s (enforced by the destination's ztunnel");
+    assert_has(&p, "function-to-function-denied-path http://env2.openfaas-fn:8080/meshproof-admin from the probe pod must be Denied within 10s (enforced by the waypoint");
+    let control = p
+        .find("negative control, before the policy: function-to-function-denied-path")
+        .expect("the waypoint's negative control");
+    let policy = p
+        .find("apply policy manifests/deny-waypoint/policy.yaml")
+        .expect("the waypoint's policy");
+    assert!(control < policy, "{p}");
+    assert_has(&p, "unmeshed (label istio.io/dataplane-mode=none)");
+    assert_has(&p, "port 15008, ztunnel's HBONE inbound");
+    // The trials: the ambient-only scenario too.
+    for t in ["canary", "deny", "deny-waypoint", "mtls", "tls", "restore"] {
+        assert_has(&p, &format!("istio-ambient[k8s=1.36]::{t}"));
+    }
+}
+
+/// The sidecar suite never takes an ambient variant, runs no ambient-only scenario and skips
+/// the ambient-only waits.
+#[test]
+fn the_sidecar_suite_never_takes_ambient_manifests() {
+    let p = plan_with(&["istio", "--env", "istio[k8s=1.36]"]);
+    assert!(!p.contains("istio-ambient.yaml"), "{p}");
+    assert!(!p.contains("deny-waypoint"), "{p}");
+    assert_has(&p, "(no wait on istio: this wait is for istio-ambient)");
+    assert_has(
+        &p,
+        "apply manifests/canary/istio.yaml (VirtualService/env-canary-split)",
+    );
 }

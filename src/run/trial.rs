@@ -75,7 +75,7 @@ pub async fn run(
         name: &trial.name,
         scenario: &trial.scenario,
         mesh: trial.mesh,
-        data_plane: trial.env.mesh.data_plane(),
+        data_plane: trial.data_plane,
         vars: plan::vars_with_images(
             &ctx.plan.suite,
             &trial.env,

@@ -2,11 +2,14 @@
 //! scenario that does not exist, does not run on its mesh, or needs a component the suite does
 //! not install, and suite variables no scenario declares.
 
+use super::ambient_rules;
 use super::diag::{Diagnostic, Diagnostics};
 use super::loader::{load_file, Document};
 use super::locate::Locator;
-use super::model::{Catalog, Component, Scenario, Suite};
+use super::manifest_yaml::manifest_documents;
+use super::model::{Catalog, Check, Component, DataPlane, Scenario, Source, Step, Suite};
 use super::path::FieldPath;
+use super::template::Vars;
 use super::validate::BUILTIN_VARS;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -138,6 +141,56 @@ fn at(file: &Path, path: &FieldPath, key: bool, msg: String) -> Diagnostic {
     Diagnostic::new(file, pos, msg)
 }
 
+/// What in a scenario cannot work on Istio's ambient data plane (`ambient_rules`): its
+/// `istioAmbient` (or common) manifests rendered with placeholders, and its deploy steps.
+fn ambient_problems(sc: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, step) in sc.steps.iter().enumerate() {
+        let m = match step {
+            Step::Apply(m) | Step::Delete(m) => m,
+            Step::Check(Check::Deny(d)) => &d.policy,
+            Step::Deploy(d) => {
+                let keys = d
+                    .labels
+                    .keys()
+                    .map(|k| ("labels", k.as_str()))
+                    .chain(d.annotations.keys().map(|k| ("annotations", k.as_str())));
+                for problem in ambient_rules::deploy_problems(d.function.as_str(), keys) {
+                    out.push(format!("steps[{i}]: {problem}"));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let Some(source) = m.for_data_plane(DataPlane::IstioAmbient) else {
+            continue;
+        };
+        let origin = match source {
+            Source::File { path, .. } => path.display().to_string(),
+            Source::Inline(_) => "inline manifest".to_string(),
+        };
+        let t = source.template();
+        let mut vars = Vars::default();
+        for (name, _) in t.vars() {
+            vars.set(name, "placeholder");
+        }
+        // Load-time validation has already parsed these documents; a render or parse failure
+        // here would have been reported there.
+        let Ok(text) = t.render(&vars.overlay(&m.vars)) else {
+            continue;
+        };
+        let Ok(docs) = manifest_documents(&text) else {
+            continue;
+        };
+        for doc in &docs {
+            for problem in ambient_rules::document_problems(doc) {
+                out.push(format!("steps[{i}] ({origin}): {problem}"));
+            }
+        }
+    }
+    out
+}
+
 fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let name_path = FieldPath::root().key("name");
@@ -171,6 +224,7 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
     }
     for suite in suites {
         let mesh = suite.mesh.mesh();
+        let data_plane = suite.mesh.data_plane();
         let mut declared: BTreeSet<&str> = BTreeSet::new();
         for (i, n) in suite.scenarios.iter().enumerate() {
             let p = FieldPath::root().key("scenarios").index(i);
@@ -185,13 +239,38 @@ fn cross_check(suites: &[Suite], scenarios: &[Scenario]) -> Vec<Diagnostic> {
                 continue;
             };
             declared.extend(sc.vars.keys().map(String::as_str));
-            if !sc.applies_to(mesh) {
+            if !sc.applies_to(data_plane) {
+                let why = if data_plane == DataPlane::IstioAmbient {
+                    " (see its `meshes`; without them a scenario runs on istio-ambient only when every per-mesh manifest gives `istioAmbient`: the sidecar `istio` ones are never used on ambient)"
+                } else {
+                    " (see its `meshes`)"
+                };
                 out.push(at(
                     &suite.source,
                     &p,
                     false,
-                    format!("{p}: scenario {n} does not run on {mesh} (see its `meshes`)"),
+                    format!("{p}: scenario {n} does not run on {data_plane}{why}"),
                 ));
+            } else if data_plane == DataPlane::IstioAmbient {
+                for problem in ambient_problems(sc) {
+                    out.push(at(
+                        &suite.source,
+                        &p,
+                        false,
+                        format!("{p}: scenario {n}, {problem}"),
+                    ));
+                }
+            } else {
+                // `enforcer` says which ambient enforcement point answers a denial; no such
+                // point exists on another data plane, so the check could not hold it.
+                for (step, probe) in sc.ambient_enforcers() {
+                    out.push(at(
+                        &suite.source,
+                        &p,
+                        false,
+                        format!("{p}: scenario {n} names an ambient `enforcer` (steps[{step}], probe {probe:?}), but this suite runs on {}: `enforcer` is for `mesh.dataPlane: ambient` only (give the scenario `meshes: [istio-ambient]`)", if data_plane == DataPlane::Linkerd { "Linkerd" } else { "Istio sidecars" }),
+                    ));
+                }
             }
             for c in sc.needs(mesh) {
                 let present = match c {

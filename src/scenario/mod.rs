@@ -6,6 +6,7 @@
 //! diagnostic ([`manifest_yaml`] checks and splits the manifests they carry);
 //! [`catalog`] loads sets of files and checks what spans files (duplicate names, references).
 
+pub mod ambient_rules;
 pub mod catalog;
 pub mod diag;
 pub mod loader;

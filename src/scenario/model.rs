@@ -3,7 +3,7 @@
 //! Constructors here are the only way to build the constrained types (weights that sum to 100,
 //! a tolerance inside (0, 50), an image pinned by digest), so code downstream never re-checks.
 
-use super::raw::{Expectation, MeshName, ProtocolName};
+use super::raw::{DataPlaneKey, Expectation, MeshName, ProtocolName};
 use super::template::Template;
 use indexmap::IndexMap;
 use std::fmt;
@@ -325,6 +325,47 @@ impl DataPlane {
             Mesh::Linkerd => DataPlane::Linkerd,
         }
     }
+
+    pub const ALL: [DataPlane; 3] = [
+        DataPlane::IstioSidecar,
+        DataPlane::IstioAmbient,
+        DataPlane::Linkerd,
+    ];
+
+    /// The name a scenario gives it (`meshes`, a wait's `mesh`): `istio` is Istio with sidecars,
+    /// like the `istio` manifest key.
+    pub fn scenario_key(self) -> &'static str {
+        match self {
+            DataPlane::IstioSidecar => "istio",
+            DataPlane::IstioAmbient => "istio-ambient",
+            DataPlane::Linkerd => "linkerd",
+        }
+    }
+
+    /// Its key in a per-mesh manifest block (`istio`, `istioAmbient`, `linkerd`).
+    pub fn manifest_key(self) -> &'static str {
+        match self {
+            DataPlane::IstioSidecar => "istio",
+            DataPlane::IstioAmbient => "istioAmbient",
+            DataPlane::Linkerd => "linkerd",
+        }
+    }
+}
+
+impl From<DataPlaneKey> for DataPlane {
+    fn from(k: DataPlaneKey) -> Self {
+        match k {
+            DataPlaneKey::Istio => DataPlane::IstioSidecar,
+            DataPlaneKey::IstioAmbient => DataPlane::IstioAmbient,
+            DataPlaneKey::Linkerd => DataPlane::Linkerd,
+        }
+    }
+}
+
+impl fmt::Display for DataPlane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scenario_key())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -392,7 +433,9 @@ pub struct Components {
 pub struct Scenario {
     pub name: Name,
     pub description: Option<String>,
-    pub meshes: Vec<Mesh>,
+    /// The data planes it runs on: its `meshes`, or by default Istio sidecars and Linkerd, and
+    /// Istio ambient when every per-mesh manifest block has an `istioAmbient` variant.
+    pub meshes: Vec<DataPlane>,
     pub lifecycle: Lifecycle,
     /// Like `#[ignore = "…"]`: the trial is listed, skipped by default, run with `--ignored`.
     pub ignore: Option<String>,
@@ -402,8 +445,21 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn applies_to(&self, mesh: Mesh) -> bool {
-        self.meshes.contains(&mesh)
+    pub fn applies_to(&self, data_plane: DataPlane) -> bool {
+        self.meshes.contains(&data_plane)
+    }
+
+    /// The deny expectations that name an ambient enforcement point, as (step index, name).
+    pub fn ambient_enforcers(&self) -> Vec<(usize, &str)> {
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if let Step::Check(Check::Deny(d)) = s {
+                for e in d.expectations.iter().filter(|e| e.enforcer.is_some()) {
+                    out.push((i, e.name.as_str()));
+                }
+            }
+        }
+        out
     }
 
     /// Components the scenario's checks need installed on `mesh`.
@@ -507,19 +563,30 @@ pub struct Manifests {
 #[serde(rename_all = "camelCase")]
 pub enum ManifestSources {
     Common(Source),
-    PerMesh {
-        istio: Option<Source>,
-        linkerd: Option<Source>,
-    },
+    /// One variant per data plane: `istio` is for sidecars only, never used on ambient. Boxed:
+    /// three sources would make every `Check` as large as a deny check's policy.
+    PerMesh(Box<PerMeshSources>),
+}
+
+/// The variants of a per-mesh manifest, by data plane.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerMeshSources {
+    pub istio: Option<Source>,
+    pub linkerd: Option<Source>,
+    pub istio_ambient: Option<Source>,
 }
 
 impl Manifests {
-    pub fn for_mesh(&self, mesh: Mesh) -> Option<&Source> {
+    /// The variant for `data_plane`. An ambient environment never falls back to the sidecar
+    /// `istio` variant: its policies, routes and ingress are other objects.
+    pub fn for_data_plane(&self, data_plane: DataPlane) -> Option<&Source> {
         match &self.sources {
             ManifestSources::Common(s) => Some(s),
-            ManifestSources::PerMesh { istio, linkerd } => match mesh {
-                Mesh::Istio => istio.as_ref(),
-                Mesh::Linkerd => linkerd.as_ref(),
+            ManifestSources::PerMesh(p) => match data_plane {
+                DataPlane::IstioSidecar => p.istio.as_ref(),
+                DataPlane::IstioAmbient => p.istio_ambient.as_ref(),
+                DataPlane::Linkerd => p.linkerd.as_ref(),
             },
         }
     }
@@ -548,13 +615,13 @@ pub struct WaitSpec {
     pub condition: Option<(String, String)>,
     #[serde(with = "humantime_serde_compat")]
     pub timeout: Duration,
-    /// Only on this mesh; `None` on every mesh.
-    pub mesh: Option<Mesh>,
+    /// Only on this data plane; `None` on every one.
+    pub mesh: Option<DataPlane>,
 }
 
 impl WaitSpec {
-    pub fn applies_to(&self, mesh: Mesh) -> bool {
-        self.mesh.is_none_or(|m| m == mesh)
+    pub fn applies_to(&self, data_plane: DataPlane) -> bool {
+        self.mesh.is_none_or(|m| m == data_plane)
     }
 }
 

@@ -26,6 +26,19 @@ pub enum MeshName {
     Linkerd,
 }
 
+/// A data plane as a scenario names it (`meshes`, a wait's `mesh`): `istio` is Istio with
+/// sidecars, the same variant the `istio` manifest key selects; `istio-ambient` is Istio's
+/// ambient data plane (the `istioAmbient` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DataPlaneKey {
+    #[serde(rename = "istio")]
+    Istio,
+    #[serde(rename = "istio-ambient")]
+    IstioAmbient,
+    #[serde(rename = "linkerd")]
+    Linkerd,
+}
+
 // ---------------------------------------------------------------- suite
 
 #[derive(Debug, Deserialize)]
@@ -181,8 +194,9 @@ pub struct RawScenario {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// The data planes it runs on (`istio` = Istio sidecars, `istio-ambient`, `linkerd`).
     #[serde(default)]
-    pub meshes: Option<Vec<MeshName>>,
+    pub meshes: Option<Vec<DataPlaneKey>>,
     #[serde(default)]
     pub lifecycle: Option<LifecycleName>,
     #[serde(default)]
@@ -221,6 +235,10 @@ pub struct RawManifests {
     pub istio: Option<RawSource>,
     #[serde(default)]
     pub linkerd: Option<RawSource>,
+    /// Istio's ambient data plane. The `istio` variant is for sidecars and is never used on
+    /// ambient: ambient's policy, routing and ingress are other objects.
+    #[serde(default)]
+    pub istio_ambient: Option<RawSource>,
     /// Variables that apply to this step only (e.g. the weights of one canary phase).
     #[serde(default)]
     pub vars: IndexMap<String, String>,
@@ -271,9 +289,9 @@ pub struct RawWait {
     #[serde(default)]
     pub condition: Option<String>,
     pub timeout: String,
-    /// Only on this mesh (a wait for an object only one mesh's manifests create).
+    /// Only on this data plane (a wait for an object only one variant's manifests create).
     #[serde(default)]
-    pub mesh: Option<MeshName>,
+    pub mesh: Option<DataPlaneKey>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,7 +323,8 @@ pub struct RawMtls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawDeny {
-    pub policy: RawManifests,
+    /// Boxed: it is most of a deny check's size, and every `RawCheck` would be that large.
+    pub policy: Box<RawManifests>,
     #[serde(default)]
     pub probe: Option<RawProbe>,
     pub expect: Vec<RawExpectation>,

@@ -666,8 +666,8 @@ pub fn scenario(
         cx.err(&root.key("kind"), "expected `kind: Scenario`");
     }
     let name = cx.name(&root.key("name"), &raw.name);
-    let meshes: Vec<Mesh> = match &raw.meshes {
-        None => Mesh::ALL.to_vec(),
+    let meshes: Vec<DataPlane> = match &raw.meshes {
+        None => default_data_planes(&raw.steps),
         Some(list) => {
             if list.is_empty() {
                 cx.err(
@@ -675,9 +675,9 @@ pub fn scenario(
                     "list at least one mesh, or leave `meshes` out for all",
                 );
             }
-            let mut out: Vec<Mesh> = Vec::new();
+            let mut out: Vec<DataPlane> = Vec::new();
             for (i, m) in list.iter().enumerate() {
-                let m = Mesh::from(*m);
+                let m = DataPlane::from(*m);
                 if out.contains(&m) {
                     cx.err(&root.key("meshes").index(i), format!("{m} is listed twice"));
                 }
@@ -765,6 +765,38 @@ pub fn scenario(
     }
 }
 
+/// Why a data plane's variant or wait is never used.
+fn not_run_on(dp: DataPlane) -> String {
+    if dp == DataPlane::IstioAmbient {
+        format!("the scenario does not run on {dp} (its `meshes`; without `meshes`, only when every per-mesh manifest gives `istioAmbient`)")
+    } else {
+        format!("the scenario does not run on {dp} (its `meshes`)")
+    }
+}
+
+/// The data planes a scenario without `meshes` runs on: Istio sidecars and Linkerd always (a
+/// per-mesh block must then give both), and Istio ambient only when every per-mesh block gives
+/// an `istioAmbient` variant. A scenario written for sidecars is not silently run on ambient, and
+/// the sidecar `istio` variant is never used there; a suite that lists it anyway gets the
+/// catalog's "does not run on istio-ambient".
+fn default_data_planes(steps: &[RawStep]) -> Vec<DataPlane> {
+    let per_mesh =
+        |m: &RawManifests| m.istio.is_some() || m.linkerd.is_some() || m.istio_ambient.is_some();
+    let ambient = steps
+        .iter()
+        .filter_map(|s| match s {
+            RawStep::Apply(m) | RawStep::Delete(m) => Some(m),
+            RawStep::Check(RawCheck::Deny(d)) => Some(&*d.policy),
+            _ => None,
+        })
+        .filter(|m| per_mesh(m))
+        .all(|m| m.istio_ambient.is_some());
+    DataPlane::ALL
+        .into_iter()
+        .filter(|d| ambient || *d != DataPlane::IstioAmbient)
+        .collect()
+}
+
 fn source(
     cx: &mut Ctx,
     p: &FieldPath,
@@ -844,48 +876,60 @@ fn manifests(
     p: &FieldPath,
     m: &RawManifests,
     vars: &IndexMap<String, String>,
-    meshes: &[Mesh],
+    meshes: &[DataPlane],
 ) -> Option<Manifests> {
     let scope = Scope {
         declared: vec![vars, &m.vars],
     };
     let common = m.path.is_some() || m.inline.is_some();
-    let per_mesh = m.istio.is_some() || m.linkerd.is_some();
+    let per_mesh = m.istio.is_some() || m.linkerd.is_some() || m.istio_ambient.is_some();
     let sources = match (common, per_mesh) {
         (true, true) => {
-            cx.err(p, "give one manifest for all meshes (`path`/`inline`) or one per mesh (`istio`/`linkerd`), not both");
+            cx.err(p, "give one manifest for all meshes (`path`/`inline`) or one per mesh (`istio`/`istioAmbient`/`linkerd`), not both");
             return None;
         }
         (false, false) => {
             cx.err(
                 p,
-                "give the manifest as `path`, `inline`, or per mesh under `istio` and `linkerd`",
+                "give the manifest as `path`, `inline`, or per mesh under `istio`, `istioAmbient` and `linkerd`",
             );
             return None;
         }
         (true, false) => ManifestSources::Common(source(cx, p, &m.path, &m.inline, &scope)?),
         (false, true) => {
-            let mut one = |mesh: Mesh, s: &Option<RawSource>| -> Option<Option<Source>> {
+            let mut one = |dp: DataPlane, s: &Option<RawSource>| -> Option<Option<Source>> {
                 match s {
-                    None if meshes.contains(&mesh) => {
+                    None if meshes.contains(&dp) => {
                         cx.err(
                             p,
-                            format!("no `{mesh}` manifest, but the scenario runs on {mesh}"),
+                            format!(
+                                "no `{}` manifest, but the scenario runs on {dp}",
+                                dp.manifest_key()
+                            ),
                         );
                         None
                     }
                     None => Some(None),
+                    Some(_) if !meshes.contains(&dp) => {
+                        cx.err_key(
+                            &p.key(dp.manifest_key()),
+                            format!("{}, so this manifest is never used", not_run_on(dp)),
+                        );
+                        None
+                    }
                     Some(s) => {
-                        source(cx, &p.key(mesh.as_str()), &s.path, &s.inline, &scope).map(Some)
+                        source(cx, &p.key(dp.manifest_key()), &s.path, &s.inline, &scope).map(Some)
                     }
                 }
             };
-            let istio = one(Mesh::Istio, &m.istio);
-            let linkerd = one(Mesh::Linkerd, &m.linkerd);
-            ManifestSources::PerMesh {
+            let istio = one(DataPlane::IstioSidecar, &m.istio);
+            let linkerd = one(DataPlane::Linkerd, &m.linkerd);
+            let istio_ambient = one(DataPlane::IstioAmbient, &m.istio_ambient);
+            ManifestSources::PerMesh(Box::new(PerMeshSources {
                 istio: istio?,
                 linkerd: linkerd?,
-            }
+                istio_ambient: istio_ambient?,
+            }))
         }
     };
     Some(Manifests {
@@ -923,7 +967,7 @@ fn wait(
     p: &FieldPath,
     w: &RawWait,
     vars: &IndexMap<String, String>,
-    meshes: &[Mesh],
+    meshes: &[DataPlane],
 ) -> Option<WaitSpec> {
     let scope = Scope {
         declared: vec![vars],
@@ -976,12 +1020,9 @@ fn wait(
         );
     }
     let timeout = cx.duration(&p.key("timeout"), Some(&w.timeout), Duration::from_secs(60));
-    let mesh = w.mesh.map(Mesh::from);
+    let mesh = w.mesh.map(DataPlane::from);
     if let Some(m) = mesh.filter(|m| !meshes.contains(m)) {
-        cx.err(
-            &p.key("mesh"),
-            format!("the scenario does not run on {m} (its `meshes`)"),
-        );
+        cx.err(&p.key("mesh"), not_run_on(m));
     }
     Some(WaitSpec {
         wait_for: w.wait_for,
@@ -998,7 +1039,7 @@ fn check(
     p: &FieldPath,
     c: &RawCheck,
     vars: &IndexMap<String, String>,
-    meshes: &[Mesh],
+    meshes: &[DataPlane],
 ) -> Option<Check> {
     let scope = Scope {
         declared: vec![vars],

@@ -57,8 +57,9 @@ pub struct TrialSpec<'a> {
     pub name: &'a str,
     pub scenario: &'a Scenario,
     pub mesh: Mesh,
-    /// The mesh's data plane: how an unmeshed function opts out (an annotation for sidecars
-    /// and Linkerd, a pod label under Istio ambient).
+    /// The trial's data plane: which manifest variants and waits it takes
+    /// (`plan::TrialPlan::data_plane`) and how an unmeshed function opts out (an annotation for
+    /// sidecars and Linkerd, a pod label under Istio ambient).
     pub data_plane: DataPlane,
     /// `plan::vars_with_images(suite, env, scenario, Some(run_id), pinned images)`.
     pub vars: Vars,
@@ -153,8 +154,8 @@ pub fn step_timeout(step: &Step) -> Duration {
 }
 
 /// The plan's title of a step (the same words `meshproof plan` prints).
-pub fn step_title(step: &Step, mesh: Mesh, vars: &Vars) -> String {
-    crate::plan::describe_step(step, mesh, vars)
+pub fn step_title(step: &Step, data_plane: DataPlane, vars: &Vars) -> String {
+    crate::plan::describe_step(step, data_plane, vars)
         .into_iter()
         .next()
         .unwrap_or_else(|| "step".into())
@@ -168,8 +169,8 @@ async fn run_step<O: TrialOps>(
 ) -> Result<Option<Verdict<Value>>, String> {
     match step {
         Step::Apply(m) => {
-            let r =
-                render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
+            let r = render::render_manifests(m, spec.data_plane, &spec.vars)
+                .map_err(|e| e.to_string())?;
             let applied = ops
                 .apply(&r.yaml)
                 .await
@@ -180,8 +181,8 @@ async fn run_step<O: TrialOps>(
             Ok(None)
         }
         Step::Delete(m) => {
-            let r =
-                render::render_manifests(m, spec.mesh, &spec.vars).map_err(|e| e.to_string())?;
+            let r = render::render_manifests(m, spec.data_plane, &spec.vars)
+                .map_err(|e| e.to_string())?;
             let objects = render::objects_of(&r.yaml, "default").map_err(|e| e.to_string())?;
             ops.delete(&objects)
                 .await
@@ -199,7 +200,7 @@ async fn run_step<O: TrialOps>(
             ops.deploy(&f).await?;
             Ok(None)
         }
-        Step::Wait(w) if !w.applies_to(spec.mesh) => Ok(None),
+        Step::Wait(w) if !w.applies_to(spec.data_plane) => Ok(None),
         Step::Wait(w) => {
             let (target, timeout) =
                 render::render_wait(w, &spec.vars).map_err(|e| e.to_string())?;
@@ -222,7 +223,7 @@ pub async fn run_trial<O: TrialOps>(ops: &mut O, spec: &TrialSpec<'_>) -> TrialR
     };
     for (i, step) in spec.scenario.steps.iter().enumerate() {
         let index = i + 1;
-        let title = step_title(step, spec.mesh, &spec.vars);
+        let title = step_title(step, spec.data_plane, &spec.vars);
         let limit = step_timeout(step);
         match tokio::time::timeout(limit, run_step(ops, step, spec, &mut tracker)).await {
             Err(_) => {

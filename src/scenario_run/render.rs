@@ -6,7 +6,7 @@
 use crate::kubeops::manifest::parse_manifests;
 use crate::kubeops::RUN_ID_LABEL;
 use crate::scenario::template::{Template, Vars};
-use crate::scenario::{DataPlane, DeploySpec, Manifests, Mesh, Source, WaitFor, WaitSpec};
+use crate::scenario::{DataPlane, DeploySpec, Manifests, Source, WaitFor, WaitSpec};
 use indexmap::IndexMap;
 use std::time::Duration;
 
@@ -28,16 +28,17 @@ fn render(t: &Template, vars: &Vars, what: &str) -> Result<String, RenderError> 
         .map_err(|e| RenderError(format!("{what}: {e}")))
 }
 
-/// The manifest variant for `mesh`, rendered with `vars` overlaid by the step's own `vars`.
+/// The manifest variant for `data_plane` (never the sidecar `istio` one on ambient), rendered
+/// with `vars` overlaid by the step's own `vars`.
 pub fn render_manifests(
     m: &Manifests,
-    mesh: Mesh,
+    data_plane: DataPlane,
     vars: &Vars,
 ) -> Result<RenderedManifest, RenderError> {
     let v = vars.overlay(&m.vars);
     let src = m
-        .for_mesh(mesh)
-        .ok_or_else(|| RenderError(format!("the step has no manifest for {mesh}")))?;
+        .for_data_plane(data_plane)
+        .ok_or_else(|| RenderError(format!("the step has no manifest for {data_plane}")))?;
     let origin = match src {
         Source::Inline(_) => "inline manifest".to_string(),
         Source::File { path, .. } => path.display().to_string(),

@@ -73,8 +73,8 @@ pub fn render_catalog(
                     _ => continue,
                 };
                 let used = format!("{}, step {} ({what})", trial.name, i + 1);
-                let Some(source) = m.for_mesh(trial.mesh) else {
-                    errors.push(format!("{used}: no manifest for {}", trial.mesh));
+                let Some(source) = m.for_data_plane(trial.data_plane) else {
+                    errors.push(format!("{used}: no manifest for {}", trial.data_plane));
                     continue;
                 };
                 let (file, inline_at) = match source {

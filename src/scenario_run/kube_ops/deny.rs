@@ -35,8 +35,10 @@ impl KubeTrial {
         tracker: &mut Tracker,
     ) -> Result<Verdict<Value>, String> {
         let probes = deny::render_probes(d, vars)?;
-        let policy =
-            render::render_manifests(&d.policy, self.cfg.mesh, vars).map_err(|e| e.to_string())?;
+        // The trial's own data plane: an ambient trial takes the policy's `istioAmbient`
+        // variant, never the sidecar one.
+        let policy = render::render_manifests(&d.policy, self.cfg.data_plane, vars)
+            .map_err(|e| e.to_string())?;
         let ns = d.probe.namespace.render(vars).map_err(|e| e.to_string())?;
         let image = probe_image(d.probe.image.as_deref(), vars)?;
         let plane = self.cfg.data_plane;
