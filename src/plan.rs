@@ -407,7 +407,7 @@ fn describe_check(c: &Check, data_plane: DataPlane, vars: &Vars) -> Vec<String> 
                 ),
             };
             let identity = match mesh {
-                Mesh::Istio if ambient => format!("spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}, shown without a waypoint by policy or ztunnel's access log (ztunnel adds no X-Forwarded-Client-Cert)"),
+                Mesh::Istio if ambient => format!("spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}, shown by the `src.identity` of ztunnel's access log lines for the gateway's connections (ztunnel adds no X-Forwarded-Client-Cert)"),
                 Mesh::Istio => format!("the last X-Forwarded-Client-Cert element has exactly URI=spiffe://cluster.local/ns/{GATEWAY_NAMESPACE}/sa/{gw_sa}"),
                 Mesh::Linkerd => format!("l5d-client-id is {gw_sa}.{GATEWAY_NAMESPACE}.serviceaccount.identity.linkerd.cluster.local"),
             };
@@ -474,8 +474,8 @@ fn describe_check(c: &Check, data_plane: DataPlane, vars: &Vars) -> Vec<String> 
             for e in &d.expectations {
                 let shown = match (mesh, e.enforcer) {
                     (Mesh::Istio, _) if ambient && e.after == Allowance::Allowed => "an answer from the function",
-                    (Mesh::Istio, Some(Enforcer::Waypoint)) => "enforced by the waypoint: a 403 with Istio's `RBAC: access denied` body; a reset fails (the denial came from ztunnel)",
-                    (Mesh::Istio, _) if ambient => "enforced by the destination's ztunnel: a reset or close after connect; any 403 fails (ztunnel answers none)",
+                    (Mesh::Istio, Some(Enforcer::Waypoint)) => "enforced by the waypoint: a 403 with Istio's `RBAC: access denied` body; a reset ztunnel logged as its rejection fails (the denial came from ztunnel)",
+                    (Mesh::Istio, _) if ambient => "enforced by the destination's ztunnel: a reset or close after connect, with ztunnel's policy-rejection log line for that connection; a waypoint's 403 fails (ztunnel answers none), any other 403 is an error",
                     (Mesh::Istio, _) => "a 403 is denied only with Istio's `RBAC: access denied` body; reset = denied",
                     (Mesh::Linkerd, _) => "a 403 is denied only if inbound_http_authz_deny_total rose on the target pods' proxies; reset = denied",
                 };

@@ -66,7 +66,9 @@ fn install_tools(
     by_name.include_ignored = false;
     let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for t in plans.iter().filter(|t| {
-        !by_name.is_filtered_out(&Trial::test(t.name.clone(), || Ok(())).with_kind(t.mesh.as_str()))
+        !by_name.is_filtered_out(
+            &Trial::test(t.name.clone(), || Ok(())).with_kind(t.data_plane.scenario_key()),
+        )
     }) {
         if let Some(e) = envs.iter().find(|e| e.key == t.env_key) {
             // kubectl aside: meshproof talks to the API itself.
@@ -361,7 +363,7 @@ fn main() -> ExitCode {
             .iter()
             .filter(|t| {
                 !by_name.is_filtered_out(
-                    &Trial::test(t.name.clone(), || Ok(())).with_kind(t.mesh.as_str()),
+                    &Trial::test(t.name.clone(), || Ok(())).with_kind(t.data_plane.scenario_key()),
                 )
             })
             .count();
@@ -604,7 +606,7 @@ fn main() -> ExitCode {
                     }
                 }
             })
-            .with_kind(t.mesh.as_str())
+            .with_kind(t.data_plane.scenario_key())
             .with_ignored_flag(t.ignore.is_some() || ignored_at_list.contains(&t.name))
         })
         .collect();

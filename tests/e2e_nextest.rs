@@ -419,6 +419,7 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
         &[
             ("istio[k8s=1.36]", "deny", true),
             ("istio[k8s=1.36]", "tls", false),
+            ("istio-ambient[k8s=1.36]", "deny-waypoint", true),
             ("linkerd[k8s=1.36]", "mtls", true),
         ],
     );
@@ -429,6 +430,8 @@ fn rerun_failed_selects_only_the_failed_trials_of_a_sealed_report() {
     assert_eq!(
         names,
         [
+            // An ambient trial is grouped by its data plane, so `[istio-ambient]` selects it.
+            "[istio-ambient] istio-ambient[k8s=1.36]::deny-waypoint: test",
             "[istio] istio[k8s=1.36]::deny: test",
             "[linkerd] linkerd[k8s=1.36]::mtls: test"
         ],
