@@ -1044,9 +1044,60 @@ async fn an_existing_clusters_objects_keep_their_values_and_owners() {
     drop_ns(&client, &ns).await;
 }
 
+/// The fingerprint's running images come from the pods' container statuses as the kubelet
+/// writes them (here written through the status subresource, as a kubelet would: the rig has
+/// none), across namespaces, with the runtime's digest; a container not started has none.
+async fn running_images_are_read_from_the_kubelets_container_statuses() {
+    use k8s_openapi::api::core::v1::Pod;
+    use meshproof::kubeops::running::{list_running_images, RunningImage};
+    let client = rig!();
+    let ns = unique("running");
+    make_ns(&client, &ns).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "p", "namespace": ns },
+        "spec": { "automountServiceAccountToken": false, "containers": [
+            { "name": "gateway", "image": "ghcr.io/openfaas/gateway:0.27.13" },
+            { "name": "sidecar", "image": "docker.io/istio/proxyv2:1.30.3" }
+        ] }
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.expect("pod");
+    let status = serde_json::json!({ "status": { "phase": "Running", "containerStatuses": [
+        { "name": "gateway", "image": "ghcr.io/openfaas/gateway:0.27.13",
+          "imageID": "ghcr.io/openfaas/gateway@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+          "ready": true, "restartCount": 0 },
+        { "name": "sidecar", "image": "docker.io/istio/proxyv2:1.30.3", "imageID": "",
+          "ready": false, "restartCount": 0 }
+    ] } });
+    pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .expect("status");
+    let got = list_running_images(&client).await.expect("list");
+    let mine: Vec<&RunningImage> = got
+        .iter()
+        .filter(|i| i.used_by.iter().any(|u| u.starts_with(&format!("{ns}/"))))
+        .collect();
+    assert_eq!(mine.len(), 2, "{got:?}");
+    assert_eq!(mine[0].image, "docker.io/istio/proxyv2:1.30.3");
+    assert_eq!(mine[0].image_id, None);
+    assert_eq!(mine[1].used_by, vec![format!("{ns}/gateway")]);
+    assert_eq!(
+        mine[1].image_id.as_deref(),
+        Some("ghcr.io/openfaas/gateway@sha256:1111111111111111111111111111111111111111111111111111111111111111")
+    );
+    drop_ns(&client, &ns).await;
+}
+
 fn main() -> std::process::ExitCode {
     use support_harness::{Case, Need};
     support_harness::run(vec![
+        Case::tokio(
+            "running_images_are_read_from_the_kubelets_container_statuses",
+            &[Need::KubeRig],
+            running_images_are_read_from_the_kubelets_container_statuses,
+        ),
         Case::tokio(
             "shared_crds_install_become_established_and_resolve_in_discovery",
             &[Need::KubeRig],

@@ -10,6 +10,7 @@
 //! - [`capture`]: an ephemeral `tcpdump` container streaming a pcap.
 //! - [`cleanup`]: delete exactly what a run created (by the run-id label).
 //! - [`dump`]: write events/statuses/logs of failed namespaces to an artifacts dir.
+//! - [`running`]: the images the kubelets report running, with their digests (the fingerprint).
 //!
 //! Every operation has a deadline; every failure is a [`KubeError`].
 
@@ -25,6 +26,7 @@ pub mod logs;
 pub mod manifest;
 pub mod portforward;
 pub mod run_label;
+pub mod running;
 pub mod state;
 pub mod wait;
 

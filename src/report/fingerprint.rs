@@ -27,6 +27,12 @@ pub struct Fingerprint {
     /// The images trials deploy, by role (`function`, `probe`, `capture`).
     #[serde(default)]
     pub images: BTreeMap<String, ImageFacts>,
+    /// Every image the environment's kubelets reported running once it was provisioned (the
+    /// mesh, OpenFaaS, every component), with the digest each resolved to: what `meshproof
+    /// images` rendered beforehand, as it actually ran. `null` until read, and on an existing
+    /// cluster, whose other workloads are not the run's to report.
+    #[serde(default)]
+    pub running: Option<Vec<crate::kubeops::running::RunningImage>>,
 }
 
 /// One image: what the suite said and what the run deployed.
@@ -169,6 +175,7 @@ impl Fingerprint {
                 .iter()
                 .map(|(role, image)| (role.key().to_string(), ImageFacts::declared(image)))
                 .collect(),
+            running: None,
         }
     }
 
@@ -247,6 +254,9 @@ impl Fingerprint {
                 let slot = map.entry(key.clone()).or_insert(None);
                 put(slot, v);
             }
+        }
+        if other.running.is_some() {
+            self.running.clone_from(&other.running);
         }
         for (role, facts) in &other.images {
             let mine = self.images.entry(role.clone()).or_default();
@@ -329,7 +339,18 @@ mod tests {
         let mut b = Fingerprint::default();
         b.kubernetes.server_version = Some("v1.34.0".into());
         b.tools.insert("kind".into(), Some("v0.30.0".into()));
+        b.running = Some(vec![crate::kubeops::running::RunningImage {
+            image: "x:1".into(),
+            image_id: Some("x@sha256:ab".into()),
+            used_by: vec!["ns/c".into()],
+        }]);
         a.merge(&b);
+        assert_eq!(a.running, b.running, "what ran is taken when known");
+        a.merge(&Fingerprint::default());
+        assert_eq!(
+            a.running, b.running,
+            "an unknown list never erases a known one"
+        );
         assert_eq!(a.mesh.version.as_deref(), Some("1.30.3"));
         assert_eq!(a.kubernetes.server_version.as_deref(), Some("v1.34.0"));
         assert_eq!(a.tools["kind"].as_deref(), Some("v0.30.0"));

@@ -316,6 +316,17 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
             };
             md.push_str(&format!("| Image {} | {deployed} |\n", cell(role)));
         }
+        md.push_str(&format!(
+            "| Images running | {} |\n",
+            match &f.running {
+                Some(r) => format!(
+                    "{} after provisioning, {} with the runtime's digest (`report.json`: `fingerprint.running`)",
+                    r.len(),
+                    r.iter().filter(|i| i.image_id.is_some()).count()
+                ),
+                None => "not read (the environment never came up, or an existing cluster)".into(),
+            }
+        ));
         for (k, v) in &f.tools {
             md.push_str(&format!(
                 "| Tool {} | {} |\n",

@@ -300,6 +300,17 @@ impl Session {
                         .find(|i| !i.reused && i.component.eq_ignore_ascii_case(mesh.as_str()))
                         .map(|i| i.version.clone());
                     facts.kubernetes.server_version = stack.rt.block_on(server_version(&env));
+                    // What the nodes ran, read once the stack is up (kind only: an existing
+                    // cluster's other workloads are not the run's to report).
+                    if matches!(plan.env.cluster, ClusterSpec::Kind { .. }) {
+                        match stack.rt.block_on(running_images(&env)) {
+                            Ok(r) => facts.running = Some(r),
+                            Err(e) => (self.opts.log)(&format!(
+                                "[{}] the images running in the cluster could not be read (the report says unknown): {e}",
+                                plan.key
+                            )),
+                        }
+                    }
                     Slot::Ready {
                         env: Box::new(env),
                         failed: false,
@@ -525,6 +536,18 @@ async fn server_version(env: &Environment) -> Option<String> {
     .ok()?
     .ok()?;
     Some(info.git_version)
+}
+
+/// The images the environment's kubelets report running (`kubeops::running`).
+async fn running_images(
+    env: &Environment,
+) -> Result<Vec<crate::kubeops::running::RunningImage>, crate::kubeops::KubeError> {
+    let opts = crate::kubeops::ClientOptions {
+        context: env.target.context.clone(),
+        ..Default::default()
+    };
+    let client = crate::kubeops::client_from_kubeconfig(&env.target.kubeconfig, &opts).await?;
+    crate::kubeops::running::list_running_images(&client).await
 }
 
 impl Drop for Session {
