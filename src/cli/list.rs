@@ -13,7 +13,7 @@ pub fn run(_args: Args) -> i32 {
     let envs = crate::plan::expand(&catalog);
     for t in crate::plan::trials(&envs) {
         // Same text as libtest-mimic's `--list`: `[kind] name: test`.
-        outln!("[{}] {}: test", t.mesh, t.name);
+        outln!("[{}] {}: test", t.data_plane.scenario_key(), t.name);
     }
     0
 }
