@@ -353,9 +353,22 @@ fn plan_shows_the_mirror_and_each_nodes_registry_config() {
         "another configuration stops the run (`docker rm -f meshproof-mirror-quay-io`)",
     );
 
-    let off = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]"]);
+    let off = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]", "--mirror", "off"]);
     assert_has(&off, "registry mirror: no registry mirror");
     assert!(!off.contains("containerdConfigPatches"), "{off}");
+
+    // Nothing asked for: local mirrors by default, which fall back to direct pulls when they
+    // cannot start (issue #17).
+    let default = plan_with(&["linkerd", "--env", "linkerd[k8s=1.36]"]);
+    assert_has(
+        &default,
+        "removed at the end of the run (--mirror local); the default: if they cannot start, nodes pull from each registry directly",
+    );
+    assert_has(
+        &default,
+        "    [host.\"http://meshproof-mirror-xxxxxx-ghcr-io:5000\"]",
+    );
+    assert_has(&default, "containerdConfigPatches:");
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bad = Command::new(env!("CARGO_BIN_EXE_meshproof"))

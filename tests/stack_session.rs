@@ -340,6 +340,52 @@ fn the_session_knows_every_provisioned_environments_secrets() {
     s.teardown();
 }
 
+/// Nobody asked for a mirror: the default local mirrors are tried, and when they cannot start
+/// (here `docker create` fails) the cluster is still made with its nodes pulling directly (no
+/// registry patch in the kind config). Asked for by name (`--mirror local`), the same failure
+/// stops the environment before any cluster exists (issue #17).
+#[test]
+fn default_local_mirrors_that_cannot_start_leave_the_nodes_pulling_directly() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = Doubles::new();
+    let artifacts = tempfile::tempdir().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    std::env::remove_var(meshproof::restore::reach::NETWORK_ENV);
+    let envs = envs();
+    let env = envs.iter().find(|e| e.key == "istio[k8s=1.36]").unwrap();
+    for by_default in [true, false] {
+        let s = session_with(
+            &d,
+            artifacts.path(),
+            &envs,
+            meshproof::mirror::MirrorSetting::Local {
+                keep: false,
+                by_default,
+            },
+        );
+        std::env::set_var("MESHPROOF_DOUBLE_FAIL_ON", "docker create");
+        std::env::set_var("MESHPROOF_DOUBLE_COPY_DIR", copy.path());
+        let config = copy.path().join("kind-config.yaml");
+        let _ = std::fs::remove_file(&config);
+        let before = count(&d, "kind create cluster");
+        let r = s.run_trial(&env.trials[0]);
+        let made = count(&d, "kind create cluster") - before;
+        std::env::remove_var("MESHPROOF_DOUBLE_FAIL_ON");
+        std::env::remove_var("MESHPROOF_DOUBLE_COPY_DIR");
+        assert!(count(&d, "docker create") > 0, "the mirrors were tried");
+        if by_default {
+            assert_eq!(made, 1, "the cluster is made anyway: {r:?}");
+            let cfg = std::fs::read_to_string(&config).expect("kind config");
+            assert!(!cfg.contains("containerdConfigPatches"), "{cfg}");
+        } else {
+            assert_eq!(made, 0, "no cluster without the mirrors asked for");
+            let e = r.expect_err("the environment fails").to_string();
+            assert!(e.contains("docker create"), "{e}");
+        }
+        s.teardown();
+    }
+}
+
 /// `--mirror local` through a whole session, against the docker and kind doubles: the mirror
 /// containers are made (create, cp of the config, start) before `kind create`, joined to kind's
 /// network after it, and at the end their logs are read before they are removed; the report's
@@ -362,7 +408,10 @@ fn local_mirrors_start_before_the_cluster_and_their_logs_route_the_images() {
         &d,
         artifacts.path(),
         &envs,
-        meshproof::mirror::MirrorSetting::Local { keep: false },
+        meshproof::mirror::MirrorSetting::Local {
+            keep: false,
+            by_default: false,
+        },
     );
     let env = envs.iter().find(|e| e.key == "istio[k8s=1.36]").unwrap();
     let _ = s.run_trial(&env.trials[0]);

@@ -1,7 +1,9 @@
 //! What the user asked for: `--mirror` (repeatable) or `MESHPROOF_MIRROR` (the same values,
 //! separated by commas or spaces).
 //!
-//! - `off` (the default): nodes pull from the registries directly.
+//! - nothing given (the default): `local`, where the run can start it — if the containers cannot
+//!   start (no image, another kind provider), the nodes pull directly and the log says why.
+//! - `off`: nodes pull from the registries directly.
 //! - `URL`: one mirror for every registry (containerd's `_default` namespace), for a company
 //!   registry that serves each upstream's repositories at its root.
 //! - `REGISTRY=URL`: a mirror for one registry (`docker.io=http://mirror:5000`); repeatable, and
@@ -25,7 +27,9 @@ pub enum MirrorSetting {
     #[default]
     Off,
     /// A pull-through registry per upstream on the kind network; `keep` leaves them running.
-    Local { keep: bool },
+    /// `by_default`: nobody asked for it (no `--mirror`, no `MESHPROOF_MIRROR`), so mirrors
+    /// that cannot start leave the nodes pulling directly instead of stopping the run.
+    Local { keep: bool, by_default: bool },
     /// Mirrors the user runs.
     Remote {
         default: Option<MirrorHost>,
@@ -93,7 +97,7 @@ fn registry_name(input: &str, name: &str) -> Result<String, MirrorError> {
 
 impl MirrorSetting {
     /// Parses the values of every `--mirror` given (or `MESHPROOF_MIRROR` split on commas and
-    /// spaces). No value means `off`.
+    /// spaces). No value means `local`, by default.
     pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<MirrorSetting, MirrorError> {
         let mut local: Option<bool> = None;
         let mut off = false;
@@ -127,8 +131,15 @@ impl MirrorSetting {
         }
         let remote = default.is_some() || !per.is_empty();
         match (off, local, remote) {
-            (true, None, false) | (false, None, false) => Ok(MirrorSetting::Off),
-            (false, Some(keep), false) => Ok(MirrorSetting::Local { keep }),
+            (true, None, false) => Ok(MirrorSetting::Off),
+            (false, None, false) => Ok(MirrorSetting::Local {
+                keep: false,
+                by_default: true,
+            }),
+            (false, Some(keep), false) => Ok(MirrorSetting::Local {
+                keep,
+                by_default: false,
+            }),
             (false, None, true) => Ok(MirrorSetting::Remote { default, per }),
             _ => Err(bad(
                 &values
@@ -150,7 +161,8 @@ impl MirrorSetting {
         }
     }
 
-    /// `MESHPROOF_MIRROR`, split on commas and spaces; unset or empty is `off`.
+    /// `MESHPROOF_MIRROR`, split on commas and spaces; unset or empty is the default (`local`,
+    /// falling back to direct pulls).
     pub fn from_env() -> Result<MirrorSetting, MirrorError> {
         let v = std::env::var(ENV).unwrap_or_default();
         let parts: Vec<&str> = v.split([',', ' ']).filter(|s| !s.is_empty()).collect();
@@ -161,7 +173,7 @@ impl MirrorSetting {
     pub fn hosts(&self) -> Result<Option<HostsDir>, MirrorError> {
         match self {
             MirrorSetting::Off => Ok(None),
-            MirrorSetting::Local { keep } => Err(MirrorError::Local(format!(
+            MirrorSetting::Local { keep, .. } => Err(MirrorError::Local(format!(
                 "--mirror {}: the nodes' hosts tree names the mirror containers the run starts (mirror::local_hosts)",
                 if *keep { "keep" } else { "local" }
             ))),
@@ -178,13 +190,18 @@ impl MirrorSetting {
                 "no registry mirror: nodes pull from each registry directly (--mirror to use one)"
                     .into(),
             ],
-            MirrorSetting::Local { keep } => vec![format!(
-                "a local pull-through registry container per upstream on kind's Docker network ({}), started before the cluster{}",
+            MirrorSetting::Local { keep, by_default } => vec![format!(
+                "a local pull-through registry container per upstream on kind's Docker network ({}), started before the cluster{}{}",
                 crate::restore::reach::kind_network(),
                 if *keep {
                     ", kept across runs (--mirror keep)"
                 } else {
                     ", removed at the end of the run (--mirror local)"
+                },
+                if *by_default {
+                    "; the default: if they cannot start, nodes pull from each registry directly (--mirror off skips them, --mirror local requires them)"
+                } else {
+                    ""
                 }
             )],
             MirrorSetting::Remote { default, per } => {
@@ -214,14 +231,28 @@ mod tests {
 
     #[test]
     fn values_parse_into_settings() {
+        // Nothing asked for: local mirrors, by default (they may fall back to direct pulls).
         assert_eq!(
             MirrorSetting::parse::<&str>(&[]).unwrap(),
-            MirrorSetting::Off
+            MirrorSetting::Local {
+                keep: false,
+                by_default: true
+            }
         );
         assert_eq!(MirrorSetting::parse(&["off"]).unwrap(), MirrorSetting::Off);
         assert_eq!(
+            MirrorSetting::parse(&["local"]).unwrap(),
+            MirrorSetting::Local {
+                keep: false,
+                by_default: false
+            }
+        );
+        assert_eq!(
             MirrorSetting::parse(&["keep"]).unwrap(),
-            MirrorSetting::Local { keep: true }
+            MirrorSetting::Local {
+                keep: true,
+                by_default: false
+            }
         );
         let MirrorSetting::Remote { default, per } = MirrorSetting::parse(&[
             "https://mirror.corp.example/",
@@ -256,7 +287,12 @@ mod tests {
 
     #[test]
     fn local_hosts_need_the_runs_containers() {
-        let e = MirrorSetting::Local { keep: false }.hosts().unwrap_err();
+        let e = MirrorSetting::Local {
+            keep: false,
+            by_default: false,
+        }
+        .hosts()
+        .unwrap_err();
         assert!(e.to_string().contains("mirror containers"), "{e}");
         assert_eq!(MirrorSetting::Off.hosts().unwrap(), None);
     }

@@ -250,18 +250,26 @@ pub async fn up(
                 .map_err(|e| StackError::Invalid(e.clone()))?;
             let mirror = match (setting, &run.mirrors) {
                 // Local mirrors: one container per upstream, started (or found) before the
-                // cluster, named in every node's hosts.toml.
-                (crate::mirror::MirrorSetting::Local { .. }, Some(pool)) => {
+                // cluster, named in every node's hosts.toml. The default ones (nobody asked)
+                // that cannot start leave the nodes pulling directly, with the reason logged;
+                // asked for by name, they stop the run.
+                (crate::mirror::MirrorSetting::Local { by_default, .. }, Some(pool)) => {
                     let upstreams =
                         crate::mirror::local::upstreams(suite.images.iter().map(|(_, i)| i));
-                    let containers = pool
-                        .ensure(&upstreams, &*log)
-                        .await
-                        .map_err(|e| StackError::Invalid(e.to_string()))?;
-                    Some(
-                        crate::mirror::prepare_node_local(&containers, &work_dir)
-                            .map_err(|e| StackError::Invalid(e.to_string()))?,
-                    )
+                    let prepared = match pool.ensure(&upstreams, &*log).await {
+                        Ok(containers) => crate::mirror::prepare_node_local(&containers, &work_dir),
+                        Err(e) => Err(e),
+                    };
+                    match prepared {
+                        Ok(m) => Some(m),
+                        Err(e) if *by_default => {
+                            log(&format!(
+                                "registry mirror: the default local mirrors could not start ({e}); the nodes pull from each registry directly (--mirror off skips the attempt, --mirror local makes it required)"
+                            ));
+                            None
+                        }
+                        Err(e) => return Err(StackError::Invalid(e.to_string())),
+                    }
                 }
                 _ => crate::mirror::prepare_node(setting, &work_dir, crate::mirror::probe::TIMEOUT)
                     .await
@@ -314,8 +322,27 @@ pub async fn up(
             set_private(&k.kubeconfig)?;
             // The first cluster made kind's network: the mirrors join it now, before any pod
             // is scheduled (kind's own local-registry script connects after create: CTD-9).
-            if let Some(pool) = &run.mirrors {
-                if let Err(e) = pool.connect_all().await {
+            let mirror_by_default = matches!(
+                setting,
+                crate::mirror::MirrorSetting::Local {
+                    by_default: true,
+                    ..
+                }
+            );
+            if let (Some(pool), Some(_)) = (&run.mirrors, &mirror) {
+                let refused = match pool.connect_all().await {
+                    Ok(()) => None,
+                    // A node's containerd falls back to the registry when a mirror's name does
+                    // not resolve (CTD-5): the default mirrors only cost the attempt.
+                    Err(e) if mirror_by_default => {
+                        log(&format!(
+                            "registry mirror: the default local mirrors could not join kind's network ({e}); the nodes fall back to each registry directly"
+                        ));
+                        None
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(e) = refused {
                     let env = Environment {
                         key: key.to_string(),
                         target: target.clone(),
@@ -328,7 +355,7 @@ pub async fn up(
                         guard,
                     };
                     let teardown = env.teardown(true);
-                    return Err(StackError::Invalid(e.to_string()).after_teardown(teardown));
+                    return Err(StackError::Invalid(e).after_teardown(teardown));
                 }
             }
             // `kind create --wait` only warns when the control plane is not Ready (ledger

@@ -163,7 +163,7 @@ impl RunDirs {
             path: temp_path.clone(),
         });
         let mirrors = match &opts.mirror {
-            Ok(crate::mirror::MirrorSetting::Local { keep }) => {
+            Ok(crate::mirror::MirrorSetting::Local { keep, .. }) => {
                 Some(Arc::new(crate::mirror::pool::Pool::new(
                     *keep,
                     run_id.as_str(),

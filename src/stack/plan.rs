@@ -170,7 +170,7 @@ fn mirror_lines(
             .map(|l| format!("registry mirror: {l}")),
     );
     let hosts = match mirror {
-        crate::mirror::MirrorSetting::Local { keep } => {
+        crate::mirror::MirrorSetting::Local { keep, .. } => {
             match local_mirror_lines(*keep, suite, detail) {
                 Ok(h) => Ok(Some(h)),
                 Err(e) => Err(e),
