@@ -269,7 +269,7 @@ fn a_local_mirror_serves_the_nodes_and_its_log_is_the_evidence() {
     assert!(!served.contains_key(OTHER), "{served:?}");
 
     // (c) The end of the run reads the log, then removes the container.
-    let done = block(pool.finish()).expect("first finish");
+    let done = block(pool.finish(false)).expect("first finish");
     assert!(!exists(&name), "{name} is still there after the run's end");
     let image = |repo: &str| {
         meshproof::images::ImageRef::parse(&format!("{}/{repo}:v1", up.upstream.name)).unwrap()
@@ -285,7 +285,7 @@ fn a_local_mirror_serves_the_nodes_and_its_log_is_the_evidence() {
         }
     );
     assert!(done.errors.is_empty(), "{:?}", done.errors);
-    assert!(block(pool.finish()).is_none(), "finished once");
+    assert!(block(pool.finish(false)).is_none(), "finished once");
     drop((first, second));
 }
 
@@ -314,7 +314,7 @@ fn keep_reuses_a_running_mirror_and_refuses_another_configuration() {
         name
     );
     let started = id(&name);
-    assert!(block(first.finish()).unwrap().errors.is_empty());
+    assert!(block(first.finish(false)).unwrap().errors.is_empty());
     assert!(exists(&name), "a kept mirror outlives its run");
 
     let lines = std::sync::Mutex::new(Vec::new());
@@ -475,11 +475,32 @@ fn gc_removes_the_mirror_a_dead_run_recorded() {
         .unwrap()
         .is_empty());
     // The pool's own end finds it gone: its log cannot be read (said), the removal is no error.
-    let errors = block(pool.finish()).unwrap().errors;
+    let errors = block(pool.finish(false)).unwrap().errors;
     assert!(
         errors.len() == 1 && errors[0].contains("docker logs"),
         "{errors:?}"
     );
+}
+
+/// `--keep-cluster`: the kept nodes' hosts.toml still name the run's `local` mirror, so the end
+/// of the run leaves it running, says so, and takes it off the reaper's list (a later `gc` or
+/// the reaper would otherwise cut the kept cluster off its mirror).
+fn a_kept_cluster_keeps_the_runs_local_mirror() {
+    registry_image();
+    let net = Net::new();
+    let dir = tmp();
+    let up = upstream(&net, dir.path());
+    let run = run_id();
+    let name = local::container_name(&up.upstream, Some(&run));
+    let ups = std::slice::from_ref(&up.upstream);
+    let pool = Pool::new(false, &run, &net.name, dir.path().join("s"));
+    assert_eq!(block(pool.ensure(ups, &quiet)).unwrap()[&up.upstream], name);
+    let done = block(pool.finish(true)).expect("finish");
+    assert_eq!(done.kept_with_clusters, vec![name.clone()]);
+    assert!(done.errors.is_empty(), "{:?}", done.errors);
+    assert!(exists(&name), "the kept cluster's mirror still runs");
+    block(local::remove(&name)).expect("removed by hand");
+    assert!(!exists(&name));
 }
 
 fn main() -> std::process::ExitCode {
@@ -503,6 +524,11 @@ fn main() -> std::process::ExitCode {
             "keep_reuses_a_running_mirror_and_refuses_another_configuration",
             docker,
             keep_reuses_a_running_mirror_and_refuses_another_configuration,
+        ),
+        Case::sync(
+            "a_kept_cluster_keeps_the_runs_local_mirror",
+            docker,
+            a_kept_cluster_keeps_the_runs_local_mirror,
         ),
         Case::sync(
             "the_reaper_removes_the_mirror_of_a_killed_run_and_its_record",

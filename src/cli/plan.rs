@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "json")]
     pub summary: bool,
     /// The registry mirror kind nodes pull through: `URL` (every registry), `REGISTRY=URL`
-    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else off).
+    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else local, falling back to direct pulls).
     #[arg(long, value_name = "MIRROR")]
     pub mirror: Vec<String>,
 }

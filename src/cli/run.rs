@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub keep_cluster: bool,
     /// The registry mirror kind nodes pull through: `URL` (every registry), `REGISTRY=URL`
-    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else off).
+    /// (repeatable), `local`, `keep` or `off` (default: MESHPROOF_MIRROR, else local, falling back to direct pulls).
     #[arg(long, value_name = "MIRROR")]
     pub mirror: Vec<String>,
 }
@@ -115,8 +115,15 @@ pub fn run(args: Args) -> i32 {
         }
     };
     // Local mirrors: what each served (its access log), then the run's own go.
-    let code = match run.mirrors.as_ref().and_then(|p| rt.block_on(p.finish())) {
+    let code = match run
+        .mirrors
+        .as_ref()
+        .and_then(|p| rt.block_on(p.finish(opts.keep_cluster)))
+    {
         Some(done) => {
+            for c in &done.kept_with_clusters {
+                outln!("kept registry mirror {c} with the kept cluster (its nodes pull through it): remove it with `docker rm -f -v {c}` when you delete the cluster");
+            }
             for (container, served) in &done.served {
                 outln!(
                     "registry mirror {container} served {} image manifest(s){}",

@@ -30,6 +30,10 @@ pub struct Finished {
     pub containers: BTreeMap<Upstream, String>,
     pub served: BTreeMap<String, BTreeMap<String, String>>,
     pub errors: Vec<String>,
+    /// The run's own (`local`) containers left running because its clusters were kept
+    /// (`--keep-cluster`): their nodes still pull through them. No longer the reaper's or
+    /// `gc`'s to remove; the caller prints how to.
+    pub kept_with_clusters: Vec<String>,
 }
 
 impl Pool {
@@ -112,8 +116,10 @@ impl Pool {
     }
 
     /// Reads every container's access log (since the run began), then removes the run's own
-    /// (`local`); kept ones stay. Called once at the end of the run; later calls return `None`.
-    pub async fn finish(&self) -> Option<Finished> {
+    /// (`local`) unless `keep_clusters` (`--keep-cluster`: the kept nodes' hosts.toml still name
+    /// them, so they stay with the clusters); `keep` ones always stay. Called once at the end of
+    /// the run; later calls return `None`.
+    pub async fn finish(&self, keep_clusters: bool) -> Option<Finished> {
         let mut running = self.running.lock().await;
         if self
             .finished
@@ -131,10 +137,16 @@ impl Pool {
                 }
                 Err(e) => out.errors.push(e.to_string()),
             }
-            if !r.kept {
-                if let Err(e) = local::remove(&r.container).await {
-                    out.errors.push(e.to_string());
-                }
+            if r.kept {
+                continue;
+            }
+            if keep_clusters {
+                crate::reaper::remove(crate::reaper::Entry::Container {
+                    name: r.container.clone(),
+                });
+                out.kept_with_clusters.push(r.container.clone());
+            } else if let Err(e) = local::remove(&r.container).await {
+                out.errors.push(e.to_string());
             }
         }
         Some(out)

@@ -494,11 +494,16 @@ impl Session {
             Err(p) => p.into_inner().mirrors.clone(),
         };
         let Some(pool) = pool else { return };
-        let Some(done) = stack.rt.block_on(pool.finish()) else {
+        let Some(done) = stack.rt.block_on(pool.finish(self.opts.keep_cluster)) else {
             return;
         };
         for e in &done.errors {
             self.note_teardown_error(MIRRORS, e.clone());
+        }
+        for c in &done.kept_with_clusters {
+            (self.opts.log)(&format!(
+                "kept registry mirror {c} with the kept clusters (their nodes pull through it): remove it with `docker rm -f -v {c}` when you delete them"
+            ));
         }
         let mut facts = self.facts.lock().unwrap_or_else(|p| p.into_inner());
         for (key, (_, plan)) in &self.slots {
