@@ -292,18 +292,20 @@ pub async fn up(
             })?;
             let cmd = k.create_cmd();
             log(&format!("$ {}", cmd.display()));
+            // What the kind cluster is once `kind create` ran: what a failure after it tears down.
+            let made = |redactor, artifacts, guard| Environment {
+                key: key.to_string(),
+                target: target.clone(),
+                cluster_name: Some(k.name.clone()),
+                installed: vec![],
+                redactor,
+                kind: Some(k.clone()),
+                artifacts,
+                log: log.clone(),
+                guard,
+            };
             if let Err(e) = cmd.run().await {
-                let env = Environment {
-                    key: key.to_string(),
-                    target: target.clone(),
-                    cluster_name: Some(k.name.clone()),
-                    installed: vec![],
-                    redactor,
-                    kind: Some(k.clone()),
-                    artifacts,
-                    log: log.clone(),
-                    guard,
-                };
+                let env = made(redactor, artifacts, guard);
                 // kind refuses a name that is taken: that cluster is not this run's, and must
                 // not be deleted (ledger KIND-4).
                 if e.to_string()
@@ -330,49 +332,22 @@ pub async fn up(
                 }
             );
             if let (Some(pool), Some(_)) = (&run.mirrors, &mirror) {
-                let refused = match pool.connect_all().await {
-                    Ok(()) => None,
+                if let Err(e) = pool.connect_all().await {
+                    if !mirror_by_default {
+                        let teardown = made(redactor, artifacts, guard).teardown(true);
+                        return Err(StackError::Invalid(e.to_string()).after_teardown(teardown));
+                    }
                     // A node's containerd falls back to the registry when a mirror's name does
                     // not resolve (CTD-5): the default mirrors only cost the attempt.
-                    Err(e) if mirror_by_default => {
-                        log(&format!(
-                            "registry mirror: the default local mirrors could not join kind's network ({e}); the nodes fall back to each registry directly"
-                        ));
-                        None
-                    }
-                    Err(e) => Some(e.to_string()),
-                };
-                if let Some(e) = refused {
-                    let env = Environment {
-                        key: key.to_string(),
-                        target: target.clone(),
-                        cluster_name: Some(k.name.clone()),
-                        installed: vec![],
-                        redactor,
-                        kind: Some(k.clone()),
-                        artifacts,
-                        log: log.clone(),
-                        guard,
-                    };
-                    let teardown = env.teardown(true);
-                    return Err(StackError::Invalid(e).after_teardown(teardown));
+                    log(&format!(
+                        "registry mirror: the default local mirrors could not join kind's network ({e}); the nodes fall back to each registry directly"
+                    ));
                 }
             }
             // `kind create --wait` only warns when the control plane is not Ready (ledger
             // KIND-3): a NotReady node would surface minutes later as an install timeout.
             if let Err(e) = opts.api.nodes_ready(&target, NODES_READY).await {
-                let env = Environment {
-                    key: key.to_string(),
-                    target: target.clone(),
-                    cluster_name: Some(k.name.clone()),
-                    installed: vec![],
-                    redactor,
-                    kind: Some(k.clone()),
-                    artifacts,
-                    log: log.clone(),
-                    guard,
-                };
-                let teardown = env.teardown(true);
+                let teardown = made(redactor, artifacts, guard).teardown(true);
                 return Err(StackError::Api {
                     what: format!("kind cluster {}: the node is not Ready", k.name),
                     source: e,
