@@ -282,8 +282,9 @@ pub fn gateway_identity(
         .iter()
         .filter(|l| l.inbound() && l.to_any(targets) && w.holds(l))
         .collect();
-    let from_gateway: Vec<&&AccessLine> = to_function
+    let from_gateway: Vec<&AccessLine> = to_function
         .iter()
+        .copied()
         .filter(|l| l.src_ip().is_some_and(|ip| gateway.contains(&ip)))
         .collect();
     if from_gateway.is_empty() {
@@ -300,10 +301,11 @@ pub fn gateway_identity(
             to_function.len()
         )));
     }
-    let wrong: Vec<String> = from_gateway
-        .iter()
-        .filter(|l| l.src_identity.as_deref() != Some(expected))
-        .map(|l| match &l.src_identity {
+    all_carry(
+        &from_gateway,
+        expected,
+        "connections from the gateway to the function were logged by ztunnel",
+        |l| match &l.src_identity {
             Some(id) => format!(
                 "src.identity={id} from {}",
                 l.src_addr.as_deref().unwrap_or("?")
@@ -312,17 +314,32 @@ pub fn gateway_identity(
                 "no src.identity (not mTLS) from {}",
                 l.src_addr.as_deref().unwrap_or("?")
             ),
-        })
+        },
+    )
+}
+
+/// `lines.len()` when every line carries `expected` as its `src.identity`; else the wrong
+/// ones (the first three, each told by `describe`), counted against all, as `what` logged them.
+fn all_carry(
+    lines: &[&AccessLine],
+    expected: &str,
+    what: &str,
+    describe: impl Fn(&AccessLine) -> String,
+) -> Result<usize, IdentityProblem> {
+    let wrong: Vec<String> = lines
+        .iter()
+        .filter(|l| l.src_identity.as_deref() != Some(expected))
+        .map(|l| describe(l))
         .collect();
-    if !wrong.is_empty() {
-        return Err(IdentityProblem::Wrong(format!(
-            "{} of {} connections from the gateway to the function were logged by ztunnel without the gateway's identity {expected}: {}",
-            wrong.len(),
-            from_gateway.len(),
-            wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-        )));
+    if wrong.is_empty() {
+        return Ok(lines.len());
     }
-    Ok(from_gateway.len())
+    Err(IdentityProblem::Wrong(format!(
+        "{} of {} {what} without the gateway's identity {expected}: {}",
+        wrong.len(),
+        lines.len(),
+        wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+    )))
 }
 
 fn ips_text(ips: &[IpAddr]) -> String {
@@ -361,26 +378,18 @@ pub fn gateway_identity_to_waypoints(
             ips_text(gateway)
         )));
     }
-    let wrong: Vec<String> = hops
-        .iter()
-        .filter(|l| l.src_identity.as_deref() != Some(expected))
-        .map(|l| {
+    all_carry(
+        &hops,
+        expected,
+        "connections from the gateway to a waypoint were logged by the gateway's ztunnel",
+        |l| {
             format!(
                 "src.identity={} to {}",
                 l.src_identity.as_deref().unwrap_or("(none: not mTLS)"),
                 l.dst_addr.as_deref().unwrap_or("?")
             )
-        })
-        .collect();
-    if !wrong.is_empty() {
-        return Err(IdentityProblem::Wrong(format!(
-            "{} of {} connections from the gateway to a waypoint were logged by the gateway's ztunnel without the gateway's identity {expected}: {}",
-            wrong.len(),
-            hops.len(),
-            wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-        )));
-    }
-    Ok(hops.len())
+        },
+    )
 }
 
 #[cfg(test)]
