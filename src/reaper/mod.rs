@@ -411,13 +411,34 @@ pub fn reap(entries: &[Entry], how: &Reap) -> Reaped {
 pub fn remove_container(name: &str, timeout: Duration) -> Result<String, String> {
     let docker = crate::process::tools::find("docker")
         .map_err(|e| format!("could not remove container {name}: {e}"))?;
-    let mut child = std::process::Command::new(docker)
+    let child = std::process::Command::new(docker)
         .args(["rm", "-f", "-v", name])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not remove container {name}: {e}"))?;
+    match wait_blocking(child, timeout) {
+        Some((s, err)) if s.success() || err.to_lowercase().contains("no such container") => {
+            Ok(format!("removed container {name}"))
+        }
+        Some((s, err)) => Err(format!(
+            "`docker rm -f {name}` failed ({s}): {}",
+            err.trim()
+        )),
+        None => Err(format!(
+            "`docker rm -f {name}` did not finish within {}s",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// Waits for `child` up to `timeout`, polling (blocking: the reaper has no runtime): its exit
+/// status and stderr, or `None` when it did not finish, after killing and reaping it.
+fn wait_blocking(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Option<(std::process::ExitStatus, String)> {
     let start = std::time::Instant::now();
     loop {
         match child.try_wait() {
@@ -426,22 +447,13 @@ pub fn remove_container(name: &str, timeout: Duration) -> Result<String, String>
                 if let Some(mut e) = child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                if s.success() || err.to_lowercase().contains("no such container") {
-                    return Ok(format!("removed container {name}"));
-                }
-                return Err(format!(
-                    "`docker rm -f {name}` failed ({s}): {}",
-                    err.trim()
-                ));
+                return Some((s, err));
             }
             Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(100)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "`docker rm -f {name}` did not finish within {}s",
-                    timeout.as_secs()
-                ));
+                return None;
             }
         }
     }
@@ -484,31 +496,17 @@ pub fn delete_kind_cluster(name: &str, kubeconfig: &Path, timeout: Duration) -> 
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn();
-    let mut child = child.map_err(|e| format!("could not delete kind cluster {name}: {e}"))?;
-    let start = std::time::Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(s)) if s.success() => return Ok(()),
-            Ok(Some(s)) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                return Err(format!(
-                    "`kind delete cluster --name {name}` failed ({s}): {}",
-                    err.trim()
-                ));
-            }
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(100)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`kind delete cluster --name {name}` did not finish within {}s",
-                    timeout.as_secs()
-                ));
-            }
-        }
+    let child = child.map_err(|e| format!("could not delete kind cluster {name}: {e}"))?;
+    match wait_blocking(child, timeout) {
+        Some((s, _)) if s.success() => Ok(()),
+        Some((s, err)) => Err(format!(
+            "`kind delete cluster --name {name}` failed ({s}): {}",
+            err.trim()
+        )),
+        None => Err(format!(
+            "`kind delete cluster --name {name}` did not finish within {}s",
+            timeout.as_secs()
+        )),
     }
 }
 
