@@ -108,11 +108,16 @@ async fn rig() -> Option<Rig> {
 }
 
 async fn trial(r: &Rig) -> KubeTrial {
+    trial_on(r, DataPlane::IstioSidecar).await
+}
+
+/// A trial on the rig as a mesh of `data_plane` runs it.
+async fn trial_on(r: &Rig, data_plane: DataPlane) -> KubeTrial {
     KubeTrial::connect(KubeTrialConfig {
         kubeconfig: r.kubeconfig.clone(),
         context: None,
-        mesh: Mesh::Istio,
-        data_plane: DataPlane::IstioSidecar,
+        mesh: data_plane.mesh(),
+        data_plane,
         deployer: Deployer::Gateway,
         run_id: RunId::new(r.run_id.clone()).unwrap(),
         redactor: Redactor::default(),
@@ -488,18 +493,7 @@ spec:
     let Some(Step::Check(check)) = s.steps.first() else {
         panic!()
     };
-    let mut ops = KubeTrial::connect(KubeTrialConfig {
-        kubeconfig: r.kubeconfig.clone(),
-        context: None,
-        mesh: Mesh::Linkerd,
-        data_plane: DataPlane::Linkerd,
-        deployer: Deployer::Gateway,
-        run_id: RunId::new(r.run_id.clone()).unwrap(),
-        redactor: Redactor::default(),
-        work_dir: tempfile::tempdir().unwrap().keep(),
-    })
-    .await
-    .expect("connect");
+    let mut ops = trial_on(&r, DataPlane::Linkerd).await;
     let mut tracker = Tracker::default();
     let mut v = vars(ns);
     v.set("images.probe", "curlimages/curl:8.11.1");
@@ -763,18 +757,7 @@ async fn an_ambient_deny_check_never_takes_the_sidecar_policy() {
     let Some(Step::Check(check)) = s.steps.first() else {
         panic!()
     };
-    let mut ops = KubeTrial::connect(KubeTrialConfig {
-        kubeconfig: r.kubeconfig.clone(),
-        context: None,
-        mesh: Mesh::Istio,
-        data_plane: DataPlane::IstioAmbient,
-        deployer: Deployer::Gateway,
-        run_id: RunId::new(r.run_id.clone()).unwrap(),
-        redactor: Redactor::default(),
-        work_dir: tempfile::tempdir().unwrap().keep(),
-    })
-    .await
-    .expect("connect");
+    let mut ops = trial_on(&r, DataPlane::IstioAmbient).await;
     let mut tracker = Tracker::default();
     let mut v = vars(&r.ns);
     v.set("images.probe", "curlimages/curl:8.11.1");
