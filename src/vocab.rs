@@ -1,5 +1,6 @@
 //! The words every layer of a run shares: the namespaces OpenFaaS runs in, the phases a plan
-//! is printed in, and the time a check allows a pod it starts.
+//! is printed in, the time a check allows a pod it starts, and the Docker network kind puts its
+//! nodes on (the restore's git server and the local mirrors both join it).
 //!
 //! Why a module of its own: `plan` describes what `stack` and `scenario_run` execute, and all
 //! three (with `restore`) name the same namespaces and phases. Kept here, below all of them,
@@ -37,4 +38,18 @@ pub enum Phase {
     Install,
     Trial,
     Teardown,
+}
+
+/// kind's override of its Docker network's name (kind@v0.32.0
+/// `pkg/cluster/internal/providers/docker/provider.go:72-73`; ledger KIND-8).
+pub const KIND_NETWORK_ENV: &str = "KIND_EXPERIMENTAL_DOCKER_NETWORK";
+/// kind's provider override: `podman` runs the nodes without Docker.
+pub const KIND_PROVIDER_ENV: &str = "KIND_EXPERIMENTAL_PROVIDER";
+
+/// The Docker network kind puts its nodes on.
+pub fn kind_network() -> String {
+    std::env::var(KIND_NETWORK_ENV)
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "kind".to_string())
 }

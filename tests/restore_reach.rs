@@ -125,9 +125,9 @@ async fn fetched_then_refused(node: &Node, at: &reach::ServeAt) -> (String, Stri
 async fn a_container_on_the_kind_network_reaches_the_served_repository() {
     let node = Node::start();
     // The only test in this binary that touches the variable.
-    std::env::set_var(reach::NETWORK_ENV, &node.network);
+    std::env::set_var(meshproof::vocab::KIND_NETWORK_ENV, &node.network);
     let at = reach::serve_at(None).await.expect("a native engine");
-    std::env::remove_var(reach::NETWORK_ENV);
+    std::env::remove_var(meshproof::vocab::KIND_NETWORK_ENV);
     assert_eq!(at.network, node.network);
     let gateway = docker(&[
         "network",

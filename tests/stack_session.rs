@@ -350,7 +350,7 @@ fn default_local_mirrors_that_cannot_start_leave_the_nodes_pulling_directly() {
     let d = Doubles::new();
     let artifacts = tempfile::tempdir().unwrap();
     let copy = tempfile::tempdir().unwrap();
-    std::env::remove_var(meshproof::restore::reach::NETWORK_ENV);
+    std::env::remove_var(meshproof::vocab::KIND_NETWORK_ENV);
     let envs = envs();
     let env = envs.iter().find(|e| e.key == "istio[k8s=1.36]").unwrap();
     for by_default in [true, false] {
@@ -402,7 +402,7 @@ fn local_mirrors_start_before_the_cluster_and_their_logs_route_the_images() {
     )
     .unwrap();
     std::env::set_var("MESHPROOF_DOUBLE_DOCKER_LOG", &access);
-    std::env::remove_var(meshproof::restore::reach::NETWORK_ENV);
+    std::env::remove_var(meshproof::vocab::KIND_NETWORK_ENV);
     let envs = envs();
     let s = session_with(
         &d,

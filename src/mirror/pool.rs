@@ -70,12 +70,12 @@ impl Pool {
         upstreams: &[Upstream],
         log: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<BTreeMap<Upstream, String>, MirrorError> {
-        if std::env::var(crate::restore::reach::PROVIDER_ENV)
+        if std::env::var(crate::vocab::KIND_PROVIDER_ENV)
             .is_ok_and(|p| !p.is_empty() && p != "docker")
         {
             return Err(MirrorError::Local(format!(
                 "--mirror local/keep runs its registries on Docker, and {} selects another kind provider; use --mirror off or a mirror URL",
-                crate::restore::reach::PROVIDER_ENV
+                crate::vocab::KIND_PROVIDER_ENV
             )));
         }
         crate::private_fs::private_dir(&self.scratch).map_err(|source| MirrorError::Io {

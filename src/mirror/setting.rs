@@ -192,7 +192,7 @@ impl MirrorSetting {
             ],
             MirrorSetting::Local { keep, by_default } => vec![format!(
                 "a local pull-through registry container per upstream on kind's Docker network ({}), started before the cluster{}{}",
-                crate::restore::reach::kind_network(),
+                crate::vocab::kind_network(),
                 if *keep {
                     ", kept across runs (--mirror keep)"
                 } else {

@@ -29,19 +29,7 @@ use crate::process::Cmd;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-/// kind's override of its Docker network's name (kind@v0.32.0
-/// `pkg/cluster/internal/providers/docker/provider.go:72-73`; ledger KIND-8).
-pub const NETWORK_ENV: &str = "KIND_EXPERIMENTAL_DOCKER_NETWORK";
-/// kind's provider override: `podman` runs the nodes without Docker.
-pub const PROVIDER_ENV: &str = "KIND_EXPERIMENTAL_PROVIDER";
-
-/// The Docker network kind puts its nodes on.
-pub fn kind_network() -> String {
-    std::env::var(NETWORK_ENV)
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "kind".to_string())
-}
+use crate::vocab::{kind_network, KIND_PROVIDER_ENV};
 
 /// Where the engine runs its containers, as far as the git server is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,10 +145,10 @@ pub async fn serve_at(node: Option<&str>) -> Result<ServeAt, String> {
 
 /// [`serve_at`] for the Docker network `network`.
 pub async fn serve_at_on(network: &str, node: Option<&str>) -> Result<ServeAt, String> {
-    if let Ok(p) = std::env::var(PROVIDER_ENV) {
+    if let Ok(p) = std::env::var(KIND_PROVIDER_ENV) {
         if !p.is_empty() && p != "docker" {
             return Err(format!(
-                "{PROVIDER_ENV}={p}: the restore check serves its git repository on the kind network's gateway, which it finds through Docker; kind's {p} provider is not supported yet (issue #14)"
+                "{KIND_PROVIDER_ENV}={p}: the restore check serves its git repository on the kind network's gateway, which it finds through Docker; kind's {p} provider is not supported yet (issue #14)"
             ));
         }
     }

@@ -167,7 +167,7 @@ impl RunDirs {
                 Some(Arc::new(crate::mirror::pool::Pool::new(
                     *keep,
                     run_id.as_str(),
-                    &crate::restore::reach::kind_network(),
+                    &crate::vocab::kind_network(),
                     temp_path.join("mirror-configs"),
                 )))
             }

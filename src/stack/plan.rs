@@ -219,7 +219,7 @@ fn local_mirror_lines(
     detail: &mut Vec<String>,
 ) -> Result<crate::mirror::HostsDir, crate::mirror::MirrorError> {
     use crate::mirror::local;
-    let network = crate::restore::reach::kind_network();
+    let network = crate::vocab::kind_network();
     let upstreams = local::upstreams(suite.images.iter().map(|(_, i)| i));
     let run = (!keep).then_some(PLAN_RUN_ID);
     let mut containers = std::collections::BTreeMap::new();
