@@ -67,12 +67,8 @@ pub fn run(args: Args) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof: error: cannot start the async runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof") else {
+        return 2;
     };
     let report = rt.block_on(Report::gather(&catalog));
     let images = rt.block_on(check_images(&catalog));

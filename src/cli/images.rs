@@ -53,12 +53,8 @@ pub fn run(args: Args) -> i32 {
     if envs.is_empty() {
         return project::no_environment(suite, args.env.as_deref());
     }
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof: error: cannot start a runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof") else {
+        return 2;
     };
     // Helm's repository config and cache go into a private temp dir, as in a run.
     let tmp = match crate::private_fs::temp_private_dir("meshproof-images-") {

@@ -126,3 +126,11 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// [`runtime`] for a command that exits 2 without one: `None` after the reason is on stderr,
+/// prefixed with `who` (the command's name as its other errors print it).
+pub fn runtime_or_say(who: &str) -> Option<tokio::runtime::Runtime> {
+    runtime()
+        .map_err(|e| eprintln!("{who}: error: cannot start the async runtime: {e}"))
+        .ok()
+}

@@ -47,12 +47,8 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof pin: error: cannot start a runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof pin") else {
+        return 2;
     };
     let registry = Registry {
         timeout: args.timeout,

@@ -64,12 +64,8 @@ pub fn run(args: Args) -> i32 {
         eprintln!("meshproof: error: cannot install signal handlers: {e}");
         return 2;
     }
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof: error: cannot start a runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof") else {
+        return 2;
     };
     let mut run = match RunDirs::new(&opts) {
         Ok(r) => r,

@@ -175,12 +175,8 @@ fn install(s: Select) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let rt = match super::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof: error: cannot start the async runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof") else {
+        return 2;
     };
     let mut failed = 0;
     let mut new_lines = Vec::new();

@@ -105,12 +105,8 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    let rt = match crate::cli::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshproof: error: cannot start the async runtime: {e}");
-            return 2;
-        }
+    let Some(rt) = crate::cli::runtime_or_say("meshproof") else {
+        return 2;
     };
     let verdict = rt.block_on(run_canary(&config, || sampler.sample()));
     if !args.json {
