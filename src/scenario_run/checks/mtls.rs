@@ -57,6 +57,12 @@ use std::time::{Duration, Instant, SystemTime};
 /// How long ztunnel's log is read again for a line the check needs: the identity of a
 /// connection is written when it ends, the rejection as the connection is refused.
 pub const LOG_WAIT: Duration = Duration::from_secs(20);
+/// When OpenFaaS CE's connection to a function ends after the last request: faas-provider's
+/// proxy client closes idle connections after 5 s (faas-netes@0.18.17, vendored faas-provider
+/// v0.25.12 `proxy/proxy.go:136`; ledger IS-23). Only then does ztunnel write its line.
+pub const CE_IDLE_CLOSE: Duration = Duration::from_secs(5);
+// The wait must outlast the idle close with room for ztunnel's write and the log read.
+const _: () = assert!(LOG_WAIT.as_secs() >= 2 * CE_IDLE_CLOSE.as_secs() + 5);
 /// Slack around a window of ztunnel lines: the API server's clock against this machine's.
 const WINDOW_SLACK: Duration = Duration::from_secs(2);
 
