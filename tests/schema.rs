@@ -690,3 +690,147 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Where each ingress of a rendered manifest reads its TLS Secret, against where the
+/// manifest's cert-manager `Certificate` writes it. One line per mismatch.
+///
+/// The readers, per the ledger:
+/// - an Istio `Gateway` (`networking.istio.io`) resolves `credentialName` in the ingress
+///   gateway pod's namespace, which `istioctl install` makes `istio-system` (IS-16);
+/// - a Gateway API `Gateway` reads `certificateRefs` in its own namespace when the ref names
+///   none (IS-27);
+/// - an `Ingress` (Traefik) reads `spec.tls[].secretName` in its own namespace (TR-6).
+fn tls_secret_misplacements(rendered: &str) -> Vec<String> {
+    let docs = meshproof::scenario::manifest_yaml::manifest_documents(rendered)
+        .expect("rendered manifests parse");
+    let str_at = |v: &Value, ptr: &str| v.pointer(ptr).and_then(Value::as_str).map(str::to_string);
+    let written: Vec<(String, String)> = docs
+        .iter()
+        .filter(|d| str_at(d, "/kind").as_deref() == Some("Certificate"))
+        .filter_map(|d| {
+            Some((
+                str_at(d, "/metadata/namespace")?,
+                str_at(d, "/spec/secretName")?,
+            ))
+        })
+        .collect();
+    let mut read: Vec<(String, String, String)> = Vec::new(); // (reader, namespace, secret)
+    for d in &docs {
+        let kind = str_at(d, "/kind").unwrap_or_default();
+        let api = str_at(d, "/apiVersion").unwrap_or_default();
+        let ns = str_at(d, "/metadata/namespace").unwrap_or_default();
+        let name = str_at(d, "/metadata/name").unwrap_or_default();
+        let list = |ptr: &str| {
+            d.pointer(ptr)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        match (kind.as_str(), api.split('/').next().unwrap_or_default()) {
+            ("Gateway", "networking.istio.io") => {
+                for s in list("/spec/servers") {
+                    if let Some(c) = str_at(&s, "/tls/credentialName") {
+                        read.push((
+                            format!("Istio Gateway {ns}/{name}"),
+                            "istio-system".into(),
+                            c,
+                        ));
+                    }
+                }
+            }
+            ("Gateway", "gateway.networking.k8s.io") => {
+                for l in list("/spec/listeners") {
+                    for r in l
+                        .pointer("/tls/certificateRefs")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let at = str_at(r, "/namespace").unwrap_or_else(|| ns.clone());
+                        if let Some(secret) = str_at(r, "/name") {
+                            read.push((format!("Gateway API Gateway {ns}/{name}"), at, secret));
+                        }
+                    }
+                }
+            }
+            ("Ingress", "networking.k8s.io") => {
+                for t in list("/spec/tls") {
+                    if let Some(secret) = str_at(&t, "/secretName") {
+                        read.push((format!("Ingress {ns}/{name}"), ns.clone(), secret));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    read.into_iter()
+        .filter(|(_, ns, secret)| !written.iter().any(|(wn, ws)| wn == ns && ws == secret))
+        .map(|(who, ns, secret)| {
+            format!("{who} reads Secret {ns}/{secret}, which no Certificate here writes (written: {written:?})")
+        })
+        .collect()
+}
+
+#[test]
+fn every_ingress_reads_its_tls_secret_where_the_certificate_writes_it() {
+    let catalog =
+        meshproof::scenario::catalog::load_project(repo()).unwrap_or_else(|d| panic!("{d}"));
+    let rendered = render_catalog(&catalog, "run-1").unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let mut readers = std::collections::BTreeSet::new();
+    for m in rendered
+        .iter()
+        .filter(|m| m.rendered.contains("kind: Certificate"))
+    {
+        let problems = tls_secret_misplacements(&m.rendered);
+        assert!(
+            problems.is_empty(),
+            "{}:\n{}\n[{}]",
+            m.file.display(),
+            problems.join("\n"),
+            m.used_by.join(", ")
+        );
+        for reader in [
+            "networking.istio.io",
+            "gateway.networking.k8s.io/v1\nkind: Gateway",
+            "kind: Ingress",
+        ] {
+            if m.rendered.contains(reader) {
+                readers.insert(reader);
+            }
+        }
+    }
+    // Non-vacuity: each of the three readers is among the shipped manifests.
+    assert_eq!(readers.len(), 3, "readers seen: {readers:?}");
+}
+
+#[test]
+fn a_certificate_beside_the_wrong_ingress_is_caught() {
+    let cert = |ns: &str| {
+        format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: c\n  namespace: {ns}\nspec:\n  secretName: tls\n"
+        )
+    };
+    // Traefik's Ingress in openfaas with the Certificate in istio-system (the Istio value).
+    let ingress = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: i\n  namespace: openfaas\nspec:\n  tls:\n    - secretName: tls\n";
+    let p = tls_secret_misplacements(&format!("{}---\n{ingress}", cert("istio-system")));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].contains("Ingress openfaas/i reads Secret openfaas/tls"),
+        "{p:?}"
+    );
+    assert!(tls_secret_misplacements(&format!("{}---\n{ingress}", cert("openfaas"))).is_empty());
+    // Istio's Gateway object in openfaas: the Secret must still be in istio-system.
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: g\n  namespace: openfaas\nspec:\n  servers:\n    - port: {number: 443, name: https, protocol: HTTPS}\n      tls: {mode: SIMPLE, credentialName: tls}\n";
+    assert_eq!(
+        tls_secret_misplacements(&format!("{}---\n{gw}", cert("openfaas"))).len(),
+        1
+    );
+    assert!(tls_secret_misplacements(&format!("{}---\n{gw}", cert("istio-system"))).is_empty());
+    // A Gateway API Gateway reads its own namespace unless the ref names another.
+    let gapi = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: a\n  namespace: istio-system\nspec:\n  gatewayClassName: istio\n  listeners:\n    - name: https\n      port: 443\n      protocol: HTTPS\n      tls:\n        certificateRefs:\n          - name: tls\n";
+    assert_eq!(
+        tls_secret_misplacements(&format!("{}---\n{gapi}", cert("openfaas"))).len(),
+        1
+    );
+    assert!(tls_secret_misplacements(&format!("{}---\n{gapi}", cert("istio-system"))).is_empty());
+}
