@@ -781,6 +781,139 @@ async fn an_ambient_deny_check_never_takes_the_sidecar_policy() {
     let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
 }
 
+/// What the OpenFaaS gateway double was asked: method, `Authorization` header, JSON body.
+type GatewayCalls = std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>;
+
+/// A real HTTP server on loopback standing in for the gateway's `/system/functions`
+/// (a test double: the port-forward to the real one needs a kubelet). It answers each method
+/// from `answers` (status, body) and records every call.
+async fn gateway_double(
+    answers: std::collections::HashMap<&'static str, (u16, String)>,
+) -> (std::net::SocketAddr, GatewayCalls) {
+    use axum::http::{HeaderMap, Method, StatusCode};
+    let calls: GatewayCalls = Default::default();
+    let seen = calls.clone();
+    let answers = std::sync::Arc::new(answers);
+    let app = axum::Router::new().route(
+        "/system/functions",
+        axum::routing::any(move |method: Method, headers: HeaderMap, body: String| {
+            let (seen, answers) = (seen.clone(), answers.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap().push((method.to_string(), auth, json));
+                let (status, text) = answers
+                    .get(method.as_str())
+                    .cloned()
+                    .unwrap_or((405, String::new()));
+                (StatusCode::from_u16(status).unwrap(), text)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, calls)
+}
+
+/// The gateway's function API as OpenFaaS CE serves it (ledger OF-9): a deploy is a POST of
+/// the faas-provider `FunctionDeployment` with basic auth from the `basic-auth` Secret, a
+/// function that already exists (a re-run) is updated with a PUT of the same body, a delete
+/// is `{"functionName"}` and a 404 means already gone; any other answer is an error whose
+/// text never carries the password.
+async fn functions_are_deployed_updated_and_removed_through_the_gateways_api() {
+    use base64::Engine;
+    let Some(r) = rig().await else { return };
+    let gw_ns = meshproof::vocab::GATEWAY_NAMESPACE;
+    let fns = meshproof::vocab::FUNCTIONS_NAMESPACE;
+    let password = unique("pw-secret");
+    let docs = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {gw_ns}\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: {fns}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: basic-auth\n  namespace: {gw_ns}\nstringData:\n  basic-auth-user: admin\n  basic-auth-password: {password}\n"
+    );
+    apply_yaml(
+        &r.client,
+        &docs,
+        &ApplyOptions {
+            force: true,
+            ..ApplyOptions::default()
+        },
+    )
+    .await
+    .expect("gateway namespace and basic-auth");
+    let name = unique("fn");
+    let f = FunctionRequest {
+        service: name.clone(),
+        image: "ghcr.io/openfaas/alpine:latest".into(),
+        env_process: Some("env".into()),
+        env_vars: [("k".to_string(), "v".to_string())].into_iter().collect(),
+        labels: Default::default(),
+        annotations: Default::default(),
+    };
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"))
+    );
+
+    // A re-run: the function exists, so the POST's 409 turns into a PUT of the same body.
+    let (addr, calls) = gateway_double(
+        [
+            ("POST", (409, format!("function {name} already exists"))),
+            ("PUT", (202, String::new())),
+            ("DELETE", (404, format!("function {name} not found"))),
+        ]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let mut ops = trial(&r).await.with_gateway_at(addr);
+    ops.deploy(&f).await.expect("deployed through the gateway");
+    ops.remove_function(&name)
+        .await
+        .expect("a 404 is already gone");
+    let seen = calls.lock().unwrap().clone();
+    let methods: Vec<&str> = seen.iter().map(|(m, _, _)| m.as_str()).collect();
+    assert_eq!(methods, ["POST", "PUT", "DELETE"], "{seen:?}");
+    assert!(seen.iter().all(|(_, auth, _)| *auth == basic), "{seen:?}");
+    let body = &seen[0].2;
+    assert_eq!(body["service"], name.as_str());
+    assert_eq!(body["image"], "ghcr.io/openfaas/alpine:latest");
+    assert_eq!(body["envProcess"], "env");
+    assert_eq!(body["envVars"]["k"], "v");
+    assert_eq!(seen[1].2, *body, "the update sends the same deployment");
+    assert_eq!(seen[2].2, serde_json::json!({ "functionName": name }));
+
+    // Any other answer is an error, and the gateway's text is redacted.
+    let (addr, _) = gateway_double(
+        [
+            ("POST", (500, format!("cannot deploy, auth {password}"))),
+            ("DELETE", (500, format!("cannot delete, auth {password}"))),
+        ]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let mut ops = trial(&r).await.with_gateway_at(addr);
+    let e = ops.deploy(&f).await.expect_err("a 500 is not a deploy");
+    assert!(
+        e.contains("POST /system/functions") && e.contains("HTTP 500"),
+        "{e}"
+    );
+    assert!(!e.contains(&password), "the password leaked: {e}");
+    let e = ops
+        .remove_function(&name)
+        .await
+        .expect_err("a 500 is not a delete");
+    assert!(e.contains("HTTP 500") && !e.contains(&password), "{e}");
+    let nss: Api<Namespace> = Api::all(r.client.clone());
+    let _ = nss.delete(&r.ns, &DeleteParams::background()).await;
+}
+
 fn main() -> std::process::ExitCode {
     use support_harness::{Case, Need};
     support_harness::run(vec![
@@ -792,5 +925,6 @@ fn main() -> std::process::ExitCode {
         Case::tokio("a_trials_certificates_take_their_new_secrets_with_them", &[Need::KubeRig], a_trials_certificates_take_their_new_secrets_with_them),
         Case::tokio("a_kind_served_by_two_groups_must_be_qualified_by_its_group", &[Need::KubeRig], a_kind_served_by_two_groups_must_be_qualified_by_its_group),
         Case::tokio("an_ambient_deny_check_never_takes_the_sidecar_policy", &[Need::KubeRig], an_ambient_deny_check_never_takes_the_sidecar_policy),
+        Case::tokio("functions_are_deployed_updated_and_removed_through_the_gateways_api", &[Need::KubeRig], functions_are_deployed_updated_and_removed_through_the_gateways_api),
     ])
 }

@@ -12,6 +12,7 @@ use crate::vocab::{FUNCTIONS_NAMESPACE, GATEWAY_NAMESPACE};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams};
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A function's Ready pod, found by its `faas_function` label.
@@ -31,7 +32,11 @@ const FUNCTION_GONE: Duration = Duration::from_secs(120);
 pub(super) const GATEWAY_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub(super) struct Gateway {
-    pub(super) pf: PortForward,
+    /// Where requests go: the port-forward's local end, or [`KubeTrial::with_gateway_at`]'s.
+    base: SocketAddr,
+    /// Held so the port-forward lives as long as the trial; `None` when the gateway is reached
+    /// at an address of the caller's.
+    _forward: Option<PortForward>,
     user: String,
     password: String,
     http: reqwest::Client,
@@ -61,22 +66,29 @@ impl KubeTrial {
             let user = field("basic-auth-user")?;
             let password = field("basic-auth-password")?;
             self.cfg.redactor.add(&password);
-            let pf = forward_service(
-                &self.streaming,
-                GATEWAY_NAMESPACE,
-                "gateway",
-                8080,
-                ([127, 0, 0, 1], 0).into(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let (base, forward) = match self.gateway_at {
+                Some(addr) => (addr, None),
+                None => {
+                    let pf = forward_service(
+                        &self.streaming,
+                        GATEWAY_NAMESPACE,
+                        "gateway",
+                        8080,
+                        ([127, 0, 0, 1], 0).into(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    (pf.local_addr(), Some(pf))
+                }
+            };
             let http = reqwest::Client::builder()
                 .timeout(GATEWAY_REQUEST_TIMEOUT)
                 .connect_timeout(GATEWAY_REQUEST_TIMEOUT)
                 .build()
                 .map_err(|e| e.to_string())?;
             self.gateway = Some(Gateway {
-                pf,
+                base,
+                _forward: forward,
                 user,
                 password,
                 http,
@@ -88,7 +100,7 @@ impl KubeTrial {
     }
 
     pub(super) async fn gateway_base(&mut self) -> Result<String, String> {
-        Ok(format!("http://{}", self.gateway().await?.pf.local_addr()))
+        Ok(format!("http://{}", self.gateway().await?.base))
     }
 
     /// `/system/functions` with basic auth; returns status and body (redacted).
@@ -98,7 +110,7 @@ impl KubeTrial {
         body: &Value,
     ) -> Result<(u16, String), String> {
         let g = self.gateway().await?;
-        let url = format!("http://{}/system/functions", g.pf.local_addr());
+        let url = format!("http://{}/system/functions", g.base);
         let r = g
             .http
             .request(method.clone(), &url)

@@ -82,6 +82,8 @@ pub struct KubeTrial {
     streaming: Client,
     cfg: KubeTrialConfig,
     gateway: Option<functions::Gateway>,
+    /// Where to reach the gateway instead of a port-forward ([`KubeTrial::with_gateway_at`]).
+    gateway_at: Option<std::net::SocketAddr>,
     /// The canary check's meshed client pod, started once per trial.
     canary_client: Option<String>,
     seq: u32,
@@ -108,9 +110,20 @@ impl KubeTrial {
             streaming,
             cfg,
             gateway: None,
+            gateway_at: None,
             canary_client: None,
             seq: 0,
         })
+    }
+
+    /// Reaches the OpenFaaS gateway at `addr` instead of port-forwarding to `svc/gateway:8080`
+    /// in `openfaas`. The port-forward needs a kubelet, so this is how a test double serving
+    /// `/system/functions` stands in for the gateway (`tests/scenario_run_apiserver.rs`); the
+    /// credentials still come from the cluster's `basic-auth` Secret, as in a run.
+    pub fn with_gateway_at(mut self, addr: std::net::SocketAddr) -> KubeTrial {
+        self.gateway_at = Some(addr);
+        self.gateway = None;
+        self
     }
 
     pub fn client(&self) -> &Client {
