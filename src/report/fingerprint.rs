@@ -9,7 +9,7 @@ use crate::preflight;
 use crate::process::tools::Tool;
 use crate::scenario::{ClusterSpec, Edition, EnvironmentSpec, Suite};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -33,6 +33,11 @@ pub struct Fingerprint {
     /// cluster, whose other workloads are not the run's to report.
     #[serde(default)]
     pub running: Option<Vec<crate::kubeops::running::RunningImage>>,
+    /// How each image in [`Fingerprint::running`] reached the nodes, by its reference, with
+    /// the same routes as [`ImageFacts::via`]: the mesh's and every chart's images, not only
+    /// the suite's, so an image from a registry no local mirror served (`no-mirror`) shows up.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub running_via: BTreeMap<String, crate::mirror::evidence::Route>,
 }
 
 /// One image: what the suite said and what the run deployed.
@@ -176,6 +181,7 @@ impl Fingerprint {
                 .map(|(role, image)| (role.key().to_string(), ImageFacts::declared(image)))
                 .collect(),
             running: None,
+            running_via: BTreeMap::new(),
         }
     }
 
@@ -205,7 +211,37 @@ impl Fingerprint {
             };
             facts.via = Some(route(&image));
         }
+        for running in self.running.iter().flatten() {
+            if let Ok(image) = crate::images::ImageRef::parse(&running.image) {
+                self.running_via
+                    .insert(running.image.clone(), route(&image));
+            }
+        }
         self
+    }
+
+    /// How many running images took each route (`local-mirror`, `no-mirror`, …), and the
+    /// registries of those no local mirror served. Empty before the routes are known.
+    pub fn running_routes(&self) -> (BTreeMap<&'static str, usize>, BTreeSet<String>) {
+        use crate::mirror::evidence::Route;
+        let mut counts = BTreeMap::new();
+        let mut unmirrored = BTreeSet::new();
+        for (image, route) in &self.running_via {
+            let name = match route {
+                Route::Direct => "direct",
+                Route::Unknown => "unknown",
+                Route::LocalMirror { .. } => "local-mirror",
+                Route::NotSeen { .. } => "not-seen",
+                Route::NoMirror => "no-mirror",
+            };
+            *counts.entry(name).or_insert(0) += 1;
+            if matches!(route, Route::NoMirror) {
+                if let Ok(i) = crate::images::ImageRef::parse(image) {
+                    unmirrored.insert(crate::mirror::upstream::Upstream::of(&i).name);
+                }
+            }
+        }
+        (counts, unmirrored)
     }
 
     /// Adds the tool versions preflight found (without their paths on this machine).
@@ -257,6 +293,9 @@ impl Fingerprint {
         }
         if other.running.is_some() {
             self.running.clone_from(&other.running);
+        }
+        for (image, route) in &other.running_via {
+            self.running_via.insert(image.clone(), route.clone());
         }
         for (role, facts) in &other.images {
             let mine = self.images.entry(role.clone()).or_default();
@@ -329,6 +368,63 @@ mod tests {
             serde_json::to_value(&direct).unwrap()["images"]["probe"]["via"],
             serde_json::json!({"route": "direct"})
         );
+    }
+
+    #[test]
+    fn every_running_image_gets_its_route_and_unmirrored_registries_are_named() {
+        use crate::mirror::evidence::{route_of, Route};
+        use crate::mirror::Upstream;
+        let ran = |image: &str| crate::kubeops::running::RunningImage {
+            image: image.into(),
+            image_id: None,
+            used_by: vec!["ns/c".into()],
+        };
+        let mut f = Fingerprint {
+            running: Some(vec![
+                ran("docker.io/istio/proxyv2:1.30.3"),
+                ran("ghcr.io/openfaas/gateway:0.27.13"),
+                ran("example.org/team/sidecar:1"),
+            ]),
+            ..Default::default()
+        };
+        assert!(f.running_routes().0.is_empty(), "no routes before the run");
+        // docker.io served the manifest, ghcr.io's mirror ran and served nothing of it, and
+        // no mirror ran for example.org.
+        let containers = BTreeMap::from([
+            (Upstream::new("docker.io"), "m-docker".to_string()),
+            (Upstream::new("ghcr.io"), "m-ghcr".to_string()),
+        ]);
+        let served = BTreeMap::from([(
+            "m-docker".to_string(),
+            BTreeMap::from([(
+                "istio/proxyv2".to_string(),
+                "GET /v2/istio/proxyv2/manifests/1.30.3 200".to_string(),
+            )]),
+        )]);
+        f = f.with_routes(|i| route_of(i, &containers, &served));
+        assert!(matches!(
+            f.running_via["docker.io/istio/proxyv2:1.30.3"],
+            Route::LocalMirror { .. }
+        ));
+        assert!(matches!(
+            f.running_via["ghcr.io/openfaas/gateway:0.27.13"],
+            Route::NotSeen { .. }
+        ));
+        assert_eq!(f.running_via["example.org/team/sidecar:1"], Route::NoMirror);
+        let (counts, unmirrored) = f.running_routes();
+        assert_eq!(counts["local-mirror"], 1);
+        assert_eq!(counts["not-seen"], 1);
+        assert_eq!(counts["no-mirror"], 1);
+        assert_eq!(unmirrored.into_iter().collect::<Vec<_>>(), ["example.org"]);
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            json["runningVia"]["example.org/team/sidecar:1"]["route"],
+            "no-mirror"
+        );
+        // The report's merge keeps them.
+        let mut merged = Fingerprint::default();
+        merged.merge(&f);
+        assert_eq!(merged.running_via, f.running_via);
     }
 
     #[test]

@@ -316,17 +316,7 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
             };
             md.push_str(&format!("| Image {} | {deployed} |\n", cell(role)));
         }
-        md.push_str(&format!(
-            "| Images running | {} |\n",
-            match &f.running {
-                Some(r) => format!(
-                    "{} after provisioning, {} with the runtime's digest (`report.json`: `fingerprint.running`)",
-                    r.len(),
-                    r.iter().filter(|i| i.image_id.is_some()).count()
-                ),
-                None => "not read (the environment never came up, or an existing cluster)".into(),
-            }
-        ));
+        md.push_str(&format!("| Images running | {} |\n", running_cell(f)));
         for (k, v) in &f.tools {
             md.push_str(&format!(
                 "| Tool {} | {} |\n",
@@ -355,6 +345,30 @@ pub fn markdown(report: &Report, integrity: &Integrity) -> String {
     }
     md.push_str("\n## Files\n\n- `report.json` — every verdict with its evidence, the negative controls, the environment fingerprints; its `sha256` covers the rest of the file (`meshproof report report.json` checks it)\n- `junit.xml` — the same trials for CI test-result viewers\n- `conformance-report.yaml` — the same results per conformance profile, shaped like a Gateway API `ConformanceReport`\n- `artifacts/` — per failing trial: cluster logs, events, pod statuses and logs, mesh diagnostics, packet captures\n");
     md
+}
+
+/// The report's "Images running" cell: how many ran, how many with a digest, the routes they
+/// took, and the registries no local mirror served.
+fn running_cell(f: &crate::report::fingerprint::Fingerprint) -> String {
+    let Some(r) = &f.running else {
+        return "not read (the environment never came up, or an existing cluster)".into();
+    };
+    let (routes, unmirrored) = f.running_routes();
+    let mut text = format!(
+        "{} after provisioning, {} with the runtime's digest",
+        r.len(),
+        r.iter().filter(|i| i.image_id.is_some()).count()
+    );
+    if !routes.is_empty() {
+        let each: Vec<String> = routes.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        text.push_str(&format!("; routes: {}", each.join(", ")));
+    }
+    if !unmirrored.is_empty() {
+        let regs: Vec<&str> = unmirrored.iter().map(String::as_str).collect();
+        text.push_str(&format!(" (no local mirror for {})", regs.join(", ")));
+    }
+    text.push_str(" (`report.json`: `fingerprint.running`, `fingerprint.runningVia`)");
+    text
 }
 
 /// The submission README's profiles section: each profile's result and counts, and what its
@@ -410,6 +424,42 @@ mod tests {
             "MESHPROOF_REQUIRE_CLUSTER=1 cargo test --test e2e -- 'istio[k8s=1.34]'"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_running_images_cell_counts_routes_and_names_unmirrored_registries() {
+        use crate::mirror::evidence::Route;
+        use crate::report::fingerprint::Fingerprint;
+        let ran = |image: &str, id: Option<&str>| crate::kubeops::running::RunningImage {
+            image: image.into(),
+            image_id: id.map(String::from),
+            used_by: vec!["ns/c".into()],
+        };
+        let mut f = Fingerprint::default();
+        assert!(running_cell(&f).starts_with("not read"));
+        f.running = Some(vec![
+            ran("docker.io/a/b:1", Some("docker.io/a/b@sha256:aa")),
+            ran("quay.io/c/d:2", None),
+        ]);
+        assert_eq!(
+            running_cell(&f),
+            "2 after provisioning, 1 with the runtime's digest (`report.json`: `fingerprint.running`, `fingerprint.runningVia`)"
+        );
+        let f = f.with_routes(|i| {
+            if i.repository() == "a/b" {
+                Route::LocalMirror {
+                    container: "m".into(),
+                    evidence: "GET /v2/a/b/manifests/1 200".into(),
+                }
+            } else {
+                Route::NoMirror
+            }
+        });
+        let cell = running_cell(&f);
+        assert!(
+            cell.contains("; routes: 1 local-mirror, 1 no-mirror (no local mirror for quay.io)"),
+            "{cell}"
+        );
     }
 
     #[test]

@@ -268,7 +268,7 @@ impl Session {
                 (_, Ok(MirrorSetting::Remote { .. })) => Some(Route::Unknown),
                 _ => None,
             };
-            if let Some(r) = route {
+            if let Some(r) = &route {
                 facts = facts.with_routes(|_| r.clone());
             }
             let run = stack
@@ -304,7 +304,14 @@ impl Session {
                     // cluster's other workloads are not the run's to report).
                     if matches!(plan.env.cluster, ClusterSpec::Kind { .. }) {
                         match stack.rt.block_on(running_images(&env)) {
-                            Ok(r) => facts.running = Some(r),
+                            Ok(r) => {
+                                facts.running = Some(r);
+                                // The same route for what ran (local mirrors set theirs from
+                                // the logs at the end of the run).
+                                if let Some(route) = &route {
+                                    facts = facts.with_routes(|_| route.clone());
+                                }
+                            }
                             Err(e) => (self.opts.log)(&format!(
                                 "[{}] the images running in the cluster could not be read (the report says unknown): {e}",
                                 plan.key
@@ -514,6 +521,14 @@ impl Session {
                 let f = f.with_routes(|image| {
                     crate::mirror::evidence::route_of(image, &done.containers, &done.served)
                 });
+                let (_, unmirrored) = f.running_routes();
+                if !unmirrored.is_empty() {
+                    let regs: Vec<&str> = unmirrored.iter().map(String::as_str).collect();
+                    (self.opts.log)(&format!(
+                        "[{key}] images ran from registries no local mirror served (pulled directly): {}",
+                        regs.join(", ")
+                    ));
+                }
                 facts.insert(key.clone(), f);
             }
         }
