@@ -97,3 +97,44 @@ fn values_follow_the_field_notes() {
         }
     }
 }
+
+/// The ServiceAccount the scenarios' policies name for the gateway (`gateway.serviceAccount`,
+/// e.g. the Istio deny ALLOW on its principal) is the one the chart runs the gateway as, given
+/// the values meshproof sets: `<release>-operator` when `operator.create`, else
+/// `<release>-controller` (faas-netes@662ce9ce `chart/openfaas/templates/gateway-dep.yaml:41-45`;
+/// ledger OF-5). A mismatch would make every deny trial's allowed path fail.
+#[test]
+fn the_gateway_service_account_the_policies_name_is_the_charts() {
+    use meshproof::scenario::Edition;
+    let chart = chart_values();
+    assert_eq!(
+        lookup(&chart, "operator.create").and_then(serde_yaml::Value::as_bool),
+        Some(false),
+        "the chart's default: the controller's account unless meshproof asks for the operator"
+    );
+    let catalog = meshproof::scenario::catalog::load_project(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|d| panic!("{d}"));
+    let mut seen = std::collections::BTreeSet::new();
+    for env in meshproof::plan::expand(&catalog) {
+        let pro = matches!(env.suite.openfaas.edition, Edition::Pro { .. });
+        let operator = openfaas::values(env.env.mesh.mesh(), pro, HostPorts::default())
+            .contains(&Value::set("operator.create", "true"));
+        let expected = format!(
+            "{}-{}",
+            openfaas::RELEASE,
+            if operator { "operator" } else { "controller" }
+        );
+        for t in &env.trials {
+            let vars = meshproof::plan::vars_for(&env.suite, &env.env, &t.scenario, Some("r1"));
+            assert_eq!(
+                vars.get("gateway.serviceAccount"),
+                Some(expected.as_str()),
+                "{}",
+                t.name
+            );
+        }
+        seen.insert(expected);
+    }
+    // Non-vacuity: the shipped suites run both editions.
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}

@@ -2,9 +2,10 @@
 //! tell *who* denied a request. A bare `%{http_code}` makes every 403 anonymous; with the
 //! response headers and the first bytes of the body, [`super::classify::deny_source`] can tell
 //! Istio's RBAC filter (`RBAC: access denied`) from an application's own 403. The Linkerd
-//! proxy's `l5d-proxy-error` header reaches only an unmeshed client: a meshed probe's own proxy
-//! strips it (ledger LD-11), so Linkerd denials to meshed probes are attributed from the target
-//! proxies' `inbound_http_authz_deny_total` instead (`scenario_run::checks::deny`).
+//! proxy adds `l5d-proxy-error` only for a peer with an mTLS identity, whose own outbound proxy
+//! strips it (ledger LD-11): an in-cluster curl, meshed or not, sees a bare 403. So Linkerd
+//! denials are attributed from the target proxies' `inbound_http_authz_deny_total` instead
+//! (`scenario_run::checks::deny`); the header still counts where it does arrive.
 //!
 //! The script prints, on stdout: the status code on the first line, the response head as curl
 //! wrote it (`-D`), a marker line, then at most [`BODY_PREFIX_MAX`] bytes of the body; it exits
