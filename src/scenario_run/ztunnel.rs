@@ -183,17 +183,8 @@ pub fn parse_line(line: &str) -> Option<AccessLine> {
         if v["message"].as_str() != Some(CONNECTION_COMPLETE) {
             return None;
         }
-        let field = |k: &str| v[k].as_str().map(str::to_string);
-        return Some(AccessLine {
-            at: prefix_at.or_else(|| v["time"].as_str().and_then(rfc3339)),
-            direction: field("direction"),
-            src_addr: field("src.addr"),
-            src_identity: field("src.identity"),
-            dst_addr: field("dst.addr"),
-            dst_hbone_addr: field("dst.hbone_addr"),
-            error: field("error"),
-            raw: line.to_string(),
-        });
+        let at = prefix_at.or_else(|| v["time"].as_str().and_then(rfc3339));
+        return Some(access_line(at, |k| v[k].as_str().map(str::to_string), line));
     }
     let at_msg = body.find(CONNECTION_COMPLETE)?;
     let own_at = body.split_whitespace().next().and_then(rfc3339);
@@ -204,16 +195,25 @@ pub fn parse_line(line: &str) -> Option<AccessLine> {
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    Some(AccessLine {
-        at: prefix_at.or(own_at),
+    Some(access_line(prefix_at.or(own_at), field, line))
+}
+
+/// The line's fields by their ztunnel names, whichever format `field` reads them from.
+fn access_line(
+    at: Option<OffsetDateTime>,
+    field: impl Fn(&str) -> Option<String>,
+    raw: &str,
+) -> AccessLine {
+    AccessLine {
+        at,
         direction: field("direction"),
         src_addr: field("src.addr"),
         src_identity: field("src.identity"),
         dst_addr: field("dst.addr"),
         dst_hbone_addr: field("dst.hbone_addr"),
         error: field("error"),
-        raw: line.to_string(),
-    })
+        raw: raw.to_string(),
+    }
 }
 
 /// Every completed connection's line in a log text.
