@@ -16,7 +16,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support_registry::{push_blob, sha256};
+use support_registry::{client, push_oci_image, put_manifest};
 
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
@@ -97,58 +97,13 @@ fn registry(test: &str) -> Option<LocalRegistry> {
 
 /// Pushes a one-layer OCI image under `tag`; returns the manifest digest (SHA-256 of the bytes).
 async fn push_image(addr: &str, repo: &str, tag: &str, layer: &[u8]) -> String {
-    let c = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let base = format!("http://{addr}");
-    let config_digest = push_blob(&c, &base, repo, config).await;
-    let layer_digest = push_blob(&c, &base, repo, layer).await;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len() },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len() }],
-    }))
-    .unwrap();
-    put_manifest(
-        &c,
-        addr,
-        repo,
-        tag,
-        "application/vnd.oci.image.manifest.v1+json",
-        &manifest,
-    )
-    .await
-}
-
-async fn put_manifest(
-    c: &reqwest::Client,
-    addr: &str,
-    repo: &str,
-    tag: &str,
-    media: &str,
-    body: &[u8],
-) -> String {
-    let r = c
-        .put(format!("http://{addr}/v2/{repo}/manifests/{tag}"))
-        .header("content-type", media)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "put manifest: {:?}", r.text().await);
-    sha256(body)
+    push_oci_image(&client(), &base, repo, tag, layer).await.0
 }
 
 /// Pushes an OCI index over one image (what multi-arch images are); returns the index digest.
 async fn push_index(addr: &str, repo: &str, tag: &str) -> (String, String) {
-    let c = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let c = client();
     let child = push_image(addr, repo, "amd64-only", b"layer for the index").await;
     let size = c
         .get(format!("http://{addr}/v2/{repo}/manifests/amd64-only"))
@@ -169,7 +124,7 @@ async fn push_index(addr: &str, repo: &str, tag: &str) -> (String, String) {
     .unwrap();
     let index_digest = put_manifest(
         &c,
-        addr,
+        &format!("http://{addr}"),
         repo,
         tag,
         "application/vnd.oci.image.index.v1+json",

@@ -159,16 +159,28 @@ pub fn tar_one_file(name: &str, body: &[u8]) -> Vec<u8> {
 /// blobs' (layer, config). `body` is the layer's one file, so images pushed with different
 /// bodies differ.
 pub async fn push_image(base: &str, repo: &str, body: &[u8]) -> (String, [String; 2]) {
-    let c = client();
     let layer = tar_one_file("hello.txt", body);
-    let layer_digest = push_blob(&c, base, repo, &layer).await;
+    push_oci_image(&client(), base, repo, "v1", &layer).await
+}
+
+/// Pushes `layer` (the bytes as given) and a linux/amd64 config naming it, then an OCI image
+/// manifest over both as `repo:tag`; returns the manifest digest and the blobs' (layer,
+/// config).
+pub async fn push_oci_image(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    layer: &[u8],
+) -> (String, [String; 2]) {
+    let layer_digest = push_blob(c, base, repo, layer).await;
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
         "config": {},
     }))
     .unwrap();
-    let config_digest = push_blob(&c, base, repo, &config).await;
+    let config_digest = push_blob(c, base, repo, &config).await;
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -176,15 +188,36 @@ pub async fn push_image(base: &str, repo: &str, body: &[u8]) -> (String, [String
         "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len() }],
     }))
     .unwrap();
+    let digest = put_manifest(
+        c,
+        base,
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    )
+    .await;
+    (digest, [layer_digest, config_digest])
+}
+
+/// PUTs a manifest (or index) of media type `media` as `repo:tag`; returns its digest.
+pub async fn put_manifest(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    media: &str,
+    body: &[u8],
+) -> String {
     let r = c
-        .put(format!("{base}/v2/{repo}/manifests/v1"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .body(manifest.clone())
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header("content-type", media)
+        .body(body.to_vec())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "put manifest");
-    (sha256(&manifest), [layer_digest, config_digest])
+    assert_eq!(r.status(), 201, "put manifest: {:?}", r.text().await);
+    sha256(body)
 }
 
 /// A containerd of this test's own: root, state and sockets under `dir`, the CRI plugin off.
